@@ -1,0 +1,46 @@
+#include "app/app.hpp"
+
+#include "auth/routes.hpp"
+#include "health/routes.hpp"
+#include "http/server.hpp"
+#include "plans/routes.hpp"
+#include "services/routes.hpp"
+#include "storage/postgres/postgres_db.hpp"
+#include "storage/sqlite/sqlite_db.hpp"
+
+namespace billing {
+
+std::unique_ptr<Db> open_database(const Config& config) {
+  std::unique_ptr<Db> db;
+  if (auto path = config.sqlite_path())
+    db = std::make_unique<SqliteDb>(*path);
+  else
+    db = std::make_unique<PostgresDb>(config.database_url, config.database_pool_size);
+  db->migrate();
+  return db;
+}
+
+App::App(Config config)
+    : config_(std::move(config)),
+      catalog_(Catalog::load(config_.plans_config)),
+      db_(open_database(config_)),
+      jwt_(config_.jwt_secret, clock_),
+      csrf_(config_.csrf_secret, clock_, config_.csrf_expiry),
+      dispatcher_(router_, jwt_, csrf_, *db_, clock_) {
+  add_health_routes(router_, *db_, clock_);
+  add_auth_routes(router_, csrf_);
+  add_plan_routes(router_, *db_, catalog_, clock_);
+  add_service_routes(router_, *db_, catalog_, clock_);
+}
+
+void App::serve(const std::function<void(unsigned short port)>& on_listening) {
+  Server server(ServerOptions{.host = config_.host,
+                              .port = config_.port,
+                              .threads = config_.http_threads,
+                              .header_timeout = config_.header_timeout},
+                dispatcher_);
+  on_listening(server.port());
+  server.run();
+}
+
+}  // namespace billing

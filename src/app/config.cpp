@@ -1,0 +1,132 @@
+#include "app/config.hpp"
+
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/url/parse.hpp>
+#include <fmt/format.h>
+
+namespace billing {
+namespace {
+
+[[noreturn]] void bad(const char* name, std::string_view why) {
+  throw ConfigError(fmt::format("{} {}", name, why));
+}
+
+template <class Number>
+Number number(const Environment& env, const char* name, Number fallback, Number min, Number max) {
+  const auto text = env(name);
+  if (!text) return fallback;
+  Number value{};
+  const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc{} || end != text->data() + text->size() || value < min || value > max)
+    bad(name, fmt::format("must be a whole number from {} to {} (got \"{}\")", min, max, *text));
+  return value;
+}
+
+std::string url(const Environment& env, const char* name, std::string fallback) {
+  auto text = env(name).value_or(std::move(fallback));
+  if (text.empty()) return text;
+  const auto parsed = boost::urls::parse_absolute_uri(text);
+  if (!parsed || (parsed->scheme() != "http" && parsed->scheme() != "https"))
+    bad(name, fmt::format("must be an http(s) URL (got \"{}\")", text));
+  return text;
+}
+
+std::string default_plans_config() {
+  if (std::filesystem::exists("config/plans.json")) return "config/plans.json";
+  return BILLING_SOURCE_DIR "/config/plans.json";  // running from a build directory
+}
+
+}  // namespace
+
+std::optional<std::string> Config::sqlite_path() const {
+  constexpr std::string_view prefix = "sqlite:///";
+  if (!database_url.starts_with(prefix)) return std::nullopt;
+  return database_url.substr(prefix.size());
+}
+
+Environment process_environment() {
+  return [](const char* name) -> std::optional<std::string> {
+    const char* value = std::getenv(name);
+    if (!value) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+Config load_config(const Environment& env, bool dev) {
+  Config c;
+  c.host = env("HOST").value_or(c.host);
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(c.host, ec);
+  if (ec) bad("HOST", fmt::format("must be an IP address (got \"{}\")", c.host));
+  c.port = number<unsigned short>(env, "PORT", c.port, 0, 65535);
+  const auto cores = std::max(1u, std::thread::hardware_concurrency());
+  c.http_threads = number<std::size_t>(env, "HTTP_THREADS", cores, 1, 256);
+  c.header_timeout = std::chrono::milliseconds(
+      number<long>(env, "HTTP_HEADER_TIMEOUT_MS", c.header_timeout.count(), 100, 600'000));
+
+  const auto mongo = env("MONGODB_URL");
+  const auto database = env("DATABASE_URL");
+  if (mongo && !database)
+    bad("MONGODB_URL", "is set, but MongoDB is not supported: set DATABASE_URL to "
+                       "sqlite:///path/to.db or postgresql://...");
+  c.database_url = database.value_or(c.database_url);
+  const bool postgres =
+      c.database_url.starts_with("postgresql://") || c.database_url.starts_with("postgres://");
+  if (!postgres && (!c.sqlite_path() || c.sqlite_path()->empty()))
+    bad("DATABASE_URL", fmt::format("must be sqlite:///path/to.db or postgresql://... (got \"{}\")",
+                                    c.database_url));
+  c.database_pool_size = number<std::size_t>(env, "DATABASE_POOL_SIZE", c.database_pool_size, 1, 64);
+  c.plans_config = env("PLANS_CONFIG").value_or(default_plans_config());
+
+  const auto algorithm = env("JWT_ALGORITHM").value_or("HS256");
+  if (algorithm != "HS256") bad("JWT_ALGORITHM", fmt::format("must be HS256 (got \"{}\")", algorithm));
+  c.jwt_secret = env("JWT_SECRET_KEY").value_or("");
+  c.csrf_secret = env("CSRF_SECRET_KEY").value_or("");
+  if (!dev && c.jwt_secret.empty()) bad("JWT_SECRET_KEY", "is not set");
+  if (!dev && c.csrf_secret.empty()) bad("CSRF_SECRET_KEY", "is not set");
+  c.jwt_expiry = std::chrono::minutes(
+      number<long>(env, "JWT_ACCESS_TOKEN_EXPIRE_MINUTES", c.jwt_expiry.count(), 1, 60 * 24 * 365));
+  c.csrf_expiry = std::chrono::minutes(
+      number<long>(env, "CSRF_TOKEN_EXPIRE_MINUTES", c.csrf_expiry.count(), 1, 60 * 24));
+
+  auto& s = c.stripe;
+  s.secret_key = env("STRIPE_SECRET_KEY").value_or("");
+  s.publishable_key = env("STRIPE_PUBLISHABLE_KEY").value_or("");
+  s.webhook_secret = env("STRIPE_WEBHOOK_SECRET").value_or("");
+  s.api_version = env("STRIPE_API_VERSION").value_or(s.api_version);
+  if (s.api_version.empty()) bad("STRIPE_API_VERSION", "must not be empty");
+  s.api_base = url(env, "STRIPE_API_BASE", s.api_base);
+  s.success_url = url(env, "STRIPE_SUCCESS_URL", "");
+  s.cancel_url = url(env, "STRIPE_CANCEL_URL", "");
+  for (std::size_t i = 0; i < kPriceVariables.size(); ++i)
+    s.prices[i] = env(kPriceVariables[i]).value_or("");
+
+  const auto provider = env("PAYMENTS_PROVIDER").value_or(s.secret_key.empty() ? "local" : "stripe");
+  if (provider == "local") {
+    c.payments = PaymentsProvider::local;
+  } else if (provider == "stripe") {
+    c.payments = PaymentsProvider::stripe;
+    if (s.secret_key.empty()) bad("STRIPE_SECRET_KEY", "is not set (PAYMENTS_PROVIDER is stripe)");
+  } else {
+    bad("PAYMENTS_PROVIDER", fmt::format("must be stripe or local (got \"{}\")", provider));
+  }
+
+  if (auto redis = env("REDIS_URL")) {
+    const auto parsed = boost::urls::parse_absolute_uri(*redis);
+    if (!parsed || (parsed->scheme() != "redis" && parsed->scheme() != "rediss"))
+      bad("REDIS_URL", fmt::format("must be a redis:// URL (got \"{}\")", *redis));
+    c.redis_url = *redis;
+  }
+  c.log_level = env("LOG_LEVEL").value_or(c.log_level);
+  if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info" &&
+      c.log_level != "warn" && c.log_level != "error")
+    bad("LOG_LEVEL", fmt::format("must be trace, debug, info, warn or error (got \"{}\")", c.log_level));
+  return c;
+}
+
+}  // namespace billing

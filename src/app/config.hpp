@@ -1,0 +1,69 @@
+#pragma once
+// The service's settings, read from the environment once at start. Every bad or missing value
+// stops the start with a message that names the variable.
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace billing {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class PaymentsProvider { stripe, local };
+
+struct StripeSettings {
+  std::string secret_key;
+  std::string publishable_key;
+  std::string webhook_secret;
+  std::string api_version = "2023-10-16";
+  std::string api_base = "https://api.stripe.com";
+  std::string success_url;
+  std::string cancel_url;
+  // PRICE_HOSP_LITE_MONTHLY, PRICE_HOSP_LITE_YEARLY, PRICE_HOSP_PRO_MONTHLY, ...
+  // PRICE_IND_PRO_YEARLY, in that order (see kPriceVariables).
+  std::array<std::string, 8> prices;
+};
+
+inline constexpr std::array<const char*, 8> kPriceVariables{
+    "PRICE_HOSP_LITE_MONTHLY", "PRICE_HOSP_LITE_YEARLY", "PRICE_HOSP_PRO_MONTHLY",
+    "PRICE_HOSP_PRO_YEARLY",   "PRICE_IND_LITE_MONTHLY", "PRICE_IND_LITE_YEARLY",
+    "PRICE_IND_PRO_MONTHLY",   "PRICE_IND_PRO_YEARLY"};
+
+struct Config {
+  std::string host = "127.0.0.1";
+  unsigned short port = 8000;
+  std::size_t http_threads = 2;
+  std::chrono::milliseconds header_timeout{10'000};
+
+  std::string database_url = "sqlite:///billing.db";
+  std::size_t database_pool_size = 4;  // PostgreSQL connections (and their threads)
+  std::string plans_config;
+
+  std::string jwt_secret;
+  std::chrono::minutes jwt_expiry{30};
+  std::string csrf_secret;
+  std::chrono::minutes csrf_expiry{60};
+
+  PaymentsProvider payments = PaymentsProvider::local;
+  StripeSettings stripe;
+  std::optional<std::string> redis_url;
+  std::string log_level = "info";
+
+  // The path of a sqlite:/// URL (SQLAlchemy's form: a fourth slash makes it absolute), or
+  // nothing for PostgreSQL.
+  std::optional<std::string> sqlite_path() const;
+};
+
+using Environment = std::function<std::optional<std::string>(const char* name)>;
+Environment process_environment();
+
+// `dev` fills what is missing with the embedded defaults (see app/dev.hpp) instead of failing.
+Config load_config(const Environment& env, bool dev);
+
+}  // namespace billing

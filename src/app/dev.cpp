@@ -1,0 +1,98 @@
+#include "app/dev.hpp"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <boost/json/parse.hpp>
+#include <fmt/format.h>
+
+#include "kit/crypto.hpp"
+#include "kit/json.hpp"
+#include "kit/run_blocking.hpp"
+#include "plans/selection.hpp"
+
+namespace billing {
+
+void apply_dev_secrets(Config& config) {
+  const auto db_path = config.sqlite_path().value_or("billing.db");
+  const auto file = std::filesystem::absolute(db_path).parent_path() / "billing-dev-secrets.json";
+  boost::json::object secrets;
+  if (std::ifstream in(file); in) {
+    std::stringstream text;
+    text << in.rdbuf();
+    boost::system::error_code ec;
+    auto parsed = boost::json::parse(text.str(), ec);
+    if (!ec && parsed.is_object()) secrets = std::move(parsed.get_object());
+  }
+  bool changed = false;
+  for (const char* key : {"jwt_secret", "csrf_secret"}) {
+    if (const auto* v = secrets.if_contains(key); v && v->is_string() && !v->get_string().empty())
+      continue;
+    secrets[key] = random_hex(32);
+    changed = true;
+  }
+  if (changed) {
+    std::ofstream out(file, std::ios::trunc);
+    out << to_json(secrets) << "\n";
+    if (!out) throw ConfigError("cannot write " + file.string());
+    ::chmod(file.c_str(), S_IRUSR | S_IWUSR);
+  }
+  if (config.jwt_secret.empty()) config.jwt_secret = secrets["jwt_secret"].as_string().c_str();
+  if (config.csrf_secret.empty()) config.csrf_secret = secrets["csrf_secret"].as_string().c_str();
+}
+
+void seed_demo_entities(Db& db, const Catalog& catalog, const Clock& clock) {
+  const Identity seeder{.subject = "billing-dev-seed", .role = Role::admin};
+  run_blocking(db.transact([&](Repo& repo) {
+    const auto now = clock.now();
+    for (const char* id : {"demo-hospital-1", "demo-hospital-2"})
+      repo.create_entity({EntityKind::hospital, id}, now);
+    for (const char* id : {"demo-individual-1", "demo-individual-2"})
+      repo.create_entity({EntityKind::individual, id}, now);
+    repo.create_assistant("demo-assistant-1", "demo-hospital-1", now);
+    if (!repo.find_plan({EntityKind::hospital, "demo-hospital-1"}))
+      select_plan(repo, catalog, seeder, {PlanType::lite, "demo-hospital-1", EntityKind::hospital}, now);
+  }));
+}
+
+void print_quick_start(const Config& config, const JwtCodec& jwt, const Clock& clock,
+                       unsigned short port) {
+  const auto expires = clock.now() + std::chrono::hours(24);
+  const auto admin = jwt.sign({"dev-admin", Role::admin, "", ""}, expires);
+  const auto hospital = jwt.sign({"dev-hospital-user", Role::hospital, "demo-hospital-1", ""}, expires);
+  const auto individual =
+      jwt.sign({"dev-individual-user", Role::individual, "demo-individual-1", ""}, expires);
+  const auto assistant =
+      jwt.sign({"dev-assistant-user", Role::assistant, "demo-assistant-1", "demo-hospital-1"}, expires);
+  const auto base = fmt::format("http://{}:{}", config.host, port);
+  std::cout << fmt::format(R"text(
+billing is running on {base} (SQLite {db}, local payments). Tokens, valid for 24 hours:
+
+  ADMIN={admin}
+  HOSPITAL={hospital}
+  INDIVIDUAL={individual}
+  ASSISTANT={assistant}
+
+Try:
+  curl -s {base}/billing/health
+  curl -s -H "Authorization: Bearer $HOSPITAL" {base}/billing/plan
+  curl -s -H "Authorization: Bearer $HOSPITAL" {base}/billing/services
+  CSRF=$(curl -s -H "Authorization: Bearer $HOSPITAL" {base}/csrf-token | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/')
+  curl -s -X POST -H "Authorization: Bearer $HOSPITAL" -H "X-CSRF-Token: $CSRF" \
+       -H 'Content-Type: application/json' \
+       -d '{{"hospital_id":"demo-hospital-1","services":["medication"]}}' {base}/billing/services/select
+  curl -s -H "Authorization: Bearer $ADMIN" "{base}/billing/plan/current?entity_id=demo-hospital-1"
+
+Stop with Ctrl-C.
+)text",
+                           fmt::arg("base", base), fmt::arg("db", config.database_url),
+                           fmt::arg("admin", admin), fmt::arg("hospital", hospital),
+                           fmt::arg("individual", individual), fmt::arg("assistant", assistant))
+            << std::flush;
+}
+
+}  // namespace billing

@@ -1,0 +1,25 @@
+#pragma once
+// HS256 JSON Web Tokens: verification for every request, signing for `billing token` and --dev.
+#include <string>
+#include <string_view>
+
+#include "auth/identity.hpp"
+#include "kit/clock.hpp"
+
+namespace billing {
+
+class JwtCodec {
+ public:
+  JwtCodec(std::string secret, const Clock& clock) : secret_(std::move(secret)), clock_(clock) {}
+
+  // The caller's identity, or ApiError 401. Only HS256 with a valid signature, an `exp` in the
+  // future, a known role and the claims that role needs is accepted.
+  Identity verify(std::string_view token) const;
+  std::string sign(const Identity& identity, TimePoint expires_at) const;
+
+ private:
+  std::string secret_;
+  const Clock& clock_;
+};
+
+}  // namespace billing

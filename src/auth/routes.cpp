@@ -1,0 +1,26 @@
+#include "auth/routes.hpp"
+
+#include <boost/json/object.hpp>
+
+#include "kit/json.hpp"
+#include "kit/time.hpp"
+
+namespace billing {
+namespace {
+
+boost::asio::awaitable<Response> get_csrf_token(const CsrfTokens& csrf, Call call) {
+  const auto issued = csrf.issue(call.caller.subject);
+  co_return Response{200,
+                     to_json(boost::json::object{{"csrf_token", issued.token},
+                                                 {"expires_at", iso8601(issued.expires_at)}}),
+                     {}};
+}
+
+}  // namespace
+
+void add_auth_routes(Router& router, const CsrfTokens& csrf) {
+  router.add({Method::get, "/csrf-token", {Action::issue_csrf_token, false},
+              [&csrf](Call call) { return get_csrf_token(csrf, std::move(call)); }});
+}
+
+}  // namespace billing

@@ -1,0 +1,52 @@
+#include "http/dispatch.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "auth/enrollment.hpp"
+#include "http/errors.hpp"
+
+namespace billing {
+
+Identity Dispatcher::authenticate(const Request& request) const {
+  constexpr std::string_view scheme = "Bearer ";
+  const auto header = request.authorization;
+  if (header.empty()) throw ApiError(401, "Not authenticated");
+  if (header.size() <= scheme.size() ||
+      !std::equal(scheme.begin(), scheme.end(), header.begin(),
+                  [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
+    throw ApiError(401, "Not authenticated");
+  return jwt_.verify(header.substr(scheme.size()));
+}
+
+boost::asio::awaitable<Response> Dispatcher::run(const Route& route, const Request* request) const {
+  Call call{request, {}};
+  if (route.policy.action) {
+    call.caller = authenticate(*request);
+    if (!allowed(call.caller.role, *route.policy.action))
+      throw ApiError(403, denial_detail(*route.policy.action));
+    if (route.policy.csrf && !csrf_.valid(request->csrf_token, call.caller.subject))
+      throw ApiError(403, "Invalid CSRF token");
+    co_await enroll(db_, call.caller, clock_.now());
+  }
+  co_return co_await route.handler(std::move(call));
+}
+
+boost::asio::awaitable<Response> Dispatcher::handle(const Request* request) const {
+  const auto match = router_.find(request->method, request->path);
+  if (!match.route) {
+    if (match.allow.empty()) co_return detail_response(404, "Not Found");
+    auto response = detail_response(405, "Method Not Allowed");
+    response.allow = match.allow;
+    co_return response;
+  }
+  try {
+    co_return co_await run(*match.route, request);
+  } catch (const ApiError& error) {
+    if (error.status >= 500) spdlog::error("{}: {}", match.route->path, error.what());
+    co_return error_response(error);
+  } catch (const std::exception& error) {
+    co_return internal_error(match.route->path, error);
+  }
+}
+
+}  // namespace billing

@@ -1,0 +1,16 @@
+#pragma once
+// The one place where errors become `{"detail": ...}` responses.
+#include <exception>
+#include <string_view>
+
+#include "http/request.hpp"
+#include "kit/api_error.hpp"
+
+namespace billing {
+
+Response error_response(const ApiError& error);
+// Logs what happened for the operators, tells the client only "Internal server error".
+Response internal_error(std::string_view route, const std::exception& error);
+Response detail_response(int status, std::string_view detail);
+
+}  // namespace billing

@@ -1,0 +1,17 @@
+#pragma once
+// JSON text out of Boost.JSON values. Boost.JSON 1.81 prints 499.0 as "4.99E2"; this writer
+// prints decimals the way the API documents them ("499.0", "4790.4").
+#include <cstdint>
+#include <string>
+
+#include <boost/json/value.hpp>
+
+namespace billing {
+
+void append_json(std::string& out, const boost::json::value& v);
+std::string to_json(const boost::json::value& v);
+
+// Money crosses into a decimal only here, on its way out of the API.
+boost::json::value money_json(std::int64_t cents);
+
+}  // namespace billing

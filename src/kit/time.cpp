@@ -1,0 +1,72 @@
+#include "kit/time.hpp"
+
+#include <charconv>
+#include <ctime>
+
+#include <fmt/format.h>
+
+namespace billing {
+namespace {
+
+std::tm utc_parts(TimePoint t) {
+  const std::time_t secs = std::chrono::system_clock::to_time_t(std::chrono::floor<std::chrono::seconds>(t));
+  std::tm parts{};
+  gmtime_r(&secs, &parts);
+  return parts;
+}
+
+std::string seconds_text(const std::tm& p) {
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", p.tm_year + 1900, p.tm_mon + 1, p.tm_mday,
+                     p.tm_hour, p.tm_min, p.tm_sec);
+}
+
+bool read_int(std::string_view text, std::size_t pos, std::size_t len, int& out) {
+  if (pos + len > text.size()) return false;
+  const char* first = text.data() + pos;
+  auto [ptr, ec] = std::from_chars(first, first + len, out);
+  return ec == std::errc{} && ptr == first + len;
+}
+
+}  // namespace
+
+std::string iso8601(TimePoint t) { return seconds_text(utc_parts(t)) + "Z"; }
+
+std::string iso8601_micros(TimePoint t) {
+  const auto micros = to_unix_micros(t);
+  auto frac = micros % 1'000'000;
+  if (frac < 0) frac += 1'000'000;
+  return fmt::format("{}.{:06}Z", seconds_text(utc_parts(t)), frac);
+}
+
+std::optional<TimePoint> parse_iso8601(std::string_view text) {
+  std::tm p{};
+  if (text.size() < 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
+      text[16] != ':' || text.back() != 'Z')
+    return std::nullopt;
+  int year = 0, month = 0, day = 0;
+  if (!read_int(text, 0, 4, year) || !read_int(text, 5, 2, month) || !read_int(text, 8, 2, day) ||
+      !read_int(text, 11, 2, p.tm_hour) || !read_int(text, 14, 2, p.tm_min) ||
+      !read_int(text, 17, 2, p.tm_sec))
+    return std::nullopt;
+  p.tm_year = year - 1900;
+  p.tm_mon = month - 1;
+  p.tm_mday = day;
+  int micros = 0;
+  if (text.size() == 27 && text[19] == '.') {
+    if (!read_int(text, 20, 6, micros)) return std::nullopt;
+  } else if (text.size() != 20) {
+    return std::nullopt;
+  }
+  const std::time_t secs = timegm(&p);
+  return std::chrono::system_clock::from_time_t(secs) + std::chrono::microseconds(micros);
+}
+
+std::int64_t to_unix_micros(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+
+TimePoint from_unix_micros(std::int64_t micros) {
+  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::microseconds(micros)));
+}
+
+}  // namespace billing

@@ -1,0 +1,17 @@
+#pragma once
+// ISO 8601 UTC text for timestamps: seconds for the API, microseconds for storage.
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "kit/clock.hpp"
+
+namespace billing {
+
+std::string iso8601(TimePoint t);         // 2026-11-25T10:00:00Z
+std::string iso8601_micros(TimePoint t);  // 2026-11-25T10:00:00.123456Z
+std::optional<TimePoint> parse_iso8601(std::string_view text);  // either form above
+std::int64_t to_unix_micros(TimePoint t);
+TimePoint from_unix_micros(std::int64_t micros);
+
+}  // namespace billing

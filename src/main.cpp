@@ -1,0 +1,92 @@
+// billing: serve | migrate | token. See README.md.
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "app/app.hpp"
+#include "app/dev.hpp"
+
+namespace {
+
+using namespace billing;
+
+Config configure(bool dev) {
+  Config config = load_config(process_environment(), dev);
+  if (dev) apply_dev_secrets(config);
+  spdlog::set_default_logger(spdlog::stderr_color_mt("billing"));
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  return config;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"billing: subscription billing for the healthcare platform"};
+  cli.require_subcommand(1);
+
+  auto* serve = cli.add_subcommand("serve", "run the HTTP service (applies migrations first)");
+  std::optional<std::string> host;
+  std::optional<unsigned short> port;
+  bool dev = false;
+  serve->add_option("--host", host, "address to listen on (env HOST, default 127.0.0.1)");
+  serve->add_option("--port", port, "port to listen on (env PORT, default 8000; 0 picks one)");
+  serve->add_flag("--dev", dev, "embedded defaults: SQLite billing.db, generated secrets, demo data");
+
+  auto* migrate = cli.add_subcommand("migrate", "apply schema migrations to DATABASE_URL and exit");
+  migrate->add_flag("--dev", dev, "use the --dev defaults");
+
+  auto* token = cli.add_subcommand("token", "print a JWT signed with JWT_SECRET_KEY");
+  std::string role_name, entity, hospital, subject;
+  std::optional<long> minutes;
+  token->add_option("--role", role_name, "admin, hospital, individual or assistant")->required();
+  token->add_option("--entity", entity, "role_entity_id: the hospital, individual or assistant id")
+      ->required();
+  token->add_option("--hospital", hospital, "an assistant's hospital id");
+  token->add_option("--minutes", minutes, "lifetime (default JWT_ACCESS_TOKEN_EXPIRE_MINUTES)")
+      ->check(CLI::Range(1L, 60L * 24 * 365));
+  token->add_option("--sub", subject, "the user id (default: user-<entity>)");
+  token->add_flag("--dev", dev, "sign with the --dev secrets");
+
+  CLI11_PARSE(cli, argc, argv);
+  try {
+    Config config = configure(dev);
+    if (*token) {
+      const auto role = parse_enum<Role>(role_name);
+      if (!role) throw ConfigError("--role must be admin, hospital, individual or assistant");
+      if (*role == Role::assistant && hospital.empty())
+        throw ConfigError("--hospital is required for an assistant token");
+      SystemClock clock;
+      JwtCodec jwt(config.jwt_secret, clock);
+      const auto lifetime = minutes ? std::chrono::minutes(*minutes) : config.jwt_expiry;
+      std::cout << jwt.sign({subject.empty() ? "user-" + entity : subject, *role,
+                             *role == Role::admin ? "" : entity, hospital},
+                            clock.now() + lifetime)
+                << "\n";
+      return 0;
+    }
+    if (*migrate) {
+      open_database(config);
+      spdlog::info("migrations applied to {}", config.sqlite_path() ? config.database_url : "PostgreSQL");
+      return 0;
+    }
+    if (host) config.host = *host;
+    if (port) config.port = *port;
+    App app(std::move(config));
+    if (dev) seed_demo_entities(app.db(), app.catalog(), app.clock());
+    app.serve([&](unsigned short bound) {
+      if (dev) print_quick_start(app.config(), app.jwt(), app.clock(), bound);
+    });
+    return 0;
+  } catch (const ConfigError& e) {
+    std::cerr << "billing: configuration error: " << e.what() << "\n";
+    return 2;
+  } catch (const CatalogError& e) {
+    std::cerr << "billing: plan catalog error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "billing: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,13 @@
+#pragma once
+#include <string_view>
+
+#include "auth/identity.hpp"
+#include "plans/types.hpp"
+
+namespace billing {
+
+// The plan_update_history row for a change from `before` (none for a new plan) to `after`.
+PlanChange plan_change(const Plan* before, const Plan& after, const Identity& caller, TimePoint now,
+                       std::string_view reason);
+
+}  // namespace billing

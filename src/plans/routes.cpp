@@ -1,0 +1,126 @@
+#include "plans/routes.hpp"
+
+#include <boost/json/array.hpp>
+
+#include "http/json_body.hpp"
+#include "kit/api_error.hpp"
+#include "kit/json.hpp"
+#include "plans/selection.hpp"
+#include "plans/views.hpp"
+
+namespace billing {
+namespace {
+
+namespace asio = boost::asio;
+
+// The offers part of GET /billing/plan never changes while the service runs: render it once.
+struct OffersText {
+  std::string hospital, individual, all;
+
+  explicit OffersText(const Catalog& catalog) {
+    boost::json::array h, i, a;
+    for (const auto& offer : catalog.offers()) {
+      auto json = offer_json(offer);
+      (offer.role == EntityKind::hospital ? h : i).push_back(json);
+      a.push_back(std::move(json));
+    }
+    hospital = to_json(h);
+    individual = to_json(i);
+    all = to_json(a);
+  }
+  const std::string& for_kind(std::optional<EntityKind> kind) const {
+    if (!kind) return all;
+    return *kind == EntityKind::hospital ? hospital : individual;
+  }
+};
+
+Response json_response(const boost::json::value& v) { return {200, to_json(v), {}}; }
+
+std::optional<EntityKind> role_query(const Request& request) {
+  const auto text = request.query_param("role");
+  if (!text) return std::nullopt;
+  if (auto kind = parse_enum<EntityKind>(*text)) return kind;
+  throw ApiError(422, boost::json::array{boost::json::object{
+                          {"type", "enum"},
+                          {"loc", {"query", "role"}},
+                          {"msg", "Input should be " + quoted_choices<EntityKind>()}}});
+}
+
+asio::awaitable<Response> get_plans(Db& db, const Catalog& catalog, const OffersText& offers,
+                                    Call call) {
+  const auto entity = co_await queried_entity(db, call);
+  std::optional<Plan> plan;
+  if (entity) plan = co_await db.read([&](Repo& repo) { return repo.find_plan(*entity); });
+
+  Response response{200, {}, {}};
+  std::string& body = response.body;
+  const auto& offers_text = offers.for_kind(entity ? std::optional(entity->kind) : std::nullopt);
+  body.reserve(offers_text.size() + 640);
+  body += R"({"plans":)";
+  body += offers_text;
+  body += R"(,"user_role":")";
+  body += name_of(call.caller.role);
+  body += R"(","current_plan":)";
+  if (plan) {
+    body += '"';
+    body += name_of(plan->plan_type);
+    body += R"(","current_plan_details":)";
+    append_json(body, plan_json(*plan, catalog));
+  } else {
+    body += R"(null,"current_plan_details":null)";
+  }
+  body += '}';
+  co_return response;
+}
+
+asio::awaitable<Response> get_current_plan(Db& db, const Catalog& catalog, Call call) {
+  if (call.caller.role == Role::admin && !call.request->query_param("entity_id"))
+    throw ApiError(422, boost::json::array{boost::json::object{
+                            {"type", "missing"}, {"loc", {"query", "entity_id"}}, {"msg", "Field required"}}});
+  const auto entity = *co_await queried_entity(db, call);
+  const auto plan = co_await db.read([&](Repo& repo) { return repo.find_plan(entity); });
+  if (!plan)
+    throw ApiError(404, entity.kind == EntityKind::hospital ? "Hospital plan not found"
+                                                            : "Individual plan not found");
+  co_return json_response(plan_json(*plan, catalog));
+}
+
+asio::awaitable<Response> post_plan_select(Db& db, const Catalog& catalog, const Clock& clock,
+                                           Call call) {
+  JsonBody body(call.request->body);
+  PlanSelection selection{
+      .plan_type = body.required_enum<PlanType>("plan_type"),
+      .id = body.required_string("id"),
+      .role = body.optional_enum<EntityKind>("role"),
+  };
+  body.finish();
+  const auto plan = co_await db.transact([&](Repo& repo) {
+    return select_plan(repo, catalog, call.caller, selection, clock.now());
+  });
+  co_return json_response(plan_json(plan, catalog));
+}
+
+}  // namespace
+
+asio::awaitable<std::optional<EntityRef>> queried_entity(Db& db, const Call& call) {
+  if (call.caller.role != Role::admin) co_return own_entity(call.caller);
+  const auto id = call.request->query_param("entity_id");
+  if (!id) co_return std::nullopt;
+  const auto role = role_query(*call.request);
+  co_return co_await db.read(
+      [&](Repo& repo) { return resolve_entity(repo, call.caller, *id, role); });
+}
+
+void add_plan_routes(Router& router, Db& db, const Catalog& catalog, const Clock& clock) {
+  auto offers = std::make_shared<const OffersText>(catalog);
+  router.add({Method::get, "/billing/plan", {Action::view_plans, false},
+              [&db, &catalog, offers](Call call) { return get_plans(db, catalog, *offers, std::move(call)); }});
+  router.add({Method::get, "/billing/plan/current", {Action::view_current_plan, false},
+              [&db, &catalog](Call call) { return get_current_plan(db, catalog, std::move(call)); }});
+  router.add({Method::post, "/billing/plan/select", {Action::select_plan, true},
+              [&db, &catalog, &clock](Call call) {
+                return post_plan_select(db, catalog, clock, std::move(call));
+              }});
+}
+
+}  // namespace billing

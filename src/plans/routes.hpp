@@ -1,0 +1,16 @@
+#pragma once
+#include "http/route.hpp"
+#include "kit/clock.hpp"
+#include "plans/catalog.hpp"
+#include "storage/db.hpp"
+
+namespace billing {
+
+// GET /billing/plan, GET /billing/plan/current, POST /billing/plan/select.
+void add_plan_routes(Router& router, Db& db, const Catalog& catalog, const Clock& clock);
+
+// The entity a read is about: the caller's own (an assistant's hospital), or for an admin the
+// `entity_id` query parameter (with an optional `role`), if given. 404 for an unknown entity.
+boost::asio::awaitable<std::optional<EntityRef>> queried_entity(Db& db, const Call& call);
+
+}  // namespace billing

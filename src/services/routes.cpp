@@ -1,0 +1,80 @@
+#include "services/routes.hpp"
+
+#include <algorithm>
+
+#include <boost/json/array.hpp>
+
+#include "http/json_body.hpp"
+#include "kit/json.hpp"
+#include "plans/routes.hpp"
+#include "plans/views.hpp"
+#include "services/selection.hpp"
+
+namespace billing {
+namespace {
+
+namespace asio = boost::asio;
+
+bool contains(const std::vector<ServiceType>& list, ServiceType s) {
+  return std::find(list.begin(), list.end(), s) != list.end();
+}
+
+asio::awaitable<Response> get_services(Db& db, const Catalog& catalog, Call call) {
+  const auto entity = co_await queried_entity(db, call);
+  std::optional<Plan> plan;
+  if (entity) plan = co_await db.read([&](Repo& repo) { return repo.find_plan(*entity); });
+  const PlanOffer* offer = plan ? catalog.find(plan->owner.kind, plan->plan_type) : nullptr;
+
+  std::vector<ServiceType> listed;
+  if (entity) {
+    listed = catalog.services_for(entity->kind);
+  } else {
+    for (const auto& info : catalog.services()) listed.push_back(info.id);
+  }
+  boost::json::array services;
+  for (ServiceType s : listed) {
+    const auto& info = catalog.service(s);
+    services.push_back(boost::json::object{
+        {"id", name_of(s)},
+        {"name", info.name},
+        {"description", info.description},
+        {"is_default", offer && contains(offer->default_services, s)},
+        {"is_selected", plan && contains(plan->selected_services, s)},
+        {"is_available", entity ? offer && contains(offer->services, s) : true},
+    });
+  }
+  boost::json::object out{{"services", std::move(services)}};
+  out["plan_type"] = plan ? boost::json::value(name_of(plan->plan_type)) : nullptr;
+  out["status"] = plan ? boost::json::value(name_of(plan->status)) : nullptr;
+  out["max_optional_services"] = offer && offer->max_optional_services
+                                     ? boost::json::value(*offer->max_optional_services)
+                                     : nullptr;
+  co_return Response{200, to_json(out), {}};
+}
+
+asio::awaitable<Response> post_services_select(Db& db, const Catalog& catalog, const Clock& clock,
+                                               Call call) {
+  JsonBody body(call.request->body);
+  ServiceSelection selection{
+      .hospital_id = body.required_string("hospital_id"),
+      .services = body.required_enum_list<ServiceType>("services"),
+  };
+  body.finish();
+  const auto plan = co_await db.transact([&](Repo& repo) {
+    return select_services(repo, catalog, call.caller, selection, clock.now());
+  });
+  co_return Response{200, to_json(plan_json(plan, catalog)), {}};
+}
+
+}  // namespace
+
+void add_service_routes(Router& router, Db& db, const Catalog& catalog, const Clock& clock) {
+  router.add({Method::get, "/billing/services", {Action::view_services, false},
+              [&db, &catalog](Call call) { return get_services(db, catalog, std::move(call)); }});
+  router.add({Method::post, "/billing/services/select", {Action::select_services, true},
+              [&db, &catalog, &clock](Call call) {
+                return post_services_select(db, catalog, clock, std::move(call));
+              }});
+}
+
+}  // namespace billing

@@ -1,0 +1,63 @@
+#include "storage/postgres/postgres_db.hpp"
+
+#include "kit/offload.hpp"
+#include "storage/migrations.hpp"
+#include "storage/postgres/statements.hpp"
+#include "storage/sql_repo.hpp"
+
+namespace billing {
+
+PostgresDb::PostgresDb(std::string url, std::size_t connections)
+    : url_(std::move(url)), pool_(connections) {
+  return_connection(std::make_unique<PostgresConnection>(url_));  // fail fast on a bad URL
+}
+
+PostgresDb::~PostgresDb() { pool_.join(); }
+
+void PostgresDb::migrate() {
+  auto connection = take_connection();
+  apply_migrations(*connection, postgres_statements(), postgres_migrations());
+  return_connection(std::move(connection));
+}
+
+std::unique_ptr<PostgresConnection> PostgresDb::take_connection() {
+  std::unique_ptr<PostgresConnection> connection;
+  {
+    std::lock_guard lock(idle_mutex_);
+    if (!idle_.empty()) {
+      connection = std::move(idle_.back());
+      idle_.pop_back();
+    }
+  }
+  if (!connection) return std::make_unique<PostgresConnection>(url_);
+  if (connection->broken()) connection->reconnect();  // the server came back
+  return connection;
+}
+
+void PostgresDb::return_connection(std::unique_ptr<PostgresConnection> connection) {
+  std::lock_guard lock(idle_mutex_);
+  idle_.push_back(std::move(connection));
+}
+
+void PostgresDb::run_unit(Unit unit, const Work& work) {
+  auto connection = take_connection();
+  try {
+    if (unit == Unit::read) {
+      SqlRepo repo(*connection, postgres_statements(), false);
+      work(repo);
+    } else {
+      run_write_unit(*connection, postgres_statements(), work);
+    }
+  } catch (...) {
+    // A connection that failed mid-unit goes back only if it is still usable.
+    if (!connection->broken()) return_connection(std::move(connection));
+    throw;
+  }
+  return_connection(std::move(connection));
+}
+
+boost::asio::awaitable<void> PostgresDb::execute(Unit unit, Work work) {
+  co_await offload(pool_.get_executor(), [&] { run_unit(unit, work); });
+}
+
+}  // namespace billing

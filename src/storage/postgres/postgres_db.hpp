@@ -1,0 +1,37 @@
+#pragma once
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <boost/asio/thread_pool.hpp>
+
+#include "storage/db.hpp"
+#include "storage/postgres/connection.hpp"
+
+namespace billing {
+
+// PostgreSQL through libpq. Every unit runs on a small pool of database threads, one
+// connection each, so a slow query never holds up the threads that serve sockets.
+class PostgresDb final : public Db {
+ public:
+  PostgresDb(std::string url, std::size_t connections);
+  ~PostgresDb() override;
+
+  void migrate() override;
+
+ protected:
+  boost::asio::awaitable<void> execute(Unit unit, Work work) override;
+
+ private:
+  std::unique_ptr<PostgresConnection> take_connection();
+  void return_connection(std::unique_ptr<PostgresConnection> connection);
+  void run_unit(Unit unit, const Work& work);
+
+  std::string url_;
+  std::mutex idle_mutex_;  // held only to pop or push an idle connection
+  std::vector<std::unique_ptr<PostgresConnection>> idle_;
+  boost::asio::thread_pool pool_;
+};
+
+}  // namespace billing

@@ -1,0 +1,104 @@
+#include "storage/sqlite/connection.hpp"
+
+#include <stdexcept>
+#include <string>
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+namespace billing {
+namespace {
+
+class StatementRow final : public sql::Row {
+ public:
+  explicit StatementRow(sqlite3_stmt* s) : s_(s) {}
+  bool is_null(int column) const override { return sqlite3_column_type(s_, column) == SQLITE_NULL; }
+  std::string_view text(int column) const override {
+    const auto* data = reinterpret_cast<const char*>(sqlite3_column_text(s_, column));
+    return {data ? data : "", static_cast<std::size_t>(sqlite3_column_bytes(s_, column))};
+  }
+  std::int64_t integer(int column) const override { return sqlite3_column_int64(s_, column); }
+
+ private:
+  sqlite3_stmt* s_;
+};
+
+// Leaves the statement ready for its next use, whatever happened to this one.
+struct ResetOnExit {
+  sqlite3_stmt* s;
+  ~ResetOnExit() {
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+  }
+};
+
+}  // namespace
+
+SqliteConnection::SqliteConnection(const std::string& path, Mode mode) {
+  const int flags = mode == Mode::read_only ? SQLITE_OPEN_READONLY
+                                            : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  if (sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    const std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    throw std::runtime_error(fmt::format("cannot open SQLite database {}: {}", path, message));
+  }
+  // WAL lets readers run beside the one writer without waiting; FULL makes a commit durable
+  // before we answer 200.
+  exec(mode == Mode::read_only ? "PRAGMA busy_timeout = 1000; PRAGMA query_only = 1"
+                               : "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; "
+                                 "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON");
+}
+
+SqliteConnection::~SqliteConnection() {
+  for (auto& [sql, statement] : statements_) sqlite3_finalize(statement);
+  sqlite3_close(db_);
+}
+
+void SqliteConnection::fail(const char* what) const {
+  throw std::runtime_error(fmt::format("sqlite {}: {} (code {})", what, sqlite3_errmsg(db_),
+                                       sqlite3_extended_errcode(db_)));
+}
+
+void SqliteConnection::exec(std::string_view script) {
+  const std::string text(script);
+  if (sqlite3_exec(db_, text.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) fail("exec");
+}
+
+sqlite3_stmt* SqliteConnection::prepared(const char* statement) {
+  auto found = statements_.find(statement);
+  if (found != statements_.end()) return found->second;
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v3(db_, statement, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK)
+    fail("prepare");
+  statements_.emplace(statement, s);
+  return s;
+}
+
+std::int64_t SqliteConnection::run(const char* statement, std::initializer_list<sql::Param> params,
+                                   sql::RowVisitor on_row) {
+  sqlite3_stmt* s = prepared(statement);
+  ResetOnExit reset{s};
+  int index = 1;
+  for (const sql::Param& p : params) {
+    int rc = SQLITE_OK;
+    if (const auto* text = std::get_if<std::string_view>(&p))
+      rc = sqlite3_bind_text(s, index, text->data(), static_cast<int>(text->size()), SQLITE_STATIC);
+    else if (const auto* number = std::get_if<std::int64_t>(&p))
+      rc = sqlite3_bind_int64(s, index, *number);
+    else
+      rc = sqlite3_bind_null(s, index);
+    if (rc != SQLITE_OK) fail("bind");
+    ++index;
+  }
+  std::int64_t rows = 0;
+  for (;;) {
+    const int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) fail("step");
+    ++rows;
+    if (on_row) on_row(StatementRow(s));
+  }
+  return sqlite3_stmt_readonly(s) ? rows : rows + sqlite3_changes(db_);
+}
+
+}  // namespace billing

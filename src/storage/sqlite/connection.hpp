@@ -1,0 +1,33 @@
+#pragma once
+#include <string>
+#include <unordered_map>
+
+#include "storage/sql.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace billing {
+
+// One SQLite connection, used by one thread at a time, with its prepared statements.
+class SqliteConnection final : public sql::Connection {
+ public:
+  enum class Mode { read_only, read_write };
+  SqliteConnection(const std::string& path, Mode mode);
+  ~SqliteConnection() override;
+  SqliteConnection(const SqliteConnection&) = delete;
+  SqliteConnection& operator=(const SqliteConnection&) = delete;
+
+  void exec(std::string_view script) override;
+  std::int64_t run(const char* statement, std::initializer_list<sql::Param> params,
+                   sql::RowVisitor on_row) override;
+
+ private:
+  sqlite3_stmt* prepared(const char* statement);
+  [[noreturn]] void fail(const char* what) const;
+
+  sqlite3* db_ = nullptr;
+  std::unordered_map<const char*, sqlite3_stmt*> statements_;
+};
+
+}  // namespace billing

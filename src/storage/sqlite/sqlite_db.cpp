@@ -1,0 +1,48 @@
+#include "storage/sqlite/sqlite_db.hpp"
+
+#include "kit/offload.hpp"
+#include "storage/migrations.hpp"
+#include "storage/sql_repo.hpp"
+#include "storage/sqlite/statements.hpp"
+
+namespace billing {
+
+SqliteDb::SqliteDb(std::string path)
+    : path_(std::move(path)), writer_connection_(path_, SqliteConnection::Mode::read_write) {}
+
+SqliteDb::~SqliteDb() { writer_.join(); }
+
+void SqliteDb::migrate() {
+  apply_migrations(writer_connection_, sqlite_statements(), sqlite_migrations());
+}
+
+std::unique_ptr<SqliteConnection> SqliteDb::take_reader() {
+  {
+    std::lock_guard lock(readers_mutex_);
+    if (!idle_readers_.empty()) {
+      auto reader = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return reader;
+    }
+  }
+  return std::make_unique<SqliteConnection>(path_, SqliteConnection::Mode::read_only);
+}
+
+void SqliteDb::return_reader(std::unique_ptr<SqliteConnection> reader) {
+  std::lock_guard lock(readers_mutex_);
+  idle_readers_.push_back(std::move(reader));
+}
+
+boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work) {
+  if (unit == Unit::read) {
+    auto reader = take_reader();
+    SqlRepo repo(*reader, sqlite_statements(), false);
+    work(repo);  // a throwing read drops its connection; the next read opens a fresh one
+    return_reader(std::move(reader));
+    co_return;
+  }
+  co_await offload(writer_.get_executor(),
+                   [&] { run_write_unit(writer_connection_, sqlite_statements(), work); });
+}
+
+}  // namespace billing

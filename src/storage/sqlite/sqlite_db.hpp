@@ -1,0 +1,37 @@
+#pragma once
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <boost/asio/thread_pool.hpp>
+
+#include "storage/db.hpp"
+#include "storage/sqlite/connection.hpp"
+
+namespace billing {
+
+// SQLite in WAL mode. Reads run on the calling thread with a read-only connection of their
+// own (a WAL reader never waits for the writer); writes queue for the one writer thread.
+class SqliteDb final : public Db {
+ public:
+  explicit SqliteDb(std::string path);
+  ~SqliteDb() override;
+
+  void migrate() override;
+
+ protected:
+  boost::asio::awaitable<void> execute(Unit unit, Work work) override;
+
+ private:
+  std::unique_ptr<SqliteConnection> take_reader();
+  void return_reader(std::unique_ptr<SqliteConnection> reader);
+
+  std::string path_;
+  SqliteConnection writer_connection_;
+  boost::asio::thread_pool writer_{1};
+  std::mutex readers_mutex_;  // held only to pop or push an idle connection
+  std::vector<std::unique_ptr<SqliteConnection>> idle_readers_;
+};
+
+}  // namespace billing
