@@ -1,1 +1,93 @@
-// placeholder
+#include "app/config.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace billing {
+namespace {
+
+using ::testing::HasSubstr;
+
+Environment env_of(std::map<std::string, std::string> values) {
+  return [values = std::move(values)](const char* name) -> std::optional<std::string> {
+    auto it = values.find(name);
+    if (it == values.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+const std::map<std::string, std::string> kMinimal{{"JWT_SECRET_KEY", "j"}, {"CSRF_SECRET_KEY", "c"}};
+
+std::string error_with(std::map<std::string, std::string> extra, bool dev = false) {
+  auto values = kMinimal;
+  for (auto& [k, v] : extra) values[k] = v;
+  try {
+    load_config(env_of(values), dev);
+    return "accepted";
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+}
+
+TEST(Config, DefaultsAreTheEmbeddedOnes) {
+  const auto c = load_config(env_of(kMinimal), false);
+  EXPECT_EQ(c.database_url, "sqlite:///billing.db");
+  EXPECT_EQ(c.sqlite_path(), "billing.db");
+  EXPECT_EQ(c.port, 8000);
+  EXPECT_EQ(c.payments, PaymentsProvider::local);
+  EXPECT_EQ(c.stripe.api_version, "2023-10-16");
+  EXPECT_EQ(c.stripe.api_base, "https://api.stripe.com");
+  EXPECT_EQ(c.jwt_expiry, std::chrono::minutes(30));
+}
+
+TEST(Config, ReadsTheSeedsVariables) {
+  auto values = kMinimal;
+  values.insert({{"DATABASE_URL", "postgresql://u@localhost/db"},
+                 {"STRIPE_SECRET_KEY", "sk_test_1"},
+                 {"PRICE_IND_PRO_YEARLY", "price_9"},
+                 {"JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "15"},
+                 {"PORT", "9001"},
+                 {"REDIS_URL", "redis://127.0.0.1:6379"}});
+  const auto c = load_config(env_of(values), false);
+  EXPECT_EQ(c.sqlite_path(), std::nullopt);
+  EXPECT_EQ(c.payments, PaymentsProvider::stripe);
+  EXPECT_EQ(c.stripe.prices[7], "price_9");
+  EXPECT_EQ(c.jwt_expiry, std::chrono::minutes(15));
+  EXPECT_EQ(c.port, 9001);
+  EXPECT_EQ(c.redis_url, "redis://127.0.0.1:6379");
+  EXPECT_EQ(load_config(env_of({{"DATABASE_URL", "sqlite:////tmp/x.db"}}), true).sqlite_path(), "/tmp/x.db");
+}
+
+TEST(Config, EveryBadValueNamesItsVariable) {
+  EXPECT_THAT(error_with({{"JWT_SECRET_KEY", ""}}), HasSubstr("JWT_SECRET_KEY is not set"));
+  EXPECT_THAT(error_with({{"CSRF_SECRET_KEY", ""}}), HasSubstr("CSRF_SECRET_KEY is not set"));
+  EXPECT_EQ(error_with({{"JWT_SECRET_KEY", ""}, {"CSRF_SECRET_KEY", ""}}, true), "accepted");
+  const std::pair<std::map<std::string, std::string>, const char*> cases[] = {
+      {{{"JWT_ALGORITHM", "RS256"}}, "JWT_ALGORITHM"},
+      {{{"JWT_ALGORITHM", "none"}}, "JWT_ALGORITHM"},
+      {{{"JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "abc"}}, "JWT_ACCESS_TOKEN_EXPIRE_MINUTES"},
+      {{{"JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "0"}}, "JWT_ACCESS_TOKEN_EXPIRE_MINUTES"},
+      {{{"PORT", "70000"}}, "PORT"},
+      {{{"PORT", "80x"}}, "PORT"},
+      {{{"HOST", "not an address"}}, "HOST"},
+      {{{"DATABASE_URL", "mysql://x"}}, "DATABASE_URL"},
+      {{{"DATABASE_URL", "sqlite:///"}}, "DATABASE_URL"},
+      {{{"MONGODB_URL", "mongodb://localhost"}}, "MONGODB_URL is set, but MongoDB is not supported"},
+      {{{"PAYMENTS_PROVIDER", "paypal"}}, "PAYMENTS_PROVIDER"},
+      {{{"PAYMENTS_PROVIDER", "stripe"}}, "STRIPE_SECRET_KEY"},
+      {{{"STRIPE_API_BASE", "ftp://x"}}, "STRIPE_API_BASE"},
+      {{{"STRIPE_SUCCESS_URL", "nope"}}, "STRIPE_SUCCESS_URL"},
+      {{{"STRIPE_API_VERSION", ""}}, "STRIPE_API_VERSION"},
+      {{{"REDIS_URL", "http://x"}}, "REDIS_URL"},
+      {{{"LOG_LEVEL", "loud"}}, "LOG_LEVEL"},
+      {{{"HTTP_THREADS", "0"}}, "HTTP_THREADS"},
+      {{{"DATABASE_POOL_SIZE", "-1"}}, "DATABASE_POOL_SIZE"},
+  };
+  for (const auto& [extra, name] : cases) EXPECT_THAT(error_with(extra), HasSubstr(name));
+  EXPECT_EQ(error_with({{"MONGODB_URL", "mongodb://x"}, {"DATABASE_URL", "sqlite:///a.db"}}), "accepted");
+}
+
+}  // namespace
+}  // namespace billing

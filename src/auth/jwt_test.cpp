@@ -1,1 +1,90 @@
-// placeholder
+#include "auth/jwt.hpp"
+
+#include <gtest/gtest.h>
+
+#include "kit/api_error.hpp"
+#include "kit/crypto.hpp"
+
+namespace billing {
+namespace {
+
+using namespace std::chrono_literals;
+
+const TimePoint kNow = std::chrono::system_clock::from_time_t(1'800'000'000);
+
+class JwtTest : public ::testing::Test {
+ protected:
+  ManualClock clock{kNow};
+  JwtCodec jwt{"secret", clock};
+
+  // A token with the given header and claims, signed with `key`.
+  static std::string craft(std::string_view header, std::string_view claims,
+                           std::string_view key = "secret") {
+    std::string input = base64url_encode(header) + "." + base64url_encode(claims);
+    return input + "." + base64url_encode(as_chars(hmac_sha256(key, input)));
+  }
+
+  int status_of(const std::string& token) {
+    try {
+      jwt.verify(token);
+      return 200;
+    } catch (const ApiError& e) {
+      return e.status;
+    }
+  }
+};
+
+TEST_F(JwtTest, RoundTripsEveryRole) {
+  const Identity assistant{"u1", Role::assistant, "asst-1", "hosp-1"};
+  const auto got = jwt.verify(jwt.sign(assistant, kNow + 30min));
+  EXPECT_EQ(got.subject, "u1");
+  EXPECT_EQ(got.role, Role::assistant);
+  EXPECT_EQ(got.entity_id, "asst-1");
+  EXPECT_EQ(got.hospital_id, "hosp-1");
+  EXPECT_EQ(jwt.verify(jwt.sign({"a", Role::admin, "", ""}, kNow + 1min)).role, Role::admin);
+  EXPECT_EQ(jwt.verify(jwt.sign({"h", Role::hospital, "h1", ""}, kNow + 1min)).entity_id, "h1");
+}
+
+TEST_F(JwtTest, RejectsExpiredTokens) {
+  const auto token = jwt.sign({"u", Role::hospital, "h1", ""}, kNow + 1min);
+  clock.advance(59s);
+  EXPECT_EQ(status_of(token), 200);
+  clock.advance(1s);
+  try {
+    jwt.verify(token);
+    FAIL() << "expired token accepted";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 401);
+    EXPECT_EQ(e.detail.as_string(), "Token has expired");
+  }
+}
+
+TEST_F(JwtTest, RejectsForgedAndMalformedTokens) {
+  const std::string hs256 = R"({"alg":"HS256","typ":"JWT"})";
+  const std::string claims = R"({"sub":"u","role":"hospital","role_entity_id":"h1","exp":1800000600})";
+  EXPECT_EQ(status_of(craft(hs256, claims)), 200);
+  const std::vector<std::string> bad{
+      craft(hs256, claims, "other-secret"),
+      craft(R"({"alg":"none"})", claims),
+      base64url_encode(R"({"alg":"none"})") + "." + base64url_encode(claims) + ".",
+      craft(R"({"alg":"HS512"})", claims),
+      craft(R"({"typ":"JWT"})", claims),
+      craft(hs256, R"({"sub":"u","role":"hospital","role_entity_id":"h1"})"),            // no exp
+      craft(hs256, R"({"sub":"u","role":"hospital","role_entity_id":"h1","exp":"x"})"),  // bad exp
+      craft(hs256, R"({"sub":"u","role":"owner","role_entity_id":"h1","exp":1800000600})"),
+      craft(hs256, R"({"role":"hospital","role_entity_id":"h1","exp":1800000600})"),  // no sub
+      craft(hs256, R"({"sub":"u","role":"hospital","exp":1800000600})"),  // no entity
+      craft(hs256, R"({"sub":"u","role":"assistant","role_entity_id":"a1","exp":1800000600})"),
+      craft(hs256, "[1,2]"),
+      craft("not json", claims),
+      "garbage",
+      "a.b",
+      "a.b.c.d",
+      "",
+      craft(hs256, claims) + "x",
+  };
+  for (const auto& token : bad) EXPECT_EQ(status_of(token), 401) << token;
+}
+
+}  // namespace
+}  // namespace billing

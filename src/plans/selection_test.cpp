@@ -1,1 +1,125 @@
-// placeholder
+#include "plans/selection.hpp"
+
+#include <gtest/gtest.h>
+
+#include "kit/api_error.hpp"
+#include "kit/run_blocking.hpp"
+#include "services/selection.hpp"
+#include "tests/support/test_db.hpp"
+
+namespace billing {
+namespace {
+
+using testing::unique_id;
+
+class PlanRules : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::unique_ptr<Db> db = testing::open_test_db(GetParam());
+  Catalog catalog = Catalog::load(BILLING_SOURCE_DIR "/config/plans.json");
+  ManualClock clock{std::chrono::system_clock::from_time_t(1'800'000'000)};
+  const Identity admin{"admin-user", Role::admin, "", ""};
+  const std::string hospital_id = unique_id("hosp");
+  const Identity hospital{"hospital-user", Role::hospital, hospital_id, ""};
+
+  void SetUp() override {
+    run_blocking(db->transact([&](Repo& repo) {
+      repo.create_entity({EntityKind::hospital, hospital_id}, clock.now());
+    }));
+  }
+
+  Plan select(const Identity& caller, PlanSelection selection) {
+    return run_blocking(db->transact(
+        [&](Repo& repo) { return select_plan(repo, catalog, caller, selection, clock.now()); }));
+  }
+  Plan services(const Identity& caller, std::vector<ServiceType> chosen) {
+    return run_blocking(db->transact([&](Repo& repo) {
+      return select_services(repo, catalog, caller, {hospital_id, chosen}, clock.now());
+    }));
+  }
+  std::vector<PlanChange> history() {
+    return run_blocking(
+        db->read([&](Repo& repo) { return repo.history({EntityKind::hospital, hospital_id}); }));
+  }
+  template <class F>
+  static std::string error_of(F&& f) {
+    try {
+      f();
+      return "ok";
+    } catch (const ApiError& e) {
+      return std::to_string(e.status) + " " + std::string(e.detail.as_string());
+    }
+  }
+};
+
+TEST_P(PlanRules, AdminSelectionIsActiveAtOnce) {
+  const auto plan = select(admin, {PlanType::pro, hospital_id, std::nullopt});
+  EXPECT_EQ(plan.status, PlanStatus::active);
+  EXPECT_EQ(plan.max_agents, 50);
+  EXPECT_EQ(plan.selected_services, catalog.find(EntityKind::hospital, PlanType::pro)->default_services);
+  const auto rows = history();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].changed_by, "admin-user");
+  EXPECT_EQ(rows[0].from_plan_type, std::nullopt);
+  EXPECT_EQ(rows[0].to_status, PlanStatus::active);
+}
+
+TEST_P(PlanRules, OwnSelectionAwaitsPaymentAndRepeatsAreNotRecorded) {
+  EXPECT_EQ(select(hospital, {PlanType::lite, hospital_id, std::nullopt}).status, PlanStatus::inactive);
+  select(hospital, {PlanType::lite, hospital_id, std::nullopt});
+  EXPECT_EQ(history().size(), 1u);
+  clock.advance(std::chrono::minutes(1));
+  const auto active = select(admin, {PlanType::lite, hospital_id, EntityKind::hospital});
+  EXPECT_EQ(active.status, PlanStatus::active);
+  EXPECT_EQ(active.updated_at, clock.now());
+  const auto rows = history();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].from_status, PlanStatus::inactive);
+  EXPECT_EQ(rows[1].to_status, PlanStatus::active);
+}
+
+TEST_P(PlanRules, RefusesPlansTheCatalogDoesNotOfferAndOtherPeoplesEntities) {
+  EXPECT_EQ(error_of([&] { select(hospital, {PlanType::hobby, hospital_id, std::nullopt}); }),
+            "400 Invalid plan type");
+  EXPECT_EQ(error_of([&] { select(admin, {PlanType::basic, hospital_id, std::nullopt}); }),
+            "400 Invalid plan type");
+  EXPECT_EQ(error_of([&] { select(hospital, {PlanType::lite, "someone-else", std::nullopt}); }),
+            "403 Not allowed to manage this hospital");
+  EXPECT_EQ(error_of([&] { select(hospital, {PlanType::lite, hospital_id, EntityKind::individual}); }),
+            "403 Not allowed to manage this individual");
+  EXPECT_EQ(error_of([&] { select(admin, {PlanType::lite, "nobody", EntityKind::hospital}); }),
+            "404 Hospital not found");
+  EXPECT_EQ(error_of([&] { select(admin, {PlanType::lite, "nobody", EntityKind::individual}); }),
+            "404 Individual not found");
+  EXPECT_EQ(error_of([&] { select(admin, {PlanType::lite, "nobody", std::nullopt}); }),
+            "404 Entity not found");
+  EXPECT_TRUE(history().empty());
+}
+
+TEST_P(PlanRules, ServicesNeedAnActivePlan) {
+  EXPECT_EQ(error_of([&] { services(hospital, {ServiceType::medication}); }),
+            "404 Hospital plan not found");
+  select(hospital, {PlanType::lite, hospital_id, std::nullopt});
+  EXPECT_EQ(error_of([&] { services(hospital, {ServiceType::medication}); }),
+            "409 Hospital plan is inactive; services can only be selected on an active plan");
+  select(admin, {PlanType::lite, hospital_id, std::nullopt});
+  const auto plan = services(hospital, {ServiceType::medication});
+  EXPECT_EQ(plan.selected_services.back(), ServiceType::medication);
+  services(hospital, {ServiceType::medication});  // no change, no row
+  EXPECT_EQ(history().size(), 3u);
+  EXPECT_EQ(error_of([&] { services(hospital, {ServiceType::medication, ServiceType::nutrition}); }),
+            "400 The lite plan allows only one optional service (medication or nutrition)");
+}
+
+TEST_P(PlanRules, ChangingPlanTypeResetsServicesToTheNewDefaults) {
+  select(admin, {PlanType::pro, hospital_id, std::nullopt});
+  services(admin, {ServiceType::summary, ServiceType::nutrition});
+  const auto lite = select(admin, {PlanType::lite, hospital_id, std::nullopt});
+  EXPECT_EQ(lite.selected_services, catalog.find(EntityKind::hospital, PlanType::lite)->default_services);
+  EXPECT_EQ(lite.max_agents, 5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, PlanRules, ::testing::ValuesIn(testing::test_backends()),
+                         testing::backend_name);
+
+}  // namespace
+}  // namespace billing

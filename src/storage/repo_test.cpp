@@ -1,1 +1,185 @@
-// placeholder
+// The storage test suite: the same tests against every backend (SQLite, and PostgreSQL when
+// scripts/test.sh provides one).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "kit/run_blocking.hpp"
+#include "kit/time.hpp"
+#include "tests/support/test_db.hpp"
+
+namespace billing {
+namespace {
+
+using testing::unique_id;
+using ::testing::ElementsAre;
+
+class Storage : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::unique_ptr<Db> db = testing::open_test_db(GetParam());
+  const TimePoint now = from_unix_micros(1'800'000'000'123'456);
+
+  template <class F>
+  auto write(F fn) {
+    return run_blocking(db->transact(std::move(fn)));
+  }
+  template <class F>
+  auto read(F fn) {
+    return run_blocking(db->read(std::move(fn)));
+  }
+
+  EntityRef new_hospital() {
+    EntityRef h{EntityKind::hospital, unique_id("hosp")};
+    write([&](Repo& repo) { repo.create_entity(h, now); });
+    return h;
+  }
+
+  Plan sample_plan(const EntityRef& owner) {
+    return Plan{.id = unique_id("plan"),
+                .owner = owner,
+                .plan_type = PlanType::lite,
+                .status = PlanStatus::active,
+                .max_agents = 5,
+                .selected_services = {ServiceType::privacy, ServiceType::checklist},
+                .stripe_customer_id = std::nullopt,
+                .stripe_subscription_id = "sub_123",
+                .created_at = now,
+                .updated_at = now};
+  }
+};
+
+TEST_P(Storage, PingsAndMigratesIdempotently) {
+  read([](Repo& repo) { repo.ping(); });
+  db->migrate();
+  db->migrate();
+}
+
+TEST_P(Storage, CreatesEntitiesOnce) {
+  const EntityRef individual{EntityKind::individual, unique_id("ind")};
+  EXPECT_FALSE(read([&](Repo& repo) { return repo.entity_exists(individual); }));
+  write([&](Repo& repo) {
+    repo.create_entity(individual, now);
+    repo.create_entity(individual, now);
+  });
+  EXPECT_TRUE(read([&](Repo& repo) { return repo.entity_exists(individual); }));
+  EXPECT_FALSE(read([&](Repo& repo) {
+    return repo.entity_exists({EntityKind::hospital, individual.id});
+  }));
+}
+
+TEST_P(Storage, RecordsAnAssistantsLatestHospital) {
+  const auto id = unique_id("asst");
+  EXPECT_EQ(read([&](Repo& repo) { return repo.assistant_hospital(id); }), std::nullopt);
+  write([&](Repo& repo) { repo.create_assistant(id, "h1", now); });
+  write([&](Repo& repo) { repo.create_assistant(id, "h2", now); });
+  EXPECT_EQ(read([&](Repo& repo) { return repo.assistant_hospital(id); }), "h2");
+}
+
+TEST_P(Storage, SavesAndFindsPlans) {
+  const auto hospital = new_hospital();
+  EXPECT_EQ(read([&](Repo& repo) { return repo.find_plan(hospital); }), std::nullopt);
+  auto plan = sample_plan(hospital);
+  write([&](Repo& repo) { repo.save_plan(plan); });
+  EXPECT_EQ(read([&](Repo& repo) { return repo.find_plan(hospital); }), plan);
+
+  plan.plan_type = PlanType::pro;
+  plan.status = PlanStatus::suspended;
+  plan.selected_services = {};
+  plan.stripe_customer_id = "cus_1";
+  plan.stripe_subscription_id = std::nullopt;
+  plan.updated_at = now + std::chrono::microseconds(1);
+  write([&](Repo& repo) { repo.save_plan(plan); });
+  EXPECT_EQ(read([&](Repo& repo) { return repo.find_plan(hospital); }), plan);
+
+  const EntityRef individual{EntityKind::individual, unique_id("ind")};
+  write([&](Repo& repo) { repo.create_entity(individual, now); });
+  auto own = sample_plan(individual);
+  write([&](Repo& repo) { repo.save_plan(own); });
+  EXPECT_EQ(read([&](Repo& repo) { return repo.find_plan(individual); }), own);
+  EXPECT_EQ(read([&](Repo& repo) { return repo.find_plan(hospital); }), plan);
+}
+
+TEST_P(Storage, OnePlanPerEntity) {
+  const auto hospital = new_hospital();
+  write([&](Repo& repo) { repo.save_plan(sample_plan(hospital)); });
+  EXPECT_ANY_THROW(write([&](Repo& repo) { repo.save_plan(sample_plan(hospital)); }));
+}
+
+TEST_P(Storage, RollsBackAFailedUnitWhole) {
+  const EntityRef hospital{EntityKind::hospital, unique_id("hosp")};
+  EXPECT_THROW(write([&](Repo& repo) {
+                 repo.create_entity(hospital, now);
+                 throw std::runtime_error("fails after the first write");
+               }),
+               std::runtime_error);
+  EXPECT_FALSE(read([&](Repo& repo) { return repo.entity_exists(hospital); }));
+  // A plan whose owner row is missing breaks a foreign key: the unit fails, nothing stays.
+  const EntityRef ghost{EntityKind::hospital, unique_id("ghost")};
+  EXPECT_ANY_THROW(write([&](Repo& repo) { repo.save_plan(sample_plan(ghost)); }));
+  EXPECT_EQ(read([&](Repo& repo) { return repo.find_plan(ghost); }), std::nullopt);
+}
+
+TEST_P(Storage, AppendsHistoryInOrder) {
+  const auto hospital = new_hospital();
+  const PlanChange created{.plan_id = "plan_1",
+                           .owner = hospital,
+                           .changed_by = "admin-1",
+                           .changed_at = now,
+                           .to_plan_type = PlanType::lite,
+                           .to_status = PlanStatus::active,
+                           .to_services = {ServiceType::privacy},
+                           .reason = "created"};
+  PlanChange upgraded = created;
+  upgraded.from_plan_type = PlanType::lite;
+  upgraded.from_status = PlanStatus::active;
+  upgraded.from_services = {ServiceType::privacy};
+  upgraded.to_plan_type = PlanType::pro;
+  upgraded.to_services = {ServiceType::privacy, ServiceType::summary};
+  upgraded.reason = "upgraded";
+  write([&](Repo& repo) {
+    repo.append_history(created);
+    repo.append_history(upgraded);
+  });
+  EXPECT_THAT(read([&](Repo& repo) { return repo.history(hospital); }), ElementsAre(created, upgraded));
+  EXPECT_TRUE(read([&](Repo& repo) {
+                return repo.history({EntityKind::individual, hospital.id});
+              }).empty());
+}
+
+// Many concurrent read-modify-write units on one plan: none may be lost.
+TEST_P(Storage, ConcurrentChangesToOnePlanAreNotLost) {
+  const auto hospital = new_hospital();
+  auto plan = sample_plan(hospital);
+  plan.max_agents = 0;
+  write([&](Repo& repo) { repo.save_plan(plan); });
+
+  constexpr int kWriters = 24;
+  boost::asio::io_context ioc;
+  int finished = 0;
+  for (int i = 0; i < kWriters; ++i)
+    boost::asio::co_spawn(
+        ioc,
+        [&]() -> boost::asio::awaitable<void> {
+          co_await db->transact([&](Repo& repo) {
+            repo.entity_exists(hospital);  // takes the owner's lock, as the domain does
+            auto current = *repo.find_plan(hospital);
+            ++current.max_agents;
+            repo.save_plan(current);
+          });
+          ++finished;
+        },
+        boost::asio::detached);
+  ioc.run();
+  EXPECT_EQ(finished, kWriters);
+  EXPECT_EQ(read([&](Repo& repo) { return repo.find_plan(hospital); })->max_agents, kWriters);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Storage, ::testing::ValuesIn(testing::test_backends()),
+                         testing::backend_name);
+
+}  // namespace
+}  // namespace billing

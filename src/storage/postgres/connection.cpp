@@ -50,7 +50,7 @@ Result checked(pg_conn* conn, PGresult* raw) {
 PostgresConnection::PostgresConnection(const std::string& url) {
   // Our defaults come first so that anything in the URL overrides them.
   const char* keywords[] = {"connect_timeout", "application_name", "options", "dbname", nullptr};
-  const char* values[] = {"3", "billing", "-c statement_timeout=10000", url.c_str(), nullptr};
+  const char* values[] = {"3", "billing", "-c statement_timeout=10000 -c client_min_messages=warning", url.c_str(), nullptr};
   conn_ = PQconnectdbParams(keywords, values, 1);
   if (PQstatus(conn_) != CONNECTION_OK) {
     const std::string message = conn_ ? PQerrorMessage(conn_) : "out of memory";

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds plain and with
+# AddressSanitizer + UndefinedBehaviorSanitizer, starts PostgreSQL in a temporary directory, and
+# runs every test (unit, storage over SQLite and PostgreSQL, HTTP end to end) in both builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+bash scripts/deps.sh
+
+jobs=$(nproc)
+build() {  # build DIR [cmake options...]
+  local dir=$1
+  shift
+  cmake -S "$root" -B "$dir" -G Ninja -DBILLING_WERROR=ON "$@" >/dev/null
+  ninja -C "$dir" -j "$jobs" billing billing_tests billing_bench
+}
+
+echo "== build (plain)"
+build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+echo "== build (address + undefined sanitizers)"
+build build-sanitize -DCMAKE_BUILD_TYPE=Debug -DBILLING_SANITIZE=ON
+
+pg_dir=$(mktemp -d /tmp/billing-pg.XXXXXX)
+trap 'bash "$root/scripts/postgres.sh" stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
+BILLING_TEST_POSTGRES_URL=$(bash scripts/postgres.sh start "$pg_dir")
+export BILLING_TEST_POSTGRES_URL BILLING_REQUIRE_POSTGRES=1
+echo "== PostgreSQL at $BILLING_TEST_POSTGRES_URL"
+
+echo "== tests (plain)"
+(cd build && ctest --output-on-failure -j "$jobs")
+echo "== tests (sanitized)"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd build-sanitize && ctest --output-on-failure -j "$jobs")

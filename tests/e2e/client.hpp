@@ -1,0 +1,234 @@
+#pragma once
+// The end-to-end harness: runs the real `billing` binary as a child process and talks HTTP/1.1 to
+// it over loopback, with tokens signed like a real identity provider would sign them.
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/json/value.hpp>
+
+#include "auth/identity.hpp"
+#include "kit/clock.hpp"
+
+namespace billing::e2e {
+
+using namespace std::chrono_literals;
+using Milliseconds = std::chrono::milliseconds;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+using Env = std::vector<std::pair<std::string, std::string>>;
+
+inline constexpr std::string_view kJwtSecret = "e2e-jwt-secret-0123456789";
+inline constexpr std::string_view kCsrfSecret = "e2e-csrf-secret-0123456789";
+
+// ---------------------------------------------------------------------------------------------
+// Backends and ids
+
+// "sqlite", then "postgres" when BILLING_TEST_POSTGRES_URL is set (or when
+// BILLING_REQUIRE_POSTGRES=1, in which case starting a postgres server fails loudly).
+std::vector<std::string> backends();
+// An id no other test (or earlier run against a shared database) uses: prefix + random suffix.
+std::string unique_id(std::string_view prefix);
+// For test names: "sqlite" / "postgres".
+std::string backend_name(const std::string& backend);
+
+// A private directory under /tmp, removed with everything in it.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Runs argv (argv[0] a path) to completion, output to `log_path`; returns the exit status, or
+// -1 if it could not start or did not finish in time (then it is killed).
+int run_command(const std::vector<std::string>& argv, const std::string& log_path,
+                Milliseconds timeout = 60s);
+
+// ---------------------------------------------------------------------------------------------
+// The service under test
+
+class BillingServer {
+ public:
+  struct Options {
+    std::string database_url;  // empty: a fresh SQLite file in the server's own temp dir
+    Env env;                   // added to (or overriding) the defaults
+  };
+  explicit BillingServer(Options options);
+  // A server on "sqlite" (fresh file) or "postgres" (BILLING_TEST_POSTGRES_URL).
+  static std::unique_ptr<BillingServer> for_backend(const std::string& backend, Env env = {});
+  ~BillingServer();  // kills the process if it still runs
+  BillingServer(const BillingServer&) = delete;
+  BillingServer& operator=(const BillingServer&) = delete;
+
+  unsigned short port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  const std::string& database_url() const { return database_url_; }
+  std::string log() const;
+  // Waits until the log contains `text`.
+  bool wait_for_log(std::string_view text, Milliseconds timeout) const;
+  void signal(int sig) const;
+  // The exit code (128 + signal if killed by one), or nothing if still running after `timeout`.
+  std::optional<int> wait_exit(Milliseconds timeout);
+
+ private:
+  TempDir dir_;
+  std::string database_url_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+  unsigned short port_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/1.1
+
+struct HttpResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;
+
+  std::string header(std::string_view name) const;  // "" if absent
+  boost::json::value json() const;                   // throws if the body is not JSON
+  boost::json::value detail() const;                 // json()["detail"], null if absent
+  std::string detail_text() const;                   // the detail if it is a string, else ""
+};
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string target = "/";
+  std::string body;
+  Headers headers;
+  bool chunked = false;  // Transfer-Encoding: chunked instead of Content-Length
+  unsigned version = 11;
+};
+
+// One TCP connection, for tests that need to see the bytes: partial requests, stalls, closes.
+class Connection {
+ public:
+  explicit Connection(unsigned short port, Milliseconds timeout = 10s);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  bool send(std::string_view bytes);  // false if the write failed
+  bool send(const HttpRequest& request);
+  // The next response on this connection; nothing on error, timeout or close.
+  std::optional<HttpResponse> read_response();
+  HttpResponse exchange(const HttpRequest& request);  // throws if no response came
+  // Reads (and keeps in `received`) until the peer closes the connection: true if it did within
+  // `timeout`.
+  bool wait_closed(Milliseconds timeout, std::string* received = nullptr);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A keep-alive client: reuses its connection while the server keeps it open.
+class HttpClient {
+ public:
+  explicit HttpClient(unsigned short port) : port_(port) {}
+  HttpResponse send(const HttpRequest& request);
+  HttpResponse get(std::string target, Headers headers = {});
+  HttpResponse post(std::string target, std::string body, Headers headers = {});
+  std::size_t connections_opened() const { return opened_; }
+
+ private:
+  unsigned short port_;
+  std::unique_ptr<Connection> connection_;
+  std::size_t opened_ = 0;
+};
+
+// True if nothing accepts TCP connections on the port (any more).
+bool connection_refused(unsigned short port);
+
+// ---------------------------------------------------------------------------------------------
+// Identity
+
+Identity admin_user(std::string_view subject = "admin-user");
+Identity hospital_user(const std::string& hospital_id);
+Identity individual_user(const std::string& individual_id);
+Identity assistant_user(const std::string& assistant_id, const std::string& hospital_id);
+
+// A valid HS256 token signed with kJwtSecret.
+std::string sign_token(const Identity& identity, std::chrono::seconds lifetime = 15min);
+
+// Tokens a correct service must refuse with 401.
+enum class BadToken {
+  alg_none,
+  alg_hs512,
+  bad_signature,
+  wrong_secret,
+  expired,
+  missing_exp,
+  unknown_role,
+  garbage,
+  assistant_without_hospital,
+  missing_role_entity_id,
+  missing_sub,
+  not_three_parts,
+};
+std::string bad_token(BadToken kind);
+std::string_view bad_token_name(BadToken kind);
+inline constexpr BadToken kAllBadTokens[] = {
+    BadToken::alg_none,       BadToken::alg_hs512,
+    BadToken::bad_signature,  BadToken::wrong_secret,
+    BadToken::expired,        BadToken::missing_exp,
+    BadToken::unknown_role,   BadToken::garbage,
+    BadToken::assistant_without_hospital, BadToken::missing_role_entity_id,
+    BadToken::missing_sub,    BadToken::not_three_parts,
+};
+
+Headers bearer(const std::string& token);
+// GET /csrf-token as the bearer of `token`; throws unless it answers 200 with a token.
+std::string fetch_csrf_token(HttpClient& client, const std::string& token);
+// CSRF tokens made outside the service, with its secret or another one, issued at `issued_at`.
+std::string forge_csrf_token(std::string_view subject, TimePoint issued_at,
+                             std::string_view secret = kCsrfSecret);
+
+// ---------------------------------------------------------------------------------------------
+// Storage the API does not show: plan_update_history, read straight from the database.
+
+struct HistoryRow {
+  std::string plan_id, changed_by, from_plan_type, to_plan_type, from_status, to_status,
+      from_services, to_services, reason;  // NULL reads as ""
+};
+// The rows of `owner_column` ("hospital_id" or "individual_id") = id, oldest first.
+std::vector<HistoryRow> plan_history(const BillingServer& server, std::string_view owner_column,
+                                     const std::string& id);
+
+// ---------------------------------------------------------------------------------------------
+// A PostgreSQL server of the test's own (initdb + pg_ctl as the postgres user), to stop and start.
+
+class PrivatePostgres {
+ public:
+  PrivatePostgres();  // initdb, then start on a free port; throws with the log on failure
+  ~PrivatePostgres();
+  PrivatePostgres(const PrivatePostgres&) = delete;
+  PrivatePostgres& operator=(const PrivatePostgres&) = delete;
+
+  std::string url() const;
+  void start();
+  void stop();  // pg_ctl stop -m fast
+
+ private:
+  int pg_ctl(const std::vector<std::string>& args);
+  TempDir dir_;
+  unsigned short port_ = 0;
+  bool running_ = false;
+};
+
+}  // namespace billing::e2e

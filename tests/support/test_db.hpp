@@ -1,0 +1,32 @@
+#pragma once
+// Databases for tests: SQLite in a fresh temporary directory, and PostgreSQL at
+// BILLING_TEST_POSTGRES_URL when it is set (scripts/test.sh starts one and sets it).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "storage/db.hpp"
+
+namespace billing::testing {
+
+// "sqlite", plus "postgres" when BILLING_TEST_POSTGRES_URL is set. Fails the run if
+// BILLING_REQUIRE_POSTGRES=1 and it is not.
+std::vector<std::string> test_backends();
+
+// A migrated database of that backend. PostgreSQL databases are shared, so tests use unique ids.
+std::unique_ptr<Db> open_test_db(const std::string& backend);
+
+// Names the test variants after their backend: Backends/Storage.Pings/sqlite.
+inline std::string backend_name(const ::testing::TestParamInfo<std::string>& info) {
+  return info.param;
+}
+
+// An id no other test uses: prefix + random suffix.
+std::string unique_id(const std::string& prefix);
+
+// A new empty directory under the system's temporary directory.
+std::string make_temp_dir();
+
+}  // namespace billing::testing
