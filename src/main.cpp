@@ -1,9 +1,9 @@
 // billing: serve | migrate | token. See README.md.
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "app/app.hpp"
 #include "app/dev.hpp"
@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
   bool dev = false;
   serve->add_option("--host", host, "address to listen on (env HOST, default 127.0.0.1)");
   serve->add_option("--port", port, "port to listen on (env PORT, default 8000; 0 picks one)");
-  serve->add_flag("--dev", dev, "embedded defaults: SQLite billing.db, generated secrets, demo data");
+  serve->add_flag("--dev", dev,
+                  "embedded defaults: SQLite billing.db, generated secrets, demo data");
 
   auto* migrate = cli.add_subcommand("migrate", "apply schema migrations to DATABASE_URL and exit");
   migrate->add_flag("--dev", dev, "use the --dev defaults");
@@ -68,7 +69,8 @@ int main(int argc, char** argv) {
     }
     if (*migrate) {
       open_database(config);
-      spdlog::info("migrations applied to {}", config.sqlite_path() ? config.database_url : "PostgreSQL");
+      spdlog::info("migrations applied to {}",
+                   config.sqlite_path() ? config.database_url : "PostgreSQL");
       return 0;
     }
     if (host) config.host = *host;

@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <thread>
 
+#include <fmt/format.h>
 #include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
-#include <fmt/format.h>
 
 namespace billing {
 namespace {
@@ -72,19 +72,22 @@ Config load_config(const Environment& env, bool dev) {
   const auto mongo = env("MONGODB_URL");
   const auto database = env("DATABASE_URL");
   if (mongo && !database)
-    bad("MONGODB_URL", "is set, but MongoDB is not supported: set DATABASE_URL to "
-                       "sqlite:///path/to.db or postgresql://...");
+    bad("MONGODB_URL",
+        "is set, but MongoDB is not supported: set DATABASE_URL to "
+        "sqlite:///path/to.db or postgresql://...");
   c.database_url = database.value_or(c.database_url);
   const bool postgres =
       c.database_url.starts_with("postgresql://") || c.database_url.starts_with("postgres://");
   if (!postgres && (!c.sqlite_path() || c.sqlite_path()->empty()))
     bad("DATABASE_URL", fmt::format("must be sqlite:///path/to.db or postgresql://... (got \"{}\")",
                                     c.database_url));
-  c.database_pool_size = number<std::size_t>(env, "DATABASE_POOL_SIZE", c.database_pool_size, 1, 64);
+  c.database_pool_size =
+      number<std::size_t>(env, "DATABASE_POOL_SIZE", c.database_pool_size, 1, 64);
   c.plans_config = env("PLANS_CONFIG").value_or(default_plans_config());
 
   const auto algorithm = env("JWT_ALGORITHM").value_or("HS256");
-  if (algorithm != "HS256") bad("JWT_ALGORITHM", fmt::format("must be HS256 (got \"{}\")", algorithm));
+  if (algorithm != "HS256")
+    bad("JWT_ALGORITHM", fmt::format("must be HS256 (got \"{}\")", algorithm));
   c.jwt_secret = env("JWT_SECRET_KEY").value_or("");
   c.csrf_secret = env("CSRF_SECRET_KEY").value_or("");
   if (!dev && c.jwt_secret.empty()) bad("JWT_SECRET_KEY", "is not set");
@@ -106,7 +109,8 @@ Config load_config(const Environment& env, bool dev) {
   for (std::size_t i = 0; i < kPriceVariables.size(); ++i)
     s.prices[i] = env(kPriceVariables[i]).value_or("");
 
-  const auto provider = env("PAYMENTS_PROVIDER").value_or(s.secret_key.empty() ? "local" : "stripe");
+  const auto provider =
+      env("PAYMENTS_PROVIDER").value_or(s.secret_key.empty() ? "local" : "stripe");
   if (provider == "local") {
     c.payments = PaymentsProvider::local;
   } else if (provider == "stripe") {
@@ -125,7 +129,8 @@ Config load_config(const Environment& env, bool dev) {
   c.log_level = env("LOG_LEVEL").value_or(c.log_level);
   if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info" &&
       c.log_level != "warn" && c.log_level != "error")
-    bad("LOG_LEVEL", fmt::format("must be trace, debug, info, warn or error (got \"{}\")", c.log_level));
+    bad("LOG_LEVEL",
+        fmt::format("must be trace, debug, info, warn or error (got \"{}\")", c.log_level));
   return c;
 }
 

@@ -18,7 +18,8 @@ Environment env_of(std::map<std::string, std::string> values) {
   };
 }
 
-const std::map<std::string, std::string> kMinimal{{"JWT_SECRET_KEY", "j"}, {"CSRF_SECRET_KEY", "c"}};
+const std::map<std::string, std::string> kMinimal{{"JWT_SECRET_KEY", "j"},
+                                                  {"CSRF_SECRET_KEY", "c"}};
 
 std::string error_with(std::map<std::string, std::string> extra, bool dev = false) {
   auto values = kMinimal;
@@ -57,7 +58,8 @@ TEST(Config, ReadsTheSeedsVariables) {
   EXPECT_EQ(c.jwt_expiry, std::chrono::minutes(15));
   EXPECT_EQ(c.port, 9001);
   EXPECT_EQ(c.redis_url, "redis://127.0.0.1:6379");
-  EXPECT_EQ(load_config(env_of({{"DATABASE_URL", "sqlite:////tmp/x.db"}}), true).sqlite_path(), "/tmp/x.db");
+  EXPECT_EQ(load_config(env_of({{"DATABASE_URL", "sqlite:////tmp/x.db"}}), true).sqlite_path(),
+            "/tmp/x.db");
 }
 
 TEST(Config, EveryBadValueNamesItsVariable) {
@@ -74,7 +76,8 @@ TEST(Config, EveryBadValueNamesItsVariable) {
       {{{"HOST", "not an address"}}, "HOST"},
       {{{"DATABASE_URL", "mysql://x"}}, "DATABASE_URL"},
       {{{"DATABASE_URL", "sqlite:///"}}, "DATABASE_URL"},
-      {{{"MONGODB_URL", "mongodb://localhost"}}, "MONGODB_URL is set, but MongoDB is not supported"},
+      {{{"MONGODB_URL", "mongodb://localhost"}},
+       "MONGODB_URL is set, but MongoDB is not supported"},
       {{{"PAYMENTS_PROVIDER", "paypal"}}, "PAYMENTS_PROVIDER"},
       {{{"PAYMENTS_PROVIDER", "stripe"}}, "STRIPE_SECRET_KEY"},
       {{{"STRIPE_API_BASE", "ftp://x"}}, "STRIPE_API_BASE"},
@@ -86,7 +89,8 @@ TEST(Config, EveryBadValueNamesItsVariable) {
       {{{"DATABASE_POOL_SIZE", "-1"}}, "DATABASE_POOL_SIZE"},
   };
   for (const auto& [extra, name] : cases) EXPECT_THAT(error_with(extra), HasSubstr(name));
-  EXPECT_EQ(error_with({{"MONGODB_URL", "mongodb://x"}, {"DATABASE_URL", "sqlite:///a.db"}}), "accepted");
+  EXPECT_EQ(error_with({{"MONGODB_URL", "mongodb://x"}, {"DATABASE_URL", "sqlite:///a.db"}}),
+            "accepted");
 }
 
 }  // namespace

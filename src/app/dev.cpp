@@ -7,8 +7,8 @@
 #include <iostream>
 #include <sstream>
 
-#include <boost/json/parse.hpp>
 #include <fmt/format.h>
+#include <boost/json/parse.hpp>
 
 #include "kit/crypto.hpp"
 #include "kit/json.hpp"
@@ -55,7 +55,8 @@ void seed_demo_entities(Db& db, const Catalog& catalog, const Clock& clock) {
       repo.create_entity({EntityKind::individual, id}, now);
     repo.create_assistant("demo-assistant-1", "demo-hospital-1", now);
     if (!repo.find_plan({EntityKind::hospital, "demo-hospital-1"}))
-      select_plan(repo, catalog, seeder, {PlanType::lite, "demo-hospital-1", EntityKind::hospital}, now);
+      select_plan(repo, catalog, seeder, {PlanType::lite, "demo-hospital-1", EntityKind::hospital},
+                  now);
   }));
 }
 
@@ -63,11 +64,12 @@ void print_quick_start(const Config& config, const JwtCodec& jwt, const Clock& c
                        unsigned short port) {
   const auto expires = clock.now() + std::chrono::hours(24);
   const auto admin = jwt.sign({"dev-admin", Role::admin, "", ""}, expires);
-  const auto hospital = jwt.sign({"dev-hospital-user", Role::hospital, "demo-hospital-1", ""}, expires);
+  const auto hospital =
+      jwt.sign({"dev-hospital-user", Role::hospital, "demo-hospital-1", ""}, expires);
   const auto individual =
       jwt.sign({"dev-individual-user", Role::individual, "demo-individual-1", ""}, expires);
-  const auto assistant =
-      jwt.sign({"dev-assistant-user", Role::assistant, "demo-assistant-1", "demo-hospital-1"}, expires);
+  const auto assistant = jwt.sign(
+      {"dev-assistant-user", Role::assistant, "demo-assistant-1", "demo-hospital-1"}, expires);
   const auto base = fmt::format("http://{}:{}", config.host, port);
   std::cout << fmt::format(R"text(
 billing is running on {base} (SQLite {db}, local payments). Tokens, valid for 24 hours:

@@ -15,8 +15,7 @@ std::string CsrfTokens::signature(std::string_view payload) const {
 CsrfTokens::Issued CsrfTokens::issue(std::string_view subject) const {
   const auto expires_at = std::chrono::floor<std::chrono::seconds>(clock_.now() + lifetime_);
   const std::string payload = fmt::format("{}.{}.{}", base64url_encode(subject),
-                                          expires_at.time_since_epoch().count(),
-                                          random_hex(8));
+                                          expires_at.time_since_epoch().count(), random_hex(8));
   return {payload + "." + signature(payload), expires_at};
 }
 
@@ -36,7 +35,8 @@ bool CsrfTokens::valid(std::string_view token, std::string_view subject) const {
   const auto [end, ec] =
       std::from_chars(expiry_text.data(), expiry_text.data() + expiry_text.size(), expiry);
   if (ec != std::errc{} || end != expiry_text.data() + expiry_text.size()) return false;
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch());
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch());
   return now.count() < expiry;
 }
 

@@ -35,7 +35,8 @@ std::int64_t expiry_claim(const boost::json::object& claims) {
   const auto* exp = claims.if_contains("exp");
   if (!exp) reject();
   if (exp->is_int64()) return exp->get_int64();
-  if (exp->is_uint64() && exp->get_uint64() <= INT64_MAX) return static_cast<std::int64_t>(exp->get_uint64());
+  if (exp->is_uint64() && exp->get_uint64() <= INT64_MAX)
+    return static_cast<std::int64_t>(exp->get_uint64());
   if (exp->is_double() && std::isfinite(exp->get_double()) && std::abs(exp->get_double()) < 1e17)
     return static_cast<std::int64_t>(std::floor(exp->get_double()));
   reject();
@@ -57,7 +58,8 @@ Identity JwtCodec::verify(std::string_view token) const {
   if (!constant_time_equal(*signature, as_chars(hmac_sha256(secret_, signing_input)))) reject();
 
   const auto claims = decode_part(token.substr(first_dot + 1, last_dot - first_dot - 1));
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch());
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch());
   if (now.count() >= expiry_claim(claims)) reject("Token has expired");
 
   const auto role = parse_enum<Role>(string_claim(claims, "role"));
@@ -72,12 +74,13 @@ std::string JwtCodec::sign(const Identity& identity, TimePoint expires_at) const
   boost::json::object claims{
       {"sub", identity.subject},
       {"role", name_of(identity.role)},
-      {"exp", std::chrono::duration_cast<std::chrono::seconds>(expires_at.time_since_epoch()).count()},
+      {"exp",
+       std::chrono::duration_cast<std::chrono::seconds>(expires_at.time_since_epoch()).count()},
   };
   if (!identity.entity_id.empty()) claims["role_entity_id"] = identity.entity_id;
   if (!identity.hospital_id.empty()) claims["hospital_id"] = identity.hospital_id;
-  std::string token = base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." +
-                      base64url_encode(to_json(claims));
+  std::string token =
+      base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." + base64url_encode(to_json(claims));
   const auto signature = hmac_sha256(secret_, token);
   return token + "." + base64url_encode(as_chars(signature));
 }

@@ -61,7 +61,8 @@ TEST_F(JwtTest, RejectsExpiredTokens) {
 
 TEST_F(JwtTest, RejectsForgedAndMalformedTokens) {
   const std::string hs256 = R"({"alg":"HS256","typ":"JWT"})";
-  const std::string claims = R"({"sub":"u","role":"hospital","role_entity_id":"h1","exp":1800000600})";
+  const std::string claims =
+      R"({"sub":"u","role":"hospital","role_entity_id":"h1","exp":1800000600})";
   EXPECT_EQ(status_of(craft(hs256, claims)), 200);
   const std::vector<std::string> bad{
       craft(hs256, claims, "other-secret"),
@@ -73,7 +74,7 @@ TEST_F(JwtTest, RejectsForgedAndMalformedTokens) {
       craft(hs256, R"({"sub":"u","role":"hospital","role_entity_id":"h1","exp":"x"})"),  // bad exp
       craft(hs256, R"({"sub":"u","role":"owner","role_entity_id":"h1","exp":1800000600})"),
       craft(hs256, R"({"role":"hospital","role_entity_id":"h1","exp":1800000600})"),  // no sub
-      craft(hs256, R"({"sub":"u","role":"hospital","exp":1800000600})"),  // no entity
+      craft(hs256, R"({"sub":"u","role":"hospital","exp":1800000600})"),              // no entity
       craft(hs256, R"({"sub":"u","role":"assistant","role_entity_id":"a1","exp":1800000600})"),
       craft(hs256, "[1,2]"),
       craft("not json", claims),

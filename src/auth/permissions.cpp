@@ -29,8 +29,9 @@ void require_own(const Identity& caller, const EntityRef& entity) {
   const bool same_kind = (caller.role == Role::hospital && entity.kind == EntityKind::hospital) ||
                          (caller.role == Role::individual && entity.kind == EntityKind::individual);
   if (!same_kind || caller.entity_id != entity.id)
-    throw ApiError(403, entity.kind == EntityKind::hospital ? "Not allowed to manage this hospital"
-                                                            : "Not allowed to manage this individual");
+    throw ApiError(403, entity.kind == EntityKind::hospital
+                            ? "Not allowed to manage this hospital"
+                            : "Not allowed to manage this individual");
 }
 
 }  // namespace billing

@@ -28,7 +28,8 @@ TEST(Permissions, MatchTheSeedMatrix) {
     EXPECT_EQ(allowed(Role::individual, row.action), row.individual);
     EXPECT_EQ(allowed(Role::assistant, row.action), row.assistant);
   }
-  EXPECT_EQ(denial_detail(Action::select_services), "Only hospital administrators can select services");
+  EXPECT_EQ(denial_detail(Action::select_services),
+            "Only hospital administrators can select services");
 }
 
 int own_status(const Identity& caller, const EntityRef& entity) {

@@ -19,8 +19,9 @@ boost::asio::awaitable<Response> get_csrf_token(const CsrfTokens& csrf, Call cal
 }  // namespace
 
 void add_auth_routes(Router& router, const CsrfTokens& csrf) {
-  router.add({Method::get, "/csrf-token", {Action::issue_csrf_token, false},
-              [&csrf](Call call) { return get_csrf_token(csrf, std::move(call)); }});
+  router.add({Method::get, "/csrf-token", {Action::issue_csrf_token, false}, [&csrf](Call call) {
+                return get_csrf_token(csrf, std::move(call));
+              }});
 }
 
 }  // namespace billing

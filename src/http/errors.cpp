@@ -1,7 +1,7 @@
 #include "http/errors.hpp"
 
-#include <boost/json/object.hpp>
 #include <spdlog/spdlog.h>
+#include <boost/json/object.hpp>
 
 #include "kit/json.hpp"
 

@@ -19,8 +19,7 @@ JsonBody::JsonBody(std::string_view raw) {
   boost::json::parser parser;
   boost::system::error_code ec;
   const std::size_t used = parser.write(raw, ec);
-  if (ec)
-    reject({{"type", "json_invalid"}, {"loc", {"body", used}}, {"msg", "JSON decode error"}});
+  if (ec) reject({{"type", "json_invalid"}, {"loc", {"body", used}}, {"msg", "JSON decode error"}});
   auto value = parser.release();
   if (!value.is_object())
     reject({{"type", "model_attributes_type"},
@@ -30,7 +29,8 @@ JsonBody::JsonBody(std::string_view raw) {
 }
 
 void JsonBody::error(boost::json::array loc, std::string_view type, std::string msg) {
-  errors_.push_back(boost::json::object{{"type", type}, {"loc", std::move(loc)}, {"msg", std::move(msg)}});
+  errors_.push_back(
+      boost::json::object{{"type", type}, {"loc", std::move(loc)}, {"msg", std::move(msg)}});
 }
 
 const boost::json::value* JsonBody::required(std::string_view name) {

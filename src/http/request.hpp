@@ -7,7 +7,7 @@
 
 namespace billing {
 
-enum class Method { get, post };
+enum class Method { get, post, other };  // other: no route has it (405 or 404)
 
 struct Request {
   Method method = Method::get;

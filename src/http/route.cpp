@@ -5,6 +5,7 @@
 namespace billing {
 
 void Router::add(Route route) {
+  if (route.method == Method::other) throw std::logic_error("a route needs GET or POST");
   const char* method_name = route.method == Method::get ? "GET" : "POST";
   for (auto& entry : paths_) {
     if (entry.path != route.path) continue;

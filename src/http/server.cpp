@@ -4,6 +4,7 @@
 #include <thread>
 #include <vector>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -14,7 +15,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
 
 #include "http/errors.hpp"
 
@@ -41,11 +41,14 @@ struct Worker {
   asio::steady_timer drain_deadline{ioc};
 };
 
-std::optional<Method> method_of(http::verb verb) {
+Method method_of(http::verb verb) {
   switch (verb) {
-    case http::verb::get: return Method::get;
-    case http::verb::post: return Method::post;
-    default: return std::nullopt;
+    case http::verb::get:
+      return Method::get;
+    case http::verb::post:
+      return Method::post;
+    default:
+      return Method::other;
   }
 }
 
@@ -126,7 +129,8 @@ struct Server::Impl {
       live->idle = true;
       if (w.stopping) break;
       stream.expires_after(options.header_timeout);
-      auto [header_ec, header_bytes] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+      auto [header_ec, header_bytes] =
+          co_await http::async_read_header(stream, buffer, parser, use_tuple);
       live->idle = false;
       if (!header_ec && !parser.is_done()) {
         const auto& header = parser.get();
@@ -147,27 +151,24 @@ struct Server::Impl {
       auto& message = parser.get();
       const bool keep_alive = message.keep_alive() && !w.stopping;
       Response response;
-      const auto method = method_of(message.method());
       const std::string_view target = message.target();
       if (target.empty() || target.front() != '/') {
         response = detail_response(400, "Malformed HTTP request");
-      } else if (!method) {
-        response = detail_response(405, "Method Not Allowed");
-        response.allow = "GET, POST";
       } else {
         const auto question = target.find('?');
         Request request{
-            .method = *method,
+            .method = method_of(message.method()),
             .path = target.substr(0, question),
-            .query = question == std::string_view::npos ? std::string_view{} : target.substr(question + 1),
+            .query = question == std::string_view::npos ? std::string_view{}
+                                                        : target.substr(question + 1),
             .body = message.body(),
             .authorization = message[http::field::authorization],
             .csrf_token = message["X-CSRF-Token"],
         };
         response = co_await dispatcher.handle(&request);
       }
-      const bool sent = co_await write(stream, std::move(response), message.version(),
-                                       keep_alive && !w.stopping);
+      const bool sent =
+          co_await write(stream, std::move(response), message.version(), keep_alive && !w.stopping);
       if (!sent || !keep_alive || w.stopping) break;
     }
     beast::error_code ignored;
@@ -198,7 +199,9 @@ Server::Server(ServerOptions options, const Dispatcher& dispatcher)
 
 Server::~Server() = default;
 
-unsigned short Server::port() const { return impl_->bound_port; }
+unsigned short Server::port() const {
+  return impl_->bound_port;
+}
 
 void Server::run() {
   auto& workers = impl_->workers;
@@ -208,7 +211,8 @@ void Server::run() {
   signals.async_wait([this](const beast::error_code& ec, int signal) {
     if (ec) return;
     spdlog::info("signal {}: finishing requests in flight", signal);
-    for (auto& w : impl_->workers) asio::post(w->ioc, [this, &w = *w] { impl_->begin_shutdown(w); });
+    for (auto& w : impl_->workers)
+      asio::post(w->ioc, [this, &w = *w] { impl_->begin_shutdown(w); });
   });
   spdlog::info("listening on http://{}:{} with {} threads", impl_->options.host, impl_->bound_port,
                workers.size());

@@ -2,6 +2,8 @@
 
 namespace billing {
 
-TimePoint SystemClock::now() const { return std::chrono::system_clock::now(); }
+TimePoint SystemClock::now() const {
+  return std::chrono::system_clock::now();
+}
 
 }  // namespace billing

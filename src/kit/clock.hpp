@@ -1,7 +1,7 @@
 #pragma once
 // Time comes from an injected Clock so that tests and the local payment provider can move it.
-#include <chrono>
 #include <atomic>
+#include <chrono>
 
 namespace billing {
 

@@ -15,11 +15,21 @@ void append_string(std::string& out, std::string_view s) {
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           out += "\\u00";
@@ -52,12 +62,24 @@ void append_double(std::string& out, double d) {
 
 void append_json(std::string& out, const boost::json::value& v) {
   switch (v.kind()) {
-    case boost::json::kind::null: out += "null"; break;
-    case boost::json::kind::bool_: out += v.get_bool() ? "true" : "false"; break;
-    case boost::json::kind::int64: append_number(out, v.get_int64()); break;
-    case boost::json::kind::uint64: append_number(out, v.get_uint64()); break;
-    case boost::json::kind::double_: append_double(out, v.get_double()); break;
-    case boost::json::kind::string: append_string(out, v.get_string()); break;
+    case boost::json::kind::null:
+      out += "null";
+      break;
+    case boost::json::kind::bool_:
+      out += v.get_bool() ? "true" : "false";
+      break;
+    case boost::json::kind::int64:
+      append_number(out, v.get_int64());
+      break;
+    case boost::json::kind::uint64:
+      append_number(out, v.get_uint64());
+      break;
+    case boost::json::kind::double_:
+      append_double(out, v.get_double());
+      break;
+    case boost::json::kind::string:
+      append_string(out, v.get_string());
+      break;
     case boost::json::kind::array: {
       out.push_back('[');
       bool first = true;

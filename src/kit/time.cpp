@@ -9,15 +9,16 @@ namespace billing {
 namespace {
 
 std::tm utc_parts(TimePoint t) {
-  const std::time_t secs = std::chrono::system_clock::to_time_t(std::chrono::floor<std::chrono::seconds>(t));
+  const std::time_t secs =
+      std::chrono::system_clock::to_time_t(std::chrono::floor<std::chrono::seconds>(t));
   std::tm parts{};
   gmtime_r(&secs, &parts);
   return parts;
 }
 
 std::string seconds_text(const std::tm& p) {
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", p.tm_year + 1900, p.tm_mon + 1, p.tm_mday,
-                     p.tm_hour, p.tm_min, p.tm_sec);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", p.tm_year + 1900, p.tm_mon + 1,
+                     p.tm_mday, p.tm_hour, p.tm_min, p.tm_sec);
 }
 
 bool read_int(std::string_view text, std::size_t pos, std::size_t len, int& out) {
@@ -29,7 +30,9 @@ bool read_int(std::string_view text, std::size_t pos, std::size_t len, int& out)
 
 }  // namespace
 
-std::string iso8601(TimePoint t) { return seconds_text(utc_parts(t)) + "Z"; }
+std::string iso8601(TimePoint t) {
+  return seconds_text(utc_parts(t)) + "Z";
+}
 
 std::string iso8601_micros(TimePoint t) {
   const auto micros = to_unix_micros(t);
@@ -66,7 +69,8 @@ std::int64_t to_unix_micros(TimePoint t) {
 }
 
 TimePoint from_unix_micros(std::int64_t micros) {
-  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::microseconds(micros)));
+  return TimePoint(
+      std::chrono::duration_cast<TimePoint::duration>(std::chrono::microseconds(micros)));
 }
 
 }  // namespace billing

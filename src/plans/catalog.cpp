@@ -4,8 +4,8 @@
 #include <fstream>
 #include <sstream>
 
-#include <boost/json/parse.hpp>
 #include <fmt/format.h>
+#include <boost/json/parse.hpp>
 
 namespace billing {
 namespace {
@@ -24,13 +24,15 @@ const json::value& field(const json::object& o, const std::string& where, std::s
 
 std::string text_field(const json::object& o, const std::string& where, std::string_view name) {
   const auto& v = field(o, where, name);
-  if (!v.is_string() || v.get_string().empty()) bad(where, fmt::format("\"{}\" must be a non-empty string", name));
+  if (!v.is_string() || v.get_string().empty())
+    bad(where, fmt::format("\"{}\" must be a non-empty string", name));
   return std::string(v.get_string());
 }
 
 std::int64_t positive(const json::object& o, const std::string& where, std::string_view name) {
   const auto& v = field(o, where, name);
-  if (!v.is_int64() || v.get_int64() <= 0) bad(where, fmt::format("\"{}\" must be a positive integer", name));
+  if (!v.is_int64() || v.get_int64() <= 0)
+    bad(where, fmt::format("\"{}\" must be a positive integer", name));
   return v.get_int64();
 }
 
@@ -109,7 +111,8 @@ PlanOffer parse_offer(const json::value& v, const std::string& where) {
   if (const auto* limit = o.if_contains("max_optional_services"); limit && !limit->is_null()) {
     if (!limit->is_int64() || limit->get_int64() < 0)
       bad(where, "\"max_optional_services\" must be a non-negative integer or null");
-    offer.max_optional_services = static_cast<int>(std::min<std::int64_t>(limit->get_int64(), 1000));
+    offer.max_optional_services =
+        static_cast<int>(std::min<std::int64_t>(limit->get_int64(), 1000));
   }
   return offer;
 }
@@ -153,8 +156,8 @@ Catalog Catalog::parse(std::string_view text) {
   for (std::size_t i = 0; i < plans.size(); ++i) {
     auto offer = parse_offer(plans[i], fmt::format("plans[{}]", i));
     if (catalog.find(offer.role, offer.plan_type))
-      bad(fmt::format("plans[{}]", i), fmt::format("a second {} {} plan", name_of(offer.role),
-                                                   name_of(offer.plan_type)));
+      bad(fmt::format("plans[{}]", i),
+          fmt::format("a second {} {} plan", name_of(offer.role), name_of(offer.plan_type)));
     catalog.offers_.push_back(std::move(offer));
   }
   return catalog;
@@ -188,8 +191,8 @@ std::vector<ServiceType> Catalog::services_for(EntityKind role) const {
   std::vector<ServiceType> out;
   for (const auto& info : services_)
     for (const auto& offer : offers_)
-      if (offer.role == role &&
-          std::find(offer.services.begin(), offer.services.end(), info.id) != offer.services.end()) {
+      if (offer.role == role && std::find(offer.services.begin(), offer.services.end(), info.id) !=
+                                    offer.services.end()) {
         out.push_back(info.id);
         break;
       }

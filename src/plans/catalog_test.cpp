@@ -51,7 +51,8 @@ TEST(Catalog, ShippedCatalogIsTheContractTable) {
                                      ServiceType::checklist));
   EXPECT_EQ(lite->max_optional_services, 1);
   EXPECT_EQ(catalog.find(EntityKind::hospital, PlanType::pro)->services.size(), 8u);
-  EXPECT_THAT(catalog.services_for(EntityKind::individual), ::testing::ElementsAre(ServiceType::primary));
+  EXPECT_THAT(catalog.services_for(EntityKind::individual),
+              ::testing::ElementsAre(ServiceType::primary));
 }
 
 TEST(Catalog, YearlyPriceIsTwelveMonthsLessTwentyPercentInWholeCents) {
@@ -76,10 +77,15 @@ TEST(Catalog, RefusesBrokenFilesWithTheReason) {
        "price_monthly_cents"},
       {[](json::object& c) { c["plans"].as_array()[0].as_object()["price_monthly_cents"] = 4999; },
        "price_yearly_cents"},
-      {[](json::object& c) { c["plans"].as_array()[0].as_object()["max_agents"] = 0; }, "max_agents"},
-      {[](json::object& c) { c["plans"].as_array()[0].as_object()["services"] = json::array{"privacy", "xray"}; },
+      {[](json::object& c) { c["plans"].as_array()[0].as_object()["max_agents"] = 0; },
+       "max_agents"},
+      {[](json::object& c) {
+         c["plans"].as_array()[0].as_object()["services"] = json::array{"privacy", "xray"};
+       },
        "xray"},
-      {[](json::object& c) { c["plans"].as_array()[0].as_object()["default_services"] = json::array{"summary"}; },
+      {[](json::object& c) {
+         c["plans"].as_array()[0].as_object()["default_services"] = json::array{"summary"};
+       },
        "default service summary"},
       {[](json::object& c) { c["plans"].as_array()[1].as_object()["plan_type"] = "lite"; },
        "a second hospital lite plan"},

@@ -34,7 +34,9 @@ struct OffersText {
   }
 };
 
-Response json_response(const boost::json::value& v) { return {200, to_json(v), {}}; }
+Response json_response(const boost::json::value& v) {
+  return {200, to_json(v), {}};
+}
 
 std::optional<EntityKind> role_query(const Request& request) {
   const auto text = request.query_param("role");
@@ -75,8 +77,9 @@ asio::awaitable<Response> get_plans(Db& db, const Catalog& catalog, const Offers
 
 asio::awaitable<Response> get_current_plan(Db& db, const Catalog& catalog, Call call) {
   if (call.caller.role == Role::admin && !call.request->query_param("entity_id"))
-    throw ApiError(422, boost::json::array{boost::json::object{
-                            {"type", "missing"}, {"loc", {"query", "entity_id"}}, {"msg", "Field required"}}});
+    throw ApiError(
+        422, boost::json::array{boost::json::object{
+                 {"type", "missing"}, {"loc", {"query", "entity_id"}}, {"msg", "Field required"}}});
   const auto entity = *co_await queried_entity(db, call);
   const auto plan = co_await db.read([&](Repo& repo) { return repo.find_plan(entity); });
   if (!plan)
@@ -94,9 +97,8 @@ asio::awaitable<Response> post_plan_select(Db& db, const Catalog& catalog, const
       .role = body.optional_enum<EntityKind>("role"),
   };
   body.finish();
-  const auto plan = co_await db.transact([&](Repo& repo) {
-    return select_plan(repo, catalog, call.caller, selection, clock.now());
-  });
+  const auto plan = co_await db.transact(
+      [&](Repo& repo) { return select_plan(repo, catalog, call.caller, selection, clock.now()); });
   co_return json_response(plan_json(plan, catalog));
 }
 
@@ -113,11 +115,20 @@ asio::awaitable<std::optional<EntityRef>> queried_entity(Db& db, const Call& cal
 
 void add_plan_routes(Router& router, Db& db, const Catalog& catalog, const Clock& clock) {
   auto offers = std::make_shared<const OffersText>(catalog);
-  router.add({Method::get, "/billing/plan", {Action::view_plans, false},
-              [&db, &catalog, offers](Call call) { return get_plans(db, catalog, *offers, std::move(call)); }});
-  router.add({Method::get, "/billing/plan/current", {Action::view_current_plan, false},
-              [&db, &catalog](Call call) { return get_current_plan(db, catalog, std::move(call)); }});
-  router.add({Method::post, "/billing/plan/select", {Action::select_plan, true},
+  router.add({Method::get,
+              "/billing/plan",
+              {Action::view_plans, false},
+              [&db, &catalog, offers](Call call) {
+                return get_plans(db, catalog, *offers, std::move(call));
+              }});
+  router.add(
+      {Method::get,
+       "/billing/plan/current",
+       {Action::view_current_plan, false},
+       [&db, &catalog](Call call) { return get_current_plan(db, catalog, std::move(call)); }});
+  router.add({Method::post,
+              "/billing/plan/select",
+              {Action::select_plan, true},
               [&db, &catalog, &clock](Call call) {
                 return post_plan_select(db, catalog, clock, std::move(call));
               }});

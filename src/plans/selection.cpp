@@ -16,10 +16,14 @@ namespace {
 
 std::optional<EntityRef> own_entity(const Identity& caller) {
   switch (caller.role) {
-    case Role::hospital: return EntityRef{EntityKind::hospital, caller.entity_id};
-    case Role::individual: return EntityRef{EntityKind::individual, caller.entity_id};
-    case Role::assistant: return EntityRef{EntityKind::hospital, caller.hospital_id};
-    case Role::admin: break;
+    case Role::hospital:
+      return EntityRef{EntityKind::hospital, caller.entity_id};
+    case Role::individual:
+      return EntityRef{EntityKind::individual, caller.entity_id};
+    case Role::assistant:
+      return EntityRef{EntityKind::hospital, caller.hospital_id};
+    case Role::admin:
+      break;
   }
   return std::nullopt;
 }

@@ -11,8 +11,8 @@ namespace billing {
 
 struct PlanSelection {
   PlanType plan_type;
-  std::string id;                   // the hospital or individual
-  std::optional<EntityKind> role;   // admins may say which kind `id` is; otherwise it is looked up
+  std::string id;                  // the hospital or individual
+  std::optional<EntityKind> role;  // admins may say which kind `id` is; otherwise it is looked up
 };
 
 // POST /billing/plan/select, inside one write unit. An admin's choice is active at once (a

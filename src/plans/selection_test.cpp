@@ -37,8 +37,9 @@ class PlanRules : public ::testing::TestWithParam<std::string> {
     }));
   }
   std::vector<PlanChange> history() {
-    return run_blocking(
-        db->read([&](Repo& repo) { return repo.history({EntityKind::hospital, hospital_id}); }));
+    return run_blocking(db->read([&](Repo& repo) {
+      return repo.history({EntityKind::hospital, hospital_id});
+    }));
   }
   template <class F>
   static std::string error_of(F&& f) {
@@ -55,7 +56,8 @@ TEST_P(PlanRules, AdminSelectionIsActiveAtOnce) {
   const auto plan = select(admin, {PlanType::pro, hospital_id, std::nullopt});
   EXPECT_EQ(plan.status, PlanStatus::active);
   EXPECT_EQ(plan.max_agents, 50);
-  EXPECT_EQ(plan.selected_services, catalog.find(EntityKind::hospital, PlanType::pro)->default_services);
+  EXPECT_EQ(plan.selected_services,
+            catalog.find(EntityKind::hospital, PlanType::pro)->default_services);
   const auto rows = history();
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].changed_by, "admin-user");
@@ -64,7 +66,8 @@ TEST_P(PlanRules, AdminSelectionIsActiveAtOnce) {
 }
 
 TEST_P(PlanRules, OwnSelectionAwaitsPaymentAndRepeatsAreNotRecorded) {
-  EXPECT_EQ(select(hospital, {PlanType::lite, hospital_id, std::nullopt}).status, PlanStatus::inactive);
+  EXPECT_EQ(select(hospital, {PlanType::lite, hospital_id, std::nullopt}).status,
+            PlanStatus::inactive);
   select(hospital, {PlanType::lite, hospital_id, std::nullopt});
   EXPECT_EQ(history().size(), 1u);
   clock.advance(std::chrono::minutes(1));
@@ -78,19 +81,33 @@ TEST_P(PlanRules, OwnSelectionAwaitsPaymentAndRepeatsAreNotRecorded) {
 }
 
 TEST_P(PlanRules, RefusesPlansTheCatalogDoesNotOfferAndOtherPeoplesEntities) {
-  EXPECT_EQ(error_of([&] { select(hospital, {PlanType::hobby, hospital_id, std::nullopt}); }),
+  EXPECT_EQ(error_of([&] {
+              select(hospital, {PlanType::hobby, hospital_id, std::nullopt});
+            }),
             "400 Invalid plan type");
-  EXPECT_EQ(error_of([&] { select(admin, {PlanType::basic, hospital_id, std::nullopt}); }),
+  EXPECT_EQ(error_of([&] {
+              select(admin, {PlanType::basic, hospital_id, std::nullopt});
+            }),
             "400 Invalid plan type");
-  EXPECT_EQ(error_of([&] { select(hospital, {PlanType::lite, "someone-else", std::nullopt}); }),
+  EXPECT_EQ(error_of([&] {
+              select(hospital, {PlanType::lite, "someone-else", std::nullopt});
+            }),
             "403 Not allowed to manage this hospital");
-  EXPECT_EQ(error_of([&] { select(hospital, {PlanType::lite, hospital_id, EntityKind::individual}); }),
+  EXPECT_EQ(error_of([&] {
+              select(hospital, {PlanType::lite, hospital_id, EntityKind::individual});
+            }),
             "403 Not allowed to manage this individual");
-  EXPECT_EQ(error_of([&] { select(admin, {PlanType::lite, "nobody", EntityKind::hospital}); }),
+  EXPECT_EQ(error_of([&] {
+              select(admin, {PlanType::lite, "nobody", EntityKind::hospital});
+            }),
             "404 Hospital not found");
-  EXPECT_EQ(error_of([&] { select(admin, {PlanType::lite, "nobody", EntityKind::individual}); }),
+  EXPECT_EQ(error_of([&] {
+              select(admin, {PlanType::lite, "nobody", EntityKind::individual});
+            }),
             "404 Individual not found");
-  EXPECT_EQ(error_of([&] { select(admin, {PlanType::lite, "nobody", std::nullopt}); }),
+  EXPECT_EQ(error_of([&] {
+              select(admin, {PlanType::lite, "nobody", std::nullopt});
+            }),
             "404 Entity not found");
   EXPECT_TRUE(history().empty());
 }
@@ -106,7 +123,9 @@ TEST_P(PlanRules, ServicesNeedAnActivePlan) {
   EXPECT_EQ(plan.selected_services.back(), ServiceType::medication);
   services(hospital, {ServiceType::medication});  // no change, no row
   EXPECT_EQ(history().size(), 3u);
-  EXPECT_EQ(error_of([&] { services(hospital, {ServiceType::medication, ServiceType::nutrition}); }),
+  EXPECT_EQ(error_of([&] {
+              services(hospital, {ServiceType::medication, ServiceType::nutrition});
+            }),
             "400 The lite plan allows only one optional service (medication or nutrition)");
 }
 
@@ -114,7 +133,8 @@ TEST_P(PlanRules, ChangingPlanTypeResetsServicesToTheNewDefaults) {
   select(admin, {PlanType::pro, hospital_id, std::nullopt});
   services(admin, {ServiceType::summary, ServiceType::nutrition});
   const auto lite = select(admin, {PlanType::lite, hospital_id, std::nullopt});
-  EXPECT_EQ(lite.selected_services, catalog.find(EntityKind::hospital, PlanType::lite)->default_services);
+  EXPECT_EQ(lite.selected_services,
+            catalog.find(EntityKind::hospital, PlanType::lite)->default_services);
   EXPECT_EQ(lite.max_agents, 5);
 }
 

@@ -34,8 +34,8 @@ boost::json::object offer_json(const PlanOffer& offer) {
       {"available_services", names(offer.services)},
       {"default_services", names(offer.default_services)},
       {"max_optional_services", offer.max_optional_services
-                                     ? boost::json::value(*offer.max_optional_services)
-                                     : boost::json::value(nullptr)},
+                                    ? boost::json::value(*offer.max_optional_services)
+                                    : boost::json::value(nullptr)},
       {"is_recommended", offer.is_recommended},
   };
 }

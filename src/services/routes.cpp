@@ -69,9 +69,13 @@ asio::awaitable<Response> post_services_select(Db& db, const Catalog& catalog, c
 }  // namespace
 
 void add_service_routes(Router& router, Db& db, const Catalog& catalog, const Clock& clock) {
-  router.add({Method::get, "/billing/services", {Action::view_services, false},
+  router.add({Method::get,
+              "/billing/services",
+              {Action::view_services, false},
               [&db, &catalog](Call call) { return get_services(db, catalog, std::move(call)); }});
-  router.add({Method::post, "/billing/services/select", {Action::select_services, true},
+  router.add({Method::post,
+              "/billing/services/select",
+              {Action::select_services, true},
               [&db, &catalog, &clock](Call call) {
                 return post_services_select(db, catalog, clock, std::move(call));
               }});

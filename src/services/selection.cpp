@@ -43,10 +43,11 @@ std::vector<ServiceType> resolve_services(const PlanOffer& offer,
   }
   if (offer.max_optional_services && optional > *offer.max_optional_services) {
     const int limit = *offer.max_optional_services;
-    throw ApiError(400, limit == 1 ? fmt::format("The {} plan allows only one optional service ({})",
-                                                 name_of(offer.plan_type), optional_services_text(offer))
-                                   : fmt::format("The {} plan allows at most {} optional services",
-                                                 name_of(offer.plan_type), limit));
+    throw ApiError(400, limit == 1
+                            ? fmt::format("The {} plan allows only one optional service ({})",
+                                          name_of(offer.plan_type), optional_services_text(offer))
+                            : fmt::format("The {} plan allows at most {} optional services",
+                                          name_of(offer.plan_type), limit));
   }
   return selected;
 }

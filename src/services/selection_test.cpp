@@ -28,7 +28,8 @@ class ResolveServices : public ::testing::Test {
 };
 
 TEST_F(ResolveServices, DefaultsAreAlwaysIncludedInCatalogOrder) {
-  EXPECT_THAT(resolve_services(lite, std::vector<S>{}), ElementsAre(S::privacy, S::human_escalation, S::checklist));
+  EXPECT_THAT(resolve_services(lite, std::vector<S>{}),
+              ElementsAre(S::privacy, S::human_escalation, S::checklist));
   EXPECT_THAT(resolve_services(lite, std::vector<S>{S::medication, S::privacy}),
               ElementsAre(S::privacy, S::human_escalation, S::checklist, S::medication));
   EXPECT_THAT(resolve_services(lite, std::vector<S>{S::nutrition, S::nutrition}),
@@ -41,13 +42,15 @@ TEST_F(ResolveServices, LiteAllowsOneOptionalService) {
 }
 
 TEST_F(ResolveServices, RefusesServicesThePlanDoesNotOffer) {
-  EXPECT_EQ(error_of(lite, {S::summary}), "400 Service 'summary' is not available on the lite plan");
+  EXPECT_EQ(error_of(lite, {S::summary}),
+            "400 Service 'summary' is not available on the lite plan");
   EXPECT_EQ(error_of(lite, {S::primary, S::medication}),
             "400 Service 'primary' is not available on the lite plan");
 }
 
 TEST_F(ResolveServices, ProHasNoLimit) {
-  EXPECT_EQ(resolve_services(pro, std::vector<S>{S::checkpoint, S::primary, S::medication, S::nutrition, S::summary})
+  EXPECT_EQ(resolve_services(pro, std::vector<S>{S::checkpoint, S::primary, S::medication,
+                                                 S::nutrition, S::summary})
                 .size(),
             8u);
 }

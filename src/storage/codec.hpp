@@ -9,7 +9,7 @@
 namespace billing {
 
 std::string encode_services(const std::vector<ServiceType>& services);  // "privacy,checklist"
-std::vector<ServiceType> decode_services(std::string_view text);       // throws on unknown
+std::vector<ServiceType> decode_services(std::string_view text);        // throws on unknown
 
 // Parses a stored enum name; a bad value means a corrupt row, which is an internal error.
 template <class E>

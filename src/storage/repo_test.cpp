@@ -15,8 +15,8 @@
 namespace billing {
 namespace {
 
-using testing::unique_id;
 using ::testing::ElementsAre;
+using testing::unique_id;
 
 class Storage : public ::testing::TestWithParam<std::string> {
  protected:
@@ -144,7 +144,8 @@ TEST_P(Storage, AppendsHistoryInOrder) {
     repo.append_history(created);
     repo.append_history(upgraded);
   });
-  EXPECT_THAT(read([&](Repo& repo) { return repo.history(hospital); }), ElementsAre(created, upgraded));
+  EXPECT_THAT(read([&](Repo& repo) { return repo.history(hospital); }),
+              ElementsAre(created, upgraded));
   EXPECT_TRUE(read([&](Repo& repo) {
                 return repo.history({EntityKind::individual, hospital.id});
               }).empty());

@@ -8,7 +8,9 @@
 namespace billing {
 namespace {
 
-std::size_t index_of(EntityKind kind) { return static_cast<std::size_t>(kind); }
+std::size_t index_of(EntityKind kind) {
+  return static_cast<std::size_t>(kind);
+}
 
 TimePoint decode_time(std::string_view text) {
   if (auto t = parse_iso8601(text)) return *t;
@@ -39,7 +41,9 @@ std::optional<E> optional_decoded(const sql::Row& row, int column) {
 
 }  // namespace
 
-void SqlRepo::ping() { db_.run(sql_.ping, {}); }
+void SqlRepo::ping() {
+  db_.run(sql_.ping, {});
+}
 
 bool SqlRepo::entity_exists(const EntityRef& entity) {
   const auto& statements = write_unit_ ? sql_.lock_entity : sql_.entity_exists;
@@ -83,13 +87,13 @@ std::optional<Plan> SqlRepo::find_plan(const EntityRef& owner) {
 
 void SqlRepo::save_plan(const Plan& plan) {
   const bool hospital = plan.owner.kind == EntityKind::hospital;
-  db_.run(sql_.save_plan,
-          {plan.id, hospital ? sql::Param(plan.owner.id) : nullptr,
-           hospital ? nullptr : sql::Param(plan.owner.id), name_of(plan.plan_type),
-           name_of(plan.status), std::int64_t{plan.max_agents},
-           encode_services(plan.selected_services), optional_param(plan.stripe_customer_id),
-           optional_param(plan.stripe_subscription_id), iso8601_micros(plan.created_at),
-           iso8601_micros(plan.updated_at)});
+  db_.run(
+      sql_.save_plan,
+      {plan.id, hospital ? sql::Param(plan.owner.id) : nullptr,
+       hospital ? nullptr : sql::Param(plan.owner.id), name_of(plan.plan_type),
+       name_of(plan.status), std::int64_t{plan.max_agents}, encode_services(plan.selected_services),
+       optional_param(plan.stripe_customer_id), optional_param(plan.stripe_subscription_id),
+       iso8601_micros(plan.created_at), iso8601_micros(plan.updated_at)});
 }
 
 void SqlRepo::append_history(const PlanChange& c) {

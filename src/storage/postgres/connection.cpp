@@ -41,8 +41,8 @@ Result checked(pg_conn* conn, PGresult* raw) {
   const auto status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
   const char* state = result ? PQresultErrorField(result.get(), PG_DIAG_SQLSTATE) : nullptr;
-  throw std::runtime_error(fmt::format("postgres: {} (SQLSTATE {})", PQerrorMessage(conn),
-                                       state ? state : "none"));
+  throw std::runtime_error(
+      fmt::format("postgres: {} (SQLSTATE {})", PQerrorMessage(conn), state ? state : "none"));
 }
 
 }  // namespace
@@ -50,7 +50,9 @@ Result checked(pg_conn* conn, PGresult* raw) {
 PostgresConnection::PostgresConnection(const std::string& url) {
   // Our defaults come first so that anything in the URL overrides them.
   const char* keywords[] = {"connect_timeout", "application_name", "options", "dbname", nullptr};
-  const char* values[] = {"3", "billing", "-c statement_timeout=10000 -c client_min_messages=warning", url.c_str(), nullptr};
+  const char* values[] = {"3", "billing",
+                          "-c statement_timeout=10000 -c client_min_messages=warning", url.c_str(),
+                          nullptr};
   conn_ = PQconnectdbParams(keywords, values, 1);
   if (PQstatus(conn_) != CONNECTION_OK) {
     const std::string message = conn_ ? PQerrorMessage(conn_) : "out of memory";
@@ -59,9 +61,13 @@ PostgresConnection::PostgresConnection(const std::string& url) {
   }
 }
 
-PostgresConnection::~PostgresConnection() { PQfinish(conn_); }
+PostgresConnection::~PostgresConnection() {
+  PQfinish(conn_);
+}
 
-bool PostgresConnection::broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+bool PostgresConnection::broken() const {
+  return PQstatus(conn_) != CONNECTION_OK;
+}
 
 void PostgresConnection::reconnect() {
   prepared_.clear();
@@ -99,8 +105,9 @@ std::int64_t PostgresConnection::run(const char* statement,
       values.push_back(nullptr);
     }
   }
-  Result result = checked(conn_, PQexecPrepared(conn_, name.c_str(), static_cast<int>(values.size()),
-                                                values.data(), nullptr, nullptr, 0));
+  Result result =
+      checked(conn_, PQexecPrepared(conn_, name.c_str(), static_cast<int>(values.size()),
+                                    values.data(), nullptr, nullptr, 0));
   if (PQresultStatus(result.get()) == PGRES_COMMAND_OK) {
     std::int64_t changed = 0;
     const char* tuples = PQcmdTuples(result.get());

@@ -12,7 +12,9 @@ PostgresDb::PostgresDb(std::string url, std::size_t connections)
   return_connection(std::make_unique<PostgresConnection>(url_));  // fail fast on a bad URL
 }
 
-PostgresDb::~PostgresDb() { pool_.join(); }
+PostgresDb::~PostgresDb() {
+  pool_.join();
+}
 
 void PostgresDb::migrate() {
   auto connection = take_connection();
@@ -40,20 +42,27 @@ void PostgresDb::return_connection(std::unique_ptr<PostgresConnection> connectio
 }
 
 void PostgresDb::run_unit(Unit unit, const Work& work) {
-  auto connection = take_connection();
-  try {
-    if (unit == Unit::read) {
-      SqlRepo repo(*connection, postgres_statements(), false);
-      work(repo);
-    } else {
-      run_write_unit(*connection, postgres_statements(), work);
+  for (bool retried = false;; retried = true) {
+    auto connection = take_connection();
+    try {
+      if (unit == Unit::read) {
+        SqlRepo repo(*connection, postgres_statements(), false);
+        work(repo);
+      } else {
+        run_write_unit(*connection, postgres_statements(), work);
+      }
+      return_connection(std::move(connection));
+      return;
+    } catch (...) {
+      if (!connection->broken()) {
+        return_connection(std::move(connection));
+        throw;
+      }
+      // An idle connection only learns that the server restarted when it is used. A read is
+      // safe to run again on a fresh one; a write is not (its COMMIT may have happened).
+      if (unit == Unit::write || retried) throw;
     }
-  } catch (...) {
-    // A connection that failed mid-unit goes back only if it is still usable.
-    if (!connection->broken()) return_connection(std::move(connection));
-    throw;
   }
-  return_connection(std::move(connection));
 }
 
 boost::asio::awaitable<void> PostgresDb::execute(Unit unit, Work work) {

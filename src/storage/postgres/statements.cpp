@@ -1,10 +1,40 @@
 #include "storage/postgres/statements.hpp"
 
+#include <deque>
+#include <string>
+
+#include <fmt/format.h>
+
 namespace billing {
 
+namespace {
+
 // Timestamps travel as ISO 8601 text in both directions, the same spelling SQLite stores.
-#define BILLING_PG_TIME(column) \
-  "to_char(" column " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+std::string utc(std::string_view column) {
+  return fmt::format("to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", column);
+}
+
+// Statements are kept as C strings for the life of the program (sql::Statements holds pointers).
+const char* kept(std::string text) {
+  static std::deque<std::string> texts;
+  return texts.emplace_back(std::move(text)).c_str();
+}
+
+const char* find_plan_by(std::string_view owner_column) {
+  return kept(fmt::format(
+      "SELECT id, plan_type, status, max_agents, selected_services, stripe_customer_id, "
+      "stripe_subscription_id, {}, {} FROM plans WHERE {} = $1",
+      utc("created_at"), utc("updated_at"), owner_column));
+}
+
+const char* history_by(std::string_view owner_column) {
+  return kept(fmt::format(
+      "SELECT plan_id, changed_by, {}, from_plan_type, to_plan_type, from_status, to_status, "
+      "from_services, to_services, reason FROM plan_update_history WHERE {} = $1 ORDER BY id",
+      utc("changed_at"), owner_column));
+}
+
+}  // namespace
 
 const sql::Statements& postgres_statements() {
   static const sql::Statements statements{
@@ -17,17 +47,11 @@ const sql::Statements& postgres_statements() {
       .create_entity =
           {"INSERT INTO hospitals (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
            "INSERT INTO individuals (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"},
-      .create_assistant = "INSERT INTO assistants (id, hospital_id, created_at) VALUES ($1, $2, $3) "
-                          "ON CONFLICT (id) DO UPDATE SET hospital_id = excluded.hospital_id",
+      .create_assistant =
+          "INSERT INTO assistants (id, hospital_id, created_at) VALUES ($1, $2, $3) "
+          "ON CONFLICT (id) DO UPDATE SET hospital_id = excluded.hospital_id",
       .assistant_hospital = "SELECT hospital_id FROM assistants WHERE id = $1",
-      .find_plan = {"SELECT id, plan_type, status, max_agents, selected_services, "
-                    "stripe_customer_id, stripe_subscription_id, " BILLING_PG_TIME(
-                        "created_at") ", " BILLING_PG_TIME("updated_at") " "
-                                                                         "FROM plans WHERE hospital_id = $1",
-                    "SELECT id, plan_type, status, max_agents, selected_services, "
-                    "stripe_customer_id, stripe_subscription_id, " BILLING_PG_TIME(
-                        "created_at") ", " BILLING_PG_TIME("updated_at") " "
-                                                                         "FROM plans WHERE individual_id = $1"},
+      .find_plan = {find_plan_by("hospital_id"), find_plan_by("individual_id")},
       .save_plan =
           "INSERT INTO plans (id, hospital_id, individual_id, plan_type, status, max_agents, "
           "selected_services, stripe_customer_id, stripe_subscription_id, created_at, updated_at) "
@@ -41,14 +65,7 @@ const sql::Statements& postgres_statements() {
           "INSERT INTO plan_update_history (plan_id, hospital_id, individual_id, changed_by, "
           "changed_at, from_plan_type, to_plan_type, from_status, to_status, from_services, "
           "to_services, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-      .history = {"SELECT plan_id, changed_by, " BILLING_PG_TIME(
-                      "changed_at") ", from_plan_type, to_plan_type, "
-                                    "from_status, to_status, from_services, to_services, reason "
-                                    "FROM plan_update_history WHERE hospital_id = $1 ORDER BY id",
-                  "SELECT plan_id, changed_by, " BILLING_PG_TIME(
-                      "changed_at") ", from_plan_type, to_plan_type, "
-                                    "from_status, to_status, from_services, to_services, reason "
-                                    "FROM plan_update_history WHERE individual_id = $1 ORDER BY id"},
+      .history = {history_by("hospital_id"), history_by("individual_id")},
       // Replicas starting together apply migrations one at a time.
       .begin_migration = "BEGIN; SELECT pg_advisory_xact_lock(7424726)",
       .create_migrations_table =
@@ -59,7 +76,5 @@ const sql::Statements& postgres_statements() {
   };
   return statements;
 }
-
-#undef BILLING_PG_TIME
 
 }  // namespace billing

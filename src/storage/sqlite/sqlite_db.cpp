@@ -10,7 +10,9 @@ namespace billing {
 SqliteDb::SqliteDb(std::string path)
     : path_(std::move(path)), writer_connection_(path_, SqliteConnection::Mode::read_write) {}
 
-SqliteDb::~SqliteDb() { writer_.join(); }
+SqliteDb::~SqliteDb() {
+  writer_.join();
+}
 
 void SqliteDb::migrate() {
   apply_migrations(writer_connection_, sqlite_statements(), sqlite_migrations());

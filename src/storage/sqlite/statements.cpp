@@ -15,8 +15,9 @@ const sql::Statements& sqlite_statements() {
       .create_entity =
           {"INSERT INTO hospitals (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
            "INSERT INTO individuals (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"},
-      .create_assistant = "INSERT INTO assistants (id, hospital_id, created_at) VALUES (?, ?, ?) "
-                          "ON CONFLICT (id) DO UPDATE SET hospital_id = excluded.hospital_id",
+      .create_assistant =
+          "INSERT INTO assistants (id, hospital_id, created_at) VALUES (?, ?, ?) "
+          "ON CONFLICT (id) DO UPDATE SET hospital_id = excluded.hospital_id",
       .assistant_hospital = "SELECT hospital_id FROM assistants WHERE id = ?",
       .find_plan = {"SELECT id, plan_type, status, max_agents, selected_services, "
                     "stripe_customer_id, stripe_subscription_id, created_at, updated_at "
