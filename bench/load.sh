@@ -75,30 +75,28 @@ JWT_SECRET="$(random_hex)"
 CSRF_SECRET="$(random_hex)"
 
 # billing runs with only the variables it needs, so that a PORT, HOST, STRIPE_* or PLANS_CONFIG
-# in the caller's environment cannot change what is measured.
-billing_env() {
-  env -i PATH="$PATH" HOME="${HOME:-/}" \
-    JWT_SECRET_KEY="$JWT_SECRET" CSRF_SECRET_KEY="$CSRF_SECRET" \
-    DATABASE_URL="sqlite:///$TMP/billing.db" LOG_LEVEL=warn HTTP_THREADS=2 \
-    PLANS_CONFIG="$REPO/config/plans.json" \
-    "$@"
-}
+# in the caller's environment cannot change what is measured. (`env` execs billing, so $! of a
+# background `env -i ... billing serve &` is billing's own pid.)
+BILLING_ENV=(
+  PATH="$PATH" HOME="${HOME:-/}"
+  JWT_SECRET_KEY="$JWT_SECRET" CSRF_SECRET_KEY="$CSRF_SECRET"
+  DATABASE_URL="sqlite:///$TMP/billing.db" LOG_LEVEL=warn HTTP_THREADS=2
+  PLANS_CONFIG="$REPO/config/plans.json"
+)
 
 # The port it bound (--port 0) from the process's own listening socket, read from /proc: the
 # inodes of its socket fds matched against the LISTEN rows (state 0A) of /proc/net/tcp.
 listening_port() {  # pid
-  local inodes
-  inodes="$(find "/proc/$1/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null | tr -dc '0-9\n')" || return 0
+  local inodes hex
+  inodes="$(find "/proc/$1/fd" -lname 'socket:*' -printf '%l ' 2>/dev/null | tr -dc '0-9 ')" || true
   [[ -n "$inodes" ]] || return 0
-  local hex
-  hex="$(awk -v inodes="$inodes" 'BEGIN {n = split(inodes, list, "\n"); for (i = 1; i <= n; i++) want[list[i]] = 1}
+  hex="$(awk -v inodes="$inodes" 'BEGIN {n = split(inodes, list, " "); for (i = 1; i <= n; i++) want[list[i]] = 1}
     $4 == "0A" && ($10 in want) {split($2, a, ":"); print a[2]; exit}' /proc/net/tcp)"
-  [[ -n "$hex" ]] && echo $((16#$hex))
-  return 0
+  if [[ -n "$hex" ]]; then echo $((16#$hex)); fi
 }
 
 say "starting billing"
-billing_env "$BIN" serve --host 127.0.0.1 --port 0 2>"$TMP/billing.log" &
+env -i "${BILLING_ENV[@]}" "$BIN" serve --host 127.0.0.1 --port 0 2>"$TMP/billing.log" &
 BILLING_PID=$!
 # billing logs `listening on http://127.0.0.1:<port>` at info level, which LOG_LEVEL=warn hides;
 # the line is used when it is there, the socket table otherwise.
@@ -114,8 +112,8 @@ done
 BILLING_URL="http://127.0.0.1:$BILLING_PORT"
 say "billing listening at $BILLING_URL (pid $BILLING_PID)"
 
-HOSPITAL_TOKEN="$(billing_env "$BIN" token --role hospital --entity "$HOSPITAL")"
-ADMIN_TOKEN="$(billing_env "$BIN" token --role admin --entity admin)"
+HOSPITAL_TOKEN="$(env -i "${BILLING_ENV[@]}" "$BIN" token --role hospital --entity "$HOSPITAL")"
+ADMIN_TOKEN="$(env -i "${BILLING_ENV[@]}" "$BIN" token --role admin --entity admin)"
 
 # curl to loopback only (no proxy); prints the body, fails on a status other than 200.
 call() {  # method path token [extra curl args...]
@@ -239,7 +237,7 @@ to_ms() {  # wrk latency ("812.00us", "2.34ms", "1.02s", "1.00m") -> millisecond
     printf "%.3f", n }'
 }
 
-declare -a RUN_NAME RUN_RPS RUN_P99 RUN_CPU RUN_ERRORS
+RUN_NAME=() RUN_RPS=() RUN_P99=() RUN_CPU=() RUN_ERRORS=()
 run_wrk() {  # name url pid
   local name="$1" url="$2" pid="$3" out="$TMP/wrk-$((${#RUN_NAME[@]} + 1))-$1.txt" before after
   say "wrk $name: $url/billing/plan, ${DURATION}s"
