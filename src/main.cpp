@@ -78,6 +78,8 @@ int main(int argc, char** argv) {
     App app(std::move(config));
     if (dev) seed_demo_entities(app.db(), app.catalog(), app.clock());
     app.serve([&](unsigned short bound) {
+      // Always printed, whatever LOG_LEVEL says: with --port 0 it is how to learn the port.
+      std::cout << "billing listening on http://" << app.config().host << ":" << bound << std::endl;
       if (dev) print_quick_start(app.config(), app.jwt(), app.clock(), bound);
     });
     return 0;

@@ -26,7 +26,8 @@ App::App(Config config)
       db_(open_database(config_)),
       jwt_(config_.jwt_secret, clock_),
       csrf_(config_.csrf_secret, clock_, config_.csrf_expiry),
-      dispatcher_(router_, jwt_, csrf_, *db_, clock_) {
+      enrollment_(*db_),
+      dispatcher_(router_, jwt_, csrf_, enrollment_, clock_) {
   add_health_routes(router_, *db_, clock_);
   add_auth_routes(router_, csrf_);
   add_plan_routes(router_, *db_, catalog_, clock_);

@@ -5,6 +5,7 @@
 
 #include "app/config.hpp"
 #include "auth/csrf.hpp"
+#include "auth/enrollment.hpp"
 #include "auth/jwt.hpp"
 #include "http/dispatch.hpp"
 #include "http/route.hpp"
@@ -36,6 +37,7 @@ class App {
   std::unique_ptr<Db> db_;
   JwtCodec jwt_;
   CsrfTokens csrf_;
+  Enrollment enrollment_;
   Router router_;
   Dispatcher dispatcher_;
 };

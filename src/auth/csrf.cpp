@@ -9,7 +9,7 @@
 namespace billing {
 
 std::string CsrfTokens::signature(std::string_view payload) const {
-  return base64url_encode(as_chars(hmac_sha256(secret_, payload)));
+  return base64url_encode(as_chars(hmac_(payload)));
 }
 
 CsrfTokens::Issued CsrfTokens::issue(std::string_view subject) const {

@@ -6,13 +6,14 @@
 #include <string_view>
 
 #include "kit/clock.hpp"
+#include "kit/crypto.hpp"
 
 namespace billing {
 
 class CsrfTokens {
  public:
-  CsrfTokens(std::string secret, const Clock& clock, std::chrono::seconds lifetime)
-      : secret_(std::move(secret)), clock_(clock), lifetime_(lifetime) {}
+  CsrfTokens(std::string_view secret, const Clock& clock, std::chrono::seconds lifetime)
+      : hmac_(secret), clock_(clock), lifetime_(lifetime) {}
 
   struct Issued {
     std::string token;
@@ -24,7 +25,7 @@ class CsrfTokens {
  private:
   std::string signature(std::string_view payload) const;
 
-  std::string secret_;
+  HmacSha256 hmac_;
   const Clock& clock_;
   std::chrono::seconds lifetime_;
 };

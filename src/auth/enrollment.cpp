@@ -2,28 +2,56 @@
 
 namespace billing {
 
-boost::asio::awaitable<void> enroll(Db& db, Identity caller, TimePoint now) {
+bool Enrollment::known(const Identity& caller) const {
+  std::shared_lock lock(mutex_);
   switch (caller.role) {
     case Role::admin:
-      co_return;
-    case Role::assistant: {
-      const auto hospital =
-          co_await db.read([&](Repo& repo) { return repo.assistant_hospital(caller.entity_id); });
-      if (hospital != caller.hospital_id)
-        co_await db.transact(
-            [&](Repo& repo) { repo.create_assistant(caller.entity_id, caller.hospital_id, now); });
-      co_return;
-    }
+      return true;
     case Role::hospital:
-    case Role::individual: {
-      const EntityRef entity{
-          caller.role == Role::hospital ? EntityKind::hospital : EntityKind::individual,
-          caller.entity_id};
-      const bool known = co_await db.read([&](Repo& repo) { return repo.entity_exists(entity); });
-      if (!known) co_await db.transact([&](Repo& repo) { repo.create_entity(entity, now); });
-      co_return;
+      return hospitals_.contains(std::string_view(caller.entity_id));
+    case Role::individual:
+      return individuals_.contains(std::string_view(caller.entity_id));
+    case Role::assistant: {
+      const auto found = assistants_.find(std::string_view(caller.entity_id));
+      return found != assistants_.end() && found->second == caller.hospital_id;
     }
   }
+  return false;
+}
+
+void Enrollment::remember(const Identity& caller) {
+  std::lock_guard lock(mutex_);
+  switch (caller.role) {
+    case Role::admin:
+      break;
+    case Role::hospital:
+      hospitals_.insert(caller.entity_id);
+      break;
+    case Role::individual:
+      individuals_.insert(caller.entity_id);
+      break;
+    case Role::assistant:
+      assistants_.insert_or_assign(caller.entity_id, caller.hospital_id);
+      break;
+  }
+}
+
+boost::asio::awaitable<void> Enrollment::enroll(Identity caller, TimePoint now) {
+  if (known(caller)) co_return;
+  if (caller.role == Role::assistant) {
+    const auto hospital =
+        co_await db_.read([&](Repo& repo) { return repo.assistant_hospital(caller.entity_id); });
+    if (hospital != caller.hospital_id)
+      co_await db_.transact(
+          [&](Repo& repo) { repo.create_assistant(caller.entity_id, caller.hospital_id, now); });
+  } else {
+    const EntityRef entity{
+        caller.role == Role::hospital ? EntityKind::hospital : EntityKind::individual,
+        caller.entity_id};
+    const bool exists = co_await db_.read([&](Repo& repo) { return repo.entity_exists(entity); });
+    if (!exists) co_await db_.transact([&](Repo& repo) { repo.create_entity(entity, now); });
+  }
+  remember(caller);
 }
 
 }  // namespace billing

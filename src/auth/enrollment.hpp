@@ -1,6 +1,13 @@
 #pragma once
 // A hospital's or individual's entity row is created on its first authenticated request; an
-// assistant's row records its hospital.
+// assistant's row records its hospital. Entities are never deleted, so the ones known to exist
+// are remembered and later requests need no database read.
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+
 #include <boost/asio/awaitable.hpp>
 
 #include "auth/identity.hpp"
@@ -8,6 +15,26 @@
 
 namespace billing {
 
-boost::asio::awaitable<void> enroll(Db& db, Identity caller, TimePoint now);
+class Enrollment {
+ public:
+  explicit Enrollment(Db& db) : db_(db) {}
+
+  boost::asio::awaitable<void> enroll(Identity caller, TimePoint now);
+
+ private:
+  struct Hash : std::hash<std::string_view> {
+    using is_transparent = void;
+  };
+  using Ids = std::unordered_set<std::string, Hash, std::equal_to<>>;
+
+  bool known(const Identity& caller) const;
+  void remember(const Identity& caller);
+
+  Db& db_;
+  mutable std::shared_mutex mutex_;  // held for a hash lookup or insert only
+  Ids hospitals_;
+  Ids individuals_;
+  std::unordered_map<std::string, std::string, Hash, std::equal_to<>> assistants_;  // -> hospital
+};
 
 }  // namespace billing

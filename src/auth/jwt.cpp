@@ -55,7 +55,7 @@ Identity JwtCodec::verify(std::string_view token) const {
   const auto header = decode_part(token.substr(0, first_dot));
   const auto* alg = header.if_contains("alg");
   if (!alg || !alg->is_string() || alg->get_string() != "HS256") reject();
-  if (!constant_time_equal(*signature, as_chars(hmac_sha256(secret_, signing_input)))) reject();
+  if (!constant_time_equal(*signature, as_chars(hmac_(signing_input)))) reject();
 
   const auto claims = decode_part(token.substr(first_dot + 1, last_dot - first_dot - 1));
   const auto now =
@@ -81,7 +81,7 @@ std::string JwtCodec::sign(const Identity& identity, TimePoint expires_at) const
   if (!identity.hospital_id.empty()) claims["hospital_id"] = identity.hospital_id;
   std::string token =
       base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." + base64url_encode(to_json(claims));
-  const auto signature = hmac_sha256(secret_, token);
+  const auto signature = hmac_(token);
   return token + "." + base64url_encode(as_chars(signature));
 }
 

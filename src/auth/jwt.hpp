@@ -5,12 +5,13 @@
 
 #include "auth/identity.hpp"
 #include "kit/clock.hpp"
+#include "kit/crypto.hpp"
 
 namespace billing {
 
 class JwtCodec {
  public:
-  JwtCodec(std::string secret, const Clock& clock) : secret_(std::move(secret)), clock_(clock) {}
+  JwtCodec(std::string_view secret, const Clock& clock) : hmac_(secret), clock_(clock) {}
 
   // The caller's identity, or ApiError 401. Only HS256 with a valid signature, an `exp` in the
   // future, a known role and the claims that role needs is accepted.
@@ -18,7 +19,7 @@ class JwtCodec {
   std::string sign(const Identity& identity, TimePoint expires_at) const;
 
  private:
-  std::string secret_;
+  HmacSha256 hmac_;
   const Clock& clock_;
 };
 

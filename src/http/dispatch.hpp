@@ -4,18 +4,18 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "auth/csrf.hpp"
+#include "auth/enrollment.hpp"
 #include "auth/jwt.hpp"
 #include "http/route.hpp"
 #include "kit/clock.hpp"
-#include "storage/db.hpp"
 
 namespace billing {
 
 class Dispatcher {
  public:
-  Dispatcher(const Router& router, const JwtCodec& jwt, const CsrfTokens& csrf, Db& db,
-             const Clock& clock)
-      : router_(router), jwt_(jwt), csrf_(csrf), db_(db), clock_(clock) {}
+  Dispatcher(const Router& router, const JwtCodec& jwt, const CsrfTokens& csrf,
+             Enrollment& enrollment, const Clock& clock)
+      : router_(router), jwt_(jwt), csrf_(csrf), enrollment_(enrollment), clock_(clock) {}
 
   // Never throws: every failure is a response.
   boost::asio::awaitable<Response> handle(const Request* request) const;
@@ -27,7 +27,7 @@ class Dispatcher {
   const Router& router_;
   const JwtCodec& jwt_;
   const CsrfTokens& csrf_;
-  Db& db_;
+  Enrollment& enrollment_;
   const Clock& clock_;
 };
 

@@ -1,21 +1,50 @@
 #include "kit/crypto.hpp"
 
+#include <memory>
 #include <stdexcept>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 namespace billing {
 
-Sha256Digest hmac_sha256(std::string_view key, std::string_view data) {
+HmacSha256::HmacSha256(std::string_view key) {
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  prepared_ = mac ? EVP_MAC_CTX_new(mac) : nullptr;
+  EVP_MAC_free(mac);  // the context keeps its own reference
+  char digest[] = "SHA256";
+  const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                               OSSL_PARAM_construct_end()};
+  if (!prepared_ || !EVP_MAC_init(prepared_, reinterpret_cast<const unsigned char*>(key.data()),
+                                  key.size(), params)) {
+    EVP_MAC_CTX_free(prepared_);
+    throw std::runtime_error("HMAC-SHA256 unavailable");
+  }
+}
+
+HmacSha256::~HmacSha256() {
+  EVP_MAC_CTX_free(prepared_);
+}
+
+Sha256Digest HmacSha256::operator()(std::string_view data) const {
+  // A copy of the keyed context: the prepared one is never changed, so threads may share it.
+  std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(EVP_MAC_CTX_dup(prepared_),
+                                                                &EVP_MAC_CTX_free);
   Sha256Digest out{};
-  unsigned int len = 0;
-  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-            reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(), &len))
+  std::size_t len = 0;
+  if (!ctx ||
+      !EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(data.data()),
+                      data.size()) ||
+      !EVP_MAC_final(ctx.get(), out.data(), &len, out.size()))
     throw std::runtime_error("HMAC-SHA256 failed");
   return out;
+}
+
+Sha256Digest hmac_sha256(std::string_view key, std::string_view data) {
+  return HmacSha256(key)(data);
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) {

@@ -6,9 +6,26 @@
 #include <string>
 #include <string_view>
 
+struct evp_mac_ctx_st;  // OpenSSL's EVP_MAC_CTX
+
 namespace billing {
 
 using Sha256Digest = std::array<unsigned char, 32>;
+
+// HMAC-SHA256 with one key, prepared once: OpenSSL 3's one-shot HMAC() looks the algorithm up
+// (under a global lock) and hashes the key again on every call.
+class HmacSha256 {
+ public:
+  explicit HmacSha256(std::string_view key);
+  ~HmacSha256();
+  HmacSha256(const HmacSha256&) = delete;
+  HmacSha256& operator=(const HmacSha256&) = delete;
+
+  Sha256Digest operator()(std::string_view data) const;  // safe to call from any thread
+
+ private:
+  evp_mac_ctx_st* prepared_;
+};
 
 Sha256Digest hmac_sha256(std::string_view key, std::string_view data);
 bool constant_time_equal(std::string_view a, std::string_view b);

@@ -105,9 +105,8 @@ asio::awaitable<Response> post_plan_select(Db& db, const Catalog& catalog, const
 }  // namespace
 
 asio::awaitable<std::optional<EntityRef>> queried_entity(Db& db, const Call& call) {
-  if (call.caller.role != Role::admin) co_return own_entity(call.caller);
   const auto id = call.request->query_param("entity_id");
-  if (!id) co_return std::nullopt;
+  if (!id) co_return call.caller.role == Role::admin ? std::nullopt : own_entity(call.caller);
   const auto role = role_query(*call.request);
   co_return co_await db.read(
       [&](Repo& repo) { return resolve_entity(repo, call.caller, *id, role); });

@@ -32,9 +32,8 @@ EntityRef resolve_entity(Repo& repo, const Identity& caller, const std::string& 
                          std::optional<EntityKind> role) {
   if (caller.role != Role::admin) {
     EntityRef own = *own_entity(caller);
-    if (role && *role != own.kind) require_own(caller, EntityRef{*role, id});
-    require_own(caller, EntityRef{own.kind, id});
-    return EntityRef{own.kind, id};
+    if (own.id == id && (!role || *role == own.kind)) return own;
+    require_own(caller, EntityRef{role.value_or(own.kind), id});  // throws: not theirs
   }
   if (role) {
     EntityRef entity{*role, id};

@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <iosfwd>
 #include <map>
 #include <memory>
 #include <optional>
@@ -31,13 +33,11 @@ inline constexpr std::string_view kCsrfSecret = "e2e-csrf-secret-0123456789";
 // ---------------------------------------------------------------------------------------------
 // Backends and ids
 
-// "sqlite", then "postgres" when BILLING_TEST_POSTGRES_URL is set (or when
-// BILLING_REQUIRE_POSTGRES=1, in which case starting a postgres server fails loudly).
+// "sqlite", then "postgres" when BILLING_TEST_POSTGRES_URL is set; the run fails if
+// BILLING_REQUIRE_POSTGRES=1 and it is not (tests/support/test_db.hpp).
 std::vector<std::string> backends();
 // An id no other test (or earlier run against a shared database) uses: prefix + random suffix.
 std::string unique_id(std::string_view prefix);
-// For test names: "sqlite" / "postgres".
-std::string backend_name(const std::string& backend);
 
 // A private directory under /tmp, removed with everything in it.
 class TempDir {
@@ -101,10 +101,13 @@ struct HttpResponse {
   std::string body;
 
   std::string header(std::string_view name) const;  // "" if absent
-  boost::json::value json() const;                   // throws if the body is not JSON
-  boost::json::value detail() const;                 // json()["detail"], null if absent
-  std::string detail_text() const;                   // the detail if it is a string, else ""
+  boost::json::value json() const;                  // throws if the body is not JSON
+  boost::json::value detail() const;                // json()["detail"], null if absent
+  std::string detail_text() const;                  // the detail if it is a string, else ""
 };
+
+// A JSON string's text, or any other value as JSON text (for comparing with std::string).
+std::string text(const boost::json::value& value);
 
 struct HttpRequest {
   std::string method = "GET";
@@ -125,8 +128,9 @@ class Connection {
 
   bool send(std::string_view bytes);  // false if the write failed
   bool send(const HttpRequest& request);
-  // The next response on this connection; nothing on error, timeout or close.
-  std::optional<HttpResponse> read_response();
+  // The next response on this connection; nothing on error, timeout or close. A response to
+  // HEAD has no body, whatever its Content-Length says.
+  std::optional<HttpResponse> read_response(bool to_head = false);
   HttpResponse exchange(const HttpRequest& request);  // throws if no response came
   // Reads (and keeps in `received`) until the peer closes the connection: true if it did within
   // `timeout`.
@@ -151,6 +155,10 @@ class HttpClient {
   std::unique_ptr<Connection> connection_;
   std::size_t opened_ = 0;
 };
+
+// Polls `condition` until it holds (true) or `timeout` passes (false).
+bool eventually(const std::function<bool()>& condition, Milliseconds timeout,
+                Milliseconds step = 20ms);
 
 // True if nothing accepts TCP connections on the port (any more).
 bool connection_refused(unsigned short port);
@@ -179,17 +187,26 @@ enum class BadToken {
   assistant_without_hospital,
   missing_role_entity_id,
   missing_sub,
+  exp_not_a_number,
   not_three_parts,
 };
 std::string bad_token(BadToken kind);
 std::string_view bad_token_name(BadToken kind);
+void PrintTo(BadToken kind, std::ostream* os);  // for test names and failure messages
 inline constexpr BadToken kAllBadTokens[] = {
-    BadToken::alg_none,       BadToken::alg_hs512,
-    BadToken::bad_signature,  BadToken::wrong_secret,
-    BadToken::expired,        BadToken::missing_exp,
-    BadToken::unknown_role,   BadToken::garbage,
-    BadToken::assistant_without_hospital, BadToken::missing_role_entity_id,
-    BadToken::missing_sub,    BadToken::not_three_parts,
+    BadToken::alg_none,
+    BadToken::alg_hs512,
+    BadToken::bad_signature,
+    BadToken::wrong_secret,
+    BadToken::expired,
+    BadToken::missing_exp,
+    BadToken::unknown_role,
+    BadToken::garbage,
+    BadToken::assistant_without_hospital,
+    BadToken::missing_role_entity_id,
+    BadToken::missing_sub,
+    BadToken::exp_not_a_number,
+    BadToken::not_three_parts,
 };
 
 Headers bearer(const std::string& token);

@@ -1,1 +1,386 @@
-// placeholder
+// End-to-end tests of the HTTP server itself: connections, limits, malformed input, timeouts,
+// shutdown on signals, and health while the database goes away and comes back.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <string>
+#include <vector>
+
+#include "client.hpp"
+
+namespace billing::e2e {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+using testing::HasSubstr;
+
+constexpr std::size_t kMiB = 1024 * 1024;
+
+std::string plan_request_head(const std::string& token, const std::string& csrf, std::size_t length,
+                              std::string_view extra_headers = "") {
+  return "POST /billing/plan/select HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token +
+         "\r\nX-CSRF-Token: " + csrf +
+         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(length) +
+         "\r\n" + std::string(extra_headers) + "\r\n";
+}
+
+Milliseconds since(Steady::time_point start) {
+  return std::chrono::duration_cast<Milliseconds>(Steady::now() - start);
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP behaviour, on one server shared by the suite
+
+class E2eHttp : public testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = BillingServer::for_backend("sqlite").release(); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override { ASSERT_NE(server_, nullptr) << "the suite's server did not start"; }
+  unsigned short port() const { return server_->port(); }
+
+  static BillingServer* server_;
+};
+BillingServer* E2eHttp::server_ = nullptr;
+
+TEST_F(E2eHttp, KeepAliveServesSeveralRequestsOnOneConnection) {
+  HttpClient client(port());
+  const auto token = sign_token(hospital_user(unique_id("hosp")));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(client.get("/billing/health").status, 200);
+    EXPECT_EQ(client.get("/billing/plan", bearer(token)).status, 200);
+    const auto refused = client.post("/billing/plan/select", "{}", bearer(token));
+    EXPECT_EQ(refused.status, 403) << refused.body;  // no CSRF token: refused, connection kept
+    EXPECT_NE(refused.header("connection"), "close");
+    EXPECT_EQ(client.get("/nope").status, 404);
+  }
+  EXPECT_EQ(client.connections_opened(), 1u);
+}
+
+TEST_F(E2eHttp, ConnectionCloseAndHttp10EndTheConnection) {
+  const struct {
+    const char* name;
+    HttpRequest request;
+  } cases[] = {
+      {"Connection: close",
+       {.method = "GET", .target = "/billing/health", .headers = {{"Connection", "close"}}}},
+      {"HTTP/1.0", {.method = "GET", .target = "/billing/health", .version = 10}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    Connection connection(port());
+    const auto response = connection.exchange(c.request);
+    EXPECT_EQ(response.status, 200);
+    EXPECT_EQ(response.header("connection"), "close");
+    EXPECT_TRUE(connection.wait_closed(2s));
+  }
+}
+
+TEST_F(E2eHttp, PipelinedRequestsAreAnsweredInOrder) {
+  Connection connection(port());
+  ASSERT_TRUE(
+      connection.send("GET /billing/health HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "POST /billing/health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"));
+  for (int status : {200, 404, 405}) {
+    const auto response = connection.read_response();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, status) << response->body;
+  }
+}
+
+TEST_F(E2eHttp, HeadIsAnsweredWithoutABody) {
+  // Whatever the status, a response to HEAD carries no content (RFC 9110 9.3.2): content would be
+  // read as the start of the next response on the connection.
+  for (const char* target : {"/billing/health", "/nope"}) {
+    SCOPED_TRACE(target);
+    Connection connection(port());
+    ASSERT_TRUE(connection.send(HttpRequest{.method = "HEAD", .target = target}));
+    ASSERT_TRUE(connection.read_response(true));
+    ASSERT_TRUE(connection.send(HttpRequest{.method = "GET", .target = "/billing/health"}));
+    const auto next = connection.read_response();
+    ASSERT_TRUE(next) << "the response to HEAD carried content: the next response is unreadable";
+    EXPECT_EQ(next->status, 200) << next->body;
+  }
+}
+
+TEST_F(E2eHttp, UnknownRoutesAre404) {
+  HttpClient client(port());
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/nope"},
+           {"POST", "/nope"},
+           {"GET", "/"},
+           {"GET", "/billing"},
+           {"GET", "/billing/plan/"},
+           {"GET", "/BILLING/PLAN"},
+           {"PUT", "/nope"},
+       }) {
+    SCOPED_TRACE(method + " " + target);
+    const auto response = client.send({.method = method, .target = target});
+    EXPECT_EQ(response.status, 404);
+    EXPECT_EQ(response.body, R"({"detail":"Not Found"})");
+    EXPECT_EQ(response.header("content-type"), "application/json");
+  }
+}
+
+TEST_F(E2eHttp, WrongMethodIs405WithAllow) {
+  HttpClient client(port());
+  const struct {
+    const char* method;
+    const char* target;
+    const char* allow;
+  } cases[] = {
+      {"POST", "/billing/health", "GET"},       {"POST", "/billing/plan", "GET"},
+      {"GET", "/billing/plan/select", "POST"},  {"GET", "/billing/services/select", "POST"},
+      {"POST", "/billing/plan/current", "GET"}, {"POST", "/csrf-token", "GET"},
+      {"DELETE", "/billing/plan", "GET"},       {"PUT", "/billing/plan/select", "POST"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(std::string(c.method) + " " + c.target);
+    const auto response = client.send({.method = c.method, .target = c.target});
+    EXPECT_EQ(response.status, 405);
+    EXPECT_EQ(response.body, R"({"detail":"Method Not Allowed"})");
+    EXPECT_EQ(response.header("allow"), c.allow);
+  }
+}
+
+TEST_F(E2eHttp, BodiesOverOneMebibyteAre413) {
+  const struct {
+    const char* name;
+    std::size_t size;
+    bool chunked;
+    int status;  // at the limit: the request gets through to authentication
+  } cases[] = {
+      {"content-length over", kMiB + 1, false, 413},
+      {"chunked over", kMiB + 1, true, 413},
+      {"content-length at limit", kMiB, false, 401},
+      {"chunked at limit", kMiB, true, 401},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    Connection connection(port());
+    connection.send(HttpRequest{.method = "POST",
+                                .target = "/billing/plan/select",
+                                .body = std::string(c.size, ' '),
+                                .headers = {{"Content-Type", "application/json"}},
+                                .chunked = c.chunked});
+    const auto response = connection.read_response();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, c.status) << response->body;
+    if (c.status == 413) {
+      EXPECT_EQ(response->body, R"({"detail":"Request body too large"})");
+      EXPECT_TRUE(connection.wait_closed(2s));
+    }
+  }
+}
+
+TEST_F(E2eHttp, MalformedRequestsAre400AndClosed) {
+  const struct {
+    const char* name;
+    std::string bytes;
+    int status;
+    const char* detail;
+    bool closes = true;  // false: the request was well-formed HTTP, only its target is not ours
+  } cases[] = {
+      {"not http", "GARBAGE\r\n\r\n", 400, "Malformed HTTP request"},
+      {"no version", "GET /billing/health\r\n\r\n", 400, "Malformed HTTP request"},
+      {"bad header line", "GET /billing/health HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400,
+       "Malformed HTTP request"},
+      {"asterisk target", "GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400, "Malformed HTTP request",
+       false},
+      {"absolute-form target", "GET http://x/billing/health HTTP/1.1\r\nHost: x\r\n\r\n", 400,
+       "Malformed HTTP request", false},
+      {"bad content-length",
+       "POST /billing/plan/select HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400,
+       "Malformed HTTP request"},
+      {"bad chunk",
+       "POST /billing/plan/select HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n",
+       400, "Malformed HTTP request"},
+      {"header too large",
+       "GET /billing/health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20 * 1024, 'a') +
+           "\r\n\r\n",
+       431, "Request headers too large"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    Connection connection(port());
+    ASSERT_TRUE(connection.send(c.bytes));
+    const auto response = connection.read_response();
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->status, c.status) << response->body;
+    EXPECT_EQ(response->detail_text(), c.detail) << response->body;
+    if (c.closes) {
+      EXPECT_TRUE(connection.wait_closed(2s));
+    }
+  }
+  HttpClient client(port());
+  EXPECT_EQ(client.get("/billing/health").status, 200);  // and the server is still fine
+}
+
+TEST_F(E2eHttp, Http11RequestWithoutHostIs400) {
+  // RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request that has no Host header.
+  Connection connection(port());
+  const auto response = connection.exchange({.method = "GET", .target = "/billing/health"});
+  EXPECT_EQ(response.status, 200);  // the control: Connection::send adds Host
+  ASSERT_TRUE(connection.send("GET /billing/health HTTP/1.1\r\n\r\n"));
+  const auto missing = connection.read_response();
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 400) << missing->body;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeouts and shutdown, each on a server of its own
+
+class E2eServer : public testing::Test {
+ protected:
+  void start(Env env = {}) { server_ = BillingServer::for_backend("sqlite", std::move(env)); }
+  BillingServer& server() { return *server_; }
+
+  // The server stops on `sig` within `limit` with exit code 0.
+  void expect_clean_exit(int sig, Milliseconds limit) {
+    const auto sent = Steady::now();
+    server().signal(sig);
+    const auto code = server().wait_exit(limit);
+    ASSERT_TRUE(code) << "still running " << limit.count() << " ms after signal " << sig << "\n"
+                      << server().log();
+    EXPECT_EQ(*code, 0) << server().log();
+    EXPECT_LT(since(sent), limit);
+    EXPECT_THAT(server().log(), HasSubstr("stopped"));
+  }
+
+ private:
+  std::unique_ptr<BillingServer> server_;
+};
+
+TEST_F(E2eServer, StalledHeaderIsCutOffAfterTheHeaderTimeout) {
+  start({{"HTTP_HEADER_TIMEOUT_MS", "500"}});
+  Connection stalled(server().port());
+  const auto sent = Steady::now();
+  ASSERT_TRUE(stalled.send("GET /billing/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Partial: "));
+  std::string received;
+  EXPECT_TRUE(stalled.wait_closed(3s, &received));
+  EXPECT_GE(since(sent), 400ms);
+  EXPECT_EQ(received, "");  // cut off without an answer
+  HttpClient client(server().port());
+  EXPECT_EQ(client.get("/billing/health").status, 200);
+}
+
+TEST_F(E2eServer, TricklingHeaderIsCutOffAfterTheHeaderTimeout) {
+  start({{"HTTP_HEADER_TIMEOUT_MS", "500"}});
+  Connection trickle(server().port());
+  const auto sent = Steady::now();
+  ASSERT_TRUE(trickle.send("GET /billing/health HTTP/1.1\r\n"));
+  // A header line every 50 ms keeps the connection busy, but the whole header is still late.
+  const bool cut_off = eventually([&] { return !trickle.send("X-A: b\r\n"); }, 3s, 50ms);
+  EXPECT_TRUE(cut_off);
+  EXPECT_GE(since(sent), 400ms);
+}
+
+TEST_F(E2eServer, IdleKeepAliveConnectionIsClosedAfterTheHeaderTimeout) {
+  start({{"HTTP_HEADER_TIMEOUT_MS", "500"}});
+  Connection idle(server().port());
+  EXPECT_EQ(idle.exchange({.method = "GET", .target = "/billing/health"}).status, 200);
+  EXPECT_TRUE(idle.wait_closed(3s));
+}
+
+TEST_F(E2eServer, SigtermWhileARequestIsInFlightAnswersItThenExits0) {
+  start();
+  const auto hospital = unique_id("hosp");
+  const auto token = sign_token(hospital_user(hospital));
+  std::string csrf;
+  {
+    HttpClient client(server().port());
+    csrf = fetch_csrf_token(client, token);
+  }
+  const std::string body = R"({"plan_type":"lite","id":")" + hospital + R"("})";
+  Connection connection(server().port());
+  // The head, then half the body: the server has the request and waits for the rest. The
+  // `100 Continue` it sends proves it has read the head.
+  ASSERT_TRUE(
+      connection.send(plan_request_head(token, csrf, body.size(), "Expect: 100-continue\r\n") +
+                      body.substr(0, body.size() / 2)));
+  const auto interim = connection.read_response();
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->status, 100);
+
+  server().signal(SIGTERM);
+  ASSERT_TRUE(server().wait_for_log("finishing requests in flight", 5s)) << server().log();
+  EXPECT_TRUE(eventually([&] { return connection_refused(server().port()); }, 5s))
+      << "still accepting connections after SIGTERM";
+  EXPECT_FALSE(server().wait_exit(0ms)) << "exited with a request in flight";
+
+  ASSERT_TRUE(connection.send(body.substr(body.size() / 2)));
+  const auto response = connection.read_response();
+  ASSERT_TRUE(response) << server().log();
+  EXPECT_EQ(response->status, 200) << response->body;
+  EXPECT_EQ(text(response->json().at("hospital_id")), hospital);
+  EXPECT_EQ(response->header("connection"), "close");
+  const auto code = server().wait_exit(5s);
+  ASSERT_TRUE(code) << server().log();
+  EXPECT_EQ(*code, 0) << server().log();
+}
+
+TEST_F(E2eServer, SigtermWithAnIdleConnectionExits0Quickly) {
+  start();
+  Connection idle(server().port());
+  EXPECT_EQ(idle.exchange({.method = "GET", .target = "/billing/health"}).status, 200);
+  expect_clean_exit(SIGTERM, 2s);
+  EXPECT_TRUE(idle.wait_closed(1s));
+}
+
+TEST_F(E2eServer, SigtermWithoutConnectionsExits0Quickly) {
+  start();
+  expect_clean_exit(SIGTERM, 2s);
+}
+
+TEST_F(E2eServer, SigintExits0Quickly) {
+  start();
+  expect_clean_exit(SIGINT, 2s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health while PostgreSQL goes away and comes back (a private PostgreSQL, to stop and start)
+
+class E2ePostgresOutage : public testing::TestWithParam<std::string> {};
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(E2ePostgresOutage);
+
+std::vector<std::string> postgres_only() {
+  std::vector<std::string> out;
+  for (const auto& backend : backends())
+    if (backend == "postgres") out.push_back(backend);
+  return out;
+}
+
+TEST_P(E2ePostgresOutage, HealthFollowsTheDatabase) {
+  PrivatePostgres postgres;
+  BillingServer server({.database_url = postgres.url(), .env = {}});
+  HttpClient client(server.port());
+  const auto health_is = [&](int status) {
+    try {
+      return client.get("/billing/health").status == status;
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  ASSERT_TRUE(health_is(200));
+
+  postgres.stop();
+  ASSERT_TRUE(eventually([&] { return health_is(503); }, 5s, 100ms)) << server.log();
+  const auto down = client.get("/billing/health");
+  EXPECT_EQ(down.status, 503);
+  EXPECT_EQ(down.body, R"({"detail":"Service unavailable"})");
+
+  postgres.start();
+  EXPECT_TRUE(eventually([&] { return health_is(200); }, 10s, 100ms)) << server.log();
+  EXPECT_FALSE(server.wait_exit(0ms)) << "billing stopped while the database was away";
+}
+
+INSTANTIATE_TEST_SUITE_P(E2e, E2ePostgresOutage, testing::ValuesIn(postgres_only()),
+                         [](const auto& test) { return test.param; });
+
+}  // namespace
+}  // namespace billing::e2e

@@ -14,7 +14,8 @@ std::vector<std::string> test_backends() {
   std::vector<std::string> backends{"sqlite"};
   if (std::getenv("BILLING_TEST_POSTGRES_URL"))
     backends.push_back("postgres");
-  else if (const char* required = std::getenv("BILLING_REQUIRE_POSTGRES"); required && *required == '1')
+  else if (const char* required = std::getenv("BILLING_REQUIRE_POSTGRES");
+           required && *required == '1')
     throw std::runtime_error("BILLING_REQUIRE_POSTGRES=1 but BILLING_TEST_POSTGRES_URL is not set");
   return backends;
 }
@@ -35,6 +36,8 @@ std::unique_ptr<Db> open_test_db(const std::string& backend) {
   return db;
 }
 
-std::string unique_id(const std::string& prefix) { return prefix + "-" + random_hex(6); }
+std::string unique_id(const std::string& prefix) {
+  return prefix + "-" + random_hex(6);
+}
 
 }  // namespace billing::testing

@@ -19,20 +19,20 @@ void SqliteDb::migrate() {
 }
 
 std::unique_ptr<SqliteConnection> SqliteDb::take_reader() {
-  {
-    std::lock_guard lock(readers_mutex_);
-    if (!idle_readers_.empty()) {
-      auto reader = std::move(idle_readers_.back());
-      idle_readers_.pop_back();
-      return reader;
-    }
-  }
+  for (auto& slot : idle_readers_)
+    if (auto* reader = slot.exchange(nullptr, std::memory_order_acquire))
+      return std::unique_ptr<SqliteConnection>(reader);
   return std::make_unique<SqliteConnection>(path_, SqliteConnection::Mode::read_only);
 }
 
 void SqliteDb::return_reader(std::unique_ptr<SqliteConnection> reader) {
-  std::lock_guard lock(readers_mutex_);
-  idle_readers_.push_back(std::move(reader));
+  for (auto& slot : idle_readers_) {
+    SqliteConnection* empty = nullptr;
+    if (slot.compare_exchange_strong(empty, reader.get(), std::memory_order_release)) {
+      reader.release();
+      return;
+    }
+  }  // every slot full: more readers than ever run at once; this one closes
 }
 
 boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work) {

@@ -1,6 +1,7 @@
 #pragma once
+#include <array>
+#include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -30,8 +31,8 @@ class SqliteDb final : public Db {
   std::string path_;
   SqliteConnection writer_connection_;
   boost::asio::thread_pool writer_{1};
-  std::mutex readers_mutex_;  // held only to pop or push an idle connection
-  std::vector<std::unique_ptr<SqliteConnection>> idle_readers_;
+  // Idle read connections, taken and put back without a lock: a slot holds one or nothing.
+  std::array<std::atomic<SqliteConnection*>, 16> idle_readers_{};
 };
 
 }  // namespace billing
