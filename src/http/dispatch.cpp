@@ -41,8 +41,10 @@ boost::asio::awaitable<Response> Dispatcher::handle(const Request* request) cons
   try {
     co_return co_await run(*match.route, request);
   } catch (const ApiError& error) {
-    if (error.status >= 500) spdlog::error("{}: {}", match.route->path, error.what());
-    co_return error_response(error);
+    auto response = error_response(error);
+    spdlog::log(error.status >= 500 ? spdlog::level::err : spdlog::level::warn, "{} -> {} {}",
+                match.route->path, error.status, response.body);
+    co_return response;
   } catch (const std::exception& error) {
     co_return internal_error(match.route->path, error);
   }

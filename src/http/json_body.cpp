@@ -39,7 +39,7 @@ const boost::json::value* JsonBody::required(std::string_view name) {
   return v;
 }
 
-std::string JsonBody::required_string(std::string_view name) {
+std::string JsonBody::required_string(std::string_view name, std::size_t max_length) {
   const auto* v = required(name);
   if (!v) return {};
   if (!v->is_string()) {
@@ -48,6 +48,11 @@ std::string JsonBody::required_string(std::string_view name) {
   }
   if (v->get_string().empty()) {
     error({"body", name}, "string_too_short", "String should have at least 1 character");
+    return {};
+  }
+  if (v->get_string().size() > max_length) {
+    error({"body", name}, "string_too_long",
+          "String should have at most " + std::to_string(max_length) + " characters");
     return {};
   }
   return std::string(v->get_string());

@@ -17,7 +17,8 @@ class JsonBody {
  public:
   explicit JsonBody(std::string_view raw);  // 422 if not a JSON object
 
-  std::string required_string(std::string_view name);
+  // A non-empty string of at most `max_length` bytes (ids: no one needs a longer one).
+  std::string required_string(std::string_view name, std::size_t max_length = 128);
   template <class E>
   E required_enum(std::string_view name) {
     return enum_from<E>(name, required(name)).value_or(E{});

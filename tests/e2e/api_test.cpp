@@ -957,6 +957,10 @@ struct FieldError {
   const char* loc;  // JSON text of the whole loc, or nullptr: only its first element, "body"
 };
 
+// An id one byte over the 128 the API accepts.
+const std::string kTooLongIdBody =
+    R"({"plan_type":"lite","id":")" + std::string(129, 'h') + R"("})";
+
 struct ValidationCase {
   const char* name;
   const char* target;
@@ -994,6 +998,10 @@ const ValidationCase kValidation[] = {
      kPlanSelect,
      R"({"plan_type":"lite","id":""})",
      {{"string_too_short", R"(["body","id"])"}}},
+    {"plan_id_too_long",
+     kPlanSelect,
+     kTooLongIdBody.c_str(),
+     {{"string_too_long", R"(["body","id"])"}}},
     {"plan_missing_fields",
      kPlanSelect,
      "{}",
