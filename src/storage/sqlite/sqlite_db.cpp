@@ -12,6 +12,7 @@ SqliteDb::SqliteDb(std::string path)
 
 SqliteDb::~SqliteDb() {
   writer_.join();
+  for (auto& slot : idle_readers_) delete slot.exchange(nullptr);
 }
 
 void SqliteDb::migrate() {
