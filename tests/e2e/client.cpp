@@ -93,9 +93,11 @@ std::string read_file(const std::string& path) {
 
 // argv[0] must be a path. The child gets /dev/null as stdin, `log_path` as stdout and stderr, and
 // none of our other descriptors (sockets of other tests must not outlive us in a child).
-pid_t spawn(const std::vector<std::string>& argv, char* const* envp, const std::string& log_path) {
+pid_t spawn(const std::vector<std::string>& argv, char* const* envp, const std::string& log_path,
+            const std::string& cwd = {}) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
                                    0644);
@@ -202,14 +204,36 @@ TempDir::~TempDir() {
   fs::remove_all(path_, ignored);
 }
 
-int run_command(const std::vector<std::string>& argv, const std::string& log_path,
-                Milliseconds timeout) {
-  const pid_t pid = spawn(argv, environ, log_path);
+namespace {
+
+int finish(pid_t pid, Milliseconds timeout) {
   const auto code = wait_child(pid, timeout);
   if (code) return *code;
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
   return -1;
+}
+
+}  // namespace
+
+int run_command(const std::vector<std::string>& argv, const std::string& log_path,
+                Milliseconds timeout) {
+  return finish(spawn(argv, environ, log_path), timeout);
+}
+
+CommandResult run_billing(const std::vector<std::string>& args, const Env& env,
+                          Milliseconds timeout) {
+  TempDir dir;
+  const std::string log_path = dir.path() + "/output.log";
+  std::vector<std::string> argv{executable_dir() + "/billing"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<std::string> lines;
+  for (const auto& [name, value] : env) lines.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (auto& line : lines) envp.push_back(line.data());
+  envp.push_back(nullptr);
+  const int code = finish(spawn(argv, envp.data(), log_path, dir.path()), timeout);
+  return {code, read_file(log_path)};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -221,13 +245,15 @@ BillingServer::BillingServer(Options options) {
   log_path_ = dir_.path() + "/billing.log";
   // LOG_LEVEL=info: `listening on` is logged at info, and it is how we learn the port.
   std::map<std::string, std::string> env{
-      {"JWT_SECRET_KEY", std::string(kJwtSecret)},
-      {"CSRF_SECRET_KEY", std::string(kCsrfSecret)},
-      {"DATABASE_URL", database_url_},
       {"HTTP_HEADER_TIMEOUT_MS", "10000"},
       {"LOG_LEVEL", "info"},
       {"PAYMENTS_PROVIDER", "local"},
   };
+  if (!options.dev) {
+    env["JWT_SECRET_KEY"] = kJwtSecret;
+    env["CSRF_SECRET_KEY"] = kCsrfSecret;
+    env["DATABASE_URL"] = database_url_;
+  }
   for (const auto& [name, value] : options.env) env[name] = value;
   std::vector<std::string> lines;
   for (const auto& [name, value] : env) lines.push_back(name + "=" + value);
@@ -235,7 +261,9 @@ BillingServer::BillingServer(Options options) {
   for (auto& line : lines) envp.push_back(line.data());
   envp.push_back(nullptr);
 
-  pid_ = spawn({executable_dir() + "/billing", "serve", "--port", "0"}, envp.data(), log_path_);
+  std::vector<std::string> argv{executable_dir() + "/billing", "serve", "--port", "0"};
+  if (options.dev) argv.push_back("--dev");
+  pid_ = spawn(argv, envp.data(), log_path_, options.dev ? dir_.path() : std::string());
 
   constexpr std::string_view marker = "listening on http://127.0.0.1:";
   const auto deadline = Steady::now() + 15s;

@@ -57,6 +57,14 @@ class TempDir {
 int run_command(const std::vector<std::string>& argv, const std::string& log_path,
                 Milliseconds timeout = 60s);
 
+// Runs `billing ARGS` to completion with exactly `env` as its environment.
+struct CommandResult {
+  int code = -1;       // -1: did not finish within the timeout
+  std::string output;  // stdout and stderr
+};
+CommandResult run_billing(const std::vector<std::string>& args, const Env& env,
+                          Milliseconds timeout = 30s);
+
 // ---------------------------------------------------------------------------------------------
 // The service under test
 
@@ -65,6 +73,9 @@ class BillingServer {
   struct Options {
     std::string database_url;  // empty: a fresh SQLite file in the server's own temp dir
     Env env;                   // added to (or overriding) the defaults
+    // `serve --dev` run in the server's temp dir, with no secrets and no DATABASE_URL given:
+    // the embedded defaults a newcomer gets.
+    bool dev = false;
   };
   explicit BillingServer(Options options);
   // A server on "sqlite" (fresh file) or "postgres" (BILLING_TEST_POSTGRES_URL).
@@ -76,6 +87,7 @@ class BillingServer {
   unsigned short port() const { return port_; }
   pid_t pid() const { return pid_; }
   const std::string& database_url() const { return database_url_; }
+  const std::string& directory() const { return dir_.path(); }
   std::string log() const;
   // Waits until the log contains `text`.
   bool wait_for_log(std::string_view text, Milliseconds timeout) const;

@@ -1,0 +1,125 @@
+// The executable itself: its commands, the configuration checks at start, and `serve --dev`.
+#include <sys/stat.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "auth/jwt.hpp"
+#include "tests/e2e/client.hpp"
+
+namespace billing::e2e {
+namespace {
+
+using ::testing::HasSubstr;
+
+const Env kSecrets{{"JWT_SECRET_KEY", std::string(kJwtSecret)},
+                   {"CSRF_SECRET_KEY", std::string(kCsrfSecret)}};
+
+Env with(Env env, const Env& extra) {
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
+}
+
+// `serve` must refuse to start, exit 2, and say why, naming the culprit.
+struct StartFailure {
+  const char* name;
+  Env env;
+  const char* says;
+};
+void PrintTo(const StartFailure& c, std::ostream* os) {
+  *os << c.name;
+}
+
+class E2eCliStart : public ::testing::TestWithParam<StartFailure> {};
+
+TEST_P(E2eCliStart, RefusesWithAClearMessage) {
+  const auto result = run_billing({"serve", "--port", "0"}, GetParam().env);
+  EXPECT_EQ(result.code, 2) << result.output;
+  EXPECT_THAT(result.output, HasSubstr(GetParam().says));
+}
+
+const std::string kBrokenCatalog = [] {
+  const auto path = std::filesystem::temp_directory_path() / "billing-e2e-broken-plans.json";
+  std::ofstream(path) << R"({"services": [], "plans": []})";
+  return path.string();
+}();
+
+INSTANTIATE_TEST_SUITE_P(
+    E2e, E2eCliStart,
+    ::testing::Values(
+        StartFailure{"no_jwt_secret", {{"CSRF_SECRET_KEY", "c"}}, "JWT_SECRET_KEY is not set"},
+        StartFailure{"no_csrf_secret", {{"JWT_SECRET_KEY", "j"}}, "CSRF_SECRET_KEY is not set"},
+        StartFailure{"rs256", with(kSecrets, {{"JWT_ALGORITHM", "RS256"}}), "JWT_ALGORITHM"},
+        StartFailure{"mongodb", with(kSecrets, {{"MONGODB_URL", "mongodb://localhost:27017/db"}}),
+                     "MongoDB is not supported"},
+        StartFailure{"bad_database_url", with(kSecrets, {{"DATABASE_URL", "mysql://x"}}),
+                     "DATABASE_URL"},
+        StartFailure{"bad_port", with(kSecrets, {{"PORT", "http"}}), "PORT"},
+        StartFailure{"missing_catalog", with(kSecrets, {{"PLANS_CONFIG", "/nonexistent.json"}}),
+                     "cannot read /nonexistent.json"},
+        StartFailure{"broken_catalog", with(kSecrets, {{"PLANS_CONFIG", kBrokenCatalog}}),
+                     "no description for service"}),
+    [](const auto& test) { return std::string(test.param.name); });
+
+TEST(E2eCli, TokenPrintsAJwtSignedWithTheSecret) {
+  const auto result = run_billing(
+      {"token", "--role", "assistant", "--entity", "asst-1", "--hospital", "hosp-1"}, kSecrets);
+  ASSERT_EQ(result.code, 0) << result.output;
+  SystemClock clock;
+  const auto identity =
+      JwtCodec(kJwtSecret, clock).verify(result.output.substr(0, result.output.find('\n')));
+  EXPECT_EQ(identity.role, Role::assistant);
+  EXPECT_EQ(identity.entity_id, "asst-1");
+  EXPECT_EQ(identity.hospital_id, "hosp-1");
+
+  const auto refused = run_billing({"token", "--role", "assistant", "--entity", "a"}, kSecrets);
+  EXPECT_EQ(refused.code, 2);
+  EXPECT_THAT(refused.output, HasSubstr("--hospital is required"));
+  EXPECT_NE(run_billing({"token", "--role", "owner", "--entity", "a"}, kSecrets).code, 0);
+}
+
+TEST(E2eCli, MigrateAppliesTheSchemaAndIsRepeatable) {
+  TempDir dir;
+  const auto env = with(kSecrets, {{"DATABASE_URL", "sqlite:///" + dir.path() + "/billing.db"}});
+  ASSERT_EQ(run_billing({"migrate"}, env).code, 0);
+  const auto again = run_billing({"migrate"}, env);
+  EXPECT_EQ(again.code, 0) << again.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/billing.db"));
+}
+
+TEST(E2eCli, DevServesDemoDataWithGeneratedSecretsAndPrintsTokens) {
+  BillingServer server({.dev = true});
+  ASSERT_TRUE(server.wait_for_log("Stop with Ctrl-C", 10s)) << server.log();
+  const std::string log = server.log();
+  EXPECT_THAT(log, HasSubstr("curl -s"));
+  const auto token_of = [&](std::string_view name) {
+    const auto at = log.find(std::string(name) + "=");
+    return log.substr(at + name.size() + 1, log.find('\n', at) - at - name.size() - 1);
+  };
+
+  HttpClient client(server.port());
+  const auto plan = client.get("/billing/plan/current?entity_id=demo-hospital-1",
+                               {{"Authorization", "Bearer " + token_of("ADMIN")}});
+  EXPECT_EQ(plan.status, 200) << plan.body;
+  EXPECT_EQ(text(plan.json().at("status")), "active");
+  const auto services =
+      client.get("/billing/services", {{"Authorization", "Bearer " + token_of("ASSISTANT")}});
+  EXPECT_EQ(services.status, 200) << services.body;
+  EXPECT_EQ(text(services.json().at("plan_type")), "lite");
+
+  const auto secrets = server.directory() + "/billing-dev-secrets.json";
+  struct stat info {};
+  ASSERT_EQ(stat(secrets.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0600u);
+  EXPECT_TRUE(std::filesystem::exists(server.directory() + "/billing.db"));
+
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait_exit(10s), 0);
+}
+
+}  // namespace
+}  // namespace billing::e2e
