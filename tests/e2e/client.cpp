@@ -243,7 +243,7 @@ BillingServer::BillingServer(Options options) {
   database_url_ = options.database_url.empty() ? "sqlite:///" + dir_.path() + "/billing.db"
                                                : options.database_url;
   log_path_ = dir_.path() + "/billing.log";
-  // LOG_LEVEL=info: `listening on` is logged at info, and it is how we learn the port.
+  // LOG_LEVEL=info: the whole story is in the log a failing test prints.
   std::map<std::string, std::string> env{
       {"HTTP_HEADER_TIMEOUT_MS", "10000"},
       {"LOG_LEVEL", "info"},
