@@ -13,6 +13,11 @@ namespace {
 
 }  // namespace
 
+ApiError query_error(std::string_view name, std::string_view type, std::string msg) {
+  return ApiError(422, boost::json::array{boost::json::object{
+                           {"type", type}, {"loc", {"query", name}}, {"msg", std::move(msg)}}});
+}
+
 JsonBody::JsonBody(std::string_view raw) {
   if (raw.find_first_not_of(" \t\r\n") == std::string_view::npos)
     reject({{"type", "missing"}, {"loc", {"body"}}, {"msg", "Field required"}});

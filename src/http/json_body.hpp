@@ -9,9 +9,13 @@
 #include <boost/json/array.hpp>
 #include <boost/json/value.hpp>
 
+#include "kit/api_error.hpp"
 #include "kit/enums.hpp"
 
 namespace billing {
+
+// A 422 for one bad query parameter, in the same shape as the body's.
+ApiError query_error(std::string_view name, std::string_view type, std::string msg);
 
 class JsonBody {
  public:

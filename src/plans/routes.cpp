@@ -42,10 +42,7 @@ std::optional<EntityKind> role_query(const Request& request) {
   const auto text = request.query_param("role");
   if (!text) return std::nullopt;
   if (auto kind = parse_enum<EntityKind>(*text)) return kind;
-  throw ApiError(422, boost::json::array{boost::json::object{
-                          {"type", "enum"},
-                          {"loc", {"query", "role"}},
-                          {"msg", "Input should be " + quoted_choices<EntityKind>()}}});
+  throw query_error("role", "enum", "Input should be " + quoted_choices<EntityKind>());
 }
 
 asio::awaitable<Response> get_plans(Db& db, const Catalog& catalog, const OffersText& offers,
@@ -77,9 +74,7 @@ asio::awaitable<Response> get_plans(Db& db, const Catalog& catalog, const Offers
 
 asio::awaitable<Response> get_current_plan(Db& db, const Catalog& catalog, Call call) {
   if (call.caller.role == Role::admin && !call.request->query_param("entity_id"))
-    throw ApiError(
-        422, boost::json::array{boost::json::object{
-                 {"type", "missing"}, {"loc", {"query", "entity_id"}}, {"msg", "Field required"}}});
+    throw query_error("entity_id", "missing", "Field required");
   const auto entity = *co_await queried_entity(db, call);
   const auto plan = co_await db.read([&](Repo& repo) { return repo.find_plan(entity); });
   if (!plan)

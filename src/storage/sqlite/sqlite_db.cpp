@@ -40,7 +40,12 @@ boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work) {
   if (unit == Unit::read) {
     auto reader = take_reader();
     SqlRepo repo(*reader, sqlite_statements(), false);
-    work(repo);  // a throwing read drops its connection; the next read opens a fresh one
+    try {
+      work(repo);
+    } catch (...) {
+      return_reader(std::move(reader));  // its statements are reset: still good for the next read
+      throw;
+    }
     return_reader(std::move(reader));
     co_return;
   }
