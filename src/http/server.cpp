@@ -103,7 +103,10 @@ struct Server::Impl {
       auto [ec, socket] = co_await w.acceptor.async_accept(use_tuple);
       if (ec == asio::error::operation_aborted || w.stopping) co_return;
       if (ec) {
+        // Out of file descriptors, typically: pause rather than spin on the same error.
         spdlog::warn("accept: {}", ec.message());
+        asio::steady_timer pause(w.ioc, std::chrono::milliseconds(50));
+        co_await pause.async_wait(use_tuple);
         continue;
       }
       if (w.sessions.size() >= options.max_connections_per_thread) continue;  // drops it
