@@ -90,8 +90,8 @@ void BM_JwtVerify(benchmark::State& state, Identity identity) {
   for (auto _ : state) benchmark::DoNotOptimize(jwt.verify(token));
   state.SetLabel(std::to_string(token.size()) + " byte token");
 }
-BENCHMARK_CAPTURE(BM_JwtVerify, hospital, Identity{"user-bench-hospital-1", Role::hospital,
-                                                   "bench-hospital-1", ""});
+BENCHMARK_CAPTURE(BM_JwtVerify, hospital,
+                  Identity{"user-bench-hospital-1", Role::hospital, "bench-hospital-1", ""});
 BENCHMARK_CAPTURE(BM_JwtVerify, admin, Identity{"user-admin", Role::admin, "", ""});
 
 // The reject path (401 thrown as ApiError): a token signed with another secret.
@@ -207,8 +207,9 @@ void BM_ResolveServices(benchmark::State& state, EntityKind role, PlanType type,
 BENCHMARK_CAPTURE(BM_ResolveServices, lite_one_optional, EntityKind::hospital, PlanType::lite,
                   std::vector{ServiceType::medication});
 BENCHMARK_CAPTURE(BM_ResolveServices, pro_all, EntityKind::hospital, PlanType::pro,
-                  std::vector{ServiceType::checkpoint, ServiceType::primary, ServiceType::medication,
-                              ServiceType::nutrition, ServiceType::summary});
+                  std::vector{ServiceType::checkpoint, ServiceType::primary,
+                              ServiceType::medication, ServiceType::nutrition,
+                              ServiceType::summary});
 
 // The 400 path: two optional services on Lite, which allows one.
 void BM_ResolveServicesRejected(benchmark::State& state) {
