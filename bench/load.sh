@@ -5,6 +5,8 @@
 #   bash bench/load.sh                 # 10 s per wrk run
 #   DURATION=5 bash bench/load.sh      # shorter runs
 #   KEEP_TMP=1 bash bench/load.sh      # keep the temp dir (logs, nginx.conf, wrk outputs)
+#   BENCH_DATABASE_URL=postgresql://... bash bench/load.sh   # billing on PostgreSQL
+#     (a throw-away server: scripts/postgres.sh start DIR prints such a URL)
 #
 # Order: nginx, billing, nginx, billing. Each target is scored by the better of its two runs
 # (the run with the higher requests/s; that run's p99 goes with it).
@@ -80,7 +82,8 @@ CSRF_SECRET="$(random_hex)"
 BILLING_ENV=(
   PATH="$PATH" HOME="${HOME:-/}"
   JWT_SECRET_KEY="$JWT_SECRET" CSRF_SECRET_KEY="$CSRF_SECRET"
-  DATABASE_URL="sqlite:///$TMP/billing.db" LOG_LEVEL=warn HTTP_THREADS=2
+  DATABASE_URL="${BENCH_DATABASE_URL:-sqlite:///$TMP/billing.db}" LOG_LEVEL=warn HTTP_THREADS=2
+  DATABASE_POOL_SIZE="${BENCH_DATABASE_POOL_SIZE:-4}"
   PLANS_CONFIG="$REPO/config/plans.json"
 )
 
