@@ -9,7 +9,7 @@ namespace billing {
 
 PostgresDb::PostgresDb(std::string url, std::size_t connections)
     : url_(std::move(url)), pool_(connections) {
-  return_connection(std::make_unique<PostgresConnection>(url_));  // fail fast on a bad URL
+  idle_.put(std::make_unique<PostgresConnection>(url_));  // fail fast on a bad URL
 }
 
 PostgresDb::~PostgresDb() {
@@ -19,26 +19,14 @@ PostgresDb::~PostgresDb() {
 void PostgresDb::migrate() {
   auto connection = take_connection();
   apply_migrations(*connection, postgres_statements(), postgres_migrations());
-  return_connection(std::move(connection));
+  idle_.put(std::move(connection));
 }
 
 std::unique_ptr<PostgresConnection> PostgresDb::take_connection() {
-  std::unique_ptr<PostgresConnection> connection;
-  {
-    std::lock_guard lock(idle_mutex_);
-    if (!idle_.empty()) {
-      connection = std::move(idle_.back());
-      idle_.pop_back();
-    }
-  }
+  auto connection = idle_.take();
   if (!connection) return std::make_unique<PostgresConnection>(url_);
   if (connection->broken()) connection->reconnect();  // the server came back
   return connection;
-}
-
-void PostgresDb::return_connection(std::unique_ptr<PostgresConnection> connection) {
-  std::lock_guard lock(idle_mutex_);
-  idle_.push_back(std::move(connection));
 }
 
 void PostgresDb::run_unit(Unit unit, const Work& work) {
@@ -51,11 +39,11 @@ void PostgresDb::run_unit(Unit unit, const Work& work) {
       } else {
         run_write_unit(*connection, postgres_statements(), work);
       }
-      return_connection(std::move(connection));
+      idle_.put(std::move(connection));
       return;
     } catch (...) {
       if (!connection->broken()) {
-        return_connection(std::move(connection));
+        idle_.put(std::move(connection));
         throw;
       }
       // An idle connection only learns that the server restarted when it is used. A read is

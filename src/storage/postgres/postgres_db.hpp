@@ -1,12 +1,11 @@
 #pragma once
 #include <memory>
-#include <mutex>
 #include <string>
-#include <vector>
 
 #include <boost/asio/thread_pool.hpp>
 
 #include "storage/db.hpp"
+#include "storage/idle_connections.hpp"
 #include "storage/postgres/connection.hpp"
 
 namespace billing {
@@ -25,12 +24,10 @@ class PostgresDb final : public Db {
 
  private:
   std::unique_ptr<PostgresConnection> take_connection();
-  void return_connection(std::unique_ptr<PostgresConnection> connection);
   void run_unit(Unit unit, const Work& work);
 
   std::string url_;
-  std::mutex idle_mutex_;  // held only to pop or push an idle connection
-  std::vector<std::unique_ptr<PostgresConnection>> idle_;
+  IdleConnections<PostgresConnection> idle_;
   boost::asio::thread_pool pool_;
 };
 

@@ -1,6 +1,4 @@
 #pragma once
-#include <array>
-#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -8,6 +6,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "storage/db.hpp"
+#include "storage/idle_connections.hpp"
 #include "storage/sqlite/connection.hpp"
 
 namespace billing {
@@ -25,14 +24,10 @@ class SqliteDb final : public Db {
   boost::asio::awaitable<void> execute(Unit unit, Work work) override;
 
  private:
-  std::unique_ptr<SqliteConnection> take_reader();
-  void return_reader(std::unique_ptr<SqliteConnection> reader);
-
   std::string path_;
   SqliteConnection writer_connection_;
   boost::asio::thread_pool writer_{1};
-  // Idle read connections, taken and put back without a lock: a slot holds one or nothing.
-  std::array<std::atomic<SqliteConnection*>, 16> idle_readers_{};
+  IdleConnections<SqliteConnection> idle_readers_;
 };
 
 }  // namespace billing
