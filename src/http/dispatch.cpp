@@ -10,9 +10,10 @@ Identity Dispatcher::authenticate(const Request& request) const {
   constexpr std::string_view scheme = "Bearer ";
   const auto header = request.authorization;
   if (header.empty()) throw ApiError(401, "Not authenticated");
-  if (header.size() <= scheme.size() ||
-      !std::equal(scheme.begin(), scheme.end(), header.begin(),
-                  [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
+  if (header.size() <= scheme.size() || !std::equal(scheme.begin(), scheme.end(), header.begin(),
+                                                    [](unsigned char a, unsigned char b) {
+                                                      return std::tolower(a) == std::tolower(b);
+                                                    }))
     throw ApiError(401, "Not authenticated");
   return jwt_.verify(header.substr(scheme.size()));
 }

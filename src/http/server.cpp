@@ -139,6 +139,7 @@ struct Server::Impl {
     http::response<http::string_body> out{static_cast<http::status>(response.status), version};
     out.set(http::field::content_type, "application/json");
     if (!response.allow.empty()) out.set(http::field::allow, response.allow);
+    if (response.status == 401) out.set(http::field::www_authenticate, "Bearer");  // RFC 6750
     out.keep_alive(keep_alive);
     out.body() = std::move(response.body);
     out.prepare_payload();
