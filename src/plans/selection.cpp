@@ -53,6 +53,10 @@ Plan select_plan(Repo& repo, const Catalog& catalog, const Identity& caller,
   repo.entity_exists(owner);  // holds the owner's row until commit: one change at a time
 
   const auto existing = repo.find_plan(owner);
+  // Choosing the plan one already has active changes nothing (it must not undo an activation).
+  if (existing && existing->plan_type == selection.plan_type &&
+      existing->status == PlanStatus::active)
+    return *existing;
   Plan plan = existing ? *existing
                        : Plan{.id = "plan_" + random_hex(12), .owner = owner, .created_at = now};
   const bool same_type = existing && existing->plan_type == selection.plan_type;

@@ -80,6 +80,15 @@ TEST_P(PlanRules, OwnSelectionAwaitsPaymentAndRepeatsAreNotRecorded) {
   EXPECT_EQ(rows[1].to_status, PlanStatus::active);
 }
 
+TEST_P(PlanRules, ReselectingTheActivePlanChangesNothing) {
+  select(admin, {PlanType::lite, hospital_id, std::nullopt});
+  EXPECT_EQ(select(hospital, {PlanType::lite, hospital_id, std::nullopt}).status,
+            PlanStatus::active);
+  EXPECT_EQ(select(hospital, {PlanType::pro, hospital_id, std::nullopt}).status,
+            PlanStatus::inactive);  // a different plan waits for payment
+  EXPECT_EQ(history().size(), 2u);
+}
+
 TEST_P(PlanRules, RefusesPlansTheCatalogDoesNotOfferAndOtherPeoplesEntities) {
   EXPECT_EQ(error_of([&] {
               select(hospital, {PlanType::hobby, hospital_id, std::nullopt});

@@ -108,7 +108,7 @@ enum class Setup {
   fresh,                   // nobody has made a request yet
   enrolled,                // every role has made one request (entity rows exist)
   plans_active,            // + an admin chose lite for {hospital} and {individual}
-  hospital_plan_inactive,  // + the hospital then chose lite itself: inactive, awaiting payment
+  hospital_plan_inactive,  // + the hospital then chose pro itself: inactive, awaiting payment
 };
 
 const std::vector<std::string> kLiteDefaults{"privacy", "human_escalation", "checklist"};
@@ -211,7 +211,7 @@ class Session {
     ok(select_plan(Who::admin, "lite", world.hospital));
     ok(select_plan(Who::admin, "lite", world.individual));
     if (setup == Setup::hospital_plan_inactive)
-      ok(select_plan(Who::hospital, "lite", world.hospital));
+      ok(select_plan(Who::hospital, "pro", world.hospital));
   }
 
  private:
@@ -559,8 +559,10 @@ TEST_P(E2eApi, EveryChangeAppendsOneHistoryRow) {
                  400),
       2u);
   EXPECT_EQ(rows_after(s.select_plan(Who::hospital, "hobby", world().hospital), 400), 2u);
-  // The hospital's own choice of the same plan: active -> inactive (awaiting payment).
-  EXPECT_EQ(rows_after(s.select_plan(Who::hospital, "lite", world().hospital), 200), 3u);
+  // The hospital's own choice of the plan it has active changes nothing; of another plan, it
+  // goes inactive until paid.
+  EXPECT_EQ(rows_after(s.select_plan(Who::hospital, "lite", world().hospital), 200), 2u);
+  EXPECT_EQ(rows_after(s.select_plan(Who::hospital, "pro", world().hospital), 200), 3u);
 
   const auto rows = history();
   ASSERT_EQ(rows.size(), 3u);
@@ -575,6 +577,7 @@ TEST_P(E2eApi, EveryChangeAppendsOneHistoryRow) {
   EXPECT_EQ(rows[1].changed_by, "user-" + world().hospital);
   EXPECT_EQ(rows[2].from_status, "active");
   EXPECT_EQ(rows[2].to_status, "inactive");
+  EXPECT_EQ(rows[2].to_plan_type, "pro");
   for (const auto& row : rows) {
     EXPECT_FALSE(row.plan_id.empty());
     EXPECT_FALSE(row.reason.empty());
