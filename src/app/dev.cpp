@@ -74,20 +74,20 @@ void print_quick_start(const Config& config, const JwtCodec& jwt, const Clock& c
   std::cout << fmt::format(R"text(
 billing is running on {base} (SQLite {db}, local payments). Tokens, valid for 24 hours:
 
-  ADMIN={admin}
-  HOSPITAL={hospital}
-  INDIVIDUAL={individual}
-  ASSISTANT={assistant}
+  export ADMIN={admin}
+  export HOSPITAL={hospital}
+  export INDIVIDUAL={individual}
+  export ASSISTANT={assistant}
 
 Try:
-  curl -s {base}/billing/health
-  curl -s -H "Authorization: Bearer $HOSPITAL" {base}/billing/plan
-  curl -s -H "Authorization: Bearer $HOSPITAL" {base}/billing/services
+  curl -s -w '\n' {base}/billing/health
+  curl -s -w '\n' -H "Authorization: Bearer $HOSPITAL" {base}/billing/plan
+  curl -s -w '\n' -H "Authorization: Bearer $HOSPITAL" {base}/billing/services
   CSRF=$(curl -s -H "Authorization: Bearer $HOSPITAL" {base}/csrf-token | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/')
-  curl -s -X POST -H "Authorization: Bearer $HOSPITAL" -H "X-CSRF-Token: $CSRF" \
+  curl -s -w '\n' -X POST -H "Authorization: Bearer $HOSPITAL" -H "X-CSRF-Token: $CSRF" \
        -H 'Content-Type: application/json' \
        -d '{{"hospital_id":"demo-hospital-1","services":["medication"]}}' {base}/billing/services/select
-  curl -s -H "Authorization: Bearer $ADMIN" "{base}/billing/plan/current?entity_id=demo-hospital-1"
+  curl -s -w '\n' -H "Authorization: Bearer $ADMIN" "{base}/billing/plan/current?entity_id=demo-hospital-1"
 
 Stop with Ctrl-C.
 )text",
