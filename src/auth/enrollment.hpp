@@ -19,6 +19,8 @@ class Enrollment {
  public:
   explicit Enrollment(Db& db) : db_(db) {}
 
+  // Whether the caller's entity is known to exist: then enroll() has nothing to do.
+  bool known(const Identity& caller) const;
   boost::asio::awaitable<void> enroll(Identity caller, TimePoint now);
 
  private:
@@ -27,7 +29,6 @@ class Enrollment {
   };
   using Ids = std::unordered_set<std::string, Hash, std::equal_to<>>;
 
-  bool known(const Identity& caller) const;
   void remember(const Identity& caller);
 
   Db& db_;

@@ -26,7 +26,7 @@ boost::asio::awaitable<Response> Dispatcher::run(const Route& route, const Reque
       throw ApiError(403, denial_detail(*route.policy.action));
     if (route.policy.csrf && !csrf_.valid(request->csrf_token, call.caller.subject))
       throw ApiError(403, "Invalid CSRF token");
-    co_await enrollment_.enroll(call.caller, clock_.now());
+    if (!enrollment_.known(call.caller)) co_await enrollment_.enroll(call.caller, clock_.now());
   }
   co_return co_await route.handler(std::move(call));
 }
