@@ -48,6 +48,8 @@ boost::asio::awaitable<Response> Dispatcher::handle(const Request* request) cons
     co_return response;
   } catch (const std::exception& error) {
     co_return internal_error(match.route->path, error);
+  } catch (...) {
+    co_return internal_error(match.route->path, std::runtime_error("unknown exception"));
   }
 }
 

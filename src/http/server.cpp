@@ -152,6 +152,12 @@ struct Server::Impl {
   asio::awaitable<void> session(Worker& w, tcp::socket socket) {
     const auto live =
         w.sessions.insert(w.sessions.end(), {&socket, SteadyClock::time_point::max(), true});
+    // Unlisted however the session ends, so the sweeper never sees a socket that is gone.
+    struct Unlist {
+      Worker& w;
+      std::list<Worker::Live>::iterator live;
+      ~Unlist() { w.sessions.erase(live); }
+    } unlist{w, live};
     beast::flat_buffer buffer;
     for (;;) {
       // A fresh parser per request: Beast parsers are not reusable across messages.
@@ -206,7 +212,6 @@ struct Server::Impl {
     }
     beast::error_code ignored;
     socket.shutdown(tcp::socket::shutdown_send, ignored);
-    w.sessions.erase(live);
   }
 
   // Stops accepting, ends idle connections now and busy ones after their response (or at the
