@@ -8,6 +8,7 @@
 #include "kit/api_error.hpp"
 #include "kit/crypto.hpp"
 #include "kit/json.hpp"
+#include "kit/text.hpp"
 
 namespace billing {
 namespace {
@@ -27,7 +28,9 @@ boost::json::object decode_part(std::string_view part) {
 
 std::string_view string_claim(const boost::json::object& claims, std::string_view name) {
   const auto* value = claims.if_contains(name);
-  if (!value || !value->is_string() || value->get_string().empty()) reject();
+  if (!value || !value->is_string() || value->get_string().empty() ||
+      value->get_string().size() > 128 || !free_of_control_characters(value->get_string()))
+    reject();
   return value->get_string();
 }
 

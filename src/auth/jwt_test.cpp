@@ -76,6 +76,9 @@ TEST_F(JwtTest, RejectsForgedAndMalformedTokens) {
       craft(hs256, R"({"role":"hospital","role_entity_id":"h1","exp":1800000600})"),  // no sub
       craft(hs256, R"({"sub":"u","role":"hospital","exp":1800000600})"),              // no entity
       craft(hs256, R"({"sub":"u","role":"assistant","role_entity_id":"a1","exp":1800000600})"),
+      craft(hs256, R"({"sub":"u","role":"hospital","role_entity_id":"h\u0000x","exp":1800000600})"),
+      craft(hs256, R"({"sub":"u","role":"hospital","role_entity_id":")" + std::string(129, 'h') +
+                       R"(","exp":1800000600})"),
       craft(hs256, "[1,2]"),
       craft("not json", claims),
       "garbage",

@@ -3,6 +3,7 @@
 #include <boost/json/parser.hpp>
 
 #include "kit/api_error.hpp"
+#include "kit/text.hpp"
 
 namespace billing {
 namespace {
@@ -53,6 +54,11 @@ std::string JsonBody::required_string(std::string_view name, std::size_t max_len
   }
   if (v->get_string().empty()) {
     error({"body", name}, "string_too_short", "String should have at least 1 character");
+    return {};
+  }
+  if (!free_of_control_characters(v->get_string())) {
+    error({"body", name}, "string_pattern_mismatch",
+          "String should not contain control characters");
     return {};
   }
   if (v->get_string().size() > max_length) {

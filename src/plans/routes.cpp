@@ -5,6 +5,7 @@
 #include "http/json_body.hpp"
 #include "kit/api_error.hpp"
 #include "kit/json.hpp"
+#include "kit/text.hpp"
 #include "plans/selection.hpp"
 #include "plans/views.hpp"
 
@@ -101,6 +102,9 @@ asio::awaitable<Response> post_plan_select(Db& db, const Catalog& catalog, const
 
 asio::awaitable<std::optional<EntityRef>> queried_entity(Db& db, const Call& call) {
   const auto id = call.request->query_param("entity_id");
+  if (id && (id->empty() || id->size() > 128 || !free_of_control_characters(*id)))
+    throw query_error("entity_id", "string_pattern_mismatch",
+                      "An id of 1 to 128 characters without control characters");
   if (!id) co_return call.caller.role == Role::admin ? std::nullopt : own_entity(call.caller);
   const auto role = role_query(*call.request);
   co_return co_await db.read(
