@@ -40,8 +40,7 @@ void App::serve(const std::function<void(unsigned short port)>& on_listening) {
                               .threads = config_.http_threads,
                               .header_timeout = config_.header_timeout},
                 dispatcher_);
-  on_listening(server.port());
-  server.run();
+  server.run([&] { on_listening(server.port()); });
 }
 
 }  // namespace billing

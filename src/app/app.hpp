@@ -27,7 +27,7 @@ class App {
   const Clock& clock() const { return clock_; }
   const JwtCodec& jwt() const { return jwt_; }
 
-  // Serves until SIGTERM/SIGINT; `on_listening` sees the bound port first.
+  // Serves until SIGTERM/SIGINT; `on_listening` gets the bound port once signals are handled.
   void serve(const std::function<void(unsigned short port)>& on_listening);
 
  private:

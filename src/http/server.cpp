@@ -239,7 +239,7 @@ unsigned short Server::port() const {
   return impl_->bound_port;
 }
 
-void Server::run() {
+void Server::run(const std::function<void()>& on_ready) {
   auto& workers = impl_->workers;
   for (auto& w : workers) {
     asio::co_spawn(w->ioc, impl_->accept_loop(*w), asio::detached);
@@ -255,6 +255,7 @@ void Server::run() {
   });
   spdlog::info("listening on http://{}:{} with {} threads", impl_->options.host, impl_->bound_port,
                workers.size());
+  if (on_ready) on_ready();
 
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < workers.size(); ++i)

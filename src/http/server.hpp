@@ -3,6 +3,7 @@
 // (SO_REUSEPORT); a connection lives on the thread that accepted it.
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -28,7 +29,8 @@ class Server {
   ~Server();
   unsigned short port() const;
   // Serves until SIGTERM or SIGINT, then finishes the requests in flight and returns.
-  void run();
+  // `on_ready` runs once those signals are handled, before the first connection is served.
+  void run(const std::function<void()>& on_ready = {});
 
  private:
   struct Impl;
