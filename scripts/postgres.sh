@@ -16,7 +16,7 @@ case "$action" in
   start)
     mkdir -p "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
-    as_owner "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync >"$dir/initdb.log" 2>&1
+    as_owner "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync --no-locale -E UTF8 >"$dir/initdb.log" 2>&1
     for attempt in 1 2 3 4 5; do  # a random port; another one if it is taken
       port=$((20000 + RANDOM % 30000))
       if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \

@@ -750,10 +750,10 @@ PrivatePostgres::PrivatePostgres() {
       throw std::system_error(errno, std::generic_category(), "chown " + dir_.path());
   }
   const std::string log = dir_.path() + "/initdb.log";
-  const int rc =
-      run_command(as_postgres_owner({postgres_bin() + "/initdb", "-D", dir_.path() + "/data", "-A",
-                                     "trust", "-U", "postgres", "--no-sync"}),
-                  log);
+  const int rc = run_command(
+      as_postgres_owner({postgres_bin() + "/initdb", "-D", dir_.path() + "/data", "-A", "trust",
+                         "-U", "postgres", "--no-sync", "--no-locale", "-E", "UTF8"}),
+      log);
   if (rc != 0) throw std::runtime_error(fmt::format("initdb failed ({}):\n{}", rc, read_file(log)));
   port_ = free_port();
   start();
