@@ -37,7 +37,6 @@ void Enrollment::remember(const Identity& caller) {
 }
 
 boost::asio::awaitable<void> Enrollment::enroll(Identity caller, TimePoint now) {
-  if (known(caller)) co_return;
   if (caller.role == Role::assistant) {
     const auto hospital =
         co_await db_.read([&](Repo& repo) { return repo.assistant_hospital(caller.entity_id); });

@@ -19,8 +19,10 @@ class Enrollment {
  public:
   explicit Enrollment(Db& db) : db_(db) {}
 
-  // Whether the caller's entity is known to exist: then enroll() has nothing to do.
+  // Whether the caller's entity is known to exist: then there is nothing to enroll. Checked
+  // apart so that the request path makes no coroutine for it.
   bool known(const Identity& caller) const;
+  // Creates the caller's entity row if the database has none; for callers not known().
   boost::asio::awaitable<void> enroll(Identity caller, TimePoint now);
 
  private:

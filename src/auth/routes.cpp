@@ -2,7 +2,7 @@
 
 #include <boost/json/object.hpp>
 
-#include "kit/json.hpp"
+#include "http/errors.hpp"
 #include "kit/time.hpp"
 
 namespace billing {
@@ -10,10 +10,8 @@ namespace {
 
 boost::asio::awaitable<Response> get_csrf_token(const CsrfTokens& csrf, Call call) {
   const auto issued = csrf.issue(call.caller.subject);
-  co_return Response{200,
-                     to_json(boost::json::object{{"csrf_token", issued.token},
-                                                 {"expires_at", iso8601(issued.expires_at)}}),
-                     {}};
+  co_return json_response(boost::json::object{{"csrf_token", issued.token},
+                                              {"expires_at", iso8601(issued.expires_at)}});
 }
 
 }  // namespace

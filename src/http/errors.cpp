@@ -20,6 +20,10 @@ Response detail_response(int status, std::string_view detail) {
   return error_response(ApiError(status, detail));
 }
 
+Response json_response(const boost::json::value& body) {
+  return {200, to_json(body), {}};
+}
+
 Response internal_error(std::string_view route, const std::exception& error) {
   spdlog::error("{}: {}", route, error.what());
   return detail_response(500, "Internal server error");

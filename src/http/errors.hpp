@@ -1,5 +1,6 @@
 #pragma once
-// The one place where errors become `{"detail": ...}` responses.
+// Responses with JSON bodies: the one place where errors become `{"detail": ...}`, and the
+// 200s of the handlers.
 #include <exception>
 #include <string_view>
 
@@ -12,5 +13,6 @@ Response error_response(const ApiError& error);
 // Logs what happened for the operators, tells the client only "Internal server error".
 Response internal_error(std::string_view route, const std::exception& error);
 Response detail_response(int status, std::string_view detail);
+Response json_response(const boost::json::value& body);  // 200
 
 }  // namespace billing

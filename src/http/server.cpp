@@ -60,11 +60,10 @@ Method method_of(http::verb verb) {
   }
 }
 
-// Errors that mean the client went away or was too slow: nothing to answer.
+// Errors that mean the client went away, was cut off, or the socket failed: nothing to answer.
+// Only HTTP parse errors other than a message ended early deserve a 4xx.
 bool is_quiet_end(const beast::error_code& ec) {
   return ec == http::error::end_of_stream || ec == http::error::partial_message ||
-         ec == beast::error::timeout || ec == asio::error::operation_aborted ||
-         ec == asio::error::eof || ec == asio::error::connection_reset ||
          ec.category() != http::make_error_code(http::error::end_of_stream).category();
 }
 

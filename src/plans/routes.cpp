@@ -2,6 +2,7 @@
 
 #include <boost/json/array.hpp>
 
+#include "http/errors.hpp"
 #include "http/json_body.hpp"
 #include "kit/api_error.hpp"
 #include "kit/json.hpp"
@@ -35,10 +36,6 @@ struct OffersText {
   }
 };
 
-Response json_response(const boost::json::value& v) {
-  return {200, to_json(v), {}};
-}
-
 std::optional<EntityKind> role_query(const Request& request) {
   const auto text = request.query_param("role");
   if (!text) return std::nullopt;
@@ -48,9 +45,7 @@ std::optional<EntityKind> role_query(const Request& request) {
 
 asio::awaitable<Response> get_plans(Db& db, const Catalog& catalog, const OffersText& offers,
                                     Call call) {
-  const auto entity = co_await queried_entity(db, call);
-  std::optional<Plan> plan;
-  if (entity) plan = co_await db.read([&](Repo& repo) { return repo.find_plan(*entity); });
+  const auto [entity, plan] = co_await queried_plan(db, call);
 
   Response response{200, {}, {}};
   std::string& body = response.body;
@@ -76,11 +71,10 @@ asio::awaitable<Response> get_plans(Db& db, const Catalog& catalog, const Offers
 asio::awaitable<Response> get_current_plan(Db& db, const Catalog& catalog, Call call) {
   if (call.caller.role == Role::admin && !call.request->query_param("entity_id"))
     throw query_error("entity_id", "missing", "Field required");
-  const auto entity = *co_await queried_entity(db, call);
-  const auto plan = co_await db.read([&](Repo& repo) { return repo.find_plan(entity); });
+  const auto [entity, plan] = co_await queried_plan(db, call);
   if (!plan)
-    throw ApiError(404, entity.kind == EntityKind::hospital ? "Hospital plan not found"
-                                                            : "Individual plan not found");
+    throw ApiError(404, entity->kind == EntityKind::hospital ? "Hospital plan not found"
+                                                             : "Individual plan not found");
   co_return json_response(plan_json(*plan, catalog));
 }
 
@@ -100,15 +94,18 @@ asio::awaitable<Response> post_plan_select(Db& db, const Catalog& catalog, const
 
 }  // namespace
 
-asio::awaitable<std::optional<EntityRef>> queried_entity(Db& db, const Call& call) {
+asio::awaitable<QueriedPlan> queried_plan(Db& db, const Call& call) {
   const auto id = call.request->query_param("entity_id");
   if (id && (id->empty() || id->size() > 128 || !free_of_control_characters(*id)))
     throw query_error("entity_id", "string_pattern_mismatch",
                       "An id of 1 to 128 characters without control characters");
-  if (!id) co_return call.caller.role == Role::admin ? std::nullopt : own_entity(call.caller);
-  const auto role = role_query(*call.request);
-  co_return co_await db.read(
-      [&](Repo& repo) { return resolve_entity(repo, call.caller, *id, role); });
+  if (!id && call.caller.role == Role::admin) co_return QueriedPlan{};
+  const auto role = id ? role_query(*call.request) : std::nullopt;
+  co_return co_await db.read([&](Repo& repo) {
+    const EntityRef entity =
+        id ? resolve_entity(repo, call.caller, *id, role) : *own_entity(call.caller);
+    return QueriedPlan{entity, repo.find_plan(entity)};
+  });
 }
 
 void add_plan_routes(Router& router, Db& db, const Catalog& catalog, const Clock& clock) {

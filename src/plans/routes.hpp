@@ -9,9 +9,13 @@ namespace billing {
 // GET /billing/plan, GET /billing/plan/current, POST /billing/plan/select.
 void add_plan_routes(Router& router, Db& db, const Catalog& catalog, const Clock& clock);
 
-// The entity a read is about: the `entity_id` query parameter (with an optional `role`) if
-// given, else the caller's own (an assistant's hospital; none for an admin). Only admins may
-// name another entity (403); 404 when an admin names an unknown one.
-boost::asio::awaitable<std::optional<EntityRef>> queried_entity(Db& db, const Call& call);
+// The entity a read is about, and its plan, in one read: the `entity_id` query parameter (with an
+// optional `role`) if given, else the caller's own (an assistant's hospital; none for an admin).
+// Only admins may name another entity (403); 404 when an admin names an unknown one.
+struct QueriedPlan {
+  std::optional<EntityRef> entity;
+  std::optional<Plan> plan;
+};
+boost::asio::awaitable<QueriedPlan> queried_plan(Db& db, const Call& call);
 
 }  // namespace billing

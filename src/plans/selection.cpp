@@ -31,9 +31,10 @@ std::optional<EntityRef> own_entity(const Identity& caller) {
 EntityRef resolve_entity(Repo& repo, const Identity& caller, const std::string& id,
                          std::optional<EntityKind> role) {
   if (caller.role != Role::admin) {
-    EntityRef own = *own_entity(caller);
-    if (own.id == id && (!role || *role == own.kind)) return own;
-    require_own(caller, EntityRef{role.value_or(own.kind), id});  // throws: not theirs
+    const EntityRef own = *own_entity(caller);
+    const EntityRef named{role.value_or(own.kind), id};
+    if (named != own) require_own(caller, named);  // throws: not theirs
+    return own;
   }
   if (role) {
     EntityRef entity{*role, id};

@@ -4,8 +4,8 @@
 
 #include <boost/json/array.hpp>
 
+#include "http/errors.hpp"
 #include "http/json_body.hpp"
-#include "kit/json.hpp"
 #include "plans/routes.hpp"
 #include "plans/views.hpp"
 #include "services/selection.hpp"
@@ -20,9 +20,7 @@ bool contains(const std::vector<ServiceType>& list, ServiceType s) {
 }
 
 asio::awaitable<Response> get_services(Db& db, const Catalog& catalog, Call call) {
-  const auto entity = co_await queried_entity(db, call);
-  std::optional<Plan> plan;
-  if (entity) plan = co_await db.read([&](Repo& repo) { return repo.find_plan(*entity); });
+  const auto [entity, plan] = co_await queried_plan(db, call);
   const PlanOffer* offer = plan ? catalog.find(plan->owner.kind, plan->plan_type) : nullptr;
 
   std::vector<ServiceType> listed;
@@ -49,7 +47,7 @@ asio::awaitable<Response> get_services(Db& db, const Catalog& catalog, Call call
   out["max_optional_services"] = offer && offer->max_optional_services
                                      ? boost::json::value(*offer->max_optional_services)
                                      : nullptr;
-  co_return Response{200, to_json(out), {}};
+  co_return json_response(out);
 }
 
 asio::awaitable<Response> post_services_select(Db& db, const Catalog& catalog, const Clock& clock,
@@ -63,7 +61,7 @@ asio::awaitable<Response> post_services_select(Db& db, const Catalog& catalog, c
   const auto plan = co_await db.transact([&](Repo& repo) {
     return select_services(repo, catalog, call.caller, selection, clock.now());
   });
-  co_return Response{200, to_json(plan_json(plan, catalog)), {}};
+  co_return json_response(plan_json(plan, catalog));
 }
 
 }  // namespace
