@@ -8,6 +8,10 @@ root=$(pwd)
 
 bash scripts/deps.sh
 
+echo "== layers (include arrows between src/ folders)"
+python3 scripts/check_layers.py
+bash tests/layers/test_check_layers.sh
+
 jobs=$(nproc)
 build() {  # build DIR [cmake options...]
   local dir=$1

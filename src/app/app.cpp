@@ -20,26 +20,36 @@ std::unique_ptr<Db> open_database(const Config& config) {
   return db;
 }
 
+Router all_routes(Db& db, const Catalog& catalog, const Clock& clock, const CsrfTokens& csrf) {
+  Router router;
+  add_health_routes(router, db, clock);
+  add_auth_routes(router, csrf);
+  add_plan_routes(router, db, catalog, clock);
+  add_service_routes(router, db, catalog, clock);
+  return router;
+}
+
 App::App(Config config)
     : config_(std::move(config)),
       catalog_(Catalog::load(config_.plans_config)),
       db_(open_database(config_)),
       jwt_(config_.jwt_secret, clock_),
       csrf_(config_.csrf_secret, clock_, config_.csrf_expiry),
-      enrollment_(*db_),
-      dispatcher_(router_, jwt_, csrf_, enrollment_, clock_) {
-  add_health_routes(router_, *db_, clock_);
-  add_auth_routes(router_, csrf_);
-  add_plan_routes(router_, *db_, catalog_, clock_);
-  add_service_routes(router_, *db_, catalog_, clock_);
-}
+      router_(all_routes(*db_, catalog_, clock_, csrf_)),
+      access_log_(clock_),
+      metrics_(router_),
+      authenticate_(jwt_),
+      verify_csrf_(csrf_),
+      enrollment_(*db_, clock_),
+      middleware_(request_ids_, access_log_, metrics_, authenticate_, authorize_role_, verify_csrf_,
+                  rate_limit_, enrollment_) {}
 
 void App::serve(const std::function<void(unsigned short port)>& on_listening) {
   Server server(ServerOptions{.host = config_.host,
                               .port = config_.port,
                               .threads = config_.http_threads,
                               .header_timeout = config_.header_timeout},
-                dispatcher_);
+                router_, middleware_);
   server.run([&] { on_listening(server.port()); });
 }
 

@@ -1,21 +1,25 @@
 #pragma once
 // The composition root: builds every object in dependency order, destroys them in reverse.
-// Only this folder names concrete classes (SqliteDb, PostgresDb, SystemClock).
+// Only this folder names concrete classes (SqliteDb, PostgresDb, SystemClock) and puts the
+// middleware chain together.
+#include <functional>
 #include <memory>
 
 #include "app/config.hpp"
+#include "app/middleware.hpp"
 #include "auth/csrf.hpp"
-#include "auth/enrollment.hpp"
 #include "auth/jwt.hpp"
-#include "http/dispatch.hpp"
+#include "core/db.hpp"
 #include "http/route.hpp"
 #include "kit/clock.hpp"
 #include "plans/catalog.hpp"
-#include "storage/db.hpp"
 
 namespace billing {
 
 std::unique_ptr<Db> open_database(const Config& config);
+
+// Every route of every domain.
+Router all_routes(Db& db, const Catalog& catalog, const Clock& clock, const CsrfTokens& csrf);
 
 class App {
  public:
@@ -28,6 +32,7 @@ class App {
   const JwtCodec& jwt() const { return jwt_; }
 
   // Serves until SIGTERM/SIGINT; `on_listening` gets the bound port once signals are handled.
+  // Throws if the port cannot be bound.
   void serve(const std::function<void(unsigned short port)>& on_listening);
 
  private:
@@ -37,9 +42,17 @@ class App {
   std::unique_ptr<Db> db_;
   JwtCodec jwt_;
   CsrfTokens csrf_;
-  Enrollment enrollment_;
   Router router_;
-  Dispatcher dispatcher_;
+
+  RequestIds request_ids_;
+  AccessLog access_log_;
+  RouteMetrics metrics_;
+  Authenticate authenticate_;
+  AuthorizeRole authorize_role_;
+  VerifyCsrf verify_csrf_;
+  PlanRateLimit rate_limit_;
+  Enrollment enrollment_;
+  Middleware middleware_;
 };
 
 }  // namespace billing

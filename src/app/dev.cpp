@@ -10,9 +10,11 @@
 #include <fmt/format.h>
 #include <boost/json/parse.hpp>
 
+#include "entities/repo.hpp"
 #include "kit/crypto.hpp"
 #include "kit/json.hpp"
 #include "kit/run_blocking.hpp"
+#include "plans/repo.hpp"
 #include "plans/selection.hpp"
 
 namespace billing {
@@ -47,15 +49,16 @@ void apply_dev_secrets(Config& config) {
 
 void seed_demo_entities(Db& db, const Catalog& catalog, const Clock& clock) {
   const Identity seeder{.subject = "billing-dev-seed", .role = Role::admin};
-  run_blocking(db.transact([&](Repo& repo) {
+  run_blocking(db.transact([&](Tx& tx) {
     const auto now = clock.now();
+    auto& entities = tx.get<EntityRepo>();
     for (const char* id : {"demo-hospital-1", "demo-hospital-2"})
-      repo.create_entity({EntityKind::hospital, id}, now);
+      entities.create_entity({EntityKind::hospital, id}, now);
     for (const char* id : {"demo-individual-1", "demo-individual-2"})
-      repo.create_entity({EntityKind::individual, id}, now);
-    repo.create_assistant("demo-assistant-1", "demo-hospital-1", now);
-    if (!repo.find_plan({EntityKind::hospital, "demo-hospital-1"}))
-      select_plan(repo, catalog, seeder, {PlanType::lite, "demo-hospital-1", EntityKind::hospital},
+      entities.create_entity({EntityKind::individual, id}, now);
+    entities.create_assistant("demo-assistant-1", "demo-hospital-1", now);
+    if (!tx.get<PlanRepo>().find_plan({EntityKind::hospital, "demo-hospital-1"}))
+      select_plan(tx, catalog, seeder, {PlanType::lite, "demo-hospital-1", EntityKind::hospital},
                   now);
   }));
 }

@@ -2,8 +2,8 @@
 // `billing serve --dev`: the embedded defaults for a newcomer.
 #include "app/config.hpp"
 #include "auth/jwt.hpp"
+#include "core/db.hpp"
 #include "plans/catalog.hpp"
-#include "storage/db.hpp"
 
 namespace billing {
 

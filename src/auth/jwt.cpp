@@ -1,6 +1,7 @@
 #include "auth/jwt.hpp"
 
 #include <cmath>
+#include <optional>
 
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
@@ -12,6 +13,8 @@
 
 namespace billing {
 namespace {
+
+constexpr std::chrono::seconds kClockLeeway{5};
 
 [[noreturn]] void reject(std::string_view detail = "Invalid authentication credentials") {
   throw ApiError(401, detail);
@@ -34,14 +37,17 @@ std::string_view string_claim(const boost::json::object& claims, std::string_vie
   return value->get_string();
 }
 
-std::int64_t expiry_claim(const boost::json::object& claims) {
-  const auto* exp = claims.if_contains("exp");
-  if (!exp) reject();
-  if (exp->is_int64()) return exp->get_int64();
-  if (exp->is_uint64() && exp->get_uint64() <= INT64_MAX)
-    return static_cast<std::int64_t>(exp->get_uint64());
-  if (exp->is_double() && std::isfinite(exp->get_double()) && std::abs(exp->get_double()) < 1e17)
-    return static_cast<std::int64_t>(std::floor(exp->get_double()));
+// A NumericDate claim (RFC 7519 2): seconds since the epoch, possibly fractional. Nothing if
+// absent; 401 if present but not a number.
+std::optional<std::int64_t> time_claim(const boost::json::object& claims, std::string_view name) {
+  const auto* value = claims.if_contains(name);
+  if (!value) return std::nullopt;
+  if (value->is_int64()) return value->get_int64();
+  if (value->is_uint64() && value->get_uint64() <= INT64_MAX)
+    return static_cast<std::int64_t>(value->get_uint64());
+  if (value->is_double() && std::isfinite(value->get_double()) &&
+      std::abs(value->get_double()) < 1e17)
+    return static_cast<std::int64_t>(std::floor(value->get_double()));
   reject();
 }
 
@@ -63,7 +69,16 @@ Identity JwtCodec::verify(std::string_view token) const {
   const auto claims = decode_part(token.substr(first_dot + 1, last_dot - first_dot - 1));
   const auto now =
       std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch());
-  if (now.count() >= expiry_claim(claims)) reject("Token has expired");
+  const auto expires = time_claim(claims, "exp");
+  if (!expires) reject();
+  if (now.count() >= *expires) reject("Token has expired");
+  // RFC 7519 4.1.5: not before `nbf`. A token issued (`iat`) in the future is refused too. Both
+  // with a little leeway for clocks that disagree.
+  const auto not_before = time_claim(claims, "nbf");
+  const auto issued_at = time_claim(claims, "iat");
+  if ((not_before && now.count() + kClockLeeway.count() < *not_before) ||
+      (issued_at && now.count() + kClockLeeway.count() < *issued_at))
+    reject("Token is not yet valid");
 
   const auto role = parse_enum<Role>(string_claim(claims, "role"));
   if (!role) reject();

@@ -3,7 +3,7 @@
 #include <string>
 #include <string_view>
 
-#include "auth/identity.hpp"
+#include "core/identity.hpp"
 #include "kit/clock.hpp"
 #include "kit/crypto.hpp"
 

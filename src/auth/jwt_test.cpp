@@ -90,5 +90,34 @@ TEST_F(JwtTest, RejectsForgedAndMalformedTokens) {
   for (const auto& token : bad) EXPECT_EQ(status_of(token), 401) << token;
 }
 
+// RFC 7519 4.1.5: a token is not accepted before its `nbf`, give or take 5 s of clock skew;
+// nor one issued (`iat`) later than now; and either claim must be a number when present.
+TEST_F(JwtTest, HonoursNotBeforeAndIssuedAt) {
+  const std::string hs256 = R"({"alg":"HS256","typ":"JWT"})";
+  const auto token = [&](std::string_view extra) {
+    return craft(hs256, R"({"sub":"u","role":"hospital","role_entity_id":"h1","exp":1800000600)" +
+                            std::string(extra) + "}");
+  };
+  EXPECT_EQ(status_of(token(R"(,"nbf":1800000000)")), 200);
+  EXPECT_EQ(status_of(token(R"(,"nbf":1799990000,"iat":1799990000)")), 200);
+  EXPECT_EQ(status_of(token(R"(,"nbf":1800000005)")), 200);  // within the leeway
+  EXPECT_EQ(status_of(token(R"(,"iat":1800000004.5)")), 200);
+  EXPECT_EQ(status_of(token(R"(,"nbf":1800000006)")), 401);
+  EXPECT_EQ(status_of(token(R"(,"nbf":1800000300)")), 401);
+  EXPECT_EQ(status_of(token(R"(,"iat":1800000300)")), 401);
+  EXPECT_EQ(status_of(token(R"(,"nbf":"1800000000")")), 401);
+  EXPECT_EQ(status_of(token(R"(,"iat":"yesterday")")), 401);
+  EXPECT_EQ(status_of(token(R"(,"nbf":null)")), 401);
+  EXPECT_EQ(status_of(token(R"(,"iat":[1])")), 401);
+  try {
+    jwt.verify(token(R"(,"nbf":1800000300)"));
+    FAIL() << "a token not yet valid was accepted";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.detail.as_string(), "Token is not yet valid");
+  }
+  clock.advance(300s);  // the same token, once its time has come
+  EXPECT_EQ(status_of(token(R"(,"nbf":1800000300)")), 200);
+}
+
 }  // namespace
 }  // namespace billing

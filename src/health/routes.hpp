@@ -1,7 +1,7 @@
 #pragma once
+#include "core/db.hpp"
 #include "http/route.hpp"
 #include "kit/clock.hpp"
-#include "storage/db.hpp"
 
 namespace billing {
 

@@ -1,14 +1,13 @@
 #include "http/errors.hpp"
 
 #include <spdlog/spdlog.h>
-#include <boost/json/object.hpp>
 
 #include "kit/json.hpp"
 
 namespace billing {
 
 Response error_response(const ApiError& error) {
-  Response response{error.status, {}, {}};
+  Response response{.status = error.status};
   response.body.reserve(64);
   response.body = R"({"detail":)";
   append_json(response.body, error.detail);
@@ -21,11 +20,16 @@ Response detail_response(int status, std::string_view detail) {
 }
 
 Response json_response(const boost::json::value& body) {
-  return {200, to_json(body), {}};
+  return json_response(to_json(body));
 }
 
-Response internal_error(std::string_view route, const std::exception& error) {
-  spdlog::error("{}: {}", route, error.what());
+Response json_response(std::string body) {
+  return Response{.status = 200, .content_type = ContentType::json, .body = std::move(body)};
+}
+
+Response internal_error(std::string_view request_id, std::string_view route,
+                        const std::exception& error) {
+  spdlog::error("{} {}: {}", request_id, route, error.what());
   return detail_response(500, "Internal server error");
 }
 

@@ -1,8 +1,21 @@
 #include "http/request.hpp"
 
 #include <boost/url/parse_query.hpp>
+#include <boost/url/pct_string_view.hpp>
 
 namespace billing {
+
+std::string_view method_name(Method method) {
+  switch (method) {
+    case Method::get:
+      return "GET";
+    case Method::post:
+      return "POST";
+    case Method::other:
+      break;
+  }
+  return "OTHER";
+}
 
 std::optional<std::string> Request::query_param(std::string_view name) const {
   if (query.empty()) return std::nullopt;
@@ -14,6 +27,16 @@ std::optional<std::string> Request::query_param(std::string_view name) const {
   for (auto param : *params)
     if (param.key.decode() == name) return param.value.decode();
   return std::nullopt;
+}
+
+std::string Request::path_param(std::string_view name) const {
+  for (const auto& [key, raw] : path_params) {
+    if (key != name) continue;
+    const std::string terminated(raw);  // see query_param
+    const auto decoded = boost::urls::make_pct_string_view(terminated);
+    return decoded ? decoded->decode() : terminated;
+  }
+  return {};
 }
 
 }  // namespace billing

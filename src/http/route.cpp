@@ -3,32 +3,81 @@
 #include <stdexcept>
 
 namespace billing {
+namespace {
+
+// Whether `path` fits `pattern` segment by segment, a `{name}` segment taking any non-empty
+// one; on a match the named segments go to `params`.
+bool matches(std::string_view pattern, std::string_view path, Request& request) {
+  if (pattern == path) return true;
+  if (pattern.find('{') == std::string_view::npos) return false;
+  request.path_params.clear();
+  while (!pattern.empty() && !path.empty()) {
+    if (pattern.front() != '/' || path.front() != '/') return false;
+    pattern.remove_prefix(1);
+    path.remove_prefix(1);
+    const auto pattern_end = std::min(pattern.find('/'), pattern.size());
+    const auto path_end = std::min(path.find('/'), path.size());
+    const auto want = pattern.substr(0, pattern_end);
+    const auto got = path.substr(0, path_end);
+    if (want.size() > 2 && want.front() == '{' && want.back() == '}') {
+      if (got.empty()) return false;
+      request.path_params.emplace_back(want.substr(1, want.size() - 2), got);
+    } else if (want != got) {
+      return false;
+    }
+    pattern.remove_prefix(pattern_end);
+    path.remove_prefix(path_end);
+  }
+  return pattern.empty() && path.empty();
+}
+
+}  // namespace
+
+const Identity& Call::caller() const {
+  if (!identity) throw std::logic_error("a handler asked for the caller of a route without token");
+  return *identity;
+}
+
+const Policy& Call::policy() const {
+  static constexpr Policy kNoRoute = Policy::open();
+  return route ? route->policy : kNoRoute;
+}
 
 void Router::add(Route route) {
   if (route.method == Method::other) throw std::logic_error("a route needs GET or POST");
-  const char* method_name = route.method == Method::get ? "GET" : "POST";
+  if (route.policy.body_limit() > kLargeBodyLimit)
+    throw std::logic_error("body limit above the server's largest: " + route.pattern);
+  const auto method = std::string(method_name(route.method));
+  route.index = count_++;
   for (auto& entry : paths_) {
-    if (entry.path != route.path) continue;
+    if (entry.pattern != route.pattern) continue;
     for (const auto& existing : entry.routes)
       if (existing.method == route.method)
-        throw std::logic_error("route declared twice: " + route.path);
-    entry.allow += std::string(", ") + method_name;
+        throw std::logic_error("route declared twice: " + route.pattern);
+    entry.allow += ", " + method;
     entry.routes.push_back(std::move(route));
     return;
   }
-  std::string path = route.path;
-  paths_.push_back({std::move(path), {}, method_name});
+  std::string pattern = route.pattern;
+  paths_.push_back({std::move(pattern), {}, method});
   paths_.back().routes.push_back(std::move(route));
 }
 
-Router::Match Router::find(Method method, std::string_view path) const {
+Router::Match Router::find(Request& request) const {
   for (const auto& entry : paths_) {
-    if (entry.path != path) continue;
+    if (!matches(entry.pattern, request.path, request)) continue;
     for (const auto& route : entry.routes)
-      if (route.method == method) return {&route, {}};
+      if (route.method == request.method) return {&route, {}};
     return {nullptr, entry.allow};
   }
   return {};
+}
+
+std::vector<const Route*> Router::routes() const {
+  std::vector<const Route*> out;
+  for (const auto& entry : paths_)
+    for (const auto& route : entry.routes) out.push_back(&route);
+  return out;
 }
 
 }  // namespace billing

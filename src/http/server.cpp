@@ -25,7 +25,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 using SteadyClock = std::chrono::steady_clock;
@@ -34,10 +33,11 @@ using SteadyClock = std::chrono::steady_clock;
 // on every request, for at most this much lateness in cutting a slow client off.
 constexpr std::chrono::milliseconds kSweepInterval{100};
 
-// One thread's share of the server. Everything here is touched only from that thread.
+// One thread's share of the server. Everything here is touched only from that thread, except
+// `open_sessions`, which the accepting thread reads.
 struct Worker {
   asio::io_context ioc{1};
-  tcp::acceptor acceptor{ioc};
+  std::atomic<std::size_t> open_sessions{0};
   struct Live {
     tcp::socket* socket;
     SteadyClock::time_point deadline;  // the sweeper closes the socket after this
@@ -73,43 +73,98 @@ Response parse_failure(const beast::error_code& ec) {
   return detail_response(400, "Malformed HTTP request");
 }
 
+using RequestHeader = http::request_header<>;
+
+// RFC 9112 6.1 and 6.3: a body is framed by Content-Length or by chunked as the final transfer
+// coding, never both and never anything else; otherwise where the body ends (and the next
+// request starts) is a guess, the shape of request smuggling. Beast already refuses differing
+// Content-Lengths and a Transfer-Encoding after a chunked one. The answer closes the connection.
+std::optional<Response> framing_problem(const RequestHeader& header) {
+  const auto codings = header.equal_range(http::field::transfer_encoding);
+  if (codings.first == codings.second) return std::nullopt;
+  if (header.find(http::field::content_length) != header.end())
+    return detail_response(400, "Malformed HTTP request");
+  std::vector<std::string_view> names;
+  for (auto field = codings.first; field != codings.second; ++field) {
+    std::string_view list = field->value();
+    while (!list.empty()) {
+      const auto comma = std::min(list.find(','), list.size());
+      auto coding = list.substr(0, comma);
+      coding = coding.substr(0, std::min(coding.find(';'), coding.size()));
+      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t'))
+        coding.remove_prefix(1);
+      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t'))
+        coding.remove_suffix(1);
+      if (!coding.empty()) names.push_back(coding);
+      list.remove_prefix(std::min(comma + 1, list.size()));
+    }
+  }
+  if (names.empty() || !beast::iequals(names.back(), "chunked"))
+    return detail_response(400, "Malformed HTTP request");
+  if (names.size() > 1) return detail_response(501, "Unsupported transfer coding");
+  return std::nullopt;
+}
+
+bool valid_target(const RequestHeader& header) {
+  const std::string_view target = header.target();
+  return !target.empty() && target.front() == '/' &&
+         (header.version() < 11 || header.find(http::field::host) != header.end());
+}
+
+// A worker of its own per thread, the acceptor on the first one's io_context.
+std::vector<std::unique_ptr<Worker>> make_workers(std::size_t threads) {
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, threads); ++i)
+    workers.push_back(std::make_unique<Worker>());
+  return workers;
+}
+
 }  // namespace
 
 struct Server::Impl {
   ServerOptions options;
-  const Dispatcher& dispatcher;
+  const Router& router;
+  const Pipeline& pipeline;
   std::vector<std::unique_ptr<Worker>> workers;
+  tcp::acceptor acceptor;
   unsigned short bound_port = 0;
 
-  Impl(ServerOptions o, const Dispatcher& d) : options(std::move(o)), dispatcher(d) {
-    const tcp::endpoint requested(asio::ip::make_address(options.host), options.port);
-    for (std::size_t i = 0; i < std::max<std::size_t>(1, options.threads); ++i) {
-      auto worker = std::make_unique<Worker>();
-      auto& acceptor = worker->acceptor;
-      const tcp::endpoint endpoint(requested.address(), bound_port ? bound_port : requested.port());
+  Impl(ServerOptions o, const Router& r, const Pipeline& p)
+      : options(std::move(o)),
+        router(r),
+        pipeline(p),
+        workers(make_workers(options.threads)),
+        acceptor(workers.front()->ioc) {
+    try {
+      const tcp::endpoint endpoint(asio::ip::make_address(options.host), options.port);
       acceptor.open(endpoint.protocol());
-      acceptor.set_option(asio::socket_base::reuse_address(true));
-      acceptor.set_option(reuse_port(true));
+      acceptor.set_option(asio::socket_base::reuse_address(true));  // past TIME_WAIT only
       acceptor.bind(endpoint);
       acceptor.listen(asio::socket_base::max_listen_connections);
       bound_port = acceptor.local_endpoint().port();
-      workers.push_back(std::move(worker));
+    } catch (const boost::system::system_error& error) {
+      throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", options.host, options.port,
+                                           error.code().message()));
     }
   }
 
-  asio::awaitable<void> accept_loop(Worker& w) {
-    for (;;) {
-      auto [ec, socket] = co_await w.acceptor.async_accept(use_tuple);
-      if (ec == asio::error::operation_aborted || w.stopping) co_return;
+  // On the first thread: accepts each connection straight onto the next thread's io_context.
+  asio::awaitable<void> accept_loop() {
+    for (std::size_t next = 0;; next = (next + 1) % workers.size()) {
+      Worker& w = *workers[next];
+      auto [ec, socket] = co_await acceptor.async_accept(w.ioc, use_tuple);
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
       if (ec) {
         // Out of file descriptors, typically: pause rather than spin on the same error.
         spdlog::warn("accept: {}", ec.message());
-        asio::steady_timer pause(w.ioc, std::chrono::milliseconds(50));
+        asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(50));
         co_await pause.async_wait(use_tuple);
         continue;
       }
-      if (w.sessions.size() >= options.max_connections_per_thread) continue;  // drops it
+      if (w.open_sessions.load(std::memory_order_relaxed) >= options.max_connections_per_thread)
+        continue;  // drops it
       socket.set_option(tcp::no_delay(true), ec);
+      w.open_sessions.fetch_add(1, std::memory_order_relaxed);
       asio::co_spawn(w.ioc, session(w, std::move(socket)), asio::detached);
     }
   }
@@ -136,9 +191,8 @@ struct Server::Impl {
   asio::awaitable<bool> write(const Worker& w, Worker::Live& live, Response response,
                               unsigned version, bool keep_alive, bool head = false) {
     http::response<http::string_body> out{static_cast<http::status>(response.status), version};
-    out.set(http::field::content_type, "application/json");
-    if (!response.allow.empty()) out.set(http::field::allow, response.allow);
-    if (response.status == 401) out.set(http::field::www_authenticate, "Bearer");  // RFC 6750
+    out.set(http::field::content_type, content_type_text(response.content_type));
+    for (auto& header : response.headers) out.insert(header.name, std::move(header.value));
     out.keep_alive(keep_alive);
     out.body() = std::move(response.body);
     out.prepare_payload();
@@ -148,6 +202,13 @@ struct Server::Impl {
     co_return !ec;
   }
 
+  // A response the server makes itself, then closes the connection: the request cannot be
+  // trusted to have ended where the next one would begin.
+  asio::awaitable<void> refuse(const Worker& w, Worker::Live& live, Call& call, Response response) {
+    pipeline.finish(call, response);
+    co_await write(w, live, std::move(response), 11, false);
+  }
+
   asio::awaitable<void> session(Worker& w, tcp::socket socket) {
     const auto live =
         w.sessions.insert(w.sessions.end(), {&socket, SteadyClock::time_point::max(), true});
@@ -155,54 +216,80 @@ struct Server::Impl {
     struct Unlist {
       Worker& w;
       std::list<Worker::Live>::iterator live;
-      ~Unlist() { w.sessions.erase(live); }
+      ~Unlist() {
+        w.sessions.erase(live);
+        w.open_sessions.fetch_sub(1, std::memory_order_relaxed);
+      }
     } unlist{w, live};
+    beast::error_code ec;
+    const std::string client_address = socket.remote_endpoint(ec).address().to_string();
     beast::flat_buffer buffer;
     for (;;) {
-      // A fresh parser per request: Beast parsers are not reusable across messages.
+      // A fresh parser per request: Beast parsers are not reusable across messages. The body
+      // limit while reading the header is the largest any route has; the route's own is applied
+      // once the route is known.
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(options.header_limit));
-      parser.body_limit(options.body_limit);
+      parser.body_limit(kLargeBodyLimit);
       live->idle = true;
       if (w.stopping) break;
       arm(w, *live, options.header_timeout);
-      auto [read_ec, header_bytes] =
+      auto [header_ec, header_bytes] =
           co_await http::async_read_header(socket, buffer, parser, use_tuple);
       live->idle = false;
-      if (!read_ec && !parser.is_done()) {
-        const auto& header = parser.get();
-        arm(w, *live, options.io_timeout);
-        if (beast::iequals(header[http::field::expect], "100-continue")) {
-          http::response<http::empty_body> go_on{http::status::continue_, header.version()};
-          co_await http::async_write(socket, go_on, use_tuple);
-        }
-        auto [body_ec, body_bytes] = co_await http::async_read(socket, buffer, parser, use_tuple);
-        read_ec = body_ec;
-      }
-      if (read_ec) {
-        if (!is_quiet_end(read_ec)) co_await write(w, *live, parse_failure(read_ec), 11, false);
+      Request request{.method = Method::other, .client_address = client_address};
+      if (header_ec) {
+        Call call{request};
+        if (!is_quiet_end(header_ec)) co_await refuse(w, *live, call, parse_failure(header_ec));
         break;
       }
 
       auto& message = parser.get();
-      Response response;
+      const auto lookup = [&message](std::string_view name) {
+        const auto field = message.find(name);
+        return field == message.end() ? std::string_view{} : std::string_view(field->value());
+      };
       const std::string_view target = message.target();
-      if (target.empty() || target.front() != '/' ||
-          (message.version() >= 11 && message.find(http::field::host) == message.end())) {
-        response = detail_response(400, "Malformed HTTP request");
-      } else {
-        const auto question = target.find('?');
-        Request request{
-            .method = method_of(message.method()),
-            .path = target.substr(0, question),
-            .query = question == std::string_view::npos ? std::string_view{}
-                                                        : target.substr(question + 1),
-            .body = message.body(),
-            .authorization = message[http::field::authorization],
-            .csrf_token = message["X-CSRF-Token"],
-        };
-        response = co_await dispatcher.handle(&request);
+      const auto question = target.find('?');
+      request.method = method_of(message.method());
+      request.path = target.substr(0, question);
+      request.query =
+          question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
+      request.header_lookup = lookup;
+      Call call{request};
+      if (!valid_target(message)) {
+        co_await refuse(w, *live, call, detail_response(400, "Malformed HTTP request"));
+        break;
       }
+      if (auto problem = framing_problem(message)) {
+        co_await refuse(w, *live, call, std::move(*problem));
+        break;
+      }
+      const auto match = router.find(request);
+      call.route = match.route;
+      call.allow = match.allow;
+      const auto body_limit = match.route ? match.route->policy.body_limit() : kJsonBodyLimit;
+      if (parser.content_length().value_or(0) > body_limit) {
+        co_await refuse(w, *live, call, detail_response(413, "Request body too large"));
+        break;
+      }
+      parser.body_limit(body_limit);  // a chunked body counts against it as it arrives
+
+      if (!parser.is_done()) {
+        arm(w, *live, options.io_timeout);
+        if (beast::iequals(message[http::field::expect], "100-continue")) {
+          http::response<http::empty_body> go_on{http::status::continue_, message.version()};
+          co_await http::async_write(socket, go_on, use_tuple);
+        }
+        auto [body_ec, body_bytes] = co_await http::async_read(socket, buffer, parser, use_tuple);
+        if (body_ec) {
+          if (!is_quiet_end(body_ec)) co_await refuse(w, *live, call, parse_failure(body_ec));
+          break;
+        }
+      }
+      request.body = message.body();
+
+      auto response = co_await pipeline.handle(call);
       // Decided after the handler: a shutdown that began meanwhile closes the connection.
       const bool keep_alive = message.keep_alive() && !w.stopping;
       const bool sent = co_await write(w, *live, std::move(response), message.version(), keep_alive,
@@ -213,13 +300,13 @@ struct Server::Impl {
     socket.shutdown(tcp::socket::shutdown_send, ignored);
   }
 
-  // Stops accepting, ends idle connections now and busy ones after their response (or at the
-  // drain deadline); the sweeper then ends, and with it the worker's loop.
+  // Stops accepting (on the first thread), ends idle connections now and busy ones after their
+  // response (or at the drain deadline); the sweeper then ends, and with it the worker's loop.
   void begin_shutdown(Worker& w) {
     w.stopping = true;
     w.drain_until = SteadyClock::now() + options.drain_timeout;
     beast::error_code ignored;
-    w.acceptor.close(ignored);
+    if (&w == workers.front().get()) acceptor.close(ignored);
     for (auto& live : w.sessions) {
       if (live.idle)
         live.socket->cancel(ignored);
@@ -229,8 +316,8 @@ struct Server::Impl {
   }
 };
 
-Server::Server(ServerOptions options, const Dispatcher& dispatcher)
-    : impl_(std::make_unique<Impl>(std::move(options), dispatcher)) {}
+Server::Server(ServerOptions options, const Router& router, const Pipeline& pipeline)
+    : impl_(std::make_unique<Impl>(std::move(options), router, pipeline)) {}
 
 Server::~Server() = default;
 
@@ -240,10 +327,8 @@ unsigned short Server::port() const {
 
 void Server::run(const std::function<void()>& on_ready) {
   auto& workers = impl_->workers;
-  for (auto& w : workers) {
-    asio::co_spawn(w->ioc, impl_->accept_loop(*w), asio::detached);
-    asio::co_spawn(w->ioc, impl_->sweep(*w), asio::detached);
-  }
+  asio::co_spawn(workers.front()->ioc, impl_->accept_loop(), asio::detached);
+  for (auto& w : workers) asio::co_spawn(w->ioc, impl_->sweep(*w), asio::detached);
 
   asio::signal_set signals(workers.front()->ioc, SIGINT, SIGTERM);
   signals.async_wait([this](const beast::error_code& ec, int signal) {

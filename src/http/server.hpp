@@ -1,13 +1,16 @@
 #pragma once
-// The HTTP/1.1 server: one io_context per thread, each with its own acceptor on the port
-// (SO_REUSEPORT); a connection lives on the thread that accepted it.
+// The HTTP/1.1 server: one io_context per thread, one listening socket (so a second process
+// cannot bind the port and take a share of the connections, as SO_REUSEPORT would let it); the
+// first thread accepts and hands connections round-robin to the threads, and a connection lives
+// on the thread it was handed to.
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
 
-#include "http/dispatch.hpp"
+#include "http/chain.hpp"
+#include "http/route.hpp"
 
 namespace billing {
 
@@ -18,14 +21,14 @@ struct ServerOptions {
   std::chrono::milliseconds header_timeout{10'000};  // a client slower than this is cut off
   std::chrono::milliseconds io_timeout{30'000};
   std::chrono::milliseconds drain_timeout{10'000};  // how long SIGTERM waits for requests
-  std::size_t body_limit = 1024 * 1024;
-  std::size_t header_limit = 16 * 1024;
+  std::size_t header_limit = 16 * 1024;             // beyond it: 431
   std::size_t max_connections_per_thread = 10'000;
 };
 
 class Server {
  public:
-  Server(ServerOptions options, const Dispatcher& dispatcher);  // binds the port
+  // Binds the port; throws std::runtime_error naming the address if it cannot (in use, say).
+  Server(ServerOptions options, const Router& router, const Pipeline& pipeline);
   ~Server();
   unsigned short port() const;
   // Serves until SIGTERM or SIGINT, then finishes the requests in flight and returns.

@@ -9,7 +9,24 @@
 namespace billing {
 namespace {
 
-void append_string(std::string& out, std::string_view s) {
+template <class Number>
+void append_number(std::string& out, Number n) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, end);
+}
+
+void append_double(std::string& out, double d) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);  // shortest round-trip form
+  const std::string_view text(buf, static_cast<std::size_t>(end - buf));
+  out += text;
+  if (text.find_first_of(".en") == std::string_view::npos) out += ".0";
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   out.push_back('"');
   for (char ch : s) {
@@ -43,23 +60,6 @@ void append_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
-template <class Number>
-void append_number(std::string& out, Number n) {
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
-  out.append(buf, end);
-}
-
-void append_double(std::string& out, double d) {
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);  // shortest round-trip form
-  const std::string_view text(buf, static_cast<std::size_t>(end - buf));
-  out += text;
-  if (text.find_first_of(".en") == std::string_view::npos) out += ".0";
-}
-
-}  // namespace
-
 void append_json(std::string& out, const boost::json::value& v) {
   switch (v.kind()) {
     case boost::json::kind::null:
@@ -78,7 +78,7 @@ void append_json(std::string& out, const boost::json::value& v) {
       append_double(out, v.get_double());
       break;
     case boost::json::kind::string:
-      append_string(out, v.get_string());
+      append_json_string(out, v.get_string());
       break;
     case boost::json::kind::array: {
       out.push_back('[');
@@ -97,7 +97,7 @@ void append_json(std::string& out, const boost::json::value& v) {
       for (const auto& [key, item] : v.get_object()) {
         if (!first) out.push_back(',');
         first = false;
-        append_string(out, key);
+        append_json_string(out, key);
         out.push_back(':');
         append_json(out, item);
       }
@@ -112,12 +112,6 @@ std::string to_json(const boost::json::value& v) {
   out.reserve(256);
   append_json(out, v);
   return out;
-}
-
-boost::json::value money_json(std::int64_t cents) {
-  // Exact: cents and 100 are exact doubles and the division is correctly rounded, so the
-  // shortest round-trip text of the result is the decimal amount itself.
-  return static_cast<double>(cents) / 100.0;
 }
 
 }  // namespace billing

@@ -3,6 +3,7 @@
 // prints decimals the way the API documents them ("499.0", "4790.4").
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include <boost/json/value.hpp>
 
@@ -10,8 +11,7 @@ namespace billing {
 
 void append_json(std::string& out, const boost::json::value& v);
 std::string to_json(const boost::json::value& v);
-
-// Money crosses into a decimal only here, on its way out of the API.
-boost::json::value money_json(std::int64_t cents);
+// `s` as a JSON string, quoted and escaped.
+void append_json_string(std::string& out, std::string_view s);
 
 }  // namespace billing

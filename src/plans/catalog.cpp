@@ -119,7 +119,7 @@ PlanOffer parse_offer(const json::value& v, const std::string& where) {
 
 }  // namespace
 
-std::optional<std::int64_t> yearly_price_cents(std::int64_t monthly_cents) {
+std::optional<Cents> yearly_price_cents(Cents monthly_cents) {
   const std::int64_t tenths = monthly_cents * 12 * 8;
   if (tenths % 10 != 0) return std::nullopt;
   return tenths / 10;

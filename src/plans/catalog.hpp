@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/money.hpp"
 #include "plans/types.hpp"
 
 namespace billing {
@@ -24,8 +25,8 @@ struct PlanOffer {
   PlanType plan_type;
   std::string name;
   std::string description;
-  std::int64_t price_monthly_cents;
-  std::int64_t price_yearly_cents;  // monthly x 12 x 0.8 unless the file says otherwise
+  Cents price_monthly_cents;
+  Cents price_yearly_cents;  // monthly x 12 x 0.8 unless the file says otherwise
   int max_agents;
   std::string model_tier;
   int rate_limit_per_minute;
@@ -58,6 +59,6 @@ class Catalog {
 };
 
 // 12 months at 20% off, in whole cents, or nothing if that is not a whole number of cents.
-std::optional<std::int64_t> yearly_price_cents(std::int64_t monthly_cents);
+std::optional<Cents> yearly_price_cents(Cents monthly_cents);
 
 }  // namespace billing

@@ -1,7 +1,7 @@
 #pragma once
 #include <string_view>
 
-#include "auth/identity.hpp"
+#include "core/identity.hpp"
 #include "plans/types.hpp"
 
 namespace billing {

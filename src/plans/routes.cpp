@@ -2,11 +2,13 @@
 
 #include <boost/json/array.hpp>
 
+#include "entities/ownership.hpp"
 #include "http/errors.hpp"
 #include "http/json_body.hpp"
 #include "kit/api_error.hpp"
 #include "kit/json.hpp"
 #include "kit/text.hpp"
+#include "plans/repo.hpp"
 #include "plans/selection.hpp"
 #include "plans/views.hpp"
 
@@ -44,17 +46,16 @@ std::optional<EntityKind> role_query(const Request& request) {
 }
 
 asio::awaitable<Response> get_plans(Db& db, const Catalog& catalog, const OffersText& offers,
-                                    Call call) {
+                                    const Call& call) {
   const auto [entity, plan] = co_await queried_plan(db, call);
 
-  Response response{200, {}, {}};
-  std::string& body = response.body;
+  std::string body;
   const auto& offers_text = offers.for_kind(entity ? std::optional(entity->kind) : std::nullopt);
   body.reserve(offers_text.size() + 640);
   body += R"({"plans":)";
   body += offers_text;
   body += R"(,"user_role":")";
-  body += name_of(call.caller.role);
+  body += name_of(call.caller().role);
   body += R"(","current_plan":)";
   if (plan) {
     body += '"';
@@ -65,11 +66,11 @@ asio::awaitable<Response> get_plans(Db& db, const Catalog& catalog, const Offers
     body += R"(null,"current_plan_details":null)";
   }
   body += '}';
-  co_return response;
+  co_return json_response(std::move(body));
 }
 
-asio::awaitable<Response> get_current_plan(Db& db, const Catalog& catalog, Call call) {
-  if (call.caller.role == Role::admin && !call.request->query_param("entity_id"))
+asio::awaitable<Response> get_current_plan(Db& db, const Catalog& catalog, const Call& call) {
+  if (call.caller().role == Role::admin && !call.request.query_param("entity_id"))
     throw query_error("entity_id", "missing", "Field required");
   const auto [entity, plan] = co_await queried_plan(db, call);
   if (!plan)
@@ -79,8 +80,8 @@ asio::awaitable<Response> get_current_plan(Db& db, const Catalog& catalog, Call 
 }
 
 asio::awaitable<Response> post_plan_select(Db& db, const Catalog& catalog, const Clock& clock,
-                                           Call call) {
-  JsonBody body(call.request->body);
+                                           const Call& call) {
+  JsonBody body(call.request.body);
   PlanSelection selection{
       .plan_type = body.required_enum<PlanType>("plan_type"),
       .id = body.required_string("id"),
@@ -88,44 +89,39 @@ asio::awaitable<Response> post_plan_select(Db& db, const Catalog& catalog, const
   };
   body.finish();
   const auto plan = co_await db.transact(
-      [&](Repo& repo) { return select_plan(repo, catalog, call.caller, selection, clock.now()); });
+      [&](Tx& tx) { return select_plan(tx, catalog, call.caller(), selection, clock.now()); });
   co_return json_response(plan_json(plan, catalog));
 }
 
 }  // namespace
 
 asio::awaitable<QueriedPlan> queried_plan(Db& db, const Call& call) {
-  const auto id = call.request->query_param("entity_id");
+  const auto id = call.request.query_param("entity_id");
   if (id && (id->empty() || id->size() > 128 || !free_of_control_characters(*id)))
     throw query_error("entity_id", "string_pattern_mismatch",
                       "An id of 1 to 128 characters without control characters");
-  if (!id && call.caller.role == Role::admin) co_return QueriedPlan{};
-  const auto role = id ? role_query(*call.request) : std::nullopt;
-  co_return co_await db.read([&](Repo& repo) {
+  const Identity& caller = call.caller();
+  if (!id && caller.role == Role::admin) co_return QueriedPlan{};
+  const auto role = id ? role_query(call.request) : std::nullopt;
+  co_return co_await db.read([&](Tx& tx) {
     const EntityRef entity =
-        id ? resolve_entity(repo, call.caller, *id, role) : *own_entity(call.caller);
-    return QueriedPlan{entity, repo.find_plan(entity)};
+        id ? resolve_entity(tx.get<EntityRepo>(), caller, *id, role) : *own_entity(caller);
+    return QueriedPlan{entity, tx.get<PlanRepo>().find_plan(entity)};
   });
 }
 
 void add_plan_routes(Router& router, Db& db, const Catalog& catalog, const Clock& clock) {
+  constexpr RoleSet kOwners{Role::admin, Role::hospital, Role::individual};
   auto offers = std::make_shared<const OffersText>(catalog);
-  router.add({Method::get,
-              "/billing/plan",
-              {Action::view_plans, false},
-              [&db, &catalog, offers](Call call) {
-                return get_plans(db, catalog, *offers, std::move(call));
+  router.add({Method::get, "/billing/plan", Policy::read(kOwners),
+              [&db, &catalog, offers](const Call& call) {
+                return get_plans(db, catalog, *offers, call);
               }});
-  router.add(
-      {Method::get,
-       "/billing/plan/current",
-       {Action::view_current_plan, false},
-       [&db, &catalog](Call call) { return get_current_plan(db, catalog, std::move(call)); }});
-  router.add({Method::post,
-              "/billing/plan/select",
-              {Action::select_plan, true},
-              [&db, &catalog, &clock](Call call) {
-                return post_plan_select(db, catalog, clock, std::move(call));
+  router.add({Method::get, "/billing/plan/current", Policy::read(kOwners),
+              [&db, &catalog](const Call& call) { return get_current_plan(db, catalog, call); }});
+  router.add({Method::post, "/billing/plan/select", Policy::write(kOwners),
+              [&db, &catalog, &clock](const Call& call) {
+                return post_plan_select(db, catalog, clock, call);
               }});
 }
 

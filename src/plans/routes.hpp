@@ -1,8 +1,8 @@
 #pragma once
+#include "core/db.hpp"
 #include "http/route.hpp"
 #include "kit/clock.hpp"
 #include "plans/catalog.hpp"
-#include "storage/db.hpp"
 
 namespace billing {
 
@@ -16,6 +16,7 @@ struct QueriedPlan {
   std::optional<EntityRef> entity;
   std::optional<Plan> plan;
 };
+// `call` must outlive the awaitable: handlers await it at once.
 boost::asio::awaitable<QueriedPlan> queried_plan(Db& db, const Call& call);
 
 }  // namespace billing

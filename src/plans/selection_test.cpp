@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include "entities/repo.hpp"
 #include "kit/api_error.hpp"
 #include "kit/run_blocking.hpp"
+#include "plans/repo.hpp"
 #include "services/selection.hpp"
 #include "tests/support/test_db.hpp"
 
@@ -22,23 +24,23 @@ class PlanRules : public ::testing::TestWithParam<std::string> {
   const Identity hospital{"hospital-user", Role::hospital, hospital_id, ""};
 
   void SetUp() override {
-    run_blocking(db->transact([&](Repo& repo) {
-      repo.create_entity({EntityKind::hospital, hospital_id}, clock.now());
+    run_blocking(db->transact([&](Tx& tx) {
+      tx.get<EntityRepo>().create_entity({EntityKind::hospital, hospital_id}, clock.now());
     }));
   }
 
   Plan select(const Identity& caller, PlanSelection selection) {
     return run_blocking(db->transact(
-        [&](Repo& repo) { return select_plan(repo, catalog, caller, selection, clock.now()); }));
+        [&](Tx& tx) { return select_plan(tx, catalog, caller, selection, clock.now()); }));
   }
   Plan services(const Identity& caller, std::vector<ServiceType> chosen) {
-    return run_blocking(db->transact([&](Repo& repo) {
-      return select_services(repo, catalog, caller, {hospital_id, chosen}, clock.now());
+    return run_blocking(db->transact([&](Tx& tx) {
+      return select_services(tx, catalog, caller, {hospital_id, chosen}, clock.now());
     }));
   }
   std::vector<PlanChange> history() {
-    return run_blocking(db->read([&](Repo& repo) {
-      return repo.history({EntityKind::hospital, hospital_id});
+    return run_blocking(db->read([&](Tx& tx) {
+      return tx.get<PlanRepo>().history({EntityKind::hospital, hospital_id});
     }));
   }
   template <class F>

@@ -1,41 +1,16 @@
 #pragma once
 // A plan and its history, as stored and as the domain rules see them.
-#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/entity.hpp"
+#include "core/plan_kinds.hpp"
+#include "core/service_type.hpp"
 #include "kit/clock.hpp"
-#include "kit/enums.hpp"
-#include "services/service_type.hpp"
 
 namespace billing {
-
-enum class PlanType { lite, pro, hobby, basic };
-enum class PlanStatus { active, inactive, suspended, cancelled, expired };
-// Who can own a plan.
-enum class EntityKind { hospital, individual };
-
-template <>
-struct EnumNames<PlanType> {
-  static constexpr std::array<std::string_view, 4> names{"lite", "pro", "hobby", "basic"};
-};
-template <>
-struct EnumNames<PlanStatus> {
-  static constexpr std::array<std::string_view, 5> names{"active", "inactive", "suspended",
-                                                         "cancelled", "expired"};
-};
-template <>
-struct EnumNames<EntityKind> {
-  static constexpr std::array<std::string_view, 2> names{"hospital", "individual"};
-};
-
-struct EntityRef {
-  EntityKind kind = EntityKind::hospital;
-  std::string id;
-  friend bool operator==(const EntityRef&, const EntityRef&) = default;
-};
 
 struct Plan {
   std::string id;

@@ -2,6 +2,7 @@
 
 #include <boost/json/array.hpp>
 
+#include "core/money.hpp"
 #include "kit/json.hpp"
 #include "kit/time.hpp"
 

@@ -19,7 +19,7 @@ bool contains(const std::vector<ServiceType>& list, ServiceType s) {
   return std::find(list.begin(), list.end(), s) != list.end();
 }
 
-asio::awaitable<Response> get_services(Db& db, const Catalog& catalog, Call call) {
+asio::awaitable<Response> get_services(Db& db, const Catalog& catalog, const Call& call) {
   const auto [entity, plan] = co_await queried_plan(db, call);
   const PlanOffer* offer = plan ? catalog.find(plan->owner.kind, plan->plan_type) : nullptr;
 
@@ -51,31 +51,28 @@ asio::awaitable<Response> get_services(Db& db, const Catalog& catalog, Call call
 }
 
 asio::awaitable<Response> post_services_select(Db& db, const Catalog& catalog, const Clock& clock,
-                                               Call call) {
-  JsonBody body(call.request->body);
+                                               const Call& call) {
+  JsonBody body(call.request.body);
   ServiceSelection selection{
       .hospital_id = body.required_string("hospital_id"),
       .services = body.required_enum_list<ServiceType>("services"),
   };
   body.finish();
-  const auto plan = co_await db.transact([&](Repo& repo) {
-    return select_services(repo, catalog, call.caller, selection, clock.now());
-  });
+  const auto plan = co_await db.transact(
+      [&](Tx& tx) { return select_services(tx, catalog, call.caller(), selection, clock.now()); });
   co_return json_response(plan_json(plan, catalog));
 }
 
 }  // namespace
 
 void add_service_routes(Router& router, Db& db, const Catalog& catalog, const Clock& clock) {
-  router.add({Method::get,
-              "/billing/services",
-              {Action::view_services, false},
-              [&db, &catalog](Call call) { return get_services(db, catalog, std::move(call)); }});
-  router.add({Method::post,
-              "/billing/services/select",
-              {Action::select_services, true},
-              [&db, &catalog, &clock](Call call) {
-                return post_services_select(db, catalog, clock, std::move(call));
+  router.add({Method::get, "/billing/services", Policy::read(RoleSet::all()),
+              [&db, &catalog](const Call& call) { return get_services(db, catalog, call); }});
+  router.add({Method::post, "/billing/services/select",
+              Policy::write({Role::admin, Role::hospital})
+                  .denying_with("Only hospital administrators can select services"),
+              [&db, &catalog, &clock](const Call& call) {
+                return post_services_select(db, catalog, clock, call);
               }});
 }
 

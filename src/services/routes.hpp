@@ -1,8 +1,8 @@
 #pragma once
+#include "core/db.hpp"
 #include "http/route.hpp"
 #include "kit/clock.hpp"
 #include "plans/catalog.hpp"
-#include "storage/db.hpp"
 
 namespace billing {
 

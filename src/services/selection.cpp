@@ -4,9 +4,11 @@
 
 #include <fmt/format.h>
 
-#include "auth/permissions.hpp"
+#include "entities/ownership.hpp"
 #include "kit/api_error.hpp"
 #include "plans/history.hpp"
+#include "plans/repo.hpp"
+#include "services/repo.hpp"
 
 namespace billing {
 namespace {
@@ -52,12 +54,13 @@ std::vector<ServiceType> resolve_services(const PlanOffer& offer,
   return selected;
 }
 
-Plan select_services(Repo& repo, const Catalog& catalog, const Identity& caller,
+Plan select_services(Tx& tx, const Catalog& catalog, const Identity& caller,
                      const ServiceSelection& selection, TimePoint now) {
   const EntityRef hospital{EntityKind::hospital, selection.hospital_id};
   require_own(caller, hospital);
-  if (!repo.entity_exists(hospital)) throw ApiError(404, "Hospital not found");
-  auto plan = repo.find_plan(hospital);
+  if (!tx.get<EntityRepo>().entity_exists(hospital)) throw ApiError(404, "Hospital not found");
+  auto& plans = tx.get<PlanRepo>();
+  auto plan = plans.find_plan(hospital);
   if (!plan) throw ApiError(404, "Hospital plan not found");
   if (plan->status != PlanStatus::active)
     throw ApiError(409, fmt::format("Hospital plan is {}; services can only be selected on an "
@@ -72,8 +75,8 @@ Plan select_services(Repo& repo, const Catalog& catalog, const Identity& caller,
   Plan before = *plan;
   plan->selected_services = std::move(services);
   plan->updated_at = now;
-  repo.save_plan(*plan);
-  repo.append_history(plan_change(&before, *plan, caller, now, "services selected"));
+  tx.get<ServiceRepo>().save_services(*plan);
+  plans.append_history(plan_change(&before, *plan, caller, now, "services selected"));
   return *plan;
 }
 

@@ -4,9 +4,9 @@
 #include <string>
 #include <vector>
 
-#include "auth/identity.hpp"
+#include "core/db.hpp"
+#include "core/identity.hpp"
 #include "plans/catalog.hpp"
-#include "storage/repo.hpp"
 
 namespace billing {
 
@@ -21,7 +21,7 @@ struct ServiceSelection {
 };
 
 // POST /billing/services/select, inside one write unit.
-Plan select_services(Repo& repo, const Catalog& catalog, const Identity& caller,
+Plan select_services(Tx& tx, const Catalog& catalog, const Identity& caller,
                      const ServiceSelection& selection, TimePoint now);
 
 }  // namespace billing

@@ -1,5 +1,6 @@
 // The storage test suite: the same tests against every backend (SQLite, and PostgreSQL when
-// scripts/test.sh provides one).
+// scripts/test.sh provides one). Every repository is reached as the domains reach it, through
+// Tx::get inside a unit, so a repository the backends' Tx lacks fails here.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -8,8 +9,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "entities/repo.hpp"
+#include "health/repo.hpp"
 #include "kit/run_blocking.hpp"
 #include "kit/time.hpp"
+#include "plans/repo.hpp"
+#include "services/repo.hpp"
 #include "tests/support/test_db.hpp"
 
 namespace billing {
@@ -34,7 +39,7 @@ class Storage : public ::testing::TestWithParam<std::string> {
 
   EntityRef new_hospital() {
     EntityRef h{EntityKind::hospital, unique_id("hosp")};
-    write([&](Repo& repo) { repo.create_entity(h, now); });
+    write([&](Tx& tx) { tx.get<EntityRepo>().create_entity(h, now); });
     return h;
   }
 
@@ -53,38 +58,39 @@ class Storage : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(Storage, PingsAndMigratesIdempotently) {
-  read([](Repo& repo) { repo.ping(); });
+  read([](Tx& tx) { tx.get<HealthRepo>().ping(); });
   db->migrate();
   db->migrate();
 }
 
 TEST_P(Storage, CreatesEntitiesOnce) {
   const EntityRef individual{EntityKind::individual, unique_id("ind")};
-  EXPECT_FALSE(read([&](Repo& repo) { return repo.entity_exists(individual); }));
-  write([&](Repo& repo) {
-    repo.create_entity(individual, now);
-    repo.create_entity(individual, now);
+  EXPECT_FALSE(read([&](Tx& tx) { return tx.get<EntityRepo>().entity_exists(individual); }));
+  write([&](Tx& tx) {
+    tx.get<EntityRepo>().create_entity(individual, now);
+    tx.get<EntityRepo>().create_entity(individual, now);
   });
-  EXPECT_TRUE(read([&](Repo& repo) { return repo.entity_exists(individual); }));
-  EXPECT_FALSE(read([&](Repo& repo) {
-    return repo.entity_exists({EntityKind::hospital, individual.id});
+  EXPECT_TRUE(read([&](Tx& tx) { return tx.get<EntityRepo>().entity_exists(individual); }));
+  EXPECT_FALSE(read([&](Tx& tx) {
+    return tx.get<EntityRepo>().entity_exists({EntityKind::hospital, individual.id});
   }));
 }
 
 TEST_P(Storage, RecordsAnAssistantsLatestHospital) {
   const auto id = unique_id("asst");
-  EXPECT_EQ(read([&](Repo& repo) { return repo.assistant_hospital(id); }), std::nullopt);
-  write([&](Repo& repo) { repo.create_assistant(id, "h1", now); });
-  write([&](Repo& repo) { repo.create_assistant(id, "h2", now); });
-  EXPECT_EQ(read([&](Repo& repo) { return repo.assistant_hospital(id); }), "h2");
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<EntityRepo>().assistant_hospital(id); }),
+            std::nullopt);
+  write([&](Tx& tx) { tx.get<EntityRepo>().create_assistant(id, "h1", now); });
+  write([&](Tx& tx) { tx.get<EntityRepo>().create_assistant(id, "h2", now); });
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<EntityRepo>().assistant_hospital(id); }), "h2");
 }
 
 TEST_P(Storage, SavesAndFindsPlans) {
   const auto hospital = new_hospital();
-  EXPECT_EQ(read([&](Repo& repo) { return repo.find_plan(hospital); }), std::nullopt);
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }), std::nullopt);
   auto plan = sample_plan(hospital);
-  write([&](Repo& repo) { repo.save_plan(plan); });
-  EXPECT_EQ(read([&](Repo& repo) { return repo.find_plan(hospital); }), plan);
+  write([&](Tx& tx) { tx.get<PlanRepo>().save_plan(plan); });
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }), plan);
 
   plan.plan_type = PlanType::pro;
   plan.status = PlanStatus::suspended;
@@ -92,35 +98,87 @@ TEST_P(Storage, SavesAndFindsPlans) {
   plan.stripe_customer_id = "cus_1";
   plan.stripe_subscription_id = std::nullopt;
   plan.updated_at = now + std::chrono::microseconds(1);
-  write([&](Repo& repo) { repo.save_plan(plan); });
-  EXPECT_EQ(read([&](Repo& repo) { return repo.find_plan(hospital); }), plan);
+  write([&](Tx& tx) { tx.get<PlanRepo>().save_plan(plan); });
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }), plan);
 
   const EntityRef individual{EntityKind::individual, unique_id("ind")};
-  write([&](Repo& repo) { repo.create_entity(individual, now); });
+  write([&](Tx& tx) { tx.get<EntityRepo>().create_entity(individual, now); });
   auto own = sample_plan(individual);
-  write([&](Repo& repo) { repo.save_plan(own); });
-  EXPECT_EQ(read([&](Repo& repo) { return repo.find_plan(individual); }), own);
-  EXPECT_EQ(read([&](Repo& repo) { return repo.find_plan(hospital); }), plan);
+  write([&](Tx& tx) { tx.get<PlanRepo>().save_plan(own); });
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(individual); }), own);
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }), plan);
 }
 
 TEST_P(Storage, OnePlanPerEntity) {
   const auto hospital = new_hospital();
-  write([&](Repo& repo) { repo.save_plan(sample_plan(hospital)); });
-  EXPECT_ANY_THROW(write([&](Repo& repo) { repo.save_plan(sample_plan(hospital)); }));
+  write([&](Tx& tx) { tx.get<PlanRepo>().save_plan(sample_plan(hospital)); });
+  EXPECT_ANY_THROW(write([&](Tx& tx) { tx.get<PlanRepo>().save_plan(sample_plan(hospital)); }));
 }
 
 TEST_P(Storage, RollsBackAFailedUnitWhole) {
   const EntityRef hospital{EntityKind::hospital, unique_id("hosp")};
-  EXPECT_THROW(write([&](Repo& repo) {
-                 repo.create_entity(hospital, now);
+  EXPECT_THROW(write([&](Tx& tx) {
+                 tx.get<EntityRepo>().create_entity(hospital, now);
                  throw std::runtime_error("fails after the first write");
                }),
                std::runtime_error);
-  EXPECT_FALSE(read([&](Repo& repo) { return repo.entity_exists(hospital); }));
+  EXPECT_FALSE(read([&](Tx& tx) { return tx.get<EntityRepo>().entity_exists(hospital); }));
   // A plan whose owner row is missing breaks a foreign key: the unit fails, nothing stays.
   const EntityRef ghost{EntityKind::hospital, unique_id("ghost")};
-  EXPECT_ANY_THROW(write([&](Repo& repo) { repo.save_plan(sample_plan(ghost)); }));
-  EXPECT_EQ(read([&](Repo& repo) { return repo.find_plan(ghost); }), std::nullopt);
+  EXPECT_ANY_THROW(write([&](Tx& tx) { tx.get<PlanRepo>().save_plan(sample_plan(ghost)); }));
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(ghost); }), std::nullopt);
+}
+
+TEST_P(Storage, RollsBackAUnitAcrossRepositoriesWhole) {
+  const EntityRef hospital{EntityKind::hospital, unique_id("hosp")};
+  const auto plan = sample_plan(hospital);
+  EXPECT_THROW(write([&](Tx& tx) {
+                 tx.get<EntityRepo>().create_entity(hospital, now);
+                 tx.get<PlanRepo>().save_plan(plan);
+                 tx.get<ServiceRepo>().save_services(plan);
+                 throw std::runtime_error("fails after writes through three repositories");
+               }),
+               std::runtime_error);
+  EXPECT_FALSE(read([&](Tx& tx) { return tx.get<EntityRepo>().entity_exists(hospital); }));
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }), std::nullopt);
+  // The same unit without the failure commits all of it; the plan's foreign key sees the
+  // hospital created earlier in the unit.
+  write([&](Tx& tx) {
+    tx.get<EntityRepo>().create_entity(hospital, now);
+    tx.get<PlanRepo>().save_plan(plan);
+  });
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }), plan);
+}
+
+TEST_P(Storage, SavesServicesAndTheirTimeOnly) {
+  const auto hospital = new_hospital();
+  const auto stored = sample_plan(hospital);
+  write([&](Tx& tx) { tx.get<PlanRepo>().save_plan(stored); });
+
+  auto changed = stored;
+  changed.selected_services = {ServiceType::summary, ServiceType::medication};
+  changed.updated_at = now + std::chrono::seconds(1);
+  // Not the services' to change: these stay as stored.
+  changed.plan_type = PlanType::pro;
+  changed.status = PlanStatus::cancelled;
+  changed.max_agents = 50;
+  changed.stripe_customer_id = "cus_other";
+  changed.stripe_subscription_id = std::nullopt;
+  changed.created_at = now - std::chrono::hours(1);
+  write([&](Tx& tx) { tx.get<ServiceRepo>().save_services(changed); });
+  auto expected = stored;
+  expected.selected_services = changed.selected_services;
+  expected.updated_at = changed.updated_at;
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }), expected);
+
+  changed.selected_services = {};
+  write([&](Tx& tx) { tx.get<ServiceRepo>().save_services(changed); });
+  expected.selected_services = {};
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }), expected);
+
+  // There is no row to change for a plan never saved.
+  EXPECT_THROW(write([&](Tx& tx) { tx.get<ServiceRepo>().save_services(sample_plan(hospital)); }),
+               std::logic_error);
 }
 
 TEST_P(Storage, AppendsHistoryInOrder) {
@@ -140,14 +198,14 @@ TEST_P(Storage, AppendsHistoryInOrder) {
   upgraded.to_plan_type = PlanType::pro;
   upgraded.to_services = {ServiceType::privacy, ServiceType::summary};
   upgraded.reason = "upgraded";
-  write([&](Repo& repo) {
-    repo.append_history(created);
-    repo.append_history(upgraded);
+  write([&](Tx& tx) {
+    tx.get<PlanRepo>().append_history(created);
+    tx.get<PlanRepo>().append_history(upgraded);
   });
-  EXPECT_THAT(read([&](Repo& repo) { return repo.history(hospital); }),
+  EXPECT_THAT(read([&](Tx& tx) { return tx.get<PlanRepo>().history(hospital); }),
               ElementsAre(created, upgraded));
-  EXPECT_TRUE(read([&](Repo& repo) {
-                return repo.history({EntityKind::individual, hospital.id});
+  EXPECT_TRUE(read([&](Tx& tx) {
+                return tx.get<PlanRepo>().history({EntityKind::individual, hospital.id});
               }).empty());
 }
 
@@ -156,7 +214,7 @@ TEST_P(Storage, ConcurrentChangesToOnePlanAreNotLost) {
   const auto hospital = new_hospital();
   auto plan = sample_plan(hospital);
   plan.max_agents = 0;
-  write([&](Repo& repo) { repo.save_plan(plan); });
+  write([&](Tx& tx) { tx.get<PlanRepo>().save_plan(plan); });
 
   constexpr int kWriters = 24;
   boost::asio::io_context ioc;
@@ -165,18 +223,20 @@ TEST_P(Storage, ConcurrentChangesToOnePlanAreNotLost) {
     boost::asio::co_spawn(
         ioc,
         [&]() -> boost::asio::awaitable<void> {
-          co_await db->transact([&](Repo& repo) {
-            repo.entity_exists(hospital);  // takes the owner's lock, as the domain does
-            auto current = *repo.find_plan(hospital);
+          co_await db->transact([&](Tx& tx) {
+            tx.get<EntityRepo>().entity_exists(
+                hospital);  // takes the owner's lock, as the domain does
+            auto current = *tx.get<PlanRepo>().find_plan(hospital);
             ++current.max_agents;
-            repo.save_plan(current);
+            tx.get<PlanRepo>().save_plan(current);
           });
           ++finished;
         },
         boost::asio::detached);
   ioc.run();
   EXPECT_EQ(finished, kWriters);
-  EXPECT_EQ(read([&](Repo& repo) { return repo.find_plan(hospital); })->max_agents, kWriters);
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); })->max_agents,
+            kWriters);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Storage, ::testing::ValuesIn(testing::test_backends()),

@@ -1,7 +1,8 @@
 #pragma once
-// The small driver interface that both SQL backends implement, so that one Repo (SqlRepo)
-// serves both. Statements are string literals, prepared once per connection and cached by
-// address; each backend ships its own dialect of them (Statements).
+// The small driver interface that both SQL backends implement, so that one implementation of
+// each domain's repository (storage/*_store.hpp) serves both. Each query is written once, with
+// `?` placeholders; where the dialects truly differ a Query carries both texts.
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <string_view>
@@ -10,6 +11,23 @@
 #include "kit/function_ref.hpp"
 
 namespace billing::sql {
+
+enum class Dialect { sqlite, postgres };
+
+// The text of one statement in each dialect. Texts are string literals: connections prepare a
+// statement once and cache it by the address of its text, so choosing one is a pointer choice.
+class Query {
+ public:
+  constexpr Query(const char* text) : texts_{text, text} {}  // NOLINT: implicit, most read alike
+  constexpr Query(const char* sqlite, const char* postgres) : texts_{sqlite, postgres} {}
+
+  constexpr const char* text(Dialect dialect) const {
+    return texts_[static_cast<std::size_t>(dialect)];
+  }
+
+ private:
+  const char* texts_[2];
+};
 
 using Param = std::variant<std::nullptr_t, std::string_view, std::int64_t>;
 
@@ -28,29 +46,12 @@ using RowVisitor = FunctionRef<void(const Row&)>;
 class Connection {
  public:
   virtual ~Connection() = default;
+  virtual Dialect dialect() const = 0;
   virtual void exec(std::string_view script) = 0;  // several statements, no parameters
-  // Runs a prepared statement, calling on_row for each row; returns the rows seen or changed.
-  virtual std::int64_t run(const char* statement, std::initializer_list<Param> params,
+  // Runs the query's text for this dialect as a prepared statement, calling on_row for each row;
+  // returns the rows seen or changed.
+  virtual std::int64_t run(const Query& query, std::initializer_list<Param> params,
                            RowVisitor on_row = {}) = 0;
-};
-
-// Entity statements come in pairs indexed by EntityKind (hospital, individual).
-struct Statements {
-  const char* begin_write;
-  const char* ping;
-  const char* entity_exists[2];
-  const char* lock_entity[2];  // entity_exists that also locks the row until commit
-  const char* create_entity[2];
-  const char* create_assistant;
-  const char* assistant_hospital;
-  const char* find_plan[2];
-  const char* save_plan;
-  const char* append_history;
-  const char* history[2];
-  const char* begin_migration;  // a write transaction that also keeps other replicas out
-  const char* create_migrations_table;
-  const char* applied_migrations;
-  const char* record_migration;
 };
 
 }  // namespace billing::sql

@@ -4,6 +4,10 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -27,26 +31,43 @@ Env with(Env env, const Env& extra) {
 // `serve` must refuse to start, exit 2, and say why, naming the culprit.
 struct StartFailure {
   const char* name;
-  Env env;
+  Env env;  // "{dir}" in a value stands for the test's own temporary directory
   const char* says;
+  // Written into that directory before the start (name, contents): no test writes a path that
+  // another test process, run in parallel by ctest, could read or truncate.
+  std::vector<std::pair<std::string, std::string>> files = {};
 };
 void PrintTo(const StartFailure& c, std::ostream* os) {
   *os << c.name;
 }
 
+// `env` with every "{dir}" in its values replaced by `dir`.
+Env in_dir(Env env, const std::string& dir) {
+  static constexpr std::string_view kDir = "{dir}";
+  for (auto& variable : env) {
+    std::string& value = variable.second;
+    for (auto at = value.find(kDir); at != std::string::npos; at = value.find(kDir, at)) {
+      value.replace(at, kDir.size(), dir);
+      at += dir.size();
+    }
+  }
+  return env;
+}
+
 class E2eCliStart : public ::testing::TestWithParam<StartFailure> {};
 
 TEST_P(E2eCliStart, RefusesWithAClearMessage) {
-  const auto result = run_billing({"serve", "--port", "0"}, GetParam().env);
+  const TempDir dir;
+  for (const auto& [name, contents] : GetParam().files) {
+    std::ofstream file(dir.path() + "/" + name);
+    file << contents;
+    file.close();
+    ASSERT_TRUE(file) << "cannot write " << dir.path() << "/" << name;
+  }
+  const auto result = run_billing({"serve", "--port", "0"}, in_dir(GetParam().env, dir.path()));
   EXPECT_EQ(result.code, 2) << result.output;
   EXPECT_THAT(result.output, HasSubstr(GetParam().says));
 }
-
-const std::string kBrokenCatalog = [] {
-  const auto path = std::filesystem::temp_directory_path() / "billing-e2e-broken-plans.json";
-  std::ofstream(path) << R"({"services": [], "plans": []})";
-  return path.string();
-}();
 
 INSTANTIATE_TEST_SUITE_P(
     E2e, E2eCliStart,
@@ -61,8 +82,10 @@ INSTANTIATE_TEST_SUITE_P(
         StartFailure{"bad_port", with(kSecrets, {{"PORT", "http"}}), "PORT"},
         StartFailure{"missing_catalog", with(kSecrets, {{"PLANS_CONFIG", "/nonexistent.json"}}),
                      "cannot read /nonexistent.json"},
-        StartFailure{"broken_catalog", with(kSecrets, {{"PLANS_CONFIG", kBrokenCatalog}}),
-                     "no description for service"}),
+        StartFailure{"broken_catalog",
+                     with(kSecrets, {{"PLANS_CONFIG", "{dir}/plans.json"}}),
+                     "no description for service",
+                     {{"plans.json", R"({"services": [], "plans": []})"}}}),
     [](const auto& test) { return std::string(test.param.name); });
 
 TEST(E2eCli, TokenPrintsAJwtSignedWithTheSecret) {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <map>
@@ -17,7 +18,7 @@
 
 #include <boost/json/value.hpp>
 
-#include "auth/identity.hpp"
+#include "core/identity.hpp"
 #include "kit/clock.hpp"
 
 namespace billing::e2e {
@@ -185,6 +186,11 @@ Identity assistant_user(const std::string& assistant_id, const std::string& hosp
 
 // A valid HS256 token signed with kJwtSecret.
 std::string sign_token(const Identity& identity, std::chrono::seconds lifetime = 15min);
+// An HS256 token signed with kJwtSecret whose claims are exactly `claims` (a JSON object), for
+// claims sign_token does not make (nbf, iat).
+std::string sign_claims(const boost::json::value& claims);
+// Seconds since the epoch now, for NumericDate claims.
+std::int64_t unix_now();
 
 // Tokens a correct service must refuse with 401.
 enum class BadToken {
@@ -201,6 +207,10 @@ enum class BadToken {
   missing_sub,
   exp_not_a_number,
   not_three_parts,
+  nbf_in_future,     // `nbf` ten minutes ahead: "Token is not yet valid"
+  iat_in_future,     // `iat` ten minutes ahead: "Token is not yet valid"
+  nbf_not_a_number,  // `"nbf":"soon"`
+  iat_not_a_number,  // `"iat":"yesterday"`
 };
 std::string bad_token(BadToken kind);
 std::string_view bad_token_name(BadToken kind);
@@ -219,6 +229,10 @@ inline constexpr BadToken kAllBadTokens[] = {
     BadToken::missing_sub,
     BadToken::exp_not_a_number,
     BadToken::not_three_parts,
+    BadToken::nbf_in_future,
+    BadToken::iat_in_future,
+    BadToken::nbf_not_a_number,
+    BadToken::iat_not_a_number,
 };
 
 Headers bearer(const std::string& token);

@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "storage/db.hpp"
+#include "core/db.hpp"
 
 namespace billing::testing {
 

@@ -45,6 +45,21 @@ Result checked(pg_conn* conn, PGresult* raw) {
       fmt::format("postgres: {} (SQLSTATE {})", PQerrorMessage(conn), state ? state : "none"));
 }
 
+// Queries are written with SQLite's `?` placeholders; PostgreSQL wants $1..$n. Every `?` is a
+// placeholder: our SQL has none inside string literals, quoted names or comments (nor jsonb's
+// `?` operators).
+std::string numbered_placeholders(std::string_view statement) {
+  std::string text;
+  int next = 0;
+  for (char c : statement) {
+    if (c == '?')
+      text += '$' + std::to_string(++next);
+    else
+      text += c;
+  }
+  return text;
+}
+
 }  // namespace
 
 PostgresConnection::PostgresConnection(const std::string& url) {
@@ -83,14 +98,15 @@ const std::string& PostgresConnection::statement_name(const char* statement) {
   auto found = prepared_.find(statement);
   if (found != prepared_.end()) return found->second;
   std::string name = fmt::format("s{}", prepared_.size());
-  checked(conn_, PQprepare(conn_, name.c_str(), statement, 0, nullptr));
+  checked(conn_,
+          PQprepare(conn_, name.c_str(), numbered_placeholders(statement).c_str(), 0, nullptr));
   return prepared_.emplace(statement, std::move(name)).first->second;
 }
 
-std::int64_t PostgresConnection::run(const char* statement,
+std::int64_t PostgresConnection::run(const sql::Query& query,
                                      std::initializer_list<sql::Param> params,
                                      sql::RowVisitor on_row) {
-  const std::string& name = statement_name(statement);
+  const std::string& name = statement_name(query.text(sql::Dialect::postgres));
   // libpq wants NUL-terminated text parameters.
   std::vector<std::string> texts;
   texts.reserve(params.size());

@@ -8,7 +8,8 @@ struct pg_conn;
 
 namespace billing {
 
-// One libpq connection, used by one thread at a time, with its prepared statements.
+// One libpq connection, used by one thread at a time, with its prepared statements (each prepared
+// on first use, its `?` placeholders numbered $1..$n then).
 class PostgresConnection final : public sql::Connection {
  public:
   explicit PostgresConnection(const std::string& url);
@@ -16,8 +17,9 @@ class PostgresConnection final : public sql::Connection {
   PostgresConnection(const PostgresConnection&) = delete;
   PostgresConnection& operator=(const PostgresConnection&) = delete;
 
+  sql::Dialect dialect() const override { return sql::Dialect::postgres; }
   void exec(std::string_view script) override;
-  std::int64_t run(const char* statement, std::initializer_list<sql::Param> params,
+  std::int64_t run(const sql::Query& query, std::initializer_list<sql::Param> params,
                    sql::RowVisitor on_row) override;
 
   bool broken() const;

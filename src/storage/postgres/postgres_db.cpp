@@ -2,8 +2,8 @@
 
 #include "kit/offload.hpp"
 #include "storage/migrations.hpp"
-#include "storage/postgres/statements.hpp"
-#include "storage/sql_repo.hpp"
+#include "storage/sql_tx.hpp"
+#include "storage/transactions.hpp"
 
 namespace billing {
 
@@ -18,7 +18,7 @@ PostgresDb::~PostgresDb() {
 
 void PostgresDb::migrate() {
   auto connection = take_connection();
-  apply_migrations(*connection, postgres_statements(), postgres_migrations());
+  apply_migrations(*connection, postgres_migrations());
   idle_.put(std::move(connection));
 }
 
@@ -34,10 +34,10 @@ void PostgresDb::run_unit(Unit unit, const Work& work) {
     auto connection = take_connection();
     try {
       if (unit == Unit::read) {
-        SqlRepo repo(*connection, postgres_statements(), false);
-        work(repo);
+        SqlTx tx(*connection, false);
+        work(tx);
       } else {
-        run_write_unit(*connection, postgres_statements(), work);
+        run_write_unit(*connection, work);
       }
       idle_.put(std::move(connection));
       return;

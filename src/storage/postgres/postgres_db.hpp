@@ -4,7 +4,7 @@
 
 #include <boost/asio/thread_pool.hpp>
 
-#include "storage/db.hpp"
+#include "core/db.hpp"
 #include "storage/idle_connections.hpp"
 #include "storage/postgres/connection.hpp"
 

@@ -82,9 +82,10 @@ sqlite3_stmt* SqliteConnection::prepared(const char* statement) {
   return s;
 }
 
-std::int64_t SqliteConnection::run(const char* statement, std::initializer_list<sql::Param> params,
+std::int64_t SqliteConnection::run(const sql::Query& query,
+                                   std::initializer_list<sql::Param> params,
                                    sql::RowVisitor on_row) {
-  sqlite3_stmt* s = prepared(statement);
+  sqlite3_stmt* s = prepared(query.text(sql::Dialect::sqlite));
   ResetOnExit reset{s};
   int index = 1;
   for (const sql::Param& p : params) {

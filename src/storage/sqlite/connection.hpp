@@ -18,8 +18,9 @@ class SqliteConnection final : public sql::Connection {
   SqliteConnection(const SqliteConnection&) = delete;
   SqliteConnection& operator=(const SqliteConnection&) = delete;
 
+  sql::Dialect dialect() const override { return sql::Dialect::sqlite; }
   void exec(std::string_view script) override;
-  std::int64_t run(const char* statement, std::initializer_list<sql::Param> params,
+  std::int64_t run(const sql::Query& query, std::initializer_list<sql::Param> params,
                    sql::RowVisitor on_row) override;
 
  private:

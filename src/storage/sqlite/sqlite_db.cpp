@@ -2,8 +2,8 @@
 
 #include "kit/offload.hpp"
 #include "storage/migrations.hpp"
-#include "storage/sql_repo.hpp"
-#include "storage/sqlite/statements.hpp"
+#include "storage/sql_tx.hpp"
+#include "storage/transactions.hpp"
 
 namespace billing {
 
@@ -15,7 +15,7 @@ SqliteDb::~SqliteDb() {
 }
 
 void SqliteDb::migrate() {
-  apply_migrations(writer_connection_, sqlite_statements(), sqlite_migrations());
+  apply_migrations(writer_connection_, sqlite_migrations());
 }
 
 boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work) {
@@ -23,9 +23,9 @@ boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work) {
     auto reader = idle_readers_.take();
     if (!reader)
       reader = std::make_unique<SqliteConnection>(path_, SqliteConnection::Mode::read_only);
-    SqlRepo repo(*reader, sqlite_statements(), false);
+    SqlTx tx(*reader, false);
     try {
-      work(repo);
+      work(tx);
     } catch (...) {
       idle_readers_.put(
           std::move(reader));  // its statements are reset: still good for the next read
@@ -34,8 +34,7 @@ boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work) {
     idle_readers_.put(std::move(reader));
     co_return;
   }
-  co_await offload(writer_.get_executor(),
-                   [&] { run_write_unit(writer_connection_, sqlite_statements(), work); });
+  co_await offload(writer_.get_executor(), [&] { run_write_unit(writer_connection_, work); });
 }
 
 }  // namespace billing

@@ -5,7 +5,7 @@
 
 #include <boost/asio/thread_pool.hpp>
 
-#include "storage/db.hpp"
+#include "core/db.hpp"
 #include "storage/idle_connections.hpp"
 #include "storage/sqlite/connection.hpp"
 

@@ -1,4 +1,6 @@
-#include "auth/enrollment.hpp"
+#include "entities/enrollment.hpp"
+
+#include "entities/repo.hpp"
 
 namespace billing {
 
@@ -38,17 +40,20 @@ void Enrollment::remember(const Identity& caller) {
 
 boost::asio::awaitable<void> Enrollment::enroll(Identity caller, TimePoint now) {
   if (caller.role == Role::assistant) {
-    const auto hospital =
-        co_await db_.read([&](Repo& repo) { return repo.assistant_hospital(caller.entity_id); });
+    const auto hospital = co_await db_.read(
+        [&](Tx& tx) { return tx.get<EntityRepo>().assistant_hospital(caller.entity_id); });
     if (hospital != caller.hospital_id)
-      co_await db_.transact(
-          [&](Repo& repo) { repo.create_assistant(caller.entity_id, caller.hospital_id, now); });
+      co_await db_.transact([&](Tx& tx) {
+        tx.get<EntityRepo>().create_assistant(caller.entity_id, caller.hospital_id, now);
+      });
   } else {
     const EntityRef entity{
         caller.role == Role::hospital ? EntityKind::hospital : EntityKind::individual,
         caller.entity_id};
-    const bool exists = co_await db_.read([&](Repo& repo) { return repo.entity_exists(entity); });
-    if (!exists) co_await db_.transact([&](Repo& repo) { repo.create_entity(entity, now); });
+    const bool exists =
+        co_await db_.read([&](Tx& tx) { return tx.get<EntityRepo>().entity_exists(entity); });
+    if (!exists)
+      co_await db_.transact([&](Tx& tx) { tx.get<EntityRepo>().create_entity(entity, now); });
   }
   remember(caller);
 }

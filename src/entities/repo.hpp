@@ -1,19 +1,17 @@
 #pragma once
-// What the domain may ask of the database, inside one read or one write unit (see db.hpp).
-// Both backends implement it and pass the same test suite (storage/repo_test.cpp).
+// What the entities domain asks of storage, inside a unit of work (core/db.hpp).
 #include <optional>
+#include <string>
 #include <string_view>
-#include <vector>
 
-#include "plans/types.hpp"
+#include "core/entity.hpp"
+#include "kit/clock.hpp"
 
 namespace billing {
 
-class Repo {
+class EntityRepo {
  public:
-  virtual ~Repo() = default;
-
-  virtual void ping() = 0;  // a real round trip; throws when the database is unreachable
+  virtual ~EntityRepo() = default;
 
   // In a write unit this also locks the entity until commit, so that concurrent changes to
   // the same plan queue up instead of overwriting each other.
@@ -22,11 +20,6 @@ class Repo {
   virtual void create_assistant(std::string_view id, std::string_view hospital_id,
                                 TimePoint now) = 0;  // records the latest hospital_id
   virtual std::optional<std::string> assistant_hospital(std::string_view id) = 0;
-
-  virtual std::optional<Plan> find_plan(const EntityRef& owner) = 0;
-  virtual void save_plan(const Plan& plan) = 0;  // insert, or update the row with plan.id
-  virtual void append_history(const PlanChange& change) = 0;
-  virtual std::vector<PlanChange> history(const EntityRef& owner) = 0;  // oldest first
 };
 
 }  // namespace billing

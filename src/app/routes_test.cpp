@@ -1,0 +1,57 @@
+// The seed's permission matrix, cell by cell, as the domains declare it on their routes.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "app/app.hpp"
+#include "tests/support/test_db.hpp"
+
+namespace billing {
+namespace {
+
+struct Cell {
+  bool admin, hospital, individual, assistant, csrf;
+};
+
+TEST(Routes, DeclareTheSeedPermissionMatrix) {
+  const std::map<std::pair<std::string_view, std::string>, Cell> matrix{
+      {{"GET", "/billing/health"}, {true, true, true, true, false}},  // public
+      {{"GET", "/csrf-token"}, {true, true, true, true, false}},
+      {{"GET", "/billing/plan"}, {true, true, true, false, false}},
+      {{"GET", "/billing/plan/current"}, {true, true, true, false, false}},
+      {{"POST", "/billing/plan/select"}, {true, true, true, false, true}},
+      {{"GET", "/billing/services"}, {true, true, true, true, false}},
+      {{"POST", "/billing/services/select"}, {true, true, false, false, true}},
+  };
+  auto db = testing::open_test_db("sqlite");
+  const auto catalog = Catalog::load(BILLING_SOURCE_DIR "/config/plans.json");
+  const SystemClock clock;
+  const CsrfTokens csrf("secret", clock, std::chrono::minutes(1));
+  const Router router = all_routes(*db, catalog, clock, csrf);
+
+  ASSERT_EQ(router.routes().size(), matrix.size());
+  for (const Route* route : router.routes()) {
+    SCOPED_TRACE(route->pattern);
+    const auto cell = matrix.find({method_name(route->method), route->pattern});
+    ASSERT_NE(cell, matrix.end()) << "a route the matrix does not know";
+    const Policy& policy = route->policy;
+    EXPECT_EQ(policy.needs_token(), route->pattern != "/billing/health");
+    if (policy.needs_token()) {
+      EXPECT_EQ(policy.admits(Role::admin), cell->second.admin);
+      EXPECT_EQ(policy.admits(Role::hospital), cell->second.hospital);
+      EXPECT_EQ(policy.admits(Role::individual), cell->second.individual);
+      EXPECT_EQ(policy.admits(Role::assistant), cell->second.assistant);
+    }
+    EXPECT_EQ(policy.needs_csrf(), cell->second.csrf);
+    EXPECT_EQ(policy.body_limit(), kJsonBodyLimit);
+  }
+  const auto services = router.routes();
+  const auto select_services = std::find_if(services.begin(), services.end(), [](const Route* r) {
+    return r->pattern == "/billing/services/select";
+  });
+  EXPECT_EQ((*select_services)->policy.denial(),
+            "Only hospital administrators can select services");
+}
+
+}  // namespace
+}  // namespace billing

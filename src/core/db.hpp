@@ -1,0 +1,64 @@
+#pragma once
+// The database as the domains see it: units of work, awaited, never stalling the I/O thread.
+// `read` may run on the caller's thread (a SQLite WAL read) or elsewhere; `transact` runs `fn`
+// inside BEGIN/COMMIT and rolls back if it throws. Inside a unit, `Tx::get<R>()` reaches any
+// repository a domain declares (entities/repo.hpp, plans/repo.hpp, ...), all in the same
+// transaction; storage/ implements every one of them for both backends.
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+
+#include <boost/asio/awaitable.hpp>
+
+namespace billing {
+
+class Tx {
+ public:
+  virtual ~Tx() = default;
+
+  // The repository R of this unit. Storage's one transaction class implements every domain's
+  // repository, and its test suite reaches each through here, so a miss is a programming error.
+  template <class R>
+  R& get() {
+    if (auto* repo = dynamic_cast<R*>(this)) return *repo;
+    throw std::logic_error("storage/ does not implement a repository a domain asked for");
+  }
+};
+
+class Db {
+ public:
+  virtual ~Db() = default;
+
+  template <class F>
+  boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> read(F fn) {
+    return run<F>(Unit::read, std::move(fn));
+  }
+  template <class F>
+  boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> transact(F fn) {
+    return run<F>(Unit::write, std::move(fn));
+  }
+
+  // Applies pending numbered migrations. Blocking: for start-up and `billing migrate` only.
+  virtual void migrate() = 0;
+
+ protected:
+  enum class Unit { read, write };
+  using Work = std::function<void(Tx&)>;
+  virtual boost::asio::awaitable<void> execute(Unit unit, Work work) = 0;
+
+ private:
+  template <class F>
+  boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> run(Unit unit, F fn) {
+    using Result = std::invoke_result_t<F&, Tx&>;
+    if constexpr (std::is_void_v<Result>) {
+      co_await execute(unit, [&fn](Tx& tx) { fn(tx); });
+    } else {
+      std::optional<Result> result;
+      co_await execute(unit, [&fn, &result](Tx& tx) { result.emplace(fn(tx)); });
+      co_return std::move(*result);
+    }
+  }
+};
+
+}  // namespace billing

@@ -1,0 +1,133 @@
+#include "http/access_log.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <fmt/format.h>
+
+#include "kit/json.hpp"
+#include "kit/time.hpp"
+
+namespace billing {
+namespace {
+
+constexpr std::size_t kUrgentBytes = 64 * 1024;  // a buffer this full wakes the writer early
+
+std::atomic<std::uint64_t> next_log_id{1};
+
+void write_all(int fd, std::string_view text) {
+  while (!text.empty()) {
+    const auto n = ::write(fd, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // nowhere to write: the log is lost, the service goes on
+    text.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+}  // namespace
+
+AccessLog::AccessLog(const Clock& clock, int fd, std::chrono::milliseconds flush_interval)
+    : clock_(clock), fd_(fd), flush_interval_(flush_interval), id_(next_log_id++), writer_([this] {
+        write_loop();
+      }) {}
+
+AccessLog::~AccessLog() {
+  {
+    std::lock_guard lock(buffers_mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  writer_.join();
+  flush();
+}
+
+AccessLog::Buffer& AccessLog::local_buffer() {
+  thread_local struct {
+    std::uint64_t log_id = 0;
+    Buffer* buffer = nullptr;
+  } mine;
+  if (mine.log_id != id_) {
+    std::lock_guard lock(buffers_mutex_);
+    buffers_.push_back(std::make_unique<Buffer>());
+    mine = {id_, buffers_.back().get()};
+  }
+  return *mine.buffer;
+}
+
+void AccessLog::append_line(std::string& out, const Call& call, const Response& response) const {
+  const auto latency = std::chrono::steady_clock::now() - call.started;
+  out += R"({"time":")";
+  out += iso8601_micros(clock_.now());
+  out += R"(","request_id":)";
+  append_json_string(out, call.request_id);
+  out += R"(,"method":")";
+  out += method_name(call.request.method);
+  out += R"(","route":)";
+  if (call.route)
+    append_json_string(out, call.route->pattern);
+  else
+    out += "null";
+  fmt::format_to(std::back_inserter(out), R"(,"status":{},"latency_ms":{:.3f},"role":)",
+                 response.status, std::chrono::duration<double, std::milli>(latency).count());
+  if (call.identity) {
+    out += '"';
+    out += name_of(call.identity->role);
+    out += R"(","entity":)";
+    if (call.identity->entity_id.empty())
+      out += "null";
+    else
+      append_json_string(out, call.identity->entity_id);
+  } else {
+    out += R"(null,"entity":null)";
+  }
+  out += '}';
+}
+
+std::string AccessLog::line(const Call& call, const Response& response) const {
+  std::string out;
+  append_line(out, call, response);
+  return out;
+}
+
+void AccessLog::after(const Call& call, Response& response) {
+  Buffer& buffer = local_buffer();
+  bool urgent = false;
+  {
+    std::lock_guard lock(buffer.mutex);
+    append_line(buffer.text, call, response);
+    buffer.text += '\n';
+    urgent = buffer.text.size() >= kUrgentBytes;
+  }
+  if (urgent && !urgent_.exchange(true)) wake_.notify_one();
+}
+
+void AccessLog::flush() {
+  std::vector<Buffer*> buffers;
+  {
+    std::lock_guard lock(buffers_mutex_);
+    for (auto& b : buffers_) buffers.push_back(b.get());
+  }
+  std::string out;
+  for (Buffer* buffer : buffers) {
+    {
+      std::lock_guard lock(buffer->mutex);
+      out.swap(buffer->text);
+    }
+    write_all(fd_, out);
+    out.clear();
+  }
+}
+
+void AccessLog::write_loop() {
+  std::unique_lock lock(buffers_mutex_);
+  while (!stopping_) {
+    wake_.wait_for(lock, flush_interval_, [this] { return stopping_ || urgent_.load(); });
+    urgent_ = false;
+    lock.unlock();
+    flush();
+    lock.lock();
+  }
+}
+
+}  // namespace billing

@@ -1,0 +1,104 @@
+#include "http/route_metrics.hpp"
+
+#include <algorithm>
+
+namespace billing {
+namespace {
+
+constexpr std::size_t kShards = 8;             // threads beyond this share shards
+constexpr std::size_t kStatusesPerRoute = 16;  // the last slot takes any further status
+
+}  // namespace
+
+struct RouteMetrics::Shard {
+  struct StatusSlot {
+    std::atomic<int> status{0};  // 0: free
+    std::atomic<std::uint64_t> requests{0};
+    std::atomic<std::uint64_t> latency_ns{0};
+  };
+  struct PerRoute {
+    std::array<StatusSlot, kStatusesPerRoute> statuses;
+    std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1> buckets{};
+  };
+  explicit Shard(std::size_t route_count) : routes(route_count) {}
+  std::vector<PerRoute> routes;
+};
+
+RouteMetrics::RouteMetrics(const Router& router) {
+  const auto all = router.routes();
+  routes_.resize(all.size() + 1);
+  for (const Route* route : all)
+    routes_[route->index] = {route->pattern, method_name(route->method)};
+  routes_.back() = {"", "OTHER"};
+  for (std::size_t i = 0; i < kShards; ++i)
+    shards_.push_back(std::make_unique<Shard>(routes_.size()));
+}
+
+RouteMetrics::~RouteMetrics() = default;
+
+void RouteMetrics::after(const Call& call, Response& response) {
+  record(call.route, response.status, std::chrono::steady_clock::now() - call.started);
+}
+
+void RouteMetrics::record(const Route* route, int status, std::chrono::nanoseconds latency) {
+  thread_local const RouteMetrics* owner = nullptr;
+  thread_local Shard* shard = nullptr;
+  if (owner != this) {
+    owner = this;
+    shard = shards_[next_shard_++ % kShards].get();
+  }
+  auto& per_route = shard->routes[route ? route->index : routes_.size() - 1];
+
+  auto* slot = &per_route.statuses.back();
+  for (auto& s : per_route.statuses) {
+    int seen = s.status.load(std::memory_order_relaxed);
+    if (seen == 0 && s.status.compare_exchange_strong(seen, status)) seen = status;
+    if (seen == status) {
+      slot = &s;
+      break;
+    }
+  }
+  slot->requests.fetch_add(1, std::memory_order_relaxed);
+  slot->latency_ns.fetch_add(static_cast<std::uint64_t>(latency.count()),
+                             std::memory_order_relaxed);
+  const double seconds = std::chrono::duration<double>(latency).count();
+  const auto bucket = static_cast<std::size_t>(
+      std::lower_bound(kBuckets.begin(), kBuckets.end(), seconds) - kBuckets.begin());
+  per_route.buckets[bucket].fetch_add(1, std::memory_order_relaxed);
+}
+
+RouteMetrics::Snapshot RouteMetrics::snapshot() const {
+  Snapshot out;
+  for (std::size_t r = 0; r < routes_.size(); ++r) {
+    Latency latency{routes_[r].first, routes_[r].second};
+    std::vector<Count> counts;
+    for (const auto& shard : shards_) {
+      const auto& per_route = shard->routes[r];
+      for (std::size_t b = 0; b < latency.buckets.size(); ++b)
+        latency.buckets[b] += per_route.buckets[b].load(std::memory_order_relaxed);
+      for (const auto& slot : per_route.statuses) {
+        const auto requests = slot.requests.load(std::memory_order_relaxed);
+        if (requests == 0) continue;
+        const int status = slot.status.load(std::memory_order_relaxed);
+        const double seconds = static_cast<double>(slot.latency_ns.load()) / 1e9;
+        auto same = std::find_if(counts.begin(), counts.end(),
+                                 [&](const Count& c) { return c.status == status; });
+        if (same == counts.end())
+          counts.push_back({routes_[r].first, routes_[r].second, status, requests, seconds});
+        else {
+          same->requests += requests;
+          same->latency_seconds += seconds;
+        }
+        latency.requests += requests;
+        latency.sum_seconds += seconds;
+      }
+    }
+    std::sort(counts.begin(), counts.end(),
+              [](const Count& a, const Count& b) { return a.status < b.status; });
+    out.counts.insert(out.counts.end(), counts.begin(), counts.end());
+    if (latency.requests > 0) out.latencies.push_back(std::move(latency));
+  }
+  return out;
+}
+
+}  // namespace billing

@@ -1,0 +1,20 @@
+#pragma once
+// What the plans domain asks of storage, inside a unit of work (core/db.hpp).
+#include <optional>
+#include <vector>
+
+#include "plans/types.hpp"
+
+namespace billing {
+
+class PlanRepo {
+ public:
+  virtual ~PlanRepo() = default;
+
+  virtual std::optional<Plan> find_plan(const EntityRef& owner) = 0;
+  virtual void save_plan(const Plan& plan) = 0;  // insert, or update the row with plan.id
+  virtual void append_history(const PlanChange& change) = 0;
+  virtual std::vector<PlanChange> history(const EntityRef& owner) = 0;  // oldest first
+};
+
+}  // namespace billing

@@ -1,0 +1,23 @@
+#pragma once
+#include "entities/repo.hpp"
+#include "storage/sql.hpp"
+
+namespace billing {
+
+// EntityRepo over either SQL backend.
+class SqlEntityRepo : public EntityRepo {
+ public:
+  SqlEntityRepo(sql::Connection& connection, bool write_unit)
+      : db_(connection), write_unit_(write_unit) {}
+
+  bool entity_exists(const EntityRef& entity) override;
+  void create_entity(const EntityRef& entity, TimePoint now) override;
+  void create_assistant(std::string_view id, std::string_view hospital_id, TimePoint now) override;
+  std::optional<std::string> assistant_hospital(std::string_view id) override;
+
+ private:
+  sql::Connection& db_;
+  bool write_unit_;
+};
+
+}  // namespace billing

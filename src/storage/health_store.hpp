@@ -1,0 +1,18 @@
+#pragma once
+#include "health/repo.hpp"
+#include "storage/sql.hpp"
+
+namespace billing {
+
+// HealthRepo over either SQL backend.
+class SqlHealthRepo : public HealthRepo {
+ public:
+  explicit SqlHealthRepo(sql::Connection& connection) : db_(connection) {}
+
+  void ping() override;
+
+ private:
+  sql::Connection& db_;
+};
+
+}  // namespace billing

@@ -1,6 +1,0 @@
-#pragma once
-#include "storage/sql.hpp"
-
-namespace billing {
-const sql::Statements& sqlite_statements();
-}

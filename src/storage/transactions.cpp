@@ -1,0 +1,61 @@
+#include "storage/transactions.hpp"
+
+#include "storage/sql_tx.hpp"
+
+namespace billing {
+namespace {
+
+// Runs `work` between `begin` and COMMIT; rolls back and rethrows if it throws.
+template <class F>
+void in_transaction(sql::Connection& connection, const sql::Query& begin, F&& work) {
+  connection.exec(begin.text(connection.dialect()));
+  try {
+    work();
+    connection.exec("COMMIT");
+  } catch (...) {
+    try {
+      connection.exec("ROLLBACK");
+    } catch (...) {
+      // The connection is broken; the original error says more.
+    }
+    throw;
+  }
+}
+
+}  // namespace
+
+void run_write_unit(sql::Connection& connection, FunctionRef<void(Tx&)> work) {
+  // SQLite takes the database's one write lock up front, which also queues concurrent changes
+  // to one entity (see SqlEntityRepo::entity_exists).
+  static constexpr sql::Query kBegin{"BEGIN IMMEDIATE", "BEGIN"};
+  in_transaction(connection, kBegin, [&] {
+    SqlTx tx(connection, true);
+    work(tx);
+  });
+}
+
+void apply_migrations(sql::Connection& connection, const std::vector<Migration>& migrations) {
+  static constexpr sql::Query kBegin{"BEGIN IMMEDIATE",
+                                     "BEGIN; SELECT pg_advisory_xact_lock(7424726)"};
+  static constexpr sql::Query kCreateTable{
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+      "name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT "
+      "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+      "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"};
+  static constexpr sql::Query kApplied = "SELECT 1 FROM schema_migrations WHERE version = ?";
+  static constexpr sql::Query kRecord =
+      "INSERT INTO schema_migrations (version, name) VALUES (?, ?)";
+  for (const Migration& m : migrations) {
+    in_transaction(connection, kBegin, [&] {
+      connection.exec(kCreateTable.text(connection.dialect()));
+      bool applied = false;
+      connection.run(kApplied, {std::int64_t{m.version}}, [&](const sql::Row&) { applied = true; });
+      if (applied) return;
+      connection.exec(m.sql);
+      connection.run(kRecord, {std::int64_t{m.version}, m.name});
+    });
+  }
+}
+
+}  // namespace billing
