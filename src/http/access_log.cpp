@@ -3,8 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
-
-#include <fmt/format.h>
+#include <charconv>
 
 #include "kit/json.hpp"
 #include "kit/time.hpp"
@@ -15,6 +14,12 @@ namespace {
 constexpr std::size_t kUrgentBytes = 64 * 1024;  // a buffer this full wakes the writer early
 
 std::atomic<std::uint64_t> next_log_id{1};
+
+void append_integer(std::string& out, std::int64_t value) {
+  char digits[24];
+  const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  out.append(digits, end);
+}
 
 void write_all(int fd, std::string_view text) {
   while (!text.empty()) {
@@ -56,9 +61,11 @@ AccessLog::Buffer& AccessLog::local_buffer() {
 }
 
 void AccessLog::append_line(std::string& out, const Call& call, const Response& response) const {
-  const auto latency = std::chrono::steady_clock::now() - call.started;
+  const auto latency_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::steady_clock::now() - call.started)
+                              .count();
   out += R"({"time":")";
-  out += iso8601_micros(clock_.now());
+  append_iso8601_micros(out, clock_.now());
   out += R"(","request_id":)";
   append_json_string(out, call.request_id);
   out += R"(,"method":")";
@@ -68,8 +75,16 @@ void AccessLog::append_line(std::string& out, const Call& call, const Response& 
     append_json_string(out, call.route->pattern);
   else
     out += "null";
-  fmt::format_to(std::back_inserter(out), R"(,"status":{},"latency_ms":{:.3f},"role":)",
-                 response.status, std::chrono::duration<double, std::milli>(latency).count());
+  out += R"(,"status":)";
+  append_integer(out, response.status);
+  out += R"(,"latency_ms":)";  // milliseconds with three decimals, from whole microseconds
+  append_integer(out, latency_us / 1000);
+  const auto fraction = latency_us % 1000;
+  out += '.';
+  out += static_cast<char>('0' + fraction / 100);
+  out += static_cast<char>('0' + fraction / 10 % 10);
+  out += static_cast<char>('0' + fraction % 10);
+  out += R"(,"role":)";
   if (call.identity) {
     out += '"';
     out += name_of(call.identity->role);

@@ -8,9 +8,9 @@ namespace {
 // Whether `path` fits `pattern` segment by segment, a `{name}` segment taking any non-empty
 // one; on a match the named segments go to `params`.
 bool matches(std::string_view pattern, std::string_view path, Request& request) {
+  request.path_params.clear();  // of a pattern tried before that did not match in the end
   if (pattern == path) return true;
   if (pattern.find('{') == std::string_view::npos) return false;
-  request.path_params.clear();
   while (!pattern.empty() && !path.empty()) {
     if (pattern.front() != '/' || path.front() != '/') return false;
     pattern.remove_prefix(1);

@@ -8,6 +8,8 @@ namespace {
 constexpr std::size_t kShards = 8;             // threads beyond this share shards
 constexpr std::size_t kStatusesPerRoute = 16;  // the last slot takes any further status
 
+std::atomic<std::uint64_t> next_metrics_id{1};
+
 }  // namespace
 
 struct RouteMetrics::Shard {
@@ -24,7 +26,7 @@ struct RouteMetrics::Shard {
   std::vector<PerRoute> routes;
 };
 
-RouteMetrics::RouteMetrics(const Router& router) {
+RouteMetrics::RouteMetrics(const Router& router) : id_(next_metrics_id++) {
   const auto all = router.routes();
   routes_.resize(all.size() + 1);
   for (const Route* route : all)
@@ -41,10 +43,11 @@ void RouteMetrics::after(const Call& call, Response& response) {
 }
 
 void RouteMetrics::record(const Route* route, int status, std::chrono::nanoseconds latency) {
-  thread_local const RouteMetrics* owner = nullptr;
+  // Keyed by an id, not the address: another instance may later live at this one's address.
+  thread_local std::uint64_t owner = 0;
   thread_local Shard* shard = nullptr;
-  if (owner != this) {
-    owner = this;
+  if (owner != id_) {
+    owner = id_;
     shard = shards_[next_shard_++ % kShards].get();
   }
   auto& per_route = shard->routes[route ? route->index : routes_.size() - 1];

@@ -50,6 +50,7 @@ class RouteMetrics {
 
  private:
   struct Shard;
+  const std::uint64_t id_;  // tells this instance's thread-local shard from another's
   std::vector<std::pair<std::string, std::string_view>> routes_;  // by index; last: no route
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<std::size_t> next_shard_{0};

@@ -225,12 +225,12 @@ struct Server::Impl {
     const std::string client_address = socket.remote_endpoint(ec).address().to_string();
     beast::flat_buffer buffer;
     for (;;) {
-      // A fresh parser per request: Beast parsers are not reusable across messages. The body
-      // limit while reading the header is the largest any route has; the route's own is applied
-      // once the route is known.
+      // A fresh parser per request: Beast parsers are not reusable across messages. No body
+      // limit while the header is read (Beast would refuse a large Content-Length before we have
+      // the header's request id and route); the route's own applies once the route is known.
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(options.header_limit));
-      parser.body_limit(kLargeBodyLimit);
+      parser.body_limit(boost::none);
       live->idle = true;
       if (w.stopping) break;
       arm(w, *live, options.header_timeout);

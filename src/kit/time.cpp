@@ -1,6 +1,7 @@
 #include "kit/time.hpp"
 
 #include <charconv>
+#include <climits>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -35,10 +36,30 @@ std::string iso8601(TimePoint t) {
 }
 
 std::string iso8601_micros(TimePoint t) {
+  std::string out;
+  append_iso8601_micros(out, t);
+  return out;
+}
+
+void append_iso8601_micros(std::string& out, TimePoint t) {
+  // Per thread, the text of the last second seen: a log line a request needs no calendar math.
+  thread_local std::int64_t cached_second = INT64_MIN;
+  thread_local std::string cached_text;
   const auto micros = to_unix_micros(t);
+  auto second = micros / 1'000'000;
   auto frac = micros % 1'000'000;
-  if (frac < 0) frac += 1'000'000;
-  return fmt::format("{}.{:06}Z", seconds_text(utc_parts(t)), frac);
+  if (frac < 0) {
+    frac += 1'000'000;
+    --second;
+  }
+  if (second != cached_second) {
+    cached_text = seconds_text(utc_parts(t));
+    cached_second = second;
+  }
+  out += cached_text;
+  char digits[8] = {'.', '0', '0', '0', '0', '0', '0', 'Z'};
+  for (int i = 6; i >= 1; --i, frac /= 10) digits[i] = static_cast<char>('0' + frac % 10);
+  out.append(digits, sizeof digits);
 }
 
 std::optional<TimePoint> parse_iso8601(std::string_view text) {

@@ -10,6 +10,7 @@ namespace billing {
 
 std::string iso8601(TimePoint t);                               // 2026-11-25T10:00:00Z
 std::string iso8601_micros(TimePoint t);                        // 2026-11-25T10:00:00.123456Z
+void append_iso8601_micros(std::string& out, TimePoint t);      // the same, appended
 std::optional<TimePoint> parse_iso8601(std::string_view text);  // either form above
 std::int64_t to_unix_micros(TimePoint t);
 TimePoint from_unix_micros(std::int64_t micros);

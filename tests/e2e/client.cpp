@@ -167,12 +167,6 @@ std::string encode(const TokenParts& parts) {
   return input + "." + base64url_encode(hmac(parts.digest, parts.secret, input));
 }
 
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 boost::json::object valid_claims() {
   return {{"sub", "forger"},
           {"role", "hospital"},
@@ -181,6 +175,12 @@ boost::json::object valid_claims() {
 }
 
 }  // namespace
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Backends and ids
@@ -552,6 +552,12 @@ std::string sign_token(const Identity& identity, std::chrono::seconds lifetime) 
   return codec.sign(identity, clock.now() + lifetime);
 }
 
+std::string sign_claims(const boost::json::value& claims) {
+  TokenParts parts;
+  parts.claims = claims.as_object();
+  return encode(parts);
+}
+
 std::string bad_token(BadToken kind) {
   TokenParts parts;
   parts.claims = valid_claims();
@@ -600,6 +606,18 @@ std::string bad_token(BadToken kind) {
       const std::string token = encode(parts);
       return token.substr(0, token.rfind('.'));
     }
+    case BadToken::nbf_in_future:
+      parts.claims["nbf"] = unix_now() + 600;
+      break;
+    case BadToken::iat_in_future:
+      parts.claims["iat"] = unix_now() + 600;
+      break;
+    case BadToken::nbf_not_a_number:
+      parts.claims["nbf"] = "soon";
+      break;
+    case BadToken::iat_not_a_number:
+      parts.claims["iat"] = "yesterday";
+      break;
   }
   return encode(parts);
 }
@@ -632,6 +650,14 @@ std::string_view bad_token_name(BadToken kind) {
       return "exp_not_a_number";
     case BadToken::not_three_parts:
       return "not_three_parts";
+    case BadToken::nbf_in_future:
+      return "nbf_in_future";
+    case BadToken::iat_in_future:
+      return "iat_in_future";
+    case BadToken::nbf_not_a_number:
+      return "nbf_not_a_number";
+    case BadToken::iat_not_a_number:
+      return "iat_not_a_number";
   }
   return "unknown";
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "client.hpp"
+#include "http/route.hpp"
 
 namespace billing::e2e {
 namespace {
@@ -17,6 +18,8 @@ using Steady = std::chrono::steady_clock;
 using testing::HasSubstr;
 
 constexpr std::size_t kMiB = 1024 * 1024;
+constexpr std::size_t kJsonLimit = 64 * 1024;  // what a client is told JSON routes take
+static_assert(kJsonLimit == kJsonBodyLimit && kMiB == kLargeBodyLimit);
 
 std::string plan_request_head(const std::string& token, const std::string& csrf, std::size_t length,
                               std::string_view extra_headers = "") {
@@ -148,17 +151,21 @@ TEST_F(E2eHttp, WrongMethodIs405WithAllow) {
   }
 }
 
-TEST_F(E2eHttp, BodiesOverOneMebibyteAre413) {
+TEST_F(E2eHttp, JsonBodiesOverSixtyFourKibibytesAre413AndClosed) {
+  // JSON routes take kJsonBodyLimit (64 KiB); only routes that declare more (up to 1 MiB) take
+  // more, and no JSON route does.
   const struct {
     const char* name;
     std::size_t size;
     bool chunked;
     int status;  // at the limit: the request gets through to authentication
   } cases[] = {
-      {"content-length over", kMiB + 1, false, 413},
-      {"chunked over", kMiB + 1, true, 413},
-      {"content-length at limit", kMiB, false, 401},
-      {"chunked at limit", kMiB, true, 401},
+      {"content-length over", kJsonLimit + 1, false, 413},
+      {"chunked over", kJsonLimit + 1, true, 413},
+      {"content-length far over", kMiB + 1, false, 413},
+      {"chunked far over", kMiB + 1, true, 413},
+      {"content-length at limit", kJsonLimit, false, 401},
+      {"chunked at limit", kJsonLimit, true, 401},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
@@ -173,9 +180,15 @@ TEST_F(E2eHttp, BodiesOverOneMebibyteAre413) {
     EXPECT_EQ(response->status, c.status) << response->body;
     if (c.status == 413) {
       EXPECT_EQ(response->body, R"({"detail":"Request body too large"})");
+      EXPECT_EQ(response->header("connection"), "close");
       EXPECT_TRUE(connection.wait_closed(2s));
+    } else {
+      EXPECT_EQ(response->detail_text(), "Not authenticated") << response->body;
+      EXPECT_NE(response->header("connection"), "close");
     }
   }
+  HttpClient client(port());
+  EXPECT_EQ(client.get("/billing/health").status, 200);
 }
 
 TEST_F(E2eHttp, MalformedRequestsAre400AndClosed) {
