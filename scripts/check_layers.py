@@ -10,6 +10,7 @@ directly in src/, such as src/main.cpp, belong to the pseudo-folder `main`). Fai
   - core   -> any other folder but kit       (the shared vocabulary includes no domain);
   - storage -> http or auth;
   - auth   -> storage or a domain folder;
+  - a domain folder -> storage               (it declares a repository; storage implements it);
   - http   -> any folder but kit and core    (http knows no domain);
   - a domain folder -> sqlite3, libpq, Beast, Asio's sockets/TLS or curl headers;
   - a quoted include naming a file that exists neither under src/ nor under the repository root.
@@ -240,6 +241,8 @@ def rules(source: str, target: str) -> str | None:
         return "auth knows no domain folder"
     if source == "http" and target not in ("kit", "core"):
         return "http includes only kit and core (http knows no domain)"
+    if is_domain(source) and target == "storage":
+        return "a domain declares its repository and uses core/db.hpp, never storage/"
     return None
 
 

@@ -75,9 +75,10 @@ int main(int argc, char** argv) {
     }
     if (host) config.host = *host;
     if (port) config.port = *port;
+    ListeningSocket socket(config.host, config.port);  // first: a port in use stops us here
     App app(std::move(config));
     if (dev) seed_demo_entities(app.db(), app.catalog(), app.clock());
-    app.serve([&](unsigned short bound) {
+    app.serve(std::move(socket), [&](unsigned short bound) {
       // Always printed, whatever LOG_LEVEL says: with --port 0 it is how to learn the port.
       std::cout << "billing listening on http://" << app.config().host << ":" << bound << std::endl;
       if (dev) print_quick_start(app.config(), app.jwt(), app.clock(), bound);

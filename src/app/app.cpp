@@ -2,7 +2,6 @@
 
 #include "auth/routes.hpp"
 #include "health/routes.hpp"
-#include "http/server.hpp"
 #include "plans/routes.hpp"
 #include "services/routes.hpp"
 #include "storage/postgres/postgres_db.hpp"
@@ -44,12 +43,13 @@ App::App(Config config)
       middleware_(request_ids_, access_log_, metrics_, authenticate_, authorize_role_, verify_csrf_,
                   rate_limit_, enrollment_) {}
 
-void App::serve(const std::function<void(unsigned short port)>& on_listening) {
+void App::serve(ListeningSocket socket,
+                const std::function<void(unsigned short port)>& on_listening) {
   Server server(ServerOptions{.host = config_.host,
                               .port = config_.port,
                               .threads = config_.http_threads,
                               .header_timeout = config_.header_timeout},
-                router_, middleware_);
+                std::move(socket), router_, middleware_);
   server.run([&] { on_listening(server.port()); });
 }
 

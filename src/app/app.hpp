@@ -11,6 +11,7 @@
 #include "auth/jwt.hpp"
 #include "core/db.hpp"
 #include "http/route.hpp"
+#include "http/server.hpp"
 #include "kit/clock.hpp"
 #include "plans/catalog.hpp"
 
@@ -31,9 +32,10 @@ class App {
   const Clock& clock() const { return clock_; }
   const JwtCodec& jwt() const { return jwt_; }
 
-  // Serves until SIGTERM/SIGINT; `on_listening` gets the bound port once signals are handled.
-  // Throws if the port cannot be bound.
-  void serve(const std::function<void(unsigned short port)>& on_listening);
+  // Serves on `socket` (opened before the App, so a port in use stops the start before the
+  // database is touched) until SIGTERM/SIGINT; `on_listening` gets the bound port once signals
+  // are handled.
+  void serve(ListeningSocket socket, const std::function<void(unsigned short port)>& on_listening);
 
  private:
   Config config_;

@@ -53,5 +53,18 @@ TEST(Routes, DeclareTheSeedPermissionMatrix) {
             "Only hospital administrators can select services");
 }
 
+// The chain's security steps, present and in the order they must run: the caller is known before
+// its role is checked, its role before its CSRF token, all of them before the rate limit and
+// before storage is touched. Dropping one from app/middleware.hpp fails this build.
+static_assert(Middleware::contains<RequestIds>() && Middleware::contains<AccessLog>() &&
+              Middleware::contains<RouteMetrics>() && Middleware::contains<Authenticate>() &&
+              Middleware::contains<AuthorizeRole>() && Middleware::contains<VerifyCsrf>() &&
+              Middleware::contains<PlanRateLimit>() && Middleware::contains<Enrollment>());
+static_assert(Middleware::position<RequestIds>() == 0);
+static_assert(Middleware::position<Authenticate>() < Middleware::position<AuthorizeRole>());
+static_assert(Middleware::position<AuthorizeRole>() < Middleware::position<VerifyCsrf>());
+static_assert(Middleware::position<VerifyCsrf>() < Middleware::position<PlanRateLimit>());
+static_assert(Middleware::position<PlanRateLimit>() < Middleware::position<Enrollment>());
+
 }  // namespace
 }  // namespace billing

@@ -1,9 +1,13 @@
 #include "http/access_log.hpp"
 
 #include <unistd.h>
+#include <climits>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+
+#include <spdlog/spdlog.h>
 
 #include "kit/json.hpp"
 #include "kit/time.hpp"
@@ -21,12 +25,26 @@ void append_integer(std::string& out, std::int64_t value) {
   out.append(digits, end);
 }
 
+constexpr std::size_t kMaxBufferedBytes = 16 * 1024 * 1024;  // per thread, if stderr is stuck
+
 void write_all(int fd, std::string_view text) {
   while (!text.empty()) {
     const auto n = ::write(fd, text.data(), text.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;  // nowhere to write: the log is lost, the service goes on
     text.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+// Whole lines, at most PIPE_BUF bytes a write where lines allow: a pipe keeps such a write in
+// one piece, so other writers to stderr (spdlog) cannot land inside a line.
+void write_lines(int fd, std::string_view text) {
+  while (!text.empty()) {
+    auto end = text.size() <= PIPE_BUF ? text.size() : text.rfind('\n', PIPE_BUF - 1);
+    if (end == std::string_view::npos) end = text.find('\n');  // a line longer than PIPE_BUF
+    end = end == std::string_view::npos ? text.size() : std::min(end + 1, text.size());
+    write_all(fd, text.substr(0, end));
+    text.remove_prefix(end);
   }
 }
 
@@ -110,6 +128,10 @@ void AccessLog::after(const Call& call, Response& response) {
   bool urgent = false;
   {
     std::lock_guard lock(buffer.mutex);
+    if (buffer.text.size() >= kMaxBufferedBytes) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
     append_line(buffer.text, call, response);
     buffer.text += '\n';
     urgent = buffer.text.size() >= kUrgentBytes;
@@ -129,9 +151,11 @@ void AccessLog::flush() {
       std::lock_guard lock(buffer->mutex);
       out.swap(buffer->text);
     }
-    write_all(fd_, out);
+    write_lines(fd_, out);
     out.clear();
   }
+  if (const auto dropped = dropped_.exchange(0, std::memory_order_relaxed))
+    spdlog::warn("access log: {} lines dropped, stderr did not keep up", dropped);
 }
 
 void AccessLog::write_loop() {

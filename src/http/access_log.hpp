@@ -52,6 +52,7 @@ class AccessLog {
   std::condition_variable wake_;
   bool stopping_ = false;
   std::atomic<bool> urgent_{false};
+  std::atomic<std::uint64_t> dropped_{0};  // lines not kept while a buffer was full
   std::thread writer_;
 };
 

@@ -10,6 +10,7 @@
 #include <concepts>
 #include <optional>
 #include <span>
+#include <type_traits>
 #include <utility>
 
 #include <boost/asio/awaitable.hpp>
@@ -29,7 +30,9 @@ concept PreparingStep = requires(S& s, Call& call) {
   { s.ready(std::as_const(call)) } -> std::same_as<bool>;
   { s.prepare(call) } -> std::same_as<boost::asio::awaitable<void>>;
 };
-// Sees (and may add to) the response on its way out; must not throw.
+// Sees (and may add to) the response on its way out; must not throw. A step that also has a
+// `before` gets it run for responses the server makes itself too (Pipeline::finish), where an
+// answer from it is dropped: such a `before` sets the call up and answers nothing.
 template <class S>
 concept ObservingStep = requires(S& s, const Call& call, Response& response) {
   s.after(call, response);
@@ -65,6 +68,19 @@ class Chain final : public Pipeline {
  public:
   explicit Chain(Steps&... steps) : steps_{calls(steps)...} {}
 
+  // Whether S is a step, and where it runs (0 first): for static_asserts on the composition.
+  template <class S>
+  static constexpr bool contains() {
+    return (std::is_same_v<S, Steps> || ...);
+  }
+  template <class S>
+  static constexpr std::size_t position() {
+    constexpr bool found[] = {std::is_same_v<S, Steps>...};
+    for (std::size_t i = 0; i < sizeof...(Steps); ++i)
+      if (found[i]) return i;
+    return sizeof...(Steps);
+  }
+
   boost::asio::awaitable<Response> handle(Call& call) const override {
     return run_steps(steps_, call);
   }
@@ -75,6 +91,15 @@ class Chain final : public Pipeline {
  private:
   template <class S>
   static StepCalls calls(S& step) {
+    // A hook with a mistyped signature would otherwise be skipped without a word.
+    static_assert(
+        !requires { &S::before; } || AnsweringStep<S>, "before(Call&) -> optional<Response>");
+    static_assert(
+        !requires { &S::after; } || ObservingStep<S>, "after(const Call&, Response&)");
+    static_assert(!(
+                      requires { &S::ready; } || requires { &S::prepare; }) ||
+                      PreparingStep<S>,
+                  "ready(const Call&) -> bool and prepare(Call&) -> awaitable<void>");
     StepCalls c{&step, nullptr, nullptr, nullptr, nullptr};
     if constexpr (AnsweringStep<S>)
       c.before = [](void* s, Call& call) { return static_cast<S*>(s)->before(call); };

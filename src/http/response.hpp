@@ -36,10 +36,9 @@ struct Response {
   std::string body;
   boost::container::small_vector<Header, 2> headers;  // Retry-After, Location, X-Request-Id, ...
 
-  Response& with_header(std::string_view name, std::string value) {
-    headers.push_back({name, std::move(value)});
-    return *this;
-  }
+  // Throws std::invalid_argument for a value with a control character other than a tab: a
+  // CR or LF from data a client chose would split the header (response splitting).
+  Response& with_header(std::string_view name, std::string value);
 };
 
 }  // namespace billing

@@ -45,6 +45,8 @@ const Policy& Call::policy() const {
 
 void Router::add(Route route) {
   if (route.method == Method::other) throw std::logic_error("a route needs GET or POST");
+  if (route.policy.needs_token() && route.policy.admits_nobody())
+    throw std::logic_error("a route whose policy admits no role: " + route.pattern);
   if (route.policy.body_limit() > kLargeBodyLimit)
     throw std::logic_error("body limit above the server's largest: " + route.pattern);
   const auto method = std::string(method_name(route.method));
@@ -59,18 +61,26 @@ void Router::add(Route route) {
     return;
   }
   std::string pattern = route.pattern;
-  paths_.push_back({std::move(pattern), {}, method});
+  const bool has_params = pattern.find('{') != std::string::npos;
+  paths_.push_back({std::move(pattern), has_params, {}, method});
   paths_.back().routes.push_back(std::move(route));
 }
 
 Router::Match Router::find(Request& request) const {
-  for (const auto& entry : paths_) {
-    if (!matches(entry.pattern, request.path, request)) continue;
-    for (const auto& route : entry.routes)
-      if (route.method == request.method) return {&route, {}};
-    return {nullptr, entry.allow};
+  // Literal patterns first, so that /stripe/subscription/cancel is not taken for
+  // /stripe/subscription/{sub_id}; a 405 only when no pattern that fits has the method.
+  std::string_view allow;
+  for (const bool with_params : {false, true}) {
+    for (const auto& entry : paths_) {
+      if (entry.has_params != with_params || !matches(entry.pattern, request.path, request))
+        continue;
+      for (const auto& route : entry.routes)
+        if (route.method == request.method) return {&route, {}};
+      if (allow.empty()) allow = entry.allow;
+    }
   }
-  return {};
+  request.path_params.clear();
+  return {nullptr, allow};
 }
 
 std::vector<const Route*> Router::routes() const {

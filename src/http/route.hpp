@@ -26,11 +26,11 @@ inline constexpr std::size_t kLargeBodyLimit = 1024 * 1024;  // the most any rou
 class Policy {
  public:
   // Anyone, without a token (health, webhooks signed by other means).
-  static constexpr Policy open() { return Policy({}, false); }
-  // A bearer token with one of `roles`.
-  static constexpr Policy read(RoleSet roles) { return Policy(roles, false); }
+  static constexpr Policy open() { return Policy(false, {}, false); }
+  // A bearer token with one of `roles` (Router::add refuses an empty set).
+  static constexpr Policy read(RoleSet roles) { return Policy(true, roles, false); }
   // A bearer token with one of `roles`, and a CSRF token bound to it: a state-changing route.
-  static constexpr Policy write(RoleSet roles) { return Policy(roles, true); }
+  static constexpr Policy write(RoleSet roles) { return Policy(true, roles, true); }
 
   constexpr Policy with_body_limit(std::size_t bytes) const {
     Policy p = *this;
@@ -44,14 +44,17 @@ class Policy {
     return p;
   }
 
-  constexpr bool needs_token() const { return !roles_.empty(); }
+  constexpr bool needs_token() const { return token_; }
+  constexpr bool admits_nobody() const { return roles_.empty(); }
   constexpr bool needs_csrf() const { return csrf_; }
   constexpr bool admits(Role role) const { return roles_.contains(role); }
   constexpr std::size_t body_limit() const { return body_limit_; }
   constexpr std::string_view denial() const { return denial_; }
 
  private:
-  constexpr Policy(RoleSet roles, bool csrf) : roles_(roles), csrf_(csrf) {}
+  constexpr Policy(bool token, RoleSet roles, bool csrf)
+      : token_(token), roles_(roles), csrf_(csrf) {}
+  bool token_;
   RoleSet roles_;
   bool csrf_;
   std::size_t body_limit_ = kJsonBodyLimit;
@@ -102,6 +105,7 @@ class Router {
  private:
   struct PathRoutes {
     std::string pattern;
+    bool has_params;  // a `{name}` segment
     std::vector<Route> routes;
     std::string allow;
   };

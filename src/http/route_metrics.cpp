@@ -1,12 +1,13 @@
 #include "http/route_metrics.hpp"
 
 #include <algorithm>
+#include <span>
 
 namespace billing {
 namespace {
 
 constexpr std::size_t kShards = 8;             // threads beyond this share shards
-constexpr std::size_t kStatusesPerRoute = 16;  // the last slot takes any further status
+constexpr std::size_t kStatusesPerRoute = 16;  // the last, status 0, counts any further ones
 
 std::atomic<std::uint64_t> next_metrics_id{1};
 
@@ -52,8 +53,8 @@ void RouteMetrics::record(const Route* route, int status, std::chrono::nanosecon
   }
   auto& per_route = shard->routes[route ? route->index : routes_.size() - 1];
 
-  auto* slot = &per_route.statuses.back();
-  for (auto& s : per_route.statuses) {
+  auto* slot = &per_route.statuses.back();  // never claimed: any status beyond the others
+  for (auto& s : std::span(per_route.statuses).first(kStatusesPerRoute - 1)) {
     int seen = s.status.load(std::memory_order_relaxed);
     if (seen == 0 && s.status.compare_exchange_strong(seen, status)) seen = status;
     if (seen == status) {

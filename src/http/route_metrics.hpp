@@ -31,7 +31,7 @@ class RouteMetrics {
   struct Count {
     std::string route;  // the pattern; "" for requests that matched no route
     std::string_view method;
-    int status = 0;
+    int status = 0;  // 0: statuses beyond the 15 a route has room for
     std::uint64_t requests = 0;
     double latency_seconds = 0;  // summed
   };

@@ -1,7 +1,11 @@
 #include "http/server.hpp"
 
+#include <unistd.h>
+
+#include <array>
 #include <list>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -32,6 +36,9 @@ using SteadyClock = std::chrono::steady_clock;
 // timer per thread rather than armed per read and write: that saves two timerfd system calls
 // on every request, for at most this much lateness in cutting a slow client off.
 constexpr std::chrono::milliseconds kSweepInterval{100};
+// After refusing a request, how long and how much of the rest of it is read away before closing.
+constexpr std::chrono::milliseconds kLingerTime{1'000};
+constexpr std::size_t kLingerBytes = 2 * 1024 * 1024;
 
 // One thread's share of the server. Everything here is touched only from that thread, except
 // `open_sessions`, which the accepting thread reads.
@@ -82,7 +89,8 @@ using RequestHeader = http::request_header<>;
 std::optional<Response> framing_problem(const RequestHeader& header) {
   const auto codings = header.equal_range(http::field::transfer_encoding);
   if (codings.first == codings.second) return std::nullopt;
-  if (header.find(http::field::content_length) != header.end())
+  // HTTP/1.0 has no transfer codings: 9112 6.1 calls such a request faulty framing.
+  if (header.find(http::field::content_length) != header.end() || header.version() < 11)
     return detail_response(400, "Malformed HTTP request");
   std::vector<std::string_view> names;
   for (auto field = codings.first; field != codings.second; ++field) {
@@ -129,24 +137,14 @@ struct Server::Impl {
   tcp::acceptor acceptor;
   unsigned short bound_port = 0;
 
-  Impl(ServerOptions o, const Router& r, const Pipeline& p)
+  Impl(ServerOptions o, ListeningSocket socket, const Router& r, const Pipeline& p)
       : options(std::move(o)),
         router(r),
         pipeline(p),
         workers(make_workers(options.threads)),
-        acceptor(workers.front()->ioc) {
-    try {
-      const tcp::endpoint endpoint(asio::ip::make_address(options.host), options.port);
-      acceptor.open(endpoint.protocol());
-      acceptor.set_option(asio::socket_base::reuse_address(true));  // past TIME_WAIT only
-      acceptor.bind(endpoint);
-      acceptor.listen(asio::socket_base::max_listen_connections);
-      bound_port = acceptor.local_endpoint().port();
-    } catch (const boost::system::system_error& error) {
-      throw std::runtime_error(fmt::format("cannot listen on {}:{}: {}", options.host, options.port,
-                                           error.code().message()));
-    }
-  }
+        acceptor(workers.front()->ioc, socket.v6_ ? tcp::v6() : tcp::v4(),
+                 std::exchange(socket.fd_, -1)),
+        bound_port(socket.port()) {}
 
   // On the first thread: accepts each connection straight onto the next thread's io_context.
   asio::awaitable<void> accept_loop() {
@@ -204,9 +202,20 @@ struct Server::Impl {
 
   // A response the server makes itself, then closes the connection: the request cannot be
   // trusted to have ended where the next one would begin.
+  // The client may still be sending the request's body: reading it away for a moment before the
+  // close lets the answer arrive, where closing with unread data would reset the connection.
   asio::awaitable<void> refuse(const Worker& w, Worker::Live& live, Call& call, Response response) {
     pipeline.finish(call, response);
-    co_await write(w, live, std::move(response), 11, false);
+    if (!co_await write(w, live, std::move(response), 11, false)) co_return;
+    beast::error_code ignored;
+    live.socket->shutdown(tcp::socket::shutdown_send, ignored);
+    arm(w, live, kLingerTime);
+    std::array<char, 16 * 1024> sink;
+    for (std::size_t drained = 0; drained < kLingerBytes;) {
+      auto [ec, n] = co_await live.socket->async_read_some(asio::buffer(sink), use_tuple);
+      if (ec) break;
+      drained += n;
+    }
   }
 
   asio::awaitable<void> session(Worker& w, tcp::socket socket) {
@@ -223,7 +232,9 @@ struct Server::Impl {
     } unlist{w, live};
     beast::error_code ec;
     const std::string client_address = socket.remote_endpoint(ec).address().to_string();
-    beast::flat_buffer buffer;
+    // Bounded, so that a line Beast does not limit (a chunk extension, a trailer) cannot grow it
+    // without end: past this it is a parse error.
+    beast::flat_buffer buffer(options.header_limit + kLargeBodyLimit);
     for (;;) {
       // A fresh parser per request: Beast parsers are not reusable across messages. No body
       // limit while the header is read (Beast would refuse a large Content-Length before we have
@@ -316,8 +327,37 @@ struct Server::Impl {
   }
 };
 
+ListeningSocket::ListeningSocket(const std::string& host, unsigned short port) {
+  asio::io_context context;
+  tcp::acceptor acceptor(context);
+  try {
+    const tcp::endpoint endpoint(asio::ip::make_address(host), port);
+    acceptor.open(endpoint.protocol());
+    acceptor.set_option(asio::socket_base::reuse_address(true));  // past TIME_WAIT only
+    acceptor.bind(endpoint);
+    acceptor.listen(asio::socket_base::max_listen_connections);
+    port_ = acceptor.local_endpoint().port();
+    v6_ = endpoint.address().is_v6();
+  } catch (const boost::system::system_error& error) {
+    throw std::runtime_error(
+        fmt::format("cannot listen on {}:{}: {}", host, port, error.code().message()));
+  }
+  fd_ = acceptor.release();
+}
+
+ListeningSocket::~ListeningSocket() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+ListeningSocket::ListeningSocket(ListeningSocket&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), v6_(other.v6_), port_(other.port_) {}
+
+Server::Server(ServerOptions options, ListeningSocket socket, const Router& router,
+               const Pipeline& pipeline)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(socket), router, pipeline)) {}
+
 Server::Server(ServerOptions options, const Router& router, const Pipeline& pipeline)
-    : impl_(std::make_unique<Impl>(std::move(options), router, pipeline)) {}
+    : Server(options, ListeningSocket(options.host, options.port), router, pipeline) {}
 
 Server::~Server() = default;
 

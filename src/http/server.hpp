@@ -25,9 +25,29 @@ struct ServerOptions {
   std::size_t max_connections_per_thread = 10'000;
 };
 
+// A bound, listening TCP socket. `billing serve` opens it before anything else, so that a port in
+// use stops the start at once, before the database is touched.
+class ListeningSocket {
+ public:
+  // Throws std::runtime_error naming the address if it cannot bind (in use, say).
+  ListeningSocket(const std::string& host, unsigned short port);  // port 0: any free one
+  ~ListeningSocket();
+  ListeningSocket(ListeningSocket&& other) noexcept;
+  ListeningSocket& operator=(ListeningSocket&&) = delete;
+  unsigned short port() const { return port_; }
+
+ private:
+  friend class Server;
+  int fd_ = -1;  // -1 once a Server has taken it
+  bool v6_ = false;
+  unsigned short port_ = 0;
+};
+
 class Server {
  public:
-  // Binds the port; throws std::runtime_error naming the address if it cannot (in use, say).
+  Server(ServerOptions options, ListeningSocket socket, const Router& router,
+         const Pipeline& pipeline);
+  // Opens its own socket on options.host and options.port.
   Server(ServerOptions options, const Router& router, const Pipeline& pipeline);
   ~Server();
   unsigned short port() const;

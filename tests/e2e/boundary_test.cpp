@@ -1,6 +1,8 @@
 // End-to-end tests of the HTTP boundary of the real binary: request ids, the access log, request
 // framing that could smuggle a second request, a port already in use, and the time claims of
 // bearer tokens.
+#include <filesystem>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -379,6 +381,10 @@ TEST_F(E2eFraming, AmbiguousBodiesGetOneAnswerThenTheConnectionCloses) {
       {"a coding before chunked",
        post_head("Transfer-Encoding: gzip, chunked\r\n") + chunked_end + std::string(kSmuggled),
        501},
+      {"transfer-encoding in HTTP/1.0",  // 1.0 has no transfer codings (RFC 9112 6.1)
+       "POST /billing/plan/select HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+           chunked_end + std::string(kSmuggled),
+       400},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
@@ -458,6 +464,8 @@ TEST(E2ePortInUse, ASecondServeFailsAndTheFirstKeepsAnsweringEveryRequest) {
   EXPECT_THAT(second.output, HasSubstr("127.0.0.1:" + std::to_string(port))) << second.output;
   EXPECT_THAT(second.output, HasSubstr("in use")) << second.output;
   EXPECT_THAT(second.output, Not(HasSubstr("listening on"))) << second.output;
+  // The port is taken before the database: the second process did not even create its file.
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/second.db"));
   EXPECT_GE(sent, 200);
   EXPECT_GT(during, 0) << "no request was sent while the second process ran";
   EXPECT_EQ(answered, sent) << failures.size()

@@ -141,5 +141,43 @@ TEST(Router, ParametersOfAPatternThatDidNotMatchDoNotLeakIntoTheRouteThatDid) {
   EXPECT_TRUE(found.request.path_params.empty());
 }
 
+// A literal pattern wins over a `{name}` one that also fits, whatever the order of declaration,
+// and a 405 comes only when no pattern that fits has the method (the /stripe/* routes need both).
+TEST(Router, LiteralPatternsWinAndA405NeedsEveryFittingPatternToLackTheMethod) {
+  Router router;
+  router.add(route(Method::get, "/stripe/subscription/{sub_id}"));
+  router.add(route(Method::post, "/stripe/subscription/cancel"));
+  const auto cancel = find(router, "/stripe/subscription/cancel", Method::post);
+  ASSERT_NE(cancel.route, nullptr);
+  EXPECT_EQ(cancel.route->pattern, "/stripe/subscription/cancel");
+  EXPECT_TRUE(cancel.request.path_params.empty());
+
+  const auto read = find(router, "/stripe/subscription/cancel", Method::get);
+  ASSERT_NE(read.route, nullptr);  // GET has only the parameter pattern: sub_id "cancel"
+  EXPECT_EQ(read.route->pattern, "/stripe/subscription/{sub_id}");
+  EXPECT_EQ(read.request.path_param("sub_id"), "cancel");
+
+  const auto other = find(router, "/stripe/subscription/sub_1", Method::post);
+  EXPECT_EQ(other.route, nullptr);
+  EXPECT_EQ(other.allow, "GET");
+}
+
+TEST(Router, RefusesATokenPolicyThatAdmitsNoRole) {
+  Router router;
+  EXPECT_THROW(router.add(route(Method::get, "/a", Policy::read({}))), std::logic_error);
+  EXPECT_THROW(router.add(route(Method::post, "/b", Policy::write({}))), std::logic_error);
+  EXPECT_NO_THROW(router.add(route(Method::get, "/c", Policy::open())));
+}
+
+TEST(Response, RefusesHeaderValuesThatWouldSplitTheResponse) {
+  Response response;
+  EXPECT_THROW(response.with_header("Location", "/x\r\nSet-Cookie: a=b"), std::invalid_argument);
+  EXPECT_THROW(response.with_header("Location", std::string("/x\0y", 4)), std::invalid_argument);
+  EXPECT_THROW(response.with_header("Retry-After", "1\n"), std::invalid_argument);
+  response.with_header("X-Note", "tabs\tare fine");
+  ASSERT_EQ(response.headers.size(), 1u);
+  EXPECT_EQ(response.headers.front().value, "tabs\tare fine");
+}
+
 }  // namespace
 }  // namespace billing::http_test

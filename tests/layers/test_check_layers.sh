@@ -116,6 +116,10 @@ fixture auth_storage
 put auth_storage src/auth/csrf.cpp '#include "auth/jwt.hpp"' '#include "storage/sqlite/db.hpp"'
 expect auth_storage 1 "src/auth/csrf.cpp:2: auth -> storage: auth knows no storage"
 
+fixture domain_storage
+put domain_storage src/services/routes.cpp '#include "storage/sqlite/db.hpp"'
+expect domain_storage 1 "src/services/routes.cpp:1: services -> storage: a domain declares"
+
 fixture auth_domain
 put auth_domain src/auth/csrf.cpp '#include "payments/checkout.hpp"'
 expect auth_domain 1 "src/auth/csrf.cpp:1: auth -> payments: auth knows no domain folder"
