@@ -30,21 +30,38 @@ HmacSha256::~HmacSha256() {
 }
 
 Sha256Digest HmacSha256::operator()(std::string_view data) const {
+  return (*this)({data});
+}
+
+Sha256Digest HmacSha256::operator()(std::initializer_list<std::string_view> parts) const {
   // A copy of the keyed context: the prepared one is never changed, so threads may share it.
   std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(EVP_MAC_CTX_dup(prepared_),
                                                                 &EVP_MAC_CTX_free);
+  bool ok = ctx != nullptr;
+  for (std::string_view part : parts)
+    ok = ok && EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(part.data()),
+                              part.size());
   Sha256Digest out{};
   std::size_t len = 0;
-  if (!ctx ||
-      !EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(data.data()),
-                      data.size()) ||
-      !EVP_MAC_final(ctx.get(), out.data(), &len, out.size()))
+  if (!ok || !EVP_MAC_final(ctx.get(), out.data(), &len, out.size()))
     throw std::runtime_error("HMAC-SHA256 failed");
   return out;
 }
 
 Sha256Digest hmac_sha256(std::string_view key, std::string_view data) {
   return HmacSha256(key)(data);
+}
+
+std::string hex_encode(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const char c : bytes) {
+    const auto byte = static_cast<unsigned char>(c);
+    out += digits[byte >> 4];
+    out += digits[byte & 0xf];
+  }
+  return out;
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
@@ -85,14 +102,7 @@ std::string random_hex(std::size_t bytes) {
   std::string raw(bytes, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1)
     throw std::runtime_error("RAND_bytes failed");
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes * 2);
-  for (unsigned char c : raw) {
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 15]);
-  }
-  return out;
+  return hex_encode(raw);
 }
 
 }  // namespace billing

@@ -2,6 +2,7 @@
 // Thin wrappers over OpenSSL: HMAC-SHA256, constant-time comparison, base64url, random ids.
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +23,8 @@ class HmacSha256 {
   HmacSha256& operator=(const HmacSha256&) = delete;
 
   Sha256Digest operator()(std::string_view data) const;  // safe to call from any thread
+  // The MAC of the parts one after the other, as if concatenated (without copying them).
+  Sha256Digest operator()(std::initializer_list<std::string_view> parts) const;
 
  private:
   evp_mac_ctx_st* prepared_;
@@ -29,6 +32,7 @@ class HmacSha256 {
 
 Sha256Digest hmac_sha256(std::string_view key, std::string_view data);
 bool constant_time_equal(std::string_view a, std::string_view b);
+std::string hex_encode(std::string_view bytes);  // lower case, two digits a byte
 std::string base64url_encode(std::string_view bytes);
 std::optional<std::string> base64url_decode(std::string_view text);
 std::string random_hex(std::size_t bytes);  // bytes of entropy, printed as 2*bytes hex digits
