@@ -140,19 +140,19 @@ void AccessLog::after(const Call& call, Response& response) {
 }
 
 void AccessLog::flush() {
+  std::lock_guard flushing(flush_mutex_);
   std::vector<Buffer*> buffers;
   {
     std::lock_guard lock(buffers_mutex_);
     for (auto& b : buffers_) buffers.push_back(b.get());
   }
-  std::string out;
   for (Buffer* buffer : buffers) {
     {
       std::lock_guard lock(buffer->mutex);
-      out.swap(buffer->text);
+      buffer->writing.swap(buffer->text);
     }
-    write_lines(fd_, out);
-    out.clear();
+    write_lines(fd_, buffer->writing);
+    buffer->writing.clear();  // keeps its capacity for the thread's next swap
   }
   if (const auto dropped = dropped_.exchange(0, std::memory_order_relaxed))
     spdlog::warn("access log: {} lines dropped, stderr did not keep up", dropped);

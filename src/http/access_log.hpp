@@ -34,9 +34,12 @@ class AccessLog {
   std::string line(const Call& call, const Response& response) const;
 
  private:
+  // Two strings a thread, swapped by the writer: a string stays with the thread that grew it,
+  // so no thread frees memory of another thread's malloc arena (which takes that arena's lock).
   struct Buffer {
     std::mutex mutex;  // the serving thread and the writer; held for an append or a swap
     std::string text;
+    std::string writing;  // the writer's, under flush_mutex_
   };
   Buffer& local_buffer();
   void append_line(std::string& out, const Call& call, const Response& response) const;
@@ -47,6 +50,7 @@ class AccessLog {
   const std::chrono::milliseconds flush_interval_;
   const std::uint64_t id_;  // tells this log's thread-local buffers from another's
 
+  std::mutex flush_mutex_;    // one flush at a time (the writer's, a test's, the destructor's)
   std::mutex buffers_mutex_;  // guards buffers_ (a thread's first line) and the writer's wait
   std::vector<std::unique_ptr<Buffer>> buffers_;
   std::condition_variable wake_;
