@@ -1,11 +1,12 @@
 #include "http/access_log.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
-#include <climits>
 
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <climits>
 
 #include <spdlog/spdlog.h>
 
@@ -36,9 +37,11 @@ void write_all(int fd, std::string_view text) {
   }
 }
 
-// Whole lines, at most PIPE_BUF bytes a write where lines allow: a pipe keeps such a write in
-// one piece, so other writers to stderr (spdlog) cannot land inside a line.
-void write_lines(int fd, std::string_view text) {
+// Whole lines. A regular file takes each write whole; to a pipe or a socket at most PIPE_BUF
+// bytes a write where lines allow, which the pipe keeps in one piece, so that other writers to
+// stderr (spdlog) cannot land inside a line.
+void write_lines(int fd, std::string_view text, bool regular_file) {
+  if (regular_file) return write_all(fd, text);
   while (!text.empty()) {
     auto end = text.size() <= PIPE_BUF ? text.size() : text.rfind('\n', PIPE_BUF - 1);
     if (end == std::string_view::npos) end = text.find('\n');  // a line longer than PIPE_BUF
@@ -48,12 +51,20 @@ void write_lines(int fd, std::string_view text) {
   }
 }
 
+bool is_regular_file(int fd) {
+  struct stat info {};
+  return ::fstat(fd, &info) == 0 && S_ISREG(info.st_mode);
+}
+
 }  // namespace
 
 AccessLog::AccessLog(const Clock& clock, int fd, std::chrono::milliseconds flush_interval)
-    : clock_(clock), fd_(fd), flush_interval_(flush_interval), id_(next_log_id++), writer_([this] {
-        write_loop();
-      }) {}
+    : clock_(clock),
+      fd_(fd),
+      flush_interval_(flush_interval),
+      id_(next_log_id++),
+      regular_file_(is_regular_file(fd)),
+      writer_([this] { write_loop(); }) {}
 
 AccessLog::~AccessLog() {
   {
@@ -151,7 +162,7 @@ void AccessLog::flush() {
       std::lock_guard lock(buffer->mutex);
       buffer->writing.swap(buffer->text);
     }
-    write_lines(fd_, buffer->writing);
+    write_lines(fd_, buffer->writing, regular_file_);
     buffer->writing.clear();  // keeps its capacity for the thread's next swap
   }
   if (const auto dropped = dropped_.exchange(0, std::memory_order_relaxed))

@@ -48,7 +48,8 @@ class AccessLog {
   const Clock& clock_;
   const int fd_;
   const std::chrono::milliseconds flush_interval_;
-  const std::uint64_t id_;  // tells this log's thread-local buffers from another's
+  const std::uint64_t id_;   // tells this log's thread-local buffers from another's
+  const bool regular_file_;  // else a pipe or socket: writes of at most PIPE_BUF
 
   std::mutex flush_mutex_;    // one flush at a time (the writer's, a test's, the destructor's)
   std::mutex buffers_mutex_;  // guards buffers_ (a thread's first line) and the writer's wait
