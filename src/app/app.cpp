@@ -45,11 +45,9 @@ App::App(Config config)
 
 void App::serve(ListeningSocket socket,
                 const std::function<void(unsigned short port)>& on_listening) {
-  Server server(ServerOptions{.host = config_.host,
-                              .port = config_.port,
-                              .threads = config_.http_threads,
-                              .header_timeout = config_.header_timeout},
-                std::move(socket), router_, middleware_);
+  Server server(
+      ServerOptions{.threads = config_.http_threads, .header_timeout = config_.header_timeout},
+      std::move(socket), router_, middleware_);
   server.run([&] { on_listening(server.port()); });
 }
 

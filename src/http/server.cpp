@@ -135,6 +135,7 @@ struct Server::Impl {
   const Pipeline& pipeline;
   std::vector<std::unique_ptr<Worker>> workers;
   tcp::acceptor acceptor;
+  std::string host;  // for the log
   unsigned short bound_port = 0;
 
   Impl(ServerOptions o, ListeningSocket socket, const Router& r, const Pipeline& p)
@@ -144,6 +145,7 @@ struct Server::Impl {
         workers(make_workers(options.threads)),
         acceptor(workers.front()->ioc, socket.v6_ ? tcp::v6() : tcp::v4(),
                  std::exchange(socket.fd_, -1)),
+        host(socket.host()),
         bound_port(socket.port()) {}
 
   // On the first thread: accepts each connection straight onto the next thread's io_context.
@@ -327,7 +329,7 @@ struct Server::Impl {
   }
 };
 
-ListeningSocket::ListeningSocket(const std::string& host, unsigned short port) {
+ListeningSocket::ListeningSocket(const std::string& host, unsigned short port) : host_(host) {
   asio::io_context context;
   tcp::acceptor acceptor(context);
   try {
@@ -350,14 +352,14 @@ ListeningSocket::~ListeningSocket() {
 }
 
 ListeningSocket::ListeningSocket(ListeningSocket&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), v6_(other.v6_), port_(other.port_) {}
+    : host_(std::move(other.host_)),
+      fd_(std::exchange(other.fd_, -1)),
+      v6_(other.v6_),
+      port_(other.port_) {}
 
 Server::Server(ServerOptions options, ListeningSocket socket, const Router& router,
                const Pipeline& pipeline)
     : impl_(std::make_unique<Impl>(std::move(options), std::move(socket), router, pipeline)) {}
-
-Server::Server(ServerOptions options, const Router& router, const Pipeline& pipeline)
-    : Server(options, ListeningSocket(options.host, options.port), router, pipeline) {}
 
 Server::~Server() = default;
 
@@ -377,7 +379,7 @@ void Server::run(const std::function<void()>& on_ready) {
     for (auto& w : impl_->workers)
       asio::post(w->ioc, [this, &w = *w] { impl_->begin_shutdown(w); });
   });
-  spdlog::info("listening on http://{}:{} with {} threads", impl_->options.host, impl_->bound_port,
+  spdlog::info("listening on http://{}:{} with {} threads", impl_->host, impl_->bound_port,
                workers.size());
   if (on_ready) on_ready();
 

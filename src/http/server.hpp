@@ -15,8 +15,6 @@
 namespace billing {
 
 struct ServerOptions {
-  std::string host = "127.0.0.1";
-  unsigned short port = 8000;  // 0: any free port (see Server::port)
   std::size_t threads = 2;
   std::chrono::milliseconds header_timeout{10'000};  // a client slower than this is cut off
   std::chrono::milliseconds io_timeout{30'000};
@@ -34,10 +32,12 @@ class ListeningSocket {
   ~ListeningSocket();
   ListeningSocket(ListeningSocket&& other) noexcept;
   ListeningSocket& operator=(ListeningSocket&&) = delete;
+  const std::string& host() const { return host_; }
   unsigned short port() const { return port_; }
 
  private:
   friend class Server;
+  std::string host_;
   int fd_ = -1;  // -1 once a Server has taken it
   bool v6_ = false;
   unsigned short port_ = 0;
@@ -47,8 +47,6 @@ class Server {
  public:
   Server(ServerOptions options, ListeningSocket socket, const Router& router,
          const Pipeline& pipeline);
-  // Opens its own socket on options.host and options.port.
-  Server(ServerOptions options, const Router& router, const Pipeline& pipeline);
   ~Server();
   unsigned short port() const;
   // Serves until SIGTERM or SIGINT, then finishes the requests in flight and returns.

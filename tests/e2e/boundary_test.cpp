@@ -47,29 +47,6 @@ std::size_t status_lines(std::string_view received) {
   return count;
 }
 
-// A server shared by the tests of a suite.
-class SharedServer : public testing::Test {
- protected:
-  static void SetUpTestSuite() { server_ = BillingServer::for_backend("sqlite").release(); }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(server_, nullptr) << "the suite's server did not start"; }
-  static unsigned short port() { return server_->port(); }
-  static BillingServer& server() { return *server_; }
-
-  // The server still answers on a new connection.
-  static void expect_healthy() {
-    HttpClient client(port());
-    EXPECT_EQ(client.get("/billing/health").status, 200);
-  }
-
- private:
-  static BillingServer* server_;
-};
-BillingServer* SharedServer::server_ = nullptr;
-
 // ---------------------------------------------------------------------------------------------
 // X-Request-Id
 

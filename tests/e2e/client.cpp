@@ -819,4 +819,11 @@ void PrivatePostgres::stop() {
   running_ = false;
 }
 
+BillingServer* SharedServer::server_ = nullptr;
+
+void SharedServer::expect_healthy() {
+  HttpClient client(port());
+  EXPECT_EQ(client.get("/billing/health").status, 200);
+}
+
 }  // namespace billing::e2e

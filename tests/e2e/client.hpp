@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <boost/json/value.hpp>
 
 #include "core/identity.hpp"
@@ -103,6 +104,25 @@ class BillingServer {
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
   unsigned short port_ = 0;
+};
+
+// A server shared by the tests of a suite.
+class SharedServer : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = BillingServer::for_backend("sqlite").release(); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override { ASSERT_NE(server_, nullptr) << "the suite's server did not start"; }
+  static unsigned short port() { return server_->port(); }
+  static BillingServer& server() { return *server_; }
+
+  // The server still answers on a new connection.
+  static void expect_healthy();
+
+ private:
+  static BillingServer* server_;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -36,19 +36,7 @@ Milliseconds since(Steady::time_point start) {
 // ---------------------------------------------------------------------------------------------
 // HTTP behaviour, on one server shared by the suite
 
-class E2eHttp : public testing::Test {
- protected:
-  static void SetUpTestSuite() { server_ = BillingServer::for_backend("sqlite").release(); }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(server_, nullptr) << "the suite's server did not start"; }
-  unsigned short port() const { return server_->port(); }
-
-  static BillingServer* server_;
-};
-BillingServer* E2eHttp::server_ = nullptr;
+class E2eHttp : public SharedServer {};
 
 TEST_F(E2eHttp, KeepAliveServesSeveralRequestsOnOneConnection) {
   HttpClient client(port());

@@ -152,7 +152,7 @@ void serve_test_routes(ForkedServer::Child& child) {
   RouteMetrics metrics(router);
   metrics_ref = &metrics;
   const Chain<RequestIds, AccessLog, RouteMetrics> chain(request_ids, access_log, metrics);
-  Server server(ServerOptions{.host = "127.0.0.1", .port = 0, .threads = 2}, router, chain);
+  Server server(ServerOptions{.threads = 2}, ListeningSocket("127.0.0.1", 0), router, chain);
   server.run([&] { child.listening(server.port()); });
 }
 
