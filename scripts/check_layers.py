@@ -13,10 +13,16 @@ directly in src/, such as src/main.cpp, belong to the pseudo-folder `main`). Fai
   - a domain folder -> storage               (it declares a repository; storage implements it);
   - http   -> any folder but kit and core    (http knows no domain);
   - a domain folder -> sqlite3, libpq, Beast, Asio's sockets/TLS or curl headers;
+  - an adapter -> any folder but those it adapts (stripe -> only payments, core and kit);
+  - any folder but app and main -> an adapter (only the composition root builds one);
   - a quoted include naming a file that exists neither under src/ nor under the repository root.
 
-Domain folders are all folders but kit, core, http, auth, storage, app and main (app and main,
-the composition root, may include anything). A folder including itself is fine.
+Adapters implement an interface a domain declares over an outside service, with that service's
+client library (stripe: the payments domain's PaymentProvider over Stripe's REST API, with curl);
+they are layers, not domains, so the system-header rule above does not apply to them.
+
+Domain folders are all folders but kit, core, http, auth, storage, the adapters, app and main
+(app and main, the composition root, may include anything). A folder including itself is fine.
 
 Each violation is printed as `file:line: folder -> folder: reason`.
 
@@ -35,7 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MAIN = "main"
-LAYERS = {"kit", "core", "http", "auth", "storage", "app", MAIN}
+# Each adapter, and the folders it may include.
+ADAPTERS = {"stripe": ("core", "kit", "payments")}
+LAYERS = {"kit", "core", "http", "auth", "storage", "app", MAIN} | ADAPTERS.keys()
 SOURCE_SUFFIXES = (".hpp", ".cpp")
 TEST_SUFFIX = "_test.cpp"
 
@@ -233,6 +241,10 @@ def rules(source: str, target: str) -> str | None:
         return "kit knows no product folder"
     if source == "core" and target != "kit":
         return "core (the shared vocabulary) includes only kit"
+    if source in ADAPTERS and target not in ADAPTERS[source]:
+        return f"{source} (an adapter) includes only " + ", ".join(ADAPTERS[source])
+    if target in ADAPTERS:
+        return f"only app and main (the composition root) include the adapter {target}"
     if source == "storage" and target in ("http", "auth"):
         return f"storage knows no {target}"
     if source == "auth" and target == "storage":

@@ -24,11 +24,14 @@ echo "== build (plain)"
 build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== build (address + undefined sanitizers)"
 build build-sanitize -DCMAKE_BUILD_TYPE=Debug -DBILLING_SANITIZE=ON
+echo "== build (stripe-mock, Stripe's API emulator for tests/stripe/)"
+BILLING_STRIPE_MOCK=$(bash scripts/stripe_mock.sh build build-stripe-mock)
 
 pg_dir=$(mktemp -d /tmp/billing-pg.XXXXXX)
 trap 'bash "$root/scripts/postgres.sh" stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
 BILLING_TEST_POSTGRES_URL=$(bash scripts/postgres.sh start "$pg_dir")
 export BILLING_TEST_POSTGRES_URL BILLING_REQUIRE_POSTGRES=1
+export BILLING_STRIPE_MOCK BILLING_REQUIRE_STRIPE_MOCK=1
 echo "== PostgreSQL at $BILLING_TEST_POSTGRES_URL"
 
 echo "== tests (plain)"

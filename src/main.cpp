@@ -76,7 +76,8 @@ int main(int argc, char** argv) {
     if (host) config.host = *host;
     if (port) config.port = *port;
     ListeningSocket socket(config.host, config.port);  // first: a port in use stops us here
-    App app(std::move(config));
+    const auto base_url = fmt::format("http://{}:{}", socket.host(), socket.port());
+    App app(std::move(config), base_url);
     if (dev) seed_demo_entities(app.db(), app.catalog(), app.clock());
     app.serve(std::move(socket), [&](unsigned short bound) {
       // Always printed, whatever LOG_LEVEL says: with --port 0 it is how to learn the port.

@@ -2,6 +2,7 @@
 
 #include "auth/routes.hpp"
 #include "health/routes.hpp"
+#include "payments/routes.hpp"
 #include "plans/routes.hpp"
 #include "services/routes.hpp"
 #include "storage/postgres/postgres_db.hpp"
@@ -19,22 +20,25 @@ std::unique_ptr<Db> open_database(const Config& config) {
   return db;
 }
 
-Router all_routes(Db& db, const Catalog& catalog, const Clock& clock, const CsrfTokens& csrf) {
+Router all_routes(Db& db, const Catalog& catalog, const Clock& clock, const CsrfTokens& csrf,
+                  Payments& payments) {
   Router router;
   add_health_routes(router, db, clock);
   add_auth_routes(router, csrf);
-  add_plan_routes(router, db, catalog, clock);
+  add_plan_routes(router, db, catalog, clock, payments.subscription_changes());
   add_service_routes(router, db, catalog, clock);
+  payments.add_routes(router, db);
   return router;
 }
 
-App::App(Config config)
+App::App(Config config, std::string base_url)
     : config_(std::move(config)),
       catalog_(Catalog::load(config_.plans_config)),
       db_(open_database(config_)),
       jwt_(config_.jwt_secret, clock_),
       csrf_(config_.csrf_secret, clock_, config_.csrf_expiry),
-      router_(all_routes(*db_, catalog_, clock_, csrf_)),
+      payments_(config_, *db_, catalog_, clock_, std::move(base_url)),
+      router_(all_routes(*db_, catalog_, clock_, csrf_, payments_)),
       access_log_(clock_),
       metrics_(router_),
       authenticate_(jwt_),

@@ -7,6 +7,7 @@
 
 #include "app/config.hpp"
 #include "app/middleware.hpp"
+#include "app/payments.hpp"
 #include "auth/csrf.hpp"
 #include "auth/jwt.hpp"
 #include "core/db.hpp"
@@ -20,11 +21,14 @@ namespace billing {
 std::unique_ptr<Db> open_database(const Config& config);
 
 // Every route of every domain.
-Router all_routes(Db& db, const Catalog& catalog, const Clock& clock, const CsrfTokens& csrf);
+Router all_routes(Db& db, const Catalog& catalog, const Clock& clock, const CsrfTokens& csrf,
+                  Payments& payments);
 
 class App {
  public:
-  explicit App(Config config);  // loads the catalog, opens the database, applies migrations
+  // Loads the catalog, opens the database, applies migrations. `base_url` is where clients reach
+  // the service (links on the local payment pages).
+  App(Config config, std::string base_url);
 
   const Config& config() const { return config_; }
   Db& db() { return *db_; }
@@ -44,6 +48,7 @@ class App {
   std::unique_ptr<Db> db_;
   JwtCodec jwt_;
   CsrfTokens csrf_;
+  Payments payments_;
   Router router_;
 
   RequestIds request_ids_;

@@ -116,6 +116,9 @@ Config load_config(const Environment& env, bool dev) {
   } else if (provider == "stripe") {
     c.payments = PaymentsProvider::stripe;
     if (s.secret_key.empty()) bad("STRIPE_SECRET_KEY", "is not set (PAYMENTS_PROVIDER is stripe)");
+    // Without it every webhook would be refused, and no payment would ever activate a plan.
+    if (s.webhook_secret.empty())
+      bad("STRIPE_WEBHOOK_SECRET", "is not set (PAYMENTS_PROVIDER is stripe)");
   } else {
     bad("PAYMENTS_PROVIDER", fmt::format("must be stripe or local (got \"{}\")", provider));
   }

@@ -47,6 +47,7 @@ TEST(Config, ReadsTheSeedsVariables) {
   auto values = kMinimal;
   values.insert({{"DATABASE_URL", "postgresql://u@localhost/db"},
                  {"STRIPE_SECRET_KEY", "sk_test_1"},
+                 {"STRIPE_WEBHOOK_SECRET", "whsec_1"},
                  {"PRICE_IND_PRO_YEARLY", "price_9"},
                  {"JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "15"},
                  {"PORT", "9001"},
@@ -80,6 +81,7 @@ TEST(Config, EveryBadValueNamesItsVariable) {
        "MONGODB_URL is set, but MongoDB is not supported"},
       {{{"PAYMENTS_PROVIDER", "paypal"}}, "PAYMENTS_PROVIDER"},
       {{{"PAYMENTS_PROVIDER", "stripe"}}, "STRIPE_SECRET_KEY"},
+      {{{"STRIPE_SECRET_KEY", "sk_test_1"}}, "STRIPE_WEBHOOK_SECRET"},
       {{{"STRIPE_API_BASE", "ftp://x"}}, "STRIPE_API_BASE"},
       {{{"STRIPE_SUCCESS_URL", "nope"}}, "STRIPE_SUCCESS_URL"},
       {{{"STRIPE_API_VERSION", ""}}, "STRIPE_API_VERSION"},

@@ -92,6 +92,16 @@ Try:
        -d '{{"hospital_id":"demo-hospital-1","services":["medication"]}}' {base}/billing/services/select
   curl -s -w '\n' -H "Authorization: Bearer $ADMIN" "{base}/billing/plan/current?entity_id=demo-hospital-1"
 
+Pay for a plan (local payments: open the checkout_url in a browser, card 4242 4242 4242 4242):
+  CSRF=$(curl -s -H "Authorization: Bearer $INDIVIDUAL" {base}/csrf-token | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/')
+  curl -s -w '\n' -X POST -H "Authorization: Bearer $INDIVIDUAL" -H "X-CSRF-Token: $CSRF" \
+       -H 'Content-Type: application/json' \
+       -d '{{"plan_type":"pro","billing_cycle":"monthly"}}' {base}/stripe/checkout
+Then a month later, as admin (renewals; card 4000 0000 0000 0341 in the portal makes one fail):
+  CSRF=$(curl -s -H "Authorization: Bearer $ADMIN" {base}/csrf-token | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/')
+  curl -s -w '\n' -X POST -H "Authorization: Bearer $ADMIN" -H "X-CSRF-Token: $CSRF" \
+       -H 'Content-Type: application/json' -d '{{"days":31}}' {base}/stripe/local/clock/advance
+
 Stop with Ctrl-C.
 )text",
                            fmt::arg("base", base), fmt::arg("db", config.database_url),

@@ -51,12 +51,21 @@ class Db {
   boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> transact(F fn) {
     return run<F>(Unit::write, std::move(fn));
   }
+  // A write unit that shares one commit with every grouped unit waiting at that moment (group
+  // commit: many small durable writes for the price of one fsync). Each runs in a savepoint of
+  // its own, so a unit that throws undoes only its own changes and only its caller sees the
+  // exception. Returns once the shared commit is durable; if that commit fails, every unit of
+  // the group throws. Batches form by themselves under load and hold one unit when idle.
+  template <class F>
+  boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> transact_grouped(F fn) {
+    return run<F>(Unit::grouped_write, std::move(fn));
+  }
 
   // Applies pending numbered migrations. Blocking: for start-up and `billing migrate` only.
   virtual void migrate() = 0;
 
  protected:
-  enum class Unit { read, write };
+  enum class Unit { read, write, grouped_write };
   using Work = std::function<void(Tx&)>;
   virtual boost::asio::awaitable<void> execute(Unit unit, Work work) = 0;
 

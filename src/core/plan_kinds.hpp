@@ -9,6 +9,7 @@ namespace billing {
 
 enum class PlanType { lite, pro, hobby, basic };
 enum class PlanStatus { active, inactive, suspended, cancelled, expired };
+enum class BillingCycle { monthly, yearly };
 
 template <>
 struct EnumNames<PlanType> {
@@ -18,6 +19,10 @@ template <>
 struct EnumNames<PlanStatus> {
   static constexpr std::array<std::string_view, 5> names{"active", "inactive", "suspended",
                                                          "cancelled", "expired"};
+};
+template <>
+struct EnumNames<BillingCycle> {
+  static constexpr std::array<std::string_view, 2> names{"monthly", "yearly"};
 };
 
 }  // namespace billing

@@ -2,12 +2,12 @@
 
 namespace billing {
 
-PlanChange plan_change(const Plan* before, const Plan& after, const Identity& caller, TimePoint now,
-                       std::string_view reason) {
+PlanChange plan_change(const Plan* before, const Plan& after, std::string_view changed_by,
+                       TimePoint now, std::string_view reason) {
   PlanChange change{
       .plan_id = after.id,
       .owner = after.owner,
-      .changed_by = caller.subject,
+      .changed_by = std::string(changed_by),
       .changed_at = now,
       .to_plan_type = after.plan_type,
       .to_status = after.status,

@@ -1,6 +1,7 @@
 #pragma once
 // What the plans domain asks of storage, inside a unit of work (core/db.hpp).
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "plans/types.hpp"
@@ -12,6 +13,8 @@ class PlanRepo {
   virtual ~PlanRepo() = default;
 
   virtual std::optional<Plan> find_plan(const EntityRef& owner) = 0;
+  virtual std::optional<Plan> find_plan_by_subscription(std::string_view subscription_id) = 0;
+  virtual std::optional<Plan> find_plan_by_customer(std::string_view customer_id) = 0;
   virtual void save_plan(const Plan& plan) = 0;  // insert, or update the row with plan.id
   virtual void append_history(const PlanChange& change) = 0;
   virtual std::vector<PlanChange> history(const EntityRef& owner) = 0;  // oldest first

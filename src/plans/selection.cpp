@@ -17,25 +17,36 @@ Plan select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
   entities.entity_exists(owner);  // holds the owner's row until commit: one change at a time
 
   const auto existing = plans.find_plan(owner);
-  // Choosing the plan one already has active changes nothing (it must not undo an activation).
-  if (existing && existing->plan_type == selection.plan_type &&
-      existing->status == PlanStatus::active)
-    return *existing;
+  const bool owner_choice = caller.role != Role::admin;
+  if (existing && existing->status == PlanStatus::active && owner_choice) {
+    // An owner's choice never takes an active plan away: it waits as pending until paid for
+    // (checkout, or the provider confirming a price change of the subscription). Choosing the
+    // active plan again withdraws a pending choice.
+    Plan plan = *existing;
+    plan.pending_plan_type = selection.plan_type == existing->plan_type
+                                 ? std::nullopt
+                                 : std::optional(selection.plan_type);
+    if (plan != *existing) {
+      plan.updated_at = now;
+      plans.save_plan(plan);
+    }
+    return plan;
+  }
   Plan plan = existing ? *existing
                        : Plan{.id = "plan_" + random_hex(12), .owner = owner, .created_at = now};
   const bool same_type = existing && existing->plan_type == selection.plan_type;
   plan.plan_type = selection.plan_type;
-  plan.status = caller.role == Role::admin ? PlanStatus::active : PlanStatus::inactive;
+  plan.status = owner_choice ? PlanStatus::inactive : PlanStatus::active;
+  plan.pending_plan_type.reset();
   plan.max_agents = offer->max_agents;
   if (!same_type) plan.selected_services = offer->default_services;
 
   if (existing && plan == *existing) return plan;  // nothing changes, nothing to record
   plan.updated_at = now;
   plans.save_plan(plan);
-  plans.append_history(plan_change(existing ? &*existing : nullptr, plan, caller, now,
-                                   caller.role == Role::admin
-                                       ? "selected by admin (manual contract)"
-                                       : "selected, awaiting payment"));
+  plans.append_history(plan_change(
+      existing ? &*existing : nullptr, plan, caller.subject, now,
+      owner_choice ? "selected, awaiting payment" : "selected by admin (manual contract)"));
   return plan;
 }
 

@@ -86,9 +86,22 @@ TEST_P(PlanRules, ReselectingTheActivePlanChangesNothing) {
   select(admin, {PlanType::lite, hospital_id, std::nullopt});
   EXPECT_EQ(select(hospital, {PlanType::lite, hospital_id, std::nullopt}).status,
             PlanStatus::active);
-  EXPECT_EQ(select(hospital, {PlanType::pro, hospital_id, std::nullopt}).status,
-            PlanStatus::inactive);  // a different plan waits for payment
-  EXPECT_EQ(history().size(), 2u);
+  EXPECT_EQ(history().size(), 1u);
+}
+
+// Today's bug: a hospital on an active lite plan that chose pro was left with an inactive pro
+// plan and no service. The active plan stays; pro waits until it is paid for.
+TEST_P(PlanRules, ChoosingAnotherPlanNeverTakesTheActiveOneAway) {
+  select(admin, {PlanType::lite, hospital_id, std::nullopt});
+  const auto chosen = select(hospital, {PlanType::pro, hospital_id, std::nullopt});
+  EXPECT_EQ(chosen.status, PlanStatus::active);
+  EXPECT_EQ(chosen.plan_type, PlanType::lite);
+  EXPECT_EQ(chosen.pending_plan_type, PlanType::pro);
+  EXPECT_FALSE(chosen.selected_services.empty());
+  EXPECT_EQ(history().size(), 1u);  // nothing of type, status or services moved
+  // Choosing the active plan again withdraws the pending choice.
+  EXPECT_EQ(select(hospital, {PlanType::lite, hospital_id, std::nullopt}).pending_plan_type,
+            std::nullopt);
 }
 
 TEST_P(PlanRules, RefusesPlansTheCatalogDoesNotOfferAndOtherPeoplesEntities) {

@@ -1,5 +1,6 @@
 #pragma once
 // A plan and its history, as stored and as the domain rules see them.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,14 @@ struct Plan {
   std::vector<ServiceType> selected_services;
   std::optional<std::string> stripe_customer_id;
   std::optional<std::string> stripe_subscription_id;
+  std::optional<BillingCycle> billing_cycle;  // of the paid subscription, if any
+  // A plan chosen while another is active and not yet paid for: the active one stays until
+  // checkout for this one completes.
+  std::optional<PlanType> pending_plan_type;
+  bool cancel_at_period_end = false;
+  // Stripe's `created` (Unix seconds) of the newest event applied to this plan: an older event
+  // arriving late must not move the plan back.
+  std::optional<std::int64_t> last_event_created;
   TimePoint created_at;
   TimePoint updated_at;
   friend bool operator==(const Plan&, const Plan&) = default;

@@ -59,6 +59,12 @@ boost::json::object plan_json(const Plan& plan, const Catalog& catalog) {
       {"stripe_subscription_id", plan.stripe_subscription_id
                                      ? boost::json::value(*plan.stripe_subscription_id)
                                      : boost::json::value(nullptr)},
+      {"billing_cycle", plan.billing_cycle ? boost::json::value(name_of(*plan.billing_cycle))
+                                           : boost::json::value(nullptr)},
+      {"pending_plan_type", plan.pending_plan_type
+                                ? boost::json::value(name_of(*plan.pending_plan_type))
+                                : boost::json::value(nullptr)},
+      {"cancel_at_period_end", plan.cancel_at_period_end},
       {"created_at", iso8601(plan.created_at)},
       {"updated_at", iso8601(plan.updated_at)},
   };

@@ -76,7 +76,7 @@ Plan select_services(Tx& tx, const Catalog& catalog, const Identity& caller,
   plan->selected_services = std::move(services);
   plan->updated_at = now;
   tx.get<ServiceRepo>().save_services(*plan);
-  plans.append_history(plan_change(&before, *plan, caller, now, "services selected"));
+  plans.append_history(plan_change(&before, *plan, caller.subject, now, "services selected"));
   return *plan;
 }
 

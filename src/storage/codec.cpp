@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "kit/time.hpp"
+
 namespace billing {
 
 std::string encode_services(const std::vector<ServiceType>& services) {
@@ -22,6 +24,31 @@ std::vector<ServiceType> decode_services(std::string_view text) {
     text.remove_prefix(comma + 1);
   }
   return out;
+}
+
+TimePoint decode_time(std::string_view text) {
+  if (auto t = parse_iso8601(text)) return *t;
+  throw std::runtime_error("unexpected timestamp in database: " + std::string(text));
+}
+
+std::optional<std::string> optional_text(const sql::Row& row, int column) {
+  if (row.is_null(column)) return std::nullopt;
+  return std::string(row.text(column));
+}
+
+std::optional<std::int64_t> optional_integer(const sql::Row& row, int column) {
+  if (row.is_null(column)) return std::nullopt;
+  return row.integer(column);
+}
+
+sql::Param optional_param(const std::optional<std::string>& value) {
+  if (value) return std::string_view(*value);
+  return nullptr;
+}
+
+sql::Param optional_param(const std::optional<std::int64_t>& value) {
+  if (value) return *value;
+  return nullptr;
 }
 
 }  // namespace billing

@@ -1,6 +1,8 @@
 #pragma once
 // How domain values are spelled in the database (the same in both backends).
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -8,6 +10,13 @@
 
 #include "core/entity.hpp"
 #include "core/service_type.hpp"
+#include "kit/clock.hpp"
+#include "storage/sql.hpp"
+
+// A PostgreSQL timestamptz column printed as SQLite stores timestamps (ISO 8601, microseconds, Z),
+// for a query whose two dialects differ only there.
+#define BILLING_PG_ISO8601(column) \
+  "to_char(" column " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 namespace billing {
 
@@ -21,12 +30,37 @@ E decode_enum(std::string_view text) {
   throw std::runtime_error("unexpected value in database: " + std::string(text));
 }
 
+TimePoint decode_time(std::string_view text);  // ISO 8601, as both backends print it
+
+std::optional<std::string> optional_text(const sql::Row& row, int column);
+std::optional<std::int64_t> optional_integer(const sql::Row& row, int column);
+sql::Param optional_param(const std::optional<std::string>& value);
+sql::Param optional_param(const std::optional<std::int64_t>& value);
+
+template <class E>
+sql::Param optional_enum(const std::optional<E>& value) {
+  if (value) return name_of(*value);
+  return nullptr;
+}
+
+template <class E>
+std::optional<E> optional_decoded(const sql::Row& row, int column) {
+  if (row.is_null(column)) return std::nullopt;
+  return decode_enum<E>(row.text(column));
+}
+
 // Hospitals and individuals live in tables of their own, and plans and history rows name their
 // owner in a column of each kind, so statements about an owner come in pairs: {hospital,
 // individual}.
 template <class T>
 const T& for_kind(const T (&pair)[2], EntityKind kind) {
   return pair[static_cast<std::size_t>(kind)];
+}
+
+// The owner's id in the column of its kind, NULL in the other: hospital_id, individual_id.
+inline sql::Param owner_column(const EntityRef& owner, EntityKind column) {
+  if (owner.kind == column) return std::string_view(owner.id);
+  return nullptr;
 }
 
 }  // namespace billing

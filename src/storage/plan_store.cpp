@@ -1,99 +1,88 @@
 #include "storage/plan_store.hpp"
 
-#include <stdexcept>
-
 #include "kit/time.hpp"
 #include "storage/codec.hpp"
 
 namespace billing {
-namespace {
 
-TimePoint decode_time(std::string_view text) {
-  if (auto t = parse_iso8601(text)) return *t;
-  throw std::runtime_error("unexpected timestamp in database: " + std::string(text));
-}
+// One column list for every read of a plan. Timestamps travel as ISO 8601 text both ways:
+// SQLite stores that text, PostgreSQL prints its timestamptz columns so.
+#define BILLING_PLAN_COLUMNS(created_at, updated_at)                                          \
+  "SELECT id, hospital_id, individual_id, plan_type, status, max_agents, selected_services, " \
+  "stripe_customer_id, stripe_subscription_id, billing_cycle, pending_plan_type, "            \
+  "cancel_at_period_end, last_event_created, " created_at ", " updated_at " FROM plans "
+#define BILLING_PLAN_QUERY(where)                                                                \
+  sql::Query {                                                                                   \
+    BILLING_PLAN_COLUMNS("created_at", "updated_at")                                             \
+    where,                                                                                       \
+        BILLING_PLAN_COLUMNS(BILLING_PG_ISO8601("created_at"), BILLING_PG_ISO8601("updated_at")) \
+            where                                                                                \
+  }
 
-std::optional<std::string> optional_text(const sql::Row& row, int column) {
-  if (row.is_null(column)) return std::nullopt;
-  return std::string(row.text(column));
-}
-
-sql::Param optional_param(const std::optional<std::string>& value) {
-  if (value) return std::string_view(*value);
-  return nullptr;
-}
-
-template <class E>
-sql::Param optional_enum(const std::optional<E>& value) {
-  if (value) return name_of(*value);
-  return nullptr;
-}
-
-template <class E>
-std::optional<E> optional_decoded(const sql::Row& row, int column) {
-  if (row.is_null(column)) return std::nullopt;
-  return decode_enum<E>(row.text(column));
-}
-
-// The owner's id in the column of its kind, NULL in the other: hospital_id, individual_id.
-sql::Param owner_column(const EntityRef& owner, EntityKind column) {
-  if (owner.kind == column) return std::string_view(owner.id);
-  return nullptr;
-}
-
-}  // namespace
-
-std::optional<Plan> SqlPlanRepo::find_plan(const EntityRef& owner) {
-  // Timestamps travel as ISO 8601 text both ways: SQLite stores that text, PostgreSQL prints its
-  // timestamptz columns so.
-  static constexpr sql::Query kFind[] = {
-      {"SELECT id, plan_type, status, max_agents, selected_services, stripe_customer_id, "
-       "stripe_subscription_id, created_at, updated_at FROM plans WHERE hospital_id = ?",
-       "SELECT id, plan_type, status, max_agents, selected_services, stripe_customer_id, "
-       "stripe_subscription_id, "
-       "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-       "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
-       "FROM plans WHERE hospital_id = ?"},
-      {"SELECT id, plan_type, status, max_agents, selected_services, stripe_customer_id, "
-       "stripe_subscription_id, created_at, updated_at FROM plans WHERE individual_id = ?",
-       "SELECT id, plan_type, status, max_agents, selected_services, stripe_customer_id, "
-       "stripe_subscription_id, "
-       "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-       "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
-       "FROM plans WHERE individual_id = ?"}};
+std::optional<Plan> SqlPlanRepo::find_plan_where(const sql::Query& query, std::string_view key) {
   std::optional<Plan> plan;
-  db_.run(for_kind(kFind, owner.kind), {owner.id}, [&](const sql::Row& row) {
+  db_.run(query, {key}, [&](const sql::Row& row) {
+    const bool hospital = !row.is_null(1);
     plan.emplace(Plan{
         .id = std::string(row.text(0)),
-        .owner = owner,
-        .plan_type = decode_enum<PlanType>(row.text(1)),
-        .status = decode_enum<PlanStatus>(row.text(2)),
-        .max_agents = static_cast<int>(row.integer(3)),
-        .selected_services = decode_services(row.text(4)),
-        .stripe_customer_id = optional_text(row, 5),
-        .stripe_subscription_id = optional_text(row, 6),
-        .created_at = decode_time(row.text(7)),
-        .updated_at = decode_time(row.text(8)),
+        .owner = {hospital ? EntityKind::hospital : EntityKind::individual,
+                  std::string(row.text(hospital ? 1 : 2))},
+        .plan_type = decode_enum<PlanType>(row.text(3)),
+        .status = decode_enum<PlanStatus>(row.text(4)),
+        .max_agents = static_cast<int>(row.integer(5)),
+        .selected_services = decode_services(row.text(6)),
+        .stripe_customer_id = optional_text(row, 7),
+        .stripe_subscription_id = optional_text(row, 8),
+        .billing_cycle = optional_decoded<BillingCycle>(row, 9),
+        .pending_plan_type = optional_decoded<PlanType>(row, 10),
+        .cancel_at_period_end = row.integer(11) != 0,
+        .last_event_created = optional_integer(row, 12),
+        .created_at = decode_time(row.text(13)),
+        .updated_at = decode_time(row.text(14)),
     });
   });
   return plan;
 }
 
+std::optional<Plan> SqlPlanRepo::find_plan(const EntityRef& owner) {
+  static constexpr sql::Query kFind[] = {BILLING_PLAN_QUERY("WHERE hospital_id = ?"),
+                                         BILLING_PLAN_QUERY("WHERE individual_id = ?")};
+  return find_plan_where(for_kind(kFind, owner.kind), owner.id);
+}
+
+std::optional<Plan> SqlPlanRepo::find_plan_by_subscription(std::string_view subscription_id) {
+  static constexpr sql::Query kFind = BILLING_PLAN_QUERY("WHERE stripe_subscription_id = ?");
+  return find_plan_where(kFind, subscription_id);
+}
+
+std::optional<Plan> SqlPlanRepo::find_plan_by_customer(std::string_view customer_id) {
+  static constexpr sql::Query kFind = BILLING_PLAN_QUERY("WHERE stripe_customer_id = ?");
+  return find_plan_where(kFind, customer_id);
+}
+
+#undef BILLING_PLAN_QUERY
+#undef BILLING_PLAN_COLUMNS
+
 void SqlPlanRepo::save_plan(const Plan& plan) {
   static constexpr sql::Query kSave =
       "INSERT INTO plans (id, hospital_id, individual_id, plan_type, status, max_agents, "
-      "selected_services, stripe_customer_id, stripe_subscription_id, created_at, updated_at) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+      "selected_services, stripe_customer_id, stripe_subscription_id, billing_cycle, "
+      "pending_plan_type, cancel_at_period_end, last_event_created, created_at, updated_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
       "plan_type = excluded.plan_type, status = excluded.status, "
       "max_agents = excluded.max_agents, selected_services = excluded.selected_services, "
       "stripe_customer_id = excluded.stripe_customer_id, "
       "stripe_subscription_id = excluded.stripe_subscription_id, "
-      "updated_at = excluded.updated_at";
+      "billing_cycle = excluded.billing_cycle, pending_plan_type = excluded.pending_plan_type, "
+      "cancel_at_period_end = excluded.cancel_at_period_end, "
+      "last_event_created = excluded.last_event_created, updated_at = excluded.updated_at";
   db_.run(kSave, {plan.id, owner_column(plan.owner, EntityKind::hospital),
                   owner_column(plan.owner, EntityKind::individual), name_of(plan.plan_type),
                   name_of(plan.status), std::int64_t{plan.max_agents},
                   encode_services(plan.selected_services), optional_param(plan.stripe_customer_id),
-                  optional_param(plan.stripe_subscription_id), iso8601_micros(plan.created_at),
+                  optional_param(plan.stripe_subscription_id), optional_enum(plan.billing_cycle),
+                  optional_enum(plan.pending_plan_type), std::int64_t{plan.cancel_at_period_end},
+                  optional_param(plan.last_event_created), iso8601_micros(plan.created_at),
                   iso8601_micros(plan.updated_at)});
 }
 

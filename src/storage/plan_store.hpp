@@ -10,11 +10,15 @@ class SqlPlanRepo : public PlanRepo {
   explicit SqlPlanRepo(sql::Connection& connection) : db_(connection) {}
 
   std::optional<Plan> find_plan(const EntityRef& owner) override;
+  std::optional<Plan> find_plan_by_subscription(std::string_view subscription_id) override;
+  std::optional<Plan> find_plan_by_customer(std::string_view customer_id) override;
   void save_plan(const Plan& plan) override;
   void append_history(const PlanChange& change) override;
   std::vector<PlanChange> history(const EntityRef& owner) override;
 
  private:
+  std::optional<Plan> find_plan_where(const sql::Query& query, std::string_view key);
+
   sql::Connection& db_;
 };
 

@@ -13,6 +13,7 @@
 #include "health/repo.hpp"
 #include "kit/run_blocking.hpp"
 #include "kit/time.hpp"
+#include "payments/repo.hpp"
 #include "plans/repo.hpp"
 #include "services/repo.hpp"
 #include "tests/support/test_db.hpp"
@@ -51,7 +52,7 @@ class Storage : public ::testing::TestWithParam<std::string> {
                 .max_agents = 5,
                 .selected_services = {ServiceType::privacy, ServiceType::checklist},
                 .stripe_customer_id = std::nullopt,
-                .stripe_subscription_id = "sub_123",
+                .stripe_subscription_id = unique_id("sub"),
                 .created_at = now,
                 .updated_at = now};
   }
@@ -207,6 +208,125 @@ TEST_P(Storage, AppendsHistoryInOrder) {
   EXPECT_TRUE(read([&](Tx& tx) {
                 return tx.get<PlanRepo>().history({EntityKind::individual, hospital.id});
               }).empty());
+}
+
+TEST_P(Storage, SavesAPlansSubscriptionFieldsAndFindsItByThem) {
+  const auto hospital = new_hospital();
+  auto plan = sample_plan(hospital);
+  plan.stripe_customer_id = unique_id("cus");
+  plan.billing_cycle = BillingCycle::yearly;
+  plan.pending_plan_type = PlanType::pro;
+  plan.cancel_at_period_end = true;
+  plan.last_event_created = 1'700'000'123;
+  write([&](Tx& tx) { tx.get<PlanRepo>().save_plan(plan); });
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }), plan);
+  EXPECT_EQ(read([&](Tx& tx) {
+              return tx.get<PlanRepo>().find_plan_by_subscription(*plan.stripe_subscription_id);
+            }),
+            plan);
+  EXPECT_EQ(read([&](Tx& tx) {
+              return tx.get<PlanRepo>().find_plan_by_customer(*plan.stripe_customer_id);
+            }),
+            plan);
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan_by_subscription("sub_none"); }),
+            std::nullopt);
+}
+
+TEST_P(Storage, ClaimsAnEventOnceAndRetriesAFailedOne) {
+  const auto id = unique_id("evt");
+  const InboxEvent event{id, "invoice.paid", 1'700'000'000, R"({"id":"x"})"};
+  write([&](Tx& tx) { tx.get<PaymentRepo>().record_event_failure(event, "boom", now); });
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(id); }),
+            (InboxRecord{InboxStatus::failed, 1, "boom"}));
+  EXPECT_TRUE(write([&](Tx& tx) { return tx.get<PaymentRepo>().claim_event(event, now); }));
+  EXPECT_FALSE(write([&](Tx& tx) { return tx.get<PaymentRepo>().claim_event(event, now); }));
+  write([&](Tx& tx) { tx.get<PaymentRepo>().record_event_failure(event, "late", now); });
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(id); }),
+            (InboxRecord{InboxStatus::processed, 2, std::nullopt}));
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record("evt_none"); }),
+            std::nullopt);
+}
+
+TEST_P(Storage, AuditsAndRecordsEachInvoiceOnce) {
+  const auto event_id = unique_id("evt");
+  const AuditEntry entry{.event_id = event_id,
+                         .event_type = "invoice.payment_succeeded",
+                         .payload = R"({"id": "evt"})",
+                         .status = AuditStatus::duplicate,
+                         .note = "already processed",
+                         .created_at = now};
+  write([&](Tx& tx) { tx.get<PaymentRepo>().append_audit(entry); });
+  EXPECT_THAT(read([&](Tx& tx) { return tx.get<PaymentRepo>().audit_entries(event_id); }),
+              ElementsAre(entry));
+
+  const EntityRef hospital{EntityKind::hospital, unique_id("hosp")};
+  const Payment payment{.customer_id = "cus_1",
+                        .subscription_id = "sub_1",
+                        .invoice_id = unique_id("in"),
+                        .payment_intent_id = "pi_1",
+                        .charge_id = "ch_1",
+                        .entity = hospital,
+                        .plan_type = PlanType::lite,
+                        .cycle = BillingCycle::monthly,
+                        .amount = 49900,
+                        .currency = "usd",
+                        .net_amount = 48423,
+                        .fee_amount = 1477,
+                        .payment_method = R"({"type": "card"})",
+                        .paid_at = now,
+                        .created_at = now};
+  EXPECT_TRUE(write([&](Tx& tx) { return tx.get<PaymentRepo>().record_payment(payment); }));
+  EXPECT_FALSE(write([&](Tx& tx) { return tx.get<PaymentRepo>().record_payment(payment); }));
+  EXPECT_THAT(read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); }),
+              ElementsAre(payment));
+}
+
+// Grouped units share commits; one that throws leaves the others committed and alone fails.
+TEST_P(Storage, GroupedUnitsCommitTogetherAndFailAlone) {
+  constexpr int kUnits = 40;
+  std::vector<EntityRef> entities;
+  for (int i = 0; i < kUnits; ++i) entities.push_back({EntityKind::hospital, unique_id("grp")});
+  boost::asio::io_context ioc;
+  int committed = 0, failed = 0;
+  for (int i = 0; i < kUnits; ++i)
+    boost::asio::co_spawn(
+        ioc,
+        [&, i]() -> boost::asio::awaitable<void> {
+          try {
+            co_await db->transact_grouped([&](Tx& tx) {
+              tx.get<EntityRepo>().create_entity(entities[i], now);
+              if (i % 7 == 3) throw std::runtime_error("this unit fails");
+            });
+            ++committed;
+          } catch (const std::runtime_error&) {
+            ++failed;
+          }
+        },
+        boost::asio::detached);
+  ioc.run();
+  EXPECT_EQ(failed, 6);
+  EXPECT_EQ(committed, kUnits - 6);
+  for (int i = 0; i < kUnits; ++i)
+    EXPECT_EQ(read([&](Tx& tx) { return tx.get<EntityRepo>().entity_exists(entities[i]); }),
+              i % 7 != 3);
+}
+
+// The same event claimed by many grouped units at once, as concurrent deliveries do: one wins.
+TEST_P(Storage, OneOfManyConcurrentClaimsWins) {
+  const auto id = unique_id("evt");
+  const InboxEvent event{id, "invoice.paid", 1'700'000'000, "{}"};
+  boost::asio::io_context ioc;
+  int claims = 0;
+  for (int i = 0; i < 50; ++i)
+    boost::asio::co_spawn(
+        ioc,
+        [&]() -> boost::asio::awaitable<void> {
+          claims += co_await db->transact_grouped(
+              [&](Tx& tx) { return tx.get<PaymentRepo>().claim_event(event, now); });
+        },
+        boost::asio::detached);
+  ioc.run();
+  EXPECT_EQ(claims, 1);
 }
 
 // Many concurrent read-modify-write units on one plan: none may be lost.

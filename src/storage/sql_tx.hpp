@@ -5,6 +5,7 @@
 #include "core/db.hpp"
 #include "storage/entity_store.hpp"
 #include "storage/health_store.hpp"
+#include "storage/payment_store.hpp"
 #include "storage/plan_store.hpp"
 #include "storage/service_store.hpp"
 
@@ -14,13 +15,15 @@ class SqlTx final : public Tx,
                     public SqlEntityRepo,
                     public SqlPlanRepo,
                     public SqlServiceRepo,
-                    public SqlHealthRepo {
+                    public SqlHealthRepo,
+                    public SqlPaymentRepo {
  public:
   SqlTx(sql::Connection& connection, bool write_unit)
       : SqlEntityRepo(connection, write_unit),
         SqlPlanRepo(connection),
         SqlServiceRepo(connection),
-        SqlHealthRepo(connection) {}
+        SqlHealthRepo(connection),
+        SqlPaymentRepo(connection) {}
 };
 
 }  // namespace billing

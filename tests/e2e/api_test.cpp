@@ -108,7 +108,7 @@ enum class Setup {
   fresh,                   // nobody has made a request yet
   enrolled,                // every role has made one request (entity rows exist)
   plans_active,            // + an admin chose lite for {hospital} and {individual}
-  hospital_plan_inactive,  // + the hospital then chose pro itself: inactive, awaiting payment
+  hospital_plan_inactive,  // enrolled, and the hospital chose pro itself: inactive until paid
 };
 
 const std::vector<std::string> kLiteDefaults{"privacy", "human_escalation", "checklist"};
@@ -208,10 +208,12 @@ class Session {
     if (setup == Setup::fresh) return;
     enroll_everyone();
     if (setup == Setup::enrolled) return;
+    if (setup == Setup::hospital_plan_inactive) {
+      ok(select_plan(Who::hospital, "pro", world.hospital));
+      return;
+    }
     ok(select_plan(Who::admin, "lite", world.hospital));
     ok(select_plan(Who::admin, "lite", world.individual));
-    if (setup == Setup::hospital_plan_inactive)
-      ok(select_plan(Who::hospital, "pro", world.hospital));
   }
 
  private:
@@ -498,8 +500,8 @@ TEST_P(E2eApi, PlanSelectionByAdminIsActiveAndByOwnerInactive) {
     int max_agents;
     const char* owner_field;
   } cases[] = {
-      {Who::admin, world().hospital, "lite", "active", 5, "hospital_id"},
       {Who::hospital, world().hospital, "pro", "inactive", 50, "hospital_id"},
+      {Who::admin, world().hospital, "lite", "active", 5, "hospital_id"},
       {Who::individual, world().individual, "lite", "inactive", 1, "individual_id"},
       {Who::admin, world().individual, "pro", "active", 2, "individual_id"},
   };
@@ -511,6 +513,11 @@ TEST_P(E2eApi, PlanSelectionByAdminIsActiveAndByOwnerInactive) {
     EXPECT_EQ(plan.at("status"), c.status);
     EXPECT_EQ(plan.at("max_agents"), c.max_agents);
   }
+  // The hospital's own choice of pro never takes its active lite away: it waits, pending.
+  const auto chosen = api().ok(api().select_plan(Who::hospital, "pro", world().hospital));
+  EXPECT_EQ(chosen.at("plan_type"), "lite");
+  EXPECT_EQ(chosen.at("status"), "active");
+  EXPECT_EQ(chosen.at("pending_plan_type"), "pro");
 }
 
 TEST_P(E2eApi, ChangingThePlanTypeResetsServicesToDefaults) {
@@ -560,12 +567,12 @@ TEST_P(E2eApi, EveryChangeAppendsOneHistoryRow) {
       2u);
   EXPECT_EQ(rows_after(s.select_plan(Who::hospital, "hobby", world().hospital), 400), 2u);
   // The hospital's own choice of the plan it has active changes nothing; of another plan, it
-  // goes inactive until paid.
+  // waits as pending (the active plan's type, status and services stay: no row).
   EXPECT_EQ(rows_after(s.select_plan(Who::hospital, "lite", world().hospital), 200), 2u);
-  EXPECT_EQ(rows_after(s.select_plan(Who::hospital, "pro", world().hospital), 200), 3u);
+  EXPECT_EQ(rows_after(s.select_plan(Who::hospital, "pro", world().hospital), 200), 2u);
 
   const auto rows = history();
-  ASSERT_EQ(rows.size(), 3u);
+  ASSERT_EQ(rows.size(), 2u);
   const std::string defaults = joined(kLiteDefaults);
   EXPECT_EQ(rows[0].from_plan_type, "");
   EXPECT_EQ(rows[0].to_plan_type, "lite");
@@ -575,15 +582,12 @@ TEST_P(E2eApi, EveryChangeAppendsOneHistoryRow) {
   EXPECT_EQ(rows[1].from_services, defaults);
   EXPECT_EQ(rows[1].to_services, defaults + ",medication");
   EXPECT_EQ(rows[1].changed_by, "user-" + world().hospital);
-  EXPECT_EQ(rows[2].from_status, "active");
-  EXPECT_EQ(rows[2].to_status, "inactive");
-  EXPECT_EQ(rows[2].to_plan_type, "pro");
   for (const auto& row : rows) {
     EXPECT_FALSE(row.plan_id.empty());
     EXPECT_FALSE(row.reason.empty());
   }
 
-  EXPECT_EQ(rows_after(s.select_plan(Who::individual, "pro", world().individual), 200), 3u);
+  EXPECT_EQ(rows_after(s.select_plan(Who::individual, "pro", world().individual), 200), 2u);
   const auto individual_rows = plan_history(s.server, "individual_id", world().individual);
   ASSERT_EQ(individual_rows.size(), 1u);
   EXPECT_EQ(individual_rows[0].to_plan_type, "pro");
@@ -756,8 +760,9 @@ const MatrixCase kMatrix[] = {
      "/billing/plan/current?entity_id={hospital}", "", 200, "", "hospital_id", "{hospital}"},
     {"select_plan_admin", Who::admin, "POST", "/billing/plan/select",
      R"({"plan_type":"pro","id":"{hospital}"})", 200, "", "status", "active"},
+    // The hospital's active lite plan stays; pro waits as pending until it is paid for.
     {"select_plan_hospital_own", Who::hospital, "POST", "/billing/plan/select",
-     R"({"plan_type":"pro","id":"{hospital}"})", 200, "", "status", "inactive"},
+     R"({"plan_type":"pro","id":"{hospital}"})", 200, "", "pending_plan_type", "pro"},
     {"select_plan_individual_own", Who::individual, "POST", "/billing/plan/select",
      R"({"plan_type":"pro","id":"{individual}"})", 200, "", "individual_id", "{individual}"},
     {"select_plan_assistant", Who::assistant, "POST", "/billing/plan/select",

@@ -34,6 +34,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "app/app.hpp"
 #include "auth/csrf.hpp"
 #include "auth/jwt.hpp"
 #include "kit/crypto.hpp"
@@ -763,6 +764,13 @@ std::vector<HistoryRow> plan_history(const BillingServer& server, std::string_vi
   if (url.starts_with(sqlite_prefix))
     return sqlite_history(url.substr(sqlite_prefix.size()), owner_column, id);
   return postgres_history(url, owner_column, id);
+}
+
+std::unique_ptr<Db> open_server_db(const BillingServer& server) {
+  Config config;
+  config.database_url = server.database_url();
+  config.database_pool_size = 2;
+  return open_database(config);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 #include <boost/json/value.hpp>
 
+#include "core/db.hpp"
 #include "core/identity.hpp"
 #include "kit/clock.hpp"
 
@@ -272,6 +273,9 @@ struct HistoryRow {
 // The rows of `owner_column` ("hospital_id" or "individual_id") = id, oldest first.
 std::vector<HistoryRow> plan_history(const BillingServer& server, std::string_view owner_column,
                                      const std::string& id);
+
+// The server's database, opened as the service opens it, to read through the repositories.
+std::unique_ptr<Db> open_server_db(const BillingServer& server);
 
 // ---------------------------------------------------------------------------------------------
 // A PostgreSQL server of the test's own (initdb + pg_ctl as the postgres user), to stop and start.

@@ -137,6 +137,37 @@ fixture http_plans
 put http_plans src/http/dispatch.cpp '#include "http/route.hpp"' '#include <plans/types.hpp>'
 expect http_plans 1 "src/http/dispatch.cpp:2: http -> plans: http includes only kit and core"
 
+# The stripe adapter: it may use payments, core, kit and curl; only app and main include it.
+fixture stripe_adapter
+put stripe_adapter src/stripe/provider.hpp '#pragma once' '#include "payments/checkout.hpp"' \
+  '#include "core/money.hpp"' '#include "kit/clock.hpp"' '#include <boost/asio/thread_pool.hpp>'
+put stripe_adapter src/stripe/provider.cpp '#include "stripe/provider.hpp"' '#include <curl/curl.h>'
+put stripe_adapter src/app/payments.cpp '#include "stripe/provider.hpp"'
+expect stripe_adapter 0 "layers:  app, auth, core, http, kit, main, storage, stripe" \
+  "  stripe -> core, kit, payments" "  app -> auth, http, plans, storage, stripe"
+
+fixture stripe_storage
+put stripe_storage src/stripe/provider.cpp '#include "payments/checkout.hpp"' \
+  '#include "storage/sqlite/db.hpp"'
+expect stripe_storage 1 \
+  "src/stripe/provider.cpp:2: stripe -> storage: stripe (an adapter) includes only core, kit, payments"
+
+fixture stripe_http
+put stripe_http src/stripe/provider.cpp '#include "http/route.hpp"'
+expect stripe_http 1 "src/stripe/provider.cpp:1: stripe -> http: stripe (an adapter) includes only"
+
+fixture domain_stripe
+put domain_stripe src/stripe/provider.hpp '#pragma once' '#include "kit/clock.hpp"'
+put domain_stripe src/payments/routes.cpp '#include "payments/checkout.hpp"' \
+  '#include "stripe/provider.hpp"'
+expect domain_stripe 1 \
+  "src/payments/routes.cpp:2: payments -> stripe: only app and main (the composition root) include the adapter stripe"
+
+fixture storage_stripe
+put storage_stripe src/stripe/provider.hpp '#pragma once'
+put storage_stripe src/storage/sqlite/db.hpp '#pragma once' '#include "stripe/provider.hpp"'
+expect storage_stripe 1 "src/storage/sqlite/db.hpp:2: storage -> stripe: only app and main"
+
 fixture typo
 put typo src/plans/views.cpp '#include "plans/types.hpp"' '#include "servcies/selection.hpp"'
 expect typo 1 'src/plans/views.cpp:2: plans -> "servcies/selection.hpp": names no file'

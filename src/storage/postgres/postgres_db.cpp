@@ -14,6 +14,7 @@ PostgresDb::PostgresDb(std::string url, std::size_t connections)
 
 PostgresDb::~PostgresDb() {
   pool_.join();
+  group_writer_.join();
 }
 
 void PostgresDb::migrate() {
@@ -53,7 +54,19 @@ void PostgresDb::run_unit(Unit unit, const Work& work) {
   }
 }
 
+PostgresConnection& PostgresDb::group_writer_connection() {
+  if (!group_connection_)
+    group_connection_ = take_connection();
+  else if (group_connection_->broken())
+    group_connection_->reconnect();
+  return *group_connection_;
+}
+
 boost::asio::awaitable<void> PostgresDb::execute(Unit unit, Work work) {
+  if (unit == Unit::grouped_write) {
+    co_await grouped_.run(work);
+    co_return;
+  }
   co_await offload(pool_.get_executor(), [&] { run_unit(unit, work); });
 }
 

@@ -5,6 +5,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "core/db.hpp"
+#include "storage/group_commit.hpp"
 #include "storage/idle_connections.hpp"
 #include "storage/postgres/connection.hpp"
 
@@ -25,10 +26,16 @@ class PostgresDb final : public Db {
  private:
   std::unique_ptr<PostgresConnection> take_connection();
   void run_unit(Unit unit, const Work& work);
+  PostgresConnection& group_writer_connection();  // on group_writer_
 
   std::string url_;
   IdleConnections<PostgresConnection> idle_;
   boost::asio::thread_pool pool_;
+  // Grouped units have one writer thread and connection of their own (group commit).
+  boost::asio::thread_pool group_writer_{1};
+  std::unique_ptr<PostgresConnection> group_connection_;
+  GroupCommit grouped_{group_writer_,
+                       [this]() -> sql::Connection& { return group_writer_connection(); }};
 };
 
 }  // namespace billing

@@ -34,6 +34,10 @@ boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work) {
     idle_readers_.put(std::move(reader));
     co_return;
   }
+  if (unit == Unit::grouped_write) {
+    co_await grouped_.run(work);
+    co_return;
+  }
   co_await offload(writer_.get_executor(), [&] { run_write_unit(writer_connection_, work); });
 }
 

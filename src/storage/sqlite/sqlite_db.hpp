@@ -6,6 +6,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "core/db.hpp"
+#include "storage/group_commit.hpp"
 #include "storage/idle_connections.hpp"
 #include "storage/sqlite/connection.hpp"
 
@@ -27,6 +28,7 @@ class SqliteDb final : public Db {
   std::string path_;
   SqliteConnection writer_connection_;
   boost::asio::thread_pool writer_{1};
+  GroupCommit grouped_{writer_, [this]() -> sql::Connection& { return writer_connection_; }};
   IdleConnections<SqliteConnection> idle_readers_;
 };
 

@@ -1,0 +1,58 @@
+#include "app/payments.hpp"
+
+#include "kit/crypto.hpp"
+#include "payments/local/local_provider.hpp"
+#include "stripe/stripe_provider.hpp"
+
+namespace billing {
+namespace {
+
+PriceMap price_map(const Config& config) {
+  return config.payments == PaymentsProvider::stripe ? PriceMap(config.stripe.prices)
+                                                     : PriceMap::local();
+}
+
+// The local provider signs its own events: without a configured secret, one for this run.
+std::string webhook_secret(const Config& config) {
+  if (!config.stripe.webhook_secret.empty() || config.payments == PaymentsProvider::stripe)
+    return config.stripe.webhook_secret;
+  return "whsec_local_" + random_hex(24);
+}
+
+}  // namespace
+
+Payments::Payments(const Config& config, Db& db, const Catalog& catalog, const Clock& clock,
+                   std::string base_url)
+    : webhook_secret_(webhook_secret(config)),
+      prices_(price_map(config)),
+      webhooks_(db, EventRules{catalog, prices_}, webhook_secret_, clock),
+      provider_([&]() -> std::unique_ptr<PaymentProvider> {
+        if (config.payments == PaymentsProvider::stripe)
+          return std::make_unique<StripeProvider>(StripeOptions{
+              .api_base = config.stripe.api_base,
+              .secret_key = config.stripe.secret_key,
+              .api_version = config.stripe.api_version,
+          });
+        auto local = std::make_unique<LocalProvider>(
+            catalog, prices_, clock, webhook_secret_, base_url,
+            [this](std::string signature, std::string payload) {
+              return deliver(std::move(signature), std::move(payload));
+            });
+        local_ = local.get();
+        return local;
+      }()),
+      subscription_changes_(*provider_, prices_),
+      urls_{config.stripe.success_url, config.stripe.cancel_url} {}
+
+Payments::~Payments() = default;
+
+boost::asio::awaitable<void> Payments::deliver(std::string signature, std::string payload) {
+  co_await webhooks_.receive(signature, payload);
+}
+
+void Payments::add_routes(Router& router, Db& db) {
+  add_payment_routes(router, db, *provider_, prices_, webhooks_, urls_);
+  if (local_) add_local_payment_routes(router, *local_);
+}
+
+}  // namespace billing

@@ -1,0 +1,45 @@
+#pragma once
+// The payment side of the composition root: the price map, the webhook receiver, the provider
+// (Stripe's API, or the local stand-in whose pages and events run inside the service) and the
+// link from plan choices to subscription changes.
+#include <memory>
+#include <string>
+
+#include "app/config.hpp"
+#include "core/db.hpp"
+#include "http/route.hpp"
+#include "payments/price_map.hpp"
+#include "payments/provider.hpp"
+#include "payments/routes.hpp"
+#include "payments/webhook.hpp"
+#include "plans/catalog.hpp"
+
+namespace billing {
+
+class LocalProvider;
+
+class Payments {
+ public:
+  // `base_url` is where this service is reached (the local provider's pages live there).
+  Payments(const Config& config, Db& db, const Catalog& catalog, const Clock& clock,
+           std::string base_url);
+  ~Payments();
+
+  void add_routes(Router& router, Db& db);
+  SubscriptionChanges& subscription_changes() { return subscription_changes_; }
+  WebhookReceiver& webhooks() { return webhooks_; }
+  LocalProvider* local() { return local_; }  // null with the stripe provider
+
+ private:
+  boost::asio::awaitable<void> deliver(std::string signature, std::string payload);
+
+  std::string webhook_secret_;
+  PriceMap prices_;
+  WebhookReceiver webhooks_;
+  LocalProvider* local_ = nullptr;
+  std::unique_ptr<PaymentProvider> provider_;
+  ProviderSubscriptionChanges subscription_changes_;
+  CheckoutUrls urls_;
+};
+
+}  // namespace billing

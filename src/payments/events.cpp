@@ -1,0 +1,363 @@
+#include "payments/events.hpp"
+
+#include <boost/json/parse.hpp>
+
+#include "entities/repo.hpp"
+#include "kit/api_error.hpp"
+#include "kit/crypto.hpp"
+#include "kit/json.hpp"
+#include "kit/text.hpp"
+#include "payments/repo.hpp"
+#include "plans/history.hpp"
+#include "plans/repo.hpp"
+#include "services/selection.hpp"
+
+namespace billing {
+namespace {
+
+namespace json = boost::json;
+
+// Who changed a plan, in plan_update_history, when an event did.
+constexpr std::string_view kChangedBy = "stripe";
+
+std::optional<std::string_view> text(const json::object& o, std::string_view key) {
+  if (auto* v = o.if_contains(key); v && v->is_string()) return std::string_view(v->get_string());
+  return std::nullopt;
+}
+
+std::optional<std::int64_t> integer(const json::object& o, std::string_view key) {
+  if (auto* v = o.if_contains(key)) {
+    if (v->is_int64()) return v->get_int64();
+    if (v->is_uint64() && v->get_uint64() <= INT64_MAX)
+      return static_cast<std::int64_t>(v->get_uint64());
+  }
+  return std::nullopt;
+}
+
+const json::object* child(const json::object& o, std::string_view key) {
+  if (auto* v = o.if_contains(key); v && v->is_object()) return &v->get_object();
+  return nullptr;
+}
+
+std::optional<std::string> owned(std::optional<std::string_view> s) {
+  if (s) return std::string(*s);
+  return std::nullopt;
+}
+
+// Stripe ids and entity ids as we store them: 1-128 characters, no control characters.
+bool plausible_id(std::string_view id) {
+  return !id.empty() && id.size() <= 128 && free_of_control_characters(id);
+}
+
+// The hospital or individual that metadata role / role_entity_id names.
+std::optional<EntityRef> metadata_entity(const json::object* metadata) {
+  if (!metadata) return std::nullopt;
+  const auto role = text(*metadata, "role");
+  const auto id = text(*metadata, "role_entity_id");
+  if (!role || !id || !plausible_id(*id)) return std::nullopt;
+  const auto kind = parse_enum<EntityKind>(*role);
+  if (!kind) return std::nullopt;
+  return EntityRef{*kind, std::string(*id)};
+}
+
+// The price of a subscription's (or an invoice line's) first item.
+std::optional<std::string_view> first_price(const json::object& o, std::string_view list_key) {
+  const auto* list = child(o, list_key);
+  if (!list) return std::nullopt;
+  const auto* data = list->if_contains("data");
+  if (!data || !data->is_array() || data->get_array().empty()) return std::nullopt;
+  const auto& item = data->get_array()[0];
+  if (!item.is_object()) return std::nullopt;
+  const auto* price = child(item.get_object(), "price");
+  return price ? text(*price, "id") : std::nullopt;
+}
+
+struct Outcome {
+  AuditStatus status = AuditStatus::ok;
+  std::string note;
+};
+
+Outcome ignored(std::string note) {
+  return {AuditStatus::ignored, std::move(note)};
+}
+
+// Applies one event to plans and payments; the inbox and the audit row are the caller's.
+class EventEffects {
+ public:
+  EventEffects(Tx& tx, const EventRules& rules, const StripeEvent& event, TimePoint now)
+      : tx_(tx), rules_(rules), event_(event), object_(event.object), now_(now) {}
+
+  Outcome apply() {
+    const std::string_view type = event_.type;
+    if (type == "checkout.session.completed") return checkout_completed();
+    if (type == "invoice.payment_succeeded") return invoice_paid();
+    if (type == "invoice.payment_failed") return invoice_failed();
+    if (type == "customer.subscription.updated") return subscription_updated();
+    if (type == "customer.subscription.deleted") return subscription_deleted();
+    return ignored("event type not handled");
+  }
+
+ private:
+  PlanRepo& plans() { return tx_.get<PlanRepo>(); }
+
+  std::string reason() const { return event_.type + " " + event_.id; }
+
+  bool stale(const Plan& plan) const {
+    return plan.last_event_created && event_.created < *plan.last_event_created;
+  }
+
+  // Saves `after` (newest event recorded) and a history row if its type, status or services
+  // moved.
+  void save(const std::optional<Plan>& before, Plan after) {
+    after.last_event_created = event_.created;
+    if (before && after == *before) return;
+    after.updated_at = now_;
+    plans().save_plan(after);
+    if (!before || before->plan_type != after.plan_type || before->status != after.status ||
+        before->selected_services != after.selected_services)
+      plans().append_history(
+          plan_change(before ? &*before : nullptr, after, kChangedBy, now_, reason()));
+  }
+
+  // The plan an event about a subscription concerns: the entity its metadata names, or the plan
+  // that holds the subscription (events of subscriptions made before metadata carried it).
+  std::optional<Plan> subscription_plan(std::optional<std::string_view> subscription,
+                                        const json::object* metadata) {
+    if (auto entity = metadata_entity(metadata)) {
+      auto plan = plans().find_plan(*entity);
+      if (plan && (!subscription || plan->stripe_subscription_id == *subscription)) return plan;
+      return std::nullopt;
+    }
+    if (subscription && plausible_id(*subscription))
+      return plans().find_plan_by_subscription(*subscription);
+    return std::nullopt;
+  }
+
+  Outcome checkout_completed() {
+    const auto* metadata = child(object_, "metadata");
+    const auto entity = metadata_entity(metadata);
+    if (!entity) return ignored("no role and role_entity_id in metadata");
+    const auto plan_type = parse_enum<PlanType>(text(*metadata, "plan").value_or(""));
+    const auto cycle = parse_enum<BillingCycle>(text(*metadata, "cycle").value_or(""));
+    const PlanOffer* offer = plan_type ? rules_.catalog.find(entity->kind, *plan_type) : nullptr;
+    if (!offer || !cycle) return ignored("metadata names no plan of the catalog");
+    const auto payment_status = text(object_, "payment_status").value_or("");
+    if (payment_status != "paid" && payment_status != "no_payment_required")
+      return ignored("checkout not paid");
+    const auto customer = text(object_, "customer");
+    const auto subscription = text(object_, "subscription");
+    if (!customer || !subscription || !plausible_id(*customer) || !plausible_id(*subscription))
+      return ignored("no customer or subscription");
+
+    auto& entities = tx_.get<EntityRepo>();
+    entities.create_entity(*entity, now_);
+    entities.entity_exists(*entity);  // holds the entity's row until commit
+    const auto before = plans().find_plan(*entity);
+    if (before && stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
+    Plan after = before
+                     ? *before
+                     : Plan{.id = "plan_" + random_hex(12), .owner = *entity, .created_at = now_};
+    const bool keeps_services = before && before->plan_type == *plan_type &&
+                                before->status == PlanStatus::active &&
+                                !before->selected_services.empty();
+    after.plan_type = *plan_type;
+    after.status = PlanStatus::active;
+    after.max_agents = offer->max_agents;
+    if (!keeps_services) after.selected_services = offer->default_services;
+    after.billing_cycle = *cycle;
+    after.stripe_customer_id = std::string(*customer);
+    after.stripe_subscription_id = std::string(*subscription);
+    after.pending_plan_type.reset();
+    after.cancel_at_period_end = false;
+    save(before, std::move(after));
+    return {};
+  }
+
+  // The entity an invoice is for: its subscription's metadata, else the plan holding the
+  // subscription or the customer (a paid invoice may arrive before the checkout completion).
+  std::optional<EntityRef> invoice_entity() {
+    const auto* details = child(object_, "subscription_details");
+    if (auto entity = metadata_entity(details ? child(*details, "metadata") : nullptr))
+      return entity;
+    if (auto sub = text(object_, "subscription"); sub && plausible_id(*sub))
+      if (auto plan = plans().find_plan_by_subscription(*sub)) return plan->owner;
+    if (auto customer = text(object_, "customer"); customer && plausible_id(*customer))
+      if (auto plan = plans().find_plan_by_customer(*customer)) return plan->owner;
+    return std::nullopt;
+  }
+
+  Payment payment_of(const EntityRef& entity) const {
+    Payment p{
+        .customer_id = owned(text(object_, "customer")),
+        .subscription_id = owned(text(object_, "subscription")),
+        .invoice_id = owned(text(object_, "id")),
+        .payment_intent_id = owned(text(object_, "payment_intent")),
+        .entity = entity,
+        .amount = integer(object_, "amount_paid").value_or(0),
+        .currency = std::string(text(object_, "currency").value_or("usd")),
+        .created_at = now_,
+    };
+    const auto* details = child(object_, "subscription_details");
+    const auto* metadata = details ? child(*details, "metadata") : nullptr;
+    if (metadata) {
+      p.plan_type = parse_enum<PlanType>(text(*metadata, "plan").value_or(""));
+      p.cycle = parse_enum<BillingCycle>(text(*metadata, "cycle").value_or(""));
+    }
+    if (auto price = first_price(object_, "lines"))
+      if (auto priced = rules_.prices.plan_for(*price)) {
+        p.plan_type = priced->plan_type;
+        p.cycle = priced->cycle;
+      }
+    // Stripe sends `charge` as an id; the local provider expands it, with its fee and card.
+    if (auto charge_id = text(object_, "charge")) p.charge_id = std::string(*charge_id);
+    if (const auto* charge = child(object_, "charge")) {
+      p.charge_id = owned(text(*charge, "id"));
+      if (const auto* balance = child(*charge, "balance_transaction")) {
+        p.fee_amount = integer(*balance, "fee");
+        p.net_amount = integer(*balance, "net");
+      }
+      if (const auto* method = child(*charge, "payment_method_details"))
+        p.payment_method = to_json(*method);
+    }
+    const auto* transitions = child(object_, "status_transitions");
+    const auto paid_at = transitions ? integer(*transitions, "paid_at") : std::nullopt;
+    p.paid_at = TimePoint(std::chrono::seconds(paid_at.value_or(event_.created)));
+    return p;
+  }
+
+  Outcome invoice_paid() {
+    const auto invoice_id = text(object_, "id");
+    if (!invoice_id || !plausible_id(*invoice_id)) return ignored("invoice without an id");
+    const auto entity = invoice_entity();
+    if (!entity) return ignored("no entity for the invoice");
+    const bool recorded = tx_.get<PaymentRepo>().record_payment(payment_of(*entity));
+    Outcome outcome{AuditStatus::ok, recorded ? "payment recorded" : "payment already recorded"};
+
+    const auto subscription = text(object_, "subscription");
+    auto before = plans().find_plan(*entity);
+    if (!before || !subscription || before->stripe_subscription_id != *subscription)
+      return outcome;  // the checkout completion, when it comes, activates the plan
+    if (stale(*before)) return {AuditStatus::stale, outcome.note + "; plan left as it is"};
+    Plan after = *before;
+    if (after.status == PlanStatus::suspended) after.status = PlanStatus::active;
+    save(before, std::move(after));
+    return outcome;
+  }
+
+  Outcome invoice_failed() {
+    const auto subscription = text(object_, "subscription");
+    const auto* details = child(object_, "subscription_details");
+    auto before = subscription_plan(subscription, details ? child(*details, "metadata") : nullptr);
+    if (!before || !subscription) return ignored("no plan holds the subscription");
+    if (stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
+    Plan after = *before;
+    if (after.status == PlanStatus::active) after.status = PlanStatus::suspended;
+    save(before, std::move(after));
+    return {};
+  }
+
+  // The plan type and services after a price change, keeping the services the new plan offers.
+  void follow_price(Plan& plan, const PricedPlan& priced) {
+    plan.billing_cycle = priced.cycle;
+    if (priced.role != plan.owner.kind || priced.plan_type == plan.plan_type) return;
+    const PlanOffer* offer = rules_.catalog.find(plan.owner.kind, priced.plan_type);
+    if (!offer) return;
+    std::vector<ServiceType> kept;
+    for (ServiceType s : plan.selected_services)
+      if (std::find(offer->services.begin(), offer->services.end(), s) != offer->services.end())
+        kept.push_back(s);
+    try {
+      plan.selected_services = resolve_services(*offer, kept);
+    } catch (const ApiError&) {  // more optional services than the new plan allows
+      plan.selected_services = offer->default_services;
+    }
+    plan.plan_type = priced.plan_type;
+    plan.max_agents = offer->max_agents;
+    if (plan.pending_plan_type == priced.plan_type) plan.pending_plan_type.reset();
+  }
+
+  Outcome subscription_updated() {
+    const auto id = text(object_, "id");
+    auto before = subscription_plan(id, child(object_, "metadata"));
+    if (!before || !id) return ignored("no plan holds the subscription");
+    if (before->status == PlanStatus::cancelled)
+      return {AuditStatus::stale, "the subscription was deleted"};
+    if (stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
+    Plan after = *before;
+    if (auto price = first_price(object_, "items"))
+      if (auto priced = rules_.prices.plan_for(*price)) follow_price(after, *priced);
+    const auto status = text(object_, "status").value_or("");
+    const bool paused =
+        object_.contains("pause_collection") && !object_.at("pause_collection").is_null();
+    if (status == "canceled")
+      after.status = PlanStatus::cancelled;
+    else if (status == "past_due" || status == "unpaid" || status == "paused" || paused)
+      after.status = PlanStatus::suspended;
+    else if (status == "active" || status == "trialing")
+      after.status = PlanStatus::active;
+    if (auto* v = object_.if_contains("cancel_at_period_end"); v && v->is_bool())
+      after.cancel_at_period_end = v->get_bool();
+    save(before, std::move(after));
+    return {};
+  }
+
+  Outcome subscription_deleted() {
+    const auto id = text(object_, "id");
+    auto before = subscription_plan(id, child(object_, "metadata"));
+    if (!before || !id) return ignored("no plan holds the subscription");
+    if (stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
+    Plan after = *before;
+    after.status = PlanStatus::cancelled;
+    after.cancel_at_period_end = false;
+    save(before, std::move(after));
+    return {};
+  }
+
+  Tx& tx_;
+  const EventRules& rules_;
+  const StripeEvent& event_;
+  const json::object& object_;
+  TimePoint now_;
+};
+
+}  // namespace
+
+StripeEvent parse_event(std::string_view payload) {
+  const auto invalid = [] { return ApiError(400, "Invalid webhook payload"); };
+  boost::system::error_code ec;
+  auto value = json::parse(payload, ec);
+  if (ec || !value.is_object()) throw invalid();
+  auto& event = value.get_object();
+  const auto id = text(event, "id");
+  const auto type = text(event, "type");
+  const auto created = integer(event, "created");
+  auto* data = event.if_contains("data");
+  if (!id || !type || !created || !plausible_id(*id) || !plausible_id(*type) || !data ||
+      !data->is_object())
+    throw invalid();
+  auto* object = data->get_object().if_contains("object");
+  if (!object || !object->is_object()) throw invalid();
+  return StripeEvent{.id = std::string(*id),
+                     .type = std::string(*type),
+                     .created = *created,
+                     .object = std::move(object->get_object()),
+                     .payload = payload};
+}
+
+AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& event, TimePoint now) {
+  auto& payments = tx.get<PaymentRepo>();
+  const auto audit = [&](Outcome outcome) {
+    payments.append_audit(AuditEntry{.event_id = event.id,
+                                     .event_type = event.type,
+                                     .payload = std::string(event.payload),
+                                     .status = outcome.status,
+                                     .note = std::move(outcome.note),
+                                     .created_at = now});
+    return outcome.status;
+  };
+  if (!payments.claim_event(event.inbox(), now))
+    return audit({AuditStatus::duplicate, "already processed"});
+  return audit(EventEffects(tx, rules, event, now).apply());
+}
+
+}  // namespace billing

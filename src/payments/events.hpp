@@ -1,0 +1,43 @@
+#pragma once
+// Stripe's webhook events and what each does to plans and payments. Everything here runs inside
+// one unit of work per event (Db::transact_grouped), so an event's effects, its audit row and its
+// inbox record commit together or not at all.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <boost/json/object.hpp>
+
+#include "core/db.hpp"
+#include "payments/price_map.hpp"
+#include "payments/types.hpp"
+#include "plans/catalog.hpp"
+
+namespace billing {
+
+struct StripeEvent {
+  std::string id;
+  std::string type;
+  std::int64_t created = 0;    // Unix seconds
+  boost::json::object object;  // data.object
+  std::string_view payload;    // the raw bytes, as signed
+
+  InboxEvent inbox() const { return {id, type, created, payload}; }
+};
+
+// The event in `payload` (already verified). 400 "Invalid webhook payload" when it is not an
+// event: not JSON, or no string id and type, or no numeric created, or no data.object.
+StripeEvent parse_event(std::string_view payload);
+
+struct EventRules {
+  const Catalog& catalog;
+  const PriceMap& prices;
+};
+
+// Applies `event` once: a second delivery of the same id (even concurrent) changes nothing and is
+// audited as a duplicate. A state change older than the newest event already applied to the plan
+// is skipped (audited as stale); a payment is recorded whatever the order. Throws on a failure
+// the caller must answer 500 to (so that Stripe retries).
+AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& event, TimePoint now);
+
+}  // namespace billing

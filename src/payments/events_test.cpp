@@ -1,0 +1,281 @@
+// The five events on every backend, applied as the webhook applies them (grouped units): what
+// each does to the plan, payments, the audit trail and the inbox, once, and in any order.
+#include "payments/events.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "entities/repo.hpp"
+#include "kit/api_error.hpp"
+#include "kit/run_blocking.hpp"
+#include "payments/repo.hpp"
+#include "plans/repo.hpp"
+#include "tests/support/test_db.hpp"
+
+namespace billing {
+namespace {
+
+namespace json = boost::json;
+using testing::unique_id;
+
+const Catalog& catalog() {
+  static const Catalog c = Catalog::load(BILLING_SOURCE_DIR "/config/plans.json");
+  return c;
+}
+
+class Events : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::unique_ptr<Db> db = testing::open_test_db(GetParam());
+  const PriceMap prices = PriceMap::local();
+  const EventRules rules{catalog(), prices};
+  const TimePoint now = std::chrono::system_clock::now();
+  const EntityRef hospital{EntityKind::hospital, unique_id("hosp")};
+  const std::string customer = unique_id("cus");
+  const std::string subscription = unique_id("sub");
+  std::int64_t clock = 1'700'000'000;  // Stripe's `created` of the next event
+  std::vector<std::string> payloads;   // kept alive: events point into them
+
+  json::object metadata(std::string_view plan = "lite", std::string_view cycle = "monthly") const {
+    return {
+        {"role", "hospital"}, {"role_entity_id", hospital.id}, {"plan", plan}, {"cycle", cycle}};
+  }
+
+  StripeEvent event(std::string_view type, json::object object, std::int64_t created = 0) {
+    payloads.push_back(json::serialize(json::object{{"id", unique_id("evt")},
+                                                    {"object", "event"},
+                                                    {"type", type},
+                                                    {"created", created ? created : ++clock},
+                                                    {"data", {{"object", std::move(object)}}}}));
+    return parse_event(payloads.back());
+  }
+  StripeEvent checkout_completed(std::string_view plan = "lite") {
+    return event("checkout.session.completed", {{"id", unique_id("cs")},
+                                                {"object", "checkout.session"},
+                                                {"payment_status", "paid"},
+                                                {"customer", customer},
+                                                {"subscription", subscription},
+                                                {"metadata", metadata(plan)}});
+  }
+  StripeEvent invoice(std::string_view type, std::string invoice_id, std::int64_t created = 0) {
+    const bool paid = type == "invoice.payment_succeeded";
+    return event(
+        type,
+        {{"id", invoice_id},
+         {"object", "invoice"},
+         {"customer", customer},
+         {"subscription", subscription},
+         {"amount_paid", paid ? 49900 : 0},
+         {"currency", "usd"},
+         {"payment_intent", "pi_1"},
+         {"charge",
+          {{"id", "ch_1"},
+           {"balance_transaction", {{"fee", 1477}, {"net", 48423}}},
+           {"payment_method_details",
+            {{"type", "card"}, {"card", {{"brand", "visa"}, {"last4", "4242"}}}}}}},
+         {"subscription_details", {{"metadata", metadata()}}},
+         {"lines",
+          {{"data", json::array{{{"price", {{"id", "price_local_hospital_lite_monthly"}}}}}}}},
+         {"status_transitions", {{"paid_at", paid ? json::value(clock) : nullptr}}}},
+        created);
+  }
+  StripeEvent subscription_event(std::string_view type, std::string_view status,
+                                 std::string_view price, std::int64_t created = 0) {
+    return event(type,
+                 {{"id", subscription},
+                  {"object", "subscription"},
+                  {"customer", customer},
+                  {"status", status},
+                  {"cancel_at_period_end", false},
+                  {"items", {{"data", json::array{{{"id", "si_1"}, {"price", {{"id", price}}}}}}}},
+                  {"metadata", metadata()}},
+                 created);
+  }
+
+  AuditStatus apply(const StripeEvent& e) {
+    return run_blocking(
+        db->transact_grouped([&](Tx& tx) { return apply_event(tx, rules, e, now); }));
+  }
+  std::optional<Plan> plan() {
+    return run_blocking(db->read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }));
+  }
+  std::vector<Payment> payments() {
+    return run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); }));
+  }
+  std::vector<AuditEntry> audit(const StripeEvent& e) {
+    return run_blocking(
+        db->read([&](Tx& tx) { return tx.get<PaymentRepo>().audit_entries(e.id); }));
+  }
+  std::vector<PlanChange> history() {
+    return run_blocking(db->read([&](Tx& tx) { return tx.get<PlanRepo>().history(hospital); }));
+  }
+};
+
+TEST_P(Events, CheckoutCompletedActivatesThePlanWithDefaultServices) {
+  const auto e = checkout_completed();
+  EXPECT_EQ(apply(e), AuditStatus::ok);
+  const auto p = plan();
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->status, PlanStatus::active);
+  EXPECT_EQ(p->plan_type, PlanType::lite);
+  EXPECT_EQ(p->billing_cycle, BillingCycle::monthly);
+  EXPECT_EQ(p->stripe_customer_id, customer);
+  EXPECT_EQ(p->stripe_subscription_id, subscription);
+  EXPECT_EQ(p->selected_services,
+            catalog().find(EntityKind::hospital, PlanType::lite)->default_services);
+  EXPECT_EQ(p->last_event_created, e.created);
+  ASSERT_EQ(history().size(), 1u);
+  EXPECT_EQ(history()[0].changed_by, "stripe");
+  EXPECT_EQ(history()[0].reason, "checkout.session.completed " + e.id);
+  const auto rows = audit(e);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].status, AuditStatus::ok);
+  EXPECT_EQ(rows[0].event_type, "checkout.session.completed");
+}
+
+TEST_P(Events, AnEventIsAppliedOnceAndItsRepeatAudited) {
+  EXPECT_EQ(apply(checkout_completed()), AuditStatus::ok);
+  const auto paid = invoice("invoice.payment_succeeded", unique_id("in"));
+  EXPECT_EQ(apply(paid), AuditStatus::ok);
+  EXPECT_EQ(apply(paid), AuditStatus::duplicate);
+  ASSERT_EQ(payments().size(), 1u);
+  const auto rows = audit(paid);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].status, AuditStatus::duplicate);
+  const auto inbox =
+      run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(paid.id); }));
+  EXPECT_EQ(inbox, (InboxRecord{InboxStatus::processed, 1, std::nullopt}));
+}
+
+TEST_P(Events, APaymentIsRecordedWithTheSpecificationsFields) {
+  apply(checkout_completed());
+  const auto invoice_id = unique_id("in");
+  apply(invoice("invoice.payment_succeeded", invoice_id));
+  const auto rows = payments();
+  ASSERT_EQ(rows.size(), 1u);
+  const Payment& p = rows[0];
+  EXPECT_EQ(p.invoice_id, invoice_id);
+  EXPECT_EQ(p.customer_id, customer);
+  EXPECT_EQ(p.subscription_id, subscription);
+  EXPECT_EQ(p.payment_intent_id, "pi_1");
+  EXPECT_EQ(p.charge_id, "ch_1");
+  EXPECT_EQ(p.entity, hospital);
+  EXPECT_EQ(p.plan_type, PlanType::lite);
+  EXPECT_EQ(p.cycle, BillingCycle::monthly);
+  EXPECT_EQ(p.amount, 49900);
+  EXPECT_EQ(p.currency, "usd");
+  EXPECT_EQ(p.fee_amount, 1477);
+  EXPECT_EQ(p.net_amount, 48423);
+  ASSERT_TRUE(p.payment_method);
+  EXPECT_EQ(json::parse(*p.payment_method),
+            json::parse(R"({"type":"card","card":{"brand":"visa","last4":"4242"}})"));
+  EXPECT_TRUE(p.paid_at);
+}
+
+TEST_P(Events, APaidInvoiceBeforeTheCheckoutIsRecordedAndActivatesNothing) {
+  apply(invoice("invoice.payment_succeeded", unique_id("in")));
+  EXPECT_EQ(payments().size(), 1u);
+  EXPECT_EQ(plan(), std::nullopt);
+  apply(checkout_completed());
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+}
+
+TEST_P(Events, AFailedPaymentSuspendsAndTheNextPaymentReactivates) {
+  apply(checkout_completed());
+  apply(invoice("invoice.payment_failed", unique_id("in")));
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  apply(invoice("invoice.payment_succeeded", unique_id("in")));
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+  const auto changes = history();
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[1].to_status, PlanStatus::suspended);
+  EXPECT_EQ(changes[2].to_status, PlanStatus::active);
+}
+
+TEST_P(Events, AnOlderEventArrivingLateDoesNotMoveThePlanBack) {
+  apply(checkout_completed());
+  const auto failed_early = invoice("invoice.payment_failed", unique_id("in"), clock + 1);
+  const auto paid_later = invoice("invoice.payment_succeeded", unique_id("in"), clock + 2);
+  EXPECT_EQ(apply(paid_later), AuditStatus::ok);
+  EXPECT_EQ(apply(failed_early), AuditStatus::stale);
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+  EXPECT_EQ(payments().size(), 1u);
+}
+
+TEST_P(Events, AStaleUpdateAfterTheDeletionChangesNothing) {
+  apply(checkout_completed());
+  const auto updated = subscription_event("customer.subscription.updated", "active",
+                                          "price_local_hospital_pro_monthly");
+  const auto deleted = subscription_event("customer.subscription.deleted", "canceled",
+                                          "price_local_hospital_lite_monthly");
+  EXPECT_EQ(apply(deleted), AuditStatus::ok);
+  EXPECT_EQ(plan()->status, PlanStatus::cancelled);
+  EXPECT_EQ(apply(updated), AuditStatus::stale);
+  EXPECT_EQ(plan()->status, PlanStatus::cancelled);
+  EXPECT_EQ(plan()->plan_type, PlanType::lite);
+}
+
+TEST_P(Events, ASubscriptionUpdateFollowsThePriceAndStatus) {
+  apply(checkout_completed());
+  apply(subscription_event("customer.subscription.updated", "active",
+                           "price_local_hospital_pro_yearly"));
+  auto p = plan();
+  EXPECT_EQ(p->plan_type, PlanType::pro);
+  EXPECT_EQ(p->billing_cycle, BillingCycle::yearly);
+  EXPECT_EQ(p->max_agents, catalog().find(EntityKind::hospital, PlanType::pro)->max_agents);
+  EXPECT_EQ(p->status, PlanStatus::active);
+  apply(subscription_event("customer.subscription.updated", "past_due",
+                           "price_local_hospital_pro_yearly"));
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  apply(subscription_event("customer.subscription.updated", "active",
+                           "price_local_hospital_pro_yearly"));
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+}
+
+TEST_P(Events, OtherTypesAndUnknownSubscriptionsAreAuditedAndIgnored) {
+  const auto other = event("customer.created", {{"id", "cus_x"}});
+  EXPECT_EQ(apply(other), AuditStatus::ignored);
+  const auto stranger = subscription_event("customer.subscription.deleted", "canceled", "price_x");
+  EXPECT_EQ(apply(stranger), AuditStatus::ignored);  // no plan for this hospital yet
+  EXPECT_EQ(audit(other).size(), 1u);
+}
+
+TEST_P(Events, AFailingEventLeavesNothingBehind) {
+  const auto e = checkout_completed();
+  EXPECT_THROW(run_blocking(db->transact_grouped([&](Tx& tx) {
+                 apply_event(tx, rules, e, now);
+                 throw std::runtime_error("the database went away");
+               })),
+               std::runtime_error);
+  EXPECT_EQ(plan(), std::nullopt);
+  EXPECT_TRUE(audit(e).empty());
+  EXPECT_EQ(apply(e), AuditStatus::ok);  // Stripe's retry applies it
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Events, ::testing::ValuesIn(testing::test_backends()),
+                         testing::backend_name);
+
+TEST(ParseEvent, RefusesWhatIsNotAnEvent) {
+  for (const char* bad : {"", "[]", "not json", R"({"id":"evt_1","type":"x","created":1})",
+                          R"({"id":"evt_1","type":"x","data":{"object":{}}})",
+                          R"({"id":1,"type":"x","created":1,"data":{"object":{}}})",
+                          R"({"id":"evt_1","type":"x","created":1,"data":{"object":[]}})"}) {
+    SCOPED_TRACE(bad);
+    try {
+      parse_event(bad);
+      ADD_FAILURE() << "accepted";
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+      EXPECT_EQ(e.detail.as_string(), "Invalid webhook payload");
+    }
+  }
+  const auto e = parse_event(R"({"id":"evt_1","type":"x","created":7,"data":{"object":{"a":1}}})");
+  EXPECT_EQ(e.id, "evt_1");
+  EXPECT_EQ(e.created, 7);
+  EXPECT_EQ(e.object.at("a").as_int64(), 1);
+}
+
+}  // namespace
+}  // namespace billing

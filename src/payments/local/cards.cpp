@@ -1,0 +1,97 @@
+#include "payments/local/cards.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <iterator>
+#include <optional>
+
+#include "kit/api_error.hpp"
+#include "payments/provider_errors.hpp"
+
+namespace billing::local {
+namespace {
+
+std::optional<int> whole_number(std::string_view text) {
+  int value = 0;
+  const auto end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc() || ptr != end) return std::nullopt;
+  return value;
+}
+
+std::string without_spaces(std::string_view text) {
+  std::string out;
+  std::copy_if(text.begin(), text.end(), std::back_inserter(out), [](char c) { return c != ' '; });
+  return out;
+}
+
+}  // namespace
+
+Card read_card(std::string_view number, std::string_view expiry, TimePoint now) {
+  const std::string digits = without_spaces(number);
+  const auto known = std::find_if(kTestCards.begin(), kTestCards.end(),
+                                  [&](const TestCardInfo& info) { return info.number == digits; });
+  if (known == kTestCards.end()) throw ApiError(400, "Unknown test card");
+
+  const std::chrono::year_month_day today{std::chrono::floor<std::chrono::days>(now)};
+  const int this_year = static_cast<int>(today.year());
+  Card card{.kind = known->card, .last4 = digits.substr(digits.size() - 4)};
+  const std::string date = without_spaces(expiry);
+  if (date.empty()) {
+    card.exp_month = 12;
+    card.exp_year = this_year + 5;
+    return card;
+  }
+  const auto slash = date.find('/');
+  const std::string_view month_text = std::string_view(date).substr(0, slash);
+  const std::string_view year_text =
+      slash == std::string::npos ? std::string_view() : std::string_view(date).substr(slash + 1);
+  const auto month = whole_number(month_text);
+  const auto year = whole_number(year_text);
+  if (!month || !year || *month < 1 || *month > 12 ||
+      (year_text.size() != 2 && year_text.size() != 4))
+    throw ApiError(400, "The expiry date should be MM/YY");
+  card.exp_month = *month;
+  card.exp_year = year_text.size() == 2 ? 2000 + *year : *year;
+  const unsigned this_month = static_cast<unsigned>(today.month());
+  if (card.exp_year < this_year ||
+      (card.exp_year == this_year && static_cast<unsigned>(card.exp_month) < this_month))
+    throw ApiError(402, "Your card has expired");
+  return card;
+}
+
+ChargeResult charge_result(TestCard card, Charging when) {
+  switch (card) {
+    case TestCard::succeeds:
+      return ChargeResult::paid;
+    case TestCard::declined:
+      return ChargeResult::declined;
+    case TestCard::insufficient_funds:
+      return ChargeResult::insufficient_funds;
+    case TestCard::requires_authentication:
+      // Authenticated once at checkout, the card is set up for the payments that follow.
+      return when == Charging::at_checkout ? ChargeResult::needs_authentication
+                                           : ChargeResult::paid;
+    case TestCard::declines_after_attaching:
+      // Stripe's 0341 attaches and then declines every charge; here its checkout payment goes
+      // through (a demo convenience), so that a subscription exists whose renewals fail.
+      return when == Charging::at_checkout ? ChargeResult::paid : ChargeResult::declined;
+  }
+  return ChargeResult::declined;
+}
+
+void require_paid(ChargeResult result) {
+  switch (result) {
+    case ChargeResult::paid:
+      return;
+    case ChargeResult::declined:
+      throw provider_errors::card_declined();
+    case ChargeResult::insufficient_funds:
+      throw provider_errors::insufficient_funds();
+    case ChargeResult::needs_authentication:
+      throw provider_errors::authentication_required();
+  }
+}
+
+}  // namespace billing::local

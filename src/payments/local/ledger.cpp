@@ -1,0 +1,373 @@
+#include "payments/local/ledger.hpp"
+
+#include <algorithm>
+#include <type_traits>
+
+#include "kit/crypto.hpp"
+#include "payments/local/objects.hpp"
+#include "payments/provider_errors.hpp"
+
+namespace billing::local {
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::int64_t kDay = 24 * 60 * 60;
+
+std::int64_t unix_seconds(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+// A subscription's period: a "month" is 30 days, a year 365.
+std::int64_t period_seconds(BillingCycle cycle) {
+  return (cycle == BillingCycle::monthly ? 30 : 365) * kDay;
+}
+
+std::string new_id(std::string_view prefix) {
+  return std::string(prefix) + random_hex(12);
+}
+
+ApiError no_such_checkout_session(std::string_view id) {
+  return ApiError(404, std::string("No such checkout session: ").append(id));
+}
+ApiError no_such_portal_session(std::string_view id) {
+  return ApiError(404, std::string("No such portal session: ").append(id));
+}
+ApiError no_such_invoice(std::string_view id) {
+  return ApiError(404, std::string("No such invoice: ").append(id));
+}
+
+// The session `id` while it can be paid, from a const or a mutable table.
+template <class Sessions>
+auto& payable(Sessions& sessions, std::string_view id) {
+  auto& session = sessions.at(id, no_such_checkout_session);
+  if (session.state == SessionState::complete)
+    throw ApiError(409, "This checkout is already complete");
+  return session;
+}
+
+void set_metadata(Metadata& metadata, std::string_view key, std::string_view value) {
+  const auto entry = std::find_if(metadata.begin(), metadata.end(),
+                                  [&](const auto& pair) { return pair.first == key; });
+  if (entry != metadata.end())
+    entry->second = value;
+  else
+    metadata.emplace_back(key, value);
+}
+
+// Stripe's list order (newest first), cut at `request`: up to `limit` of the rows `keep` admits,
+// after the one starting_after names (which must be one of them, else missing(id)).
+template <class Row, class Keep, class Convert>
+auto newest_first(const Table<Row>& table, const PageRequest& request,
+                  ApiError (*missing)(std::string_view), Keep keep, Convert convert) {
+  if (request.limit < 1 || request.limit > 100) throw provider_errors::rejected();
+  const auto& rows = table.rows();
+  auto row = rows.rbegin();
+  if (request.starting_after) {
+    row = std::find_if(rows.rbegin(), rows.rend(), [&](const Row& r) {
+      return id_of(r) == *request.starting_after && keep(r);
+    });
+    if (row == rows.rend()) throw missing(*request.starting_after);
+    ++row;
+  }
+  Page<std::decay_t<decltype(convert(*row))>> page;
+  for (; row != rows.rend(); ++row) {
+    if (!keep(*row)) continue;
+    if (page.data.size() == static_cast<std::size_t>(request.limit)) {
+      page.has_more = true;
+      break;
+    }
+    page.data.push_back(convert(*row));
+  }
+  return page;
+}
+
+const auto kEvery = [](const auto&) { return true; };
+
+// Records an attempt to charge `card` for `invoice`; a paid one settles it.
+void record_charge(InvoiceRecord& invoice, const Card& card, bool paid, std::int64_t now) {
+  invoice.charge =
+      Charge{.id = new_id("ch_"), .amount = invoice.invoice.amount_due, .paid = paid, .card = card};
+  if (!paid) return;
+  invoice.invoice.status = "paid";
+  invoice.invoice.amount_paid = invoice.invoice.amount_due;
+  invoice.paid_at = now;
+}
+
+}  // namespace
+
+Ledger::Ledger(const Catalog& catalog, PriceMap prices)
+    : catalog_(catalog), prices_(std::move(prices)) {}
+
+PricedPlan Ledger::plan_of(std::string_view price_id) const {
+  const auto plan = prices_.plan_for(price_id);
+  if (!plan) throw provider_errors::rejected();
+  return *plan;
+}
+
+const PlanOffer& Ledger::offer_for(const PricedPlan& plan) const {
+  const PlanOffer* offer = catalog_.find(plan.role, plan.plan_type);
+  if (!offer) throw provider_errors::rejected();
+  return *offer;
+}
+
+Cents Ledger::amount_of(std::string_view price_id) const {
+  const PricedPlan plan = plan_of(price_id);
+  const PlanOffer& offer = offer_for(plan);
+  return plan.cycle == BillingCycle::monthly ? offer.price_monthly_cents : offer.price_yearly_cents;
+}
+
+const CheckoutSession& Ledger::open_checkout(CheckoutRequest request, TimePoint now) {
+  const PricedPlan plan = plan_of(request.price_id);
+  if (plan != PricedPlan{request.entity.kind, request.plan_type, request.cycle})
+    throw provider_errors::rejected();
+  const Cents amount = amount_of(request.price_id);
+  return sessions_.add(CheckoutSession{.id = new_id("cs_"),
+                                       .request = std::move(request),
+                                       .plan_name = offer_for(plan).name,
+                                       .amount = amount,
+                                       .created = unix_seconds(now)});
+}
+
+const CheckoutSession& Ledger::payable_session(std::string_view id) const {
+  return payable(sessions_, id);
+}
+
+WithEvents<CheckoutSession> Ledger::pay_checkout(std::string_view id, const Card& card,
+                                                 TimePoint now) {
+  CheckoutSession& session = payable(sessions_, id);
+  session.state = SessionState::open;  // a new card replaces one awaiting authentication
+  session.card_to_confirm.reset();
+  const ChargeResult result = charge_result(card.kind, Charging::at_checkout);
+  if (result == ChargeResult::needs_authentication) {
+    session.state = SessionState::awaiting_authentication;
+    session.card_to_confirm = card;
+    return {session, {}};
+  }
+  require_paid(result);
+  return complete_checkout(session, card, unix_seconds(now));
+}
+
+WithEvents<CheckoutSession> Ledger::confirm_checkout(std::string_view id, TimePoint now) {
+  CheckoutSession& session = payable(sessions_, id);
+  if (session.state != SessionState::awaiting_authentication)
+    throw ApiError(409, "This checkout awaits no authentication");
+  const Card card = *session.card_to_confirm;
+  return complete_checkout(session, card, unix_seconds(now));
+}
+
+WithEvents<CheckoutSession> Ledger::complete_checkout(CheckoutSession& session, const Card& card,
+                                                      std::int64_t now) {
+  CheckoutRequest& request = session.request;
+  const CustomerRecord& customer = checkout_customer(request, card, now);
+  const Subscription& subscription = subscriptions_.add(Subscription{
+      .id = new_id("sub_"),
+      .status = "active",
+      .customer = customer.customer.id,
+      .item_id = new_id("si_"),
+      .price_id = request.price_id,
+      .current_period_start = now,
+      .current_period_end = now + period_seconds(request.cycle),
+      .metadata = checkout_metadata(request),
+  });
+  InvoiceRecord& invoice = invoice_for(subscription, "subscription_create", now);
+  record_charge(invoice, card, true, now);
+  session.state = SessionState::complete;
+  session.card_to_confirm.reset();
+  request.customer_id = customer.customer.id;
+  session.subscription_id = subscription.id;
+  return {session,
+          {event_payload("checkout.session.completed", checkout_session_object(session), now),
+           event_payload("customer.subscription.created", subscription_object(subscription), now),
+           event_payload("invoice.payment_succeeded", invoice_object(invoice), now)}};
+}
+
+// The request's customer, else a new one; the card entered becomes the card on file.
+CustomerRecord& Ledger::checkout_customer(const CheckoutRequest& request, const Card& card,
+                                          std::int64_t now) {
+  const std::string id = request.customer_id ? *request.customer_id : new_id("cus_");
+  if (CustomerRecord* known = customers_.find(id)) {
+    known->card = card;
+    return *known;
+  }
+  // A given id this ledger does not know comes from an earlier run of the service (nothing here
+  // outlives a restart, the plans in the database do): it is taken over as a new customer.
+  return customers_.add(CustomerRecord{
+      .customer = {.id = id,
+                   .created = now,
+                   .metadata = {{"role", std::string(name_of(request.entity.kind))},
+                                {"role_entity_id", request.entity.id}}},
+      .card = card,
+  });
+}
+
+InvoiceRecord& Ledger::invoice_for(const Subscription& subscription,
+                                   std::string_view billing_reason, std::int64_t now) {
+  return invoices_.add(InvoiceRecord{
+      .invoice = {.id = new_id("in_"),
+                  .customer = subscription.customer,
+                  .subscription = subscription.id,
+                  .amount_due = amount_of(subscription.price_id),
+                  .currency = "usd",
+                  .status = "open",
+                  .created = now},
+      .billing_reason = std::string(billing_reason),
+      .price_id = subscription.price_id,
+      .period_start = subscription.current_period_start,
+      .period_end = subscription.current_period_end,
+      .metadata = subscription.metadata,
+      .payment_intent = new_id("pi_"),
+  });
+}
+
+const PortalSession& Ledger::open_portal(std::string_view customer_id, std::string return_url) {
+  customers_.at(customer_id, provider_errors::no_such_customer);
+  return portals_.add(PortalSession{.id = new_id("bps_"),
+                                    .customer = std::string(customer_id),
+                                    .return_url = std::move(return_url)});
+}
+
+PortalView Ledger::portal(std::string_view id) const {
+  const PortalSession& portal = portals_.at(id, no_such_portal_session);
+  PortalView view{.id = portal.id,
+                  .return_url = portal.return_url,
+                  .card = customers_.at(portal.customer, provider_errors::no_such_customer).card};
+  for (auto s = subscriptions_.rows().rbegin(); s != subscriptions_.rows().rend(); ++s)
+    if (s->customer == portal.customer) view.subscriptions.push_back(*s);
+  for (auto i = invoices_.rows().rbegin(); i != invoices_.rows().rend(); ++i)
+    if (i->invoice.customer == portal.customer) view.invoices.push_back(i->invoice);
+  return view;
+}
+
+Events Ledger::pay_invoice(std::string_view portal_id, std::string_view invoice_id,
+                           const Card& card, TimePoint now) {
+  const PortalSession& portal = portals_.at(portal_id, no_such_portal_session);
+  InvoiceRecord& invoice = invoices_.at(invoice_id, no_such_invoice);
+  if (invoice.invoice.customer != portal.customer) throw no_such_invoice(invoice_id);
+  if (invoice.invoice.status != "open") throw ApiError(409, "This invoice is already paid");
+  require_paid(charge_result(card.kind, Charging::later));
+  const std::int64_t at = unix_seconds(now);
+  record_charge(invoice, card, true, at);
+  // The card that paid becomes the card on file: the portal's way to replace a failing one.
+  customers_.at(portal.customer, provider_errors::no_such_customer).card = card;
+  Events events{event_payload("invoice.payment_succeeded", invoice_object(invoice), at)};
+  Subscription* subscription =
+      invoice.invoice.subscription ? subscriptions_.find(*invoice.invoice.subscription) : nullptr;
+  if (subscription && subscription->status == "past_due") {
+    subscription->status = "active";
+    events.push_back(event_payload("customer.subscription.updated",
+                                   subscription_object(*subscription), at,
+                                   {{"status", "past_due"}}));
+  }
+  return events;
+}
+
+void Ledger::update_card(std::string_view portal_id, const Card& card) {
+  const PortalSession& portal = portals_.at(portal_id, no_such_portal_session);
+  // Saving a card checks it without charging it: only a card declined outright is refused.
+  if (card.kind == TestCard::declined) throw provider_errors::card_declined();
+  customers_.at(portal.customer, provider_errors::no_such_customer).card = card;
+}
+
+WithEvents<Subscription> Ledger::cancel_from_portal(std::string_view portal_id,
+                                                    std::string_view subscription_id,
+                                                    TimePoint now) {
+  const PortalSession& portal = portals_.at(portal_id, no_such_portal_session);
+  if (subscription(subscription_id).customer != portal.customer)
+    throw provider_errors::no_such_subscription(subscription_id);
+  return cancel_at_period_end(subscription_id, now);
+}
+
+const Subscription& Ledger::subscription(std::string_view id) const {
+  return subscriptions_.at(id, provider_errors::no_such_subscription);
+}
+
+WithEvents<Subscription> Ledger::cancel_at_period_end(std::string_view id, TimePoint now) {
+  Subscription& subscription = subscriptions_.at(id, provider_errors::no_such_subscription);
+  if (subscription.status == "canceled") throw provider_errors::rejected();
+  if (subscription.cancel_at_period_end) return {subscription, {}};
+  subscription.cancel_at_period_end = true;
+  return {subscription,
+          {event_payload("customer.subscription.updated", subscription_object(subscription),
+                         unix_seconds(now), {{"cancel_at_period_end", false}})}};
+}
+
+WithEvents<Subscription> Ledger::change_price(std::string_view id, std::string_view price_id,
+                                              PlanType plan_type, BillingCycle cycle,
+                                              TimePoint now) {
+  Subscription& subscription = subscriptions_.at(id, provider_errors::no_such_subscription);
+  if (subscription.status == "canceled") throw provider_errors::rejected();
+  plan_of(price_id);  // a price the map knows
+  json::object previous{{"items", items_object(subscription)},
+                        {"metadata", metadata_object(subscription.metadata)}};
+  subscription.price_id = price_id;
+  set_metadata(subscription.metadata, "plan", name_of(plan_type));
+  set_metadata(subscription.metadata, "cycle", name_of(cycle));
+  return {subscription,
+          {event_payload("customer.subscription.updated", subscription_object(subscription),
+                         unix_seconds(now), std::move(previous))}};
+}
+
+Page<Invoice> Ledger::invoices(std::string_view customer_id, const PageRequest& page) const {
+  customers_.at(customer_id, provider_errors::no_such_customer);
+  return newest_first(
+      invoices_, page, no_such_invoice,
+      [&](const InvoiceRecord& r) { return r.invoice.customer == customer_id; },
+      [](const InvoiceRecord& r) { return r.invoice; });
+}
+
+Page<Customer> Ledger::customers(const PageRequest& page) const {
+  return newest_first(customers_, page, provider_errors::no_such_customer, kEvery,
+                      [](const CustomerRecord& r) { return r.customer; });
+}
+
+Page<Subscription> Ledger::subscriptions(const PageRequest& page) const {
+  return newest_first(subscriptions_, page, provider_errors::no_such_subscription, kEvery,
+                      [](const Subscription& s) { return s; });
+}
+
+WithEvents<RenewalReport> Ledger::renew_due(TimePoint now) {
+  const std::int64_t at = unix_seconds(now);
+  WithEvents<RenewalReport> out{.value = {.now = now}};
+  for (Subscription& subscription : subscriptions_.rows()) {
+    while (subscription.status != "canceled" && subscription.current_period_end <= at) {
+      if (subscription.cancel_at_period_end) {
+        subscription.status = "canceled";
+        ++out.value.cancelled;
+        out.events.push_back(
+            event_payload("customer.subscription.deleted", subscription_object(subscription), at));
+      } else if (subscription.status == "past_due") {
+        break;  // not renewed again until its open invoice is paid
+      } else {
+        renew(subscription, at, out);
+      }
+    }
+  }
+  return out;
+}
+
+// Invoices the next period and charges the card on file for it. The period moves on either way
+// (as Stripe's does); an unpaid invoice leaves the subscription past_due.
+void Ledger::renew(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out) {
+  json::object previous{{"current_period_start", subscription.current_period_start},
+                        {"current_period_end", subscription.current_period_end}};
+  subscription.current_period_start = subscription.current_period_end;
+  subscription.current_period_end += period_seconds(plan_of(subscription.price_id).cycle);
+  InvoiceRecord& invoice = invoice_for(subscription, "subscription_cycle", now);
+  const Card& card = customers_.at(subscription.customer, provider_errors::no_such_customer).card;
+  const bool paid = charge_result(card.kind, Charging::later) == ChargeResult::paid;
+  record_charge(invoice, card, paid, now);
+  if (paid) {
+    ++out.value.renewed;
+  } else {
+    ++out.value.failed;
+    previous["status"] = subscription.status;
+    subscription.status = "past_due";
+  }
+  out.events.push_back(event_payload(paid ? "invoice.payment_succeeded" : "invoice.payment_failed",
+                                     invoice_object(invoice), now));
+  out.events.push_back(event_payload("customer.subscription.updated",
+                                     subscription_object(subscription), now, std::move(previous)));
+}
+
+}  // namespace billing::local

@@ -1,0 +1,89 @@
+#pragma once
+// The local provider's bookkeeping: checkout sessions, customers, subscriptions, invoices and
+// portal sessions in memory, and what the checkout, the portal, the API calls and the passing of
+// time do to them. Each change returns the events it causes, in the order Stripe sends them, for
+// the caller to deliver. Not thread-safe: LocalProvider holds its mutex around every call and
+// delivers the events after letting go of it.
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kit/clock.hpp"
+#include "payments/local/records.hpp"
+#include "payments/price_map.hpp"
+#include "plans/catalog.hpp"
+
+namespace billing::local {
+
+using Events = std::vector<std::string>;  // event payloads, in delivery order
+
+template <class T>
+struct WithEvents {
+  T value;
+  Events events;
+};
+
+struct RenewalReport {
+  TimePoint now;  // the provider's clock
+  int renewed = 0;
+  int failed = 0;
+  int cancelled = 0;
+};
+
+class Ledger {
+ public:
+  Ledger(const Catalog& catalog, PriceMap prices);
+
+  // Throws provider_errors::rejected() when the price is not the request's plan.
+  const CheckoutSession& open_checkout(CheckoutRequest request, TimePoint now);
+  // The session while it can be paid: 404 for an unknown id, 409 once complete.
+  const CheckoutSession& payable_session(std::string_view id) const;
+  // Charges `card` for the session: the completed session and its events, or the session
+  // awaiting authentication (no events). A failed charge throws its 402 and leaves it open.
+  WithEvents<CheckoutSession> pay_checkout(std::string_view id, const Card& card, TimePoint now);
+  // Completes the payment the session awaits authentication for (409 if it awaits none).
+  WithEvents<CheckoutSession> confirm_checkout(std::string_view id, TimePoint now);
+
+  const PortalSession& open_portal(std::string_view customer_id, std::string return_url);
+  PortalView portal(std::string_view id) const;  // 404 for an unknown id
+  // Pays an open invoice of the portal's customer; a past_due subscription is active again.
+  Events pay_invoice(std::string_view portal_id, std::string_view invoice_id, const Card& card,
+                     TimePoint now);
+  void update_card(std::string_view portal_id, const Card& card);
+  WithEvents<Subscription> cancel_from_portal(std::string_view portal_id,
+                                              std::string_view subscription_id, TimePoint now);
+
+  const Subscription& subscription(std::string_view id) const;
+  WithEvents<Subscription> cancel_at_period_end(std::string_view id, TimePoint now);
+  WithEvents<Subscription> change_price(std::string_view id, std::string_view price_id,
+                                        PlanType plan_type, BillingCycle cycle, TimePoint now);
+  Page<Invoice> invoices(std::string_view customer_id, const PageRequest& page) const;
+  Page<Customer> customers(const PageRequest& page) const;
+  Page<Subscription> subscriptions(const PageRequest& page) const;
+
+  // Ends, renews or fails each subscription whose period is over at `now`, as often as due.
+  WithEvents<RenewalReport> renew_due(TimePoint now);
+
+ private:
+  PricedPlan plan_of(std::string_view price_id) const;
+  const PlanOffer& offer_for(const PricedPlan& plan) const;
+  Cents amount_of(std::string_view price_id) const;
+
+  WithEvents<CheckoutSession> complete_checkout(CheckoutSession& session, const Card& card,
+                                                std::int64_t now);
+  CustomerRecord& checkout_customer(const CheckoutRequest& request, const Card& card,
+                                    std::int64_t now);
+  InvoiceRecord& invoice_for(const Subscription& subscription, std::string_view billing_reason,
+                             std::int64_t now);
+  void renew(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out);
+
+  const Catalog& catalog_;
+  PriceMap prices_;
+  Table<CheckoutSession> sessions_;
+  Table<CustomerRecord> customers_;
+  Table<Subscription> subscriptions_;
+  Table<InvoiceRecord> invoices_;
+  Table<PortalSession> portals_;
+};
+
+}  // namespace billing::local

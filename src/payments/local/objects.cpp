@@ -1,0 +1,131 @@
+#include "payments/local/objects.hpp"
+
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "kit/crypto.hpp"
+
+namespace billing::local {
+namespace {
+
+namespace json = boost::json;
+
+json::object card_details(const Card& card) {
+  return {{"type", "card"},
+          {"card",
+           {{"brand", "visa"},
+            {"last4", card.last4},
+            {"exp_month", card.exp_month},
+            {"exp_year", card.exp_year}}}};
+}
+
+json::object charge_object(const Charge& charge) {
+  json::object out{{"id", charge.id},
+                   {"object", "charge"},
+                   {"amount", charge.amount},
+                   {"status", charge.paid ? "succeeded" : "failed"},
+                   {"payment_method_details", card_details(charge.card)}};
+  if (charge.paid) {
+    const Cents fee = card_fee(charge.amount);
+    out["balance_transaction"] = {{"fee", fee}, {"net", charge.amount - fee}};
+  }
+  return out;
+}
+
+json::value optional_text(const std::optional<std::string>& text) {
+  return text ? json::value(*text) : json::value(nullptr);
+}
+
+}  // namespace
+
+Cents card_fee(Cents amount) {
+  return (amount * 29 + 500) / 1000 + 30;
+}
+
+Metadata checkout_metadata(const CheckoutRequest& request) {
+  return {{"role", std::string(name_of(request.entity.kind))},
+          {"role_entity_id", request.entity.id},
+          {"plan", std::string(name_of(request.plan_type))},
+          {"cycle", std::string(name_of(request.cycle))}};
+}
+
+json::object metadata_object(const Metadata& metadata) {
+  json::object out;
+  for (const auto& [key, value] : metadata) out[key] = value;
+  return out;
+}
+
+json::object items_object(const Subscription& subscription) {
+  return {{"object", "list"},
+          {"data", json::array{json::object{{"id", subscription.item_id},
+                                            {"price", {{"id", subscription.price_id}}}}}}};
+}
+
+json::object subscription_object(const Subscription& subscription) {
+  return {{"id", subscription.id},
+          {"object", "subscription"},
+          {"customer", subscription.customer},
+          {"status", subscription.status},
+          {"cancel_at_period_end", subscription.cancel_at_period_end},
+          {"current_period_start", subscription.current_period_start},
+          {"current_period_end", subscription.current_period_end},
+          {"items", items_object(subscription)},
+          {"metadata", metadata_object(subscription.metadata)}};
+}
+
+json::object invoice_object(const InvoiceRecord& record) {
+  const Invoice& invoice = record.invoice;
+  const json::object period{{"start", record.period_start}, {"end", record.period_end}};
+  json::object line{
+      {"amount", invoice.amount_due}, {"price", {{"id", record.price_id}}}, {"period", period}};
+  return {{"id", invoice.id},
+          {"object", "invoice"},
+          {"customer", invoice.customer},
+          {"subscription", optional_text(invoice.subscription)},
+          {"status", invoice.status},
+          {"amount_due", invoice.amount_due},
+          {"amount_paid", invoice.amount_paid},
+          {"currency", invoice.currency},
+          {"created", invoice.created},
+          {"billing_reason", record.billing_reason},
+          {"payment_intent", record.payment_intent},
+          {"charge", charge_object(record.charge)},
+          {"period_start", record.period_start},
+          {"period_end", record.period_end},
+          {"subscription_details", {{"metadata", metadata_object(record.metadata)}}},
+          {"lines", {{"object", "list"}, {"data", json::array{std::move(line)}}}},
+          {"status_transitions",
+           {{"paid_at", record.paid_at ? json::value(*record.paid_at) : json::value(nullptr)}}}};
+}
+
+json::object checkout_session_object(const CheckoutSession& session) {
+  const CheckoutRequest& request = session.request;
+  return {{"id", session.id},
+          {"object", "checkout.session"},
+          {"mode", "subscription"},
+          {"status", session.state == SessionState::complete ? "complete" : "open"},
+          {"payment_status", session.state == SessionState::complete ? "paid" : "unpaid"},
+          {"customer", optional_text(request.customer_id)},
+          {"subscription", session.subscription_id.empty() ? json::value(nullptr)
+                                                           : json::value(session.subscription_id)},
+          {"client_reference_id", request.entity.id},
+          {"amount_total", session.amount},
+          {"currency", "usd"},
+          {"created", session.created},
+          {"metadata", metadata_object(checkout_metadata(request))}};
+}
+
+std::string event_payload(std::string_view type, json::object object, std::int64_t created,
+                          json::object previous_attributes) {
+  json::object data{{"object", std::move(object)}};
+  if (!previous_attributes.empty()) data["previous_attributes"] = std::move(previous_attributes);
+  return json::serialize(json::object{{"id", "evt_" + random_hex(12)},
+                                      {"object", "event"},
+                                      {"api_version", kApiVersion},
+                                      {"created", created},
+                                      {"livemode", false},
+                                      {"type", type},
+                                      {"data", std::move(data)}});
+}
+
+}  // namespace billing::local

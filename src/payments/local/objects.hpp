@@ -1,0 +1,33 @@
+#pragma once
+// The local provider's objects and events as Stripe's JSON (API version 2023-10-16), the shapes
+// the webhook handler (payments/events.cpp) reads.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <boost/json/object.hpp>
+
+#include "core/money.hpp"
+#include "payments/local/records.hpp"
+
+namespace billing::local {
+
+inline constexpr std::string_view kApiVersion = "2023-10-16";
+
+// Stripe's standard US card pricing, 2.9% + 30 cents, the percentage rounded half up.
+Cents card_fee(Cents amount);
+
+// role, role_entity_id, plan, cycle: on the session and on the subscription it creates.
+Metadata checkout_metadata(const CheckoutRequest& request);
+boost::json::object metadata_object(const Metadata& metadata);
+boost::json::object items_object(const Subscription& subscription);
+boost::json::object subscription_object(const Subscription& subscription);
+// With the charge expanded (Stripe sends its id) so that the fee, net and card are recorded.
+boost::json::object invoice_object(const InvoiceRecord& invoice);
+boost::json::object checkout_session_object(const CheckoutSession& session);
+
+// An event's JSON text: `object` as data.object, and data.previous_attributes unless empty.
+std::string event_payload(std::string_view type, boost::json::object object, std::int64_t created,
+                          boost::json::object previous_attributes = {});
+
+}  // namespace billing::local

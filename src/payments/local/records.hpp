@@ -1,0 +1,121 @@
+#pragma once
+// The Stripe objects the local provider keeps in memory, and the table that holds each kind.
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kit/api_error.hpp"
+#include "payments/local/cards.hpp"
+#include "payments/provider.hpp"
+
+namespace billing::local {
+
+enum class SessionState { open, awaiting_authentication, complete };
+
+struct CheckoutSession {
+  std::string id;
+  CheckoutRequest request;  // its customer_id is set once the checkout completes
+  std::string plan_name;    // the catalog's, for the page
+  Cents amount = 0;
+  std::int64_t created = 0;
+  SessionState state = SessionState::open;
+  std::optional<Card> card_to_confirm;  // awaiting_authentication: the card entered
+  std::string subscription_id;          // complete: the subscription it created
+};
+
+struct Charge {
+  std::string id;
+  Cents amount = 0;
+  bool paid = false;
+  Card card;
+};
+
+struct InvoiceRecord {
+  Invoice invoice;
+  std::string billing_reason;  // subscription_create, subscription_cycle
+  std::string price_id;
+  std::int64_t period_start = 0;
+  std::int64_t period_end = 0;
+  Metadata metadata;  // the subscription's when it was invoiced
+  std::string payment_intent;
+  Charge charge;  // the latest attempt
+  std::optional<std::int64_t> paid_at;
+};
+
+struct CustomerRecord {
+  Customer customer;
+  Card card;  // the card on file, what renewals charge: every customer comes from a checkout
+};
+
+struct PortalSession {
+  std::string id;
+  std::string customer;
+  std::string return_url;
+};
+
+// What the portal page shows, copied out of the provider.
+struct PortalView {
+  std::string id;
+  std::string return_url;
+  Card card;
+  std::vector<Subscription> subscriptions;  // newest first
+  std::vector<Invoice> invoices;            // newest first
+};
+
+inline const std::string& id_of(const CheckoutSession& s) {
+  return s.id;
+}
+inline const std::string& id_of(const Subscription& s) {
+  return s.id;
+}
+inline const std::string& id_of(const InvoiceRecord& i) {
+  return i.invoice.id;
+}
+inline const std::string& id_of(const CustomerRecord& c) {
+  return c.customer.id;
+}
+inline const std::string& id_of(const PortalSession& p) {
+  return p.id;
+}
+
+// Rows in the order they were added (Stripe lists newest first: read it backwards), found by id.
+// References to rows stay valid as rows are added.
+template <class Row>
+class Table {
+ public:
+  Row& add(Row row) {
+    rows_.push_back(std::move(row));
+    index_.emplace(id_of(rows_.back()), rows_.size() - 1);
+    return rows_.back();
+  }
+  // The row `id`, or throws missing(id).
+  Row& at(std::string_view id, ApiError (*missing)(std::string_view)) {
+    if (Row* row = find(id)) return *row;
+    throw missing(id);
+  }
+  const Row& at(std::string_view id, ApiError (*missing)(std::string_view)) const {
+    if (const Row* row = find(id)) return *row;
+    throw missing(id);
+  }
+  Row* find(std::string_view id) {
+    const auto it = index_.find(id);
+    return it == index_.end() ? nullptr : &rows_[it->second];
+  }
+  const Row* find(std::string_view id) const {
+    const auto it = index_.find(id);
+    return it == index_.end() ? nullptr : &rows_[it->second];
+  }
+  std::deque<Row>& rows() { return rows_; }
+  const std::deque<Row>& rows() const { return rows_; }
+
+ private:
+  std::deque<Row> rows_;
+  std::map<std::string, std::size_t, std::less<>> index_;
+};
+
+}  // namespace billing::local

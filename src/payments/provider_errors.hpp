@@ -1,0 +1,37 @@
+#pragma once
+// The only texts a provider failure shows a client. Each provider maps its failures to these;
+// what the provider said goes to the log (without keys), never into a response.
+#include <string>
+#include <string_view>
+
+#include "kit/api_error.hpp"
+
+namespace billing::provider_errors {
+
+inline ApiError card_declined() {
+  return ApiError(402, "Your card was declined");
+}
+inline ApiError insufficient_funds() {
+  return ApiError(402, "Your card has insufficient funds");
+}
+inline ApiError authentication_required() {
+  return ApiError(402, "Your card requires authentication");
+}
+inline ApiError unavailable() {
+  return ApiError(503, "Stripe service unavailable");
+}
+inline ApiError authentication_failed() {
+  return ApiError(503, "Stripe authentication failed");
+}
+// Stripe refused a request we built (a bad price id, say): our fault or our configuration's.
+inline ApiError rejected() {
+  return ApiError(502, "Stripe rejected the request");
+}
+inline ApiError no_such_subscription(std::string_view id) {
+  return ApiError(404, std::string("No such subscription: ").append(id));
+}
+inline ApiError no_such_customer(std::string_view id) {
+  return ApiError(404, std::string("No such customer: ").append(id));
+}
+
+}  // namespace billing::provider_errors

@@ -1,0 +1,31 @@
+#pragma once
+// What the payments domain asks of storage, inside a unit of work (core/db.hpp).
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "payments/types.hpp"
+
+namespace billing {
+
+class PaymentRepo {
+ public:
+  virtual ~PaymentRepo() = default;
+
+  // Records the event as processed unless it already is: true when this unit is the one to
+  // apply it (new, or failed before). Two units claiming one id at once queue on its row.
+  virtual bool claim_event(const InboxEvent& event, TimePoint now) = 0;
+  // Records a failed attempt (status failed, attempts + 1, the error), unless it was processed.
+  virtual void record_event_failure(const InboxEvent& event, std::string_view error,
+                                    TimePoint now) = 0;
+  virtual std::optional<InboxRecord> inbox_record(std::string_view event_id) = 0;
+
+  virtual void append_audit(const AuditEntry& entry) = 0;
+  virtual std::vector<AuditEntry> audit_entries(std::string_view event_id) = 0;  // oldest first
+
+  // False when a payment for the same invoice is already recorded (it is recorded once).
+  virtual bool record_payment(const Payment& payment) = 0;
+  virtual std::vector<Payment> payments(const EntityRef& entity) = 0;  // oldest first
+};
+
+}  // namespace billing

@@ -1,0 +1,241 @@
+#include "payments/routes.hpp"
+
+#include <charconv>
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+
+#include "entities/ownership.hpp"
+#include "http/errors.hpp"
+#include "http/json_body.hpp"
+#include "kit/api_error.hpp"
+#include "kit/text.hpp"
+#include "plans/repo.hpp"
+
+namespace billing {
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+constexpr RoleSet kOwners{Role::hospital, Role::individual};
+constexpr RoleSet kOwnersAndAdmins{Role::admin, Role::hospital, Role::individual};
+
+ApiError price_not_found(const PricedPlan& p) {
+  return ApiError(400, fmt::format("Price mapping not found for ({}, {}, {})", name_of(p.role),
+                                   name_of(p.plan_type), name_of(p.cycle)));
+}
+
+json::object metadata_json(const Metadata& metadata) {
+  json::object out;
+  for (const auto& [key, value] : metadata) out[key] = value;
+  return out;
+}
+
+json::object subscription_json(const Subscription& s) {
+  return {{"id", s.id},
+          {"status", s.status},
+          {"customer", s.customer},
+          {"current_period_start", s.current_period_start},
+          {"current_period_end", s.current_period_end},
+          {"cancel_at_period_end", s.cancel_at_period_end},
+          {"metadata", metadata_json(s.metadata)}};
+}
+
+json::object invoice_json(const Invoice& i) {
+  return {{"id", i.id},
+          {"amount_due", i.amount_due},
+          {"amount_paid", i.amount_paid},
+          {"currency", i.currency},
+          {"status", i.status},
+          {"created", i.created}};
+}
+
+json::object customer_json(const Customer& c) {
+  const auto optional = [](const std::optional<std::string>& s) {
+    return s ? json::value(*s) : json::value(nullptr);
+  };
+  return {{"id", c.id},
+          {"email", optional(c.email)},
+          {"name", optional(c.name)},
+          {"created", c.created},
+          {"metadata", metadata_json(c.metadata)}};
+}
+
+template <class T, class ToJson>
+Response page_response(const Page<T>& page, ToJson to_json) {
+  json::array data;
+  for (const auto& item : page.data) data.push_back(to_json(item));
+  return json_response(
+      json::object{{"object", "list"}, {"data", std::move(data)}, {"has_more", page.has_more}});
+}
+
+// Stripe's pagination parameters: limit 1-100 (default 10), starting_after an id.
+PageRequest page_request(const Request& request) {
+  PageRequest page;
+  if (auto limit = request.query_param("limit")) {
+    const auto end = limit->data() + limit->size();
+    const auto [ptr, ec] = std::from_chars(limit->data(), end, page.limit);
+    if (ec != std::errc() || ptr != end || page.limit < 1 || page.limit > 100)
+      throw query_error("limit", "int_parsing", "An integer from 1 to 100");
+  }
+  if (auto after = request.query_param("starting_after")) {
+    if (after->empty() || after->size() > 128 || !free_of_control_characters(*after))
+      throw query_error("starting_after", "string_pattern_mismatch",
+                        "An id of 1 to 128 characters without control characters");
+    page.starting_after = std::string(*after);
+  }
+  return page;
+}
+
+// The caller's plan (hospital or individual; an assistant's is its hospital's).
+asio::awaitable<std::optional<Plan>> own_plan(Db& db, const Identity& caller) {
+  const auto entity = own_entity(caller);
+  if (!entity) co_return std::nullopt;
+  co_return co_await db.read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(*entity); });
+}
+
+// Users reach only their own subscription and customer; admins reach all.
+asio::awaitable<void> require_own_billing(Db& db, const Identity& caller,
+                                          std::optional<std::string> Plan::*field, std::string id) {
+  if (caller.role == Role::admin) co_return;
+  const auto plan = co_await own_plan(db, caller);
+  if (!plan || (*plan).*field != id) throw ApiError(403, "Unauthorized");
+}
+
+// The checkout `caller` asks for in `body`, for a plan `current` (if any) that no subscription
+// pays for yet.
+CheckoutRequest checkout_request(std::string_view raw_body, const Identity& caller,
+                                 const std::optional<Plan>& current, const PriceMap& prices,
+                                 const CheckoutUrls& urls) {
+  JsonBody body(raw_body);
+  const auto plan_type = body.required_enum<PlanType>("plan_type");
+  const auto cycle = body.required_enum<BillingCycle>("billing_cycle");
+  body.finish();
+  const auto entity = own_entity(caller);
+  if (!entity) throw ApiError(403, "Unauthorized");
+  const PricedPlan priced{entity->kind, plan_type, cycle};
+  const auto price = prices.price_for(priced);
+  if (!price) throw price_not_found(priced);
+  if (current && current->stripe_subscription_id && current->status == PlanStatus::active)
+    throw ApiError(409,
+                   "An active subscription pays for this plan: change it with "
+                   "POST /billing/plan/select");
+  return CheckoutRequest{
+      .entity = *entity,
+      .plan_type = plan_type,
+      .cycle = cycle,
+      .price_id = std::string(*price),
+      .customer_id = current ? current->stripe_customer_id : std::nullopt,
+      .success_url = urls.success_url,
+      .cancel_url = urls.cancel_url,
+  };
+}
+
+asio::awaitable<Response> post_checkout(Db& db, PaymentProvider& provider, const PriceMap& prices,
+                                        const CheckoutUrls& urls, const Call& call) {
+  const auto current = co_await own_plan(db, call.caller());
+  auto request = checkout_request(call.request.body, call.caller(), current, prices, urls);
+  const auto url = co_await provider.create_checkout_session(std::move(request));
+  co_return json_response(json::object{{"checkout_url", url}});
+}
+
+asio::awaitable<Response> post_portal_link(Db& db, PaymentProvider& provider,
+                                           const CheckoutUrls& urls, const Call& call) {
+  const auto plan = co_await own_plan(db, call.caller());
+  if (!plan || !plan->stripe_customer_id)
+    throw ApiError(404, "No billing account yet: complete a checkout first");
+  const auto url =
+      co_await provider.create_portal_session(*plan->stripe_customer_id, urls.success_url);
+  co_return json_response(json::object{{"portal_url", url}});
+}
+
+asio::awaitable<Response> get_subscription(Db& db, PaymentProvider& provider, const Call& call) {
+  std::string id(call.request.path_param("sub_id"));
+  co_await require_own_billing(db, call.caller(), &Plan::stripe_subscription_id, id);
+  co_return json_response(subscription_json(co_await provider.get_subscription(std::move(id))));
+}
+
+asio::awaitable<Response> post_cancel(Db& db, PaymentProvider& provider, const Call& call) {
+  JsonBody body(call.request.body);
+  auto id = body.required_string("subscription_id");
+  body.finish();
+  co_await require_own_billing(db, call.caller(), &Plan::stripe_subscription_id, id);
+  const auto subscription = co_await provider.cancel_at_period_end(std::move(id));
+  co_return json_response(json::object{{"status", subscription.status},
+                                       {"cancel_at_period_end", subscription.cancel_at_period_end},
+                                       {"current_period_end", subscription.current_period_end}});
+}
+
+asio::awaitable<Response> get_invoices(Db& db, PaymentProvider& provider, const Call& call) {
+  std::string id(call.request.path_param("customer_id"));
+  const auto page = page_request(call.request);
+  co_await require_own_billing(db, call.caller(), &Plan::stripe_customer_id, id);
+  const auto invoices = co_await provider.list_invoices(std::move(id), page);
+  co_return page_response(invoices, invoice_json);
+}
+
+asio::awaitable<Response> get_customers(PaymentProvider& provider, const Call& call) {
+  co_return page_response(co_await provider.list_customers(page_request(call.request)),
+                          customer_json);
+}
+
+asio::awaitable<Response> get_subscriptions(PaymentProvider& provider, const Call& call) {
+  co_return page_response(co_await provider.list_subscriptions(page_request(call.request)),
+                          subscription_json);
+}
+
+asio::awaitable<Response> get_health(PaymentProvider& provider) {
+  co_await provider.check_health();
+  co_return json_response(json::object{{"status", "healthy"}, {"service", "stripe"}});
+}
+
+asio::awaitable<Response> post_webhook(WebhookReceiver& webhooks, const Call& call) {
+  const auto signature = call.request.header("Stripe-Signature");
+  if (signature.empty()) throw ApiError(400, "Invalid webhook signature");
+  const auto status = co_await webhooks.receive(signature, call.request.body);
+  co_return json_response(json::object{{"received", true}, {"result", name_of(status)}});
+}
+
+}  // namespace
+
+asio::awaitable<void> ProviderSubscriptionChanges::change_plan(Plan plan, PlanType plan_type) {
+  const PricedPlan priced{plan.owner.kind, plan_type,
+                          plan.billing_cycle.value_or(BillingCycle::monthly)};
+  const auto price = prices_.price_for(priced);
+  if (!price) throw price_not_found(priced);
+  co_await provider_.change_price(*plan.stripe_subscription_id, std::string(*price), plan_type,
+                                  priced.cycle);
+}
+
+void add_payment_routes(Router& router, Db& db, PaymentProvider& provider, const PriceMap& prices,
+                        WebhookReceiver& webhooks, CheckoutUrls urls) {
+  auto shared_urls = std::make_shared<const CheckoutUrls>(std::move(urls));
+  router.add({Method::post, "/stripe/checkout", Policy::write(kOwners),
+              [&db, &provider, &prices, shared_urls](const Call& call) {
+                return post_checkout(db, provider, prices, *shared_urls, call);
+              }});
+  router.add({Method::post, "/stripe/portal-link", Policy::write(kOwners),
+              [&db, &provider, shared_urls](const Call& call) {
+                return post_portal_link(db, provider, *shared_urls, call);
+              }});
+  router.add({Method::get, "/stripe/subscription/{sub_id}", Policy::read(kOwnersAndAdmins),
+              [&db, &provider](const Call& call) { return get_subscription(db, provider, call); }});
+  router.add({Method::post, "/stripe/subscription/cancel", Policy::write(kOwnersAndAdmins),
+              [&db, &provider](const Call& call) { return post_cancel(db, provider, call); }});
+  router.add({Method::get, "/stripe/customer/{customer_id}/invoices",
+              Policy::read(kOwnersAndAdmins),
+              [&db, &provider](const Call& call) { return get_invoices(db, provider, call); }});
+  router.add({Method::get, "/stripe/admin/customers", Policy::read({Role::admin}),
+              [&provider](const Call& call) { return get_customers(provider, call); }});
+  router.add({Method::get, "/stripe/admin/subscriptions", Policy::read({Role::admin}),
+              [&provider](const Call& call) { return get_subscriptions(provider, call); }});
+  // Stripe signs the raw body: no token, no CSRF; a body up to 1 MiB (Stripe's own limit is
+  // lower, but an invoice with many lines comes close to 64 KiB).
+  router.add({Method::post, "/stripe/webhook", Policy::open().with_body_limit(kLargeBodyLimit),
+              [&webhooks](const Call& call) { return post_webhook(webhooks, call); }});
+  router.add({Method::get, "/stripe/health", Policy::open(),
+              [&provider](const Call&) { return get_health(provider); }});
+}
+
+}  // namespace billing

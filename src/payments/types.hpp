@@ -1,0 +1,75 @@
+#pragma once
+// What the payments domain records: webhook events in the inbox, the audit trail, payments.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/entity.hpp"
+#include "core/money.hpp"
+#include "core/plan_kinds.hpp"
+#include "kit/clock.hpp"
+
+namespace billing {
+
+// A Stripe event as the inbox stores it: the raw payload, as signed.
+struct InboxEvent {
+  std::string_view id;
+  std::string_view type;
+  std::int64_t created = 0;  // Stripe's, Unix seconds
+  std::string_view payload;
+};
+
+enum class InboxStatus { processed, failed };
+template <>
+struct EnumNames<InboxStatus> {
+  static constexpr std::array<std::string_view, 2> names{"processed", "failed"};
+};
+
+struct InboxRecord {
+  InboxStatus status = InboxStatus::processed;
+  int attempts = 0;
+  std::optional<std::string> last_error;
+  friend bool operator==(const InboxRecord&, const InboxRecord&) = default;
+};
+
+// One stripe_audit row: every event received, with what became of it.
+enum class AuditStatus { ok, duplicate, stale, ignored, failed };
+template <>
+struct EnumNames<AuditStatus> {
+  static constexpr std::array<std::string_view, 5> names{"ok", "duplicate", "stale", "ignored",
+                                                         "failed"};
+};
+
+struct AuditEntry {
+  std::string event_id;
+  std::string event_type;
+  std::string payload;
+  AuditStatus status = AuditStatus::ok;
+  std::string note;
+  TimePoint created_at;
+  friend bool operator==(const AuditEntry&, const AuditEntry&) = default;
+};
+
+// One row of `payments`, with the specification's fields.
+struct Payment {
+  std::optional<std::string> checkout_session_id;
+  std::optional<std::string> customer_id;
+  std::optional<std::string> subscription_id;
+  std::optional<std::string> invoice_id;
+  std::optional<std::string> payment_intent_id;
+  std::optional<std::string> charge_id;
+  EntityRef entity;
+  std::optional<PlanType> plan_type;
+  std::optional<BillingCycle> cycle;
+  Cents amount = 0;
+  std::string currency;
+  std::optional<Cents> net_amount;
+  std::optional<Cents> fee_amount;
+  std::optional<std::string> payment_method;  // JSON: {"type": "card", "card": {...}}
+  std::optional<TimePoint> paid_at;
+  TimePoint created_at;
+  friend bool operator==(const Payment&, const Payment&) = default;
+};
+
+}  // namespace billing

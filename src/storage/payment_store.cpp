@@ -1,0 +1,132 @@
+#include "storage/payment_store.hpp"
+
+#include "kit/time.hpp"
+#include "storage/codec.hpp"
+
+namespace billing {
+
+bool SqlPaymentRepo::claim_event(const InboxEvent& event, TimePoint now) {
+  // The upsert takes the event's row lock: a second delivery of the same id, in another
+  // transaction or on another replica, waits here until the first commits, then sees it
+  // processed and claims nothing.
+  static constexpr sql::Query kClaim =
+      "INSERT INTO webhook_events (event_id, event_type, created, payload, status, attempts, "
+      "received_at, processed_at) VALUES (?, ?, ?, ?, 'processed', 1, ?, ?) "
+      "ON CONFLICT (event_id) DO UPDATE SET status = 'processed', "
+      "attempts = webhook_events.attempts + 1, last_error = NULL, "
+      "processed_at = excluded.processed_at WHERE webhook_events.status <> 'processed' "
+      "RETURNING attempts";
+  const auto at = iso8601_micros(now);
+  bool claimed = false;
+  db_.run(kClaim, {event.id, event.type, event.created, event.payload, at, at},
+          [&](const sql::Row&) { claimed = true; });
+  return claimed;
+}
+
+void SqlPaymentRepo::record_event_failure(const InboxEvent& event, std::string_view error,
+                                          TimePoint now) {
+  static constexpr sql::Query kFail =
+      "INSERT INTO webhook_events (event_id, event_type, created, payload, status, attempts, "
+      "last_error, received_at) VALUES (?, ?, ?, ?, 'failed', 1, ?, ?) "
+      "ON CONFLICT (event_id) DO UPDATE SET status = 'failed', "
+      "attempts = webhook_events.attempts + 1, last_error = excluded.last_error "
+      "WHERE webhook_events.status <> 'processed'";
+  db_.run(kFail, {event.id, event.type, event.created, event.payload, error, iso8601_micros(now)});
+}
+
+std::optional<InboxRecord> SqlPaymentRepo::inbox_record(std::string_view event_id) {
+  static constexpr sql::Query kFind =
+      "SELECT status, attempts, last_error FROM webhook_events WHERE event_id = ?";
+  std::optional<InboxRecord> record;
+  db_.run(kFind, {event_id}, [&](const sql::Row& row) {
+    record.emplace(InboxRecord{.status = decode_enum<InboxStatus>(row.text(0)),
+                               .attempts = static_cast<int>(row.integer(1)),
+                               .last_error = optional_text(row, 2)});
+  });
+  return record;
+}
+
+void SqlPaymentRepo::append_audit(const AuditEntry& e) {
+  static constexpr sql::Query kAppend =
+      "INSERT INTO stripe_audit (event_id, event_type, payload, status, note, created_at) "
+      "VALUES (?, ?, ?, ?, ?, ?)";
+  db_.run(kAppend, {e.event_id, e.event_type, e.payload, name_of(e.status), e.note,
+                    iso8601_micros(e.created_at)});
+}
+
+std::vector<AuditEntry> SqlPaymentRepo::audit_entries(std::string_view event_id) {
+  // PostgreSQL keeps the payload as JSONB, which prints it normalised: the inbox keeps the bytes.
+  static constexpr sql::Query kList{
+      "SELECT event_id, event_type, payload, status, note, created_at FROM stripe_audit "
+      "WHERE event_id = ? ORDER BY id",
+      "SELECT event_id, event_type, payload::text, status, note, " BILLING_PG_ISO8601(
+          "created_at") " FROM stripe_audit WHERE event_id = ? ORDER BY id"};
+  std::vector<AuditEntry> entries;
+  db_.run(kList, {event_id}, [&](const sql::Row& row) {
+    entries.push_back(AuditEntry{.event_id = std::string(row.text(0)),
+                                 .event_type = std::string(row.text(1)),
+                                 .payload = std::string(row.text(2)),
+                                 .status = decode_enum<AuditStatus>(row.text(3)),
+                                 .note = std::string(row.text(4)),
+                                 .created_at = decode_time(row.text(5))});
+  });
+  return entries;
+}
+
+bool SqlPaymentRepo::record_payment(const Payment& p) {
+  static constexpr sql::Query kRecord =
+      "INSERT INTO payments (stripe_checkout_session_id, stripe_customer_id, "
+      "stripe_subscription_id, stripe_invoice_id, stripe_payment_intent_id, stripe_charge_id, "
+      "role, role_entity_id, plan_type, cycle, amount, currency, net_amount, fee_amount, "
+      "payment_method, paid_at, created_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+      "ON CONFLICT (stripe_invoice_id) DO NOTHING";
+  const std::optional<std::string> paid_at =
+      p.paid_at ? std::optional(iso8601_micros(*p.paid_at)) : std::nullopt;
+  return db_.run(kRecord,
+                 {optional_param(p.checkout_session_id), optional_param(p.customer_id),
+                  optional_param(p.subscription_id), optional_param(p.invoice_id),
+                  optional_param(p.payment_intent_id), optional_param(p.charge_id),
+                  name_of(p.entity.kind), p.entity.id, optional_enum(p.plan_type),
+                  optional_enum(p.cycle), p.amount, p.currency, optional_param(p.net_amount),
+                  optional_param(p.fee_amount), optional_param(p.payment_method),
+                  optional_param(paid_at), iso8601_micros(p.created_at)}) > 0;
+}
+
+std::vector<Payment> SqlPaymentRepo::payments(const EntityRef& entity) {
+  static constexpr sql::Query kList{
+      "SELECT stripe_checkout_session_id, stripe_customer_id, stripe_subscription_id, "
+      "stripe_invoice_id, stripe_payment_intent_id, stripe_charge_id, plan_type, cycle, amount, "
+      "currency, net_amount, fee_amount, payment_method, paid_at, created_at FROM payments "
+      "WHERE role = ? AND role_entity_id = ? ORDER BY id",
+      "SELECT stripe_checkout_session_id, stripe_customer_id, stripe_subscription_id, "
+      "stripe_invoice_id, stripe_payment_intent_id, stripe_charge_id, plan_type, cycle, amount, "
+      "currency, net_amount, fee_amount, payment_method::text, " BILLING_PG_ISO8601(
+          "paid_at") ", " BILLING_PG_ISO8601("created_at") " FROM payments "
+                                                           "WHERE role = ? AND role_entity_id = ? "
+                                                           "ORDER BY id"};
+  std::vector<Payment> out;
+  db_.run(kList, {name_of(entity.kind), entity.id}, [&](const sql::Row& row) {
+    out.push_back(Payment{
+        .checkout_session_id = optional_text(row, 0),
+        .customer_id = optional_text(row, 1),
+        .subscription_id = optional_text(row, 2),
+        .invoice_id = optional_text(row, 3),
+        .payment_intent_id = optional_text(row, 4),
+        .charge_id = optional_text(row, 5),
+        .entity = entity,
+        .plan_type = optional_decoded<PlanType>(row, 6),
+        .cycle = optional_decoded<BillingCycle>(row, 7),
+        .amount = row.integer(8),
+        .currency = std::string(row.text(9)),
+        .net_amount = optional_integer(row, 10),
+        .fee_amount = optional_integer(row, 11),
+        .payment_method = optional_text(row, 12),
+        .paid_at = row.is_null(13) ? std::nullopt : std::optional(decode_time(row.text(13))),
+        .created_at = decode_time(row.text(14)),
+    });
+  });
+  return out;
+}
+
+}  // namespace billing

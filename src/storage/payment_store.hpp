@@ -1,0 +1,25 @@
+#pragma once
+#include "payments/repo.hpp"
+#include "storage/sql.hpp"
+
+namespace billing {
+
+// PaymentRepo over either SQL backend: webhook_events, stripe_audit, payments.
+class SqlPaymentRepo : public PaymentRepo {
+ public:
+  explicit SqlPaymentRepo(sql::Connection& connection) : db_(connection) {}
+
+  bool claim_event(const InboxEvent& event, TimePoint now) override;
+  void record_event_failure(const InboxEvent& event, std::string_view error,
+                            TimePoint now) override;
+  std::optional<InboxRecord> inbox_record(std::string_view event_id) override;
+  void append_audit(const AuditEntry& entry) override;
+  std::vector<AuditEntry> audit_entries(std::string_view event_id) override;
+  bool record_payment(const Payment& payment) override;
+  std::vector<Payment> payments(const EntityRef& entity) override;
+
+ private:
+  sql::Connection& db_;
+};
+
+}  // namespace billing

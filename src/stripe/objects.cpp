@@ -1,0 +1,137 @@
+#include "stripe/objects.hpp"
+
+#include <stdexcept>
+#include <string>
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+
+namespace billing::stripe {
+
+namespace json = boost::json;
+
+namespace {
+
+const json::object& as_object(const json::value& value, std::string_view what) {
+  const auto* object = value.if_object();
+  if (!object) throw std::runtime_error(std::string("Stripe sent no ").append(what) + " object");
+  return *object;
+}
+
+std::optional<std::string> optional_string(const json::object& object, std::string_view key) {
+  const auto* value = object.if_contains(key);
+  if (!value || !value->is_string()) return std::nullopt;
+  return std::string(value->get_string());
+}
+
+std::string string_or_empty(const json::object& object, std::string_view key) {
+  return optional_string(object, key).value_or("");
+}
+
+// A reference to another object: its id, or the object itself when expanded.
+std::optional<std::string> optional_id(const json::object& object, std::string_view key) {
+  const auto* value = object.if_contains(key);
+  if (value && value->is_object()) return optional_string(value->get_object(), "id");
+  return optional_string(object, key);
+}
+
+std::int64_t integer_or_zero(const json::object& object, std::string_view key) {
+  const auto* value = object.if_contains(key);
+  if (!value) return 0;
+  if (value->is_int64()) return value->get_int64();
+  if (value->is_uint64()) return static_cast<std::int64_t>(value->get_uint64());
+  return 0;
+}
+
+bool bool_or_false(const json::object& object, std::string_view key) {
+  const auto* value = object.if_contains(key);
+  return value && value->is_bool() && value->get_bool();
+}
+
+Metadata metadata_of(const json::object& object) {
+  Metadata metadata;
+  const auto* value = object.if_contains("metadata");
+  if (!value || !value->is_object()) return metadata;
+  for (const auto& [key, text] : value->get_object())
+    if (text.is_string()) metadata.emplace_back(key, text.get_string());
+  return metadata;
+}
+
+std::string required_id(const json::object& object, std::string_view what) {
+  auto id = optional_string(object, "id");
+  if (!id || id->empty()) throw std::runtime_error(std::string(what) + " without an id");
+  return std::move(*id);
+}
+
+}  // namespace
+
+Subscription read_subscription(const json::value& value) {
+  const auto& object = as_object(value, "subscription");
+  Subscription subscription;
+  subscription.id = required_id(object, "subscription");
+  subscription.status = string_or_empty(object, "status");
+  subscription.customer = optional_id(object, "customer").value_or("");
+  subscription.current_period_start = integer_or_zero(object, "current_period_start");
+  subscription.current_period_end = integer_or_zero(object, "current_period_end");
+  subscription.cancel_at_period_end = bool_or_false(object, "cancel_at_period_end");
+  subscription.metadata = metadata_of(object);
+  // Our subscriptions have one item: the first is the one.
+  if (const auto* items = object.if_contains("items"); items && items->is_object()) {
+    const auto* data = items->get_object().if_contains("data");
+    if (data && data->is_array() && !data->get_array().empty()) {
+      const auto& item = as_object(data->get_array().front(), "subscription item");
+      subscription.item_id = string_or_empty(item, "id");
+      subscription.price_id = optional_id(item, "price").value_or("");
+    }
+  }
+  return subscription;
+}
+
+Invoice read_invoice(const json::value& value) {
+  const auto& object = as_object(value, "invoice");
+  Invoice invoice;
+  invoice.id = required_id(object, "invoice");
+  invoice.customer = optional_id(object, "customer").value_or("");
+  invoice.subscription = optional_id(object, "subscription");
+  invoice.amount_due = integer_or_zero(object, "amount_due");
+  invoice.amount_paid = integer_or_zero(object, "amount_paid");
+  invoice.currency = string_or_empty(object, "currency");
+  invoice.status = string_or_empty(object, "status");
+  invoice.created = integer_or_zero(object, "created");
+  return invoice;
+}
+
+Customer read_customer(const json::value& value) {
+  const auto& object = as_object(value, "customer");
+  Customer customer;
+  customer.id = required_id(object, "customer");
+  customer.email = optional_string(object, "email");
+  customer.name = optional_string(object, "name");
+  customer.created = integer_or_zero(object, "created");
+  customer.metadata = metadata_of(object);
+  return customer;
+}
+
+template <class T>
+Page<T> read_page(const json::value& value, T (*read)(const json::value&)) {
+  const auto& object = as_object(value, "list");
+  const auto* data = object.if_contains("data");
+  if (!data || !data->is_array()) throw std::runtime_error("Stripe sent a list without data");
+  Page<T> page;
+  page.data.reserve(data->get_array().size());
+  for (const auto& element : data->get_array()) page.data.push_back(read(element));
+  page.has_more = bool_or_false(object, "has_more");
+  return page;
+}
+
+template Page<Subscription> read_page(const json::value&, Subscription (*)(const json::value&));
+template Page<Invoice> read_page(const json::value&, Invoice (*)(const json::value&));
+template Page<Customer> read_page(const json::value&, Customer (*)(const json::value&));
+
+std::string read_session_url(const json::value& value) {
+  auto url = optional_string(as_object(value, "session"), "url");
+  if (!url || url->empty()) throw std::runtime_error("Stripe sent a session without a url");
+  return std::move(*url);
+}
+
+}  // namespace billing::stripe

@@ -1,0 +1,22 @@
+#pragma once
+// Stripe's JSON objects read into the provider's structs. Absent or null optional fields read
+// as empty; a response that is not the object asked for (no `id`, not an object) throws
+// std::runtime_error.
+#include <boost/json/value.hpp>
+
+#include "payments/provider.hpp"
+
+namespace billing::stripe {
+
+Subscription read_subscription(const boost::json::value& json);
+Invoice read_invoice(const boost::json::value& json);
+Customer read_customer(const boost::json::value& json);
+
+// A list object ({"data": [...], "has_more": ...}), each element read by `read`.
+template <class T>
+Page<T> read_page(const boost::json::value& json, T (*read)(const boost::json::value&));
+
+// The `url` of a Checkout or portal session.
+std::string read_session_url(const boost::json::value& json);
+
+}  // namespace billing::stripe

@@ -1,0 +1,243 @@
+#include "stripe/stripe_provider.hpp"
+
+#include <exception>
+#include <initializer_list>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+
+#include "kit/crypto.hpp"
+#include "kit/offload.hpp"
+#include "payments/provider_errors.hpp"
+#include "stripe/curl_transport.hpp"
+#include "stripe/objects.hpp"
+
+namespace billing {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using stripe::path_segment;
+
+namespace {
+
+constexpr std::size_t kLoggedBodyLimit = 2000;
+
+std::string_view error_field(const json::value& body, std::string_view key) {
+  const auto* object = body.if_object();
+  const auto* error = object ? object->if_contains("error") : nullptr;
+  const auto* field = error && error->is_object() ? error->get_object().if_contains(key) : nullptr;
+  return field && field->is_string() ? std::string_view(field->get_string()) : std::string_view();
+}
+
+// Stripe's answer read by `read`; an answer that is not what was asked for is Stripe's outage
+// as far as the caller can tell.
+template <class Read>
+auto read_answer(const json::value& answer, std::string_view path, Read read) {
+  try {
+    return read(answer);
+  } catch (const std::exception& error) {
+    spdlog::warn("stripe: unreadable answer from {}: {}", path, error.what());
+    throw provider_errors::unavailable();
+  }
+}
+
+void add_page(stripe::FormParams& params, const PageRequest& page) {
+  params.add("limit", std::to_string(page.limit));
+  if (page.starting_after) params.add("starting_after", *page.starting_after);
+}
+
+}  // namespace
+
+StripeProvider::StripeProvider(StripeOptions options)
+    : options_(std::move(options)), pool_(options_.pool_threads) {
+  stripe::curl_global_init_once();
+}
+
+asio::awaitable<std::string> StripeProvider::create_checkout_session(CheckoutRequest checkout) {
+  Request request{.post = true, .path = "/v1/checkout/sessions"};
+  auto& params = request.params;
+  params.add("mode", "subscription")
+      .add("line_items[0][price]", checkout.price_id)
+      .add("line_items[0][quantity]", "1")
+      .add("success_url", checkout.success_url)
+      .add("cancel_url", checkout.cancel_url)
+      .add("client_reference_id", checkout.entity.id);
+  if (checkout.customer_id) {
+    params.add("customer", *checkout.customer_id);
+    request.named.push_back({"customer", *checkout.customer_id, provider_errors::no_such_customer});
+  }
+  // On the session (for checkout.session.completed) and on the subscription it creates (for
+  // every later customer.subscription.* event).
+  for (const std::string prefix : {"metadata", "subscription_data[metadata]"}) {
+    params.add(prefix + "[role]", name_of(checkout.entity.kind))
+        .add(prefix + "[role_entity_id]", checkout.entity.id)
+        .add(prefix + "[plan]", name_of(checkout.plan_type))
+        .add(prefix + "[cycle]", name_of(checkout.cycle));
+  }
+  const auto answer = co_await send(std::move(request));
+  co_return read_answer(answer, "/v1/checkout/sessions", stripe::read_session_url);
+}
+
+asio::awaitable<std::string> StripeProvider::create_portal_session(std::string customer_id,
+                                                                   std::string return_url) {
+  Request request{.post = true, .path = "/v1/billing_portal/sessions"};
+  request.params.add("customer", customer_id).add("return_url", return_url);
+  request.named.push_back({"customer", customer_id, provider_errors::no_such_customer});
+  const auto answer = co_await send(std::move(request));
+  co_return read_answer(answer, "/v1/billing_portal/sessions", stripe::read_session_url);
+}
+
+asio::awaitable<Subscription> StripeProvider::get_subscription(std::string id) {
+  Request request{.path = "/v1/subscriptions/" + path_segment(id)};
+  request.named.push_back({"", id, provider_errors::no_such_subscription});
+  const auto answer = co_await send(std::move(request));
+  co_return read_answer(answer, "/v1/subscriptions", stripe::read_subscription);
+}
+
+asio::awaitable<Subscription> StripeProvider::cancel_at_period_end(std::string id) {
+  Request request{.post = true, .path = "/v1/subscriptions/" + path_segment(id)};
+  request.params.add("cancel_at_period_end", "true");
+  request.named.push_back({"", id, provider_errors::no_such_subscription});
+  const auto answer = co_await send(std::move(request));
+  co_return read_answer(answer, "/v1/subscriptions", stripe::read_subscription);
+}
+
+asio::awaitable<Subscription> StripeProvider::change_price(std::string id, std::string price_id,
+                                                           PlanType plan_type, BillingCycle cycle) {
+  // Stripe replaces an item named by its id; without the id it would add a second one.
+  const auto current = co_await get_subscription(id);
+  if (current.item_id.empty()) {
+    spdlog::warn("stripe: subscription {} has no item to move to another price", id);
+    throw provider_errors::rejected();
+  }
+  Request request{.post = true, .path = "/v1/subscriptions/" + path_segment(id)};
+  request.params.add("items[0][id]", current.item_id)
+      .add("items[0][price]", price_id)
+      .add("proration_behavior", "create_prorations")
+      .add("metadata[plan]", name_of(plan_type))
+      .add("metadata[cycle]", name_of(cycle));
+  request.named.push_back({"", id, provider_errors::no_such_subscription});
+  const auto answer = co_await send(std::move(request));
+  co_return read_answer(answer, "/v1/subscriptions", stripe::read_subscription);
+}
+
+asio::awaitable<Page<Invoice>> StripeProvider::list_invoices(std::string customer_id,
+                                                             PageRequest page) {
+  Request request{.path = "/v1/invoices"};
+  request.params.add("customer", customer_id);
+  add_page(request.params, page);
+  request.named.push_back({"customer", customer_id, provider_errors::no_such_customer});
+  const auto answer = co_await send(std::move(request));
+  co_return read_answer(answer, "/v1/invoices", [](const json::value& list) {
+    return stripe::read_page(list, stripe::read_invoice);
+  });
+}
+
+asio::awaitable<Page<Customer>> StripeProvider::list_customers(PageRequest page) {
+  Request request{.path = "/v1/customers"};
+  add_page(request.params, page);
+  const auto answer = co_await send(std::move(request));
+  co_return read_answer(answer, "/v1/customers", [](const json::value& list) {
+    return stripe::read_page(list, stripe::read_customer);
+  });
+}
+
+asio::awaitable<Page<Subscription>> StripeProvider::list_subscriptions(PageRequest page) {
+  Request request{.path = "/v1/subscriptions"};
+  request.params.add("status", "all");  // Stripe's default leaves out canceled ones
+  add_page(request.params, page);
+  const auto answer = co_await send(std::move(request));
+  co_return read_answer(answer, "/v1/subscriptions", [](const json::value& list) {
+    return stripe::read_page(list, stripe::read_subscription);
+  });
+}
+
+asio::awaitable<void> StripeProvider::check_health() {
+  Request request{.path = "/v1/account"};  // named: GCC 12 frees a temporary here twice
+  co_await send(std::move(request));
+}
+
+asio::awaitable<json::value> StripeProvider::send(Request request) {
+  const std::string_view method = request.post ? "POST" : "GET";
+  stripe::HttpExchange exchange;
+  exchange.post = request.post;
+  exchange.url = options_.api_base + request.path;
+  if (request.post)
+    exchange.body = request.params.encoded();
+  else if (!request.params.empty())
+    exchange.url += "?" + request.params.encoded();
+  exchange.headers = {"Authorization: Bearer " + options_.secret_key,
+                      "Stripe-Version: " + options_.api_version};
+  // Stripe answers a retried POST with the first attempt's result instead of acting twice.
+  if (request.post) exchange.headers.push_back("Idempotency-Key: " + random_hex(16));
+  exchange.connect_timeout = options_.connect_timeout;
+  exchange.total_timeout = options_.total_timeout;
+
+  const int attempts = options_.retries + 1;
+  for (int attempt = 1;; ++attempt) {
+    const auto outcome =
+        co_await offload(pool_.get_executor(), [&] { return stripe::perform(exchange); });
+    if (outcome.transport_error) {
+      spdlog::warn("stripe: {} {} (attempt {}/{}): {}", method, request.path, attempt, attempts,
+                   redacted(*outcome.transport_error));
+    } else {
+      boost::system::error_code parse_error;
+      json::value body = json::parse(outcome.body, parse_error);
+      if (outcome.status >= 200 && outcome.status < 300) {
+        if (!parse_error) co_return body;
+        spdlog::warn("stripe: {} {}: HTTP {} with a body that is not JSON", method, request.path,
+                     outcome.status);
+        throw provider_errors::unavailable();
+      }
+      spdlog::warn("stripe: {} {} (attempt {}/{}): HTTP {}: {}", method, request.path, attempt,
+                   attempts, outcome.status, redacted(outcome.body.substr(0, kLoggedBodyLimit)));
+      const bool transient =
+          outcome.status == 409 || outcome.status == 429 || outcome.status >= 500;
+      if (!transient) throw failure(request, outcome.status, body);
+    }
+    if (attempt >= attempts) throw provider_errors::unavailable();
+    asio::steady_timer pause(co_await asio::this_coro::executor,
+                             options_.backoff_base * (1 << (attempt - 1)));
+    co_await pause.async_wait(asio::use_awaitable);
+  }
+}
+
+ApiError StripeProvider::failure(const Request& request, long status,
+                                 const json::value& body) const {
+  if (status == 401) return provider_errors::authentication_failed();
+  const auto code = error_field(body, "code");
+  if (status == 402 || error_field(body, "type") == "card_error") {
+    const auto decline_code = error_field(body, "decline_code");
+    const auto is = [&](std::string_view reason) {
+      return code == reason || decline_code == reason;
+    };
+    if (is("insufficient_funds")) return provider_errors::insufficient_funds();
+    if (is("authentication_required")) return provider_errors::authentication_required();
+    return provider_errors::card_declined();
+  }
+  if (code == "resource_missing") {
+    // The object in the path is missing when Stripe says 404; one passed as a parameter is
+    // named by the error's `param`.
+    const auto param = error_field(body, "param");
+    for (const auto& named : request.named)
+      if (named.param.empty() ? status == 404 : named.param == param)
+        return named.missing(named.id);
+  }
+  return provider_errors::rejected();
+}
+
+std::string StripeProvider::redacted(std::string text) const {
+  const auto& key = options_.secret_key;
+  if (key.empty()) return text;
+  constexpr std::string_view kMask = "[secret key]";
+  for (auto at = text.find(key); at != std::string::npos; at = text.find(key, at + kMask.size()))
+    text.replace(at, key.size(), kMask);
+  return text;
+}
+
+}  // namespace billing

@@ -1,0 +1,231 @@
+// A paid plan's whole life through HTTP, on every backend, with the local provider: checkout ->
+// paid -> active -> renewal fails -> suspended -> portal pays -> active -> plan change -> cancel
+// at period end -> period ends -> cancelled, checking plans, payments, stripe_audit and
+// plan_update_history at each step.
+#include <gtest/gtest.h>
+
+#include <boost/json/serialize.hpp>
+#include <boost/url/parse.hpp>
+
+#include "kit/run_blocking.hpp"
+#include "payments/repo.hpp"
+#include "plans/repo.hpp"
+#include "tests/e2e/client.hpp"
+
+namespace billing::e2e {
+namespace {
+
+namespace json = boost::json;
+
+class E2ePayments : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::unique_ptr<BillingServer> server = BillingServer::for_backend(GetParam());
+  HttpClient client{server->port()};
+  const std::string hospital = unique_id("hosp");
+  const EntityRef owner{EntityKind::hospital, hospital};
+  const std::string hospital_token = sign_token(hospital_user(hospital));
+  const std::string admin_token = sign_token(admin_user());
+  std::unique_ptr<Db> db = open_server_db(*server);
+
+  Headers writing(const std::string& token) {
+    auto headers = bearer(token);
+    headers.emplace_back("X-CSRF-Token", fetch_csrf_token(client, token));
+    headers.emplace_back("Content-Type", "application/json");
+    return headers;
+  }
+  HttpResponse post_json(const std::string& target, const json::value& body,
+                         const std::string& token) {
+    return client.post(target, json::serialize(body), writing(token));
+  }
+  // A form on one of the local provider's pages, as a browser posts it.
+  HttpResponse post_form(const std::string& url, const std::string& fields) {
+    return client.post(path_of(url), fields,
+                       {{"Content-Type", "application/x-www-form-urlencoded"}});
+  }
+  static std::string path_of(const std::string& url) {
+    return std::string(boost::urls::parse_uri(url).value().encoded_path());
+  }
+
+  Plan plan() {
+    auto p = run_blocking(db->read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(owner); }));
+    if (!p) throw std::runtime_error("no plan");
+    return *p;
+  }
+  std::vector<Payment> payments() {
+    return run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(owner); }));
+  }
+  std::vector<PlanChange> history() {
+    return run_blocking(db->read([&](Tx& tx) { return tx.get<PlanRepo>().history(owner); }));
+  }
+  // The newest history row's reason: "<event type> <event id>" when an event made it.
+  std::string last_reason() { return history().back().reason; }
+  // The audit status of the event a history reason names (its one audit row).
+  AuditStatus audited(const std::string& reason) {
+    const auto event_id = reason.substr(reason.rfind(' ') + 1);
+    const auto rows = run_blocking(
+        db->read([&](Tx& tx) { return tx.get<PaymentRepo>().audit_entries(event_id); }));
+    if (rows.size() != 1) throw std::runtime_error("expected one audit row for " + event_id);
+    return rows[0].status;
+  }
+  HttpResponse advance_days(int days) {
+    return post_json("/stripe/local/clock/advance", {{"days", days}}, admin_token);
+  }
+};
+
+TEST_P(E2ePayments, APaidPlansWholeLife) {
+  // Checkout: the service's own page, paid with Stripe's test card.
+  auto response = post_json("/stripe/checkout",
+                            {{"plan_type", "lite"}, {"billing_cycle", "monthly"}}, hospital_token);
+  ASSERT_EQ(response.status, 200) << response.body;
+  const std::string checkout_url(response.json().at("checkout_url").as_string());
+  EXPECT_TRUE(checkout_url.starts_with("http://127.0.0.1:" + std::to_string(server->port()) +
+                                       "/local-pay/checkout/cs_"))
+      << checkout_url;
+  response = client.get(path_of(checkout_url));
+  ASSERT_EQ(response.status, 200);
+  EXPECT_NE(response.body.find("<form"), std::string::npos);
+  response = post_form(checkout_url, "number=4242+4242+4242+4242&exp=12%2F30&cvc=123");
+  ASSERT_EQ(response.status, 200) << response.body;
+
+  Plan p = plan();
+  EXPECT_EQ(p.status, PlanStatus::active);
+  EXPECT_EQ(p.plan_type, PlanType::lite);
+  EXPECT_EQ(p.billing_cycle, BillingCycle::monthly);
+  ASSERT_TRUE(p.stripe_customer_id && p.stripe_subscription_id);
+  EXPECT_EQ(p.selected_services.size(), 3u);  // lite's defaults
+  auto paid = payments();
+  ASSERT_EQ(paid.size(), 1u);
+  EXPECT_EQ(paid[0].amount, 49900);
+  EXPECT_EQ(paid[0].fee_amount, 1477);  // 2.9% + 30 cents
+  EXPECT_EQ(paid[0].net_amount, 48423);
+  EXPECT_EQ(paid[0].subscription_id, p.stripe_subscription_id);
+  EXPECT_TRUE(last_reason().starts_with("checkout.session.completed evt_"));
+  EXPECT_EQ(audited(last_reason()), AuditStatus::ok);
+
+  // The card on file starts failing; the renewal a month later fails: suspended.
+  response = post_json("/stripe/portal-link", json::object{}, hospital_token);
+  ASSERT_EQ(response.status, 200) << response.body;
+  const std::string portal_url(response.json().at("portal_url").as_string());
+  response = post_form(portal_url + "/card", "number=4000000000000341&exp=12%2F30&cvc=123");
+  ASSERT_LT(response.status, 400) << response.body;
+  response = advance_days(31);
+  ASSERT_EQ(response.status, 200) << response.body;
+  EXPECT_EQ(response.json().at("failed").as_int64(), 1);
+  EXPECT_EQ(plan().status, PlanStatus::suspended);
+  EXPECT_EQ(payments().size(), 1u);
+
+  // The portal shows the open invoice; paying it there reactivates the plan.
+  response = client.get(path_of(portal_url));
+  ASSERT_EQ(response.status, 200);
+  const auto open_at = response.body.find("name=\"invoice\" value=\"in_");
+  ASSERT_NE(open_at, std::string::npos) << response.body;
+  const auto id_start = response.body.find("in_", open_at);
+  const auto invoice = response.body.substr(id_start, response.body.find('"', id_start) - id_start);
+  response = post_form(portal_url + "/pay",
+                       "invoice=" + invoice + "&number=4242424242424242&exp=12%2F30&cvc=123");
+  ASSERT_LT(response.status, 400) << response.body;
+  EXPECT_EQ(plan().status, PlanStatus::active);
+  paid = payments();
+  ASSERT_EQ(paid.size(), 2u);
+  EXPECT_EQ(paid[1].invoice_id, invoice);
+
+  // A plan change while paying: the subscription's price moves, and the plan follows.
+  response =
+      post_json("/billing/plan/select", {{"plan_type", "pro"}, {"id", hospital}}, hospital_token);
+  ASSERT_EQ(response.status, 200) << response.body;
+  p = plan();
+  EXPECT_EQ(p.plan_type, PlanType::pro);
+  EXPECT_EQ(p.status, PlanStatus::active);
+  EXPECT_EQ(p.pending_plan_type, std::nullopt);
+  EXPECT_TRUE(last_reason().starts_with("customer.subscription.updated evt_"));
+
+  // Cancel at period end: still active until the period ends, then cancelled, history kept.
+  response = post_json("/stripe/subscription/cancel",
+                       {{"subscription_id", *p.stripe_subscription_id}}, hospital_token);
+  ASSERT_EQ(response.status, 200) << response.body;
+  EXPECT_EQ(response.json().at("status").as_string(), "active");
+  EXPECT_TRUE(response.json().at("cancel_at_period_end").as_bool());
+  EXPECT_EQ(plan().status, PlanStatus::active);
+  EXPECT_TRUE(plan().cancel_at_period_end);
+  ASSERT_EQ(advance_days(31).status, 200);
+  p = plan();
+  EXPECT_EQ(p.status, PlanStatus::cancelled);
+  EXPECT_TRUE(last_reason().starts_with("customer.subscription.deleted evt_"));
+
+  std::vector<PlanStatus> statuses;
+  for (const auto& change : history()) statuses.push_back(change.to_status);
+  EXPECT_EQ(statuses.front(), PlanStatus::active);
+  EXPECT_NE(std::find(statuses.begin(), statuses.end(), PlanStatus::suspended), statuses.end());
+  EXPECT_EQ(statuses.back(), PlanStatus::cancelled);
+}
+
+TEST_P(E2ePayments, UsersReachOnlyTheirOwnBilling) {
+  auto response = post_json("/stripe/checkout",
+                            {{"plan_type", "lite"}, {"billing_cycle", "monthly"}}, hospital_token);
+  ASSERT_EQ(response.status, 200);
+  ASSERT_EQ(post_form(response.json().at("checkout_url").as_string().c_str(),
+                      "number=4242424242424242&exp=12%2F30&cvc=123")
+                .status,
+            200);
+  const Plan p = plan();
+  const auto stranger = sign_token(hospital_user(unique_id("hosp")));
+  for (const auto& target : {"/stripe/subscription/" + *p.stripe_subscription_id,
+                             "/stripe/customer/" + *p.stripe_customer_id + "/invoices"}) {
+    SCOPED_TRACE(target);
+    EXPECT_EQ(client.get(target, bearer(hospital_token)).status, 200);
+    EXPECT_EQ(client.get(target, bearer(admin_token)).status, 200);
+    response = client.get(target, bearer(stranger));
+    EXPECT_EQ(response.status, 403);
+    EXPECT_EQ(response.detail_text(), "Unauthorized");
+  }
+  response =
+      client.get("/stripe/subscription/" + *p.stripe_subscription_id, bearer(hospital_token));
+  EXPECT_EQ(response.json().at("status").as_string(), "active");
+  EXPECT_EQ(response.json().at("metadata").at("role_entity_id").as_string(), hospital);
+  response =
+      client.get("/stripe/customer/" + *p.stripe_customer_id + "/invoices", bearer(hospital_token));
+  EXPECT_EQ(response.json().at("data").as_array().size(), 1u);
+  EXPECT_EQ(response.json().at("data").at(0).at("amount_paid").as_int64(), 49900);
+  response = post_json("/stripe/subscription/cancel",
+                       {{"subscription_id", *p.stripe_subscription_id}}, stranger);
+  EXPECT_EQ(response.status, 403);
+
+  // Admin lists, paginated as Stripe paginates.
+  response = client.get("/stripe/admin/customers?limit=1", bearer(admin_token));
+  ASSERT_EQ(response.status, 200) << response.body;
+  EXPECT_EQ(response.json().at("data").as_array().size(), 1u);
+  EXPECT_EQ(client.get("/stripe/admin/subscriptions", bearer(hospital_token)).status, 403);
+  EXPECT_EQ(client.get("/stripe/admin/customers?limit=0", bearer(admin_token)).status, 422);
+  response = client.get("/stripe/subscription/sub_nothing", bearer(admin_token));
+  EXPECT_EQ(response.status, 404);
+  EXPECT_EQ(response.detail_text(), "No such subscription: sub_nothing");
+  EXPECT_EQ(client.get("/stripe/health").status, 200);
+
+  // A second checkout while a subscription pays: refused, the plan change goes another way.
+  response = post_json("/stripe/checkout", {{"plan_type", "pro"}, {"billing_cycle", "monthly"}},
+                       hospital_token);
+  EXPECT_EQ(response.status, 409);
+  response = post_json("/stripe/checkout", {{"plan_type", "basic"}, {"billing_cycle", "monthly"}},
+                       hospital_token);
+  EXPECT_EQ(response.status, 400);
+  EXPECT_EQ(response.detail_text(), "Price mapping not found for (hospital, basic, monthly)");
+}
+
+TEST_P(E2ePayments, ADeclinedCardChangesNothing) {
+  const auto response = post_json(
+      "/stripe/checkout", {{"plan_type", "pro"}, {"billing_cycle", "yearly"}}, hospital_token);
+  ASSERT_EQ(response.status, 200);
+  const std::string url(response.json().at("checkout_url").as_string());
+  for (const char* card : {"4000000000000002", "4000000000009995"}) {
+    SCOPED_TRACE(card);
+    EXPECT_EQ(post_form(url, std::string("number=") + card + "&exp=12%2F30&cvc=123").status, 402);
+  }
+  EXPECT_THROW(plan(), std::runtime_error);
+  EXPECT_TRUE(payments().empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(E2e, E2ePayments, ::testing::ValuesIn(backends()),
+                         [](const auto& test) { return test.param; });
+
+}  // namespace
+}  // namespace billing::e2e

@@ -1,0 +1,852 @@
+// The local payment provider: its checkout and portal pages, renewals on its own clock, its lists,
+// and the signed events it delivers (checked here as the webhook checks them, and at the end
+// applied by the service's own webhook receiver).
+#include "payments/local/local_provider.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "kit/api_error.hpp"
+#include "kit/run_blocking.hpp"
+#include "kit/time.hpp"
+#include "payments/local/cards.hpp"
+#include "payments/local/objects.hpp"
+#include "payments/local/pages.hpp"
+#include "payments/repo.hpp"
+#include "payments/webhook.hpp"
+#include "plans/repo.hpp"
+#include "tests/support/test_db.hpp"
+
+namespace billing {
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+constexpr std::string_view kSecret = "whsec_local_test";
+constexpr std::string_view kBaseUrl = "http://127.0.0.1:8000";
+constexpr std::int64_t kStart = 1'700'000'000;  // 2023-11-14T22:13:20Z
+constexpr std::int64_t kDay = 24 * 60 * 60;
+constexpr std::int64_t kMonth = 30 * kDay;
+constexpr std::string_view kVisa = "4242424242424242";
+constexpr std::string_view kDeclined = "4000000000000002";
+constexpr std::string_view kNoFunds = "4000000000009995";
+constexpr std::string_view kAuthenticate = "4000000000003220";
+constexpr std::string_view kFailsLater = "4000000000000341";
+
+const Catalog& catalog() {
+  static const Catalog c = Catalog::load(BILLING_SOURCE_DIR "/config/plans.json");
+  return c;
+}
+
+std::int64_t unix_seconds(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+std::int64_t integer(const json::object& o, std::string_view key) {
+  return o.at(key).as_int64();
+}
+
+std::string text(const json::object& o, std::string_view key) {
+  return std::string(o.at(key).as_string());
+}
+
+struct Delivery {
+  std::string type;
+  json::object event;
+  json::object object;  // data.object
+};
+
+// One provider, its pages on a Router, and every event it delivers, verified as the webhook
+// verifies them.
+class LocalPayments : public ::testing::Test {
+ protected:
+  ManualClock clock{TimePoint(std::chrono::seconds(kStart))};
+  const PriceMap prices = PriceMap::local();
+  std::vector<Delivery> delivered;
+  bool refuse_deliveries = false;
+  // The webhook of the service, when a test wires one in; else deliveries are only recorded.
+  std::function<asio::awaitable<void>(std::string, std::string)> webhook;
+  LocalProvider provider{catalog(),
+                         prices,
+                         clock,
+                         std::string(kSecret),
+                         std::string(kBaseUrl),
+                         [this](std::string signature, std::string payload) {
+                           return receive(std::move(signature), std::move(payload));
+                         }};
+  Router router;
+
+  LocalPayments() { add_local_payment_routes(router, provider); }
+
+  asio::awaitable<void> receive(std::string signature, std::string payload) {
+    // Signed at the service's clock, whatever the provider's says.
+    EXPECT_THAT(signature, StartsWith("t=" + std::to_string(unix_seconds(clock.now())) + ","));
+    EXPECT_TRUE(WebhookSignature(kSecret).verify(signature, payload, clock.now()));
+    provider.now();  // takes the provider's mutex: a delivery must not run under it
+    if (refuse_deliveries) throw ApiError(500, "Webhook processing failed");
+    auto event = json::parse(payload).as_object();
+    auto object = event.at("data").at("object").as_object();
+    delivered.push_back({text(event, "type"), std::move(event), std::move(object)});
+    if (webhook) co_await webhook(std::move(signature), std::move(payload));
+  }
+
+  std::vector<std::string> delivered_types() const {
+    std::vector<std::string> types;
+    for (const auto& d : delivered) types.push_back(d.type);
+    return types;
+  }
+
+  CheckoutRequest checkout_request(std::string entity_id = "h1",
+                                   BillingCycle cycle = BillingCycle::monthly,
+                                   PlanType plan_type = PlanType::lite) const {
+    const PricedPlan plan{EntityKind::hospital, plan_type, cycle};
+    return CheckoutRequest{.entity = {EntityKind::hospital, std::move(entity_id)},
+                           .plan_type = plan_type,
+                           .cycle = cycle,
+                           .price_id = std::string(*prices.price_for(plan)),
+                           .success_url = "http://app.test/paid",
+                           .cancel_url = "http://app.test/plans"};
+  }
+
+  // The session id of a new checkout.
+  std::string open_checkout(CheckoutRequest request) {
+    const auto url = run_blocking(provider.create_checkout_session(std::move(request)));
+    const std::string prefix = std::string(kBaseUrl) + "/local-pay/checkout/";
+    EXPECT_THAT(url, StartsWith(prefix + "cs_"));
+    return url.substr(prefix.size());
+  }
+
+  Response call(Method method, const std::string& path, const std::string& body = "") {
+    Request request{.method = method, .path = path, .body = body};
+    const auto match = router.find(request);
+    if (!match.route) throw std::logic_error("no route for " + path);
+    Call c{request, match.route};
+    return run_blocking(match.route->handler(c));
+  }
+
+  // Card fields as a browser posts them: spaces as '+', the slash escaped.
+  static std::string card_form(std::string_view number, std::string_view expiry = "12%2F30") {
+    std::string spaced;
+    for (std::size_t i = 0; i < number.size(); i += 4) {
+      if (i > 0) spaced += '+';
+      spaced += number.substr(i, 4);
+    }
+    return "number=" + spaced + "&exp=" + std::string(expiry) + "&cvc=123";
+  }
+
+  Response pay(const std::string& session_id, std::string_view number) {
+    return call(Method::post, "/local-pay/checkout/" + session_id, card_form(number));
+  }
+
+  // A paid checkout of `request` with `number`: its subscription.
+  Subscription subscribe(CheckoutRequest request, std::string_view number = kVisa) {
+    const auto response = pay(open_checkout(std::move(request)), number);
+    EXPECT_EQ(response.status, 200) << response.body;
+    return run_blocking(provider.get_subscription(text(delivered.back().object, "subscription")));
+  }
+  Subscription subscribe(std::string_view number = kVisa) {
+    return subscribe(checkout_request(), number);
+  }
+
+  // The portal session id for `customer`.
+  std::string open_portal(const std::string& customer) {
+    const auto url =
+        run_blocking(provider.create_portal_session(customer, "http://app.test/billing"));
+    const std::string prefix = std::string(kBaseUrl) + "/local-pay/portal/";
+    EXPECT_THAT(url, StartsWith(prefix + "bps_"));
+    return url.substr(prefix.size());
+  }
+
+  RenewalReport advance(std::chrono::seconds by) {
+    delivered.clear();
+    return run_blocking(provider.advance(by));
+  }
+};
+
+TEST_F(LocalPayments, CheckoutWithTheSucceedingCardDeliversThreeEventsInOrder) {
+  const auto session = open_checkout(checkout_request());
+  const auto page = call(Method::get, "/local-pay/checkout/" + session);
+  EXPECT_EQ(page.status, 200);
+  EXPECT_EQ(page.content_type, ContentType::html);
+  EXPECT_THAT(page.body, HasSubstr("Lite Plan (Hospital)"));
+  EXPECT_THAT(page.body, HasSubstr("$499.00 per month"));
+  EXPECT_THAT(page.body, HasSubstr("action=\"/local-pay/checkout/" + session + "\""));
+  EXPECT_THAT(page.body, HasSubstr("4242 4242 4242 4242"));
+  EXPECT_TRUE(delivered.empty());
+
+  const auto paid = pay(session, kVisa);
+  EXPECT_EQ(paid.status, 200);
+  EXPECT_THAT(paid.body, HasSubstr("Payment succeeded"));
+  EXPECT_THAT(paid.body, HasSubstr("href=\"http://app.test/paid\""));
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("checkout.session.completed", "customer.subscription.created",
+                          "invoice.payment_succeeded"));
+  for (const auto& d : delivered) {
+    EXPECT_THAT(text(d.event, "id"), StartsWith("evt_"));
+    EXPECT_EQ(text(d.event, "object"), "event");
+    EXPECT_EQ(text(d.event, "api_version"), "2023-10-16");
+    EXPECT_EQ(integer(d.event, "created"), kStart);
+    EXPECT_EQ(d.event.at("livemode"), json::value(false));
+  }
+  const json::value metadata = json::object{
+      {"role", "hospital"}, {"role_entity_id", "h1"}, {"plan", "lite"}, {"cycle", "monthly"}};
+
+  const auto& completed = delivered[0].object;
+  const auto customer = text(completed, "customer");
+  const auto subscription_id = text(completed, "subscription");
+  EXPECT_THAT(customer, StartsWith("cus_"));
+  EXPECT_THAT(subscription_id, StartsWith("sub_"));
+  EXPECT_EQ(text(completed, "id"), session);
+  EXPECT_EQ(text(completed, "object"), "checkout.session");
+  EXPECT_EQ(text(completed, "mode"), "subscription");
+  EXPECT_EQ(text(completed, "status"), "complete");
+  EXPECT_EQ(text(completed, "payment_status"), "paid");
+  EXPECT_EQ(text(completed, "client_reference_id"), "h1");
+  EXPECT_EQ(integer(completed, "amount_total"), 49900);
+  EXPECT_EQ(text(completed, "currency"), "usd");
+  EXPECT_EQ(completed.at("metadata"), metadata);
+
+  const auto& created = delivered[1].object;
+  EXPECT_EQ(text(created, "id"), subscription_id);
+  EXPECT_EQ(text(created, "object"), "subscription");
+  EXPECT_EQ(text(created, "customer"), customer);
+  EXPECT_EQ(text(created, "status"), "active");
+  EXPECT_EQ(created.at("cancel_at_period_end"), json::value(false));
+  EXPECT_EQ(integer(created, "current_period_start"), kStart);
+  EXPECT_EQ(integer(created, "current_period_end"), kStart + kMonth);
+  const auto& item = created.at("items").at("data").as_array().at(0).as_object();
+  EXPECT_THAT(text(item, "id"), StartsWith("si_"));
+  EXPECT_EQ(item.at("price").at("id"), json::value("price_local_hospital_lite_monthly"));
+  EXPECT_EQ(created.at("metadata"), metadata);
+
+  const auto& invoice = delivered[2].object;
+  EXPECT_THAT(text(invoice, "id"), StartsWith("in_"));
+  EXPECT_EQ(text(invoice, "object"), "invoice");
+  EXPECT_EQ(text(invoice, "customer"), customer);
+  EXPECT_EQ(text(invoice, "subscription"), subscription_id);
+  EXPECT_EQ(text(invoice, "status"), "paid");
+  EXPECT_EQ(integer(invoice, "amount_due"), 49900);
+  EXPECT_EQ(integer(invoice, "amount_paid"), 49900);
+  EXPECT_EQ(text(invoice, "currency"), "usd");
+  EXPECT_EQ(integer(invoice, "created"), kStart);
+  EXPECT_EQ(text(invoice, "billing_reason"), "subscription_create");
+  EXPECT_THAT(text(invoice, "payment_intent"), StartsWith("pi_"));
+  const auto& charge = invoice.at("charge").as_object();
+  EXPECT_THAT(text(charge, "id"), StartsWith("ch_"));
+  EXPECT_EQ(text(charge, "object"), "charge");
+  EXPECT_EQ(integer(charge, "amount"), 49900);
+  EXPECT_EQ(charge.at("balance_transaction"), json::parse(R"({"fee":1477,"net":48423})"));
+  EXPECT_EQ(charge.at("payment_method_details"),
+            json::parse(R"({"type":"card","card":{"brand":"visa","last4":"4242",)"
+                        R"("exp_month":12,"exp_year":2030}})"));
+  EXPECT_EQ(integer(invoice, "period_start"), kStart);
+  EXPECT_EQ(integer(invoice, "period_end"), kStart + kMonth);
+  EXPECT_EQ(invoice.at("subscription_details").at("metadata"), metadata);
+  const auto& line = invoice.at("lines").at("data").as_array().at(0).as_object();
+  EXPECT_EQ(line.at("price").at("id"), json::value("price_local_hospital_lite_monthly"));
+  EXPECT_EQ(line.at("period"),
+            json::value(json::object{{"start", kStart}, {"end", kStart + kMonth}}));
+  EXPECT_EQ(invoice.at("status_transitions").at("paid_at"), json::value(kStart));
+
+  const auto subscription = run_blocking(provider.get_subscription(subscription_id));
+  EXPECT_EQ(subscription.status, "active");
+  EXPECT_EQ(subscription.customer, customer);
+  EXPECT_EQ(subscription.price_id, "price_local_hospital_lite_monthly");
+  EXPECT_EQ(subscription.current_period_end, kStart + kMonth);
+  EXPECT_EQ(
+      subscription.metadata,
+      (Metadata{
+          {"role", "hospital"}, {"role_entity_id", "h1"}, {"plan", "lite"}, {"cycle", "monthly"}}));
+}
+
+TEST_F(LocalPayments, YearlyCheckoutChargesTheYearlyPriceForAYear) {
+  subscribe(checkout_request("h1", BillingCycle::yearly));
+  const auto& completed = delivered[0].object;
+  EXPECT_EQ(integer(completed, "amount_total"), 479040);
+  EXPECT_EQ(completed.at("metadata").at("cycle"), json::value("yearly"));
+  EXPECT_EQ(integer(delivered[1].object, "current_period_end"), kStart + 365 * kDay);
+  const auto& invoice = delivered[2].object;
+  EXPECT_EQ(integer(invoice, "amount_paid"), 479040);
+  // 2.9% of 4790.40 is 138.9216, rounded to 138.92, plus 0.30.
+  EXPECT_EQ(invoice.at("charge").at("balance_transaction"),
+            json::parse(R"({"fee":13922,"net":465118})"));
+}
+
+TEST_F(LocalPayments, CardFeeIsStripesUsPricingRoundedHalfUpInCents) {
+  EXPECT_EQ(local::card_fee(49900), 1477);
+  EXPECT_EQ(local::card_fee(479040), 13922);
+  EXPECT_EQ(local::card_fee(4900), 172);  // 142.1 -> 142
+  EXPECT_EQ(local::card_fee(500), 45);    // 14.5 -> 15: half rounds up
+  EXPECT_EQ(local::card_fee(1500), 74);   // 43.5 -> 44
+  EXPECT_EQ(local::card_fee(1), 30);
+  EXPECT_EQ(local::dollars(479040), "$4790.40");
+  EXPECT_EQ(local::dollars(5), "$0.05");
+}
+
+TEST_F(LocalPayments, DeclinedCardsAnswer402WithoutEventsAndTheSessionStaysOpen) {
+  const auto session = open_checkout(checkout_request());
+  const auto declined = pay(session, kDeclined);
+  EXPECT_EQ(declined.status, 402);
+  EXPECT_EQ(declined.content_type, ContentType::html);
+  EXPECT_THAT(declined.body, HasSubstr("Your card was declined"));
+  EXPECT_THAT(declined.body, HasSubstr("href=\"/local-pay/checkout/" + session + "\""));
+  const auto no_funds = pay(session, kNoFunds);
+  EXPECT_EQ(no_funds.status, 402);
+  EXPECT_THAT(no_funds.body, HasSubstr("Your card has insufficient funds"));
+  EXPECT_TRUE(delivered.empty());
+  EXPECT_TRUE(run_blocking(provider.list_subscriptions({})).data.empty());
+
+  EXPECT_EQ(call(Method::get, "/local-pay/checkout/" + session).status, 200);
+  EXPECT_EQ(pay(session, kVisa).status, 200);
+  EXPECT_EQ(delivered.size(), 3u);
+}
+
+TEST_F(LocalPayments, AuthenticationCardIsConfirmedThenPaysAsTheSucceedingCardDoes) {
+  const auto session = open_checkout(checkout_request());
+  const auto asked = pay(session, kAuthenticate);
+  EXPECT_EQ(asked.status, 200);
+  EXPECT_THAT(asked.body, HasSubstr("Authentication required"));
+  EXPECT_THAT(asked.body, HasSubstr("action=\"/local-pay/checkout/" + session + "/confirm\""));
+  EXPECT_TRUE(delivered.empty());
+
+  const auto confirmed = call(Method::post, "/local-pay/checkout/" + session + "/confirm");
+  EXPECT_EQ(confirmed.status, 200);
+  EXPECT_THAT(confirmed.body, HasSubstr("Payment succeeded"));
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("checkout.session.completed", "customer.subscription.created",
+                          "invoice.payment_succeeded"));
+  EXPECT_EQ(delivered[2].object.at("charge").at("payment_method_details").at("card").at("last4"),
+            json::value("3220"));
+
+  // Set up by the authentication, the card pays its renewals.
+  EXPECT_EQ(advance(std::chrono::days(30)).renewed, 1);
+}
+
+TEST_F(LocalPayments, ConfirmWithoutAPendingAuthenticationIs409) {
+  const auto session = open_checkout(checkout_request());
+  EXPECT_EQ(call(Method::post, "/local-pay/checkout/" + session + "/confirm").status, 409);
+  // Another card after the authentication step replaces the card awaiting it.
+  pay(session, kAuthenticate);
+  EXPECT_EQ(pay(session, kDeclined).status, 402);
+  EXPECT_EQ(call(Method::post, "/local-pay/checkout/" + session + "/confirm").status, 409);
+  EXPECT_TRUE(delivered.empty());
+}
+
+TEST_F(LocalPayments, UnknownCardsAndUnreadableFormsAre400) {
+  const auto session = open_checkout(checkout_request());
+  const auto unknown = pay(session, "5555555555554444");
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_THAT(unknown.body, HasSubstr("Unknown test card"));
+  const auto path = "/local-pay/checkout/" + session;
+  EXPECT_EQ(call(Method::post, path, "exp=12%2F30").status, 400);  // no number
+  EXPECT_EQ(call(Method::post, path, card_form(kVisa, "13%2F30")).status, 400);
+  EXPECT_EQ(call(Method::post, path, card_form(kVisa, "1230")).status, 400);
+  EXPECT_EQ(call(Method::post, path, "number=%zz").status, 400);
+  const auto expired = call(Method::post, path, card_form(kVisa, "10%2F23"));
+  EXPECT_EQ(expired.status, 402);
+  EXPECT_THAT(expired.body, HasSubstr("Your card has expired"));
+  EXPECT_TRUE(delivered.empty());
+
+  // No expiry: any future date will do; the card records one five years on.
+  EXPECT_EQ(call(Method::post, path, "number=4242424242424242").status, 200);
+  const auto& card = delivered[2].object.at("charge").at("payment_method_details").at("card");
+  EXPECT_EQ(card.at("exp_month"), json::value(12));
+  EXPECT_EQ(card.at("exp_year"), json::value(2028));
+}
+
+TEST_F(LocalPayments, ACompletedSessionIs409AndAnUnknownOneIs404) {
+  const auto session = open_checkout(checkout_request());
+  pay(session, kVisa);
+  delivered.clear();
+  for (const auto& response :
+       {call(Method::get, "/local-pay/checkout/" + session), pay(session, kVisa),
+        call(Method::post, "/local-pay/checkout/" + session + "/confirm")}) {
+    EXPECT_EQ(response.status, 409);
+    EXPECT_THAT(response.body, HasSubstr("This checkout is already complete"));
+  }
+  for (const auto& response :
+       {call(Method::get, "/local-pay/checkout/cs_nope"), pay("cs_nope", kVisa),
+        call(Method::post, "/local-pay/checkout/cs_nope/confirm"),
+        call(Method::get, "/local-pay/portal/bps_nope")}) {
+    EXPECT_EQ(response.status, 404);
+    EXPECT_EQ(response.content_type, ContentType::html);
+  }
+  EXPECT_THAT(call(Method::get, "/local-pay/checkout/cs_nope").body,
+              HasSubstr("No such checkout session: cs_nope"));
+  EXPECT_TRUE(delivered.empty());
+}
+
+TEST_F(LocalPayments, PagesEscapeEveryValue) {
+  EXPECT_EQ(local::html_escape(R"(<a href="x">'&'</a>)"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+  auto request = checkout_request("<script>alert(\"h1\")</script>");
+  request.success_url = "http://app.test/paid?a=1&b=\"><script>x()</script>";
+  const auto session = open_checkout(std::move(request));
+  const auto page = call(Method::get, "/local-pay/checkout/" + session);
+  EXPECT_THAT(page.body, HasSubstr("&lt;script&gt;alert(&quot;h1&quot;)&lt;/script&gt;"));
+  EXPECT_THAT(page.body, Not(HasSubstr("<script>")));
+  const auto paid = pay(session, kVisa);
+  EXPECT_THAT(paid.body,
+              HasSubstr("href=\"http://app.test/paid?a=1&amp;b=&quot;&gt;&lt;script&gt;"));
+  EXPECT_THAT(paid.body, Not(HasSubstr("<script>")));
+  // An id from the path is escaped on the error page too.
+  const auto missing = call(Method::get, "/local-pay/checkout/%3Cb%3E");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_THAT(missing.body, HasSubstr("No such checkout session: &lt;b&gt;"));
+}
+
+TEST_F(LocalPayments, PortalListsInvoicesAndCancelsAtThePeriodsEnd) {
+  const auto subscription = subscribe();
+  const auto invoice = text(delivered[2].object, "id");
+  const auto portal = open_portal(subscription.customer);
+  const auto page = call(Method::get, "/local-pay/portal/" + portal);
+  EXPECT_EQ(page.status, 200);
+  EXPECT_THAT(page.body, HasSubstr(invoice));
+  EXPECT_THAT(page.body, HasSubstr("<td>$499.00</td><td>paid</td><td>2023-11-14</td>"));
+  EXPECT_THAT(page.body, HasSubstr(subscription.id));
+  EXPECT_THAT(page.body, HasSubstr("Visa ending 4242, expires 12/2030"));
+  EXPECT_THAT(page.body, HasSubstr("href=\"http://app.test/billing\""));
+  EXPECT_THAT(page.body, Not(HasSubstr("/pay\"")));  // nothing open to pay
+
+  delivered.clear();
+  const auto cancelled = call(Method::post, "/local-pay/portal/" + portal + "/cancel",
+                              "subscription=" + subscription.id);
+  EXPECT_EQ(cancelled.status, 200);
+  EXPECT_THAT(cancelled.body, HasSubstr("It stays active until 2023-12-14, then ends."));
+  ASSERT_THAT(delivered_types(), ElementsAre("customer.subscription.updated"));
+  EXPECT_EQ(delivered[0].object.at("cancel_at_period_end"), json::value(true));
+  EXPECT_EQ(delivered[0].event.at("data").at("previous_attributes"),
+            json::parse(R"({"cancel_at_period_end":false})"));
+  EXPECT_THAT(call(Method::get, "/local-pay/portal/" + portal).body, Not(HasSubstr("/cancel\"")));
+
+  EXPECT_EQ(advance(std::chrono::days(29)).cancelled, 0);
+  EXPECT_TRUE(delivered.empty());
+  const auto report = advance(std::chrono::days(2));
+  EXPECT_EQ(report.cancelled, 1);
+  EXPECT_EQ(report.renewed, 0);
+  ASSERT_THAT(delivered_types(), ElementsAre("customer.subscription.deleted"));
+  EXPECT_EQ(text(delivered[0].object, "status"), "canceled");
+  EXPECT_EQ(integer(delivered[0].event, "created"), kStart + 31 * kDay);
+  EXPECT_EQ(run_blocking(provider.get_subscription(subscription.id)).status, "canceled");
+  EXPECT_EQ(advance(std::chrono::days(60)).cancelled, 0);  // once
+  EXPECT_TRUE(delivered.empty());
+}
+
+TEST_F(LocalPayments, AdvancingRenewsWithTheCardOnFileAsOftenAsDue) {
+  const auto subscription = subscribe();
+  auto report = advance(std::chrono::days(30));
+  EXPECT_EQ(report.now, TimePoint(std::chrono::seconds(kStart + kMonth)));
+  EXPECT_EQ(report.renewed, 1);
+  EXPECT_EQ(report.failed, 0);
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
+  const auto& invoice = delivered[0].object;
+  EXPECT_EQ(text(invoice, "billing_reason"), "subscription_cycle");
+  EXPECT_EQ(text(invoice, "status"), "paid");
+  EXPECT_EQ(integer(invoice, "period_start"), kStart + kMonth);
+  EXPECT_EQ(integer(invoice, "period_end"), kStart + 2 * kMonth);
+  EXPECT_EQ(integer(invoice, "created"), kStart + kMonth);
+  EXPECT_EQ(integer(delivered[0].event, "created"), kStart + kMonth);
+  EXPECT_EQ(invoice.at("charge").at("balance_transaction"),
+            json::parse(R"({"fee":1477,"net":48423})"));
+  const auto& updated = delivered[1].object;
+  EXPECT_EQ(text(updated, "status"), "active");
+  EXPECT_EQ(integer(updated, "current_period_start"), kStart + kMonth);
+  EXPECT_EQ(integer(updated, "current_period_end"), kStart + 2 * kMonth);
+  EXPECT_EQ(delivered[1].event.at("data").at("previous_attributes"),
+            json::value(json::object{{"current_period_start", kStart},
+                                     {"current_period_end", kStart + kMonth}}));
+  // The service's clock has not moved: the signatures (checked in receive) still carry its now.
+  EXPECT_EQ(clock.now(), TimePoint(std::chrono::seconds(kStart)));
+  EXPECT_EQ(provider.now(), TimePoint(std::chrono::seconds(kStart + kMonth)));
+
+  // Two periods over at once: two renewals, in order.
+  report = advance(std::chrono::days(65));
+  EXPECT_EQ(report.renewed, 2);
+  ASSERT_EQ(delivered.size(), 4u);
+  EXPECT_EQ(integer(delivered[0].object, "period_start"), kStart + 2 * kMonth);
+  EXPECT_EQ(integer(delivered[2].object, "period_start"), kStart + 3 * kMonth);
+  EXPECT_EQ(run_blocking(provider.get_subscription(subscription.id)).current_period_end,
+            kStart + 4 * kMonth);
+  EXPECT_EQ(run_blocking(provider.list_invoices(subscription.customer, {})).data.size(), 4u);
+}
+
+TEST_F(LocalPayments, AFailingCardLeavesTheSubscriptionPastDueUntilPaidInThePortal) {
+  const auto subscription = subscribe(kFailsLater);  // its first payment goes through
+  EXPECT_EQ(text(delivered[2].object, "status"), "paid");
+
+  auto report = advance(std::chrono::days(30));
+  EXPECT_EQ(report.renewed, 0);
+  EXPECT_EQ(report.failed, 1);
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("invoice.payment_failed", "customer.subscription.updated"));
+  const auto& invoice = delivered[0].object;
+  const auto invoice_id = text(invoice, "id");
+  EXPECT_EQ(text(invoice, "status"), "open");
+  EXPECT_EQ(integer(invoice, "amount_due"), 49900);
+  EXPECT_EQ(integer(invoice, "amount_paid"), 0);
+  EXPECT_FALSE(invoice.at("charge").as_object().contains("balance_transaction"));
+  EXPECT_EQ(invoice.at("charge").at("payment_method_details").at("card").at("last4"),
+            json::value("0341"));
+  EXPECT_EQ(invoice.at("status_transitions").at("paid_at"), json::value(nullptr));
+  EXPECT_EQ(text(delivered[1].object, "status"), "past_due");
+  EXPECT_EQ(delivered[1].event.at("data").at("previous_attributes").at("status"),
+            json::value("active"));
+
+  // Not renewed again while past due.
+  report = advance(std::chrono::days(30));
+  EXPECT_EQ(report.renewed + report.failed + report.cancelled, 0);
+  EXPECT_TRUE(delivered.empty());
+
+  const auto portal = open_portal(subscription.customer);
+  const auto page = call(Method::get, "/local-pay/portal/" + portal);
+  EXPECT_THAT(page.body, HasSubstr("<td>$499.00</td><td>open</td>"));
+  EXPECT_THAT(page.body, HasSubstr("value=\"" + invoice_id + "\""));
+  EXPECT_THAT(page.body, HasSubstr("action=\"/local-pay/portal/" + portal + "/pay\""));
+
+  const auto pay_path = "/local-pay/portal/" + portal + "/pay";
+  const auto again =
+      call(Method::post, pay_path, "invoice=" + invoice_id + "&" + card_form(kFailsLater));
+  EXPECT_EQ(again.status, 402);
+  EXPECT_THAT(again.body, HasSubstr("Your card was declined"));
+  EXPECT_TRUE(delivered.empty());
+
+  const auto paid = call(Method::post, pay_path, "invoice=" + invoice_id + "&" + card_form(kVisa));
+  EXPECT_EQ(paid.status, 200) << paid.body;
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
+  EXPECT_EQ(text(delivered[0].object, "id"), invoice_id);
+  EXPECT_EQ(integer(delivered[0].object, "amount_paid"), 49900);
+  EXPECT_EQ(delivered[0].object.at("status_transitions").at("paid_at"),
+            json::value(kStart + 2 * kMonth));
+  EXPECT_EQ(text(delivered[1].object, "status"), "active");
+  EXPECT_EQ(delivered[1].event.at("data").at("previous_attributes"),
+            json::parse(R"({"status":"past_due"})"));
+  EXPECT_EQ(run_blocking(provider.get_subscription(subscription.id)).status, "active");
+  EXPECT_EQ(call(Method::post, pay_path, "invoice=" + invoice_id + "&" + card_form(kVisa)).status,
+            409);
+
+  // The card that paid is the card on file now: the next renewal (the period ended at day 60)
+  // goes through.
+  EXPECT_EQ(advance(std::chrono::days(20)).renewed, 1);
+}
+
+TEST_F(LocalPayments, TheCardSavedInThePortalPaysTheRenewals) {
+  const auto subscription = subscribe();
+  const auto portal = open_portal(subscription.customer);
+  const auto card_path = "/local-pay/portal/" + portal + "/card";
+  const auto refused = call(Method::post, card_path, card_form(kDeclined));
+  EXPECT_EQ(refused.status, 402);
+  EXPECT_THAT(refused.body, HasSubstr("href=\"/local-pay/portal/" + portal + "\""));
+  const auto saved = call(Method::post, card_path, card_form(kFailsLater, "01%2F2031"));
+  EXPECT_EQ(saved.status, 200);
+  EXPECT_THAT(saved.body, HasSubstr("the card ending 0341"));
+  EXPECT_THAT(call(Method::get, "/local-pay/portal/" + portal).body,
+              HasSubstr("Visa ending 0341, expires 01/2031"));
+  delivered.clear();
+  EXPECT_EQ(advance(std::chrono::days(30)).failed, 1);
+}
+
+TEST_F(LocalPayments, PortalRefusesAnotherCustomersObjects) {
+  const auto mine = subscribe(checkout_request("h1"));
+  const auto theirs = subscribe(checkout_request("h2"));
+  const auto their_invoice = text(delivered.back().object, "id");
+  const auto portal = open_portal(mine.customer);
+  EXPECT_EQ(
+      call(Method::post, "/local-pay/portal/" + portal + "/cancel", "subscription=" + theirs.id)
+          .status,
+      404);
+  EXPECT_EQ(call(Method::post, "/local-pay/portal/" + portal + "/pay",
+                 "invoice=" + their_invoice + "&" + card_form(kVisa))
+                .status,
+            404);
+  EXPECT_FALSE(run_blocking(provider.get_subscription(theirs.id)).cancel_at_period_end);
+  EXPECT_THAT(call(Method::get, "/local-pay/portal/" + portal).body, Not(HasSubstr(their_invoice)));
+}
+
+TEST_F(LocalPayments, ChangePriceDeliversUpdatedWithThePreviousItemsAndMetadata) {
+  const auto subscription = subscribe();
+  delivered.clear();
+  const auto changed = run_blocking(provider.change_price(
+      subscription.id, "price_local_hospital_pro_yearly", PlanType::pro, BillingCycle::yearly));
+  EXPECT_EQ(changed.price_id, "price_local_hospital_pro_yearly");
+  EXPECT_EQ(changed.item_id, subscription.item_id);
+  EXPECT_EQ(
+      changed.metadata,
+      (Metadata{
+          {"role", "hospital"}, {"role_entity_id", "h1"}, {"plan", "pro"}, {"cycle", "yearly"}}));
+  ASSERT_THAT(delivered_types(), ElementsAre("customer.subscription.updated"));
+  const auto& object = delivered[0].object;
+  EXPECT_EQ(object.at("items").at("data").at(0).at("price").at("id"),
+            json::value("price_local_hospital_pro_yearly"));
+  EXPECT_EQ(object.at("metadata").at("plan"), json::value("pro"));
+  const auto& previous = delivered[0].event.at("data").at("previous_attributes");
+  EXPECT_EQ(previous.at("items").at("data").at(0).at("price").at("id"),
+            json::value("price_local_hospital_lite_monthly"));
+  EXPECT_EQ(previous.at("metadata").at("plan"), json::value("lite"));
+  EXPECT_EQ(previous.at("metadata").at("cycle"), json::value("monthly"));
+
+  // The renewal charges the new price (a year from the period's end: the period is kept).
+  delivered.clear();
+  advance(std::chrono::days(30));
+  EXPECT_EQ(integer(delivered[0].object, "amount_paid"), 959040);
+  EXPECT_EQ(integer(delivered[0].object, "period_end"), kStart + kMonth + 365 * kDay);
+
+  EXPECT_THROW(run_blocking(provider.change_price(subscription.id, "price_unknown", PlanType::pro,
+                                                  BillingCycle::yearly)),
+               ApiError);
+}
+
+TEST_F(LocalPayments, ListsPageNewestFirstWithACursor) {
+  std::vector<std::string> customers, subscriptions;  // oldest first
+  for (int i = 0; i < 6; ++i) {
+    const auto s = subscribe(checkout_request("h" + std::to_string(i)));
+    customers.push_back(s.customer);
+    subscriptions.push_back(s.id);
+  }
+  const auto ids = [](const auto& page) {
+    std::vector<std::string> out;
+    for (const auto& item : page.data) out.push_back(item.id);
+    return out;
+  };
+  auto page = run_blocking(provider.list_customers({.limit = 4}));
+  EXPECT_THAT(ids(page), ElementsAre(customers[5], customers[4], customers[3], customers[2]));
+  EXPECT_TRUE(page.has_more);
+  page = run_blocking(provider.list_customers({.limit = 4, .starting_after = customers[2]}));
+  EXPECT_THAT(ids(page), ElementsAre(customers[1], customers[0]));
+  EXPECT_FALSE(page.has_more);
+  page = run_blocking(provider.list_customers({.limit = 2, .starting_after = customers[2]}));
+  EXPECT_THAT(ids(page), ElementsAre(customers[1], customers[0]));
+  EXPECT_FALSE(page.has_more);  // exactly the last two: nothing after them
+  EXPECT_EQ(run_blocking(provider.list_customers({})).data.size(), 6u);  // limit 10
+  EXPECT_EQ(run_blocking(provider.list_customers({})).data[0].metadata,
+            (Metadata{{"role", "hospital"}, {"role_entity_id", "h5"}}));
+
+  const auto subs = run_blocking(provider.list_subscriptions({.limit = 1}));
+  EXPECT_THAT(ids(subs), ElementsAre(subscriptions[5]));
+  EXPECT_TRUE(subs.has_more);
+  EXPECT_THAT(ids(run_blocking(
+                  provider.list_subscriptions({.limit = 100, .starting_after = subs.data[0].id}))),
+              ElementsAre(subscriptions[4], subscriptions[3], subscriptions[2], subscriptions[1],
+                          subscriptions[0]));
+
+  // A customer's invoices, newest first.
+  advance(std::chrono::days(30));
+  const auto invoices = run_blocking(provider.list_invoices(customers[0], {.limit = 1}));
+  ASSERT_EQ(invoices.data.size(), 1u);
+  EXPECT_TRUE(invoices.has_more);
+  EXPECT_EQ(invoices.data[0].created, kStart + kMonth);
+  const auto older = run_blocking(
+      provider.list_invoices(customers[0], {.limit = 1, .starting_after = invoices.data[0].id}));
+  ASSERT_EQ(older.data.size(), 1u);
+  EXPECT_EQ(older.data[0].created, kStart);
+  EXPECT_EQ(older.data[0].amount_paid, 49900);
+  EXPECT_EQ(older.data[0].subscription, subscriptions[0]);
+  EXPECT_FALSE(older.has_more);
+
+  // A cursor must name an object of the list; the limit is Stripe's 1-100.
+  const auto status_of = [](auto&& work) {
+    try {
+      run_blocking(std::move(work));
+    } catch (const ApiError& e) {
+      return e.status;
+    }
+    return 200;
+  };
+  EXPECT_EQ(status_of(provider.list_customers({.starting_after = "cus_nope"})), 404);
+  EXPECT_EQ(status_of(provider.list_invoices(customers[0],
+                                             {.starting_after = invoices.data[0].id + "x"})),
+            404);
+  EXPECT_EQ(status_of(provider.list_invoices(
+                customers[1], {.starting_after = invoices.data[0].id})),  // customers[0]'s
+            404);
+  EXPECT_EQ(status_of(provider.list_customers({.limit = 0})), 502);
+  EXPECT_EQ(status_of(provider.list_customers({.limit = 101})), 502);
+}
+
+TEST_F(LocalPayments, UnknownIdsAreNotFoundInStripesWords) {
+  const auto detail = [](auto&& work) {
+    try {
+      run_blocking(std::move(work));
+    } catch (const ApiError& e) {
+      return std::to_string(e.status) + " " + std::string(e.detail.as_string());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(detail(provider.get_subscription("sub_x")), "404 No such subscription: sub_x");
+  EXPECT_EQ(detail(provider.cancel_at_period_end("sub_x")), "404 No such subscription: sub_x");
+  EXPECT_EQ(detail(provider.change_price("sub_x", "price_local_hospital_pro_monthly", PlanType::pro,
+                                         BillingCycle::monthly)),
+            "404 No such subscription: sub_x");
+  EXPECT_EQ(detail(provider.list_invoices("cus_x", {})), "404 No such customer: cus_x");
+  EXPECT_EQ(detail(provider.create_portal_session("cus_x", "")), "404 No such customer: cus_x");
+  EXPECT_NO_THROW(run_blocking(provider.check_health()));
+  EXPECT_TRUE(delivered.empty());
+}
+
+TEST_F(LocalPayments, CheckoutRefusesAPriceThatIsNotTheRequestedPlan) {
+  auto request = checkout_request();
+  request.price_id = "price_local_hospital_pro_monthly";  // the request says lite
+  EXPECT_THROW(run_blocking(provider.create_checkout_session(request)), ApiError);
+  request.price_id = "price_made_up";
+  try {
+    run_blocking(provider.create_checkout_session(request));
+    ADD_FAILURE() << "accepted";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 502);
+  }
+}
+
+TEST_F(LocalPayments, ACustomerIsReusedAndOneFromAnEarlierRunIsTakenOver) {
+  const auto first = subscribe();
+  run_blocking(provider.cancel_at_period_end(first.id));
+  advance(std::chrono::days(30));
+  auto again = checkout_request();
+  again.customer_id = first.customer;
+  EXPECT_EQ(subscribe(again).customer, first.customer);
+  EXPECT_EQ(text(delivered[0].object, "customer"), first.customer);
+
+  auto earlier = checkout_request("h9");
+  earlier.customer_id = "cus_from_before_the_restart";
+  EXPECT_EQ(subscribe(earlier).customer, "cus_from_before_the_restart");
+  EXPECT_EQ(run_blocking(provider.list_customers({})).data.size(), 2u);
+}
+
+TEST_F(LocalPayments, CancellingTwiceDeliversOnceAndACanceledSubscriptionIsFinal) {
+  const auto subscription = subscribe();
+  delivered.clear();
+  EXPECT_TRUE(run_blocking(provider.cancel_at_period_end(subscription.id)).cancel_at_period_end);
+  EXPECT_TRUE(run_blocking(provider.cancel_at_period_end(subscription.id)).cancel_at_period_end);
+  EXPECT_THAT(delivered_types(), ElementsAre("customer.subscription.updated"));
+  advance(std::chrono::days(30));
+  EXPECT_THROW(run_blocking(provider.cancel_at_period_end(subscription.id)), ApiError);
+  EXPECT_THROW(
+      run_blocking(provider.change_price(subscription.id, "price_local_hospital_pro_monthly",
+                                         PlanType::pro, BillingCycle::monthly)),
+      ApiError);
+}
+
+TEST_F(LocalPayments, ADeliveryTheServiceRefusesFailsTheCall) {
+  const auto subscription = subscribe();
+  refuse_deliveries = true;
+  EXPECT_THROW(run_blocking(provider.cancel_at_period_end(subscription.id)), ApiError);
+  const auto session = open_checkout(checkout_request("h2"));
+  const auto page = pay(session, kVisa);
+  EXPECT_EQ(page.status, 500);
+  EXPECT_THAT(page.body, HasSubstr("Webhook processing failed"));
+}
+
+TEST_F(LocalPayments, AdvanceRouteIsTheAdminsAndAnswersTheProviderClock) {
+  const Route* route = nullptr;
+  for (const Route* r : router.routes())
+    if (r->pattern == "/stripe/local/clock/advance") route = r;
+  ASSERT_NE(route, nullptr);
+  EXPECT_EQ(route->method, Method::post);
+  EXPECT_TRUE(route->policy.admits(Role::admin));
+  EXPECT_FALSE(route->policy.admits(Role::hospital));
+  EXPECT_FALSE(route->policy.admits(Role::individual));
+  EXPECT_TRUE(route->policy.needs_csrf());
+  for (const Route* r : router.routes()) {
+    if (r == route) continue;
+    EXPECT_FALSE(r->policy.needs_token()) << r->pattern;
+  }
+
+  subscribe(kFailsLater);
+  subscribe(checkout_request("h2"));
+  const auto response = call(Method::post, "/stripe/local/clock/advance", R"({"days": 30})");
+  EXPECT_EQ(response.status, 200);
+  EXPECT_EQ(json::parse(response.body),
+            json::parse(R"({"now":")" + iso8601(TimePoint(std::chrono::seconds(kStart + kMonth))) +
+                        R"(","renewed":1,"failed":1,"cancelled":0})"));
+  const auto seconds =
+      call(Method::post, "/stripe/local/clock/advance", R"({"seconds": 90, "days": 1})");
+  EXPECT_EQ(json::parse(seconds.body).at("now"),
+            json::value(iso8601(TimePoint(std::chrono::seconds(kStart + kMonth + kDay + 90)))));
+
+  const auto loc_of = [&](const std::string& body) {
+    try {
+      call(Method::post, "/stripe/local/clock/advance", body);
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 422) << body;
+      return json::serialize(e.detail.at(0).at("loc"));
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(loc_of(""), R"(["body"])");
+  EXPECT_EQ(loc_of("[1]"), R"(["body"])");
+  EXPECT_EQ(loc_of("{}"), R"(["body","days"])");
+  EXPECT_EQ(loc_of(R"({"days": "3"})"), R"(["body","days"])");
+  EXPECT_EQ(loc_of(R"({"days": 1.5})"), R"(["body","days"])");
+  EXPECT_EQ(loc_of(R"({"days": -1})"), R"(["body","days"])");
+  EXPECT_EQ(loc_of(R"({"days": 401})"), R"(["body","days"])");
+  EXPECT_EQ(loc_of(R"({"seconds": 99999999999999999999})"), R"(["body","seconds"])");
+  EXPECT_EQ(loc_of(R"({"days": 0})"), R"(["body"])");
+  EXPECT_EQ(loc_of(R"({"days": 400, "seconds": 1})"), R"(["body"])");
+  EXPECT_EQ(loc_of(R"({"days": 400})"), "accepted");
+}
+
+// The events, applied by the service's own webhook receiver (as `billing serve` wires it), move
+// the plan through its life and record the payments with their fees.
+class LocalPaymentsWebhook : public LocalPayments {
+ protected:
+  std::unique_ptr<Db> db = testing::open_test_db("sqlite");
+  WebhookReceiver receiver{*db, EventRules{catalog(), prices}, kSecret, clock};
+  const EntityRef hospital{EntityKind::hospital, testing::unique_id("hosp")};
+
+  LocalPaymentsWebhook() {
+    webhook = [this](std::string signature, std::string payload) -> asio::awaitable<void> {
+      co_await receiver.receive(signature, payload);
+    };
+  }
+  Plan plan() {
+    return *run_blocking(db->read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }));
+  }
+};
+
+TEST_F(LocalPaymentsWebhook, EventsDriveThePlanThroughTheServiceWebhook) {
+  const auto subscription = subscribe(checkout_request(hospital.id), kFailsLater);
+  EXPECT_EQ(plan().status, PlanStatus::active);
+  EXPECT_EQ(plan().plan_type, PlanType::lite);
+  EXPECT_EQ(plan().stripe_subscription_id, subscription.id);
+  EXPECT_EQ(plan().stripe_customer_id, subscription.customer);
+
+  advance(std::chrono::days(30));
+  EXPECT_EQ(plan().status, PlanStatus::suspended);
+
+  const auto portal = open_portal(subscription.customer);
+  const auto invoice = text(delivered[0].object, "id");
+  EXPECT_EQ(call(Method::post, "/local-pay/portal/" + portal + "/pay",
+                 "invoice=" + invoice + "&" + card_form(kVisa))
+                .status,
+            200);
+  EXPECT_EQ(plan().status, PlanStatus::active);
+
+  run_blocking(provider.change_price(subscription.id, "price_local_hospital_pro_monthly",
+                                     PlanType::pro, BillingCycle::monthly));
+  EXPECT_EQ(plan().plan_type, PlanType::pro);
+
+  run_blocking(provider.cancel_at_period_end(subscription.id));
+  EXPECT_TRUE(plan().cancel_at_period_end);
+  advance(std::chrono::days(30));
+  EXPECT_EQ(plan().status, PlanStatus::cancelled);
+
+  const auto payments =
+      run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); }));
+  ASSERT_EQ(payments.size(), 2u);
+  EXPECT_EQ(payments[0].amount, 49900);
+  EXPECT_EQ(payments[0].fee_amount, 1477);
+  EXPECT_EQ(payments[0].net_amount, 48423);
+  EXPECT_EQ(payments[1].invoice_id, invoice);
+  EXPECT_EQ(payments[1].fee_amount, 1477);
+}
+
+}  // namespace
+}  // namespace billing

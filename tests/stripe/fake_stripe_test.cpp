@@ -1,0 +1,423 @@
+// StripeProvider against a fake Stripe in the test process (fake_stripe.hpp) that records every
+// request and answers what each test needs: headers, the exact form encoding, retries with one
+// Idempotency-Key, timeouts, and Stripe's errors turned into fixed texts with Stripe's words and
+// our key kept out of responses and logs.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <sstream>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "kit/run_blocking.hpp"
+#include "stripe/stripe_provider.hpp"
+#include "tests/stripe/fake_stripe.hpp"
+
+namespace billing {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using stripe_test::FakeStripe;
+using stripe_test::Reply;
+using stripe_test::stripe_error;
+using stripe_test::subscription_object;
+
+constexpr std::string_view kSecretKey = "sk_test_51TopSecretKeyValue";
+constexpr std::string_view kStripeWords = "Stripe-internal-explanation-text";
+
+// Every spdlog line written while it lives, instead of stderr.
+class CapturedLog {
+ public:
+  CapturedLog()
+      : previous_(spdlog::default_logger()),
+        sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(text_)) {
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("captured", sink_));
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous_); }
+  CapturedLog(const CapturedLog&) = delete;
+  CapturedLog& operator=(const CapturedLog&) = delete;
+  std::string text() const {
+    sink_->flush();
+    return text_.str();
+  }
+
+ private:
+  std::shared_ptr<spdlog::logger> previous_;
+  std::ostringstream text_;
+  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
+};
+
+class StripeProviderFake : public ::testing::Test {
+ protected:
+  void SetUp() override { use(options()); }
+
+  StripeOptions options() const {
+    StripeOptions options;
+    options.api_base = fake.base_url();
+    options.secret_key = kSecretKey;
+    options.backoff_base = 5ms;
+    options.connect_timeout = 1s;
+    options.total_timeout = 5s;
+    return options;
+  }
+  void use(const StripeOptions& options) { provider = std::make_unique<StripeProvider>(options); }
+
+  // The ApiError the call ends with (a failed expectation if it succeeds).
+  template <class T>
+  static ApiError error_of(asio::awaitable<T> call) {
+    try {
+      run_blocking(std::move(call));
+    } catch (const ApiError& error) {
+      return error;
+    }
+    ADD_FAILURE() << "the call succeeded";
+    return ApiError(0, "");
+  }
+
+  static CheckoutRequest checkout() {
+    CheckoutRequest request;
+    request.entity = {EntityKind::individual, "ind 7/a"};
+    request.plan_type = PlanType::lite;
+    request.cycle = BillingCycle::monthly;
+    request.price_id = "price_ind_lite_monthly";
+    request.success_url = "https://app.test/ok?session={CHECKOUT_SESSION_ID}&x=a b+c";
+    request.cancel_url = "https://app.test/cancel";
+    return request;
+  }
+
+  FakeStripe fake;
+  CapturedLog log;
+  std::unique_ptr<StripeProvider> provider;
+};
+
+void expect_error(const ApiError& error, int status, std::string_view detail) {
+  EXPECT_EQ(error.status, status);
+  ASSERT_TRUE(error.detail.is_string());
+  EXPECT_EQ(error.detail.as_string(), detail);
+}
+
+TEST_F(StripeProviderFake, SendsTheKeyTheVersionAndAnIdempotencyKeyOnPosts) {
+  fake.add_subscription(subscription_object("sub_1", "si_1", "price_a"));
+  run_blocking(provider->get_subscription("sub_1"));
+  run_blocking(provider->cancel_at_period_end("sub_1"));
+  run_blocking(provider->cancel_at_period_end("sub_1"));
+
+  const auto requests = fake.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  for (const auto& request : requests) {
+    EXPECT_EQ(request.header("authorization"), "Bearer " + std::string(kSecretKey));
+    EXPECT_EQ(request.header("stripe-version"), "2023-10-16");
+  }
+  EXPECT_EQ(requests[0].method, "GET");
+  EXPECT_EQ(requests[0].header("idempotency-key"), "");
+  EXPECT_EQ(requests[1].method, "POST");
+  EXPECT_EQ(requests[1].header("content-type"), "application/x-www-form-urlencoded");
+  EXPECT_EQ(requests[1].body, "cancel_at_period_end=true");
+  const auto key = requests[1].header("idempotency-key");
+  EXPECT_EQ(key.size(), 32u);
+  EXPECT_EQ(key.find_first_not_of("0123456789abcdef"), std::string::npos) << key;
+  // Another call is another operation: another key.
+  EXPECT_NE(requests[2].header("idempotency-key"), key);
+}
+
+TEST_F(StripeProviderFake, SendsTheCheckoutFormInBracketNotationPercentEncoded) {
+  const auto url = run_blocking(provider->create_checkout_session(checkout()));
+  EXPECT_EQ(url, "https://checkout.stripe.test/c/cs_fake");
+
+  auto with_customer = checkout();
+  with_customer.customer_id = "cus_9";
+  run_blocking(provider->create_checkout_session(with_customer));
+
+  const auto requests = fake.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].method, "POST");
+  EXPECT_EQ(requests[0].target, "/v1/checkout/sessions");
+  const std::string start =
+      "mode=subscription"
+      "&line_items%5B0%5D%5Bprice%5D=price_ind_lite_monthly"
+      "&line_items%5B0%5D%5Bquantity%5D=1"
+      "&success_url=https%3A%2F%2Fapp.test%2Fok%3Fsession%3D%7BCHECKOUT_SESSION_ID%7D%26x%3Da%20b%"
+      "2Bc"
+      "&cancel_url=https%3A%2F%2Fapp.test%2Fcancel"
+      "&client_reference_id=ind%207%2Fa";
+  const std::string metadata =
+      "&metadata%5Brole%5D=individual"
+      "&metadata%5Brole_entity_id%5D=ind%207%2Fa"
+      "&metadata%5Bplan%5D=lite"
+      "&metadata%5Bcycle%5D=monthly"
+      "&subscription_data%5Bmetadata%5D%5Brole%5D=individual"
+      "&subscription_data%5Bmetadata%5D%5Brole_entity_id%5D=ind%207%2Fa"
+      "&subscription_data%5Bmetadata%5D%5Bplan%5D=lite"
+      "&subscription_data%5Bmetadata%5D%5Bcycle%5D=monthly";
+  EXPECT_EQ(requests[0].body, start + metadata);
+  EXPECT_EQ(requests[1].body, start + "&customer=cus_9" + metadata);
+}
+
+TEST_F(StripeProviderFake, ChangesThePriceOfTheSubscriptionsOneItem) {
+  fake.add_subscription(subscription_object("sub_1", "si_1", "price_old"));
+  const auto changed = run_blocking(
+      provider->change_price("sub_1", "price_new", PlanType::pro, BillingCycle::yearly));
+  EXPECT_EQ(changed.item_id, "si_1");
+  EXPECT_EQ(changed.price_id, "price_new");
+
+  const auto requests = fake.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].method, "GET");
+  EXPECT_EQ(requests[0].target, "/v1/subscriptions/sub_1");
+  EXPECT_EQ(requests[1].method, "POST");
+  EXPECT_EQ(requests[1].target, "/v1/subscriptions/sub_1");
+  EXPECT_EQ(requests[1].body,
+            "items%5B0%5D%5Bid%5D=si_1&items%5B0%5D%5Bprice%5D=price_new"
+            "&proration_behavior=create_prorations&metadata%5Bplan%5D=pro"
+            "&metadata%5Bcycle%5D=yearly");
+
+  // The fake kept the change, as Stripe would.
+  const auto fetched = run_blocking(provider->get_subscription("sub_1"));
+  EXPECT_EQ(fetched.price_id, "price_new");
+  EXPECT_EQ(fetched.current_period_start, 1700000000);
+  EXPECT_EQ(fetched.current_period_end, 1702592000);
+  EXPECT_EQ(fetched.customer, "cus_fake");
+  EXPECT_EQ(fetched.metadata,
+            (Metadata{{"role", "hospital"}, {"plan", "pro"}, {"cycle", "yearly"}}));
+}
+
+TEST_F(StripeProviderFake, AnIdWithASlashOrAQuestionMarkStaysOnePathSegment) {
+  const std::string id = "sub_1/../x?y=1#z";
+  fake.add_subscription(subscription_object(id, "si_1", "price_a"));
+  const auto subscription = run_blocking(provider->get_subscription(id));
+  EXPECT_EQ(subscription.id, id);
+  const auto requests = fake.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].target, "/v1/subscriptions/sub_1%2F%2E%2E%2Fx%3Fy%3D1%23z");
+}
+
+TEST_F(StripeProviderFake, ListsSendTheCursorAndReadThePage) {
+  fake.queue({200, R"({"object":"list","has_more":true,"data":[
+    {"id":"in_2","customer":"cus 1","subscription":"sub_1","amount_due":4990,"amount_paid":4990,
+     "currency":"eur","status":"paid","created":1700000001},
+    {"id":"in_3","customer":{"id":"cus 1"},"subscription":null,"amount_due":100,"amount_paid":0,
+     "currency":"eur","status":"open","created":1700000002}]})"});
+  const auto invoices =
+      run_blocking(provider->list_invoices("cus 1", {.limit = 2, .starting_after = "in_1"}));
+  ASSERT_EQ(invoices.data.size(), 2u);
+  EXPECT_TRUE(invoices.has_more);
+  EXPECT_EQ(invoices.data[0].id, "in_2");
+  EXPECT_EQ(invoices.data[0].customer, "cus 1");
+  EXPECT_EQ(invoices.data[0].subscription, "sub_1");
+  EXPECT_EQ(invoices.data[0].amount_paid, 4990);
+  EXPECT_EQ(invoices.data[0].status, "paid");
+  EXPECT_EQ(invoices.data[1].customer, "cus 1");  // expanded: its id
+  EXPECT_EQ(invoices.data[1].subscription, std::nullopt);
+
+  fake.queue({200, R"({"object":"list","has_more":false,"data":[
+    {"id":"cus_1","email":"a@b.test","name":null,"created":5,"metadata":{"z":"1","a":"2"}}]})"});
+  const auto customers = run_blocking(provider->list_customers({.limit = 1}));
+  ASSERT_EQ(customers.data.size(), 1u);
+  EXPECT_FALSE(customers.has_more);
+  EXPECT_EQ(customers.data[0].email, "a@b.test");
+  EXPECT_EQ(customers.data[0].name, std::nullopt);
+  EXPECT_EQ(customers.data[0].metadata, (Metadata{{"z", "1"}, {"a", "2"}}));
+
+  fake.queue({200, R"({"object":"list","has_more":false,"data":[]})"});
+  run_blocking(provider->list_subscriptions({.limit = 100, .starting_after = "sub_9"}));
+  fake.queue({200, R"({"id":"acct_1","object":"account"})"});
+  run_blocking(provider->check_health());
+
+  const auto requests = fake.requests();
+  ASSERT_EQ(requests.size(), 4u);
+  EXPECT_EQ(requests[0].target, "/v1/invoices?customer=cus%201&limit=2&starting_after=in_1");
+  EXPECT_EQ(requests[1].target, "/v1/customers?limit=1");
+  EXPECT_EQ(requests[2].target, "/v1/subscriptions?status=all&limit=100&starting_after=sub_9");
+  EXPECT_EQ(requests[3].target, "/v1/account");
+  for (const auto& request : requests) EXPECT_EQ(request.method, "GET");
+}
+
+// Each pool thread keeps its curl handle, and with it its connection to Stripe.
+TEST_F(StripeProviderFake, ReusesItsConnection) {
+  auto options = this->options();
+  options.pool_threads = 1;
+  use(options);
+  fake.add_subscription(subscription_object("sub_1", "si_1", "price_a"));
+  for (int i = 0; i < 3; ++i) run_blocking(provider->get_subscription("sub_1"));
+  run_blocking(provider->cancel_at_period_end("sub_1"));
+  EXPECT_EQ(fake.requests().size(), 4u);
+  EXPECT_EQ(fake.connections(), 1);
+}
+
+TEST_F(StripeProviderFake, RetriesA500WithTheSameIdempotencyKey) {
+  fake.add_subscription(subscription_object("sub_1", "si_1", "price_a"));
+  fake.queue({500, stripe_error("api_error", "", "try again")});
+  const auto subscription = run_blocking(provider->cancel_at_period_end("sub_1"));
+  EXPECT_TRUE(subscription.cancel_at_period_end);
+
+  const auto requests = fake.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_FALSE(requests[0].header("idempotency-key").empty());
+  EXPECT_EQ(requests[1].header("idempotency-key"), requests[0].header("idempotency-key"));
+  EXPECT_EQ(requests[1].body, requests[0].body);
+}
+
+TEST_F(StripeProviderFake, RetriesA429AndA409) {
+  fake.add_subscription(subscription_object("sub_1", "si_1", "price_a"));
+  fake.queue({429, stripe_error("invalid_request_error", "rate_limit", "slow down")});
+  fake.queue({409, stripe_error("idempotency_error", "", "in use")});
+  run_blocking(provider->cancel_at_period_end("sub_1"));
+  EXPECT_EQ(fake.requests().size(), 3u);
+}
+
+TEST_F(StripeProviderFake, ThreeFailuresAreUnavailableAfterExactlyThreeAttempts) {
+  for (int i = 0; i < 4; ++i) fake.queue({503, "<html>upstream down</html>"});
+  expect_error(error_of(provider->create_checkout_session(checkout())), 503,
+               "Stripe service unavailable");
+  const auto requests = fake.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[1].header("idempotency-key"), requests[0].header("idempotency-key"));
+  EXPECT_EQ(requests[2].header("idempotency-key"), requests[0].header("idempotency-key"));
+}
+
+TEST_F(StripeProviderFake, AServerThatStallsIsUnavailableAfterTheTimeouts) {
+  auto options = this->options();
+  options.total_timeout = 150ms;
+  use(options);
+  for (int i = 0; i < 3; ++i) fake.queue({.stall = true});
+  const auto start = std::chrono::steady_clock::now();
+  expect_error(error_of(provider->get_subscription("sub_1")), 503, "Stripe service unavailable");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  EXPECT_EQ(fake.requests().size(), 3u);
+}
+
+TEST_F(StripeProviderFake, NobodyListeningIsUnavailable) {
+  auto options = this->options();
+  options.api_base = "http://127.0.0.1:1";  // a privileged port nothing of ours listens on
+  use(options);
+  expect_error(error_of(provider->check_health()), 503, "Stripe service unavailable");
+}
+
+// While Stripe is slow, the caller's thread goes on serving: the call waits on the pool.
+TEST_F(StripeProviderFake, ACallDoesNotBlockTheCallersThread) {
+  auto options = this->options();
+  options.total_timeout = 400ms;
+  options.retries = 0;
+  use(options);
+  fake.queue({.stall = true});
+  asio::io_context ioc;  // one thread: the test's
+  bool timer_fired_first = false;
+  bool call_done = false;
+  auto call = asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        try {
+          co_await provider->get_subscription("sub_1");
+        } catch (const ApiError&) {
+        }
+        call_done = true;
+      },
+      asio::use_future);
+  auto timer = asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        asio::steady_timer pause(ioc, 50ms);
+        co_await pause.async_wait(asio::use_awaitable);
+        timer_fired_first = !call_done;
+      },
+      asio::use_future);
+  ioc.run();
+  call.get();
+  timer.get();
+  EXPECT_TRUE(timer_fired_first);
+  EXPECT_TRUE(call_done);
+}
+
+TEST_F(StripeProviderFake, CardErrorsAre402WithFixedTexts) {
+  fake.queue({402, stripe_error("card_error", "card_declined", kStripeWords, "generic_decline")});
+  expect_error(error_of(provider->create_checkout_session(checkout())), 402,
+               "Your card was declined");
+  fake.queue(
+      {402, stripe_error("card_error", "card_declined", kStripeWords, "insufficient_funds")});
+  expect_error(error_of(provider->create_checkout_session(checkout())), 402,
+               "Your card has insufficient funds");
+  fake.queue({402, stripe_error("card_error", "authentication_required", kStripeWords)});
+  expect_error(error_of(provider->create_checkout_session(checkout())), 402,
+               "Your card requires authentication");
+  EXPECT_EQ(fake.requests().size(), 3u);  // none retried
+}
+
+TEST_F(StripeProviderFake, AMissingSubscriptionOrCustomerIs404) {
+  expect_error(error_of(provider->get_subscription("sub_x")), 404, "No such subscription: sub_x");
+  expect_error(
+      error_of(provider->change_price("sub_x", "price_a", PlanType::pro, BillingCycle::monthly)),
+      404, "No such subscription: sub_x");
+  // A customer passed as a parameter: Stripe says 400 and names the parameter.
+  fake.queue({400, stripe_error("invalid_request_error", "resource_missing", kStripeWords, "",
+                                "customer")});
+  expect_error(error_of(provider->create_portal_session("cus_x", "https://app.test/")), 404,
+               "No such customer: cus_x");
+  // A missing price is our configuration's fault, not the caller's.
+  fake.queue({400, stripe_error("invalid_request_error", "resource_missing", kStripeWords, "",
+                                "line_items[0][price]")});
+  expect_error(error_of(provider->create_checkout_session(checkout())), 502,
+               "Stripe rejected the request");
+}
+
+TEST_F(StripeProviderFake, ABadKeyIsAuthenticationFailedWithoutRetrying) {
+  fake.queue({401, stripe_error("invalid_request_error", "", kStripeWords)});
+  expect_error(error_of(provider->list_customers({})), 503, "Stripe authentication failed");
+  EXPECT_EQ(fake.requests().size(), 1u);
+}
+
+TEST_F(StripeProviderFake, OtherClientErrorsAreRejected) {
+  fake.queue({400, stripe_error("invalid_request_error", "parameter_unknown", kStripeWords)});
+  expect_error(error_of(provider->create_checkout_session(checkout())), 502,
+               "Stripe rejected the request");
+  fake.queue({200, "not json"});
+  expect_error(error_of(provider->check_health()), 503, "Stripe service unavailable");
+  fake.queue({200, R"({"object":"checkout.session"})"});
+  expect_error(error_of(provider->create_checkout_session(checkout())), 503,
+               "Stripe service unavailable");
+}
+
+TEST_F(StripeProviderFake, StripesWordsGoToTheLogAndTheKeyNowhere) {
+  // Stripe's message (which here even repeats our key) must not reach the caller; the log keeps
+  // the message for us but never the key.
+  const std::string message = std::string(kStripeWords) + " for key " + std::string(kSecretKey);
+  const std::vector<Reply> replies{
+      {402, stripe_error("card_error", "card_declined", message)},
+      {401, stripe_error("invalid_request_error", "", message)},
+      {404, stripe_error("invalid_request_error", "resource_missing", message, "", "id")},
+      {400, stripe_error("invalid_request_error", "", message)},
+      {500, stripe_error("api_error", "", message)},
+  };
+  for (const auto& reply : replies) {
+    // Retried answers are sent for each of the three attempts, the others once.
+    for (int i = 0; i < (reply.status >= 500 ? 3 : 1); ++i) fake.queue(reply);
+    const auto error = error_of(provider->cancel_at_period_end("sub_x"));
+    const auto detail = boost::json::serialize(error.detail);
+    EXPECT_EQ(detail.find(kStripeWords), std::string::npos) << detail;
+    EXPECT_EQ(detail.find(kSecretKey), std::string::npos) << detail;
+    EXPECT_EQ(std::string(error.what()).find(kSecretKey), std::string::npos);
+  }
+  auto unreachable = options();
+  unreachable.api_base = "http://127.0.0.1:1";
+  use(unreachable);
+  error_of(provider->check_health());
+
+  const auto logged = log.text();
+  EXPECT_NE(logged.find(kStripeWords), std::string::npos) << logged;
+  EXPECT_NE(logged.find("HTTP 402"), std::string::npos) << logged;
+  EXPECT_NE(logged.find("/v1/subscriptions/sub_x"), std::string::npos) << logged;
+  EXPECT_EQ(logged.find(kSecretKey), std::string::npos) << logged;
+  EXPECT_EQ(logged.find("sk_test_"), std::string::npos) << logged;
+}
+
+}  // namespace
+}  // namespace billing
