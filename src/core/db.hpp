@@ -56,9 +56,13 @@ class Db {
   // its own, so a unit that throws undoes only its own changes and only its caller sees the
   // exception. Returns once the shared commit is durable; if that commit fails, every unit of
   // the group throws. Batches form by themselves under load and hold one unit when idle.
+  // Units of equal `affinity` (say, a hash of the entity they change) always share a writer; a
+  // backend may run several writers (PostgreSQL does), so units that touch the same rows should
+  // share an affinity, or their writers may wait on each other's row locks.
   template <class F>
-  boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> transact_grouped(F fn) {
-    return run<F>(Unit::grouped_write, std::move(fn));
+  boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> transact_grouped(F fn,
+                                                                         std::size_t affinity) {
+    return run<F>(Unit::grouped_write, std::move(fn), affinity);
   }
 
   // Applies pending numbered migrations. Blocking: for start-up and `billing migrate` only.
@@ -67,17 +71,21 @@ class Db {
  protected:
   enum class Unit { read, write, grouped_write };
   using Work = std::function<void(Tx&)>;
-  virtual boost::asio::awaitable<void> execute(Unit unit, Work work) = 0;
+  // `affinity` matters to grouped writes only.
+  virtual boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity) = 0;
 
  private:
   template <class F>
-  boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> run(Unit unit, F fn) {
+  boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> run(Unit unit, F fn,
+                                                            std::size_t affinity = 0) {
     using Result = std::invoke_result_t<F&, Tx&>;
     if constexpr (std::is_void_v<Result>) {
-      co_await execute(unit, [&fn](Tx& tx) { fn(tx); });
+      co_await execute(
+          unit, [&fn](Tx& tx) { fn(tx); }, affinity);
     } else {
       std::optional<Result> result;
-      co_await execute(unit, [&fn, &result](Tx& tx) { result.emplace(fn(tx)); });
+      co_await execute(
+          unit, [&fn, &result](Tx& tx) { result.emplace(fn(tx)); }, affinity);
       co_return std::move(*result);
     }
   }

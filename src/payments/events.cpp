@@ -112,7 +112,10 @@ class EventEffects {
     after.last_event_created = event_.created;
     if (before && after == *before) return;
     after.updated_at = now_;
-    plans().save_plan(after);
+    if (before)
+      plans().update_plan(*before, after);
+    else
+      plans().save_plan(after);
     if (!before || before->plan_type != after.plan_type || before->status != after.status ||
         before->selected_services != after.selected_services)
       plans().append_history(
@@ -344,12 +347,33 @@ StripeEvent parse_event(std::string_view payload) {
                      .payload = payload};
 }
 
+std::size_t event_affinity(const StripeEvent& event) {
+  const auto& o = event.object;
+  const auto* details = child(o, "subscription_details");
+  for (const auto* metadata :
+       {child(o, "metadata"), details ? child(*details, "metadata") : nullptr})
+    if (auto entity = metadata_entity(metadata)) return std::hash<std::string>{}(entity->id);
+  const bool is_subscription = text(o, "object") == std::optional<std::string_view>("subscription");
+  for (auto key : {is_subscription ? text(o, "id") : text(o, "subscription"), text(o, "customer")})
+    if (key) return std::hash<std::string_view>{}(*key);
+  return std::hash<std::string>{}(event.id);
+}
+
+std::string audit_payload(const StripeEvent& event) {
+  return to_json(json::object{{"id", event.id},
+                              {"type", event.type},
+                              {"created", event.created},
+                              {"object",
+                               {{"id", text(event.object, "id").value_or("")},
+                                {"object", text(event.object, "object").value_or("")}}}});
+}
+
 AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& event, TimePoint now) {
   auto& payments = tx.get<PaymentRepo>();
   const auto audit = [&](Outcome outcome) {
     payments.append_audit(AuditEntry{.event_id = event.id,
                                      .event_type = event.type,
-                                     .payload = std::string(event.payload),
+                                     .payload = audit_payload(event),
                                      .status = outcome.status,
                                      .note = std::move(outcome.note),
                                      .created_at = now});

@@ -95,8 +95,8 @@ class Events : public ::testing::TestWithParam<std::string> {
   }
 
   AuditStatus apply(const StripeEvent& e) {
-    return run_blocking(
-        db->transact_grouped([&](Tx& tx) { return apply_event(tx, rules, e, now); }));
+    return run_blocking(db->transact_grouped([&](Tx& tx) { return apply_event(tx, rules, e, now); },
+                                             event_affinity(e)));
   }
   std::optional<Plan> plan() {
     return run_blocking(db->read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }));
@@ -244,10 +244,12 @@ TEST_P(Events, OtherTypesAndUnknownSubscriptionsAreAuditedAndIgnored) {
 
 TEST_P(Events, AFailingEventLeavesNothingBehind) {
   const auto e = checkout_completed();
-  EXPECT_THROW(run_blocking(db->transact_grouped([&](Tx& tx) {
-                 apply_event(tx, rules, e, now);
-                 throw std::runtime_error("the database went away");
-               })),
+  EXPECT_THROW(run_blocking(db->transact_grouped(
+                   [&](Tx& tx) {
+                     apply_event(tx, rules, e, now);
+                     throw std::runtime_error("the database went away");
+                   },
+                   0)),
                std::runtime_error);
   EXPECT_EQ(plan(), std::nullopt);
   EXPECT_TRUE(audit(e).empty());

@@ -1,5 +1,5 @@
 #pragma once
-// The payment provider as the payments domain sees it: Stripe's REST API (payments/stripe/) or
+// The payment provider as the payments domain sees it: Stripe's REST API (src/stripe/) or
 // the service's own stand-in (payments/local/). Calls never block the caller's thread. Failures
 // are ApiErrors with fixed, reviewed texts (see payments/provider_errors.hpp): a provider's own
 // message, a key or a stack trace never reaches a client.

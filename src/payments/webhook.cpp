@@ -15,7 +15,8 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::receive(std::string_view si
   std::string failure;
   try {
     co_return co_await db_.transact_grouped(
-        [&](Tx& tx) { return apply_event(tx, rules_, event, clock_.now()); });
+        [&](Tx& tx) { return apply_event(tx, rules_, event, clock_.now()); },
+        event_affinity(event));
   } catch (const std::exception& e) {
     failure = e.what();
   }
@@ -26,7 +27,7 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::receive(std::string_view si
       payments.record_event_failure(event.inbox(), failure, clock_.now());
       payments.append_audit(AuditEntry{.event_id = event.id,
                                        .event_type = event.type,
-                                       .payload = std::string(payload),
+                                       .payload = audit_payload(event),
                                        .status = AuditStatus::failed,
                                        .note = "processing failed; Stripe will retry",
                                        .created_at = clock_.now()});

@@ -16,6 +16,9 @@ class PlanRepo {
   virtual std::optional<Plan> find_plan_by_subscription(std::string_view subscription_id) = 0;
   virtual std::optional<Plan> find_plan_by_customer(std::string_view customer_id) = 0;
   virtual void save_plan(const Plan& plan) = 0;  // insert, or update the row with plan.id
+  // Saves `after` over the stored `before` (the same plan), writing only what a status change
+  // touches when nothing else moved: the most frequent change, by webhook events.
+  virtual void update_plan(const Plan& before, const Plan& after) = 0;
   virtual void append_history(const PlanChange& change) = 0;
   virtual std::vector<PlanChange> history(const EntityRef& owner) = 0;  // oldest first
 };

@@ -11,56 +11,66 @@ namespace billing {
 
 namespace asio = boost::asio;
 
-asio::awaitable<void> GroupCommit::run(FunctionRef<void(Tx&)> work) {
+GroupCommit::GroupCommit(boost::asio::thread_pool& writers, std::size_t lanes,
+                         std::function<sql::Connection&(std::size_t lane)> connection)
+    : writers_(writers),
+      connection_(std::move(connection)),
+      lane_count_(lanes),
+      lanes_(std::make_unique<Lane[]>(lanes)) {}
+
+asio::awaitable<void> GroupCommit::run(FunctionRef<void(Tx&)> work, std::size_t affinity) {
+  const std::size_t lane = affinity % lane_count_;
   co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr)>(
       [&](auto handler) {
         auto caller = asio::make_work_guard(asio::get_associated_executor(handler));
         // std::function needs a copyable callable; the handler is move-only.
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        enqueue(Unit{work, [shared, caller](std::exception_ptr error) mutable {
-                       asio::post(caller.get_executor(),
-                                  [shared, error] { std::move (*shared)(error); });
-                       caller.reset();
-                     }});
+        enqueue(lane, Unit{work, [shared, caller](std::exception_ptr error) mutable {
+                             asio::post(caller.get_executor(),
+                                        [shared, error] { std::move (*shared)(error); });
+                             caller.reset();
+                           }});
       },
       asio::use_awaitable);
 }
 
-void GroupCommit::enqueue(Unit unit) {
+void GroupCommit::enqueue(std::size_t lane, Unit unit) {
+  Lane& l = lanes_[lane];
   bool post_batch = false;
   {
-    std::lock_guard lock(mutex_);
-    waiting_.push_back(std::move(unit));
-    post_batch = !std::exchange(batch_posted_, true);
+    std::lock_guard lock(l.mutex);
+    l.waiting.push_back(std::move(unit));
+    post_batch = !std::exchange(l.batch_posted, true);
   }
-  if (post_batch) asio::post(writer_, [this] { run_next_batch(); });
+  if (post_batch) asio::post(writers_, [this, lane] { run_next_batch(lane); });
 }
 
-void GroupCommit::run_next_batch() {
+void GroupCommit::run_next_batch(std::size_t lane) {
+  Lane& l = lanes_[lane];
   std::vector<Unit> batch;
   {
-    std::lock_guard lock(mutex_);
-    batch.swap(waiting_);
+    std::lock_guard lock(l.mutex);
+    batch.swap(l.waiting);
   }
-  commit_batch(batch);
+  commit_batch(lane, batch);
   for (auto& unit : batch) unit.done(unit.error);
   // Units that queued meanwhile form the next batch, posted behind any plain write units that
   // queued too, so a stream of events never starves them.
-  std::lock_guard lock(mutex_);
-  if (waiting_.empty())
-    batch_posted_ = false;
+  std::lock_guard lock(l.mutex);
+  if (l.waiting.empty())
+    l.batch_posted = false;
   else
-    asio::post(writer_, [this] { run_next_batch(); });
+    asio::post(writers_, [this, lane] { run_next_batch(lane); });
 }
 
-void GroupCommit::commit_batch(std::vector<Unit>& batch) {
+void GroupCommit::commit_batch(std::size_t lane, std::vector<Unit>& batch) {
   static constexpr sql::Query kBegin{"BEGIN IMMEDIATE", "BEGIN"};
   static constexpr sql::Query kSavepoint = "SAVEPOINT grouped_unit";
   static constexpr sql::Query kRelease = "RELEASE SAVEPOINT grouped_unit";
   static constexpr sql::Query kRollbackTo = "ROLLBACK TO SAVEPOINT grouped_unit";
   sql::Connection* open = nullptr;
   try {
-    sql::Connection& connection = connection_();
+    sql::Connection& connection = connection_(lane);
     open = &connection;
     connection.exec(kBegin.text(connection.dialect()));
     for (auto& unit : batch) {

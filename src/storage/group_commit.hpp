@@ -1,7 +1,9 @@
 #pragma once
-// Group commit for Db::transact_grouped: units queue from any thread; the one writer takes every
-// unit waiting at that moment, runs each in a savepoint of its own inside one transaction,
-// commits once, then resumes each unit's caller on its own executor.
+// Group commit for Db::transact_grouped: units queue from any thread into the lane their affinity
+// picks; the lane's writer takes every unit waiting there at that moment, runs each in a savepoint
+// of its own inside one transaction, commits once, then resumes each unit's caller on its own
+// executor. SQLite has one lane (one writer); PostgreSQL several, each on its own connection, so
+// that the round trips of one batch overlap with another's.
 #include <exception>
 #include <functional>
 #include <memory>
@@ -19,14 +21,15 @@ namespace billing {
 
 class GroupCommit {
  public:
-  // `writer` is the one thread that owns the connection `connection()` returns (called there,
-  // once per batch, so a backend can reconnect a broken one).
-  GroupCommit(boost::asio::thread_pool& writer, std::function<sql::Connection&()> connection)
-      : writer_(writer), connection_(std::move(connection)) {}
+  // Batches run on `writers` (at least one thread per lane, or one thread for all when they share
+  // one connection); `connection(lane)` is the lane's connection, asked for once per batch on the
+  // thread that runs it, so a backend can reconnect a broken one.
+  GroupCommit(boost::asio::thread_pool& writers, std::size_t lanes,
+              std::function<sql::Connection&(std::size_t lane)> connection);
 
-  // Runs `work` in the next batch; returns after that batch commits, rethrowing what `work`
-  // threw, or what the commit threw.
-  boost::asio::awaitable<void> run(FunctionRef<void(Tx&)> work);
+  // Runs `work` in the next batch of the lane `affinity` picks; returns after that batch commits,
+  // rethrowing what `work` threw, or what the commit threw.
+  boost::asio::awaitable<void> run(FunctionRef<void(Tx&)> work, std::size_t affinity);
 
  private:
   struct Unit {
@@ -35,15 +38,20 @@ class GroupCommit {
     std::exception_ptr error;
   };
 
-  void enqueue(Unit unit);
-  void run_next_batch();                        // on the writer
-  void commit_batch(std::vector<Unit>& batch);  // sets each unit's error
+  struct Lane {
+    std::mutex mutex;
+    std::vector<Unit> waiting;
+    bool batch_posted = false;  // a batch of this lane is queued or running: one at a time
+  };
 
-  boost::asio::thread_pool& writer_;
-  std::function<sql::Connection&()> connection_;
-  std::mutex mutex_;
-  std::vector<Unit> waiting_;
-  bool batch_posted_ = false;
+  void enqueue(std::size_t lane, Unit unit);
+  void run_next_batch(std::size_t lane);                          // on a writer
+  void commit_batch(std::size_t lane, std::vector<Unit>& batch);  // sets each unit's error
+
+  boost::asio::thread_pool& writers_;
+  std::function<sql::Connection&(std::size_t lane)> connection_;
+  std::size_t lane_count_;
+  std::unique_ptr<Lane[]> lanes_;
 };
 
 }  // namespace billing

@@ -11,12 +11,11 @@ namespace billing {
   "SELECT id, hospital_id, individual_id, plan_type, status, max_agents, selected_services, " \
   "stripe_customer_id, stripe_subscription_id, billing_cycle, pending_plan_type, "            \
   "cancel_at_period_end, last_event_created, " created_at ", " updated_at " FROM plans "
-#define BILLING_PLAN_QUERY(where)                                                                \
-  sql::Query {                                                                                   \
-    BILLING_PLAN_COLUMNS("created_at", "updated_at")                                             \
-    where,                                                                                       \
-        BILLING_PLAN_COLUMNS(BILLING_PG_ISO8601("created_at"), BILLING_PG_ISO8601("updated_at")) \
-            where                                                                                \
+#define BILLING_PLAN_QUERY(where)                                       \
+  sql::Query {                                                          \
+    BILLING_PLAN_COLUMNS("created_at", "updated_at")                    \
+    where, BILLING_PLAN_COLUMNS(BILLING_PG_ISO8601("created_at"),       \
+                                BILLING_PG_ISO8601("updated_at")) where \
   }
 
 std::optional<Plan> SqlPlanRepo::find_plan_where(const sql::Query& query, std::string_view key) {
@@ -64,26 +63,54 @@ std::optional<Plan> SqlPlanRepo::find_plan_by_customer(std::string_view customer
 #undef BILLING_PLAN_COLUMNS
 
 void SqlPlanRepo::save_plan(const Plan& plan) {
-  static constexpr sql::Query kSave =
-      "INSERT INTO plans (id, hospital_id, individual_id, plan_type, status, max_agents, "
-      "selected_services, stripe_customer_id, stripe_subscription_id, billing_cycle, "
-      "pending_plan_type, cancel_at_period_end, last_event_created, created_at, updated_at) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-      "plan_type = excluded.plan_type, status = excluded.status, "
-      "max_agents = excluded.max_agents, selected_services = excluded.selected_services, "
-      "stripe_customer_id = excluded.stripe_customer_id, "
-      "stripe_subscription_id = excluded.stripe_subscription_id, "
-      "billing_cycle = excluded.billing_cycle, pending_plan_type = excluded.pending_plan_type, "
-      "cancel_at_period_end = excluded.cancel_at_period_end, "
-      "last_event_created = excluded.last_event_created, updated_at = excluded.updated_at";
-  db_.run(kSave, {plan.id, owner_column(plan.owner, EntityKind::hospital),
-                  owner_column(plan.owner, EntityKind::individual), name_of(plan.plan_type),
-                  name_of(plan.status), std::int64_t{plan.max_agents},
-                  encode_services(plan.selected_services), optional_param(plan.stripe_customer_id),
-                  optional_param(plan.stripe_subscription_id), optional_enum(plan.billing_cycle),
-                  optional_enum(plan.pending_plan_type), std::int64_t{plan.cancel_at_period_end},
-                  optional_param(plan.last_event_created), iso8601_micros(plan.created_at),
-                  iso8601_micros(plan.updated_at)});
+  // An update first: most saves change a plan that exists (each webhook event does), and an
+  // upsert would try the insert, with every constraint and unique index, before it.
+  static constexpr sql::Query kUpdate =
+      "UPDATE plans SET plan_type = ?, status = ?, max_agents = ?, selected_services = ?, "
+      "stripe_customer_id = ?, stripe_subscription_id = ?, billing_cycle = ?, "
+      "pending_plan_type = ?, cancel_at_period_end = ?, last_event_created = ?, updated_at = ? "
+      "WHERE id = ?";
+  static constexpr sql::Query kInsert =
+      "INSERT INTO plans (plan_type, status, max_agents, selected_services, stripe_customer_id, "
+      "stripe_subscription_id, billing_cycle, pending_plan_type, cancel_at_period_end, "
+      "last_event_created, updated_at, id, hospital_id, individual_id, created_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+  const auto services = encode_services(plan.selected_services);
+  const auto updated_at = iso8601_micros(plan.updated_at);
+  const auto changed = db_.run(
+      kUpdate, {name_of(plan.plan_type), name_of(plan.status), std::int64_t{plan.max_agents},
+                services, optional_param(plan.stripe_customer_id),
+                optional_param(plan.stripe_subscription_id), optional_enum(plan.billing_cycle),
+                optional_enum(plan.pending_plan_type), std::int64_t{plan.cancel_at_period_end},
+                optional_param(plan.last_event_created), updated_at, plan.id});
+  if (changed > 0) return;
+  db_.run(kInsert,
+          {name_of(plan.plan_type), name_of(plan.status), std::int64_t{plan.max_agents}, services,
+           optional_param(plan.stripe_customer_id), optional_param(plan.stripe_subscription_id),
+           optional_enum(plan.billing_cycle), optional_enum(plan.pending_plan_type),
+           std::int64_t{plan.cancel_at_period_end}, optional_param(plan.last_event_created),
+           updated_at, plan.id, owner_column(plan.owner, EntityKind::hospital),
+           owner_column(plan.owner, EntityKind::individual), iso8601_micros(plan.created_at)});
+}
+
+void SqlPlanRepo::update_plan(const Plan& before, const Plan& after) {
+  // Every column SET is a write to each index over it, even with the same value: a status change
+  // (an invoice paid or failed) leaves the plan type, customer and subscription indexes alone.
+  Plan only_status_moved = after;
+  only_status_moved.status = before.status;
+  only_status_moved.last_event_created = before.last_event_created;
+  only_status_moved.updated_at = before.updated_at;
+  if (only_status_moved != before) return save_plan(after);
+  static constexpr sql::Query kUpdateStatus =
+      "UPDATE plans SET status = ?, last_event_created = ?, updated_at = ? WHERE id = ?";
+  static constexpr sql::Query kUpdateEventTime =
+      "UPDATE plans SET last_event_created = ?, updated_at = ? WHERE id = ?";
+  if (after.status == before.status)
+    db_.run(kUpdateEventTime,
+            {optional_param(after.last_event_created), iso8601_micros(after.updated_at), after.id});
+  else
+    db_.run(kUpdateStatus, {name_of(after.status), optional_param(after.last_event_created),
+                            iso8601_micros(after.updated_at), after.id});
 }
 
 void SqlPlanRepo::append_history(const PlanChange& c) {

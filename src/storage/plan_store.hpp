@@ -13,6 +13,7 @@ class SqlPlanRepo : public PlanRepo {
   std::optional<Plan> find_plan_by_subscription(std::string_view subscription_id) override;
   std::optional<Plan> find_plan_by_customer(std::string_view customer_id) override;
   void save_plan(const Plan& plan) override;
+  void update_plan(const Plan& before, const Plan& after) override;
   void append_history(const PlanChange& change) override;
   std::vector<PlanChange> history(const EntityRef& owner) override;
 

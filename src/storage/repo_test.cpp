@@ -293,10 +293,12 @@ TEST_P(Storage, GroupedUnitsCommitTogetherAndFailAlone) {
         ioc,
         [&, i]() -> boost::asio::awaitable<void> {
           try {
-            co_await db->transact_grouped([&](Tx& tx) {
-              tx.get<EntityRepo>().create_entity(entities[i], now);
-              if (i % 7 == 3) throw std::runtime_error("this unit fails");
-            });
+            co_await db->transact_grouped(
+                [&](Tx& tx) {
+                  tx.get<EntityRepo>().create_entity(entities[i], now);
+                  if (i % 7 == 3) throw std::runtime_error("this unit fails");
+                },
+                i);
             ++committed;
           } catch (const std::runtime_error&) {
             ++failed;
@@ -311,18 +313,19 @@ TEST_P(Storage, GroupedUnitsCommitTogetherAndFailAlone) {
               i % 7 != 3);
 }
 
-// The same event claimed by many grouped units at once, as concurrent deliveries do: one wins.
+// The same event claimed by many grouped units at once, as concurrent deliveries do (in writer
+// lanes of their own, as on two replicas): one wins.
 TEST_P(Storage, OneOfManyConcurrentClaimsWins) {
   const auto id = unique_id("evt");
   const InboxEvent event{id, "invoice.paid", 1'700'000'000, "{}"};
   boost::asio::io_context ioc;
   int claims = 0;
-  for (int i = 0; i < 50; ++i)
+  for (std::size_t i = 0; i < 50; ++i)
     boost::asio::co_spawn(
         ioc,
-        [&]() -> boost::asio::awaitable<void> {
+        [&, i]() -> boost::asio::awaitable<void> {
           claims += co_await db->transact_grouped(
-              [&](Tx& tx) { return tx.get<PaymentRepo>().claim_event(event, now); });
+              [&](Tx& tx) { return tx.get<PaymentRepo>().claim_event(event, now); }, i);
         },
         boost::asio::detached);
   ioc.run();

@@ -14,7 +14,7 @@ PostgresDb::PostgresDb(std::string url, std::size_t connections)
 
 PostgresDb::~PostgresDb() {
   pool_.join();
-  group_writer_.join();
+  group_writers_.join();
 }
 
 void PostgresDb::migrate() {
@@ -54,17 +54,18 @@ void PostgresDb::run_unit(Unit unit, const Work& work) {
   }
 }
 
-PostgresConnection& PostgresDb::group_writer_connection() {
-  if (!group_connection_)
-    group_connection_ = take_connection();
-  else if (group_connection_->broken())
-    group_connection_->reconnect();
-  return *group_connection_;
+PostgresConnection& PostgresDb::group_writer_connection(std::size_t lane) {
+  auto& connection = group_connections_[lane];
+  if (!connection)
+    connection = take_connection();
+  else if (connection->broken())
+    connection->reconnect();
+  return *connection;
 }
 
-boost::asio::awaitable<void> PostgresDb::execute(Unit unit, Work work) {
+boost::asio::awaitable<void> PostgresDb::execute(Unit unit, Work work, std::size_t affinity) {
   if (unit == Unit::grouped_write) {
-    co_await grouped_.run(work);
+    co_await grouped_.run(work, affinity);
     co_return;
   }
   co_await offload(pool_.get_executor(), [&] { run_unit(unit, work); });

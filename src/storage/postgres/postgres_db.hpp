@@ -21,21 +21,24 @@ class PostgresDb final : public Db {
   void migrate() override;
 
  protected:
-  boost::asio::awaitable<void> execute(Unit unit, Work work) override;
+  boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity) override;
 
  private:
   std::unique_ptr<PostgresConnection> take_connection();
   void run_unit(Unit unit, const Work& work);
-  PostgresConnection& group_writer_connection();  // on group_writer_
+  PostgresConnection& group_writer_connection(std::size_t lane);  // on a group writer
 
   std::string url_;
   IdleConnections<PostgresConnection> idle_;
   boost::asio::thread_pool pool_;
-  // Grouped units have one writer thread and connection of their own (group commit).
-  boost::asio::thread_pool group_writer_{1};
-  std::unique_ptr<PostgresConnection> group_connection_;
-  GroupCommit grouped_{group_writer_,
-                       [this]() -> sql::Connection& { return group_writer_connection(); }};
+  // Grouped units (group commit) have writer lanes of their own, each with a thread and a
+  // connection: a batch spends most of its time waiting for round trips, which lanes overlap.
+  static constexpr std::size_t kGroupLanes = 4;
+  boost::asio::thread_pool group_writers_{kGroupLanes};
+  std::unique_ptr<PostgresConnection> group_connections_[kGroupLanes];
+  GroupCommit grouped_{group_writers_, kGroupLanes, [this](std::size_t lane) -> sql::Connection& {
+                         return group_writer_connection(lane);
+                       }};
 };
 
 }  // namespace billing

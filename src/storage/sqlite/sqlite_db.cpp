@@ -18,7 +18,7 @@ void SqliteDb::migrate() {
   apply_migrations(writer_connection_, sqlite_migrations());
 }
 
-boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work) {
+boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work, std::size_t affinity) {
   if (unit == Unit::read) {
     auto reader = idle_readers_.take();
     if (!reader)
@@ -35,7 +35,7 @@ boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work) {
     co_return;
   }
   if (unit == Unit::grouped_write) {
-    co_await grouped_.run(work);
+    co_await grouped_.run(work, affinity);
     co_return;
   }
   co_await offload(writer_.get_executor(), [&] { run_write_unit(writer_connection_, work); });

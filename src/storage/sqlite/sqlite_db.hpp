@@ -22,13 +22,14 @@ class SqliteDb final : public Db {
   void migrate() override;
 
  protected:
-  boost::asio::awaitable<void> execute(Unit unit, Work work) override;
+  boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity) override;
 
  private:
   std::string path_;
   SqliteConnection writer_connection_;
   boost::asio::thread_pool writer_{1};
-  GroupCommit grouped_{writer_, [this]() -> sql::Connection& { return writer_connection_; }};
+  GroupCommit grouped_{writer_, 1,
+                       [this](std::size_t) -> sql::Connection& { return writer_connection_; }};
   IdleConnections<SqliteConnection> idle_readers_;
 };
 
