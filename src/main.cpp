@@ -1,4 +1,6 @@
 // billing: serve | migrate | token. See README.md.
+#include <malloc.h>
+
 #include <iostream>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -23,6 +25,10 @@ Config configure(bool dev) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // glibc hands freed memory back to the kernel as soon as a thread's heap top is free enough
+  // (madvise, then page faults and TLB shootdowns when it is needed again): under a stream of
+  // webhooks that cost the writer a tenth of its time. Keep up to 64 MiB instead.
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
   CLI::App cli{"billing: subscription billing for the healthcare platform"};
   cli.require_subcommand(1);
 

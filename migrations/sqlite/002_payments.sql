@@ -51,3 +51,7 @@ CREATE INDEX plans_plan_type ON plans (plan_type);
 CREATE INDEX plans_status ON plans (status);
 CREATE INDEX plans_stripe_subscription_id ON plans (stripe_subscription_id);
 CREATE INDEX plans_stripe_customer_id ON plans (stripe_customer_id);
+
+-- Looked up by event id through webhook_events; an index here cost the webhook writer a quarter
+-- of its throughput (one more random page per event).
+DROP INDEX stripe_audit_event_id;
