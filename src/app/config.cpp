@@ -119,6 +119,10 @@ Config load_config(const Environment& env, bool dev) {
     // Without it every webhook would be refused, and no payment would ever activate a plan.
     if (s.webhook_secret.empty())
       bad("STRIPE_WEBHOOK_SECRET", "is not set (PAYMENTS_PROVIDER is stripe)");
+    // Stripe refuses a checkout session without them.
+    if (s.success_url.empty())
+      bad("STRIPE_SUCCESS_URL", "is not set (PAYMENTS_PROVIDER is stripe)");
+    if (s.cancel_url.empty()) bad("STRIPE_CANCEL_URL", "is not set (PAYMENTS_PROVIDER is stripe)");
   } else {
     bad("PAYMENTS_PROVIDER", fmt::format("must be stripe or local (got \"{}\")", provider));
   }

@@ -5,6 +5,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -200,6 +203,29 @@ TEST_P(Events, AnOlderEventArrivingLateDoesNotMoveThePlanBack) {
   const auto paid_later = invoice("invoice.payment_succeeded", unique_id("in"), clock + 2);
   EXPECT_EQ(apply(paid_later), AuditStatus::ok);
   EXPECT_EQ(apply(failed_early), AuditStatus::stale);
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+  EXPECT_EQ(payments().size(), 1u);
+}
+
+// Events queued at the same moment (they usually share one commit batch): the newer still wins
+// whatever the order they are taken in, and the copy queued beside the original is applied once.
+TEST_P(Events, OutOfOrderEventsInsideOneBatch) {
+  apply(checkout_completed());
+  const auto failed_early = invoice("invoice.payment_failed", unique_id("in"), clock + 1);
+  const auto paid_later = invoice("invoice.payment_succeeded", unique_id("in"), clock + 2);
+  std::vector<AuditStatus> outcomes;
+  boost::asio::io_context ioc;
+  for (const StripeEvent* e : {&paid_later, &failed_early, &paid_later})
+    boost::asio::co_spawn(
+        ioc,
+        [&, e]() -> boost::asio::awaitable<void> {
+          outcomes.push_back(co_await db->transact_grouped(
+              [&](Tx& tx) { return apply_event(tx, rules, *e, now); }, event_affinity(*e)));
+        },
+        boost::asio::detached);
+  ioc.run();
+  EXPECT_THAT(outcomes, ::testing::UnorderedElementsAre(AuditStatus::ok, AuditStatus::stale,
+                                                        AuditStatus::duplicate));
   EXPECT_EQ(plan()->status, PlanStatus::active);
   EXPECT_EQ(payments().size(), 1u);
 }
