@@ -1,5 +1,7 @@
 #include "app/config.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
@@ -133,11 +135,21 @@ Config load_config(const Environment& env, bool dev) {
       bad("REDIS_URL", fmt::format("must be a redis:// URL (got \"{}\")", *redis));
     c.redis_url = *redis;
   }
-  c.log_level = env("LOG_LEVEL").value_or(c.log_level);
-  if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info" &&
-      c.log_level != "warn" && c.log_level != "error")
-    bad("LOG_LEVEL",
-        fmt::format("must be trace, debug, info, warn or error (got \"{}\")", c.log_level));
+  if (auto level = env("LOG_LEVEL")) {
+    // The spellings people bring from other tools (uvicorn and Python's logging say `warning`
+    // and `critical`), in any case, as spdlog's names.
+    std::string name = *level;
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    if (name == "warning") name = "warn";
+    if (name == "fatal") name = "critical";
+    if (name != "trace" && name != "debug" && name != "info" && name != "warn" && name != "error" &&
+        name != "critical")
+      bad("LOG_LEVEL", fmt::format("must be trace, debug, info, warn (or warning), error or "
+                                   "critical (got \"{}\")",
+                                   *level));
+    c.log_level = name;
+  }
   return c;
 }
 

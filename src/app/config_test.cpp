@@ -43,6 +43,23 @@ TEST(Config, DefaultsAreTheEmbeddedOnes) {
   EXPECT_EQ(c.jwt_expiry, std::chrono::minutes(30));
 }
 
+TEST(Config, TakesTheLogLevelsOtherToolsSpell) {
+  for (const auto& [given, level] :
+       std::vector<std::pair<std::string, std::string>>{{"warning", "warn"},
+                                                        {"WARNING", "warn"},
+                                                        {"warn", "warn"},
+                                                        {"INFO", "info"},
+                                                        {"Debug", "debug"},
+                                                        {"critical", "critical"},
+                                                        {"fatal", "critical"},
+                                                        {"error", "error"},
+                                                        {"trace", "trace"}}) {
+    auto values = kMinimal;
+    values.insert({"LOG_LEVEL", given});
+    EXPECT_EQ(load_config(env_of(values), false).log_level, level) << given;
+  }
+}
+
 TEST(Config, ReadsTheSeedsVariables) {
   auto values = kMinimal;
   values.insert({{"DATABASE_URL", "postgresql://u@localhost/db"},
