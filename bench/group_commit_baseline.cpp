@@ -156,9 +156,9 @@ struct Event {
   std::string type;
   std::int64_t created = 0;
   std::string payload;
-  std::string entity_id;   // data.object.subscription_details.metadata.role_entity_id
-  std::string invoice_id;  // data.object.id
-  std::int64_t amount = 0; // data.object.amount_paid
+  std::string entity_id;    // data.object.subscription_details.metadata.role_entity_id
+  std::string invoice_id;   // data.object.id
+  std::int64_t amount = 0;  // data.object.amount_paid
   std::string currency;
 };
 
@@ -435,7 +435,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return close();
     auto request = parser_->release();
     keep_alive_ = request.keep_alive();
-    const auto signature = request[ "Stripe-Signature" ];
+    const auto signature = request["Stripe-Signature"];
     if (!verifier_.verify(std::string_view(signature.data(), signature.size()), request.body()))
       return reply(http::status::bad_request, keep_alive_,
                    R"({"detail":"Invalid webhook signature"})");
@@ -462,12 +462,12 @@ class Session : public std::enable_shared_from_this<Session> {
     response_.keep_alive(keep_alive);
     response_.body().assign(body.data(), body.size());
     response_.prepare_payload();
-    http::async_write(socket_, response_,
-                      [self = shared_from_this(), keep_alive](boost::system::error_code ec,
-                                                             std::size_t) {
-                        if (ec || !keep_alive) return self->close();
-                        self->read();
-                      });
+    http::async_write(
+        socket_, response_,
+        [self = shared_from_this(), keep_alive](boost::system::error_code ec, std::size_t) {
+          if (ec || !keep_alive) return self->close();
+          self->read();
+        });
   }
 
   void close() {
@@ -561,7 +561,8 @@ int main(int argc, char** argv) {
     const Verifier verifier(secret);
     auto writer = std::make_unique<Writer>(db);
     std::vector<std::unique_ptr<asio::io_context>> contexts;
-    for (unsigned i = 0; i < threads; ++i) contexts.push_back(std::make_unique<asio::io_context>(1));
+    for (unsigned i = 0; i < threads; ++i)
+      contexts.push_back(std::make_unique<asio::io_context>(1));
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     for (auto& c : contexts) guards.push_back(asio::make_work_guard(*c));
 

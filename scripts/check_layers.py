@@ -12,14 +12,14 @@ directly in src/, such as src/main.cpp, belong to the pseudo-folder `main`). Fai
   - auth   -> storage or a domain folder;
   - a domain folder -> storage               (it declares a repository; storage implements it);
   - http   -> any folder but kit and core    (http knows no domain);
-  - a domain folder -> sqlite3, libpq, Beast, Asio's sockets/TLS or curl headers;
-  - an adapter -> any folder but those it adapts (stripe -> only payments, core and kit);
+  - a domain or adapter folder -> sqlite3, libpq, Beast, Asio's sockets/TLS or curl headers;
+  - an adapter -> any folder but those it adapts (stripe -> only payments, http, core and kit);
   - any folder but app and main -> an adapter (only the composition root builds one);
   - a quoted include naming a file that exists neither under src/ nor under the repository root.
 
-Adapters implement an interface a domain declares over an outside service, with that service's
-client library (stripe: the payments domain's PaymentProvider over Stripe's REST API, with curl);
-they are layers, not domains, so the system-header rule above does not apply to them.
+Adapters implement an interface a domain declares over an outside service (stripe: the payments
+domain's PaymentProvider over Stripe's REST API, through http/'s curl client); they are layers,
+not domains, and only the composition root builds them.
 
 Domain folders are all folders but kit, core, http, auth, storage, the adapters, app and main
 (app and main, the composition root, may include anything). A folder including itself is fine.
@@ -42,7 +42,7 @@ from pathlib import Path
 
 MAIN = "main"
 # Each adapter, and the folders it may include.
-ADAPTERS = {"stripe": ("core", "kit", "payments")}
+ADAPTERS = {"stripe": ("core", "kit", "http", "payments")}
 LAYERS = {"kit", "core", "http", "auth", "storage", "app", MAIN} | ADAPTERS.keys()
 SOURCE_SUFFIXES = (".hpp", ".cpp")
 TEST_SUFFIX = "_test.cpp"
@@ -288,11 +288,13 @@ def scan(root: Path) -> tuple[Graph, list[Violation]]:
                     violations.append(Violation(
                         relative, include.line, source, include.text,
                         "names no file under src/ or the repository root"))
-                elif is_domain(source) and (what := forbidden_system_header(name)):
+                elif (is_domain(source) or source in ADAPTERS) and (
+                        what := forbidden_system_header(name)):
                     violations.append(Violation(
                         relative, include.line, source, include.text,
-                        f"domain folders use no {what} (sockets, TLS, HTTP clients and "
-                        "database drivers stay outside the domains)"))
+                        f"{'adapter' if source in ADAPTERS else 'domain'} folders use no {what} "
+                        "(sockets, TLS, HTTP clients and database drivers stay in http/ and "
+                        "storage/)"))
                 continue
             if not target_file.startswith("src/"):
                 continue  # e.g. tests/support/...: not a folder of src/, no arrow

@@ -27,8 +27,6 @@ class Payments {
 
   void add_routes(Router& router, Db& db);
   SubscriptionChanges& subscription_changes() { return subscription_changes_; }
-  WebhookReceiver& webhooks() { return webhooks_; }
-  LocalProvider* local() { return local_; }  // null with the stripe provider
 
  private:
   boost::asio::awaitable<void> deliver(std::string signature, std::string payload);
@@ -36,7 +34,7 @@ class Payments {
   std::string webhook_secret_;
   PriceMap prices_;
   WebhookReceiver webhooks_;
-  LocalProvider* local_ = nullptr;
+  LocalProvider* local_ = nullptr;  // the provider, when it is the local one (its pages)
   std::unique_ptr<PaymentProvider> provider_;
   ProviderSubscriptionChanges subscription_changes_;
   CheckoutUrls urls_;

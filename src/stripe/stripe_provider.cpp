@@ -11,10 +11,10 @@
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 
+#include "http/curl_client.hpp"
 #include "kit/crypto.hpp"
 #include "kit/offload.hpp"
 #include "payments/provider_errors.hpp"
-#include "stripe/curl_transport.hpp"
 #include "stripe/objects.hpp"
 
 namespace billing {
@@ -55,7 +55,7 @@ void add_page(stripe::FormParams& params, const PageRequest& page) {
 
 StripeProvider::StripeProvider(StripeOptions options)
     : options_(std::move(options)), pool_(options_.pool_threads) {
-  stripe::curl_global_init_once();
+  curl_global_init_once();
 }
 
 asio::awaitable<std::string> StripeProvider::create_checkout_session(CheckoutRequest checkout) {
@@ -164,7 +164,7 @@ asio::awaitable<void> StripeProvider::check_health() {
 
 asio::awaitable<json::value> StripeProvider::send(Request request) {
   const std::string_view method = request.post ? "POST" : "GET";
-  stripe::HttpExchange exchange;
+  HttpExchange exchange;
   exchange.post = request.post;
   exchange.url = options_.api_base + request.path;
   if (request.post)
@@ -181,7 +181,7 @@ asio::awaitable<json::value> StripeProvider::send(Request request) {
   const int attempts = options_.retries + 1;
   for (int attempt = 1;; ++attempt) {
     const auto outcome =
-        co_await offload(pool_.get_executor(), [&] { return stripe::perform(exchange); });
+        co_await offload(pool_.get_executor(), [&] { return perform_blocking(exchange); });
     if (outcome.transport_error) {
       spdlog::warn("stripe: {} {} (attempt {}/{}): {}", method, request.path, attempt, attempts,
                    redacted(*outcome.transport_error));

@@ -137,24 +137,31 @@ fixture http_plans
 put http_plans src/http/dispatch.cpp '#include "http/route.hpp"' '#include <plans/types.hpp>'
 expect http_plans 1 "src/http/dispatch.cpp:2: http -> plans: http includes only kit and core"
 
-# The stripe adapter: it may use payments, core, kit and curl; only app and main include it.
+# The stripe adapter: it may use payments, http, core and kit (curl only through http/); only app
+# and main include it.
 fixture stripe_adapter
 put stripe_adapter src/stripe/provider.hpp '#pragma once' '#include "payments/checkout.hpp"' \
   '#include "core/money.hpp"' '#include "kit/clock.hpp"' '#include <boost/asio/thread_pool.hpp>'
-put stripe_adapter src/stripe/provider.cpp '#include "stripe/provider.hpp"' '#include <curl/curl.h>'
+put stripe_adapter src/stripe/provider.cpp '#include "stripe/provider.hpp"' \
+  '#include "http/curl_client.hpp"'
+put stripe_adapter src/http/curl_client.hpp '#pragma once' '#include <curl/curl.h>'
 put stripe_adapter src/app/payments.cpp '#include "stripe/provider.hpp"'
 expect stripe_adapter 0 "layers:  app, auth, core, http, kit, main, storage, stripe" \
-  "  stripe -> core, kit, payments" "  app -> auth, http, plans, storage, stripe"
+  "  stripe -> core, http, kit, payments" "  app -> auth, http, plans, storage, stripe"
+
+fixture stripe_curl
+put stripe_curl src/stripe/provider.cpp '#include <curl/curl.h>'
+expect stripe_curl 1 "src/stripe/provider.cpp:1: stripe -> <curl/curl.h>: adapter folders use no curl"
 
 fixture stripe_storage
 put stripe_storage src/stripe/provider.cpp '#include "payments/checkout.hpp"' \
   '#include "storage/sqlite/db.hpp"'
 expect stripe_storage 1 \
-  "src/stripe/provider.cpp:2: stripe -> storage: stripe (an adapter) includes only core, kit, payments"
+  "src/stripe/provider.cpp:2: stripe -> storage: stripe (an adapter) includes only core, kit, http, payments"
 
-fixture stripe_http
-put stripe_http src/stripe/provider.cpp '#include "http/route.hpp"'
-expect stripe_http 1 "src/stripe/provider.cpp:1: stripe -> http: stripe (an adapter) includes only"
+fixture stripe_auth
+put stripe_auth src/stripe/provider.cpp '#include "auth/jwt.hpp"'
+expect stripe_auth 1 "src/stripe/provider.cpp:1: stripe -> auth: stripe (an adapter) includes only"
 
 fixture domain_stripe
 put domain_stripe src/stripe/provider.hpp '#pragma once' '#include "kit/clock.hpp"'

@@ -1,10 +1,10 @@
-#include "stripe/curl_transport.hpp"
+#include "http/curl_client.hpp"
 
 #include <stdexcept>
 
 #include <curl/curl.h>
 
-namespace billing::stripe {
+namespace billing {
 
 namespace {
 
@@ -45,7 +45,7 @@ void curl_global_init_once() {
     throw std::runtime_error(std::string("curl_global_init: ") + curl_easy_strerror(result));
 }
 
-HttpOutcome perform(const HttpExchange& exchange) {
+HttpOutcome perform_blocking(const HttpExchange& exchange) {
   thread_local EasyHandle handle;
   CURL* curl = handle.curl;
   // Clears the previous exchange's options; the handle keeps its connections.
@@ -88,4 +88,4 @@ HttpOutcome perform(const HttpExchange& exchange) {
   return outcome;
 }
 
-}  // namespace billing::stripe
+}  // namespace billing

@@ -1,15 +1,16 @@
 #pragma once
-// One blocking HTTP exchange over libcurl, on the calling thread's own easy handle: each thread
-// keeps its handle (and so its open connections to Stripe) from one exchange to the next.
+// An HTTP client for outbound calls (Stripe's API): one blocking exchange over libcurl, on the
+// calling thread's own easy handle, so each thread keeps its open connections from one exchange
+// to the next. Blocking: run it on a pool of its own (kit/offload.hpp), never on an I/O thread.
 #include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
 
-namespace billing::stripe {
+namespace billing {
 
 struct HttpExchange {
-  bool post = false;  // POST `body` as a form, else GET
+  bool post = false;  // POST `body` as application/x-www-form-urlencoded, else GET
   std::string url;
   std::string body;
   std::vector<std::string> headers;  // "Name: value"
@@ -25,9 +26,9 @@ struct HttpOutcome {
 
 // Safe to call from several threads at once (one handle each). Call curl_global_init_once()
 // before any thread calls it.
-HttpOutcome perform(const HttpExchange& exchange);
+HttpOutcome perform_blocking(const HttpExchange& exchange);
 
 // libcurl's global initialisation, which must not race with the first use of a handle.
 void curl_global_init_once();
 
-}  // namespace billing::stripe
+}  // namespace billing
