@@ -12,7 +12,8 @@ directly in src/, such as src/main.cpp, belong to the pseudo-folder `main`). Fai
   - auth   -> storage or a domain folder;
   - a domain folder -> storage               (it declares a repository; storage implements it);
   - http   -> any folder but kit and core    (http knows no domain);
-  - a domain or adapter folder -> sqlite3, libpq, Beast, Asio's sockets/TLS or curl headers;
+  - a domain or adapter folder -> sqlite3, libpq, hiredis, Beast, Asio's sockets/TLS or curl
+    headers;
   - an adapter -> any folder but those it adapts (stripe -> only payments, http, core and kit);
   - any folder but app and main -> an adapter (only the composition root builds one);
   - a quoted include naming a file that exists neither under src/ nor under the repository root.
@@ -57,6 +58,7 @@ FORBIDDEN_IN_DOMAIN = [
     (re.compile(r"^boost/asio\.hpp$"), "Asio's sockets (the all-in-one header)"),
     (re.compile(r"^boost/asio/(ip/|ssl(\.hpp$|/)|local/|.*socket)"), "Asio's sockets/TLS"),
     (re.compile(r"^curl/"), "curl"),
+    (re.compile(r"^hiredis/"), "hiredis"),
 ]
 
 INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*(?:"([^"\n]*)"|<([^>\n]*)>|(.*))', re.MULTILINE)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds plain and with
 # AddressSanitizer + UndefinedBehaviorSanitizer, starts PostgreSQL in a temporary directory, and
-# runs every test (unit, storage over SQLite and PostgreSQL, HTTP end to end) in both builds.
+# runs every test (unit, storage over SQLite and PostgreSQL, HTTP end to end) in both builds;
+# and installs the Debian package into a clean Debian 12 root (tests/package/test_deb.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -26,6 +27,11 @@ echo "== build (address + undefined sanitizers)"
 build build-sanitize -DCMAKE_BUILD_TYPE=Debug -DBILLING_SANITIZE=ON
 echo "== build (stripe-mock, Stripe's API emulator for tests/stripe/)"
 BILLING_STRIPE_MOCK=$(bash scripts/stripe_mock.sh build build-stripe-mock)
+
+echo "== Debian package (installed into a clean Debian 12 root, started from it)"
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+"${sudo_cmd[@]}" bash tests/package/test_deb.sh build
 
 pg_dir=$(mktemp -d /tmp/billing-pg.XXXXXX)
 trap 'bash "$root/scripts/postgres.sh" stop "$pg_dir"; rm -rf "$pg_dir"' EXIT

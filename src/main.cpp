@@ -1,14 +1,15 @@
-// billing: serve | migrate | token. See README.md.
+// billing: serve | migrate | backup | token. See README.md.
 #include <malloc.h>
 
 #include <iostream>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
 #include "app/app.hpp"
 #include "app/dev.hpp"
+#include "storage/sqlite/backup.hpp"
 
 namespace {
 
@@ -17,7 +18,9 @@ using namespace billing;
 Config configure(bool dev) {
   Config config = load_config(process_environment(), dev);
   if (dev) apply_dev_secrets(config);
-  spdlog::set_default_logger(spdlog::stderr_color_mt("billing"));
+  auto logger = spdlog::stderr_logger_mt("billing");
+  logger->set_formatter(make_log_formatter(config.log_format));
+  spdlog::set_default_logger(std::move(logger));
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   return config;
 }
@@ -43,6 +46,13 @@ int main(int argc, char** argv) {
 
   auto* migrate = cli.add_subcommand("migrate", "apply schema migrations to DATABASE_URL and exit");
   migrate->add_flag("--dev", dev, "use the --dev defaults");
+
+  auto* backup = cli.add_subcommand(
+      "backup", "copy the SQLite database at DATABASE_URL, consistent while the service runs");
+  std::string backup_to;
+  backup->add_option("--to", backup_to, "the file to write (replaced once the copy is complete)")
+      ->required();
+  backup->add_flag("--dev", dev, "use the --dev defaults");
 
   auto* token = cli.add_subcommand("token", "print a JWT signed with JWT_SECRET_KEY");
   std::string role_name, entity, hospital, subject;
@@ -79,14 +89,33 @@ int main(int argc, char** argv) {
                    config.sqlite_path() ? config.database_url : "PostgreSQL");
       return 0;
     }
+    if (*backup) {
+      const auto path = config.sqlite_path();
+      if (!path) {
+        std::cerr << "billing: backup copies SQLite databases only; for PostgreSQL use pg_dump "
+                     "(see README.md, Backups): pg_dump --format=custom --file=FILE "
+                     "\"$DATABASE_URL\"\n";
+        return 2;
+      }
+      const auto copied = backup_sqlite(*path, backup_to);
+      std::cout << fmt::format("backup of {} written to {} ({} pages, {} bytes)\n", *path,
+                               backup_to, copied.pages, copied.bytes);
+      return 0;
+    }
     if (host) config.host = *host;
     if (port) config.port = *port;
     ListeningSocket socket(config.host, config.port);  // first: a port in use stops us here
+    std::optional<ListeningSocket> metrics_socket;
+    if (config.metrics_port) metrics_socket.emplace(config.host, *config.metrics_port);
+    const auto metrics_port = metrics_socket ? metrics_socket->port() : 0;
     const auto base_url = fmt::format("http://{}:{}", socket.host(), socket.port());
     App app(std::move(config), base_url);
     if (dev) seed_demo_entities(app.db(), app.catalog(), app.clock());
-    app.serve(std::move(socket), [&](unsigned short bound) {
+    app.serve(std::move(socket), std::move(metrics_socket), [&](unsigned short bound) {
       // Always printed, whatever LOG_LEVEL says: with --port 0 it is how to learn the port.
+      if (metrics_port)
+        std::cout << "billing metrics on http://" << app.config().host << ":" << metrics_port
+                  << "/metrics" << std::endl;
       std::cout << "billing listening on http://" << app.config().host << ":" << bound << std::endl;
       if (dev) print_quick_start(app.config(), app.jwt(), app.clock(), bound);
     });

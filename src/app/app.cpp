@@ -1,7 +1,9 @@
 #include "app/app.hpp"
 
 #include "auth/routes.hpp"
+#include "app/process_metrics.hpp"
 #include "health/routes.hpp"
+#include "http/metrics_route.hpp"
 #include "payments/routes.hpp"
 #include "plans/routes.hpp"
 #include "services/routes.hpp"
@@ -9,6 +11,17 @@
 #include "storage/sqlite/sqlite_db.hpp"
 
 namespace billing {
+namespace {
+
+// GET /metrics on `router` if it belongs there: on the main port unless METRICS_PORT is set.
+Router with_metrics_route(Router router, const MetricsRegistry& registry, const Config& config,
+                          bool for_metrics_port) {
+  if (config.metrics_port.has_value() == for_metrics_port)
+    add_metrics_route(router, registry, config.metrics_token);
+  return router;
+}
+
+}  // namespace
 
 std::unique_ptr<Db> open_database(const Config& config) {
   std::unique_ptr<Db> db;
@@ -21,12 +34,12 @@ std::unique_ptr<Db> open_database(const Config& config) {
 }
 
 Router all_routes(Db& db, const Catalog& catalog, const Clock& clock, const CsrfTokens& csrf,
-                  Payments& payments) {
+                  Payments& payments, PlanMetrics& plan_metrics, ServiceMetrics& service_metrics) {
   Router router;
   add_health_routes(router, db, clock);
   add_auth_routes(router, csrf);
-  add_plan_routes(router, db, catalog, clock, payments.subscription_changes());
-  add_service_routes(router, db, catalog, clock);
+  add_plan_routes(router, db, catalog, clock, payments.subscription_changes(), plan_metrics);
+  add_service_routes(router, db, catalog, clock, service_metrics);
   payments.add_routes(router, db);
   return router;
 }
@@ -38,21 +51,68 @@ App::App(Config config, std::string base_url)
       jwt_(config_.jwt_secret, clock_),
       csrf_(config_.csrf_secret, clock_, config_.csrf_expiry),
       payments_(config_, *db_, catalog_, clock_, std::move(base_url)),
-      router_(all_routes(*db_, catalog_, clock_, csrf_, payments_)),
-      access_log_(clock_),
+      router_(with_metrics_route(
+          all_routes(*db_, catalog_, clock_, csrf_, payments_, plan_metrics_, service_metrics_),
+          metrics_registry_, config_, false)),
+      access_log_(clock_, 2, std::chrono::milliseconds(100), config_.log_format),
       metrics_(router_),
       authenticate_(jwt_),
       verify_csrf_(csrf_),
+      redis_(config_.rate_limits && config_.redis_url
+                 ? std::make_unique<RedisRateCounters>(parse_redis_url(*config_.redis_url))
+                 : nullptr),
+      rate_limit_(*db_, catalog_, config_.rate_limits, redis_.get(), rate_limit_metrics_),
       enrollment_(*db_, clock_),
       middleware_(request_ids_, access_log_, metrics_, authenticate_, authorize_role_, verify_csrf_,
-                  rate_limit_, enrollment_) {}
+                  rate_limit_, enrollment_),
+      metrics_router_(with_metrics_route(Router{}, metrics_registry_, config_, true)),
+      metrics_middleware_(request_ids_, access_log_) {
+  if (redis_) redis_->start(rate_limit_);
+  register_metrics();
+}
 
-void App::serve(ListeningSocket socket,
+void App::register_metrics() {
+  auto& registry = metrics_registry_;
+  registry.add([this](MetricsText& out) { metrics_.write(out); });
+  registry.add([this](MetricsText& out) {
+    authenticate_.failures().write(out);
+    verify_csrf_.failures().write(out);
+  });
+  registry.add([this](MetricsText& out) {
+    plan_metrics_.write(out);
+    service_metrics_.write(out);
+    rate_limit_metrics_.write(out);
+  });
+  registry.add([this](MetricsText& out) {
+    db_->write_metrics(out);
+    // SQLite writes on one connection; its readers come and go with the requests.
+    const auto size = config_.sqlite_path() ? 1 : config_.database_pool_size;
+    out.family("billing_db_pool_connections", "gauge",
+               "Connections that run write units (PostgreSQL: DATABASE_POOL_SIZE; SQLite: its "
+               "one writer), against billing_db_units_in_flight");
+    out.sample("billing_db_pool_connections", {{"backend", name_of(db_->backend())}},
+               static_cast<double>(size));
+  });
+  registry.add([this](MetricsText& out) { payments_.write_metrics(out); });
+  registry.add([this](MetricsText& out) {
+    write_process_metrics(out, server_ ? server_->open_connections() : 0);
+  });
+}
+
+App::~App() {
+  redis_.reset();
+}
+
+void App::serve(ListeningSocket socket, std::optional<ListeningSocket> metrics_socket,
                 const std::function<void(unsigned short port)>& on_listening) {
   Server server(
       ServerOptions{.threads = config_.http_threads, .header_timeout = config_.header_timeout},
       std::move(socket), router_, middleware_);
+  if (metrics_socket)
+    server.also_serve(std::move(*metrics_socket), metrics_router_, metrics_middleware_);
+  server_ = &server;
   server.run([&] { on_listening(server.port()); });
+  server_ = nullptr;
 }
 
 }  // namespace billing

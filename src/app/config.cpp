@@ -11,6 +11,8 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
 
+#include "storage/redis/rate_counters.hpp"
+
 namespace billing {
 namespace {
 
@@ -130,10 +132,19 @@ Config load_config(const Environment& env, bool dev) {
   }
 
   if (auto redis = env("REDIS_URL")) {
-    const auto parsed = boost::urls::parse_absolute_uri(*redis);
-    if (!parsed || (parsed->scheme() != "redis" && parsed->scheme() != "rediss"))
-      bad("REDIS_URL", fmt::format("must be a redis:// URL (got \"{}\")", *redis));
+    try {
+      parse_redis_url(*redis);
+    } catch (const std::invalid_argument& e) {
+      bad("REDIS_URL", fmt::format("must be redis://[:password@]host[:port][/db] or "
+                                   "unix:///path/to/redis.sock ({}: \"{}\")",
+                                   e.what(), *redis));
+    }
     c.redis_url = *redis;
+  }
+  if (auto limits = env("RATE_LIMITS")) {
+    if (*limits != "on" && *limits != "off")
+      bad("RATE_LIMITS", fmt::format("must be on or off (got \"{}\")", *limits));
+    c.rate_limits = *limits == "on";
   }
   if (auto level = env("LOG_LEVEL")) {
     // The spellings people bring from other tools (uvicorn and Python's logging say `warning`
@@ -149,6 +160,24 @@ Config load_config(const Environment& env, bool dev) {
                                    "critical (got \"{}\")",
                                    *level));
     c.log_level = name;
+  }
+  if (auto format = env("LOG_FORMAT")) {
+    const auto parsed = parse_enum<LogFormat>(*format);
+    if (!parsed) bad("LOG_FORMAT", fmt::format("must be json or text (got \"{}\")", *format));
+    c.log_format = *parsed;
+  }
+
+  if (auto token = env("METRICS_TOKEN")) {
+    // It travels in a header: visible ASCII only, and long enough not to be guessed.
+    if (token->size() < 16 || !std::all_of(token->begin(), token->end(),
+                                           [](unsigned char ch) { return ch > 32 && ch < 127; }))
+      bad("METRICS_TOKEN", "must be at least 16 visible ASCII characters, without spaces");
+    c.metrics_token = *token;
+  }
+  if (env("METRICS_PORT")) {
+    c.metrics_port = number<unsigned short>(env, "METRICS_PORT", 0, 0, 65535);
+    if (*c.metrics_port != 0 && *c.metrics_port == c.port)
+      bad("METRICS_PORT", fmt::format("must differ from PORT (both are {})", c.port));
   }
   return c;
 }

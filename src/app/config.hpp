@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "kit/log.hpp"
+
 namespace billing {
 
 struct ConfigError : std::runtime_error {
@@ -52,8 +54,15 @@ struct Config {
 
   PaymentsProvider payments = PaymentsProvider::local;
   StripeSettings stripe;
-  std::optional<std::string> redis_url;
+  std::optional<std::string> redis_url;  // shared rate-limit buckets
+  // Off for a deployment whose gateway limits already, and for benchmarks' runs without limits.
+  bool rate_limits = true;
   std::string log_level = "info";
+  LogFormat log_format = LogFormat::json;
+  // GET /metrics: with a token, only for `Authorization: Bearer <token>`; with a port, served
+  // there and not on the main port (0: any free one, printed at start).
+  std::string metrics_token;
+  std::optional<unsigned short> metrics_port;
 
   // The path of a sqlite:/// URL (SQLAlchemy's form: a fourth slash makes it absolute), or
   // nothing for PostgreSQL.

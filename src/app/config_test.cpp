@@ -60,6 +60,29 @@ TEST(Config, TakesTheLogLevelsOtherToolsSpell) {
   }
 }
 
+TEST(Config, ReadsTheOperationsVariables) {
+  const auto defaults = load_config(env_of(kMinimal), false);
+  EXPECT_EQ(defaults.log_format, LogFormat::json);
+  EXPECT_EQ(defaults.metrics_token, "");
+  EXPECT_EQ(defaults.metrics_port, std::nullopt);
+  auto values = kMinimal;
+  values.insert(
+      {{"LOG_FORMAT", "text"}, {"METRICS_TOKEN", "0123456789abcdef-token"}, {"METRICS_PORT", "0"}});
+  const auto c = load_config(env_of(values), false);
+  EXPECT_EQ(c.log_format, LogFormat::text);
+  EXPECT_EQ(c.metrics_token, "0123456789abcdef-token");
+  EXPECT_EQ(c.metrics_port, 0);
+}
+
+TEST(Config, RateLimitsAreOnUnlessTurnedOff) {
+  EXPECT_TRUE(load_config(env_of(kMinimal), false).rate_limits);
+  auto values = kMinimal;
+  values.insert({{"RATE_LIMITS", "off"}, {"REDIS_URL", "unix:///run/redis/redis.sock"}});
+  const auto c = load_config(env_of(values), false);
+  EXPECT_FALSE(c.rate_limits);
+  EXPECT_EQ(c.redis_url, "unix:///run/redis/redis.sock");
+}
+
 TEST(Config, ReadsTheSeedsVariables) {
   auto values = kMinimal;
   values.insert({{"DATABASE_URL", "postgresql://u@localhost/db"},
@@ -107,9 +130,18 @@ TEST(Config, EveryBadValueNamesItsVariable) {
       {{{"STRIPE_SUCCESS_URL", "nope"}}, "STRIPE_SUCCESS_URL"},
       {{{"STRIPE_API_VERSION", ""}}, "STRIPE_API_VERSION"},
       {{{"REDIS_URL", "http://x"}}, "REDIS_URL"},
+      {{{"REDIS_URL", "redis://h:99999"}}, "REDIS_URL"},
+      {{{"REDIS_URL", "redis://h/x"}}, "REDIS_URL"},
+      {{{"REDIS_URL", "unix://"}}, "REDIS_URL"},
+      {{{"RATE_LIMITS", "no"}}, "RATE_LIMITS"},
       {{{"LOG_LEVEL", "loud"}}, "LOG_LEVEL"},
       {{{"HTTP_THREADS", "0"}}, "HTTP_THREADS"},
       {{{"DATABASE_POOL_SIZE", "-1"}}, "DATABASE_POOL_SIZE"},
+      {{{"LOG_FORMAT", "xml"}}, "LOG_FORMAT"},
+      {{{"METRICS_TOKEN", "short"}}, "METRICS_TOKEN"},
+      {{{"METRICS_TOKEN", "sixteen chars or more"}}, "METRICS_TOKEN"},
+      {{{"METRICS_PORT", "x"}}, "METRICS_PORT"},
+      {{{"METRICS_PORT", "8000"}}, "METRICS_PORT must differ from PORT"},
   };
   for (const auto& [extra, name] : cases) EXPECT_THAT(error_with(extra), HasSubstr(name));
   EXPECT_EQ(error_with({{"MONGODB_URL", "mongodb://x"}, {"DATABASE_URL", "sqlite:///a.db"}}),

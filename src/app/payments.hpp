@@ -27,6 +27,7 @@ class Payments {
 
   void add_routes(Router& router, Db& db);
   SubscriptionChanges& subscription_changes() { return subscription_changes_; }
+  void write_metrics(MetricsText& out) const { webhooks_.write_metrics(out); }
 
  private:
   boost::asio::awaitable<void> deliver(std::string signature, std::string payload);

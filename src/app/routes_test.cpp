@@ -48,7 +48,10 @@ TEST(Routes, DeclareTheSeedPermissionMatrix) {
   const SystemClock clock;
   const CsrfTokens csrf("secret", clock, std::chrono::minutes(1));
   Payments payments(Config{}, *db, catalog, clock, "http://127.0.0.1:8000");
-  const Router router = all_routes(*db, catalog, clock, csrf, payments);
+  PlanMetrics plan_metrics;
+  ServiceMetrics service_metrics;
+  const Router router =
+      all_routes(*db, catalog, clock, csrf, payments, plan_metrics, service_metrics);
 
   ASSERT_EQ(router.routes().size(), matrix.size());
   for (const Route* route : router.routes()) {

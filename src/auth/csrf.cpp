@@ -19,25 +19,31 @@ CsrfTokens::Issued CsrfTokens::issue(std::string_view subject) const {
   return {payload + "." + signature(payload), expires_at};
 }
 
-bool CsrfTokens::valid(std::string_view token, std::string_view subject) const {
+std::optional<CsrfFailure> CsrfTokens::refusal(std::string_view token,
+                                               std::string_view subject) const {
+  if (token.empty()) return CsrfFailure::missing;
   const auto last_dot = token.rfind('.');
-  if (last_dot == std::string_view::npos) return false;
+  if (last_dot == std::string_view::npos) return CsrfFailure::malformed;
   const auto payload = token.substr(0, last_dot);
-  if (!constant_time_equal(token.substr(last_dot + 1), signature(payload))) return false;
+  if (!constant_time_equal(token.substr(last_dot + 1), signature(payload)))
+    return CsrfFailure::signature;
 
   const auto subject_end = payload.find('.');
   const auto expiry_end = payload.find('.', subject_end + 1);
-  if (subject_end == std::string_view::npos || expiry_end == std::string_view::npos) return false;
-  if (payload.substr(0, subject_end) != base64url_encode(subject)) return false;
+  if (subject_end == std::string_view::npos || expiry_end == std::string_view::npos)
+    return CsrfFailure::malformed;
+  if (payload.substr(0, subject_end) != base64url_encode(subject)) return CsrfFailure::other_user;
 
   const auto expiry_text = payload.substr(subject_end + 1, expiry_end - subject_end - 1);
   std::int64_t expiry = 0;
   const auto [end, ec] =
       std::from_chars(expiry_text.data(), expiry_text.data() + expiry_text.size(), expiry);
-  if (ec != std::errc{} || end != expiry_text.data() + expiry_text.size()) return false;
+  if (ec != std::errc{} || end != expiry_text.data() + expiry_text.size())
+    return CsrfFailure::malformed;
   const auto now =
       std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch());
-  return now.count() < expiry;
+  if (now.count() >= expiry) return CsrfFailure::expired;
+  return std::nullopt;
 }
 
 }  // namespace billing

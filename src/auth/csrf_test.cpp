@@ -12,12 +12,12 @@ TEST(Csrf, ValidForItsSubjectUntilItExpires) {
   CsrfTokens csrf("csrf-secret", clock, 60min);
   const auto issued = csrf.issue("user-1");
   EXPECT_EQ(issued.expires_at, clock.now() + 60min);
-  EXPECT_TRUE(csrf.valid(issued.token, "user-1"));
-  EXPECT_FALSE(csrf.valid(issued.token, "user-2"));
+  EXPECT_EQ(csrf.refusal(issued.token, "user-1"), std::nullopt);
+  EXPECT_EQ(csrf.refusal(issued.token, "user-2"), CsrfFailure::other_user);
   clock.advance(59min);
-  EXPECT_TRUE(csrf.valid(issued.token, "user-1"));
+  EXPECT_EQ(csrf.refusal(issued.token, "user-1"), std::nullopt);
   clock.advance(1min);
-  EXPECT_FALSE(csrf.valid(issued.token, "user-1"));
+  EXPECT_EQ(csrf.refusal(issued.token, "user-1"), CsrfFailure::expired);
 }
 
 TEST(Csrf, RejectsTamperedAndForeignTokens) {
@@ -25,13 +25,13 @@ TEST(Csrf, RejectsTamperedAndForeignTokens) {
   CsrfTokens csrf("csrf-secret", clock, 60min);
   CsrfTokens other("another-secret", clock, 60min);
   const auto token = csrf.issue("user-1").token;
-  EXPECT_FALSE(csrf.valid(other.issue("user-1").token, "user-1"));
-  EXPECT_FALSE(csrf.valid("", "user-1"));
-  EXPECT_FALSE(csrf.valid("garbage", "user-1"));
-  EXPECT_FALSE(csrf.valid(token.substr(0, token.size() - 1), "user-1"));
+  EXPECT_EQ(csrf.refusal(other.issue("user-1").token, "user-1"), CsrfFailure::signature);
+  EXPECT_EQ(csrf.refusal("", "user-1"), CsrfFailure::missing);
+  EXPECT_EQ(csrf.refusal("garbage", "user-1"), CsrfFailure::malformed);
+  EXPECT_EQ(csrf.refusal(token.substr(0, token.size() - 1), "user-1"), CsrfFailure::signature);
   std::string changed_expiry = token;
   changed_expiry[token.find('.') + 1] ^= 1;
-  EXPECT_FALSE(csrf.valid(changed_expiry, "user-1"));
+  EXPECT_EQ(csrf.refusal(changed_expiry, "user-1"), CsrfFailure::signature);
   EXPECT_NE(csrf.issue("user-1").token, csrf.issue("user-1").token);  // a fresh nonce each time
 }
 

@@ -6,7 +6,6 @@
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 
-#include "kit/api_error.hpp"
 #include "kit/crypto.hpp"
 #include "kit/json.hpp"
 #include "kit/text.hpp"
@@ -16,16 +15,17 @@ namespace {
 
 constexpr std::chrono::seconds kClockLeeway{5};
 
-[[noreturn]] void reject(std::string_view detail = "Invalid authentication credentials") {
-  throw ApiError(401, detail);
+[[noreturn]] void reject(AuthFailure why,
+                         std::string_view detail = "Invalid authentication credentials") {
+  throw AuthError(why, detail);
 }
 
 boost::json::object decode_part(std::string_view part) {
   auto bytes = base64url_decode(part);
-  if (!bytes) reject();
+  if (!bytes) reject(AuthFailure::malformed);
   boost::system::error_code ec;
   auto value = boost::json::parse(*bytes, ec);
-  if (ec || !value.is_object()) reject();
+  if (ec || !value.is_object()) reject(AuthFailure::malformed);
   return std::move(value.get_object());
 }
 
@@ -33,7 +33,7 @@ std::string_view string_claim(const boost::json::object& claims, std::string_vie
   const auto* value = claims.if_contains(name);
   if (!value || !value->is_string() || value->get_string().empty() ||
       value->get_string().size() > 128 || !free_of_control_characters(value->get_string()))
-    reject();
+    reject(AuthFailure::claims);
   return value->get_string();
 }
 
@@ -48,7 +48,7 @@ std::optional<std::int64_t> time_claim(const boost::json::object& claims, std::s
   if (value->is_double() && std::isfinite(value->get_double()) &&
       std::abs(value->get_double()) < 1e17)
     return static_cast<std::int64_t>(std::floor(value->get_double()));
-  reject();
+  reject(AuthFailure::claims);
 }
 
 }  // namespace
@@ -56,32 +56,33 @@ std::optional<std::int64_t> time_claim(const boost::json::object& claims, std::s
 Identity JwtCodec::verify(std::string_view token) const {
   const auto first_dot = token.find('.');
   const auto last_dot = token.rfind('.');
-  if (first_dot == std::string_view::npos || first_dot == last_dot) reject();
+  if (first_dot == std::string_view::npos || first_dot == last_dot) reject(AuthFailure::malformed);
   const auto signing_input = token.substr(0, last_dot);
   const auto signature = base64url_decode(token.substr(last_dot + 1));
-  if (!signature) reject();
+  if (!signature) reject(AuthFailure::malformed);
 
   const auto header = decode_part(token.substr(0, first_dot));
   const auto* alg = header.if_contains("alg");
-  if (!alg || !alg->is_string() || alg->get_string() != "HS256") reject();
-  if (!constant_time_equal(*signature, as_chars(hmac_(signing_input)))) reject();
+  if (!alg || !alg->is_string() || alg->get_string() != "HS256") reject(AuthFailure::algorithm);
+  if (!constant_time_equal(*signature, as_chars(hmac_(signing_input))))
+    reject(AuthFailure::signature);
 
   const auto claims = decode_part(token.substr(first_dot + 1, last_dot - first_dot - 1));
   const auto now =
       std::chrono::duration_cast<std::chrono::seconds>(clock_.now().time_since_epoch());
   const auto expires = time_claim(claims, "exp");
-  if (!expires) reject();
-  if (now.count() >= *expires) reject("Token has expired");
+  if (!expires) reject(AuthFailure::claims);
+  if (now.count() >= *expires) reject(AuthFailure::expired, "Token has expired");
   // RFC 7519 4.1.5: not before `nbf`. A token issued (`iat`) in the future is refused too. Both
   // with a little leeway for clocks that disagree.
   const auto not_before = time_claim(claims, "nbf");
   const auto issued_at = time_claim(claims, "iat");
   if ((not_before && now.count() + kClockLeeway.count() < *not_before) ||
       (issued_at && now.count() + kClockLeeway.count() < *issued_at))
-    reject("Token is not yet valid");
+    reject(AuthFailure::not_yet_valid, "Token is not yet valid");
 
   const auto role = parse_enum<Role>(string_claim(claims, "role"));
-  if (!role) reject();
+  if (!role) reject(AuthFailure::claims);
   Identity identity{.subject = std::string(string_claim(claims, "sub")), .role = *role};
   if (*role != Role::admin) identity.entity_id = string_claim(claims, "role_entity_id");
   if (*role == Role::assistant) identity.hospital_id = string_claim(claims, "hospital_id");

@@ -1,34 +1,21 @@
 #include "auth/middleware.hpp"
 
-#include <algorithm>
-#include <cctype>
-
 #include "http/errors.hpp"
+#include "kit/log.hpp"
 
 namespace billing {
-namespace {
-
-// The token of an `Authorization: Bearer <token>` header (the scheme in any case), or "".
-std::string_view bearer_token(std::string_view header) {
-  constexpr std::string_view scheme = "Bearer ";
-  if (header.size() <= scheme.size() || !std::equal(scheme.begin(), scheme.end(), header.begin(),
-                                                    [](unsigned char a, unsigned char b) {
-                                                      return std::tolower(a) == std::tolower(b);
-                                                    }))
-    return {};
-  return header.substr(scheme.size());
-}
-
-}  // namespace
 
 std::optional<Response> Authenticate::before(Call& call) const {
   if (!call.policy().needs_token()) return std::nullopt;
   try {
-    const auto token = bearer_token(call.request.header("Authorization"));
-    if (token.empty()) throw ApiError(401, "Not authenticated");
+    const auto token = call.request.bearer_token();
+    if (token.empty()) throw AuthError(AuthFailure::missing, "Not authenticated");
     call.identity = jwt_.verify(token);
     return std::nullopt;
-  } catch (const ApiError& error) {
+  } catch (const AuthError& error) {
+    failures_.add(error.reason);
+    log_event(spdlog::level::warn, "authentication failed", call.request_id,
+              {{"reason", name_of(error.reason)}, {"route", call.route->pattern}});
     auto response = error_response(error);
     response.with_header("WWW-Authenticate", "Bearer");  // RFC 6750
     return response;
@@ -43,9 +30,17 @@ std::optional<Response> AuthorizeRole::before(Call& call) const {
 }
 
 std::optional<Response> VerifyCsrf::before(Call& call) const {
-  if (call.policy().needs_csrf() &&
-      !csrf_.valid(call.request.header("X-CSRF-Token"), call.caller().subject))
+  if (!call.policy().needs_csrf()) return std::nullopt;
+  const Identity& caller = call.caller();
+  if (const auto refusal = csrf_.refusal(call.request.header("X-CSRF-Token"), caller.subject)) {
+    failures_.add(*refusal);
+    log_event(spdlog::level::warn, "CSRF token refused", call.request_id,
+              {{"reason", name_of(*refusal)},
+               {"route", call.route->pattern},
+               {"role", name_of(caller.role)},
+               {"entity", caller.entity_id}});
     throw ApiError(403, "Invalid CSRF token");
+  }
   return std::nullopt;
 }
 

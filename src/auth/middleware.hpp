@@ -1,12 +1,13 @@
 #pragma once
 // The chain's access-control steps, in the order they run: the bearer token, the route's roles,
 // the CSRF token of a state-changing route. Each reads only the route's policy and the request;
-// none touches storage.
+// none touches storage. Each counts and logs its refusals by reason (never the token).
 #include <optional>
 
 #include "auth/csrf.hpp"
 #include "auth/jwt.hpp"
 #include "http/route.hpp"
+#include "kit/metrics.hpp"
 
 namespace billing {
 
@@ -16,9 +17,14 @@ class Authenticate {
  public:
   explicit Authenticate(const JwtCodec& jwt) : jwt_(jwt) {}
   std::optional<Response> before(Call& call) const;
+  const CounterFamily<AuthFailure>& failures() const { return failures_; }
 
  private:
   const JwtCodec& jwt_;
+  mutable CounterFamily<AuthFailure> failures_{
+      "billing_auth_failures_total",
+      "Requests refused 401 for their bearer token, by reason",
+      {"reason"}};
 };
 
 // 403 with the route's denial text for a role the route does not admit.
@@ -32,9 +38,14 @@ class VerifyCsrf {
  public:
   explicit VerifyCsrf(const CsrfTokens& csrf) : csrf_(csrf) {}
   std::optional<Response> before(Call& call) const;
+  const CounterFamily<CsrfFailure>& failures() const { return failures_; }
 
  private:
   const CsrfTokens& csrf_;
+  mutable CounterFamily<CsrfFailure> failures_{
+      "billing_csrf_failures_total",
+      "Requests refused 403 for their X-CSRF-Token, by reason",
+      {"reason"}};
 };
 
 }  // namespace billing

@@ -7,11 +7,16 @@
 #include <cstddef>
 #include <functional>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <type_traits>
 #include <typeinfo>
 
 #include <boost/asio/awaitable.hpp>
+
+#include "kit/metrics.hpp"
+
+#include "core/entity.hpp"
 
 namespace billing {
 
@@ -39,9 +44,39 @@ class Tx {
   }
 };
 
+// Told, after each commit, of the owners whose plan the committed units saved: on the writer's
+// thread, before those units' callers resume. A cache keyed by plan (the rate limits') drops its
+// entries here; dropped any earlier, a concurrent reader could load the old plan back into it.
+class PlanCommits {
+ public:
+  virtual ~PlanCommits() = default;
+  virtual void plans_committed(std::span<const EntityRef> owners) noexcept = 0;
+};
+
+enum class DbBackend { sqlite, postgresql };
+enum class DbUnit { read, write, grouped_write };
+// refused: the unit threw an ApiError (a rule said no); error: anything else (the database).
+enum class DbOutcome { ok, refused, error };
+template <>
+struct EnumNames<DbBackend> {
+  static constexpr std::array<std::string_view, 2> names{"sqlite", "postgresql"};
+};
+template <>
+struct EnumNames<DbUnit> {
+  static constexpr std::array<std::string_view, 3> names{"read", "write", "grouped_write"};
+};
+template <>
+struct EnumNames<DbOutcome> {
+  static constexpr std::array<std::string_view, 3> names{"ok", "refused", "error"};
+};
+
 class Db {
  public:
+  explicit Db(DbBackend backend) : backend_(backend) {}
   virtual ~Db() = default;
+
+  // Set before the first unit runs; one watcher.
+  void watch_plans(PlanCommits& watcher) { plan_watcher_ = &watcher; }
 
   template <class F>
   boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> read(F fn) {
@@ -68,27 +103,56 @@ class Db {
   // Applies pending numbered migrations. Blocking: for start-up and `billing migrate` only.
   virtual void migrate() = 0;
 
+  DbBackend backend() const { return backend_; }
+  // Units by outcome, their time, and how many run now (against the pool's size: its use).
+  void write_metrics(MetricsText& out) const;
+  std::uint64_t units(DbUnit unit, DbOutcome outcome) const {
+    return units_.value(backend_, unit, outcome);
+  }
+
  protected:
-  enum class Unit { read, write, grouped_write };
+  using Unit = DbUnit;
   using Work = std::function<void(Tx&)>;
   // `affinity` matters to grouped writes only.
   virtual boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity) = 0;
+  // For backends, after a commit.
+  void plans_committed(std::span<const EntityRef> owners) const {
+    if (plan_watcher_ && !owners.empty()) plan_watcher_->plans_committed(owners);
+  }
 
  private:
+  PlanCommits* plan_watcher_ = nullptr;
+
   template <class F>
   boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> run(Unit unit, F fn,
                                                             std::size_t affinity = 0) {
     using Result = std::invoke_result_t<F&, Tx&>;
     if constexpr (std::is_void_v<Result>) {
-      co_await execute(
+      co_await measured(
           unit, [&fn](Tx& tx) { fn(tx); }, affinity);
     } else {
       std::optional<Result> result;
-      co_await execute(
+      co_await measured(
           unit, [&fn, &result](Tx& tx) { result.emplace(fn(tx)); }, affinity);
       co_return std::move(*result);
     }
   }
+  // `execute`, counted and timed.
+  boost::asio::awaitable<void> measured(Unit unit, Work work, std::size_t affinity);
+  void finished(Unit unit, DbOutcome outcome, std::chrono::steady_clock::time_point started);
+
+  const DbBackend backend_;
+  CounterFamily<DbBackend, DbUnit, DbOutcome> units_{
+      "billing_db_units_total",
+      "Units of work run, by backend, kind and outcome",
+      {"backend", "unit", "outcome"}};
+  HistogramFamily<DbBackend, DbUnit> durations_{
+      "billing_db_unit_duration_seconds",
+      "Time a unit of work takes, waiting for a connection or the writer included",
+      {"backend", "unit"}};
+  GaugeFamily<DbBackend> in_flight_{"billing_db_units_in_flight",
+                                    "Units of work running or waiting for a connection now",
+                                    {"backend"}};
 };
 
 }  // namespace billing

@@ -58,10 +58,12 @@ bool is_regular_file(int fd) {
 
 }  // namespace
 
-AccessLog::AccessLog(const Clock& clock, int fd, std::chrono::milliseconds flush_interval)
+AccessLog::AccessLog(const Clock& clock, int fd, std::chrono::milliseconds flush_interval,
+                     LogFormat format)
     : clock_(clock),
       fd_(fd),
       flush_interval_(flush_interval),
+      format_(format),
       id_(next_log_id++),
       regular_file_(is_regular_file(fd)),
       writer_([this] { write_loop(); }) {}
@@ -93,6 +95,37 @@ void AccessLog::append_line(std::string& out, const Call& call, const Response& 
   const auto latency_us = std::chrono::duration_cast<std::chrono::microseconds>(
                               std::chrono::steady_clock::now() - call.started)
                               .count();
+  const auto append_latency = [&] {  // milliseconds with three decimals, from whole microseconds
+    append_integer(out, latency_us / 1000);
+    const auto fraction = latency_us % 1000;
+    out += '.';
+    out += static_cast<char>('0' + fraction / 100);
+    out += static_cast<char>('0' + fraction / 10 % 10);
+    out += static_cast<char>('0' + fraction % 10);
+  };
+  const bool has_entity = call.identity && !call.identity->entity_id.empty();
+  if (format_ == LogFormat::text) {
+    append_iso8601_micros(out, clock_.now());
+    out += " access ";
+    out += method_name(call.request.method);
+    out += ' ';
+    out += call.route ? std::string_view(call.route->pattern) : std::string_view("-");
+    out += ' ';
+    append_integer(out, response.status);
+    out += ' ';
+    append_latency();
+    out += "ms request_id=";
+    out += call.request_id;
+    if (call.identity) {
+      out += " role=";
+      out += name_of(call.identity->role);
+    }
+    if (has_entity) {
+      out += " entity=";
+      out += call.identity->entity_id;
+    }
+    return;
+  }
   out += R"({"time":")";
   append_iso8601_micros(out, clock_.now());
   out += R"(","request_id":)";
@@ -106,25 +139,21 @@ void AccessLog::append_line(std::string& out, const Call& call, const Response& 
     out += "null";
   out += R"(,"status":)";
   append_integer(out, response.status);
-  out += R"(,"latency_ms":)";  // milliseconds with three decimals, from whole microseconds
-  append_integer(out, latency_us / 1000);
-  const auto fraction = latency_us % 1000;
-  out += '.';
-  out += static_cast<char>('0' + fraction / 100);
-  out += static_cast<char>('0' + fraction / 10 % 10);
-  out += static_cast<char>('0' + fraction % 10);
+  out += R"(,"latency_ms":)";
+  append_latency();
   out += R"(,"role":)";
   if (call.identity) {
     out += '"';
     out += name_of(call.identity->role);
-    out += R"(","entity":)";
-    if (call.identity->entity_id.empty())
-      out += "null";
-    else
-      append_json_string(out, call.identity->entity_id);
+    out += '"';
   } else {
-    out += R"(null,"entity":null)";
+    out += "null";
   }
+  out += R"(,"entity":)";
+  if (has_entity)
+    append_json_string(out, call.identity->entity_id);
+  else
+    out += "null";
   out += '}';
 }
 

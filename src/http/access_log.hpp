@@ -1,6 +1,7 @@
 #pragma once
-// The access log: one JSON line per request on stderr (time, request id, method, route pattern,
-// status, latency, caller's role and entity; never a token, a CSRF value or a body). Lines are
+// The access log: one line per request on stderr, JSON or text as LOG_FORMAT says (time, request
+// id, method, route pattern, status, latency, caller's role and entity; never a token, a CSRF
+// value or a body). Lines are
 // appended to a buffer of the serving thread and written by a background thread, so a request
 // never waits on the terminal or the disk.
 #include <atomic>
@@ -15,6 +16,7 @@
 
 #include "http/route.hpp"
 #include "kit/clock.hpp"
+#include "kit/log.hpp"
 
 namespace billing {
 
@@ -22,7 +24,8 @@ class AccessLog {
  public:
   // Writes to `fd` at least every `flush_interval`, and sooner when a buffer grows large.
   explicit AccessLog(const Clock& clock, int fd = 2,
-                     std::chrono::milliseconds flush_interval = std::chrono::milliseconds(100));
+                     std::chrono::milliseconds flush_interval = std::chrono::milliseconds(100),
+                     LogFormat format = LogFormat::json);
   ~AccessLog();  // writes what is left
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
@@ -48,6 +51,7 @@ class AccessLog {
   const Clock& clock_;
   const int fd_;
   const std::chrono::milliseconds flush_interval_;
+  const LogFormat format_;
   const std::uint64_t id_;   // tells this log's thread-local buffers from another's
   const bool regular_file_;  // else a pipe or socket: writes of at most PIPE_BUF
 

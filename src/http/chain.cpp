@@ -1,8 +1,7 @@
 #include "http/chain.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include "http/errors.hpp"
+#include "kit/log.hpp"
 
 namespace billing {
 namespace {
@@ -44,8 +43,10 @@ boost::asio::awaitable<Response> run_steps(std::span<const StepCalls> steps, Cal
       response = co_await call.route->handler(call);
   } catch (const ApiError& error) {
     response = error_response(error);
-    spdlog::log(error.status >= 500 ? spdlog::level::err : spdlog::level::warn, "{} {} -> {} {}",
-                call.request_id, route_name(call), error.status, response.body);
+    const auto status = std::to_string(error.status);
+    log_event(error.status >= 500 ? spdlog::level::err : spdlog::level::warn, "request refused",
+              call.request_id,
+              {{"route", route_name(call)}, {"status", status}, {"detail", response.body}});
   } catch (const std::exception& error) {
     response = internal_error(call.request_id, route_name(call), error);
   } catch (...) {

@@ -1,8 +1,7 @@
 #include "http/errors.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include "kit/json.hpp"
+#include "kit/log.hpp"
 
 namespace billing {
 
@@ -29,7 +28,9 @@ Response json_response(std::string body) {
 
 Response internal_error(std::string_view request_id, std::string_view route,
                         const std::exception& error) {
-  spdlog::error("{} {}: {}", request_id, route, error.what());
+  // The cause (a database error, say) is for the log only: the client learns nothing of it.
+  log_event(spdlog::level::err, "request failed", request_id,
+            {{"route", route}, {"error", error.what()}});
   return detail_response(500, "Internal server error");
 }
 

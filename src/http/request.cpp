@@ -1,5 +1,8 @@
 #include "http/request.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 #include <boost/url/parse_query.hpp>
 #include <boost/url/pct_string_view.hpp>
 
@@ -15,6 +18,17 @@ std::string_view method_name(Method method) {
       break;
   }
   return "OTHER";
+}
+
+std::string_view Request::bearer_token() const {
+  constexpr std::string_view scheme = "Bearer ";
+  const auto value = header("Authorization");
+  if (value.size() <= scheme.size() || !std::equal(scheme.begin(), scheme.end(), value.begin(),
+                                                   [](unsigned char a, unsigned char b) {
+                                                     return std::tolower(a) == std::tolower(b);
+                                                   }))
+    return {};
+  return value.substr(scheme.size());
 }
 
 std::optional<std::string> Request::query_param(std::string_view name) const {

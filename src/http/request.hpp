@@ -31,6 +31,8 @@ class Request {
   std::string_view header(std::string_view name) const {
     return header_lookup ? header_lookup(name) : std::string_view{};
   }
+  // The token of an `Authorization: Bearer <token>` header (the scheme in any case), or "".
+  std::string_view bearer_token() const;
   // The decoded value of a query parameter, if present.
   std::optional<std::string> query_param(std::string_view name) const;
   // The decoded value of a `{name}` segment of the route's pattern; "" if the pattern has none.

@@ -16,6 +16,7 @@
 #include "core/identity.hpp"
 #include "http/request.hpp"
 #include "http/response.hpp"
+#include "kit/rate_limit.hpp"
 
 namespace billing {
 
@@ -70,6 +71,7 @@ struct Call {
   std::string_view allow;            // with no route: the methods the path has ("" if none: 404)
   std::string request_id;            // set by the request-id step
   std::optional<Identity> identity;  // set by the authentication step for routes with a token
+  std::optional<RateDecision> rate;  // set by the rate-limit step for callers it limits
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
   // The verified caller; only routes whose policy needs a token have one.

@@ -65,10 +65,7 @@ void RouteMetrics::record(const Route* route, int status, std::chrono::nanosecon
   slot->requests.fetch_add(1, std::memory_order_relaxed);
   slot->latency_ns.fetch_add(static_cast<std::uint64_t>(latency.count()),
                              std::memory_order_relaxed);
-  const double seconds = std::chrono::duration<double>(latency).count();
-  const auto bucket = static_cast<std::size_t>(
-      std::lower_bound(kBuckets.begin(), kBuckets.end(), seconds) - kBuckets.begin());
-  per_route.buckets[bucket].fetch_add(1, std::memory_order_relaxed);
+  per_route.buckets[latency_bucket(latency)].fetch_add(1, std::memory_order_relaxed);
 }
 
 RouteMetrics::Snapshot RouteMetrics::snapshot() const {
@@ -103,6 +100,30 @@ RouteMetrics::Snapshot RouteMetrics::snapshot() const {
     if (latency.requests > 0) out.latencies.push_back(std::move(latency));
   }
   return out;
+}
+
+void RouteMetrics::write(MetricsText& out) const {
+  const auto snap = snapshot();
+  // A route pattern is a bounded label value; a path that matched none would not be.
+  const auto route_label = [](const std::string& route) {
+    return route.empty() ? std::string_view("unmatched") : std::string_view(route);
+  };
+  out.family("billing_http_requests_total", "counter",
+             "HTTP requests answered, by route pattern, method and status (other: a status "
+             "beyond the 15 a route keeps apart)");
+  for (const Count& count : snap.counts) {
+    const auto status = count.status == 0 ? std::string("other") : std::to_string(count.status);
+    const Label labels[] = {
+        {"route", route_label(count.route)}, {"method", count.method}, {"status", status}};
+    out.sample("billing_http_requests_total", labels, count.requests);
+  }
+  out.family("billing_http_request_duration_seconds", "histogram",
+             "Time from the request's headers to its response, by route pattern and method");
+  for (const Latency& latency : snap.latencies) {
+    const Label labels[] = {{"route", route_label(latency.route)}, {"method", latency.method}};
+    out.histogram("billing_http_request_duration_seconds", labels, latency.buckets,
+                  latency.sum_seconds);
+  }
 }
 
 }  // namespace billing

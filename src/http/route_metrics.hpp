@@ -1,6 +1,6 @@
 #pragma once
 // The metrics hook: requests counted, and their latencies summed and bucketed, per route and
-// status, in memory (`/metrics` prints them with the operations issue). Each serving thread
+// status, in memory (`GET /metrics` prints them). Each serving thread
 // counts into a shard of its own, so the request path takes no lock and shares no cache line.
 #include <array>
 #include <atomic>
@@ -11,14 +11,13 @@
 #include <vector>
 
 #include "http/route.hpp"
+#include "kit/metrics.hpp"
 
 namespace billing {
 
 class RouteMetrics {
  public:
-  // Latency bucket upper bounds, in seconds (Prometheus' `le`); a last bucket takes the rest.
-  static constexpr std::array<double, 11> kBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                   0.05,   0.1,   0.25,   0.5,   1.0};
+  static constexpr auto& kBuckets = kLatencyBuckets;
 
   explicit RouteMetrics(const Router& router);  // after every route is added
   ~RouteMetrics();
@@ -38,7 +37,7 @@ class RouteMetrics {
   struct Latency {
     std::string route;
     std::string_view method;
-    std::array<std::uint64_t, kBuckets.size() + 1> buckets{};  // not cumulative; last: above all
+    LatencyBucketCounts buckets{};
     std::uint64_t requests = 0;
     double sum_seconds = 0;
   };
@@ -47,6 +46,8 @@ class RouteMetrics {
     std::vector<Latency> latencies;  // routes with requests
   };
   Snapshot snapshot() const;
+  // billing_http_requests_total and billing_http_request_duration_seconds.
+  void write(MetricsText& out) const;
 
  private:
   struct Shard;

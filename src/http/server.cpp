@@ -127,29 +127,43 @@ std::vector<std::unique_ptr<Worker>> make_workers(std::size_t threads) {
   return workers;
 }
 
+// A listening socket and what its connections are served with.
+struct Listener {
+  tcp::acceptor acceptor;
+  const Router& router;
+  const Pipeline& pipeline;
+  std::string host;  // for the log
+  unsigned short port;
+
+  Listener(asio::io_context& ioc, ListeningSocket& socket, const Router& r, const Pipeline& p,
+           bool v6, int fd)
+      : acceptor(ioc, v6 ? tcp::v6() : tcp::v4(), fd),
+        router(r),
+        pipeline(p),
+        host(socket.host()),
+        port(socket.port()) {}
+};
+
 }  // namespace
 
 struct Server::Impl {
   ServerOptions options;
-  const Router& router;
-  const Pipeline& pipeline;
   std::vector<std::unique_ptr<Worker>> workers;
-  tcp::acceptor acceptor;
-  std::string host;  // for the log
-  unsigned short bound_port = 0;
+  std::vector<std::unique_ptr<Listener>> listeners;  // the first: the main socket
 
   Impl(ServerOptions o, ListeningSocket socket, const Router& r, const Pipeline& p)
-      : options(std::move(o)),
-        router(r),
-        pipeline(p),
-        workers(make_workers(options.threads)),
-        acceptor(workers.front()->ioc, socket.v6_ ? tcp::v6() : tcp::v4(),
-                 std::exchange(socket.fd_, -1)),
-        host(socket.host()),
-        bound_port(socket.port()) {}
+      : options(std::move(o)), workers(make_workers(options.threads)) {
+    listen(std::move(socket), r, p);
+  }
+
+  void listen(ListeningSocket socket, const Router& r, const Pipeline& p) {
+    listeners.push_back(std::make_unique<Listener>(workers.front()->ioc, socket, r, p, socket.v6_,
+                                                   std::exchange(socket.fd_, -1)));
+  }
 
   // On the first thread: accepts each connection straight onto the next thread's io_context.
-  asio::awaitable<void> accept_loop() {
+  asio::awaitable<void> accept_loop(Listener& listener) {
+    auto& acceptor = listener.acceptor;
     for (std::size_t next = 0;; next = (next + 1) % workers.size()) {
       Worker& w = *workers[next];
       auto [ec, socket] = co_await acceptor.async_accept(w.ioc, use_tuple);
@@ -165,7 +179,7 @@ struct Server::Impl {
         continue;  // drops it
       socket.set_option(tcp::no_delay(true), ec);
       w.open_sessions.fetch_add(1, std::memory_order_relaxed);
-      asio::co_spawn(w.ioc, session(w, std::move(socket)), asio::detached);
+      asio::co_spawn(w.ioc, session(w, std::move(socket), listener), asio::detached);
     }
   }
 
@@ -206,7 +220,8 @@ struct Server::Impl {
   // trusted to have ended where the next one would begin.
   // The client may still be sending the request's body: reading it away for a moment before the
   // close lets the answer arrive, where closing with unread data would reset the connection.
-  asio::awaitable<void> refuse(const Worker& w, Worker::Live& live, Call& call, Response response) {
+  asio::awaitable<void> refuse(const Worker& w, Worker::Live& live, const Pipeline& pipeline,
+                               Call& call, Response response) {
     pipeline.finish(call, response);
     if (!co_await write(w, live, std::move(response), 11, false)) co_return;
     beast::error_code ignored;
@@ -220,7 +235,8 @@ struct Server::Impl {
     }
   }
 
-  asio::awaitable<void> session(Worker& w, tcp::socket socket) {
+  asio::awaitable<void> session(Worker& w, tcp::socket socket, const Listener& listener) {
+    const Pipeline& pipeline = listener.pipeline;
     const auto live =
         w.sessions.insert(w.sessions.end(), {&socket, SteadyClock::time_point::max(), true});
     // Unlisted however the session ends, so the sweeper never sees a socket that is gone.
@@ -253,7 +269,8 @@ struct Server::Impl {
       Request request{.method = Method::other, .client_address = client_address};
       if (header_ec) {
         Call call{request};
-        if (!is_quiet_end(header_ec)) co_await refuse(w, *live, call, parse_failure(header_ec));
+        if (!is_quiet_end(header_ec))
+          co_await refuse(w, *live, pipeline, call, parse_failure(header_ec));
         break;
       }
 
@@ -271,19 +288,19 @@ struct Server::Impl {
       request.header_lookup = lookup;
       Call call{request};
       if (!valid_target(message)) {
-        co_await refuse(w, *live, call, detail_response(400, "Malformed HTTP request"));
+        co_await refuse(w, *live, pipeline, call, detail_response(400, "Malformed HTTP request"));
         break;
       }
       if (auto problem = framing_problem(message)) {
-        co_await refuse(w, *live, call, std::move(*problem));
+        co_await refuse(w, *live, pipeline, call, std::move(*problem));
         break;
       }
-      const auto match = router.find(request);
+      const auto match = listener.router.find(request);
       call.route = match.route;
       call.allow = match.allow;
       const auto body_limit = match.route ? match.route->policy.body_limit() : kJsonBodyLimit;
       if (parser.content_length().value_or(0) > body_limit) {
-        co_await refuse(w, *live, call, detail_response(413, "Request body too large"));
+        co_await refuse(w, *live, pipeline, call, detail_response(413, "Request body too large"));
         break;
       }
       parser.body_limit(body_limit);  // a chunked body counts against it as it arrives
@@ -296,7 +313,8 @@ struct Server::Impl {
         }
         auto [body_ec, body_bytes] = co_await http::async_read(socket, buffer, parser, use_tuple);
         if (body_ec) {
-          if (!is_quiet_end(body_ec)) co_await refuse(w, *live, call, parse_failure(body_ec));
+          if (!is_quiet_end(body_ec))
+            co_await refuse(w, *live, pipeline, call, parse_failure(body_ec));
           break;
         }
       }
@@ -319,7 +337,8 @@ struct Server::Impl {
     w.stopping = true;
     w.drain_until = SteadyClock::now() + options.drain_timeout;
     beast::error_code ignored;
-    if (&w == workers.front().get()) acceptor.close(ignored);
+    if (&w == workers.front().get())
+      for (auto& listener : listeners) listener->acceptor.close(ignored);
     for (auto& live : w.sessions) {
       if (live.idle)
         live.socket->cancel(ignored);
@@ -364,12 +383,23 @@ Server::Server(ServerOptions options, ListeningSocket socket, const Router& rout
 Server::~Server() = default;
 
 unsigned short Server::port() const {
-  return impl_->bound_port;
+  return impl_->listeners.front()->port;
+}
+
+void Server::also_serve(ListeningSocket socket, const Router& router, const Pipeline& pipeline) {
+  impl_->listen(std::move(socket), router, pipeline);
+}
+
+std::size_t Server::open_connections() const {
+  std::size_t open = 0;
+  for (const auto& w : impl_->workers) open += w->open_sessions.load(std::memory_order_relaxed);
+  return open;
 }
 
 void Server::run(const std::function<void()>& on_ready) {
   auto& workers = impl_->workers;
-  asio::co_spawn(workers.front()->ioc, impl_->accept_loop(), asio::detached);
+  for (auto& listener : impl_->listeners)
+    asio::co_spawn(workers.front()->ioc, impl_->accept_loop(*listener), asio::detached);
   for (auto& w : workers) asio::co_spawn(w->ioc, impl_->sweep(*w), asio::detached);
 
   asio::signal_set signals(workers.front()->ioc, SIGINT, SIGTERM);
@@ -379,8 +409,9 @@ void Server::run(const std::function<void()>& on_ready) {
     for (auto& w : impl_->workers)
       asio::post(w->ioc, [this, &w = *w] { impl_->begin_shutdown(w); });
   });
-  spdlog::info("listening on http://{}:{} with {} threads", impl_->host, impl_->bound_port,
-               workers.size());
+  for (const auto& listener : impl_->listeners)
+    spdlog::info("listening on http://{}:{} with {} threads", listener->host, listener->port,
+                 workers.size());
   if (on_ready) on_ready();
 
   std::vector<std::thread> threads;

@@ -1,8 +1,8 @@
 #pragma once
 // The HTTP/1.1 server: one io_context per thread, one listening socket (so a second process
-// cannot bind the port and take a share of the connections, as SO_REUSEPORT would let it); the
-// first thread accepts and hands connections round-robin to the threads, and a connection lives
-// on the thread it was handed to.
+// cannot bind the port and take a share of the connections, as SO_REUSEPORT would let it), and
+// optionally more with routes of their own; the first thread accepts and hands connections
+// round-robin to the threads, and a connection lives on the thread it was handed to.
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -48,7 +48,12 @@ class Server {
   Server(ServerOptions options, ListeningSocket socket, const Router& router,
          const Pipeline& pipeline);
   ~Server();
-  unsigned short port() const;
+  unsigned short port() const;  // the main socket's
+  // Serves `socket` too, with routes and a chain of its own, on the same threads (/metrics on a
+  // port of its own, say). Before run().
+  void also_serve(ListeningSocket socket, const Router& router, const Pipeline& pipeline);
+  // Connections open now, on every socket.
+  std::size_t open_connections() const;
   // Serves until SIGTERM or SIGINT, then finishes the requests in flight and returns.
   // `on_ready` runs once those signals are handled, before the first connection is served.
   void run(const std::function<void()>& on_ready = {});

@@ -1,26 +1,41 @@
 #include "payments/webhook.hpp"
 
-#include <spdlog/spdlog.h>
+#include <chrono>
 
 #include "kit/api_error.hpp"
+#include "kit/log.hpp"
 #include "payments/repo.hpp"
 
 namespace billing {
 
 boost::asio::awaitable<AuditStatus> WebhookReceiver::receive(std::string_view signature,
                                                              std::string_view payload) {
-  if (!signature_.verify(signature, payload, clock_.now()))
+  const auto received = std::chrono::steady_clock::now();
+  if (!signature_.verify(signature, payload, clock_.now())) {
+    bad_signatures_.add();
     throw ApiError(400, "Invalid webhook signature");
+  }
   const StripeEvent event = parse_event(payload);
+  const auto type = parse_enum<WebhookType>(event.type).value_or(WebhookType::other);
+  const auto done = [&](AuditStatus outcome) {
+    events_.add(type, outcome);
+    latency_.observe(std::chrono::steady_clock::now() - received, type);
+  };
   std::string failure;
   try {
-    co_return co_await db_.transact_grouped(
+    const auto outcome = co_await db_.transact_grouped(
         [&](Tx& tx) { return apply_event(tx, rules_, event, clock_.now()); },
         event_affinity(event));
+    done(outcome);
+    log_event(spdlog::level::info, "webhook event applied", "",
+              {{"event_id", event.id}, {"type", event.type}, {"outcome", name_of(outcome)}});
+    co_return outcome;
   } catch (const std::exception& e) {
     failure = e.what();
   }
-  spdlog::error("webhook event {} ({}) failed: {}", event.id, event.type, failure);
+  done(AuditStatus::failed);
+  log_event(spdlog::level::err, "webhook event failed", "",
+            {{"event_id", event.id}, {"type", event.type}, {"error", failure}});
   try {
     co_await db_.transact([&](Tx& tx) {
       auto& payments = tx.get<PaymentRepo>();
@@ -33,9 +48,16 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::receive(std::string_view si
                                        .created_at = clock_.now()});
     });
   } catch (const std::exception& e) {
-    spdlog::error("webhook event {}: recording the failure failed too: {}", event.id, e.what());
+    log_event(spdlog::level::err, "webhook event failure not recorded", "",
+              {{"event_id", event.id}, {"error", e.what()}});
   }
   throw ApiError(500, "Webhook processing failed");
+}
+
+void WebhookReceiver::write_metrics(MetricsText& out) const {
+  events_.write(out);
+  latency_.write(out);
+  bad_signatures_.write(out);
 }
 
 }  // namespace billing

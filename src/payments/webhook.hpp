@@ -1,16 +1,35 @@
 #pragma once
 // POST /stripe/webhook's work, also called in-process by the local provider: verify the
 // signature on the raw bytes, parse, apply the event in a grouped unit of work (group commit),
-// and on a failure record it in the inbox and answer 500 so that Stripe retries.
+// and on a failure record it in the inbox and answer 500 so that Stripe retries. Each event is
+// counted by type and outcome, timed, and logged.
+#include <array>
 #include <string_view>
 
 #include <boost/asio/awaitable.hpp>
 
 #include "core/db.hpp"
+#include "kit/metrics.hpp"
 #include "payments/events.hpp"
 #include "payments/webhook_signature.hpp"
 
 namespace billing {
+
+// The event types the service acts on, and the rest (`other`): a label with a fixed set of values.
+enum class WebhookType {
+  checkout_session_completed,
+  invoice_payment_succeeded,
+  invoice_payment_failed,
+  customer_subscription_updated,
+  customer_subscription_deleted,
+  other
+};
+template <>
+struct EnumNames<WebhookType> {
+  static constexpr std::array<std::string_view, 6> names{
+      "checkout.session.completed",    "invoice.payment_succeeded",     "invoice.payment_failed",
+      "customer.subscription.updated", "customer.subscription.deleted", "other"};
+};
 
 class WebhookReceiver {
  public:
@@ -22,11 +41,27 @@ class WebhookReceiver {
   // `signature` and `payload` must stay alive until the returned awaitable completes.
   boost::asio::awaitable<AuditStatus> receive(std::string_view signature, std::string_view payload);
 
+  void write_metrics(MetricsText& out) const;
+  std::uint64_t events(WebhookType type, AuditStatus outcome) const {
+    return events_.value(type, outcome);
+  }
+
  private:
   Db& db_;
   EventRules rules_;
   WebhookSignature signature_;
   const Clock& clock_;
+  CounterFamily<WebhookType, AuditStatus> events_{
+      "billing_webhook_events_total",
+      "Signed webhook events received, by type and outcome (failed: answered 500, Stripe retries)",
+      {"type", "outcome"}};
+  HistogramFamily<WebhookType> latency_{
+      "billing_webhook_processing_seconds",
+      "From a signed webhook event's receipt to its effects committed (or its failure), by type",
+      {"type"}};
+  CounterFamily<> bad_signatures_{"billing_webhook_signature_failures_total",
+                                  "Webhook requests refused 400 for their Stripe-Signature",
+                                  {}};
 };
 
 }  // namespace billing

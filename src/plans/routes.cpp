@@ -80,7 +80,8 @@ asio::awaitable<Response> get_current_plan(Db& db, const Catalog& catalog, const
 }
 
 asio::awaitable<Response> post_plan_select(Db& db, const Catalog& catalog, const Clock& clock,
-                                           SubscriptionChanges& subscriptions, const Call& call) {
+                                           SubscriptionChanges& subscriptions, PlanMetrics& metrics,
+                                           const Call& call) {
   JsonBody body(call.request.body);
   PlanSelection selection{
       .plan_type = body.required_enum<PlanType>("plan_type"),
@@ -90,6 +91,7 @@ asio::awaitable<Response> post_plan_select(Db& db, const Catalog& catalog, const
   body.finish();
   const auto plan = co_await db.transact(
       [&](Tx& tx) { return select_plan(tx, catalog, call.caller(), selection, clock.now()); });
+  metrics.selected(call, selection.plan_type, plan);
   if (plan.pending_plan_type && plan.stripe_subscription_id && plan.status == PlanStatus::active)
     co_await subscriptions.change_plan(plan, *plan.pending_plan_type);
   co_return json_response(plan_json(plan, catalog));
@@ -113,7 +115,7 @@ asio::awaitable<QueriedPlan> queried_plan(Db& db, const Call& call) {
 }
 
 void add_plan_routes(Router& router, Db& db, const Catalog& catalog, const Clock& clock,
-                     SubscriptionChanges& subscriptions) {
+                     SubscriptionChanges& subscriptions, PlanMetrics& metrics) {
   constexpr RoleSet kOwners{Role::admin, Role::hospital, Role::individual};
   auto offers = std::make_shared<const OffersText>(catalog);
   router.add({Method::get, "/billing/plan", Policy::read(kOwners),
@@ -123,8 +125,8 @@ void add_plan_routes(Router& router, Db& db, const Catalog& catalog, const Clock
   router.add({Method::get, "/billing/plan/current", Policy::read(kOwners),
               [&db, &catalog](const Call& call) { return get_current_plan(db, catalog, call); }});
   router.add({Method::post, "/billing/plan/select", Policy::write(kOwners),
-              [&db, &catalog, &clock, &subscriptions](const Call& call) {
-                return post_plan_select(db, catalog, clock, subscriptions, call);
+              [&db, &catalog, &clock, &subscriptions, &metrics](const Call& call) {
+                return post_plan_select(db, catalog, clock, subscriptions, metrics, call);
               }});
 }
 

@@ -51,7 +51,7 @@ asio::awaitable<Response> get_services(Db& db, const Catalog& catalog, const Cal
 }
 
 asio::awaitable<Response> post_services_select(Db& db, const Catalog& catalog, const Clock& clock,
-                                               const Call& call) {
+                                               ServiceMetrics& metrics, const Call& call) {
   JsonBody body(call.request.body);
   ServiceSelection selection{
       .hospital_id = body.required_string("hospital_id"),
@@ -60,19 +60,21 @@ asio::awaitable<Response> post_services_select(Db& db, const Catalog& catalog, c
   body.finish();
   const auto plan = co_await db.transact(
       [&](Tx& tx) { return select_services(tx, catalog, call.caller(), selection, clock.now()); });
+  metrics.selected(call, plan);
   co_return json_response(plan_json(plan, catalog));
 }
 
 }  // namespace
 
-void add_service_routes(Router& router, Db& db, const Catalog& catalog, const Clock& clock) {
+void add_service_routes(Router& router, Db& db, const Catalog& catalog, const Clock& clock,
+                        ServiceMetrics& metrics) {
   router.add({Method::get, "/billing/services", Policy::read(RoleSet::all()),
               [&db, &catalog](const Call& call) { return get_services(db, catalog, call); }});
   router.add({Method::post, "/billing/services/select",
               Policy::write({Role::admin, Role::hospital})
                   .denying_with("Only hospital administrators can select services"),
-              [&db, &catalog, &clock](const Call& call) {
-                return post_services_select(db, catalog, clock, call);
+              [&db, &catalog, &clock, &metrics](const Call& call) {
+                return post_services_select(db, catalog, clock, metrics, call);
               }});
 }
 

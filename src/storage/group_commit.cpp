@@ -12,9 +12,11 @@ namespace billing {
 namespace asio = boost::asio;
 
 GroupCommit::GroupCommit(boost::asio::thread_pool& writers, std::size_t lanes,
-                         std::function<sql::Connection&(std::size_t lane)> connection)
+                         std::function<sql::Connection&(std::size_t lane)> connection,
+                         std::function<void(std::span<const EntityRef>)> committed)
     : writers_(writers),
       connection_(std::move(connection)),
+      committed_(std::move(committed)),
       lane_count_(lanes),
       lanes_(std::make_unique<Lane[]>(lanes)) {}
 
@@ -69,6 +71,7 @@ void GroupCommit::commit_batch(std::size_t lane, std::vector<Unit>& batch) {
   static constexpr sql::Query kRelease = "RELEASE SAVEPOINT grouped_unit";
   static constexpr sql::Query kRollbackTo = "ROLLBACK TO SAVEPOINT grouped_unit";
   sql::Connection* open = nullptr;
+  std::vector<EntityRef> saved_owners;  // of the units kept
   try {
     sql::Connection& connection = connection_(lane);
     open = &connection;
@@ -78,6 +81,7 @@ void GroupCommit::commit_batch(std::size_t lane, std::vector<Unit>& batch) {
       try {
         SqlTx tx(connection, true);
         unit.work(tx);
+        saved_owners.insert(saved_owners.end(), tx.saved_owners().begin(), tx.saved_owners().end());
       } catch (...) {
         unit.error = std::current_exception();
         connection.run(kRollbackTo, {});
@@ -85,6 +89,7 @@ void GroupCommit::commit_batch(std::size_t lane, std::vector<Unit>& batch) {
       connection.run(kRelease, {});
     }
     connection.exec("COMMIT");
+    committed_(saved_owners);
   } catch (...) {
     const auto error = std::current_exception();
     try {

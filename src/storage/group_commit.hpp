@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -24,8 +25,10 @@ class GroupCommit {
   // Batches run on `writers` (at least one thread per lane, or one thread for all when they share
   // one connection); `connection(lane)` is the lane's connection, asked for once per batch on the
   // thread that runs it, so a backend can reconnect a broken one.
+  // After each commit, on the writer, `committed` gets the owners whose plan the batch saved.
   GroupCommit(boost::asio::thread_pool& writers, std::size_t lanes,
-              std::function<sql::Connection&(std::size_t lane)> connection);
+              std::function<sql::Connection&(std::size_t lane)> connection,
+              std::function<void(std::span<const EntityRef>)> committed);
 
   // Runs `work` in the next batch of the lane `affinity` picks; returns after that batch commits,
   // rethrowing what `work` threw, or what the commit threw.
@@ -50,6 +53,7 @@ class GroupCommit {
 
   boost::asio::thread_pool& writers_;
   std::function<sql::Connection&(std::size_t lane)> connection_;
+  std::function<void(std::span<const EntityRef>)> committed_;
   std::size_t lane_count_;
   std::unique_ptr<Lane[]> lanes_;
 };

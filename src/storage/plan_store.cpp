@@ -75,6 +75,7 @@ void SqlPlanRepo::save_plan(const Plan& plan) {
       "stripe_subscription_id, billing_cycle, pending_plan_type, cancel_at_period_end, "
       "last_event_created, updated_at, id, hospital_id, individual_id, created_at) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+  saved_owners_.push_back(plan.owner);
   const auto services = encode_services(plan.selected_services);
   const auto updated_at = iso8601_micros(plan.updated_at);
   const auto changed = db_.run(
@@ -108,9 +109,11 @@ void SqlPlanRepo::update_plan(const Plan& before, const Plan& after) {
   if (after.status == before.status)
     db_.run(kUpdateEventTime,
             {optional_param(after.last_event_created), iso8601_micros(after.updated_at), after.id});
-  else
+  else {
+    saved_owners_.push_back(after.owner);
     db_.run(kUpdateStatus, {name_of(after.status), optional_param(after.last_event_created),
                             iso8601_micros(after.updated_at), after.id});
+  }
 }
 
 void SqlPlanRepo::append_history(const PlanChange& c) {

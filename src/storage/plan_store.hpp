@@ -17,10 +17,14 @@ class SqlPlanRepo : public PlanRepo {
   void append_history(const PlanChange& change) override;
   std::vector<PlanChange> history(const EntityRef& owner) override;
 
+  // The owners whose plan this unit saved, for Db::plans_committed after its commit.
+  const std::vector<EntityRef>& saved_owners() const { return saved_owners_; }
+
  private:
   std::optional<Plan> find_plan_where(const sql::Query& query, std::string_view key);
 
   sql::Connection& db_;
+  std::vector<EntityRef> saved_owners_;
 };
 
 }  // namespace billing

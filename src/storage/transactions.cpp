@@ -24,14 +24,14 @@ void in_transaction(sql::Connection& connection, const sql::Query& begin, F&& wo
 
 }  // namespace
 
-void run_write_unit(sql::Connection& connection, FunctionRef<void(Tx&)> work) {
+void run_write_unit(sql::Connection& connection, FunctionRef<void(Tx&)> work,
+                    PlansCommitted committed) {
   // SQLite takes the database's one write lock up front, which also queues concurrent changes
   // to one entity (see SqlEntityRepo::entity_exists).
   static constexpr sql::Query kBegin{"BEGIN IMMEDIATE", "BEGIN"};
-  in_transaction(connection, kBegin, [&] {
-    SqlTx tx(connection, true);
-    work(tx);
-  });
+  SqlTx tx(connection, true);
+  in_transaction(connection, kBegin, [&] { work(tx); });
+  committed(tx.saved_owners());
 }
 
 void apply_migrations(sql::Connection& connection, const std::vector<Migration>& migrations) {

@@ -193,7 +193,8 @@ TEST_F(E2eRequestId, AMissingTooLongOrUnprintableIdIsReplacedByAFreshOne) {
 // ---------------------------------------------------------------------------------------------
 // The access log
 
-// The access-log lines of a server log: the lines that are JSON objects.
+// The access-log lines of a server log: the JSON objects with a "method" (the other JSON lines
+// are the service's own log).
 std::vector<json::object> access_lines(const std::string& log) {
   std::vector<json::object> lines;
   std::size_t start = 0;
@@ -209,7 +210,7 @@ std::vector<json::object> access_lines(const std::string& log) {
       ADD_FAILURE() << "an access-log line that is not a JSON object: " << line;
       continue;
     }
-    lines.push_back(std::move(value.get_object()));
+    if (value.get_object().contains("method")) lines.push_back(std::move(value.get_object()));
   }
   return lines;
 }

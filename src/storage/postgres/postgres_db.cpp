@@ -8,7 +8,7 @@
 namespace billing {
 
 PostgresDb::PostgresDb(std::string url, std::size_t connections)
-    : url_(std::move(url)), pool_(connections) {
+    : Db(DbBackend::postgresql), url_(std::move(url)), pool_(connections) {
   idle_.put(std::make_unique<PostgresConnection>(url_));  // fail fast on a bad URL
 }
 
@@ -38,7 +38,8 @@ void PostgresDb::run_unit(Unit unit, const Work& work) {
         SqlTx tx(*connection, false);
         work(tx);
       } else {
-        run_write_unit(*connection, work);
+        run_write_unit(*connection, work,
+                       [this](std::span<const EntityRef> owners) { plans_committed(owners); });
       }
       idle_.put(std::move(connection));
       return;

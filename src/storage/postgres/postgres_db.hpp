@@ -36,9 +36,10 @@ class PostgresDb final : public Db {
   static constexpr std::size_t kGroupLanes = 4;
   boost::asio::thread_pool group_writers_{kGroupLanes};
   std::unique_ptr<PostgresConnection> group_connections_[kGroupLanes];
-  GroupCommit grouped_{group_writers_, kGroupLanes, [this](std::size_t lane) -> sql::Connection& {
-                         return group_writer_connection(lane);
-                       }};
+  GroupCommit grouped_{
+      group_writers_, kGroupLanes,
+      [this](std::size_t lane) -> sql::Connection& { return group_writer_connection(lane); },
+      [this](std::span<const EntityRef> owners) { plans_committed(owners); }};
 };
 
 }  // namespace billing

@@ -8,7 +8,9 @@
 namespace billing {
 
 SqliteDb::SqliteDb(std::string path)
-    : path_(std::move(path)), writer_connection_(path_, SqliteConnection::Mode::read_write) {}
+    : Db(DbBackend::sqlite),
+      path_(std::move(path)),
+      writer_connection_(path_, SqliteConnection::Mode::read_write) {}
 
 SqliteDb::~SqliteDb() {
   writer_.join();
@@ -38,7 +40,10 @@ boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work, std::size_t
     co_await grouped_.run(work, affinity);
     co_return;
   }
-  co_await offload(writer_.get_executor(), [&] { run_write_unit(writer_connection_, work); });
+  co_await offload(writer_.get_executor(), [&] {
+    run_write_unit(writer_connection_, work,
+                   [this](std::span<const EntityRef> owners) { plans_committed(owners); });
+  });
 }
 
 }  // namespace billing

@@ -29,7 +29,8 @@ class SqliteDb final : public Db {
   SqliteConnection writer_connection_;
   boost::asio::thread_pool writer_{1};
   GroupCommit grouped_{writer_, 1,
-                       [this](std::size_t) -> sql::Connection& { return writer_connection_; }};
+                       [this](std::size_t) -> sql::Connection& { return writer_connection_; },
+                       [this](std::span<const EntityRef> owners) { plans_committed(owners); }};
   IdleConnections<SqliteConnection> idle_readers_;
 };
 

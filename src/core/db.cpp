@@ -1,0 +1,34 @@
+#include "core/db.hpp"
+
+#include "kit/api_error.hpp"
+
+namespace billing {
+
+boost::asio::awaitable<void> Db::measured(Unit unit, Work work, std::size_t affinity) {
+  const auto started = std::chrono::steady_clock::now();
+  in_flight_.add(1, backend_);
+  try {
+    co_await execute(unit, std::move(work), affinity);
+  } catch (const ApiError&) {
+    finished(unit, DbOutcome::refused, started);
+    throw;
+  } catch (...) {
+    finished(unit, DbOutcome::error, started);
+    throw;
+  }
+  finished(unit, DbOutcome::ok, started);
+}
+
+void Db::finished(Unit unit, DbOutcome outcome, std::chrono::steady_clock::time_point started) {
+  in_flight_.add(-1, backend_);
+  units_.add(backend_, unit, outcome);
+  durations_.observe(std::chrono::steady_clock::now() - started, backend_, unit);
+}
+
+void Db::write_metrics(MetricsText& out) const {
+  units_.write(out);
+  durations_.write(out);
+  in_flight_.write(out);
+}
+
+}  // namespace billing

@@ -1,0 +1,131 @@
+#include "limits/plan_rate_limit.hpp"
+
+#include <algorithm>
+
+#include "http/errors.hpp"
+#include "plans/repo.hpp"
+
+namespace billing {
+namespace {
+
+std::string whole_seconds(Micros micros) {
+  return std::to_string((micros + 999'999) / 1'000'000);
+}
+
+}  // namespace
+
+PlanRateLimit::PlanRateLimit(Db& db, const Catalog& catalog, bool enabled,
+                             SharedRateCounters* shared, RateLimitMetrics& metrics)
+    : db_(db),
+      catalog_(catalog),
+      enabled_(enabled),
+      shared_(shared),
+      metrics_(metrics),
+      max_age_(shared ? std::chrono::seconds(30) : std::chrono::steady_clock::duration::max()) {
+  if (enabled_) db_.watch_plans(*this);
+}
+
+PlanRateLimit::Stripe& PlanRateLimit::stripe(EntityKind kind, std::string_view id) const {
+  return stripes_[static_cast<std::size_t>(kind)][std::hash<std::string_view>{}(id) % kStripes];
+}
+
+std::optional<OwnerLimit> PlanRateLimit::cached(const LimitedOwner& owner) const {
+  Stripe& s = stripe(owner.kind, owner.id);
+  std::lock_guard lock(s.mutex);
+  const auto found = s.limits.find(owner.id);
+  if (found == s.limits.end()) return std::nullopt;
+  if (std::chrono::steady_clock::now() - found->second.loaded > max_age_) return std::nullopt;
+  return found->second.limit;
+}
+
+boost::asio::awaitable<OwnerLimit> PlanRateLimit::load(LimitedOwner owner) {
+  Stripe& s = stripe(owner.kind, owner.id);
+  std::uint64_t generation;
+  {
+    std::lock_guard lock(s.mutex);
+    generation = s.generation;
+  }
+  const EntityRef ref{owner.kind, std::string(owner.id)};
+  const auto plan = co_await db_.read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(ref); });
+  const OwnerLimit limit = limit_for(catalog_, owner.kind, plan);
+  std::lock_guard lock(s.mutex);
+  if (s.generation == generation)
+    s.limits.insert_or_assign(ref.id, CachedLimit{limit, std::chrono::steady_clock::now()});
+  co_return limit;
+}
+
+bool PlanRateLimit::ready(const Call& call) const {
+  if (!enabled_ || !call.identity) return true;
+  const auto owner = limited_owner(*call.identity);
+  if (!owner) return true;
+  if (shared_ && shared_->reachable()) return false;
+  return cached(*owner).has_value();
+}
+
+boost::asio::awaitable<void> PlanRateLimit::prepare(Call& call) {
+  const auto owner = *limited_owner(*call.identity);
+  auto limit = cached(owner);
+  if (!limit) limit = co_await load(owner);
+  if (limit->per_minute > 0 && shared_ && shared_->reachable())
+    call.rate =
+        co_await shared_->take(owner.kind, std::string(owner.id), limit->per_minute, kPeriod);
+}
+
+std::optional<Response> PlanRateLimit::before(Call& call) {
+  if (!enabled_ || !call.identity) return std::nullopt;
+  const auto owner = limited_owner(*call.identity);
+  if (!owner) return std::nullopt;
+  const auto limit = cached(*owner);
+  if (!call.rate) {
+    // Not prepared: a response the server made itself (Pipeline::finish) counts nothing.
+    if (!limit || limit->per_minute <= 0) return std::nullopt;
+    call.rate =
+        buckets_[static_cast<std::size_t>(owner->kind)].take(owner->id, limit->per_minute, kPeriod);
+  }
+  if (call.rate->allowed) return std::nullopt;
+  metrics_.rejected(call, limit ? limit->plan : std::nullopt, call.rate->limit);
+  auto response = detail_response(429, "Rate limit exceeded");
+  response.with_header("Retry-After", whole_seconds(std::max<Micros>(call.rate->retry_after, 1)));
+  return response;
+}
+
+void PlanRateLimit::after(const Call& call, Response& response) const {
+  if (!call.rate) return;
+  response.with_header("X-RateLimit-Limit", std::to_string(call.rate->limit));
+  response.with_header("X-RateLimit-Remaining", std::to_string(call.rate->remaining));
+  response.with_header("X-RateLimit-Reset", whole_seconds(call.rate->full_after));
+}
+
+void PlanRateLimit::drop(const EntityRef& owner) {
+  Stripe& s = stripe(owner.kind, owner.id);
+  std::lock_guard lock(s.mutex);
+  s.limits.erase(owner.id);
+  ++s.generation;
+}
+
+void PlanRateLimit::drop_all() {
+  for (auto& kind : stripes_)
+    for (Stripe& s : kind) {
+      std::lock_guard lock(s.mutex);
+      s.limits.clear();
+      ++s.generation;
+    }
+}
+
+void PlanRateLimit::plans_committed(std::span<const EntityRef> owners) noexcept {
+  for (const EntityRef& owner : owners) {
+    drop(owner);
+    if (shared_) shared_->announce_plan_change(owner);
+  }
+}
+
+void PlanRateLimit::plan_changed_elsewhere(const EntityRef& owner) {
+  drop(owner);
+}
+
+void PlanRateLimit::shared_counters_reachable(bool reachable) {
+  metrics_.set_redis_up(reachable);
+  drop_all();  // announcements of plan changes may have been lost meanwhile
+}
+
+}  // namespace billing
