@@ -19,6 +19,12 @@
 # Exit status: 0 goals met, 3 a goal missed, 1 the setup failed (build, start, errors in wrk).
 # Everything listens on 127.0.0.1 only.
 #
+# LIMITS=1: the operations figures instead, on the working tree's build only: the same load with
+# plan rate limits off (RATE_LIMITS=off), on in the process, and on in Redis (a redis-server the
+# script starts in the temp dir, on a Unix socket), with limits far above the load (a catalog
+# copy at 60,000,000 a minute), then the in-process run again while /metrics is scraped ten times
+# a second. Goals: in-process >= 0.95 x off, Redis >= 0.75 x off.
+#
 # Not in the README, for testing this script while the working tree does not build:
 # BENCH_NEW_REV=<rev> builds the "new" side from that revision (like the baseline) instead.
 set -euo pipefail
@@ -29,6 +35,9 @@ BASE_ROOT="$REPO/build-release-baseline"     # one Release build per revision: $
 BASE_KEEP=3                                  # revisions kept there (the most recently used)
 BASELINE_REV="${BENCH_BASELINE:-HEAD}"
 NEW_REV="${BENCH_NEW_REV:-}"
+LIMITS="${LIMITS:-0}"
+GOAL_LOCAL_LIMITS=0.95  # LIMITS=1: in-process limits req/s >= this x no limits
+GOAL_REDIS_LIMITS=0.75  # LIMITS=1: Redis limits req/s >= this x no limits
 DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-2}"
 WRK_THREADS=2
@@ -54,6 +63,7 @@ fi
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/billing-load.XXXXXX")"
 BILLING_PID=""
 NGINX_PID=""
+REDIS_STARTED=""
 PG_DATABASES=()
 
 stop() {  # pid: TERM, then KILL after 10 s
@@ -72,6 +82,7 @@ cleanup() {
   trap - EXIT INT TERM
   [[ -n "$BILLING_PID" ]] && stop "$BILLING_PID"
   [[ -n "$NGINX_PID" ]] && stop "$NGINX_PID"
+  [[ -n "$REDIS_STARTED" ]] && redis-cli -s "$TMP/redis.sock" shutdown nosave >/dev/null 2>&1
   if [[ "${KEEP_TMP:-0}" == 1 ]]; then
     say "kept $TMP"
     ((${#PG_DATABASES[@]} == 0)) || say "kept the PostgreSQL databases ${PG_DATABASES[*]}"
@@ -151,10 +162,34 @@ else
   DESC[new]="working tree on $(describe HEAD)"
   [[ -n "$(git -C "$REPO" status --porcelain)" ]] && DESC[new]+=" + uncommitted changes"
 fi
-build_revision "$BASELINE_REV"
-BIN[baseline]="$REV_BIN" PLANS[baseline]="$REV_PLANS"
-DESC[baseline]="$BASELINE_REV = $(describe "$(commit_of "$BASELINE_REV")")"
-prune_revisions
+# LIMITS=1: four targets of new's binary, told apart by their environment.
+declare -A EXTRA_ENV
+if [[ "$LIMITS" == 1 ]]; then
+  command -v redis-server >/dev/null || die "redis-server is not installed"
+  TARGETS=(unlimited local redis metrics)
+  python3 - "${PLANS[new]}" "$TMP/plans-unlimited.json" <<'PY' || die "could not write the bench catalog"
+import json, sys
+catalog = json.load(open(sys.argv[1]))
+for plan in catalog["plans"]:
+    plan["rate_limit_per_minute"] = 60000000
+json.dump(catalog, open(sys.argv[2], "w"))
+PY
+  for target in "${TARGETS[@]}"; do
+    BIN[$target]="${BIN[new]}" PLANS[$target]="$TMP/plans-unlimited.json" DESC[$target]="${DESC[new]}"
+  done
+  EXTRA_ENV[unlimited]="RATE_LIMITS=off"
+  EXTRA_ENV[redis]="REDIS_URL=unix://$TMP/redis.sock"
+  redis-server --daemonize yes --port 0 --unixsocket "$TMP/redis.sock" --unixsocketperm 700 \
+    --dir "$TMP" --save '' --appendonly no --pidfile "$TMP/redis.pid" --logfile "$TMP/redis.log" ||
+    die "redis-server did not start"
+  REDIS_STARTED=1
+else
+  TARGETS=(baseline new)
+  build_revision "$BASELINE_REV"
+  BIN[baseline]="$REV_BIN" PLANS[baseline]="$REV_PLANS"
+  DESC[baseline]="$BASELINE_REV = $(describe "$(commit_of "$BASELINE_REV")")"
+  prune_revisions
+fi
 
 # --- billing ----------------------------------------------------------------------------------
 random_hex() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
@@ -170,7 +205,11 @@ pg_url_for() {  # database name -> BENCH_DATABASE_URL naming that database inste
   if [[ "$rest" == */* ]]; then url="${url%"${rest#*/}"}"; else url="$url/"; fi
   echo "$url$1$query"
 }
-for target in baseline new; do
+for target in "${TARGETS[@]}"; do
+  if [[ "$LIMITS" == 1 && "$target" != "${TARGETS[0]}" ]]; then
+    DB_URL[$target]="${DB_URL[${TARGETS[0]}]}"  # one binary: one database, seeded once
+    continue
+  fi
   if [[ -n "${BENCH_DATABASE_URL:-}" ]]; then
     db="billing_bench_${target}_$$_$RANDOM"
     psql "$BENCH_DATABASE_URL" -qAt -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db" >/dev/null ||
@@ -182,6 +221,7 @@ for target in baseline new; do
     DB_URL[$target]="sqlite:///$TMP/db-$target/billing.db"
   fi
 done
+[[ "$LIMITS" == 1 ]] && DB_URL[new]="${DB_URL[${TARGETS[0]}]}"  # for `mint new`
 
 # billing runs with only the variables it needs, so that a PORT, HOST, STRIPE_* or PLANS_CONFIG
 # in the caller's environment cannot change what is measured. LOG_LEVEL is the default (info), as
@@ -196,6 +236,8 @@ billing_env() {  # target
     DATABASE_POOL_SIZE="${BENCH_DATABASE_POOL_SIZE:-4}"
     PLANS_CONFIG="${PLANS[$1]}"
   )
+  [[ -n "${EXTRA_ENV[$1]:-}" ]] && BILLING_ENV+=("${EXTRA_ENV[$1]}")
+  return 0
 }
 mint() {  # target role entity -> a token made by that target's binary
   billing_env "$1"
@@ -274,10 +316,17 @@ seed() {  # target
   stop_billing
 }
 
-for target in baseline new; do
-  say "seeding $target"
-  seed "$target"
-done
+if [[ "$LIMITS" == 1 ]]; then
+  say "seeding (one database for every target)"
+  seed "${TARGETS[0]}"
+  cp "$TMP/body-${TARGETS[0]}.json" "$TMP/body-new.json"
+  cp "$TMP/body-new.json" "$TMP/body-baseline.json"
+else
+  for target in baseline new; do
+    say "seeding $target"
+    seed "$target"
+  done
+fi
 BODY_BYTES="$(wc -c <"$TMP/body-new.json")"
 say "GET /billing/plan body: $BODY_BYTES bytes"
 # The two bodies differ in the plan's generated id and its timestamps; anything else differing
@@ -421,12 +470,30 @@ run_wrk() {  # name url pid token [stderr file]
   RUN_ERRORS+=("${errors:-none}")
 }
 
+# LIMITS=1, target metrics: GET /metrics ten times a second while wrk runs; each scrape's time in
+# seconds goes to the file.
+scrape_metrics() {  # url file
+  while :; do
+    curl --noproxy '*' -sS -o /dev/null -w '%{time_total}\n' "$1/metrics" >>"$2" 2>/dev/null || true
+    sleep 0.1
+  done
+}
+
 run_billing() {  # target: starts it, checks it answers, loads it, stops it
-  local target="$1" n=$((${#RUN_NAME[@]} + 1)) token
+  local target="$1" n=$((${#RUN_NAME[@]} + 1)) token scraper=""
   start_billing "$target" "run$n"
   token="$(mint "$target" hospital "$HOSPITAL")"  # minted per run: no expiry however long the bench
   call GET /billing/plan "$token" >/dev/null
+  if [[ "$target" == metrics ]]; then
+    curl --noproxy '*' -sS -o "$TMP/metrics.txt" "$BILLING_URL/metrics" || die "GET /metrics failed"
+    scrape_metrics "$BILLING_URL" "$TMP/scrapes-run$n.txt" &
+    scraper=$!
+  fi
   run_wrk "$target" "$BILLING_URL" "$BILLING_PID" "$token" "$TMP/$target-run$n.stderr"
+  if [[ -n "$scraper" ]]; then
+    kill "$scraper" 2>/dev/null || true
+    wait "$scraper" 2>/dev/null || true
+  fi
   stop_billing
 }
 
@@ -434,13 +501,10 @@ LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 for ((round = 1; round <= ROUNDS; round++)); do
   token="$(mint new hospital "$HOSPITAL")"
   run_wrk nginx "$NGINX_URL" "$NGINX_PID" "$token"
-  if ((round % 2)); then
-    run_billing baseline
-    run_billing new
-  else
-    run_billing new
-    run_billing baseline
-  fi
+  # Each round starts with the next target, so that a drift of the machine favours none.
+  for ((k = 0; k < ${#TARGETS[@]}; k++)); do
+    run_billing "${TARGETS[$(((k + round - 1) % ${#TARGETS[@]}))]}"
+  done
 done
 
 # --- report -----------------------------------------------------------------------------------
@@ -453,6 +517,69 @@ best() {  # name -> index of that target's run with the highest req/s
   echo "$bi"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+verdict() { if [[ "$1" == 1 ]]; then echo PASS; else echo FAIL; fi; }
+print_runs() {
+  printf '%-4s %-9s %12s %10s %6s %8s  %s\n' run target 'requests/s' 'p99 (ms)' cpu stderr errors
+  for i in "${!RUN_NAME[@]}"; do
+    printf '%-4s %-9s %12s %10s %6s %8s  %s\n' "$((i + 1))" "${RUN_NAME[$i]}" "${RUN_RPS[$i]}" \
+      "${RUN_P99[$i]}" "${RUN_CPU[$i]}" "${RUN_LOG[$i]}" "${RUN_ERRORS[$i]}"
+  done
+  echo
+  echo "Best run of each target (the run with the highest requests/s, with that run's p99):"
+  printf '%-9s %12s %10s %5s\n' target 'requests/s' 'p99 (ms)' run
+  for target in nginx "${TARGETS[@]}"; do
+    i="$(best "$target")"
+    printf '%-9s %12s %10s %5s\n' "$target" "${RUN_RPS[$i]}" "${RUN_P99[$i]}" "$((i + 1))"
+  done
+  echo
+}
+setup_errors() {  # prints the runs with errors and the builds' warnings; status 1 if a run had errors
+  local status=0 i target warnings
+  for i in "${!RUN_ERRORS[@]}"; do
+    if [[ "${RUN_ERRORS[$i]}" != none ]]; then
+      echo "SETUP ERROR: run $((i + 1)) (${RUN_NAME[$i]}) had ${RUN_ERRORS[$i]}: the figures are not valid"
+      status=1
+    fi
+  done
+  for target in "${TARGETS[@]}"; do  # warnings and errors only (not the info lines, not access logs)
+    warnings="$(cat "$TMP/$target"-*.stderr 2>/dev/null |
+      grep -E '\[(warning|error|critical)\]|"level" *: *"(warn|warning|error|critical)"' | tail -n 10 || true)"
+    if [[ -n "$warnings" ]]; then
+      echo "$target logged (warnings and errors, last 10):"
+      echo "$warnings"
+    fi
+  done
+  return "$status"
+}
+
+if [[ "$LIMITS" == 1 ]]; then
+  U="$(best unlimited)" L="$(best local)" R="$(best redis)" M="$(best metrics)"
+  LOCAL_VS_OFF="$(ratio "${RUN_RPS[$L]}" "${RUN_RPS[$U]}")"
+  REDIS_VS_OFF="$(ratio "${RUN_RPS[$R]}" "${RUN_RPS[$U]}")"
+  METRICS_VS_LOCAL="$(ratio "${RUN_RPS[$M]}" "${RUN_RPS[$L]}")"
+  SCRAPES="$(cat "$TMP"/scrapes-run*.txt 2>/dev/null | sort -n)"
+  echo
+  echo "GET /billing/plan ($BODY_BYTES-byte body), wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d${DURATION}s, $(nproc) cores, load average before the runs: $LOAD_BEFORE"
+  echo "build: ${DESC[new]}; limits 60,000,000 a minute (never reached)"
+  echo "unlimited: RATE_LIMITS=off; local: in-process buckets; redis: REDIS_URL, a local redis-server on a Unix socket; metrics: local, /metrics scraped every 0.1 s"
+  echo
+  print_runs
+  LOCAL_OK="$(awk -v r="$LOCAL_VS_OFF" -v g="$GOAL_LOCAL_LIMITS" 'BEGIN {print (r >= g) ? 1 : 0}')"
+  REDIS_OK="$(awk -v r="$REDIS_VS_OFF" -v g="$GOAL_REDIS_LIMITS" 'BEGIN {print (r >= g) ? 1 : 0}')"
+  printf '%-28s %-8s %s\n' "req/s local/unlimited" "$LOCAL_VS_OFF" "$(verdict "$LOCAL_OK") (goal >= $GOAL_LOCAL_LIMITS)"
+  printf '%-28s %-8s %s\n' "req/s redis/unlimited" "$REDIS_VS_OFF" "$(verdict "$REDIS_OK") (goal >= $GOAL_REDIS_LIMITS)"
+  printf '%-28s %-8s %s\n' "req/s metrics/local" "$METRICS_VS_LOCAL" "(information: 10 scrapes a second)"
+  if [[ -n "$SCRAPES" ]]; then
+    echo "$SCRAPES" | awk -v bytes="$(wc -c <"$TMP/metrics.txt")" '{t[NR] = $1 * 1000}
+      END {printf "%-28s %d scrapes of %d bytes under load: median %.2f ms, p99 %.2f ms, max %.2f ms\n",
+        "GET /metrics", NR, bytes, t[int((NR + 1) / 2)], t[int(NR * 0.99 + 0.999)], t[NR]}'
+  fi
+  status=0
+  setup_errors || status=1
+  ((status == 0)) && [[ "$LOCAL_OK" != 1 || "$REDIS_OK" != 1 ]] && status=3
+  exit "$status"
+fi
+
 N="$(best nginx)"
 B="$(best baseline)"
 X="$(best new)"
@@ -472,21 +599,7 @@ fi
 [[ -n "$BODY_NOTE" ]] && echo "$BODY_NOTE"
 echo "cpu = cores the server used during the run (user+system time / wall time); stderr = what billing wrote to it"
 echo
-printf '%-4s %-9s %12s %10s %6s %8s  %s\n' run target 'requests/s' 'p99 (ms)' cpu stderr errors
-for i in "${!RUN_NAME[@]}"; do
-  printf '%-4s %-9s %12s %10s %6s %8s  %s\n' "$((i + 1))" "${RUN_NAME[$i]}" "${RUN_RPS[$i]}" \
-    "${RUN_P99[$i]}" "${RUN_CPU[$i]}" "${RUN_LOG[$i]}" "${RUN_ERRORS[$i]}"
-done
-echo
-echo "Best run of each target (the run with the highest requests/s, with that run's p99):"
-printf '%-9s %12s %10s %5s\n' target 'requests/s' 'p99 (ms)' run
-for target in nginx baseline new; do
-  i="$(best "$target")"
-  printf '%-9s %12s %10s %5s\n' "$target" "${RUN_RPS[$i]}" "${RUN_P99[$i]}" "$((i + 1))"
-done
-echo
-
-verdict() { if [[ "$1" == 1 ]]; then echo PASS; else echo FAIL; fi; }
+print_runs
 RPS_OK="$(awk -v r="$NEW_VS_BASE" -v g="$GOAL_VS_BASELINE" 'BEGIN {print (r >= g) ? 1 : 0}')"
 P99_OK="$(awk -v x="${RUN_P99[$X]}" -v n="${RUN_P99[$N]}" 'BEGIN {print (x < n) ? 1 : 0}')"
 printf '%-24s %-22s %s\n' "req/s new/baseline" "$NEW_VS_BASE" "$(verdict "$RPS_OK") (goal >= $GOAL_VS_BASELINE)"
@@ -496,19 +609,6 @@ printf '%-24s %-22s %s\n' "req/s new/nginx" "$NEW_VS_NGINX" \
   "(information; the former goal was >= $INFO_VS_NGINX: $(verdict "$(awk -v r="$NEW_VS_NGINX" -v g="$INFO_VS_NGINX" 'BEGIN {print (r >= g) ? 1 : 0}')"))"
 
 status=0
-for i in "${!RUN_ERRORS[@]}"; do
-  if [[ "${RUN_ERRORS[$i]}" != none ]]; then
-    echo "SETUP ERROR: run $((i + 1)) (${RUN_NAME[$i]}) had ${RUN_ERRORS[$i]}: the figures are not valid"
-    status=1
-  fi
-done
-for target in baseline new; do  # warnings and errors only (not the info lines, not access logs)
-  warnings="$(cat "$TMP/$target"-*.stderr 2>/dev/null |
-    grep -E '\[(warning|error|critical)\]|"level" *: *"(warn|warning|error|critical)"' | tail -n 10 || true)"
-  if [[ -n "$warnings" ]]; then
-    echo "$target logged (warnings and errors, last 10):"
-    echo "$warnings"
-  fi
-done
+setup_errors || status=1
 ((status == 0)) && [[ "$RPS_OK" != 1 || "$P99_OK" != 1 ]] && status=3
 exit "$status"

@@ -9,7 +9,8 @@ packages=(
   libssl-dev libpq-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev libhiredis-dev
   libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  postgresql curl wrk nginx-light python3 python3-stripe python3-prometheus-client golang-go debootstrap
+  postgresql redis-server curl wrk nginx-light python3 python3-stripe python3-prometheus-client
+  golang-go debootstrap
 )
 
 missing=()

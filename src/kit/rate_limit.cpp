@@ -23,13 +23,6 @@ RateDecision take_token(Micros& full_at, Micros now, int limit, Micros period) {
   return d;
 }
 
-RateDecision LocalRateCounters::take(std::string_view key, int limit, Micros period) {
-  const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
-                       std::chrono::steady_clock::now().time_since_epoch())
-                       .count();
-  return take(key, limit, period, now);
-}
-
 RateDecision LocalRateCounters::take(std::string_view key, int limit, Micros period, Micros now) {
   Stripe& stripe = stripes_[std::hash<std::string_view>{}(key) % kStripes];
   std::lock_guard lock(stripe.mutex);

@@ -34,8 +34,8 @@ RateDecision take_token(Micros& full_at, Micros now, int limit, Micros period);
 // from its first request, whatever the old one had used.
 class LocalRateCounters {
  public:
-  RateDecision take(std::string_view key, int limit, Micros period);
-  RateDecision take(std::string_view key, int limit, Micros period, Micros now);  // for tests
+  // `now`: microseconds on std::chrono::steady_clock, never going back for a key.
+  RateDecision take(std::string_view key, int limit, Micros period, Micros now);
 
  private:
   struct Hash : std::hash<std::string_view> {

@@ -16,12 +16,7 @@ std::string whole_seconds(Micros micros) {
 
 PlanRateLimit::PlanRateLimit(Db& db, const Catalog& catalog, bool enabled,
                              SharedRateCounters* shared, RateLimitMetrics& metrics)
-    : db_(db),
-      catalog_(catalog),
-      enabled_(enabled),
-      shared_(shared),
-      metrics_(metrics),
-      max_age_(shared ? std::chrono::seconds(30) : std::chrono::steady_clock::duration::max()) {
+    : db_(db), catalog_(catalog), enabled_(enabled), shared_(shared), metrics_(metrics) {
   if (enabled_) db_.watch_plans(*this);
 }
 
@@ -34,7 +29,8 @@ std::optional<OwnerLimit> PlanRateLimit::cached(const LimitedOwner& owner) const
   std::lock_guard lock(s.mutex);
   const auto found = s.limits.find(owner.id);
   if (found == s.limits.end()) return std::nullopt;
-  if (std::chrono::steady_clock::now() - found->second.loaded > max_age_) return std::nullopt;
+  if (shared_ && std::chrono::steady_clock::now() - found->second.loaded > kMaxAgeShared)
+    return std::nullopt;
   return found->second.limit;
 }
 
@@ -79,8 +75,12 @@ std::optional<Response> PlanRateLimit::before(Call& call) {
   if (!call.rate) {
     // Not prepared: a response the server made itself (Pipeline::finish) counts nothing.
     if (!limit || limit->per_minute <= 0) return std::nullopt;
-    call.rate =
-        buckets_[static_cast<std::size_t>(owner->kind)].take(owner->id, limit->per_minute, kPeriod);
+    // The time the request came in stands for now: no clock read of its own.
+    const Micros now =
+        std::chrono::duration_cast<std::chrono::microseconds>(call.started.time_since_epoch())
+            .count();
+    call.rate = buckets_[static_cast<std::size_t>(owner->kind)].take(owner->id, limit->per_minute,
+                                                                     kPeriod, now);
   }
   if (call.rate->allowed) return std::nullopt;
   metrics_.rejected(call, limit ? limit->plan : std::nullopt, call.rate->limit);

@@ -80,8 +80,8 @@ class PlanRateLimit final : public PlanCommits, public SharedRateNews {
   SharedRateCounters* shared_;
   RateLimitMetrics& metrics_;
   // With a shared store, another replica's announcement can be lost (the store restarted): a
-  // limit is then read again after this long at the latest.
-  std::chrono::steady_clock::duration max_age_;
+  // limit is then read again after this long at the latest. Alone, every change is seen here.
+  static constexpr std::chrono::seconds kMaxAgeShared{30};
   mutable std::array<Stripes, 2> stripes_;  // by EntityKind
   std::array<LocalRateCounters, 2> buckets_;
 };

@@ -84,7 +84,8 @@ PlanOffer parse_offer(const json::value& v, const std::string& where) {
   };
   const auto max_agents = positive(o, where, "max_agents");
   const auto rate_limit = positive(o, where, "rate_limit_per_minute");
-  if (max_agents > 100000 || rate_limit > 1000000) bad(where, "limits are implausibly large");
+  // The rate limiter refills one request a microsecond at most (kit/rate_limit.hpp).
+  if (max_agents > 100000 || rate_limit > 60'000'000) bad(where, "limits are implausibly large");
   offer.max_agents = static_cast<int>(max_agents);
   offer.rate_limit_per_minute = static_cast<int>(rate_limit);
 

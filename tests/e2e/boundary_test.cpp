@@ -196,22 +196,8 @@ TEST_F(E2eRequestId, AMissingTooLongOrUnprintableIdIsReplacedByAFreshOne) {
 // The access-log lines of a server log: the JSON objects with a "method" (the other JSON lines
 // are the service's own log).
 std::vector<json::object> access_lines(const std::string& log) {
-  std::vector<json::object> lines;
-  std::size_t start = 0;
-  while (start < log.size()) {
-    auto end = log.find('\n', start);
-    if (end == std::string::npos) break;  // not complete yet
-    const std::string_view line(log.data() + start, end - start);
-    start = end + 1;
-    if (!line.starts_with('{')) continue;
-    boost::system::error_code ec;
-    auto value = json::parse(line, ec);
-    if (ec || !value.is_object()) {
-      ADD_FAILURE() << "an access-log line that is not a JSON object: " << line;
-      continue;
-    }
-    if (value.get_object().contains("method")) lines.push_back(std::move(value.get_object()));
-  }
+  auto lines = json_lines(log);
+  std::erase_if(lines, [](const json::object& line) { return !line.contains("method"); });
   return lines;
 }
 

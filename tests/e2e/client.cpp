@@ -501,6 +501,25 @@ HttpResponse HttpClient::post(std::string target, std::string body, Headers head
                .headers = std::move(headers)});
 }
 
+std::vector<boost::json::object> json_lines(std::string_view log) {
+  std::vector<boost::json::object> lines;
+  while (!log.empty()) {
+    const auto end = log.find('\n');
+    if (end == std::string_view::npos) break;  // not complete yet
+    const auto line = log.substr(0, end);
+    log.remove_prefix(end + 1);
+    if (!line.starts_with('{')) continue;
+    boost::system::error_code ec;
+    auto value = boost::json::parse(line, ec);
+    if (ec || !value.is_object()) {
+      ADD_FAILURE() << "a log line that is not a JSON object: " << line;
+      continue;
+    }
+    lines.push_back(std::move(value.get_object()));
+  }
+  return lines;
+}
+
 bool eventually(const std::function<bool()>& condition, Milliseconds timeout, Milliseconds step) {
   const auto deadline = Steady::now() + timeout;
   for (;;) {

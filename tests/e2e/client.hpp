@@ -17,6 +17,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 #include "core/db.hpp"
@@ -189,6 +190,10 @@ class HttpClient {
   std::unique_ptr<Connection> connection_;
   std::size_t opened_ = 0;
 };
+
+// The complete lines of a log that are JSON objects. Lines that do not start with '{' (stdout's)
+// are skipped; one that does but is no JSON object is a test failure.
+std::vector<boost::json::object> json_lines(std::string_view log);
 
 // Polls `condition` until it holds (true) or `timeout` passes (false).
 bool eventually(const std::function<bool()>& condition, Milliseconds timeout,

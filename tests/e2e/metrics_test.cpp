@@ -99,23 +99,6 @@ Headers with_csrf(const std::string& token, const std::string& csrf) {
   return headers;
 }
 
-// The JSON lines of a log, each checked to be a JSON object.
-std::vector<json::object> json_lines(const std::string& log) {
-  std::vector<json::object> lines;
-  std::istringstream in(log);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.starts_with('{')) continue;  // stdout's "billing listening on ..."
-    boost::system::error_code ec;
-    auto value = json::parse(line, ec);
-    if (ec || !value.is_object()) {
-      ADD_FAILURE() << "a log line that is not a JSON object: " << line;
-      continue;
-    }
-    lines.push_back(std::move(value.get_object()));
-  }
-  return lines;
-}
-
 // The service's own line (not the access log's) with this message and request id.
 const json::object* log_line(const std::vector<json::object>& lines, std::string_view message,
                              std::string_view request_id) {

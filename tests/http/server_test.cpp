@@ -364,17 +364,7 @@ TEST_F(HttpServer, TheAccessLogNamesTheRoutePatternAndSeesTheServersOwnAnswers) 
       413);
   std::vector<json::object> lines;
   const auto read_lines = [&] {
-    lines.clear();
-    std::istringstream in(server().access_log());
-    for (std::string line; std::getline(in, line);) {
-      boost::system::error_code ec;
-      auto value = json::parse(line, ec);
-      if (ec || !value.is_object()) {
-        ADD_FAILURE() << "not a JSON object: " << line;
-        continue;
-      }
-      lines.push_back(std::move(value.get_object()));
-    }
+    lines = e2e::json_lines(server().access_log());
     return lines.size() >= 3;
   };
   ASSERT_TRUE(e2e::eventually(read_lines, 3s)) << server().access_log();

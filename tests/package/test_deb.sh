@@ -31,7 +31,9 @@ ninja -C "$build" billing >/dev/null
 rm -f "$build"/billing_*_amd64.deb
 (cd "$build" && cpack -G DEB >/dev/null)
 debs=("$build"/billing_*_amd64.deb)
-[ ${#debs[@]} -eq 1 ] && [ -f "${debs[0]}" ] || fail "cpack made no billing_<version>_amd64.deb"
+if [ ${#debs[@]} -ne 1 ] || [ ! -f "${debs[0]}" ]; then
+  fail "cpack made no billing_<version>_amd64.deb"
+fi
 deb=${debs[0]}
 say "built $(basename "$deb")"
 
