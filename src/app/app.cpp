@@ -1,7 +1,7 @@
 #include "app/app.hpp"
 
-#include "auth/routes.hpp"
 #include "app/process_metrics.hpp"
+#include "auth/routes.hpp"
 #include "health/routes.hpp"
 #include "http/metrics_route.hpp"
 #include "payments/routes.hpp"

@@ -197,13 +197,15 @@ void RedisRateCounters::start(SharedRateNews& news) {
     reachable_ = true;
     spdlog::info("rate limits: counting in Redis at {}", where());
   } catch (const std::exception& error) {
-    spdlog::warn(
-        "rate limits: Redis at {} unreachable ({}), counting in this process until it "
-        "answers again",
-        where(), error.what());
+    say_unreachable(error);
   }
   news.shared_counters_reachable(reachable_);
   thread_ = std::thread([this, first = std::move(connection)]() mutable { run(std::move(first)); });
+}
+
+void RedisRateCounters::say_unreachable(const std::exception& error) const {
+  spdlog::warn("rate limits: Redis at {} unreachable ({}), counting in this process meanwhile",
+               where(), error.what());
 }
 
 std::string_view RedisRateCounters::where() const {
@@ -266,10 +268,7 @@ void RedisRateCounters::run(std::unique_ptr<Connection> connection) {
     next_attempt = std::chrono::steady_clock::now() + kRetryEvery;
     if (said_down) return;
     said_down = true;
-    spdlog::warn(
-        "rate limits: Redis at {} unreachable ({}), counting in this process until it "
-        "answers again",
-        where(), error.what());
+    say_unreachable(error);
     news_->shared_counters_reachable(false);
   };
   for (;;) {

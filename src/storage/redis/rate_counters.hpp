@@ -7,6 +7,7 @@
 // thread says so once (SharedRateNews), answers nothing until it is back (the limiter counts
 // locally meanwhile), and tries again every second.
 #include <atomic>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -57,6 +58,7 @@ class RedisRateCounters final : public SharedRateCounters {
   void enqueue(Request request);
   void run(std::unique_ptr<Connection> connection);  // the thread
   std::string_view where() const;
+  void say_unreachable(const std::exception& error) const;  // once per outage
 
   const RedisAddress address_;
   SharedRateNews* news_ = nullptr;
