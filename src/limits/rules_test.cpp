@@ -18,15 +18,20 @@ Plan plan_of(EntityKind kind, PlanType type, PlanStatus status) {
 }
 
 TEST(RateLimitRules, EachOwnerCountsForItselfAndAssistantsForTheirHospital) {
-  EXPECT_FALSE(limited_owner({"u", Role::admin, "", ""}));
-  const auto hospital = limited_owner({"u", Role::hospital, "h1", ""});
+  // The owner's id points into the identity: each lives as long as its check.
+  const Identity admin{"u", Role::admin, "", ""}, hospital_user{"u", Role::hospital, "h1", ""},
+      individual_user{"u", Role::individual, "i1", ""},
+      assistant_user{"u", Role::assistant, "a1", "h1"};
+  EXPECT_FALSE(limited_owner(admin));
+  const auto hospital = limited_owner(hospital_user);
   ASSERT_TRUE(hospital);
   EXPECT_EQ(hospital->kind, EntityKind::hospital);
   EXPECT_EQ(hospital->id, "h1");
-  const auto individual = limited_owner({"u", Role::individual, "i1", ""});
+  const auto individual = limited_owner(individual_user);
   ASSERT_TRUE(individual);
   EXPECT_EQ(individual->kind, EntityKind::individual);
-  const auto assistant = limited_owner({"u", Role::assistant, "a1", "h1"});
+  EXPECT_EQ(individual->id, "i1");
+  const auto assistant = limited_owner(assistant_user);
   ASSERT_TRUE(assistant);
   EXPECT_EQ(assistant->kind, EntityKind::hospital);
   EXPECT_EQ(assistant->id, "h1");
