@@ -70,7 +70,8 @@ class App {
   Authenticate authenticate_;
   AuthorizeRole authorize_role_;
   VerifyCsrf verify_csrf_;
-  std::unique_ptr<RedisRateCounters> redis_;  // with REDIS_URL; stopped first (it calls rate_limit_)
+  std::unique_ptr<RedisRateCounters>
+      redis_;  // with REDIS_URL; stopped first (it calls rate_limit_)
   PlanRateLimit rate_limit_;
   Enrollment enrollment_;
   Middleware middleware_;

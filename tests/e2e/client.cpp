@@ -572,6 +572,43 @@ std::string sign_token(const Identity& identity, std::chrono::seconds lifetime) 
   return codec.sign(identity, clock.now() + lifetime);
 }
 
+std::string stripe_event(std::string_view type, boost::json::object object) {
+  return boost::json::serialize(boost::json::object{{"id", unique_id("evt")},
+                                                    {"object", "event"},
+                                                    {"type", type},
+                                                    {"created", unix_now()},
+                                                    {"data", {{"object", std::move(object)}}}});
+}
+
+std::string stripe_checkout_completed(const std::string& hospital, const std::string& customer,
+                                      const std::string& subscription) {
+  return stripe_event("checkout.session.completed", {{"id", unique_id("cs")},
+                                                     {"payment_status", "paid"},
+                                                     {"customer", customer},
+                                                     {"subscription", subscription},
+                                                     {"metadata",
+                                                      {{"role", "hospital"},
+                                                       {"role_entity_id", hospital},
+                                                       {"plan", "pro"},
+                                                       {"cycle", "monthly"}}}});
+}
+
+std::string stripe_signature(const std::string& payload, std::string_view secret, std::int64_t t) {
+  TempDir dir;
+  const auto file = dir.path() + "/payload";
+  std::ofstream(file, std::ios::binary) << payload;
+  const auto out = file + ".out";
+  const int code =
+      run_command({"/usr/bin/python3", BILLING_SOURCE_DIR "/tests/payments/stripe_signer.py",
+                   "sign", std::string(secret), file, std::to_string(t)},
+                  out);
+  std::ifstream in(out);
+  std::string header;
+  std::getline(in, header);
+  if (code != 0) throw std::runtime_error("the Stripe signer failed: " + header);
+  return header;
+}
+
 std::string sign_claims(const boost::json::value& claims) {
   TokenParts parts;
   parts.claims = claims.as_object();

@@ -268,6 +268,15 @@ std::string fetch_csrf_token(HttpClient& client, const std::string& token);
 std::string forge_csrf_token(std::string_view subject, TimePoint issued_at,
                              std::string_view secret = kCsrfSecret);
 
+// Stripe webhooks as Stripe sends them: an event of `type` about `object`, with an id of its own
+// and `created` now; and the Stripe-Signature header Stripe's own library (Debian's
+// python3-stripe, tests/payments/stripe_signer.py) makes for a payload at `t`.
+std::string stripe_event(std::string_view type, boost::json::object object);
+std::string stripe_signature(const std::string& payload, std::string_view secret, std::int64_t t);
+// checkout.session.completed, paid, for a hospital's monthly pro plan.
+std::string stripe_checkout_completed(const std::string& hospital, const std::string& customer,
+                                      const std::string& subscription);
+
 // ---------------------------------------------------------------------------------------------
 // Storage the API does not show: plan_update_history, read straight from the database.
 

@@ -27,7 +27,6 @@ namespace {
 namespace json = boost::json;
 
 constexpr std::string_view kSecret = "whsec_e2e_replicas_0123456789";
-const std::string kSigner = BILLING_SOURCE_DIR "/tests/payments/stripe_signer.py";
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path);
@@ -120,16 +119,7 @@ class E2eReplicas : public ::testing::TestWithParam<std::string> {
     return most;
   }
   std::string signed_header(const std::string& payload) {
-    const auto file = first->directory() + "/payload-" + unique_id("p");
-    std::ofstream(file, std::ios::binary) << payload;
-    const int code = run_command({"/usr/bin/python3", kSigner, "sign", std::string(kSecret), file,
-                                  std::to_string(unix_now())},
-                                 file + ".out");
-    EXPECT_EQ(code, 0);
-    std::ifstream in(file + ".out");
-    std::string header;
-    std::getline(in, header);
-    return header;
+    return stripe_signature(payload, kSecret, unix_now());
   }
 };
 
@@ -147,27 +137,12 @@ TEST_P(E2eReplicas, ShareOneRateLimitAndOnePlan) {
 
 TEST_P(E2eReplicas, AWebhookEventDeliveredToBothAtOnceIsAppliedOnce) {
   const auto customer = unique_id("cus"), subscription = unique_id("sub");
-  const auto event = [&](std::string_view type, json::object object) {
-    return json::serialize(json::object{{"id", unique_id("evt")},
-                                        {"object", "event"},
-                                        {"type", type},
-                                        {"created", unix_now()},
-                                        {"data", {{"object", std::move(object)}}}});
-  };
-  const auto checkout = event("checkout.session.completed", {{"id", unique_id("cs")},
-                                                             {"payment_status", "paid"},
-                                                             {"customer", customer},
-                                                             {"subscription", subscription},
-                                                             {"metadata",
-                                                              {{"role", "hospital"},
-                                                               {"role_entity_id", hospital},
-                                                               {"plan", "pro"},
-                                                               {"cycle", "monthly"}}}});
-  const auto paid = event("invoice.payment_succeeded", {{"id", unique_id("in")},
-                                                        {"customer", customer},
-                                                        {"subscription", subscription},
-                                                        {"amount_paid", 99900},
-                                                        {"currency", "usd"}});
+  const auto checkout = stripe_checkout_completed(hospital, customer, subscription);
+  const auto paid = stripe_event("invoice.payment_succeeded", {{"id", unique_id("in")},
+                                                               {"customer", customer},
+                                                               {"subscription", subscription},
+                                                               {"amount_paid", 99900},
+                                                               {"currency", "usd"}});
   constexpr int kCopies = 8;  // each replica gets four, all let go together
   for (const auto& payload : {checkout, paid}) {
     const auto signature = signed_header(payload);

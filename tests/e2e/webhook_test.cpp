@@ -24,35 +24,21 @@ namespace {
 namespace json = boost::json;
 
 constexpr std::string_view kSecret = "whsec_e2e_webhooks_0123456789";
-const std::string kSigner = BILLING_SOURCE_DIR "/tests/payments/stripe_signer.py";
 
 class E2eWebhooks : public ::testing::TestWithParam<std::string> {
  protected:
   std::unique_ptr<BillingServer> server =
       BillingServer::for_backend(GetParam(), {{"STRIPE_WEBHOOK_SECRET", std::string(kSecret)}});
   HttpClient client{server->port()};
-  TempDir dir;
   const std::string hospital = unique_id("hosp");
   const std::string customer = unique_id("cus");
   const std::string subscription = unique_id("sub");
 
   std::string event(std::string_view type, json::object object) const {
-    return json::serialize(json::object{{"id", unique_id("evt")},
-                                        {"object", "event"},
-                                        {"type", type},
-                                        {"created", unix_now()},
-                                        {"data", {{"object", std::move(object)}}}});
+    return stripe_event(type, std::move(object));
   }
   std::string checkout_completed() const {
-    return event("checkout.session.completed", {{"id", unique_id("cs")},
-                                                {"payment_status", "paid"},
-                                                {"customer", customer},
-                                                {"subscription", subscription},
-                                                {"metadata",
-                                                 {{"role", "hospital"},
-                                                  {"role_entity_id", hospital},
-                                                  {"plan", "pro"},
-                                                  {"cycle", "monthly"}}}});
+    return stripe_checkout_completed(hospital, customer, subscription);
   }
   std::string invoice_paid() const {
     return event("invoice.payment_succeeded",
@@ -65,19 +51,9 @@ class E2eWebhooks : public ::testing::TestWithParam<std::string> {
                    {{"metadata", {{"role", "hospital"}, {"role_entity_id", hospital}}}}}});
   }
 
-  // The Stripe-Signature header Stripe's library makes for `payload` at `t`.
-  std::string stripe_signature(const std::string& payload, std::int64_t t,
-                               std::string_view secret = kSecret) {
-    const auto file = dir.path() + "/payload" + std::to_string(files_++);
-    std::ofstream(file, std::ios::binary) << payload;
-    const auto log = file + ".out";
-    const int code = run_command(
-        {"/usr/bin/python3", kSigner, "sign", std::string(secret), file, std::to_string(t)}, log);
-    std::ifstream in(log);
-    std::string header;
-    std::getline(in, header);
-    EXPECT_EQ(code, 0) << header;
-    return header;
+  std::string signature(const std::string& payload, std::int64_t t,
+                        std::string_view secret = kSecret) {
+    return stripe_signature(payload, secret, t);
   }
 
   HttpResponse deliver(const std::string& payload, const std::string& signature) {
@@ -92,14 +68,11 @@ class E2eWebhooks : public ::testing::TestWithParam<std::string> {
       return tx.get<PlanRepo>().find_plan({EntityKind::hospital, hospital});
     }));
   }
-
- private:
-  int files_ = 0;
 };
 
 TEST_P(E2eWebhooks, AppliesAnEventStripeSigned) {
   const auto payload = checkout_completed();
-  const auto response = deliver(payload, stripe_signature(payload, unix_now()));
+  const auto response = deliver(payload, signature(payload, unix_now()));
   ASSERT_EQ(response.status, 200) << response.body;
   const auto p = plan();
   ASSERT_TRUE(p);
@@ -112,13 +85,13 @@ TEST_P(E2eWebhooks, AppliesAnEventStripeSigned) {
 TEST_P(E2eWebhooks, RefusesWhatStripeDidNotSign) {
   const auto payload = checkout_completed();
   const auto now = unix_now();
-  const auto good = stripe_signature(payload, now);
+  const auto good = signature(payload, now);
   std::string tampered = payload;
   tampered.replace(tampered.find("pro"), 3, "zzz");
   const std::vector<std::pair<std::string, HttpResponse>> refusals{
       {"tampered body", deliver(tampered, good)},
-      {"wrong secret", deliver(payload, stripe_signature(payload, now, "whsec_other"))},
-      {"old timestamp", deliver(payload, stripe_signature(payload, now - 301))},
+      {"wrong secret", deliver(payload, signature(payload, now, "whsec_other"))},
+      {"old timestamp", deliver(payload, signature(payload, now - 301))},
       {"missing header", deliver(payload, "")},
       {"garbage header", deliver(payload, "t=abc,v1=zz")},
   };
@@ -139,12 +112,12 @@ TEST_P(E2eWebhooks, RefusesWhatStripeDidNotSign) {
 
 TEST_P(E2eWebhooks, AnswersBadPayloadsAndOtherTypesClearly) {
   const std::string not_json = "{\"id\": ";
-  auto response = deliver(not_json, stripe_signature(not_json, unix_now()));
+  auto response = deliver(not_json, signature(not_json, unix_now()));
   EXPECT_EQ(response.status, 400);
   EXPECT_EQ(response.detail_text(), "Invalid webhook payload");
 
   const auto other = event("customer.created", {{"id", "cus_x"}});
-  response = deliver(other, stripe_signature(other, unix_now()));
+  response = deliver(other, signature(other, unix_now()));
   EXPECT_EQ(response.status, 200);
   EXPECT_EQ(response.json().at("result").as_string(), "ignored");
 
@@ -155,7 +128,7 @@ TEST_P(E2eWebhooks, AnswersBadPayloadsAndOtherTypesClearly) {
 
 TEST_P(E2eWebhooks, FiftyCopiesAtOnceAreAppliedOnce) {
   const auto checkout = checkout_completed();
-  ASSERT_EQ(deliver(checkout, stripe_signature(checkout, unix_now())).status, 200);
+  ASSERT_EQ(deliver(checkout, signature(checkout, unix_now())).status, 200);
   const auto paid = invoice_paid();
   const auto signature = WebhookSignature(kSecret).sign(paid, SystemClock().now());
   std::vector<int> statuses(50);
@@ -186,7 +159,7 @@ TEST_P(E2eWebhooks, FiftyCopiesAtOnceAreAppliedOnce) {
 // exactly once, and nothing is half-written (a payment without its audit row, say).
 TEST_P(E2eWebhooks, KilledMidBatchThenRedeliveredAppliesEachOnce) {
   const auto checkout = checkout_completed();
-  ASSERT_EQ(deliver(checkout, stripe_signature(checkout, unix_now())).status, 200);
+  ASSERT_EQ(deliver(checkout, signature(checkout, unix_now())).status, 200);
   std::vector<std::string> events(600);
   for (auto& e : events) e = invoice_paid();
   const WebhookSignature signer(kSecret);
