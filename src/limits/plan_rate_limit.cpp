@@ -24,13 +24,12 @@ PlanRateLimit::Stripe& PlanRateLimit::stripe(EntityKind kind, std::string_view i
   return stripes_[static_cast<std::size_t>(kind)][std::hash<std::string_view>{}(id) % kStripes];
 }
 
-std::optional<OwnerLimit> PlanRateLimit::cached(const LimitedOwner& owner) const {
+std::optional<OwnerLimit> PlanRateLimit::cached(const LimitedOwner& owner,
+                                                std::chrono::steady_clock::time_point now) const {
   Stripe& s = stripe(owner.kind, owner.id);
   std::lock_guard lock(s.mutex);
   const auto found = s.limits.find(owner.id);
-  if (found == s.limits.end()) return std::nullopt;
-  if (shared_ && std::chrono::steady_clock::now() - found->second.loaded > kMaxAgeShared)
-    return std::nullopt;
+  if (found == s.limits.end() || now - found->second.loaded > kMaxAge) return std::nullopt;
   return found->second.limit;
 }
 
@@ -55,32 +54,39 @@ bool PlanRateLimit::ready(const Call& call) const {
   const auto owner = limited_owner(*call.identity);
   if (!owner) return true;
   if (shared_ && shared_->reachable()) return false;
-  return cached(*owner).has_value();
+  return cached(*owner, call.started).has_value();
 }
 
 boost::asio::awaitable<void> PlanRateLimit::prepare(Call& call) {
   const auto owner = *limited_owner(*call.identity);
-  auto limit = cached(owner);
+  auto limit = cached(owner, call.started);
   if (!limit) limit = co_await load(owner);
-  if (limit->per_minute > 0 && shared_ && shared_->reachable())
+  if (limit->per_minute <= 0) co_return;
+  if (shared_ && shared_->reachable())
     call.rate =
         co_await shared_->take(owner.kind, std::string(owner.id), limit->per_minute, kPeriod);
+  // Counted here, with the limit just read: the cache may have dropped it again meanwhile (a
+  // plan of the same stripe committed), and the call must not pass uncounted.
+  if (!call.rate) call.rate = take_locally(owner, limit->per_minute, call.started);
+}
+
+RateDecision PlanRateLimit::take_locally(const LimitedOwner& owner, int per_minute,
+                                         std::chrono::steady_clock::time_point now) {
+  // The time the request came in stands for now: no clock read of its own.
+  const Micros micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+  return buckets_[static_cast<std::size_t>(owner.kind)].take(owner.id, per_minute, kPeriod, micros);
 }
 
 std::optional<Response> PlanRateLimit::before(Call& call) {
   if (!enabled_ || !call.identity) return std::nullopt;
   const auto owner = limited_owner(*call.identity);
   if (!owner) return std::nullopt;
-  const auto limit = cached(*owner);
+  const auto limit = cached(*owner, call.started);
   if (!call.rate) {
     // Not prepared: a response the server made itself (Pipeline::finish) counts nothing.
     if (!limit || limit->per_minute <= 0) return std::nullopt;
-    // The time the request came in stands for now: no clock read of its own.
-    const Micros now =
-        std::chrono::duration_cast<std::chrono::microseconds>(call.started.time_since_epoch())
-            .count();
-    call.rate = buckets_[static_cast<std::size_t>(owner->kind)].take(owner->id, limit->per_minute,
-                                                                     kPeriod, now);
+    call.rate = take_locally(*owner, limit->per_minute, call.started);
   }
   if (call.rate->allowed) return std::nullopt;
   metrics_.rejected(call, limit ? limit->plan : std::nullopt, call.rate->limit);
@@ -121,6 +127,10 @@ void PlanRateLimit::plans_committed(std::span<const EntityRef> owners) noexcept 
 
 void PlanRateLimit::plan_changed_elsewhere(const EntityRef& owner) {
   drop(owner);
+}
+
+void PlanRateLimit::plans_may_have_changed_elsewhere() {
+  drop_all();
 }
 
 void PlanRateLimit::shared_counters_reachable(bool reachable) {

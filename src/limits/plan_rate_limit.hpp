@@ -46,6 +46,7 @@ class PlanRateLimit final : public PlanCommits, public SharedRateNews {
 
   void plans_committed(std::span<const EntityRef> owners) noexcept override;
   void plan_changed_elsewhere(const EntityRef& owner) override;
+  void plans_may_have_changed_elsewhere() override;
   void shared_counters_reachable(bool reachable) override;
 
   static constexpr Micros kPeriod = 60'000'000;  // a minute
@@ -69,7 +70,10 @@ class PlanRateLimit final : public PlanCommits, public SharedRateNews {
   using Stripes = std::array<Stripe, kStripes>;
 
   Stripe& stripe(EntityKind kind, std::string_view id) const;
-  std::optional<OwnerLimit> cached(const LimitedOwner& owner) const;
+  std::optional<OwnerLimit> cached(const LimitedOwner& owner,
+                                   std::chrono::steady_clock::time_point now) const;
+  RateDecision take_locally(const LimitedOwner& owner, int per_minute,
+                            std::chrono::steady_clock::time_point now);
   boost::asio::awaitable<OwnerLimit> load(LimitedOwner owner);
   void drop(const EntityRef& owner);
   void drop_all();
@@ -79,9 +83,10 @@ class PlanRateLimit final : public PlanCommits, public SharedRateNews {
   const bool enabled_;
   SharedRateCounters* shared_;
   RateLimitMetrics& metrics_;
-  // With a shared store, another replica's announcement can be lost (the store restarted): a
-  // limit is then read again after this long at the latest. Alone, every change is seen here.
-  static constexpr std::chrono::seconds kMaxAgeShared{30};
+  // A change this process cannot hear of (another replica's while the shared store was away, or
+  // one without a shared store at all; a commit whose outcome was lost) applies after this long
+  // at the latest.
+  static constexpr std::chrono::seconds kMaxAge{30};
   mutable std::array<Stripes, 2> stripes_;  // by EntityKind
   std::array<LocalRateCounters, 2> buckets_;
 };

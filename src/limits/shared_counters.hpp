@@ -31,6 +31,8 @@ class SharedRateNews {
  public:
   virtual ~SharedRateNews() = default;
   virtual void plan_changed_elsewhere(const EntityRef& owner) = 0;
+  // Announcements may have been lost (this or another replica lost the store for a while).
+  virtual void plans_may_have_changed_elsewhere() = 0;
   // The store went away (false) or came back (true): announcements may have been missed.
   virtual void shared_counters_reachable(bool reachable) = 0;
 };

@@ -22,9 +22,14 @@ struct Recorder : SharedRateNews {
   std::mutex mutex;
   std::vector<EntityRef> changed;
   std::vector<bool> reachable;
+  int all_changed = 0;
   void plan_changed_elsewhere(const EntityRef& owner) override {
     std::lock_guard lock(mutex);
     changed.push_back(owner);
+  }
+  void plans_may_have_changed_elsewhere() override {
+    std::lock_guard lock(mutex);
+    ++all_changed;
   }
   void shared_counters_reachable(bool up) override {
     std::lock_guard lock(mutex);
@@ -102,8 +107,31 @@ TEST(RedisRateCounters, SaysWhenRedisGoesAwayAndComesBack) {
   redis.start();
   ASSERT_TRUE(e2e::eventually([&] { return counters.reachable(); }, 5s));
   EXPECT_TRUE(take(counters, "h1", 5)->allowed);
+  // Back, it tells every replica (itself included) to read all limits again.
+  EXPECT_TRUE(e2e::eventually(
+      [&] {
+        std::lock_guard lock(news.mutex);
+        return news.all_changed == 1;
+      },
+      5s));
   std::lock_guard lock(news.mutex);
   EXPECT_EQ(news.reachable, (std::vector<bool>{true, false, true}));
+}
+
+TEST(RedisRateCounters, AnErrorReplyCostsOneRequestNotTheConnection) {
+  PrivateRedis redis;
+  Recorder news;
+  RedisRateCounters counters(parse_redis_url(redis.url()));
+  counters.start(news);
+  EXPECT_TRUE(take(counters, "h1", 5)->allowed);
+  redis.cli({"SCRIPT", "FLUSH"});
+  EXPECT_EQ(take(counters, "h1", 5), std::nullopt);  // NOSCRIPT: counted locally, script loaded
+  const auto again = take(counters, "h1", 5);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->remaining, 3);
+  EXPECT_TRUE(counters.reachable());
+  std::lock_guard lock(news.mutex);
+  EXPECT_EQ(news.reachable, (std::vector<bool>{true}));  // never reported away
 }
 
 TEST(RedisRateCounters, StartsWhileRedisIsAway) {

@@ -61,6 +61,18 @@ struct RedisDown : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// An error Redis answered with: logged at most once a minute, for it may repeat on every request.
+void say_error_reply(std::string_view error) {
+  static std::atomic<std::int64_t> next_at{0};
+  const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  auto at = next_at.load(std::memory_order_relaxed);
+  if (now < at ||
+      !next_at.compare_exchange_strong(
+          at, now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(1min).count()))
+    return;
+  spdlog::warn("rate limits: Redis answered \"{}\"; that request counted in this process", error);
+}
+
 Reply command(redisContext* c, const char* format, auto... args) {
   Reply reply(static_cast<redisReply*>(redisCommand(c, format, args...)));
   if (!reply) throw RedisDown(c->errstr);
@@ -137,13 +149,23 @@ struct RedisRateCounters::Connection {
                                                   r.limit, static_cast<long long>(r.period));
       if (queued != REDIS_OK) throw RedisDown(commands->errstr);
     }
+    bool script_missing = false;
     for (Request& r : batch) {
       void* raw = nullptr;
       if (redisGetReply(commands.get(), &raw) != REDIS_OK) throw RedisDown(commands->errstr);
       Reply reply(static_cast<redisReply*>(raw));
       if (r.limit == 0) continue;
-      if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4)
-        throw RedisDown(reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+      if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
+        // Redis answered, but not with a decision (NOSCRIPT after SCRIPT FLUSH, OOM, a key
+        // someone else wrote): this request counts locally, the connection stays.
+        const std::string_view error = reply->type == REDIS_REPLY_ERROR
+                                           ? std::string_view(reply->str, reply->len)
+                                           : std::string_view("unexpected reply");
+        script_missing = script_missing || error.starts_with("NOSCRIPT");
+        say_error_reply(error);
+        std::exchange(r.done, nullptr)(std::nullopt);
+        continue;
+      }
       const auto number = [&](std::size_t i) { return reply->element[i]->integer; };
       RateDecision d{.allowed = number(0) == 1,
                      .limit = r.limit,
@@ -152,11 +174,16 @@ struct RedisRateCounters::Connection {
                      .retry_after = number(3)};
       std::exchange(r.done, nullptr)(d);
     }
+    if (script_missing) take_script = command(commands.get(), "SCRIPT LOAD %s", kTakeScript)->str;
   }
 
-  // Reads what the channel has; calls `changed` for each announcement.
-  template <class F>
-  void receive(F&& changed) {
+  // Tells the other replicas to read every limit again: they may have missed announcements
+  // while this one could not send them.
+  void announce_all_changed() { command(commands.get(), "PUBLISH %s %s", kPlansChannel, "*"); }
+
+  // Reads what the channel has; calls `changed` for each owner announced, `all_changed` for "*".
+  template <class F, class G>
+  void receive(F&& changed, G&& all_changed) {
     if (redisBufferRead(announcements.get()) != REDIS_OK) throw RedisDown("channel closed");
     for (;;) {
       void* raw = nullptr;
@@ -164,10 +191,14 @@ struct RedisRateCounters::Connection {
         throw RedisDown(announcements->errstr);
       if (!raw) return;
       Reply reply(static_cast<redisReply*>(raw));
-      if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
-          reply->element[2]->type == REDIS_REPLY_STRING)
-        if (auto owner = owner_of({reply->element[2]->str, reply->element[2]->len}))
-          changed(*owner);
+      if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+          reply->element[2]->type != REDIS_REPLY_STRING)
+        continue;
+      const std::string_view text{reply->element[2]->str, reply->element[2]->len};
+      if (text == "*")
+        all_changed();
+      else if (auto owner = owner_of(text))
+        changed(*owner);
     }
   }
 };
@@ -275,6 +306,7 @@ void RedisRateCounters::run(std::unique_ptr<Connection> connection) {
     if (!connection && std::chrono::steady_clock::now() >= next_attempt) {
       try {
         connection = std::make_unique<Connection>(address_);
+        connection->announce_all_changed();
         reachable_ = true;
         said_down = false;
         spdlog::info("rate limits: Redis at {} answers again, counting there", where());
@@ -301,7 +333,8 @@ void RedisRateCounters::run(std::unique_ptr<Connection> connection) {
     try {
       if (!batch.empty() && connection) connection->send(batch);
       if (connection && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
-        connection->receive([&](const EntityRef& owner) { news_->plan_changed_elsewhere(owner); });
+        connection->receive([&](const EntityRef& owner) { news_->plan_changed_elsewhere(owner); },
+                            [&] { news_->plans_may_have_changed_elsewhere(); });
     } catch (const std::exception& error) {
       lost(error);
     }
