@@ -82,13 +82,16 @@ std::optional<Response> PlanRateLimit::before(Call& call) {
   if (!enabled_ || !call.identity) return std::nullopt;
   const auto owner = limited_owner(*call.identity);
   if (!owner) return std::nullopt;
-  const auto limit = cached(*owner, call.started);
+  std::optional<OwnerLimit> limit;
   if (!call.rate) {
-    // Not prepared: a response the server made itself (Pipeline::finish) counts nothing.
+    // The usual path: the limit cached, the bucket here. With no limit cached the call was not
+    // prepared: a response the server made itself (Pipeline::finish) counts nothing.
+    limit = cached(*owner, call.started);
     if (!limit || limit->per_minute <= 0) return std::nullopt;
     call.rate = take_locally(*owner, limit->per_minute, call.started);
   }
   if (call.rate->allowed) return std::nullopt;
+  if (!limit) limit = cached(*owner, call.started);  // the plan, for the rejection's label
   metrics_.rejected(call, limit ? limit->plan : std::nullopt, call.rate->limit);
   auto response = detail_response(429, "Rate limit exceeded");
   response.with_header("Retry-After", whole_seconds(std::max<Micros>(call.rate->retry_after, 1)));
