@@ -28,11 +28,13 @@ Payments::Payments(const Config& config, Db& db, const Catalog& catalog, const C
       webhooks_(db, EventRules{catalog, prices_}, webhook_secret_, clock),
       provider_([&]() -> std::unique_ptr<PaymentProvider> {
         if (config.payments == PaymentsProvider::stripe)
-          return std::make_unique<StripeProvider>(StripeOptions{
-              .api_base = config.stripe.api_base,
-              .secret_key = config.stripe.secret_key,
-              .api_version = config.stripe.api_version,
-          });
+          return std::make_unique<StripeProvider>(
+              StripeOptions{
+                  .api_base = config.stripe.api_base,
+                  .secret_key = config.stripe.secret_key,
+                  .api_version = config.stripe.api_version,
+              },
+              stripe_metrics_);
         auto local = std::make_unique<LocalProvider>(
             catalog, prices_, clock, webhook_secret_, base_url,
             [this](std::string signature, std::string payload) {

@@ -13,6 +13,7 @@
 #include "payments/routes.hpp"
 #include "payments/webhook.hpp"
 #include "plans/catalog.hpp"
+#include "stripe/metrics.hpp"
 
 namespace billing {
 
@@ -27,7 +28,11 @@ class Payments {
 
   void add_routes(Router& router, Db& db);
   SubscriptionChanges& subscription_changes() { return subscription_changes_; }
-  void write_metrics(MetricsText& out) const { webhooks_.write_metrics(out); }
+  // Webhook events, and calls to Stripe's API (all zero with the local provider).
+  void write_metrics(MetricsText& out) const {
+    webhooks_.write_metrics(out);
+    stripe_metrics_.write(out);
+  }
 
  private:
   boost::asio::awaitable<void> deliver(std::string signature, std::string payload);
@@ -35,6 +40,7 @@ class Payments {
   std::string webhook_secret_;
   PriceMap prices_;
   WebhookReceiver webhooks_;
+  StripeMetrics stripe_metrics_;
   LocalProvider* local_ = nullptr;  // the provider, when it is the local one (its pages)
   std::unique_ptr<PaymentProvider> provider_;
   ProviderSubscriptionChanges subscription_changes_;

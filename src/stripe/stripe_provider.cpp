@@ -1,5 +1,6 @@
 #include "stripe/stripe_provider.hpp"
 
+#include <chrono>
 #include <exception>
 #include <initializer_list>
 #include <utility>
@@ -34,18 +35,6 @@ std::string_view error_field(const json::value& body, std::string_view key) {
   return field && field->is_string() ? std::string_view(field->get_string()) : std::string_view();
 }
 
-// Stripe's answer read by `read`; an answer that is not what was asked for is Stripe's outage
-// as far as the caller can tell.
-template <class Read>
-auto read_answer(const json::value& answer, std::string_view path, Read read) {
-  try {
-    return read(answer);
-  } catch (const std::exception& error) {
-    spdlog::warn("stripe: unreadable answer from {}: {}", path, error.what());
-    throw provider_errors::unavailable();
-  }
-}
-
 void add_page(stripe::FormParams& params, const PageRequest& page) {
   params.add("limit", std::to_string(page.limit));
   if (page.starting_after) params.add("starting_after", *page.starting_after);
@@ -53,13 +42,41 @@ void add_page(stripe::FormParams& params, const PageRequest& page) {
 
 }  // namespace
 
-StripeProvider::StripeProvider(StripeOptions options)
-    : options_(std::move(options)), pool_(options_.pool_threads) {
+StripeProvider::StripeProvider(StripeOptions options, StripeMetrics& metrics)
+    : options_(std::move(options)), metrics_(metrics), pool_(options_.pool_threads) {
   curl_global_init_once();
 }
 
+template <class Read>
+auto StripeProvider::call(Request request, Read read)
+    -> asio::awaitable<decltype(read(std::declval<const json::value&>()))> {
+  // Counted however the call ends, also when its coroutine is dropped half-way.
+  struct Record {
+    StripeMetrics& metrics;
+    StripeEndpoint endpoint;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    StripeCallOutcome outcome = StripeCallOutcome::unavailable;
+    ~Record() {
+      metrics.calls.add(endpoint, outcome);
+      metrics.latency.observe(std::chrono::steady_clock::now() - started, endpoint);
+    }
+  } record{metrics_, request.endpoint};
+  const auto answer = co_await send(request, record.outcome);
+  try {
+    auto result = read(answer);
+    record.outcome = StripeCallOutcome::ok;
+    co_return result;
+  } catch (const std::exception& error) {
+    // An answer that is not what was asked for is Stripe's outage as far as the caller can tell.
+    spdlog::warn("stripe: unreadable answer from {}: {}", name_of(request.endpoint), error.what());
+  }
+  throw provider_errors::unavailable();
+}
+
 asio::awaitable<std::string> StripeProvider::create_checkout_session(CheckoutRequest checkout) {
-  Request request{.post = true, .path = "/v1/checkout/sessions"};
+  Request request{.endpoint = StripeEndpoint::create_checkout_session,
+                  .post = true,
+                  .path = "/v1/checkout/sessions"};
   auto& params = request.params;
   params.add("mode", "subscription")
       .add("line_items[0][price]", checkout.price_id)
@@ -79,32 +96,33 @@ asio::awaitable<std::string> StripeProvider::create_checkout_session(CheckoutReq
         .add(prefix + "[plan]", name_of(checkout.plan_type))
         .add(prefix + "[cycle]", name_of(checkout.cycle));
   }
-  const auto answer = co_await send(std::move(request));
-  co_return read_answer(answer, "/v1/checkout/sessions", stripe::read_session_url);
+  co_return co_await call(std::move(request), stripe::read_session_url);
 }
 
 asio::awaitable<std::string> StripeProvider::create_portal_session(std::string customer_id,
                                                                    std::string return_url) {
-  Request request{.post = true, .path = "/v1/billing_portal/sessions"};
+  Request request{.endpoint = StripeEndpoint::create_portal_session,
+                  .post = true,
+                  .path = "/v1/billing_portal/sessions"};
   request.params.add("customer", customer_id).add("return_url", return_url);
   request.named.push_back({"customer", customer_id, provider_errors::no_such_customer});
-  const auto answer = co_await send(std::move(request));
-  co_return read_answer(answer, "/v1/billing_portal/sessions", stripe::read_session_url);
+  co_return co_await call(std::move(request), stripe::read_session_url);
 }
 
 asio::awaitable<Subscription> StripeProvider::get_subscription(std::string id) {
-  Request request{.path = "/v1/subscriptions/" + path_segment(id)};
+  Request request{.endpoint = StripeEndpoint::retrieve_subscription,
+                  .path = "/v1/subscriptions/" + path_segment(id)};
   request.named.push_back({"", id, provider_errors::no_such_subscription});
-  const auto answer = co_await send(std::move(request));
-  co_return read_answer(answer, "/v1/subscriptions", stripe::read_subscription);
+  co_return co_await call(std::move(request), stripe::read_subscription);
 }
 
 asio::awaitable<Subscription> StripeProvider::cancel_at_period_end(std::string id) {
-  Request request{.post = true, .path = "/v1/subscriptions/" + path_segment(id)};
+  Request request{.endpoint = StripeEndpoint::update_subscription,
+                  .post = true,
+                  .path = "/v1/subscriptions/" + path_segment(id)};
   request.params.add("cancel_at_period_end", "true");
   request.named.push_back({"", id, provider_errors::no_such_subscription});
-  const auto answer = co_await send(std::move(request));
-  co_return read_answer(answer, "/v1/subscriptions", stripe::read_subscription);
+  co_return co_await call(std::move(request), stripe::read_subscription);
 }
 
 asio::awaitable<Subscription> StripeProvider::change_price(std::string id, std::string price_id,
@@ -115,54 +133,54 @@ asio::awaitable<Subscription> StripeProvider::change_price(std::string id, std::
     spdlog::warn("stripe: subscription {} has no item to move to another price", id);
     throw provider_errors::rejected();
   }
-  Request request{.post = true, .path = "/v1/subscriptions/" + path_segment(id)};
+  Request request{.endpoint = StripeEndpoint::update_subscription,
+                  .post = true,
+                  .path = "/v1/subscriptions/" + path_segment(id)};
   request.params.add("items[0][id]", current.item_id)
       .add("items[0][price]", price_id)
       .add("proration_behavior", "create_prorations")
       .add("metadata[plan]", name_of(plan_type))
       .add("metadata[cycle]", name_of(cycle));
   request.named.push_back({"", id, provider_errors::no_such_subscription});
-  const auto answer = co_await send(std::move(request));
-  co_return read_answer(answer, "/v1/subscriptions", stripe::read_subscription);
+  co_return co_await call(std::move(request), stripe::read_subscription);
 }
 
 asio::awaitable<Page<Invoice>> StripeProvider::list_invoices(std::string customer_id,
                                                              PageRequest page) {
-  Request request{.path = "/v1/invoices"};
+  Request request{.endpoint = StripeEndpoint::list_invoices, .path = "/v1/invoices"};
   request.params.add("customer", customer_id);
   add_page(request.params, page);
   request.named.push_back({"customer", customer_id, provider_errors::no_such_customer});
-  const auto answer = co_await send(std::move(request));
-  co_return read_answer(answer, "/v1/invoices", [](const json::value& list) {
+  co_return co_await call(std::move(request), [](const json::value& list) {
     return stripe::read_page(list, stripe::read_invoice);
   });
 }
 
 asio::awaitable<Page<Customer>> StripeProvider::list_customers(PageRequest page) {
-  Request request{.path = "/v1/customers"};
+  Request request{.endpoint = StripeEndpoint::list_customers, .path = "/v1/customers"};
   add_page(request.params, page);
-  const auto answer = co_await send(std::move(request));
-  co_return read_answer(answer, "/v1/customers", [](const json::value& list) {
+  co_return co_await call(std::move(request), [](const json::value& list) {
     return stripe::read_page(list, stripe::read_customer);
   });
 }
 
 asio::awaitable<Page<Subscription>> StripeProvider::list_subscriptions(PageRequest page) {
-  Request request{.path = "/v1/subscriptions"};
+  Request request{.endpoint = StripeEndpoint::list_subscriptions, .path = "/v1/subscriptions"};
   request.params.add("status", "all");  // Stripe's default leaves out canceled ones
   add_page(request.params, page);
-  const auto answer = co_await send(std::move(request));
-  co_return read_answer(answer, "/v1/subscriptions", [](const json::value& list) {
+  co_return co_await call(std::move(request), [](const json::value& list) {
     return stripe::read_page(list, stripe::read_subscription);
   });
 }
 
 asio::awaitable<void> StripeProvider::check_health() {
-  Request request{.path = "/v1/account"};  // named: GCC 12 frees a temporary here twice
-  co_await send(std::move(request));
+  // named: GCC 12 frees a temporary here twice
+  Request request{.endpoint = StripeEndpoint::retrieve_account, .path = "/v1/account"};
+  co_await call(std::move(request), [](const json::value&) { return true; });
 }
 
-asio::awaitable<json::value> StripeProvider::send(Request request) {
+asio::awaitable<json::value> StripeProvider::send(const Request& request,
+                                                  StripeCallOutcome& outcome) {
   const std::string_view method = request.post ? "POST" : "GET";
   HttpExchange exchange;
   exchange.post = request.post;
@@ -180,25 +198,29 @@ asio::awaitable<json::value> StripeProvider::send(Request request) {
 
   const int attempts = options_.retries + 1;
   for (int attempt = 1;; ++attempt) {
-    const auto outcome =
+    if (attempt > 1) metrics_.retries.add(request.endpoint);
+    const auto answer =
         co_await offload(pool_.get_executor(), [&] { return perform_blocking(exchange); });
-    if (outcome.transport_error) {
+    if (answer.transport_error) {
       spdlog::warn("stripe: {} {} (attempt {}/{}): {}", method, request.path, attempt, attempts,
-                   redacted(*outcome.transport_error));
+                   redacted(*answer.transport_error));
     } else {
       boost::system::error_code parse_error;
-      json::value body = json::parse(outcome.body, parse_error);
-      if (outcome.status >= 200 && outcome.status < 300) {
+      json::value body = json::parse(answer.body, parse_error);
+      if (answer.status >= 200 && answer.status < 300) {
         if (!parse_error) co_return body;
         spdlog::warn("stripe: {} {}: HTTP {} with a body that is not JSON", method, request.path,
-                     outcome.status);
+                     answer.status);
         throw provider_errors::unavailable();
       }
       spdlog::warn("stripe: {} {} (attempt {}/{}): HTTP {}: {}", method, request.path, attempt,
-                   attempts, outcome.status, redacted(outcome.body.substr(0, kLoggedBodyLimit)));
-      const bool transient =
-          outcome.status == 409 || outcome.status == 429 || outcome.status >= 500;
-      if (!transient) throw failure(request, outcome.status, body);
+                   attempts, answer.status, redacted(answer.body.substr(0, kLoggedBodyLimit)));
+      const bool transient = answer.status == 409 || answer.status == 429 || answer.status >= 500;
+      if (!transient) {
+        auto [why, error] = failure(request, answer.status, body);
+        outcome = why;
+        throw std::move(error);
+      }
     }
     if (attempt >= attempts) throw provider_errors::unavailable();
     asio::steady_timer pause(co_await asio::this_coro::executor,
@@ -207,18 +229,20 @@ asio::awaitable<json::value> StripeProvider::send(Request request) {
   }
 }
 
-ApiError StripeProvider::failure(const Request& request, long status,
-                                 const json::value& body) const {
-  if (status == 401) return provider_errors::authentication_failed();
+StripeProvider::Failure StripeProvider::failure(const Request& request, long status,
+                                                const json::value& body) const {
+  using enum StripeCallOutcome;
+  if (status == 401) return {authentication_failed, provider_errors::authentication_failed()};
   const auto code = error_field(body, "code");
   if (status == 402 || error_field(body, "type") == "card_error") {
     const auto decline_code = error_field(body, "decline_code");
     const auto is = [&](std::string_view reason) {
       return code == reason || decline_code == reason;
     };
-    if (is("insufficient_funds")) return provider_errors::insufficient_funds();
-    if (is("authentication_required")) return provider_errors::authentication_required();
-    return provider_errors::card_declined();
+    if (is("insufficient_funds")) return {card_error, provider_errors::insufficient_funds()};
+    if (is("authentication_required"))
+      return {card_error, provider_errors::authentication_required()};
+    return {card_error, provider_errors::card_declined()};
   }
   if (code == "resource_missing") {
     // The object in the path is missing when Stripe says 404; one passed as a parameter is
@@ -226,9 +250,9 @@ ApiError StripeProvider::failure(const Request& request, long status,
     const auto param = error_field(body, "param");
     for (const auto& named : request.named)
       if (named.param.empty() ? status == 404 : named.param == param)
-        return named.missing(named.id);
+        return {not_found, named.missing(named.id)};
   }
-  return provider_errors::rejected();
+  return {rejected, provider_errors::rejected()};
 }
 
 std::string StripeProvider::redacted(std::string text) const {

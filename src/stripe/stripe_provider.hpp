@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/thread_pool.hpp>
@@ -14,6 +15,7 @@
 #include "kit/api_error.hpp"
 #include "payments/provider.hpp"
 #include "stripe/form.hpp"
+#include "stripe/metrics.hpp"
 
 namespace billing {
 
@@ -34,7 +36,8 @@ class StripeProvider final : public PaymentProvider {
  public:
   // The provider must outlive the calls made on it (the composition root keeps it for the
   // server's life): a call resumes on the caller's executor and goes on using the provider.
-  explicit StripeProvider(StripeOptions options);
+  // `metrics` counts every call; it outlives the provider.
+  StripeProvider(StripeOptions options, StripeMetrics& metrics);
   StripeProvider(const StripeProvider&) = delete;
   StripeProvider& operator=(const StripeProvider&) = delete;
 
@@ -61,18 +64,31 @@ class StripeProvider final : public PaymentProvider {
     ApiError (*missing)(std::string_view id);
   };
   struct Request {
+    StripeEndpoint endpoint = StripeEndpoint::retrieve_account;
     bool post = false;
     std::string path;           // path segments already escaped
     stripe::FormParams params;  // the body of a POST, the query of a GET
     std::vector<Named> named;
   };
 
-  // Sends with retries; Stripe's answer, or throws one of payments/provider_errors.hpp.
-  boost::asio::awaitable<boost::json::value> send(Request request);
-  ApiError failure(const Request& request, long status, const boost::json::value& body) const;
+  struct Failure {
+    StripeCallOutcome outcome;
+    ApiError error;
+  };
+
+  // Sends the request and reads Stripe's answer with `read`, counted in the metrics; what `read`
+  // returns, or throws one of payments/provider_errors.hpp.
+  template <class Read>
+  auto call(Request request, Read read)
+      -> boost::asio::awaitable<decltype(read(std::declval<const boost::json::value&>()))>;
+  // Sends with retries; Stripe's answer, or throws with `outcome` set to how the call failed.
+  boost::asio::awaitable<boost::json::value> send(const Request& request,
+                                                  StripeCallOutcome& outcome);
+  Failure failure(const Request& request, long status, const boost::json::value& body) const;
   std::string redacted(std::string text) const;  // the secret key, should Stripe echo it
 
   StripeOptions options_;
+  StripeMetrics& metrics_;
   boost::asio::thread_pool pool_;
 };
 

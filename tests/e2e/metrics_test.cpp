@@ -15,6 +15,7 @@
 
 #include "client.hpp"
 #include "kit/crypto.hpp"
+#include "tests/stripe/stripe_mock.hpp"
 
 namespace billing::e2e {
 namespace {
@@ -235,6 +236,60 @@ TEST_P(E2eMetrics, WebhookEventsAreCountedByTypeAndOutcome) {
   EXPECT_EQ(metrics.type("billing_webhook_processing_seconds"), "histogram");
   EXPECT_EQ(metrics.value("billing_webhook_processing_seconds_count",
                           {{"type", "invoice.payment_failed"}}),
+            2);
+}
+
+// The service in Stripe mode against stripe-mock: each call to Stripe's API is counted once, by
+// endpoint (as Stripe's libraries name it) and outcome.
+TEST(E2eStripeMetrics, CallsToStripeAreCountedByEndpointAndOutcome) {
+  const auto binary = stripe_test::stripe_mock_binary();
+  if (!binary) {
+    if (stripe_test::stripe_mock_required())
+      FAIL() << "BILLING_REQUIRE_STRIPE_MOCK=1 but " << stripe_test::kNoStripeMock;
+    GTEST_SKIP() << stripe_test::kNoStripeMock;
+  }
+  stripe_test::StripeMock mock(*binary);
+  auto server = BillingServer::for_backend(
+      "sqlite", {{"PAYMENTS_PROVIDER", "stripe"},
+                 {"STRIPE_API_BASE", mock.base_url()},
+                 {"STRIPE_SECRET_KEY", "sk_test_123"},
+                 {"STRIPE_WEBHOOK_SECRET", "whsec_e2e_stripe_metrics"},
+                 {"STRIPE_SUCCESS_URL", "https://app.test/paid"},
+                 {"STRIPE_CANCEL_URL", "https://app.test/cancelled"},
+                 {"PRICE_HOSP_LITE_MONTHLY", "price_hosp_lite_monthly"}});
+  HttpClient client(server->port());
+  const auto hospital_token = sign_token(hospital_user(unique_id("hosp")));
+  const auto admin_token = sign_token(admin_user());
+
+  ASSERT_EQ(client.get("/stripe/health").status, 200);
+  ASSERT_EQ(client.get("/stripe/health").status, 200);
+  auto headers = with_csrf(hospital_token, fetch_csrf_token(client, hospital_token));
+  headers.emplace_back("Content-Type", "application/json");
+  const auto checkout =
+      client.post("/stripe/checkout", R"({"plan_type":"lite","billing_cycle":"monthly"})", headers);
+  ASSERT_EQ(checkout.status, 200) << checkout.body;
+  ASSERT_EQ(client.get("/stripe/admin/customers?limit=2", bearer(admin_token)).status, 200);
+  // A plan with no price mapped is refused before any call.
+  EXPECT_EQ(
+      client.post("/stripe/checkout", R"({"plan_type":"pro","billing_cycle":"monthly"})", headers)
+          .status,
+      400);
+
+  const auto metrics = scrape(client);
+  EXPECT_EQ(metrics.type("billing_stripe_api_calls"), "counter");
+  const auto calls = [&](std::string endpoint, std::string outcome) {
+    return metrics.value("billing_stripe_api_calls_total",
+                         {{"endpoint", endpoint}, {"outcome", outcome}});
+  };
+  EXPECT_EQ(calls("account.retrieve", "ok"), 2);
+  EXPECT_EQ(calls("checkout.sessions.create", "ok"), 1);
+  EXPECT_EQ(calls("customers.list", "ok"), 1);
+  EXPECT_EQ(calls("subscriptions.update", "ok"), 0);  // every pair is there, zeros included
+  EXPECT_EQ(metrics.sum("billing_stripe_api_calls_total"), 4);
+  EXPECT_EQ(metrics.sum("billing_stripe_api_retries_total"), 0);
+  EXPECT_EQ(metrics.type("billing_stripe_api_call_duration_seconds"), "histogram");
+  EXPECT_EQ(metrics.value("billing_stripe_api_call_duration_seconds_count",
+                          {{"endpoint", "account.retrieve"}}),
             2);
 }
 

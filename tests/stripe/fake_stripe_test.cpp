@@ -70,7 +70,9 @@ class StripeProviderFake : public ::testing::Test {
     options.total_timeout = 5s;
     return options;
   }
-  void use(const StripeOptions& options) { provider = std::make_unique<StripeProvider>(options); }
+  void use(const StripeOptions& options) {
+    provider = std::make_unique<StripeProvider>(options, metrics);
+  }
 
   // The ApiError the call ends with (a failed expectation if it succeeds).
   template <class T>
@@ -97,6 +99,7 @@ class StripeProviderFake : public ::testing::Test {
 
   FakeStripe fake;
   CapturedLog log;
+  StripeMetrics metrics;
   std::unique_ptr<StripeProvider> provider;
 };
 
@@ -384,6 +387,50 @@ TEST_F(StripeProviderFake, OtherClientErrorsAreRejected) {
   fake.queue({200, R"({"object":"checkout.session"})"});
   expect_error(error_of(provider->create_checkout_session(checkout())), 503,
                "Stripe service unavailable");
+}
+
+// One count per call, however many attempts it took, by endpoint and how it ended.
+TEST_F(StripeProviderFake, CountsEachCallByEndpointAndOutcome) {
+  using enum StripeEndpoint;
+  using enum StripeCallOutcome;
+  fake.add_subscription(subscription_object("sub_1", "si_1", "price_a"));
+  run_blocking(provider->get_subscription("sub_1"));
+  fake.queue({500, stripe_error("api_error", "", "try again")});
+  run_blocking(provider->cancel_at_period_end("sub_1"));
+  run_blocking(provider->change_price("sub_1", "price_b", PlanType::pro, BillingCycle::yearly));
+  error_of(provider->get_subscription("sub_x"));
+  fake.queue({402, stripe_error("card_error", "card_declined", kStripeWords)});
+  error_of(provider->create_checkout_session(checkout()));
+  fake.queue({400, stripe_error("invalid_request_error", "parameter_unknown", kStripeWords)});
+  error_of(provider->create_checkout_session(checkout()));
+  fake.queue({401, stripe_error("invalid_request_error", "", kStripeWords)});
+  error_of(provider->list_customers({}));
+  for (int i = 0; i < 3; ++i) fake.queue({503, "down"});
+  error_of(provider->list_invoices("cus_1", {}));
+  fake.queue({200, "{}"});  // not a list: unreadable
+  error_of(provider->list_subscriptions({}));
+
+  const auto calls = [&](StripeEndpoint endpoint, StripeCallOutcome outcome) {
+    return metrics.calls.value(endpoint, outcome);
+  };
+  EXPECT_EQ(calls(retrieve_subscription, ok), 2u);  // one of them by change_price
+  EXPECT_EQ(calls(retrieve_subscription, not_found), 1u);
+  EXPECT_EQ(calls(update_subscription, ok), 2u);
+  EXPECT_EQ(calls(create_checkout_session, card_error), 1u);
+  EXPECT_EQ(calls(create_checkout_session, rejected), 1u);
+  EXPECT_EQ(calls(list_customers, authentication_failed), 1u);
+  EXPECT_EQ(calls(list_invoices, unavailable), 1u);
+  EXPECT_EQ(calls(list_subscriptions, unavailable), 1u);
+  std::uint64_t total = 0;
+  for (std::size_t e = 0; e < EnumNames<StripeEndpoint>::names.size(); ++e)
+    for (std::size_t o = 0; o < EnumNames<StripeCallOutcome>::names.size(); ++o)
+      total += calls(static_cast<StripeEndpoint>(e), static_cast<StripeCallOutcome>(o));
+  EXPECT_EQ(total, 10u);
+  EXPECT_EQ(metrics.retries.value(update_subscription), 1u);
+  EXPECT_EQ(metrics.retries.value(list_invoices), 2u);
+  EXPECT_EQ(metrics.retries.value(retrieve_subscription), 0u);
+  EXPECT_EQ(metrics.latency.count(update_subscription), 2u);
+  EXPECT_EQ(metrics.latency.count(list_invoices), 1u);
 }
 
 TEST_F(StripeProviderFake, StripesWordsGoToTheLogAndTheKeyNowhere) {

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "tests/e2e/client.hpp"
 
@@ -15,6 +16,10 @@ namespace billing::stripe_test {
 std::optional<std::string> stripe_mock_binary();
 // BILLING_REQUIRE_STRIPE_MOCK=1 (scripts/test.sh): no binary is a failure, not a skip.
 bool stripe_mock_required();
+// Why a test has no stripe-mock, and how to get one.
+inline constexpr std::string_view kNoStripeMock =
+    "no stripe-mock: set BILLING_STRIPE_MOCK or run `bash scripts/stripe_mock.sh build "
+    "build-stripe-mock` (scripts/test.sh does)";
 
 class StripeMock {
  public:

@@ -35,18 +35,15 @@ class StripeMockProvider : public ::testing::Test {
   void SetUp() override {
     ASSERT_EQ(start_error_, "") << "stripe-mock did not start";
     if (!mock_) {
-      constexpr std::string_view kHowTo =
-          "no stripe-mock: set BILLING_STRIPE_MOCK or run `bash scripts/stripe_mock.sh build "
-          "build-stripe-mock` (scripts/test.sh does)";
       if (stripe_test::stripe_mock_required())
-        FAIL() << "BILLING_REQUIRE_STRIPE_MOCK=1 but " << kHowTo;
-      GTEST_SKIP() << kHowTo;
+        FAIL() << "BILLING_REQUIRE_STRIPE_MOCK=1 but " << stripe_test::kNoStripeMock;
+      GTEST_SKIP() << stripe_test::kNoStripeMock;
     }
     StripeOptions options;
     options.api_base = mock_->base_url();
     options.secret_key = "sk_test_123";
     options.backoff_base = std::chrono::milliseconds(10);
-    provider = std::make_unique<StripeProvider>(options);
+    provider = std::make_unique<StripeProvider>(options, metrics);
   }
 
   static CheckoutRequest checkout() {
@@ -62,6 +59,7 @@ class StripeMockProvider : public ::testing::Test {
 
   static StripeMock* mock_;
   static std::string start_error_;
+  StripeMetrics metrics;
   std::unique_ptr<StripeProvider> provider;
 };
 
@@ -147,6 +145,7 @@ TEST_F(StripeMockProvider, ListsSubscriptionsOfEveryStatus) {
 
 TEST_F(StripeMockProvider, ChecksHealth) {
   EXPECT_NO_THROW(run_blocking(provider->check_health()));
+  EXPECT_EQ(metrics.calls.value(StripeEndpoint::retrieve_account, StripeCallOutcome::ok), 1u);
 }
 
 // stripe-mock refuses a key that is not one, as Stripe does; we show our fixed text.
@@ -154,7 +153,7 @@ TEST_F(StripeMockProvider, AKeyStripeRefusesIsAuthenticationFailed) {
   StripeOptions options;
   options.api_base = mock_->base_url();
   options.secret_key = "not-a-key";
-  StripeProvider refused(options);
+  StripeProvider refused(options, metrics);
   try {
     run_blocking(refused.check_health());
     FAIL() << "stripe-mock accepted the key";
@@ -162,6 +161,9 @@ TEST_F(StripeMockProvider, AKeyStripeRefusesIsAuthenticationFailed) {
     EXPECT_EQ(error.status, 503);
     EXPECT_EQ(error.detail.as_string(), "Stripe authentication failed");
   }
+  EXPECT_EQ(metrics.calls.value(StripeEndpoint::retrieve_account,
+                                StripeCallOutcome::authentication_failed),
+            1u);
 }
 
 }  // namespace
