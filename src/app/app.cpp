@@ -67,8 +67,9 @@ App::App(Config config, std::string base_url)
                   rate_limit_, enrollment_),
       metrics_router_(with_metrics_route(Router{}, metrics_registry_, config_, true)),
       metrics_middleware_(request_ids_, access_log_) {
-  if (redis_) redis_->start(rate_limit_);
   register_metrics();
+  // Last: once its thread runs, nothing may throw before ~App stops it first.
+  if (redis_) redis_->start(rate_limit_);
 }
 
 void App::register_metrics() {

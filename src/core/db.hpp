@@ -75,8 +75,9 @@ class Db {
   explicit Db(DbBackend backend) : backend_(backend) {}
   virtual ~Db() = default;
 
-  // Set before the first unit runs; one watcher.
+  // Set before the first unit runs, and dropped after the last; one watcher.
   void watch_plans(PlanCommits& watcher) { plan_watcher_ = &watcher; }
+  void unwatch_plans() { plan_watcher_ = nullptr; }
 
   template <class F>
   boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> read(F fn) {

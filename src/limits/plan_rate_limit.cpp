@@ -20,6 +20,10 @@ PlanRateLimit::PlanRateLimit(Db& db, const Catalog& catalog, bool enabled,
   if (enabled_) db_.watch_plans(*this);
 }
 
+PlanRateLimit::~PlanRateLimit() {
+  if (enabled_) db_.unwatch_plans();
+}
+
 PlanRateLimit::Stripe& PlanRateLimit::stripe(EntityKind kind, std::string_view id) const {
   return stripes_[static_cast<std::size_t>(kind)][std::hash<std::string_view>{}(id) % kStripes];
 }

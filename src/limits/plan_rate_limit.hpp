@@ -36,6 +36,9 @@ class PlanRateLimit final : public PlanCommits, public SharedRateNews {
   // call passes, without headers.
   PlanRateLimit(Db& db, const Catalog& catalog, bool enabled, SharedRateCounters* shared,
                 RateLimitMetrics& metrics);
+  ~PlanRateLimit() override;
+  PlanRateLimit(const PlanRateLimit&) = delete;
+  PlanRateLimit& operator=(const PlanRateLimit&) = delete;
 
   // The chain step: ready when the caller is not limited, or its limit is known and its bucket
   // is in this process (no coroutine on the usual path).

@@ -1,5 +1,8 @@
 #include "tests/e2e/private_redis.hpp"
 
+#include <signal.h>
+#include <sys/types.h>
+
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -22,7 +25,17 @@ PrivateRedis::PrivateRedis() : socket_(dir_.path() + "/redis.sock") {
 }
 
 PrivateRedis::~PrivateRedis() {
-  if (running_) stop();
+  if (!running_) return;
+  try {
+    stop();
+  } catch (const std::exception&) {
+    kill_daemon();
+  }
+}
+
+void PrivateRedis::kill_daemon() const {
+  pid_t pid = 0;
+  if (std::ifstream(dir_.path() + "/redis.pid") >> pid && pid > 0) ::kill(pid, SIGKILL);
 }
 
 void PrivateRedis::start() {
@@ -32,8 +45,10 @@ void PrivateRedis::start() {
                    socket_, "--unixsocketperm", "700", "--dir", dir_.path(), "--save", "",
                    "--appendonly", "no", "--pidfile", dir_.path() + "/redis.pid", "--logfile", log},
                   dir_.path() + "/start.log");
-  if (rc != 0 || !eventually([&] { return cli({"PING"}) == "PONG\n"; }, 10s))
+  if (rc != 0 || !eventually([&] { return cli({"PING"}) == "PONG\n"; }, 10s)) {
+    kill_daemon();  // daemonized but not answering: not left behind
     throw std::runtime_error("redis-server did not start:\n" + read_all(log));
+  }
   running_ = true;
 }
 

@@ -21,6 +21,8 @@ class PrivateRedis {
   std::string cli(const std::vector<std::string>& args) const;
 
  private:
+  void kill_daemon() const;  // SIGKILL to the pid in its pid file, if there is one
+
   TempDir dir_;
   std::string socket_;
   bool running_ = false;
