@@ -10,7 +10,8 @@
 #   KEEP_TMP=1 bash bench/webhooks.sh       # keep the temp dir (databases, logs, events, wrk output)
 #   PERF=1 bash bench/webhooks.sh           # perf record -g on billing during each measured run;
 #                                           # prints the top of perf report (slows billing down);
-#                                           # PERF_CALLGRAPH=dwarf for full stacks (KEEP_TMP=1)
+#                                           # PERF_CALLGRAPH=dwarf for full stacks (KEEP_TMP=1),
+#                                           # PERF_ALL=1 for the whole machine (PostgreSQL too)
 #   BILLING_EXTRA_ENV='GLIBC_TUNABLES=...'  # more NAME=value words for billing's env (experiments)
 #
 # Per round and target, on a fresh database:
@@ -378,7 +379,9 @@ record_run() {  # target round meta idle_kb peak_kb dbspan note
 PERF_REPORTS=()
 perf_start() {  # label pid
   [[ "${PERF:-0}" == 1 ]] || return 0
-  perf record --call-graph "${PERF_CALLGRAPH:-fp}" -o "$TMP/perf-$1.data" -p "$2" >"$TMP/perf-$1.log" 2>&1 &
+  local what=(-p "$2")
+  [[ "${PERF_ALL:-0}" == 1 ]] && what=(-a)  # the whole machine: PostgreSQL and wrk too
+  perf record --call-graph "${PERF_CALLGRAPH:-fp}" -o "$TMP/perf-$1.data" "${what[@]}" >"$TMP/perf-$1.log" 2>&1 &
   PERF_PID=$!
   sleep 0.5
 }
@@ -388,9 +391,9 @@ perf_stop() {  # label
   wait "$PERF_PID" 2>/dev/null || true
   PERF_PID=""
   {  # per thread, then the top symbols (self cost, no call graph: see KEEP_TMP=1 for the data)
-    perf report --stdio --no-children -g none -s pid -i "$TMP/perf-$1.data" 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 8
+    perf report --stdio --no-children -g none -s comm,pid -i "$TMP/perf-$1.data" 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 12
     echo
-    perf report --stdio --no-children -g none -s dso,sym -i "$TMP/perf-$1.data" 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 70
+    perf report --stdio --no-children -g none -s comm,dso,sym -i "$TMP/perf-$1.data" 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 70
   } | cut -c1-160 >"$TMP/perf-$1.txt" || true
   PERF_REPORTS+=("$1")
 }

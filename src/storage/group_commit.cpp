@@ -75,18 +75,24 @@ void GroupCommit::commit_batch(std::size_t lane, std::vector<Unit>& batch) {
   try {
     sql::Connection& connection = connection_(lane);
     open = &connection;
-    connection.exec(kBegin.text(connection.dialect()));
+    // BEGIN and each savepoint go out with the unit's first statement, and the release with its
+    // last ones (Connection::run_later): a unit costs only the round trips its reads need.
+    connection.run_later(kBegin, {});
     for (auto& unit : batch) {
-      connection.run(kSavepoint, {});
+      connection.run_later(kSavepoint, {});
       try {
         SqlTx tx(connection, true);
         unit.work(tx);
+        connection.run_later(kRelease, {});
+        connection.settle();
         saved_owners.insert(saved_owners.end(), tx.saved_owners().begin(), tx.saved_owners().end());
       } catch (...) {
         unit.error = std::current_exception();
+        // Whatever failed, the release did not run: the savepoint is there to go back to.
+        sql::settle_failed_unit(connection);
         connection.run(kRollbackTo, {});
+        connection.run(kRelease, {});
       }
-      connection.run(kRelease, {});
     }
     connection.exec("COMMIT");
     committed_(saved_owners);

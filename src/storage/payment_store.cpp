@@ -50,8 +50,8 @@ void SqlPaymentRepo::append_audit(const AuditEntry& e) {
   static constexpr sql::Query kAppend =
       "INSERT INTO stripe_audit (event_id, event_type, payload, status, note, created_at) "
       "VALUES (?, ?, ?, ?, ?, ?)";
-  db_.run(kAppend, {e.event_id, e.event_type, e.payload, name_of(e.status), e.note,
-                    iso8601_micros(e.created_at)});
+  db_.run_later(kAppend, {e.event_id, e.event_type, e.payload, name_of(e.status), e.note,
+                          iso8601_micros(e.created_at)});
 }
 
 std::vector<AuditEntry> SqlPaymentRepo::audit_entries(std::string_view event_id) {

@@ -107,12 +107,12 @@ void SqlPlanRepo::update_plan(const Plan& before, const Plan& after) {
   static constexpr sql::Query kUpdateEventTime =
       "UPDATE plans SET last_event_created = ?, updated_at = ? WHERE id = ?";
   if (after.status == before.status)
-    db_.run(kUpdateEventTime,
-            {optional_param(after.last_event_created), iso8601_micros(after.updated_at), after.id});
+    db_.run_later(kUpdateEventTime, {optional_param(after.last_event_created),
+                                     iso8601_micros(after.updated_at), after.id});
   else {
     saved_owners_.push_back(after.owner);
-    db_.run(kUpdateStatus, {name_of(after.status), optional_param(after.last_event_created),
-                            iso8601_micros(after.updated_at), after.id});
+    db_.run_later(kUpdateStatus, {name_of(after.status), optional_param(after.last_event_created),
+                                  iso8601_micros(after.updated_at), after.id});
   }
 }
 
@@ -121,11 +121,12 @@ void SqlPlanRepo::append_history(const PlanChange& c) {
       "INSERT INTO plan_update_history (plan_id, hospital_id, individual_id, changed_by, "
       "changed_at, from_plan_type, to_plan_type, from_status, to_status, from_services, "
       "to_services, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-  db_.run(kAppend, {c.plan_id, owner_column(c.owner, EntityKind::hospital),
-                    owner_column(c.owner, EntityKind::individual), c.changed_by,
-                    iso8601_micros(c.changed_at), optional_enum(c.from_plan_type),
-                    name_of(c.to_plan_type), optional_enum(c.from_status), name_of(c.to_status),
-                    encode_services(c.from_services), encode_services(c.to_services), c.reason});
+  db_.run_later(kAppend,
+                {c.plan_id, owner_column(c.owner, EntityKind::hospital),
+                 owner_column(c.owner, EntityKind::individual), c.changed_by,
+                 iso8601_micros(c.changed_at), optional_enum(c.from_plan_type),
+                 name_of(c.to_plan_type), optional_enum(c.from_status), name_of(c.to_status),
+                 encode_services(c.from_services), encode_services(c.to_services), c.reason});
 }
 
 std::vector<PlanChange> SqlPlanRepo::history(const EntityRef& owner) {

@@ -52,6 +52,23 @@ class Connection {
   // returns the rows seen or changed.
   virtual std::int64_t run(const Query& query, std::initializer_list<Param> params,
                            RowVisitor on_row = {}) = 0;
+  // For a statement whose rows and count nobody reads: a backend may queue it and send it with
+  // the next round trip (PostgreSQL's pipeline mode). It has run once the next run(), exec() or
+  // settle() returns; those throw its error if it failed, with the queue emptied either way.
+  virtual void run_later(const Query& query, std::initializer_list<Param> params) {
+    run(query, params);
+  }
+  virtual void settle() {}
 };
+
+// Before rolling back a unit that failed: its queued statements have run or failed, whichever,
+// and the connection takes statements again.
+inline void settle_failed_unit(Connection& connection) {
+  try {
+    connection.settle();
+  } catch (...) {
+    // The unit is rolled back; its first error says more.
+  }
+}
 
 }  // namespace billing::sql

@@ -13,6 +13,7 @@ void in_transaction(sql::Connection& connection, const sql::Query& begin, F&& wo
     work();
     connection.exec("COMMIT");
   } catch (...) {
+    sql::settle_failed_unit(connection);
     try {
       connection.exec("ROLLBACK");
     } catch (...) {

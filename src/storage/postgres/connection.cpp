@@ -35,15 +35,63 @@ class ResultRow final : public sql::Row {
   int row_;
 };
 
+bool succeeded(const PGresult* result) {
+  const auto status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+  return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+}
+
+// The server's message and SQLSTATE for a result that is not a success.
+std::string failure_text(pg_conn* conn, const PGresult* result) {
+  const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  const char* message = result ? PQresultErrorMessage(result) : "";
+  return fmt::format("postgres: {} (SQLSTATE {})", *message ? message : PQerrorMessage(conn),
+                     state ? state : "none");
+}
+
 // Throws with the server's message and SQLSTATE unless the result is a success.
 Result checked(pg_conn* conn, PGresult* raw) {
   Result result(raw);
-  const auto status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
-  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
-  const char* state = result ? PQresultErrorField(result.get(), PG_DIAG_SQLSTATE) : nullptr;
-  throw std::runtime_error(
-      fmt::format("postgres: {} (SQLSTATE {})", PQerrorMessage(conn), state ? state : "none"));
+  if (!succeeded(result.get())) throw std::runtime_error(failure_text(conn, result.get()));
+  return result;
 }
+
+// The rows changed by a command, or the rows of a query, each given to `on_row`.
+std::int64_t rows_of(const PGresult* result, sql::RowVisitor on_row) {
+  if (PQresultStatus(result) == PGRES_COMMAND_OK) {
+    std::int64_t changed = 0;
+    const char* tuples = PQcmdTuples(const_cast<PGresult*>(result));
+    std::from_chars(tuples, tuples + std::char_traits<char>::length(tuples), changed);
+    return changed;
+  }
+  const int rows = PQntuples(result);
+  if (on_row)
+    for (int i = 0; i < rows; ++i) on_row(ResultRow(result, i));
+  return rows;
+}
+
+// The parameters as libpq takes them: NUL-terminated texts, null pointers for NULL.
+class ParamTexts {
+ public:
+  explicit ParamTexts(std::initializer_list<sql::Param> params) {
+    texts_.reserve(params.size());  // no reallocation: values_ points into the texts
+    values_.reserve(params.size());
+    for (const sql::Param& p : params) {
+      if (const auto* text = std::get_if<std::string_view>(&p)) {
+        values_.push_back(texts_.emplace_back(*text).c_str());
+      } else if (const auto* number = std::get_if<std::int64_t>(&p)) {
+        values_.push_back(texts_.emplace_back(std::to_string(*number)).c_str());
+      } else {
+        values_.push_back(nullptr);
+      }
+    }
+  }
+  int count() const { return static_cast<int>(values_.size()); }
+  const char* const* values() const { return values_.data(); }
+
+ private:
+  std::vector<std::string> texts_;
+  std::vector<const char*> values_;
+};
 
 // Queries are written with SQLite's `?` placeholders; PostgreSQL wants $1..$n. Every `?` is a
 // placeholder: our SQL has none inside string literals, quoted names or comments (nor jsonb's
@@ -58,6 +106,12 @@ std::string numbered_placeholders(std::string_view statement) {
       text += c;
   }
   return text;
+}
+
+// A prepared statement's name: its text's address, which no other text has (a statement whose
+// preparation failed is prepared again under the same name).
+std::string statement_name_for(const char* statement) {
+  return fmt::format("s{}", static_cast<const void*>(statement));
 }
 
 }  // namespace
@@ -86,18 +140,20 @@ bool PostgresConnection::broken() const {
 
 void PostgresConnection::reconnect() {
   prepared_.clear();
+  in_flight_.clear();
   PQreset(conn_);
   if (broken()) throw std::runtime_error(std::string("cannot reconnect: ") + PQerrorMessage(conn_));
 }
 
 void PostgresConnection::exec(std::string_view script) {
+  settle();
   checked(conn_, PQexec(conn_, std::string(script).c_str()));
 }
 
 const std::string& PostgresConnection::statement_name(const char* statement) {
   auto found = prepared_.find(statement);
   if (found != prepared_.end()) return found->second;
-  std::string name = fmt::format("s{}", prepared_.size());
+  std::string name = statement_name_for(statement);
   checked(conn_,
           PQprepare(conn_, name.c_str(), numbered_placeholders(statement).c_str(), 0, nullptr));
   return prepared_.emplace(statement, std::move(name)).first->second;
@@ -106,34 +162,71 @@ const std::string& PostgresConnection::statement_name(const char* statement) {
 std::int64_t PostgresConnection::run(const sql::Query& query,
                                      std::initializer_list<sql::Param> params,
                                      sql::RowVisitor on_row) {
-  const std::string& name = statement_name(query.text(sql::Dialect::postgres));
-  // libpq wants NUL-terminated text parameters.
-  std::vector<std::string> texts;
-  texts.reserve(params.size());
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const sql::Param& p : params) {
-    if (const auto* text = std::get_if<std::string_view>(&p)) {
-      values.push_back(texts.emplace_back(*text).c_str());
-    } else if (const auto* number = std::get_if<std::int64_t>(&p)) {
-      values.push_back(texts.emplace_back(std::to_string(*number)).c_str());
-    } else {
-      values.push_back(nullptr);
+  const char* statement = query.text(sql::Dialect::postgres);
+  if (!in_flight_.empty()) {
+    send(statement, params);
+    return finish_pipeline(on_row);
+  }
+  const std::string& name = statement_name(statement);
+  const ParamTexts texts(params);
+  const Result result = checked(conn_, PQexecPrepared(conn_, name.c_str(), texts.count(),
+                                                      texts.values(), nullptr, nullptr, 0));
+  return rows_of(result.get(), on_row);
+}
+
+void PostgresConnection::run_later(const sql::Query& query,
+                                   std::initializer_list<sql::Param> params) {
+  if (in_flight_.empty() && PQenterPipelineMode(conn_) != 1)
+    throw std::runtime_error(failure_text(conn_, nullptr));
+  send(query.text(sql::Dialect::postgres), params);
+}
+
+void PostgresConnection::settle() {
+  if (!in_flight_.empty()) finish_pipeline({});
+}
+
+void PostgresConnection::send(const char* statement, std::initializer_list<sql::Param> params) {
+  auto found = prepared_.find(statement);
+  if (found == prepared_.end()) {
+    std::string name = statement_name_for(statement);
+    if (PQsendPrepare(conn_, name.c_str(), numbered_placeholders(statement).c_str(), 0, nullptr) !=
+        1)
+      throw std::runtime_error(failure_text(conn_, nullptr));
+    in_flight_.push_back(statement);
+    found = prepared_.emplace(statement, std::move(name)).first;
+  }
+  const ParamTexts texts(params);
+  if (PQsendQueryPrepared(conn_, found->second.c_str(), texts.count(), texts.values(), nullptr,
+                          nullptr, 0) != 1)
+    throw std::runtime_error(failure_text(conn_, nullptr));
+  in_flight_.push_back(nullptr);
+}
+
+std::int64_t PostgresConnection::finish_pipeline(sql::RowVisitor on_row) {
+  std::string error;
+  std::int64_t count = 0;
+  if (PQpipelineSync(conn_) != 1) error = failure_text(conn_, nullptr);
+  for (std::size_t i = 0; i < in_flight_.size(); ++i) {
+    const Result result(PQgetResult(conn_));
+    if (!result) {  // the connection is gone: nothing more will come
+      if (error.empty()) error = failure_text(conn_, nullptr);
+      break;
+    }
+    while (PGresult* end = PQgetResult(conn_)) PQclear(end);  // the null after each statement
+    const char* prepared = in_flight_[i];
+    if (!succeeded(result.get())) {
+      // An error, or a statement skipped after one (PGRES_PIPELINE_ABORTED).
+      if (error.empty()) error = failure_text(conn_, result.get());
+      if (prepared) prepared_.erase(prepared);  // to be prepared again
+    } else if (i + 1 == in_flight_.size()) {
+      count = rows_of(result.get(), on_row);
     }
   }
-  Result result =
-      checked(conn_, PQexecPrepared(conn_, name.c_str(), static_cast<int>(values.size()),
-                                    values.data(), nullptr, nullptr, 0));
-  if (PQresultStatus(result.get()) == PGRES_COMMAND_OK) {
-    std::int64_t changed = 0;
-    const char* tuples = PQcmdTuples(result.get());
-    std::from_chars(tuples, tuples + std::char_traits<char>::length(tuples), changed);
-    return changed;
-  }
-  const int rows = PQntuples(result.get());
-  if (on_row)
-    for (int i = 0; i < rows; ++i) on_row(ResultRow(result.get(), i));
-  return rows;
+  in_flight_.clear();
+  const Result sync(PQgetResult(conn_));  // PGRES_PIPELINE_SYNC
+  PQexitPipelineMode(conn_);
+  if (!error.empty()) throw std::runtime_error(error);
+  return count;
 }
 
 }  // namespace billing

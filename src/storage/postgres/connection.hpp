@@ -1,6 +1,7 @@
 #pragma once
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "storage/sql.hpp"
 
@@ -9,7 +10,8 @@ struct pg_conn;
 namespace billing {
 
 // One libpq connection, used by one thread at a time, with its prepared statements (each prepared
-// on first use, its `?` placeholders numbered $1..$n then).
+// on first use, its `?` placeholders numbered $1..$n then). Statements run later go out in
+// pipeline mode with the next statement whose answer is needed: one round trip for all of them.
 class PostgresConnection final : public sql::Connection {
  public:
   explicit PostgresConnection(const std::string& url);
@@ -21,15 +23,25 @@ class PostgresConnection final : public sql::Connection {
   void exec(std::string_view script) override;
   std::int64_t run(const sql::Query& query, std::initializer_list<sql::Param> params,
                    sql::RowVisitor on_row) override;
+  void run_later(const sql::Query& query, std::initializer_list<sql::Param> params) override;
+  void settle() override;
 
   bool broken() const;
   void reconnect();  // after the server went away; prepared statements are made again
 
  private:
   const std::string& statement_name(const char* statement);
+  // In pipeline mode: sends the statement (and its preparation, on first use).
+  void send(const char* statement, std::initializer_list<sql::Param> params);
+  // Ends the pipeline: sends Sync and reads the answer to everything sent, the last statement's
+  // rows going to `on_row`; returns its count, or throws the first error.
+  std::int64_t finish_pipeline(sql::RowVisitor on_row);
 
   pg_conn* conn_ = nullptr;
   std::unordered_map<const char*, std::string> prepared_;
+  // Sent in pipeline mode and not answered yet, in order: a statement's preparation (its text)
+  // or its execution (null).
+  std::vector<const char*> in_flight_;
 };
 
 }  // namespace billing

@@ -1,0 +1,143 @@
+// The driver contract both backends keep (storage/sql.hpp), above all for statements run later:
+// they have run once the next answer comes, a failure among them surfaces once and leaves the
+// connection usable, and a unit that fails goes back to its savepoint, as group commit does.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "storage/postgres/connection.hpp"
+#include "storage/sqlite/connection.hpp"
+#include "tests/support/test_db.hpp"
+
+namespace billing {
+namespace {
+
+// A temporary table: each connection has its own, also on a shared PostgreSQL database.
+constexpr sql::Query kInsert = "INSERT INTO probe (id, n) VALUES (?, ?)";
+constexpr sql::Query kCount = "SELECT COUNT(*) FROM probe";
+constexpr sql::Query kValue = "SELECT n FROM probe WHERE id = ?";
+constexpr sql::Query kInsertElsewhere = "INSERT INTO probe_later (id) VALUES (?)";
+constexpr sql::Query kSavepoint = "SAVEPOINT unit";
+constexpr sql::Query kRollbackTo = "ROLLBACK TO SAVEPOINT unit";
+constexpr sql::Query kRelease = "RELEASE SAVEPOINT unit";
+
+class Connections : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "sqlite")
+      connection = std::make_unique<SqliteConnection>(testing::make_temp_dir() + "/probe.db",
+                                                      SqliteConnection::Mode::read_write);
+    else
+      connection = std::make_unique<PostgresConnection>(std::getenv("BILLING_TEST_POSTGRES_URL"));
+    connection->exec(
+        "CREATE TEMP TABLE probe (id INTEGER PRIMARY KEY, n INTEGER NOT NULL CHECK (n >= 0))");
+  }
+
+  std::int64_t count() {
+    std::int64_t n = -1;
+    connection->run(kCount, {}, [&](const sql::Row& row) { n = row.integer(0); });
+    return n;
+  }
+  // Queues an insert; n < 0 breaks the table's CHECK.
+  void insert_later(std::int64_t id, std::int64_t n) { connection->run_later(kInsert, {id, n}); }
+
+  std::unique_ptr<sql::Connection> connection;
+};
+
+TEST_P(Connections, StatementsRunLaterHaveRunWhenTheNextAnswerComes) {
+  insert_later(1, 10);
+  insert_later(2, 20);
+  EXPECT_EQ(count(), 2);  // the count travels with them and sees both
+  insert_later(3, 30);
+  connection->settle();
+  insert_later(4, 40);
+  connection->exec("DELETE FROM probe WHERE id = 4");  // runs after the insert
+  EXPECT_EQ(count(), 3);
+  insert_later(5, 50);
+  std::int64_t value = 0;
+  EXPECT_EQ(connection->run(kValue, {std::int64_t{5}},
+                            [&](const sql::Row& row) { value = row.integer(0); }),
+            1);
+  EXPECT_EQ(value, 50);  // the rows of the statement whose answer was asked for
+  connection->settle();  // nothing queued: nothing to do
+}
+
+TEST_P(Connections, AFailureSurfacesOnceAndTheConnectionGoesOn) {
+  EXPECT_THROW(
+      {
+        insert_later(1, -1);
+        insert_later(2, 20);  // after a failure, not run
+        connection->settle();
+      },
+      std::runtime_error);
+  EXPECT_NO_THROW(connection->settle());
+  EXPECT_EQ(count(), 0);
+  insert_later(3, 30);
+  EXPECT_EQ(count(), 1);
+}
+
+// Group commit's pattern: a unit in a savepoint, its last statements queued with the release.
+TEST_P(Connections, AUnitThatFailsGoesBackToItsSavepointAlone) {
+  connection->exec("BEGIN");
+  insert_later(1, 10);
+  connection->settle();
+  const auto unit = [&](std::int64_t id, std::int64_t n) {
+    connection->run_later(kSavepoint, {});
+    try {
+      insert_later(id, 0);
+      insert_later(id + 100, n);
+      connection->run_later(kRelease, {});
+      connection->settle();
+      return true;
+    } catch (const std::runtime_error&) {
+      sql::settle_failed_unit(*connection);
+      connection->run(kRollbackTo, {});
+      connection->run(kRelease, {});
+      return false;
+    }
+  };
+  EXPECT_TRUE(unit(2, 5));
+  EXPECT_FALSE(unit(3, -5));
+  EXPECT_TRUE(unit(4, 5));
+  connection->exec("COMMIT");
+  EXPECT_EQ(count(), 5);  // 1, 2, 102, 4, 104
+  std::int64_t found = 0;
+  EXPECT_EQ(connection->run(kValue, {std::int64_t{3}}, [&](const sql::Row&) { ++found; }), 0);
+  EXPECT_EQ(found, 0);
+}
+
+// A statement is prepared on first use; one whose preparation failed, or was skipped after an
+// earlier failure, is prepared again next time.
+TEST_P(Connections, AStatementNotPreparedIsPreparedAgain) {
+  EXPECT_THROW(
+      {
+        connection->run_later(kInsertElsewhere, {std::int64_t{1}});  // no such table yet
+        connection->settle();
+      },
+      std::runtime_error);
+  connection->exec("CREATE TEMP TABLE probe_later (id INTEGER PRIMARY KEY)");
+  connection->run_later(kInsertElsewhere, {std::int64_t{1}});
+  connection->settle();
+
+  EXPECT_THROW(
+      {
+        insert_later(7, -1);
+        // First use of this text, queued behind the failure.
+        connection->run_later(kValue, {std::int64_t{7}});
+        connection->settle();
+      },
+      std::runtime_error);
+  insert_later(7, 70);
+  std::int64_t value = 0;
+  connection->run(kValue, {std::int64_t{7}}, [&](const sql::Row& row) { value = row.integer(0); });
+  EXPECT_EQ(value, 70);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Connections, ::testing::ValuesIn(testing::test_backends()),
+                         testing::backend_name);
+
+}  // namespace
+}  // namespace billing
