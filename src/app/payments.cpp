@@ -43,8 +43,11 @@ Payments::Payments(const Config& config, Db& db, const Catalog& catalog, const C
         local_ = local.get();
         return local;
       }()),
+      charge_completion_(db, *provider_),
       subscription_changes_(*provider_, prices_),
-      urls_{config.stripe.success_url, config.stripe.cancel_url} {}
+      urls_{config.stripe.success_url, config.stripe.cancel_url} {
+  webhooks_.complete_charges_with(charge_completion_);
+}
 
 Payments::~Payments() = default;
 

@@ -8,6 +8,7 @@
 #include "app/config.hpp"
 #include "core/db.hpp"
 #include "http/route.hpp"
+#include "payments/charge_completion.hpp"
 #include "payments/price_map.hpp"
 #include "payments/provider.hpp"
 #include "payments/routes.hpp"
@@ -43,6 +44,7 @@ class Payments {
   StripeMetrics stripe_metrics_;
   LocalProvider* local_ = nullptr;  // the provider, when it is the local one (its pages)
   std::unique_ptr<PaymentProvider> provider_;
+  ChargeCompletion charge_completion_;  // of paid invoices whose events name only the charge
   ProviderSubscriptionChanges subscription_changes_;
   CheckoutUrls urls_;
 };

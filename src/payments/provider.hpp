@@ -16,6 +16,7 @@
 #include "core/money.hpp"
 #include "core/plan_kinds.hpp"
 #include "kit/enums.hpp"
+#include "payments/types.hpp"
 
 namespace billing {
 
@@ -95,6 +96,10 @@ class PaymentProvider {
                                                               PageRequest page) = 0;
   virtual boost::asio::awaitable<Page<Customer>> list_customers(PageRequest page) = 0;
   virtual boost::asio::awaitable<Page<Subscription>> list_subscriptions(PageRequest page) = 0;
+  // The fee, net and card of a charge, for a payment whose event named only the charge; nullopt
+  // from a provider whose events carry them already.
+  virtual boost::asio::awaitable<std::optional<ChargeDetails>> charge_details(
+      std::string charge_id) = 0;
   // Throws the 503s when the provider cannot be reached or refuses our key.
   virtual boost::asio::awaitable<void> check_health() = 0;
 };

@@ -26,6 +26,9 @@ class PaymentRepo {
   // False when a payment for the same invoice is already recorded (it is recorded once).
   virtual bool record_payment(const Payment& payment) = 0;
   virtual std::vector<Payment> payments(const EntityRef& entity) = 0;  // oldest first
+  // Fills in the fee, net and card (if none) of the invoice's payment; false when there is no
+  // such payment or its fee is known already.
+  virtual bool complete_payment(std::string_view invoice_id, const ChargeDetails& details) = 0;
 };
 
 }  // namespace billing

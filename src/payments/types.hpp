@@ -72,4 +72,12 @@ struct Payment {
   friend bool operator==(const Payment&, const Payment&) = default;
 };
 
+// What the provider's balance says about a charge, when its events carry only the charge's id
+// (Stripe's do): the fee, what is left, and the card.
+struct ChargeDetails {
+  Cents fee = 0;
+  Cents net = 0;
+  std::optional<std::string> payment_method;  // JSON, as Payment::payment_method
+};
+
 }  // namespace billing

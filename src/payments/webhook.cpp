@@ -1,6 +1,11 @@
 #include "payments/webhook.hpp"
 
 #include <chrono>
+#include <string>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include "kit/api_error.hpp"
 #include "kit/log.hpp"
@@ -29,6 +34,8 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::receive(std::string_view si
     done(outcome);
     log_event(spdlog::level::info, "webhook event applied", "",
               {{"event_id", event.id}, {"type", event.type}, {"outcome", name_of(outcome)}});
+    if (completion_ && outcome == AuditStatus::ok && type == WebhookType::invoice_payment_succeeded)
+      co_await complete_charge_later(event);
     co_return outcome;
   } catch (const std::exception& e) {
     failure = e.what();
@@ -52,6 +59,16 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::receive(std::string_view si
               {{"event_id", event.id}, {"error", e.what()}});
   }
   throw ApiError(500, "Webhook processing failed");
+}
+
+boost::asio::awaitable<void> WebhookReceiver::complete_charge_later(const StripeEvent& event) {
+  const auto* invoice = event.object.if_contains("id");
+  const auto* charge = event.object.if_contains("charge");
+  if (!invoice || !invoice->is_string() || !charge || !charge->is_string()) co_return;
+  boost::asio::co_spawn(
+      co_await boost::asio::this_coro::executor,
+      completion_->complete(std::string(invoice->get_string()), std::string(charge->get_string())),
+      boost::asio::detached);
 }
 
 void WebhookReceiver::write_metrics(MetricsText& out) const {

@@ -10,6 +10,7 @@
 
 #include "core/db.hpp"
 #include "kit/metrics.hpp"
+#include "payments/charge_completion.hpp"
 #include "payments/events.hpp"
 #include "payments/webhook_signature.hpp"
 
@@ -41,16 +42,24 @@ class WebhookReceiver {
   // `signature` and `payload` must stay alive until the returned awaitable completes.
   boost::asio::awaitable<AuditStatus> receive(std::string_view signature, std::string_view payload);
 
+  // After a paid invoice that names its charge only, `completion` fills in the payment's fee,
+  // net and card (for a provider whose events do that: Stripe). Set before the first event.
+  void complete_charges_with(ChargeCompletion& completion) { completion_ = &completion; }
+
   void write_metrics(MetricsText& out) const;
   std::uint64_t events(WebhookType type, AuditStatus outcome) const {
     return events_.value(type, outcome);
   }
 
  private:
+  // Starts the completion of the paid invoice's payment, detached from this event's answer.
+  boost::asio::awaitable<void> complete_charge_later(const StripeEvent& event);
+
   Db& db_;
   EventRules rules_;
   WebhookSignature signature_;
   const Clock& clock_;
+  ChargeCompletion* completion_ = nullptr;
   CounterFamily<WebhookType, AuditStatus> events_{
       "billing_webhook_events_total",
       "Signed webhook events received, by type and outcome (failed: answered 500, Stripe retries)",

@@ -93,6 +93,15 @@ bool SqlPaymentRepo::record_payment(const Payment& p) {
                   optional_param(paid_at), iso8601_micros(p.created_at)}) > 0;
 }
 
+bool SqlPaymentRepo::complete_payment(std::string_view invoice_id, const ChargeDetails& details) {
+  static constexpr sql::Query kComplete =
+      "UPDATE payments SET fee_amount = ?, net_amount = ?, "
+      "payment_method = COALESCE(payment_method, ?) "
+      "WHERE stripe_invoice_id = ? AND fee_amount IS NULL";
+  return db_.run(kComplete, {details.fee, details.net, optional_param(details.payment_method),
+                             invoice_id}) > 0;
+}
+
 std::vector<Payment> SqlPaymentRepo::payments(const EntityRef& entity) {
   static constexpr sql::Query kList{
       "SELECT stripe_checkout_session_id, stripe_customer_id, stripe_subscription_id, "

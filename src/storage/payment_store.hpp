@@ -17,6 +17,7 @@ class SqlPaymentRepo : public PaymentRepo {
   std::vector<AuditEntry> audit_entries(std::string_view event_id) override;
   bool record_payment(const Payment& payment) override;
   std::vector<Payment> payments(const EntityRef& entity) override;
+  bool complete_payment(std::string_view invoice_id, const ChargeDetails& details) override;
 
  private:
   sql::Connection& db_;

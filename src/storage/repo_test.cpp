@@ -8,6 +8,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/json/parse.hpp>
 
 #include "entities/repo.hpp"
 #include "health/repo.hpp"
@@ -279,6 +280,36 @@ TEST_P(Storage, AuditsAndRecordsEachInvoiceOnce) {
   EXPECT_FALSE(write([&](Tx& tx) { return tx.get<PaymentRepo>().record_payment(payment); }));
   EXPECT_THAT(read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); }),
               ElementsAre(payment));
+}
+
+// Stripe's invoice events name the charge only: its fee, net and card are filled in once, later.
+TEST_P(Storage, CompletesAPaymentsFeeOnce) {
+  const EntityRef hospital{EntityKind::hospital, unique_id("hosp")};
+  Payment payment{.invoice_id = unique_id("in"),
+                  .charge_id = "ch_1",
+                  .entity = hospital,
+                  .amount = 49900,
+                  .currency = "usd",
+                  .paid_at = now,
+                  .created_at = now};
+  EXPECT_TRUE(write([&](Tx& tx) { return tx.get<PaymentRepo>().record_payment(payment); }));
+  const auto complete = [&](const ChargeDetails& details) {
+    return write([&](Tx& tx) {
+      return tx.get<PaymentRepo>().complete_payment(*payment.invoice_id, details);
+    });
+  };
+  const std::string card = R"({"type":"card","card":{"brand":"visa","last4":"4242"}})";
+  EXPECT_TRUE(complete({.fee = 1477, .net = 48423, .payment_method = card}));
+  EXPECT_FALSE(complete({.fee = 1, .net = 2, .payment_method = "{}"}));  // known already
+  EXPECT_FALSE(write([&](Tx& tx) {
+    return tx.get<PaymentRepo>().complete_payment("in_nobody", {.fee = 1, .net = 2});
+  }));
+  const auto saved = read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); });
+  ASSERT_EQ(saved.size(), 1u);
+  EXPECT_EQ(saved[0].fee_amount, 1477);
+  EXPECT_EQ(saved[0].net_amount, 48423);
+  ASSERT_TRUE(saved[0].payment_method.has_value());
+  EXPECT_EQ(boost::json::parse(*saved[0].payment_method), boost::json::parse(card));
 }
 
 // Grouped units share commits; one that throws leaves the others committed and alone fails.

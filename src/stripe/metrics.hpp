@@ -3,6 +3,7 @@
 // and how it ended, the retries on their own, and how long calls took. Endpoints are named as
 // Stripe's libraries name them.
 #include <array>
+#include <cstddef>
 #include <string_view>
 
 #include "kit/enums.hpp"
@@ -18,19 +19,24 @@ enum class StripeEndpoint {
   list_invoices,
   list_customers,
   list_subscriptions,
+  retrieve_charge,
   retrieve_account,
 };
 template <>
 struct EnumNames<StripeEndpoint> {
-  static constexpr std::array<std::string_view, 8> names{"checkout.sessions.create",
+  static constexpr std::array<std::string_view, 9> names{"checkout.sessions.create",
                                                          "billing_portal.sessions.create",
                                                          "subscriptions.retrieve",
                                                          "subscriptions.update",
                                                          "invoices.list",
                                                          "customers.list",
                                                          "subscriptions.list",
+                                                         "charges.retrieve",
                                                          "account.retrieve"};
 };
+// A name for every endpoint (a label value past the table would count in another's cell).
+static_assert(EnumNames<StripeEndpoint>::names.size() ==
+              static_cast<std::size_t>(StripeEndpoint::retrieve_account) + 1);
 
 // How a call ended, after its retries.
 enum class StripeCallOutcome {
@@ -46,6 +52,8 @@ struct EnumNames<StripeCallOutcome> {
   static constexpr std::array<std::string_view, 6> names{
       "ok", "card_error", "not_found", "rejected", "authentication_failed", "unavailable"};
 };
+static_assert(EnumNames<StripeCallOutcome>::names.size() ==
+              static_cast<std::size_t>(StripeCallOutcome::unavailable) + 1);
 
 struct StripeMetrics {
   CounterFamily<StripeEndpoint, StripeCallOutcome> calls{

@@ -6,6 +6,8 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
+#include "kit/json.hpp"
+
 namespace billing::stripe {
 
 namespace json = boost::json;
@@ -127,6 +129,28 @@ Page<T> read_page(const json::value& value, T (*read)(const json::value&)) {
 template Page<Subscription> read_page(const json::value&, Subscription (*)(const json::value&));
 template Page<Invoice> read_page(const json::value&, Invoice (*)(const json::value&));
 template Page<Customer> read_page(const json::value&, Customer (*)(const json::value&));
+
+ChargeDetails read_charge_details(const json::value& value) {
+  const auto& charge = as_object(value, "charge");
+  const auto* balance = charge.if_contains("balance_transaction");
+  if (!balance || !balance->is_object())
+    throw std::runtime_error("Stripe sent a charge without its balance transaction");
+  ChargeDetails details{.fee = integer_or_zero(balance->get_object(), "fee"),
+                        .net = integer_or_zero(balance->get_object(), "net")};
+  // The specification's fields of the card, not everything Stripe knows about it.
+  const auto* method = charge.if_contains("payment_method_details");
+  const auto* card =
+      method && method->is_object() ? method->get_object().if_contains("card") : nullptr;
+  if (card && card->is_object()) {
+    const auto& c = card->get_object();
+    json::object shown{{"brand", string_or_empty(c, "brand")},
+                       {"last4", string_or_empty(c, "last4")},
+                       {"exp_month", integer_or_zero(c, "exp_month")},
+                       {"exp_year", integer_or_zero(c, "exp_year")}};
+    details.payment_method = to_json(json::object{{"type", "card"}, {"card", std::move(shown)}});
+  }
+  return details;
+}
 
 std::string read_session_url(const json::value& value) {
   auto url = optional_string(as_object(value, "session"), "url");

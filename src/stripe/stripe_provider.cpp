@@ -173,6 +173,17 @@ asio::awaitable<Page<Subscription>> StripeProvider::list_subscriptions(PageReque
   });
 }
 
+asio::awaitable<std::optional<ChargeDetails>> StripeProvider::charge_details(
+    std::string charge_id) {
+  Request request{.endpoint = StripeEndpoint::retrieve_charge,
+                  .path = "/v1/charges/" + path_segment(charge_id)};
+  request.params.add("expand[]", "balance_transaction");
+  co_return co_await call(std::move(request),
+                          [](const json::value& charge) -> std::optional<ChargeDetails> {
+                            return stripe::read_charge_details(charge);
+                          });
+}
+
 asio::awaitable<void> StripeProvider::check_health() {
   // named: GCC 12 frees a temporary here twice
   Request request{.endpoint = StripeEndpoint::retrieve_account, .path = "/v1/account"};

@@ -17,6 +17,7 @@
 #include "payments/webhook_signature.hpp"
 #include "plans/repo.hpp"
 #include "tests/e2e/client.hpp"
+#include "tests/stripe/fake_stripe.hpp"
 
 namespace billing::e2e {
 namespace {
@@ -211,6 +212,65 @@ TEST_P(E2eWebhooks, KilledMidBatchThenRedeliveredAppliesEachOnce) {
     }
     return 0;
   }));
+}
+
+// With Stripe as the provider a paid invoice names its charge only: the fee, net and card are
+// asked of Stripe after the event's answer and saved on the payment.
+TEST(E2eStripeCharges, APaidInvoicesFeeAndCardComeFromStripeAfterTheAnswer) {
+  stripe_test::FakeStripe stripe;
+  stripe.queue({200, R"({"id":"ch_e2e","object":"charge","amount":99900,
+    "balance_transaction":{"id":"txn_e2e","object":"balance_transaction","fee":2927,"net":96973},
+    "payment_method_details":{"type":"card","card":{"brand":"mastercard","last4":"4444",
+      "exp_month":3,"exp_year":2031}}})"});
+  auto server =
+      BillingServer::for_backend("sqlite", {{"PAYMENTS_PROVIDER", "stripe"},
+                                            {"STRIPE_API_BASE", stripe.base_url()},
+                                            {"STRIPE_SECRET_KEY", "sk_test_e2e_charges"},
+                                            {"STRIPE_WEBHOOK_SECRET", std::string(kSecret)},
+                                            {"STRIPE_SUCCESS_URL", "https://app.test/paid"},
+                                            {"STRIPE_CANCEL_URL", "https://app.test/cancelled"}});
+  HttpClient client(server->port());
+  const EntityRef owner{EntityKind::hospital, unique_id("hosp")};
+  const auto invoice = unique_id("in");
+  const auto payload =
+      stripe_event("invoice.payment_succeeded",
+                   {{"id", invoice},
+                    {"customer", unique_id("cus")},
+                    {"subscription", unique_id("sub")},
+                    {"charge", "ch_e2e"},
+                    {"amount_paid", 99900},
+                    {"currency", "usd"},
+                    {"subscription_details",
+                     {{"metadata", {{"role", "hospital"}, {"role_entity_id", owner.id}}}}}});
+  const auto response =
+      client.post("/stripe/webhook", payload,
+                  {{"Stripe-Signature", stripe_signature(payload, kSecret, unix_now())}});
+  ASSERT_EQ(response.status, 200) << response.body;
+
+  const auto db = open_server_db(*server);
+  const auto payments = [&] {
+    return run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(owner); }));
+  };
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto saved = payments();
+        return saved.size() == 1 && saved[0].fee_amount.has_value();
+      },
+      10s))
+      << server->log();
+  const auto saved = payments().at(0);
+  EXPECT_EQ(saved.invoice_id, invoice);
+  EXPECT_EQ(saved.charge_id, "ch_e2e");
+  EXPECT_EQ(saved.amount, 99900);
+  EXPECT_EQ(saved.fee_amount, 2927);
+  EXPECT_EQ(saved.net_amount, 96973);
+  ASSERT_TRUE(saved.payment_method.has_value());
+  EXPECT_EQ(json::parse(*saved.payment_method),
+            json::parse(R"({"type":"card","card":{"brand":"mastercard","last4":"4444",
+              "exp_month":3,"exp_year":2031}})"));
+  const auto requests = stripe.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].target, "/v1/charges/ch_e2e?expand%5B%5D=balance_transaction");
 }
 
 INSTANTIATE_TEST_SUITE_P(E2e, E2eWebhooks, ::testing::ValuesIn(backends()),

@@ -389,6 +389,28 @@ TEST_F(StripeProviderFake, OtherClientErrorsAreRejected) {
                "Stripe service unavailable");
 }
 
+TEST_F(StripeProviderFake, ReadsAChargesFeeNetAndCardFromItsBalanceTransaction) {
+  fake.queue({200, R"({"id":"ch_1","object":"charge","amount":49900,
+    "balance_transaction":{"id":"txn_1","object":"balance_transaction","fee":1477,"net":48423},
+    "payment_method_details":{"type":"card","card":{"brand":"visa","last4":"4242",
+      "exp_month":12,"exp_year":2030,"fingerprint":"not ours to keep","country":"US"}}})"});
+  const auto details = run_blocking(provider->charge_details("ch_1"));
+  ASSERT_TRUE(details.has_value());
+  EXPECT_EQ(details->fee, 1477);
+  EXPECT_EQ(details->net, 48423);
+  EXPECT_EQ(
+      details->payment_method,
+      R"({"type":"card","card":{"brand":"visa","last4":"4242","exp_month":12,"exp_year":2030}})");
+  const auto requests = fake.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].method, "GET");
+  EXPECT_EQ(requests[0].target, "/v1/charges/ch_1?expand%5B%5D=balance_transaction");
+
+  // Not expanded (or not settled yet): Stripe's answer is not what was asked for.
+  fake.queue({200, R"({"id":"ch_2","object":"charge","balance_transaction":"txn_2"})"});
+  expect_error(error_of(provider->charge_details("ch_2")), 503, "Stripe service unavailable");
+}
+
 // One count per call, however many attempts it took, by endpoint and how it ended.
 TEST_F(StripeProviderFake, CountsEachCallByEndpointAndOutcome) {
   using enum StripeEndpoint;

@@ -143,6 +143,13 @@ TEST_F(StripeMockProvider, ListsSubscriptionsOfEveryStatus) {
   EXPECT_FALSE(next.data.empty());
 }
 
+TEST_F(StripeMockProvider, RetrievesAChargeWithItsBalanceTransaction) {
+  const auto details = run_blocking(provider->charge_details("ch_123"));
+  ASSERT_TRUE(details.has_value());
+  EXPECT_GE(details->fee, 0);
+  EXPECT_TRUE(details->payment_method.has_value());
+}
+
 TEST_F(StripeMockProvider, ChecksHealth) {
   EXPECT_NO_THROW(run_blocking(provider->check_health()));
   EXPECT_EQ(metrics.calls.value(StripeEndpoint::retrieve_account, StripeCallOutcome::ok), 1u);

@@ -86,6 +86,10 @@ asio::awaitable<Page<Subscription>> LocalProvider::list_subscriptions(PageReques
   co_return locked([&](local::Ledger& ledger, TimePoint) { return ledger.subscriptions(page); });
 }
 
+asio::awaitable<std::optional<ChargeDetails>> LocalProvider::charge_details(std::string) {
+  co_return std::nullopt;  // its invoice events carry the charge expanded, fee and card included
+}
+
 asio::awaitable<void> LocalProvider::check_health() {
   co_return;  // nothing to reach: it runs inside the service
 }
