@@ -1,4 +1,4 @@
-// billing: serve | migrate | backup | token. See README.md.
+// billing: serve | migrate | backup | replay-events | token. See README.md.
 #include <malloc.h>
 
 #include <iostream>
@@ -9,6 +9,7 @@
 
 #include "app/app.hpp"
 #include "app/dev.hpp"
+#include "kit/run_blocking.hpp"
 #include "storage/sqlite/backup.hpp"
 
 namespace {
@@ -53,6 +54,13 @@ int main(int argc, char** argv) {
   backup->add_option("--to", backup_to, "the file to write (replaced once the copy is complete)")
       ->required();
   backup->add_flag("--dev", dev, "use the --dev defaults");
+
+  auto* replay = cli.add_subcommand(
+      "replay-events", "apply again the webhook events whose processing failed, oldest first");
+  std::size_t replay_limit = 1000;
+  replay->add_option("--limit", replay_limit, "at most this many events (default 1000)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
+  replay->add_flag("--dev", dev, "use the --dev defaults");
 
   auto* token = cli.add_subcommand("token", "print a JWT signed with JWT_SECRET_KEY");
   std::string role_name, entity, hospital, subject;
@@ -101,6 +109,15 @@ int main(int argc, char** argv) {
       std::cout << fmt::format("backup of {} written to {} ({} pages, {} bytes)\n", *path,
                                backup_to, copied.pages, copied.bytes);
       return 0;
+    }
+    if (*replay) {
+      // The service's own composition, not serving: the same receiver applies the events.
+      const auto base_url = fmt::format("http://{}:{}", config.host, config.port);
+      App app(std::move(config), base_url);
+      const auto report = run_blocking(app.payments().replay_failed_events(replay_limit));
+      std::cout << fmt::format("replayed {} failed webhook events: {} applied, {} failed again\n",
+                               report.applied + report.failed, report.applied, report.failed);
+      return report.failed == 0 ? 0 : 1;
     }
     if (host) config.host = *host;
     if (port) config.port = *port;

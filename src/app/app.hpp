@@ -38,6 +38,7 @@ class App {
 
   const Config& config() const { return config_; }
   Db& db() { return *db_; }
+  Payments& payments() { return payments_; }
   const Catalog& catalog() const { return catalog_; }
   const Clock& clock() const { return clock_; }
   const JwtCodec& jwt() const { return jwt_; }

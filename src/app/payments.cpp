@@ -1,7 +1,9 @@
 #include "app/payments.hpp"
 
+#include "kit/api_error.hpp"
 #include "kit/crypto.hpp"
 #include "payments/local/local_provider.hpp"
+#include "payments/repo.hpp"
 #include "stripe/stripe_provider.hpp"
 
 namespace billing {
@@ -23,7 +25,8 @@ std::string webhook_secret(const Config& config) {
 
 Payments::Payments(const Config& config, Db& db, const Catalog& catalog, const Clock& clock,
                    std::string base_url)
-    : webhook_secret_(webhook_secret(config)),
+    : db_(db),
+      webhook_secret_(webhook_secret(config)),
       prices_(price_map(config)),
       webhooks_(db, EventRules{catalog, prices_}, webhook_secret_, clock),
       provider_([&]() -> std::unique_ptr<PaymentProvider> {
@@ -53,6 +56,21 @@ Payments::~Payments() = default;
 
 boost::asio::awaitable<void> Payments::deliver(std::string signature, std::string payload) {
   co_await webhooks_.receive(signature, payload);
+}
+
+boost::asio::awaitable<Payments::ReplayReport> Payments::replay_failed_events(std::size_t limit) {
+  const auto events =
+      co_await db_.read([&](Tx& tx) { return tx.get<PaymentRepo>().failed_events(limit); });
+  ReplayReport report;
+  for (const auto& event : events) {
+    try {
+      co_await webhooks_.replay(event.payload);
+      ++report.applied;
+    } catch (const ApiError&) {  // logged and recorded by the receiver
+      ++report.failed;
+    }
+  }
+  co_return report;
 }
 
 void Payments::add_routes(Router& router, Db& db) {

@@ -28,6 +28,14 @@ class Payments {
   ~Payments();
 
   void add_routes(Router& router, Db& db);
+
+  struct ReplayReport {
+    std::size_t applied = 0;  // ok, or found applied meanwhile (duplicate, stale, ignored)
+    std::size_t failed = 0;   // failed again, recorded as such
+  };
+  // Applies again, oldest first, up to `limit` webhook events whose processing failed (kept in
+  // the inbox), as Stripe's redelivery would (`billing replay-events`).
+  boost::asio::awaitable<ReplayReport> replay_failed_events(std::size_t limit);
   SubscriptionChanges& subscription_changes() { return subscription_changes_; }
   // Webhook events, and calls to Stripe's API (all zero with the local provider).
   void write_metrics(MetricsText& out) const {
@@ -38,6 +46,7 @@ class Payments {
  private:
   boost::asio::awaitable<void> deliver(std::string signature, std::string payload);
 
+  Db& db_;
   std::string webhook_secret_;
   PriceMap prices_;
   WebhookReceiver webhooks_;

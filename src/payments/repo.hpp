@@ -1,5 +1,6 @@
 #pragma once
 // What the payments domain asks of storage, inside a unit of work (core/db.hpp).
+#include <cstddef>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,8 @@ class PaymentRepo {
   virtual void record_event_failure(const InboxEvent& event, std::string_view error,
                                     TimePoint now) = 0;
   virtual std::optional<InboxRecord> inbox_record(std::string_view event_id) = 0;
+  // Events whose last attempt failed, the earliest received first.
+  virtual std::vector<StoredEvent> failed_events(std::size_t limit) = 0;
 
   virtual void append_audit(const AuditEntry& entry) = 0;
   virtual std::vector<AuditEntry> audit_entries(std::string_view event_id) = 0;  // oldest first

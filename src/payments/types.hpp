@@ -26,6 +26,12 @@ struct EnumNames<InboxStatus> {
   static constexpr std::array<std::string_view, 2> names{"processed", "failed"};
 };
 
+// A failed event as the inbox keeps it, to apply again.
+struct StoredEvent {
+  std::string id;
+  std::string payload;
+};
+
 struct InboxRecord {
   InboxStatus status = InboxStatus::processed;
   int attempts = 0;

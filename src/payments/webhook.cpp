@@ -20,6 +20,15 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::receive(std::string_view si
     bad_signatures_.add();
     throw ApiError(400, "Invalid webhook signature");
   }
+  co_return co_await apply(payload, received);
+}
+
+boost::asio::awaitable<AuditStatus> WebhookReceiver::replay(std::string_view payload) {
+  co_return co_await apply(payload, std::chrono::steady_clock::now());
+}
+
+boost::asio::awaitable<AuditStatus> WebhookReceiver::apply(
+    std::string_view payload, std::chrono::steady_clock::time_point received) {
   const StripeEvent event = parse_event(payload);
   const auto type = parse_enum<WebhookType>(event.type).value_or(WebhookType::other);
   const auto done = [&](AuditStatus outcome) {

@@ -4,6 +4,7 @@
 // and on a failure record it in the inbox and answer 500 so that Stripe retries. Each event is
 // counted by type and outcome, timed, and logged.
 #include <array>
+#include <chrono>
 #include <string_view>
 
 #include <boost/asio/awaitable.hpp>
@@ -41,6 +42,9 @@ class WebhookReceiver {
   // "Webhook processing failed" (nothing of the event kept but the failure in the inbox).
   // `signature` and `payload` must stay alive until the returned awaitable completes.
   boost::asio::awaitable<AuditStatus> receive(std::string_view signature, std::string_view payload);
+  // An event from the inbox that failed before (verified when it arrived), applied again as
+  // a redelivery would be: the same answers, but no signature to check.
+  boost::asio::awaitable<AuditStatus> replay(std::string_view payload);
 
   // After a paid invoice that names its charge only, `completion` fills in the payment's fee,
   // net and card (for a provider whose events do that: Stripe). Set before the first event.
@@ -52,6 +56,8 @@ class WebhookReceiver {
   }
 
  private:
+  boost::asio::awaitable<AuditStatus> apply(std::string_view payload,
+                                            std::chrono::steady_clock::time_point received);
   // Starts the completion of the paid invoice's payment, detached from this event's answer.
   boost::asio::awaitable<void> complete_charge_later(const StripeEvent& event);
 

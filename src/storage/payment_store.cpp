@@ -34,6 +34,17 @@ void SqlPaymentRepo::record_event_failure(const InboxEvent& event, std::string_v
   db_.run(kFail, {event.id, event.type, event.created, event.payload, error, iso8601_micros(now)});
 }
 
+std::vector<StoredEvent> SqlPaymentRepo::failed_events(std::size_t limit) {
+  static constexpr sql::Query kFailed =
+      "SELECT event_id, payload FROM webhook_events WHERE status = 'failed' "
+      "ORDER BY received_at, event_id LIMIT ?";
+  std::vector<StoredEvent> events;
+  db_.run(kFailed, {static_cast<std::int64_t>(limit)}, [&](const sql::Row& row) {
+    events.push_back({std::string(row.text(0)), std::string(row.text(1))});
+  });
+  return events;
+}
+
 std::optional<InboxRecord> SqlPaymentRepo::inbox_record(std::string_view event_id) {
   static constexpr sql::Query kFind =
       "SELECT status, attempts, last_error FROM webhook_events WHERE event_id = ?";

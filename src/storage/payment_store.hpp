@@ -13,6 +13,7 @@ class SqlPaymentRepo : public PaymentRepo {
   void record_event_failure(const InboxEvent& event, std::string_view error,
                             TimePoint now) override;
   std::optional<InboxRecord> inbox_record(std::string_view event_id) override;
+  std::vector<StoredEvent> failed_events(std::size_t limit) override;
   void append_audit(const AuditEntry& entry) override;
   std::vector<AuditEntry> audit_entries(std::string_view event_id) override;
   bool record_payment(const Payment& payment) override;

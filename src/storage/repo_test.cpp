@@ -236,10 +236,19 @@ TEST_P(Storage, SavesAPlansSubscriptionFieldsAndFindsItByThem) {
 TEST_P(Storage, ClaimsAnEventOnceAndRetriesAFailedOne) {
   const auto id = unique_id("evt");
   const InboxEvent event{id, "invoice.paid", 1'700'000'000, R"({"id":"x"})"};
+  // Other tests share a PostgreSQL database: only this test's event is looked for.
+  const auto failed_here = [&] {
+    std::vector<std::string> payloads;
+    for (auto& e : read([&](Tx& tx) { return tx.get<PaymentRepo>().failed_events(1'000'000); }))
+      if (e.id == id) payloads.push_back(e.payload);
+    return payloads;
+  };
   write([&](Tx& tx) { tx.get<PaymentRepo>().record_event_failure(event, "boom", now); });
   EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(id); }),
             (InboxRecord{InboxStatus::failed, 1, "boom"}));
+  EXPECT_THAT(failed_here(), ElementsAre(R"({"id":"x"})"));
   EXPECT_TRUE(write([&](Tx& tx) { return tx.get<PaymentRepo>().claim_event(event, now); }));
+  EXPECT_THAT(failed_here(), ::testing::IsEmpty());
   EXPECT_FALSE(write([&](Tx& tx) { return tx.get<PaymentRepo>().claim_event(event, now); }));
   write([&](Tx& tx) { tx.get<PaymentRepo>().record_event_failure(event, "late", now); });
   EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(id); }),

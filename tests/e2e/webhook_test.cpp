@@ -1,6 +1,7 @@
 // POST /stripe/webhook through HTTP on every backend: Stripe's own library signs (Debian's
 // python3-stripe), the service verifies on the raw bytes; each event is applied once, also when
 // fifty copies arrive at the same moment.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "kit/run_blocking.hpp"
+#include "payments/events.hpp"
 #include "payments/repo.hpp"
 #include "payments/webhook_signature.hpp"
 #include "plans/repo.hpp"
@@ -23,6 +25,7 @@ namespace billing::e2e {
 namespace {
 
 namespace json = boost::json;
+using ::testing::HasSubstr;
 
 constexpr std::string_view kSecret = "whsec_e2e_webhooks_0123456789";
 
@@ -212,6 +215,52 @@ TEST_P(E2eWebhooks, KilledMidBatchThenRedeliveredAppliesEachOnce) {
     }
     return 0;
   }));
+}
+
+// An event whose processing failed stays in the inbox as failed; `billing replay-events` applies
+// it as Stripe's redelivery would, once, while the service runs.
+TEST_P(E2eWebhooks, ReplayAppliesAFailedEventOnce) {
+  const auto payload = checkout_completed();
+  const StripeEvent failed = parse_event(payload);
+  const auto db = open_server_db(*server);
+  run_blocking(db->transact([&](Tx& tx) {
+    tx.get<PaymentRepo>().record_event_failure(failed.inbox(), "the database went away",
+                                               TimePoint(std::chrono::seconds(unix_now())));
+  }));
+  const Env env{{"JWT_SECRET_KEY", std::string(kJwtSecret)},
+                {"CSRF_SECRET_KEY", std::string(kCsrfSecret)},
+                {"STRIPE_WEBHOOK_SECRET", std::string(kSecret)},
+                {"PAYMENTS_PROVIDER", "local"},
+                {"DATABASE_URL", server->database_url()}};
+
+  auto result = run_billing({"replay-events"}, env);
+  EXPECT_EQ(result.code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("replayed 1 failed webhook events: 1 applied, 0 failed"));
+  const auto plan = run_blocking(db->read([&](Tx& tx) {
+    return tx.get<PlanRepo>().find_plan({EntityKind::hospital, hospital});
+  }));
+  ASSERT_TRUE(plan.has_value());
+  EXPECT_EQ(plan->status, PlanStatus::active);
+  EXPECT_EQ(plan->stripe_subscription_id, subscription);
+  const auto record =
+      run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(failed.id); }));
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ(record->status, InboxStatus::processed);
+  EXPECT_EQ(record->attempts, 2);
+
+  result = run_billing({"replay-events"}, env);  // nothing left to replay
+  EXPECT_EQ(result.code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("replayed 0 failed webhook events"));
+  // Stripe's own redelivery afterwards changes nothing.
+  const auto t = unix_now();
+  EXPECT_EQ(
+      client.post("/stripe/webhook", payload, {{"Stripe-Signature", signature(payload, t)}}).status,
+      200);
+  const auto audits = run_blocking(
+      db->read([&](Tx& tx) { return tx.get<PaymentRepo>().audit_entries(failed.id); }));
+  ASSERT_EQ(audits.size(), 2u);
+  EXPECT_EQ(audits[0].status, AuditStatus::ok);
+  EXPECT_EQ(audits[1].status, AuditStatus::duplicate);
 }
 
 // With Stripe as the provider a paid invoice names its charge only: the fee, net and card are
