@@ -1,6 +1,7 @@
 #include "payments/webhook.hpp"
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include <boost/asio/co_spawn.hpp>
@@ -36,18 +37,21 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::apply(
     latency_.observe(std::chrono::steady_clock::now() - received, type);
   };
   std::string failure;
+  std::optional<AuditStatus> outcome;
   try {
-    const auto outcome = co_await db_.transact_grouped(
+    outcome = co_await db_.transact_grouped(
         [&](Tx& tx) { return apply_event(tx, rules_, event, clock_.now()); },
         event_affinity(event));
-    done(outcome);
-    log_event(spdlog::level::info, "webhook event applied", "",
-              {{"event_id", event.id}, {"type", event.type}, {"outcome", name_of(outcome)}});
-    if (completion_ && outcome == AuditStatus::ok && type == WebhookType::invoice_payment_succeeded)
-      co_await complete_charge_later(event);
-    co_return outcome;
   } catch (const std::exception& e) {
     failure = e.what();
+  }
+  if (outcome) {
+    done(*outcome);
+    log_event(spdlog::level::info, "webhook event applied", "",
+              {{"event_id", event.id}, {"type", event.type}, {"outcome", name_of(*outcome)}});
+    if (completion_ && outcome == AuditStatus::ok && type == WebhookType::invoice_payment_succeeded)
+      co_await complete_charge_later(event);
+    co_return *outcome;
   }
   done(AuditStatus::failed);
   log_event(spdlog::level::err, "webhook event failed", "",

@@ -79,6 +79,20 @@ TEST_P(Connections, AFailureSurfacesOnceAndTheConnectionGoesOn) {
   EXPECT_EQ(count(), 1);
 }
 
+// A visitor that throws (a value that does not decode, say) fails that statement only.
+TEST_P(Connections, ARowVisitorThatThrowsLeavesTheConnectionSound) {
+  const auto throwing = [](const sql::Row&) {
+    throw std::runtime_error("a row that does not read");
+  };
+  for (std::int64_t round = 0; round < 3; ++round) {
+    insert_later(round, 1);
+    EXPECT_THROW(connection->run(kCount, {}, throwing), std::runtime_error);
+  }
+  insert_later(10, 1);
+  connection->settle();
+  EXPECT_EQ(count(), 4);
+}
+
 // Group commit's pattern: a unit in a savepoint, its last statements queued with the release.
 TEST_P(Connections, AUnitThatFailsGoesBackToItsSavepointAlone) {
   connection->exec("BEGIN");

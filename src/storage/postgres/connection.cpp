@@ -135,12 +135,13 @@ PostgresConnection::~PostgresConnection() {
 }
 
 bool PostgresConnection::broken() const {
-  return PQstatus(conn_) != CONNECTION_OK;
+  return needs_reset_ || PQstatus(conn_) != CONNECTION_OK;
 }
 
 void PostgresConnection::reconnect() {
   prepared_.clear();
   in_flight_.clear();
+  needs_reset_ = false;
   PQreset(conn_);
   if (broken()) throw std::runtime_error(std::string("cannot reconnect: ") + PQerrorMessage(conn_));
 }
@@ -185,31 +186,38 @@ void PostgresConnection::settle() {
   if (!in_flight_.empty()) finish_pipeline({});
 }
 
+void PostgresConnection::unsendable() {
+  // What was sent before cannot be told from what was not: the connection starts afresh.
+  needs_reset_ = true;
+  throw std::runtime_error(failure_text(conn_, nullptr));
+}
+
 void PostgresConnection::send(const char* statement, std::initializer_list<sql::Param> params) {
   auto found = prepared_.find(statement);
   if (found == prepared_.end()) {
     std::string name = statement_name_for(statement);
     if (PQsendPrepare(conn_, name.c_str(), numbered_placeholders(statement).c_str(), 0, nullptr) !=
         1)
-      throw std::runtime_error(failure_text(conn_, nullptr));
+      unsendable();
     in_flight_.push_back(statement);
     found = prepared_.emplace(statement, std::move(name)).first;
   }
   const ParamTexts texts(params);
   if (PQsendQueryPrepared(conn_, found->second.c_str(), texts.count(), texts.values(), nullptr,
                           nullptr, 0) != 1)
-    throw std::runtime_error(failure_text(conn_, nullptr));
+    unsendable();
   in_flight_.push_back(nullptr);
 }
 
 std::int64_t PostgresConnection::finish_pipeline(sql::RowVisitor on_row) {
   std::string error;
-  std::int64_t count = 0;
+  Result last;
   if (PQpipelineSync(conn_) != 1) error = failure_text(conn_, nullptr);
   for (std::size_t i = 0; i < in_flight_.size(); ++i) {
-    const Result result(PQgetResult(conn_));
+    Result result(PQgetResult(conn_));
     if (!result) {  // the connection is gone: nothing more will come
       if (error.empty()) error = failure_text(conn_, nullptr);
+      needs_reset_ = true;
       break;
     }
     while (PGresult* end = PQgetResult(conn_)) PQclear(end);  // the null after each statement
@@ -219,14 +227,17 @@ std::int64_t PostgresConnection::finish_pipeline(sql::RowVisitor on_row) {
       if (error.empty()) error = failure_text(conn_, result.get());
       if (prepared) prepared_.erase(prepared);  // to be prepared again
     } else if (i + 1 == in_flight_.size()) {
-      count = rows_of(result.get(), on_row);
+      last = std::move(result);
     }
   }
   in_flight_.clear();
   const Result sync(PQgetResult(conn_));  // PGRES_PIPELINE_SYNC
-  PQexitPipelineMode(conn_);
+  // Still in pipeline mode, it would refuse every statement run without one: start afresh.
+  if (PQexitPipelineMode(conn_) != 1) needs_reset_ = true;
   if (!error.empty()) throw std::runtime_error(error);
-  return count;
+  if (needs_reset_) throw std::runtime_error(failure_text(conn_, nullptr));
+  // The rows only now, the pipeline over: a visitor that throws leaves the connection sound.
+  return rows_of(last.get(), on_row);
 }
 
 }  // namespace billing

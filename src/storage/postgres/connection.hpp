@@ -26,13 +26,14 @@ class PostgresConnection final : public sql::Connection {
   void run_later(const sql::Query& query, std::initializer_list<sql::Param> params) override;
   void settle() override;
 
-  bool broken() const;
-  void reconnect();  // after the server went away; prepared statements are made again
+  bool broken() const;  // the server went away, or a pipeline could not be ended
+  void reconnect();     // after the server went away; prepared statements are made again
 
  private:
   const std::string& statement_name(const char* statement);
   // In pipeline mode: sends the statement (and its preparation, on first use).
   void send(const char* statement, std::initializer_list<sql::Param> params);
+  [[noreturn]] void unsendable();  // libpq would not queue a statement
   // Ends the pipeline: sends Sync and reads the answer to everything sent, the last statement's
   // rows going to `on_row`; returns its count, or throws the first error.
   std::int64_t finish_pipeline(sql::RowVisitor on_row);
@@ -42,6 +43,7 @@ class PostgresConnection final : public sql::Connection {
   // Sent in pipeline mode and not answered yet, in order: a statement's preparation (its text)
   // or its execution (null).
   std::vector<const char*> in_flight_;
+  bool needs_reset_ = false;  // left in a state no statement can follow: broken() until reconnect
 };
 
 }  // namespace billing

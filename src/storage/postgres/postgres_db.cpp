@@ -37,6 +37,7 @@ void PostgresDb::run_unit(Unit unit, const Work& work) {
       if (unit == Unit::read) {
         SqlTx tx(*connection, false);
         work(tx);
+        connection->settle();  // nothing queued goes back to the pool
       } else {
         run_write_unit(*connection, work,
                        [this](std::span<const EntityRef> owners) { plans_committed(owners); });
