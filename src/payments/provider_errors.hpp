@@ -33,5 +33,8 @@ inline ApiError no_such_subscription(std::string_view id) {
 inline ApiError no_such_customer(std::string_view id) {
   return ApiError(404, std::string("No such customer: ").append(id));
 }
+inline ApiError no_such_charge(std::string_view id) {
+  return ApiError(404, std::string("No such charge: ").append(id));
+}
 
 }  // namespace billing::provider_errors

@@ -178,6 +178,7 @@ asio::awaitable<std::optional<ChargeDetails>> StripeProvider::charge_details(
   Request request{.endpoint = StripeEndpoint::retrieve_charge,
                   .path = "/v1/charges/" + path_segment(charge_id)};
   request.params.add("expand[]", "balance_transaction");
+  request.named.push_back({"", charge_id, provider_errors::no_such_charge});
   co_return co_await call(std::move(request),
                           [](const json::value& charge) -> std::optional<ChargeDetails> {
                             return stripe::read_charge_details(charge);

@@ -409,6 +409,10 @@ TEST_F(StripeProviderFake, ReadsAChargesFeeNetAndCardFromItsBalanceTransaction) 
   // Not expanded (or not settled yet): Stripe's answer is not what was asked for.
   fake.queue({200, R"({"id":"ch_2","object":"charge","balance_transaction":"txn_2"})"});
   expect_error(error_of(provider->charge_details("ch_2")), 503, "Stripe service unavailable");
+  fake.queue(
+      {404, stripe_error("invalid_request_error", "resource_missing", kStripeWords, "", "id")});
+  expect_error(error_of(provider->charge_details("ch_x")), 404, "No such charge: ch_x");
+  EXPECT_EQ(metrics.calls.value(StripeEndpoint::retrieve_charge, StripeCallOutcome::not_found), 1u);
 }
 
 // One count per call, however many attempts it took, by endpoint and how it ended.
