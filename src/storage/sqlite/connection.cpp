@@ -53,11 +53,13 @@ SqliteConnection::SqliteConnection(const std::string& path, Mode mode) {
   // WAL lets readers run beside the one writer without waiting; FULL makes a commit durable
   // before we answer 200. Checkpoints every 8,000 pages (32 MiB) rather than SQLite's 1,000: the
   // same plan and index pages change again and again under a stream of webhook events, and a
-  // rarer checkpoint copies each of them into the database once instead of many times.
+  // rarer checkpoint copies each of them into the database once instead of many times. A 64 MiB
+  // page cache (SQLite's default is 2 MiB) keeps the indexes those events touch at random in
+  // memory: webhooks 7-10% faster, peak RSS 20 -> 32 MB in bench/webhooks.sh.
   exec(mode == Mode::read_only ? "PRAGMA busy_timeout = 1000; PRAGMA query_only = 1"
                                : "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; "
                                  "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
-                                 "PRAGMA wal_autocheckpoint = 8000");
+                                 "PRAGMA wal_autocheckpoint = 8000; PRAGMA cache_size = -65536");
 }
 
 SqliteConnection::~SqliteConnection() {
