@@ -580,6 +580,15 @@ std::string stripe_event(std::string_view type, boost::json::object object) {
                                                     {"data", {{"object", std::move(object)}}}});
 }
 
+Env stripe_provider_env(const std::string& api_base, std::string_view webhook_secret) {
+  return {{"PAYMENTS_PROVIDER", "stripe"},
+          {"STRIPE_API_BASE", api_base},
+          {"STRIPE_SECRET_KEY", "sk_test_123"},
+          {"STRIPE_WEBHOOK_SECRET", std::string(webhook_secret)},
+          {"STRIPE_SUCCESS_URL", "https://app.test/paid"},
+          {"STRIPE_CANCEL_URL", "https://app.test/cancelled"}};
+}
+
 std::string stripe_checkout_completed(const std::string& hospital, const std::string& customer,
                                       const std::string& subscription) {
   return stripe_event("checkout.session.completed", {{"id", unique_id("cs")},

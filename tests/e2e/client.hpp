@@ -273,6 +273,9 @@ std::string forge_csrf_token(std::string_view subject, TimePoint issued_at,
 // python3-stripe, tests/payments/stripe_signer.py) makes for a payload at `t`.
 std::string stripe_event(std::string_view type, boost::json::object object);
 std::string stripe_signature(const std::string& payload, std::string_view secret, std::int64_t t);
+// The service's environment for PAYMENTS_PROVIDER=stripe with Stripe's API at `api_base` (a fake
+// or stripe-mock) and webhooks signed with `webhook_secret`.
+Env stripe_provider_env(const std::string& api_base, std::string_view webhook_secret);
 // checkout.session.completed, paid, for a hospital's monthly pro plan.
 std::string stripe_checkout_completed(const std::string& hospital, const std::string& customer,
                                       const std::string& subscription);

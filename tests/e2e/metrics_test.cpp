@@ -249,14 +249,9 @@ TEST(E2eStripeMetrics, CallsToStripeAreCountedByEndpointAndOutcome) {
     GTEST_SKIP() << stripe_test::kNoStripeMock;
   }
   stripe_test::StripeMock mock(*binary);
-  auto server = BillingServer::for_backend(
-      "sqlite", {{"PAYMENTS_PROVIDER", "stripe"},
-                 {"STRIPE_API_BASE", mock.base_url()},
-                 {"STRIPE_SECRET_KEY", "sk_test_123"},
-                 {"STRIPE_WEBHOOK_SECRET", "whsec_e2e_stripe_metrics"},
-                 {"STRIPE_SUCCESS_URL", "https://app.test/paid"},
-                 {"STRIPE_CANCEL_URL", "https://app.test/cancelled"},
-                 {"PRICE_HOSP_LITE_MONTHLY", "price_hosp_lite_monthly"}});
+  auto env = stripe_provider_env(mock.base_url(), "whsec_e2e_stripe_metrics");
+  env.emplace_back("PRICE_HOSP_LITE_MONTHLY", "price_hosp_lite_monthly");
+  auto server = BillingServer::for_backend("sqlite", std::move(env));
   HttpClient client(server->port());
   const auto hospital_token = sign_token(hospital_user(unique_id("hosp")));
   const auto admin_token = sign_token(admin_user());

@@ -272,12 +272,7 @@ TEST(E2eStripeCharges, APaidInvoicesFeeAndCardComeFromStripeAfterTheAnswer) {
     "payment_method_details":{"type":"card","card":{"brand":"mastercard","last4":"4444",
       "exp_month":3,"exp_year":2031}}})"});
   auto server =
-      BillingServer::for_backend("sqlite", {{"PAYMENTS_PROVIDER", "stripe"},
-                                            {"STRIPE_API_BASE", stripe.base_url()},
-                                            {"STRIPE_SECRET_KEY", "sk_test_e2e_charges"},
-                                            {"STRIPE_WEBHOOK_SECRET", std::string(kSecret)},
-                                            {"STRIPE_SUCCESS_URL", "https://app.test/paid"},
-                                            {"STRIPE_CANCEL_URL", "https://app.test/cancelled"}});
+      BillingServer::for_backend("sqlite", stripe_provider_env(stripe.base_url(), kSecret));
   HttpClient client(server->port());
   const EntityRef owner{EntityKind::hospital, unique_id("hosp")};
   const auto invoice = unique_id("in");
