@@ -39,9 +39,10 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::apply(
   std::string failure;
   std::optional<AuditStatus> outcome;
   try {
+    const auto expect = [&](Tx& tx) { expect_event(tx, event, clock_.now()); };
     outcome = co_await db_.transact_grouped(
         [&](Tx& tx) { return apply_event(tx, rules_, event, clock_.now()); },
-        event_affinity(event));
+        {.affinity = event_affinity(event), .expect = expect});
   } catch (const std::exception& e) {
     failure = e.what();
   }

@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "storage/commit_batch.hpp"
 #include "storage/sql_tx.hpp"
 
 namespace billing {
@@ -20,18 +21,19 @@ GroupCommit::GroupCommit(boost::asio::thread_pool& writers, std::size_t lanes,
       lane_count_(lanes),
       lanes_(std::make_unique<Lane[]>(lanes)) {}
 
-asio::awaitable<void> GroupCommit::run(FunctionRef<void(Tx&)> work, std::size_t affinity) {
-  const std::size_t lane = affinity % lane_count_;
+asio::awaitable<void> GroupCommit::run(FunctionRef<void(Tx&)> work, Grouping grouping) {
+  const std::size_t lane = grouping.affinity % lane_count_;
   co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr)>(
       [&](auto handler) {
         auto caller = asio::make_work_guard(asio::get_associated_executor(handler));
         // std::function needs a copyable callable; the handler is move-only.
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        enqueue(lane, Unit{work, [shared, caller](std::exception_ptr error) mutable {
-                             asio::post(caller.get_executor(),
-                                        [shared, error] { std::move (*shared)(error); });
-                             caller.reset();
-                           }});
+        enqueue(lane,
+                Unit{work, grouping.expect, [shared, caller](std::exception_ptr error) mutable {
+                       asio::post(caller.get_executor(),
+                                  [shared, error] { std::move (*shared)(error); });
+                       caller.reset();
+                     }});
       },
       asio::use_awaitable);
 }
@@ -65,35 +67,27 @@ void GroupCommit::run_next_batch(std::size_t lane) {
     asio::post(writers_, [this, lane] { run_next_batch(lane); });
 }
 
+namespace {
+
+constexpr sql::Query kBegin{"BEGIN IMMEDIATE", "BEGIN"};
+
+}  // namespace
+
 void GroupCommit::commit_batch(std::size_t lane, std::vector<Unit>& batch) {
-  static constexpr sql::Query kBegin{"BEGIN IMMEDIATE", "BEGIN"};
-  static constexpr sql::Query kSavepoint = "SAVEPOINT grouped_unit";
-  static constexpr sql::Query kRelease = "RELEASE SAVEPOINT grouped_unit";
-  static constexpr sql::Query kRollbackTo = "ROLLBACK TO SAVEPOINT grouped_unit";
   sql::Connection* open = nullptr;
   std::vector<EntityRef> saved_owners;  // of the units kept
   try {
     sql::Connection& connection = connection_(lane);
     open = &connection;
-    // BEGIN and each savepoint go out with the unit's first statement, and the release with its
-    // last ones (Connection::run_later): a unit costs only the round trips its reads need.
-    connection.run_later(kBegin, {});
-    for (auto& unit : batch) {
-      connection.run_later(kSavepoint, {});
-      try {
-        SqlTx tx(connection, true);
-        unit.work(tx);
-        connection.run_later(kRelease, {});
-        connection.settle();
-        saved_owners.insert(saved_owners.end(), tx.saved_owners().begin(), tx.saved_owners().end());
-      } catch (...) {
-        unit.error = std::current_exception();
-        // Whatever failed, the release did not run: the savepoint is there to go back to.
-        sql::settle_failed_unit(connection);
-        connection.run(kRollbackTo, {});
-        connection.run(kRelease, {});
-      }
+    // Units rarely fail, so the batch first runs as one transaction with no savepoints, read
+    // ahead and written behind; a unit that throws sends it back to run again in savepoints.
+    if (run_together(connection, batch, saved_owners)) {
+      committed_(saved_owners);
+      return;
     }
+    if (batch.size() == 1) return;  // rolled back; its error is the unit's
+    saved_owners.clear();
+    run_in_savepoints(connection, batch, saved_owners);
     connection.exec("COMMIT");
     committed_(saved_owners);
   } catch (...) {
@@ -104,6 +98,74 @@ void GroupCommit::commit_batch(std::size_t lane, std::vector<Unit>& batch) {
       // The connection is broken; the original error says more.
     }
     for (auto& unit : batch) unit.error = error;
+  }
+}
+
+bool GroupCommit::run_together(sql::Connection& connection, std::vector<Unit>& batch,
+                               std::vector<EntityRef>& saved_owners) {
+  static constexpr sql::Query kCommit = "COMMIT";
+  CommitBatch shared;
+  Unit* running = nullptr;
+  try {
+    connection.run_later(kBegin, {});
+    {
+      SqlTx tx(connection, true, &shared);
+      for (auto& unit : batch)
+        if (unit.expect) unit.expect(tx);
+    }
+    shared.read_ahead(connection);
+    for (auto& unit : batch) {
+      running = &unit;
+      SqlTx tx(connection, true, &shared);
+      unit.work(tx);
+      saved_owners.insert(saved_owners.end(), tx.saved_owners().begin(), tx.saved_owners().end());
+    }
+    running = nullptr;
+    // The batch's writes and its commit in one round trip.
+    shared.write(connection);
+    connection.run_later(kCommit, {});
+    connection.settle();
+    return true;
+  } catch (...) {
+    // Blamed on the unit that threw; what the batch's own statements threw, on all (they will
+    // know better when they run again, each alone).
+    for (auto& unit : batch)
+      unit.error = !running || &unit == running ? std::current_exception() : nullptr;
+  }
+  sql::settle_failed_unit(connection);
+  try {
+    connection.exec("ROLLBACK");
+  } catch (...) {
+    // No transaction left to roll back (a failed COMMIT ends it), or the connection is broken,
+    // which the next BEGIN will say.
+  }
+  return false;
+}
+
+void GroupCommit::run_in_savepoints(sql::Connection& connection, std::vector<Unit>& batch,
+                                    std::vector<EntityRef>& saved_owners) {
+  static constexpr sql::Query kSavepoint = "SAVEPOINT grouped_unit";
+  static constexpr sql::Query kRelease = "RELEASE SAVEPOINT grouped_unit";
+  static constexpr sql::Query kRollbackTo = "ROLLBACK TO SAVEPOINT grouped_unit";
+  // BEGIN and each savepoint go out with the unit's first statement, and the release with its
+  // last ones (Connection::run_later): a unit costs only the round trips its reads need.
+  connection.run_later(kBegin, {});
+  for (auto& unit : batch) {
+    unit.error = nullptr;
+    connection.run_later(kSavepoint, {});
+    try {
+      SqlTx tx(connection, true);
+      unit.work(tx);
+      connection.run_later(kRelease, {});
+      connection.settle();
+      saved_owners.insert(saved_owners.end(), tx.saved_owners().begin(), tx.saved_owners().end());
+    } catch (...) {
+      unit.error = std::current_exception();
+      // Whatever failed, the release did not run: the savepoint is there to go back to.
+      sql::settle_failed_unit(connection);
+      connection.run(kRollbackTo, {});
+      connection.run(kRelease, {});
+    }
   }
 }
 

@@ -1,14 +1,27 @@
 #pragma once
+#include <array>
+#include <string>
+
 #include "plans/repo.hpp"
+#include "storage/commit_batch.hpp"
 #include "storage/sql.hpp"
 
 namespace billing {
 
-// PlanRepo over either SQL backend.
+// True when `after` differs from `before` only in what a status change touches (status, newest
+// event, update time): the most frequent change, written without the other columns and indexes.
+bool only_status_moved(const Plan& before, const Plan& after);
+
+// PlanRepo over either SQL backend. Inside a commit batch (`batch` set), plans are read through
+// the batch's cache and their changes and history rows left to it.
 class SqlPlanRepo : public PlanRepo {
  public:
-  explicit SqlPlanRepo(sql::Connection& connection) : db_(connection) {}
+  explicit SqlPlanRepo(sql::Connection& connection, CommitBatch* batch = nullptr)
+      : db_(connection), batch_(batch) {}
 
+  void expect_plan(const EntityRef& owner) override;
+  void expect_plan_by_subscription(std::string_view subscription_id) override;
+  void expect_plan_by_customer(std::string_view customer_id) override;
   std::optional<Plan> find_plan(const EntityRef& owner) override;
   std::optional<Plan> find_plan_by_subscription(std::string_view subscription_id) override;
   std::optional<Plan> find_plan_by_customer(std::string_view customer_id) override;
@@ -17,13 +30,25 @@ class SqlPlanRepo : public PlanRepo {
   void append_history(const PlanChange& change) override;
   std::vector<PlanChange> history(const EntityRef& owner) override;
 
+  // Calls `each` with every plan that one of the key lists `keys` (storage/commit_batch.hpp) names,
+  // by CommitBatch::PlanKey: hospital, individual, subscription, customer.
+  static void read_plans(sql::Connection& db, const std::array<std::string, 4>& keys,
+                         FunctionRef<void(const Plan&)> each);
+
   // The owners whose plan this unit saved, for Db::plans_committed after its commit.
   const std::vector<EntityRef>& saved_owners() const { return saved_owners_; }
 
  private:
-  std::optional<Plan> find_plan_where(const sql::Query& query, std::string_view key);
+  static CommitBatch::PlanKey owner_key(EntityKind kind) {
+    return kind == EntityKind::hospital ? CommitBatch::PlanKey::hospital
+                                        : CommitBatch::PlanKey::individual;
+  }
+  std::optional<Plan> find_plan_where(const sql::Query& query, std::string_view key,
+                                      CommitBatch::PlanKey key_kind,
+                                      FunctionRef<bool(const Plan&)> matches);
 
   sql::Connection& db_;
+  CommitBatch* batch_;
   std::vector<EntityRef> saved_owners_;
 };
 

@@ -10,6 +10,9 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/parse.hpp>
 
+#include <chrono>
+#include <thread>
+
 #include "entities/repo.hpp"
 #include "health/repo.hpp"
 #include "kit/run_blocking.hpp"
@@ -43,6 +46,45 @@ class Storage : public ::testing::TestWithParam<std::string> {
     EntityRef h{EntityKind::hospital, unique_id("hosp")};
     write([&](Tx& tx) { tx.get<EntityRepo>().create_entity(h, now); });
     return h;
+  }
+
+  // Runs `count` grouped units on one writer, all queued while another unit holds it, so that
+  // they share one commit batch; unit i announces its reads with expect(i, tx) and runs
+  // work(i, tx). Returns how many threw.
+  int run_in_one_batch(std::size_t count, std::function<void(std::size_t, Tx&)> expect,
+                       std::function<void(std::size_t, Tx&)> work) {
+    boost::asio::io_context ioc;
+    int failed = 0;
+    boost::asio::co_spawn(
+        ioc,
+        db->transact_grouped(
+            [](Tx&) { std::this_thread::sleep_for(std::chrono::milliseconds(50)); }, {}),
+        boost::asio::detached);
+    for (std::size_t i = 0; i < count; ++i)
+      boost::asio::co_spawn(
+          ioc,
+          [&, i]() -> boost::asio::awaitable<void> {
+            const auto expect_i = [&](Tx& tx) { expect(i, tx); };
+            try {
+              co_await db->transact_grouped([&](Tx& tx) { work(i, tx); }, {.expect = expect_i});
+            } catch (const std::runtime_error&) {
+              ++failed;
+            }
+          },
+          boost::asio::detached);
+    ioc.run();
+    return failed;
+  }
+
+  // A history row for a change to `after`.
+  PlanChange change_to(const Plan& after, std::string reason) const {
+    return PlanChange{.plan_id = after.id,
+                      .owner = after.owner,
+                      .changed_by = "test",
+                      .changed_at = now,
+                      .to_plan_type = after.plan_type,
+                      .to_status = after.status,
+                      .reason = std::move(reason)};
   }
 
   Plan sample_plan(const EntityRef& owner) {
@@ -338,7 +380,7 @@ TEST_P(Storage, GroupedUnitsCommitTogetherAndFailAlone) {
                   tx.get<EntityRepo>().create_entity(entities[i], now);
                   if (i % 7 == 3) throw std::runtime_error("this unit fails");
                 },
-                i);
+                {.affinity = static_cast<std::size_t>(i)});
             ++committed;
           } catch (const std::runtime_error&) {
             ++failed;
@@ -353,6 +395,154 @@ TEST_P(Storage, GroupedUnitsCommitTogetherAndFailAlone) {
               i % 7 != 3);
 }
 
+// A batch reads its units' plans ahead and writes their changes behind: each unit still sees
+// what the ones before it changed, by owner, subscription and customer, and the plan, its
+// history and the audit rows end as if the units had run one by one.
+TEST_P(Storage, UnitsOfOneBatchSeeWhatTheEarlierOnesChanged) {
+  const auto hospital = new_hospital();
+  auto plan = sample_plan(hospital);
+  plan.stripe_customer_id = unique_id("cus");
+  plan.max_agents = 0;
+  write([&](Tx& tx) { tx.get<PlanRepo>().save_plan(plan); });
+  constexpr std::size_t kUnits = 12;
+  // The subscription unit i finds the plan by: even units move it, odd ones flip the status.
+  std::vector<std::string> subscriptions{*plan.stripe_subscription_id};
+  for (std::size_t i = 0; i < kUnits; ++i)
+    subscriptions.push_back(i % 2 == 0 ? unique_id("sub") : subscriptions.back());
+  const auto event_id = unique_id("evt");
+  std::vector<int> runs(kUnits);  // a unit that runs twice: the batch fell back to savepoints
+  const int failed = run_in_one_batch(
+      kUnits,
+      [&](std::size_t i, Tx& tx) {
+        auto& plans = tx.get<PlanRepo>();
+        plans.expect_plan(hospital);
+        plans.expect_plan_by_subscription(subscriptions[i]);
+        plans.expect_plan_by_customer(*plan.stripe_customer_id);
+      },
+      [&](std::size_t i, Tx& tx) {
+        ++runs[i];
+        auto& plans = tx.get<PlanRepo>();
+        const auto before = plans.find_plan_by_subscription(subscriptions[i]);
+        if (!before || before != plans.find_plan(hospital) ||
+            before != plans.find_plan_by_customer(*plan.stripe_customer_id))
+          throw std::runtime_error("the unit did not see the plan as the one before left it");
+        if (i > 0 && subscriptions[i] != subscriptions[0]) {
+          EXPECT_EQ(plans.find_plan_by_subscription(subscriptions[0]), std::nullopt);
+        }
+        Plan after = *before;
+        ++after.max_agents;
+        after.stripe_subscription_id = subscriptions[i + 1];
+        if (i % 2 == 1)
+          after.status =
+              before->status == PlanStatus::active ? PlanStatus::suspended : PlanStatus::active;
+        plans.update_plan(*before, after);
+        plans.append_history(change_to(after, std::to_string(i)));
+        tx.get<PaymentRepo>().append_audit(
+            AuditEntry{.event_id = event_id,
+                       .event_type = "test",
+                       .payload = "{\"unit\": " + std::to_string(i) + "}",
+                       .note = std::to_string(i),
+                       .created_at = now});
+      });
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(runs, std::vector<int>(kUnits, 1));
+  const auto saved = read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); });
+  ASSERT_TRUE(saved.has_value());
+  EXPECT_EQ(saved->max_agents, static_cast<int>(kUnits));
+  EXPECT_EQ(saved->stripe_subscription_id, subscriptions.back());
+  EXPECT_EQ(saved->status, PlanStatus::active);  // flipped an even number of times
+  std::vector<std::string> history_reasons, audit_notes, in_order;
+  for (const auto& change : read([&](Tx& tx) { return tx.get<PlanRepo>().history(hospital); }))
+    history_reasons.push_back(change.reason);
+  for (const auto& entry :
+       read([&](Tx& tx) { return tx.get<PaymentRepo>().audit_entries(event_id); }))
+    audit_notes.push_back(entry.note);
+  for (std::size_t i = 0; i < kUnits; ++i) in_order.push_back(std::to_string(i));
+  EXPECT_EQ(history_reasons, in_order);
+  EXPECT_EQ(audit_notes, in_order);
+}
+
+// A batch claims its units' events and reads their invoices in one statement each: an event
+// delivered three times in the batch is applied by one unit, one processed before by none, and an
+// invoice is recorded once whether it comes twice in the batch or was recorded before.
+TEST_P(Storage, ABatchClaimsEachEventAndRecordsEachInvoiceOnce) {
+  const auto hospital = new_hospital();
+  const auto fresh = unique_id("evt"), single = unique_id("evt"), processed = unique_id("evt");
+  const auto new_invoice = unique_id("in"), old_invoice = unique_id("in");
+  const auto payment_for = [&](const std::string& invoice) {
+    return Payment{.invoice_id = invoice,
+                   .entity = hospital,
+                   .amount = 2900,
+                   .currency = "usd",
+                   .created_at = now};
+  };
+  write([&](Tx& tx) {
+    tx.get<PaymentRepo>().claim_event({processed, "invoice.paid", 1, "{}"}, now);
+    tx.get<PaymentRepo>().record_payment(payment_for(old_invoice));
+  });
+  const std::vector<std::string> events{fresh, fresh, single, processed, fresh};
+  const std::vector<std::string> invoices{new_invoice, old_invoice, new_invoice, new_invoice,
+                                          old_invoice};
+  std::vector<int> claimed(events.size()), recorded(events.size());
+  const int failed = run_in_one_batch(
+      events.size(),
+      [&](std::size_t i, Tx& tx) {
+        tx.get<PaymentRepo>().expect_event({events[i], "invoice.paid", 2, "{}"}, now);
+        tx.get<PaymentRepo>().expect_payment(invoices[i]);
+      },
+      [&](std::size_t i, Tx& tx) {
+        auto& payments = tx.get<PaymentRepo>();
+        claimed[i] = payments.claim_event({events[i], "invoice.paid", 2, "{}"}, now);
+        recorded[i] = payments.record_payment(payment_for(invoices[i]));
+      });
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(claimed[0] + claimed[1] + claimed[4], 1);
+  EXPECT_EQ(claimed[2], 1);
+  EXPECT_EQ(claimed[3], 0);
+  EXPECT_THAT(recorded, ElementsAre(1, 0, 0, 0, 0));
+  std::vector<std::string> paid;
+  for (const auto& p : read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); }))
+    paid.push_back(*p.invoice_id);
+  EXPECT_THAT(paid, ElementsAre(old_invoice, new_invoice));
+  for (const auto& id : {fresh, single})
+    EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(id); })->attempts, 1);
+}
+
+// A unit that throws sends its batch back to run again, each unit in a savepoint: the others'
+// changes are applied once, not twice, and the one that threw leaves nothing.
+TEST_P(Storage, AUnitThatThrowsInABatchLeavesTheOthersAppliedOnce) {
+  const auto hospital = new_hospital();
+  auto plan = sample_plan(hospital);
+  plan.max_agents = 0;
+  write([&](Tx& tx) { tx.get<PlanRepo>().save_plan(plan); });
+  constexpr std::size_t kUnits = 8, kThrows = 3;
+  std::vector<std::string> events;
+  for (std::size_t i = 0; i < kUnits; ++i) events.push_back(unique_id("evt"));
+  const int failed = run_in_one_batch(
+      kUnits,
+      [&](std::size_t i, Tx& tx) {
+        tx.get<PlanRepo>().expect_plan(hospital);
+        tx.get<PaymentRepo>().expect_event({events[i], "test", 1, "{}"}, now);
+      },
+      [&](std::size_t i, Tx& tx) {
+        auto& plans = tx.get<PlanRepo>();
+        if (!tx.get<PaymentRepo>().claim_event({events[i], "test", 1, "{}"}, now))
+          throw std::logic_error("claimed twice");
+        const auto before = *plans.find_plan(hospital);
+        Plan after = before;
+        ++after.max_agents;
+        plans.update_plan(before, after);
+        plans.append_history(change_to(after, std::to_string(i)));
+        if (i == kThrows) throw std::runtime_error("this unit fails");
+      });
+  EXPECT_EQ(failed, 1);
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); })->max_agents,
+            static_cast<int>(kUnits - 1));
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().history(hospital); }).size(), kUnits - 1);
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(events[kThrows]); }),
+            std::nullopt);
+}
+
 // The same event claimed by many grouped units at once, as concurrent deliveries do (in writer
 // lanes of their own, as on two replicas): one wins.
 TEST_P(Storage, OneOfManyConcurrentClaimsWins) {
@@ -365,7 +555,8 @@ TEST_P(Storage, OneOfManyConcurrentClaimsWins) {
         ioc,
         [&, i]() -> boost::asio::awaitable<void> {
           claims += co_await db->transact_grouped(
-              [&](Tx& tx) { return tx.get<PaymentRepo>().claim_event(event, now); }, i);
+              [&](Tx& tx) { return tx.get<PaymentRepo>().claim_event(event, now); },
+              {.affinity = i});
         },
         boost::asio::detached);
   ioc.run();

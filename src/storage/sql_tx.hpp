@@ -18,12 +18,13 @@ class SqlTx final : public Tx,
                     public SqlHealthRepo,
                     public SqlPaymentRepo {
  public:
-  SqlTx(sql::Connection& connection, bool write_unit)
+  // `batch`: the commit batch a grouped unit runs in, if it leaves writes to it.
+  SqlTx(sql::Connection& connection, bool write_unit, CommitBatch* batch = nullptr)
       : SqlEntityRepo(connection, write_unit),
-        SqlPlanRepo(connection),
+        SqlPlanRepo(connection, batch),
         SqlServiceRepo(connection),
         SqlHealthRepo(connection),
-        SqlPaymentRepo(connection) {}
+        SqlPaymentRepo(connection, batch) {}
 };
 
 }  // namespace billing
