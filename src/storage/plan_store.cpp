@@ -83,17 +83,20 @@ std::optional<Plan> SqlPlanRepo::find_plan_by_customer(std::string_view customer
 
 void SqlPlanRepo::read_plans(sql::Connection& db, const std::array<std::string, 4>& keys,
                              FunctionRef<void(const Plan&)> each) {
-  // Each key an index lookup: PostgreSQL's planner serves `= ANY` of an array from the index,
-  // not a subquery's rows.
+  // Each key an index lookup (a plan found twice is one plan to the caller): SQLite scans the
+  // table for an OR of IN lists but not for a UNION ALL of them; PostgreSQL's planner serves
+  // `= ANY` of an array from the indexes (not a subquery's rows), ORed.
+#define BILLING_SQLITE_PLANS_BY(column)            \
+  BILLING_PLAN_COLUMNS("created_at", "updated_at") \
+  "WHERE " column " IN (SELECT value FROM json_each(?))"
   static constexpr sql::Query kRead{
-      BILLING_PLAN_COLUMNS("created_at", "updated_at")
-      "WHERE hospital_id IN (SELECT value FROM json_each(?)) "
-      "OR individual_id IN (SELECT value FROM json_each(?)) "
-      "OR stripe_subscription_id IN (SELECT value FROM json_each(?)) "
-      "OR stripe_customer_id IN (SELECT value FROM json_each(?))",
+      BILLING_SQLITE_PLANS_BY("hospital_id") " UNION ALL " BILLING_SQLITE_PLANS_BY(
+          "individual_id") " UNION ALL " BILLING_SQLITE_PLANS_BY("stripe_subscription_id")
+          " UNION ALL " BILLING_SQLITE_PLANS_BY("stripe_customer_id"),
       BILLING_PLAN_COLUMNS(BILLING_PG_ISO8601("created_at"), BILLING_PG_ISO8601("updated_at"))
       "WHERE hospital_id = ANY(?::text[]) OR individual_id = ANY(?::text[]) "
       "OR stripe_subscription_id = ANY(?::text[]) OR stripe_customer_id = ANY(?::text[])"};
+#undef BILLING_SQLITE_PLANS_BY
   db.run(kRead, {keys[0], keys[1], keys[2], keys[3]},
          [&](const sql::Row& row) { each(decode_plan(row)); });
 }
