@@ -13,6 +13,10 @@
 #                                           # PERF_CALLGRAPH=dwarf for full stacks (KEEP_TMP=1),
 #                                           # PERF_ALL=1 for the whole machine (PostgreSQL too)
 #   BILLING_EXTRA_ENV='GLIBC_TUNABLES=...'  # more NAME=value words for billing's env (experiments)
+#   BENCH_BEFORE=HEAD bash bench/webhooks.sh  # also a Release build of that git revision ("before",
+#                                           # built as bench/load.sh builds its baseline), run in
+#                                           # every round beside the working tree's: a change's
+#                                           # effect, read as a same-run ratio
 #
 # Per round and target, on a fresh database:
 #   1. billing serve --host 127.0.0.1 --port 0 (env -i: JWT_SECRET_KEY, CSRF_SECRET_KEY,
@@ -140,6 +144,17 @@ ninja -C "$BUILD" -j2 billing bench_group_commit_baseline >"$TMP/build.log" 2>&1
   { tail -n 40 "$TMP/build.log" >&2; die "the build failed (someone's half-finished file? retry in a minute)"; }
 BILLING="$BUILD/billing"
 BASELINE="$BUILD/bench_group_commit_baseline"
+VARIANTS=(billing)  # builds of billing to measure: the working tree's, and "before" if asked for
+declare -A BIN=([billing]="$BILLING") PLANS=([billing]="$REPO/config/plans.json")
+if [[ -n "${BENCH_BEFORE:-}" ]]; then
+  # commit_of, describe, build_revision (sets REV_BIN, REV_PLANS), prune_revisions.
+  source "$REPO/bench/revisions.sh"
+  build_revision "$BENCH_BEFORE"
+  prune_revisions
+  VARIANTS+=(before)
+  BIN[before]="$REV_BIN" PLANS[before]="$REV_PLANS"
+  BEFORE_DESC="$BENCH_BEFORE = $(describe "$(commit_of "$BENCH_BEFORE")")"
+fi
 
 random_hex() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
 JWT_SECRET="$(random_hex)"
@@ -198,12 +213,12 @@ stop_server() {
   stop "$SERVER_PID"
   SERVER_PID=""
 }
-start_billing() {  # label database_url
+start_billing() {  # label database_url variant
   start_server "$1" env -i PATH="$PATH" HOME="${HOME:-/}" \
     JWT_SECRET_KEY="$JWT_SECRET" CSRF_SECRET_KEY="$CSRF_SECRET" \
     STRIPE_WEBHOOK_SECRET="$WEBHOOK_SECRET" DATABASE_URL="$2" LOG_LEVEL=warn \
-    PLANS_CONFIG="$REPO/config/plans.json" ${BILLING_EXTRA_ENV:-} \
-    "$BILLING" serve --host 127.0.0.1 --port 0
+    PLANS_CONFIG="${PLANS[$3]}" ${BILLING_EXTRA_ENV:-} \
+    "${BIN[$3]}" serve --host 127.0.0.1 --port 0
 }
 
 # --- one wrk run ------------------------------------------------------------------------------
@@ -398,19 +413,20 @@ perf_stop() {  # label
   PERF_REPORTS+=("$1")
 }
 
-run_billing() {  # backend round
-  local backend="$1" round="$2" label="billing-$1-r$2" url db idle before peak non200
+run_billing() {  # backend round [variant: billing (the working tree) or before]
+  local backend="$1" round="$2" variant="${3:-billing}" url db idle before peak non200
+  local label="$variant-$1-r$2"
   if [[ "$backend" == sqlite ]]; then
     mkdir -p "$TMP/$label"
     url="sqlite:///$TMP/$label/billing.db"
     db="sqlite:$TMP/$label/billing.db"
   else
-    local name="webhooks_r$round"
+    local name="webhooks_${variant}_r$round"
     psql "$PG_URL" -qAt -v ON_ERROR_STOP=1 -c "CREATE DATABASE $name" >/dev/null || die "CREATE DATABASE $name failed"
     url="$(pg_url_for "$name")"
     db="postgres:$url"
   fi
-  start_billing "$label" "$url"
+  start_billing "$label" "$url" "$variant"
   sleep 0.5
   idle="$(rss_kb "$SERVER_PID" VmRSS)"
 
@@ -434,7 +450,7 @@ run_billing() {  # backend round
   ((non200 == 0)) || CHECK_FAILURES+=("$label: $non200 measured deliveries answered other than 200 (first: $W_FIRST_ERROR)")
   check "$label" "measured deliveries answered 200" "$W_EXPECTED" "$((W_EXPECTED - non200))"
   check_billing_tables "$label" "$db" "$TMP/$label.measured.tsv.json" "$TMP/$label.measured.tsv.ids" "$before"
-  record_run "billing-$backend" "$round" "$TMP/$label.measured.tsv.json" "$idle" "$peak" "$(db_span "$db" webhook_events)" \
+  record_run "$variant-$backend" "$round" "$TMP/$label.measured.tsv.json" "$idle" "$peak" "$(db_span "$db" webhook_events)" \
     "audit: $AUDIT_NOTE"
 }
 
@@ -462,12 +478,17 @@ run_baseline() {  # round
 }
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+run_variants() {  # backend round: each build of billing, their order alternating by round
+  local v order=("${VARIANTS[@]}")
+  ((${2} % 2)) || order=($(printf '%s\n' "${VARIANTS[@]}" | tac))
+  for v in "${order[@]}"; do run_billing "$1" "$2" "$v"; done
+}
 for ((round = 1; round <= ROUNDS; round++)); do
-  if ((USE_SQLITE)); then  # the SQLite pair back to back, its order alternating
-    if ((round % 2)); then run_billing sqlite "$round"; run_baseline "$round"
-    else run_baseline "$round"; run_billing sqlite "$round"; fi
+  if ((USE_SQLITE)); then  # billing and the loop back to back, their order alternating
+    if ((round % 2)); then run_variants sqlite "$round"; run_baseline "$round"
+    else run_baseline "$round"; run_variants sqlite "$round"; fi
   fi
-  ((USE_POSTGRES)) && run_billing postgres "$round"
+  ((USE_POSTGRES)) && run_variants postgres "$round"
 done
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -512,6 +533,10 @@ printf '%-16s %7s %5s %8s %9s %8s %8s %9s %9s %9s\n' target events dups seconds 
 TARGETS=()
 ((USE_SQLITE)) && TARGETS+=(billing-sqlite baseline-sqlite)
 ((USE_POSTGRES)) && TARGETS+=(billing-postgres)
+if [[ -n "${BEFORE_DESC:-}" ]]; then
+  ((USE_SQLITE)) && TARGETS+=(before-sqlite)
+  ((USE_POSTGRES)) && TARGETS+=(before-postgres)
+fi
 for t in "${TARGETS[@]}"; do
   i="$(best "$t")"
   printf '%-16s %7s %5s %8s %9s %8s %8s %9s %9s %9s\n' "$t" "${RUN_EVENTS[$i]}" "${RUN_DUPS[$i]}" "${RUN_SECONDS[$i]}" \
@@ -548,6 +573,17 @@ if ((USE_SQLITE)); then
   i="$(best billing-sqlite)"
   r="$(vs_baseline "$i")"
   goal "billing-sqlite / baseline events/s" "$r" "$(awk -v r="$r" -v g="$GOAL_VS_BASELINE" 'BEGIN {print (r >= g) ? 1 : 0}')" ">= $GOAL_VS_BASELINE"
+fi
+
+if [[ -n "${BEFORE_DESC:-}" ]]; then
+  echo
+  echo "before: $BEFORE_DESC (information: best run against best run, same rounds)"
+  for b in sqlite postgres; do
+    [[ " ${TARGETS[*]} " == *" before-$b "* ]] || continue
+    i="$(best "billing-$b")" j="$(best "before-$b")"
+    printf '%-40s %s\n' "billing-$b / before-$b events/s" \
+      "$(awk -v a="${RUN_RATE[$i]}" -v b="${RUN_RATE[$j]}" 'BEGIN {printf "%.3f", a / b}')"
+  done
 fi
 
 for r in "${PERF_REPORTS[@]}"; do

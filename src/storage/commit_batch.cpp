@@ -127,12 +127,6 @@ void CommitBatch::expect_plan(PlanKey key, std::string_view value) {
 }
 
 void CommitBatch::read_ahead(sql::Connection& db) {
-  claim_expected_events(db);
-  read_expected_payments(db);
-  read_expected_plans(db);
-}
-
-void CommitBatch::claim_expected_events(sql::Connection& db) {
   // As SqlPaymentRepo::claim_event, for every event at once; in the order of their ids, so that
   // two batches claiming some of the same events (two replicas) lock them in the same order.
   static constexpr sql::Query kClaim{
@@ -145,47 +139,47 @@ void CommitBatch::claim_expected_events(sql::Connection& db) {
       "RETURNING event_id",
       "INSERT INTO webhook_events (event_id, event_type, created, payload, status, attempts, "
       "received_at, processed_at) SELECT r->>0, r->>1, (r->>2)::bigint, r->>3, 'processed', 1, "
-      "(r->>4)::timestamptz, (r->>4)::timestamptz FROM json_array_elements(?::json) AS r "
+      "(r->>4)::timestamptz, (r->>4)::timestamptz FROM jsonb_array_elements(?::jsonb) AS r "
       "ORDER BY r->>0 ON CONFLICT (event_id) DO UPDATE SET status = 'processed', "
       "attempts = webhook_events.attempts + 1, last_error = NULL, "
       "processed_at = excluded.processed_at WHERE webhook_events.status <> 'processed' "
       "RETURNING event_id"};
-  if (expected_events_.empty()) return;
-  std::string rows;
-  for (const auto& [event, now] : expected_events_)
-    JsonRow(rows)
-        .text(event.id)
-        .text(event.type)
-        .integer(event.created)
-        .text(event.payload)
-        .time(now);
-  rows.push_back(']');
-  db.run(kClaim, {std::string_view(rows)},
-         [&](const sql::Row& row) { claimed_events_.emplace_back(row.text(0)); });
-}
-
-void CommitBatch::read_expected_payments(sql::Connection& db) {
   static constexpr sql::Query kRecorded{
       "SELECT stripe_invoice_id FROM payments "
       "WHERE stripe_invoice_id IN (SELECT value FROM json_each(?))",
       "SELECT stripe_invoice_id FROM payments WHERE stripe_invoice_id = ANY(?::text[])"};
-  if (expected_invoices_.values.empty()) return;
-  const auto invoices = key_list(db.dialect(), expected_invoices_.values);
-  db.run(kRecorded, {std::string_view(invoices)},
-         [&](const sql::Row& row) { recorded_invoices_.emplace_back(row.text(0)); });
-  expected_invoices_.read = true;
-}
-
-void CommitBatch::read_expected_plans(sql::Connection& db) {
-  if (std::all_of(expected_plans_.begin(), expected_plans_.end(),
-                  [](const Expected& e) { return e.values.empty(); }))
-    return;
-  std::array<std::string, 4> keys;
-  for (std::size_t i = 0; i < keys.size(); ++i)
-    keys[i] = key_list(db.dialect(), expected_plans_[i].values);
-  SqlPlanRepo::read_plans(db, keys, [&](const Plan& plan) {
+  // The three statements go out together (one round trip on PostgreSQL), their rows read once
+  // all have run (settle).
+  const auto claimed = [&](const sql::Row& row) { claimed_events_.emplace_back(row.text(0)); };
+  const auto recorded = [&](const sql::Row& row) { recorded_invoices_.emplace_back(row.text(0)); };
+  const auto read_plan = [&](const sql::Row& row) {
+    const Plan plan = SqlPlanRepo::decode_plan(row);
     if (!holds_plan(plan.id)) remember_plan(plan);
-  });
+  };
+  if (!expected_events_.empty()) {
+    std::string rows;
+    for (const auto& [event, now] : expected_events_)
+      JsonRow(rows)
+          .text(event.id)
+          .text(event.type)
+          .integer(event.created)
+          .text(event.payload)
+          .time(now);
+    rows.push_back(']');
+    db.run_later(kClaim, {std::string_view(rows)}, claimed);
+  }
+  if (!expected_invoices_.values.empty())
+    db.run_later(kRecorded, {key_list(db.dialect(), expected_invoices_.values)}, recorded);
+  const bool plans_expected = std::any_of(expected_plans_.begin(), expected_plans_.end(),
+                                          [](const Expected& e) { return !e.values.empty(); });
+  if (plans_expected) {
+    std::array<std::string, 4> keys;
+    for (std::size_t i = 0; i < keys.size(); ++i)
+      keys[i] = key_list(db.dialect(), expected_plans_[i].values);
+    db.run_later(SqlPlanRepo::plans_by_keys(), {keys[0], keys[1], keys[2], keys[3]}, read_plan);
+  }
+  db.settle();
+  expected_invoices_.read = true;
   for (auto& expected : expected_plans_) expected.read = true;
 }
 
@@ -288,7 +282,7 @@ void CommitBatch::write(sql::Connection& db) {
       "FROM json_each(?) ORDER BY key",
       "INSERT INTO stripe_audit (event_id, event_type, payload, status, note, created_at) "
       "SELECT r->>0, r->>1, (r->>2)::jsonb, r->>3, r->>4, (r->>5)::timestamptz "
-      "FROM json_array_elements(?::json) WITH ORDINALITY AS rows(r, n) ORDER BY n"};
+      "FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY AS rows(r, n) ORDER BY n"};
   static constexpr sql::Query kAppendHistory{
       "INSERT INTO plan_update_history (plan_id, hospital_id, individual_id, changed_by, "
       "changed_at, from_plan_type, to_plan_type, from_status, to_status, from_services, "
@@ -299,7 +293,7 @@ void CommitBatch::write(sql::Connection& db) {
       "changed_at, from_plan_type, to_plan_type, from_status, to_status, from_services, "
       "to_services, reason) SELECT r->>0, r->>1, r->>2, r->>3, (r->>4)::timestamptz, r->>5, "
       "r->>6, r->>7, r->>8, r->>9, r->>10, r->>11 "
-      "FROM json_array_elements(?::json) WITH ORDINALITY AS rows(r, n) ORDER BY n"};
+      "FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY AS rows(r, n) ORDER BY n"};
   static constexpr sql::Query kRecordPayments{
       "INSERT INTO payments (stripe_checkout_session_id, stripe_customer_id, "
       "stripe_subscription_id, stripe_invoice_id, stripe_payment_intent_id, stripe_charge_id, "
@@ -314,7 +308,7 @@ void CommitBatch::write(sql::Connection& db) {
       "payment_method, paid_at, created_at) SELECT r->>0, r->>1, r->>2, r->>3, r->>4, r->>5, "
       "r->>6, r->>7, r->>8, r->>9, (r->>10)::bigint, r->>11, (r->>12)::bigint, "
       "(r->>13)::bigint, (r->>14)::jsonb, (r->>15)::timestamptz, (r->>16)::timestamptz "
-      "FROM json_array_elements(?::json) WITH ORDINALITY AS rows(r, n) ORDER BY n "
+      "FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY AS rows(r, n) ORDER BY n "
       "ON CONFLICT (stripe_invoice_id) DO NOTHING"};
   write_plans(db);
   write_rows(db, kRecordPayments, payment_rows_);
@@ -329,14 +323,14 @@ void CommitBatch::write_plans(sql::Connection& db) {
       "updated_at = r.value->>3 FROM json_each(?) AS r "
       "WHERE plans.id = r.value->>0 AND plans.id IN (SELECT value FROM json_each(?))",
       "UPDATE plans SET status = r->>1, last_event_created = (r->>2)::bigint, "
-      "updated_at = (r->>3)::timestamptz FROM json_array_elements(?::json) AS r "
+      "updated_at = (r->>3)::timestamptz FROM jsonb_array_elements(?::jsonb) AS r "
       "WHERE plans.id = r->>0 AND plans.id = ANY(?::text[])"};
   static constexpr sql::Query kUpdateEventTime{
       "UPDATE plans SET last_event_created = r.value->>1, updated_at = r.value->>2 "
       "FROM json_each(?) AS r "
       "WHERE plans.id = r.value->>0 AND plans.id IN (SELECT value FROM json_each(?))",
       "UPDATE plans SET last_event_created = (r->>1)::bigint, "
-      "updated_at = (r->>2)::timestamptz FROM json_array_elements(?::json) AS r "
+      "updated_at = (r->>2)::timestamptz FROM jsonb_array_elements(?::jsonb) AS r "
       "WHERE plans.id = r->>0 AND plans.id = ANY(?::text[])"};
   // The ids again, as a list of keys: the planner cannot see into the JSON rows, and with the
   // list it finds the plans by their index instead of scanning the table.

@@ -71,9 +71,6 @@ class CommitBatch {
     bool read = false;
   };
 
-  void claim_expected_events(sql::Connection& db);
-  void read_expected_payments(sql::Connection& db);
-  void read_expected_plans(sql::Connection& db);
   void write_plans(sql::Connection& db);
 
   struct ExpectedEvent {

@@ -19,9 +19,7 @@ namespace billing {
                                 BILLING_PG_ISO8601("updated_at")) where \
   }
 
-namespace {
-
-Plan decode_plan(const sql::Row& row) {
+Plan SqlPlanRepo::decode_plan(const sql::Row& row) {
   const bool hospital = !row.is_null(1);
   return Plan{
       .id = std::string(row.text(0)),
@@ -41,8 +39,6 @@ Plan decode_plan(const sql::Row& row) {
       .updated_at = decode_time(row.text(14)),
   };
 }
-
-}  // namespace
 
 std::optional<Plan> SqlPlanRepo::find_plan_where(const sql::Query& query, std::string_view key,
                                                  CommitBatch::PlanKey key_kind,
@@ -81,8 +77,7 @@ std::optional<Plan> SqlPlanRepo::find_plan_by_customer(std::string_view customer
                          [&](const Plan& p) { return p.stripe_customer_id == customer_id; });
 }
 
-void SqlPlanRepo::read_plans(sql::Connection& db, const std::array<std::string, 4>& keys,
-                             FunctionRef<void(const Plan&)> each) {
+const sql::Query& SqlPlanRepo::plans_by_keys() {
   // Each key an index lookup (a plan found twice is one plan to the caller): SQLite scans the
   // table for an OR of IN lists but not for a UNION ALL of them; PostgreSQL's planner serves
   // `= ANY` of an array from the indexes (not a subquery's rows), ORed.
@@ -97,8 +92,7 @@ void SqlPlanRepo::read_plans(sql::Connection& db, const std::array<std::string, 
       "WHERE hospital_id = ANY(?::text[]) OR individual_id = ANY(?::text[]) "
       "OR stripe_subscription_id = ANY(?::text[]) OR stripe_customer_id = ANY(?::text[])"};
 #undef BILLING_SQLITE_PLANS_BY
-  db.run(kRead, {keys[0], keys[1], keys[2], keys[3]},
-         [&](const sql::Row& row) { each(decode_plan(row)); });
+  return kRead;
 }
 
 void SqlPlanRepo::expect_plan(const EntityRef& owner) {

@@ -1,7 +1,4 @@
 #pragma once
-#include <array>
-#include <string>
-
 #include "plans/repo.hpp"
 #include "storage/commit_batch.hpp"
 #include "storage/sql.hpp"
@@ -30,10 +27,10 @@ class SqlPlanRepo : public PlanRepo {
   void append_history(const PlanChange& change) override;
   std::vector<PlanChange> history(const EntityRef& owner) override;
 
-  // Calls `each` with every plan that one of the key lists `keys` (storage/commit_batch.hpp) names,
-  // by CommitBatch::PlanKey: hospital, individual, subscription, customer.
-  static void read_plans(sql::Connection& db, const std::array<std::string, 4>& keys,
-                         FunctionRef<void(const Plan&)> each);
+  // The plans that one of four key lists (storage/commit_batch.hpp) names, in the order of
+  // CommitBatch::PlanKey (hospital, individual, subscription, customer); a plan may come twice.
+  static const sql::Query& plans_by_keys();
+  static Plan decode_plan(const sql::Row& row);  // a row of any plan query here
 
   // The owners whose plan this unit saved, for Db::plans_committed after its commit.
   const std::vector<EntityRef>& saved_owners() const { return saved_owners_; }
