@@ -4,11 +4,11 @@
 
 namespace billing {
 
-boost::asio::awaitable<void> Db::measured(Unit unit, Work work, Grouping grouping) {
+boost::asio::awaitable<void> Db::measured(Unit unit, Work work, std::size_t affinity) {
   const auto started = std::chrono::steady_clock::now();
   in_flight_.add(1, backend_);
   try {
-    co_await execute(unit, std::move(work), grouping);
+    co_await execute(unit, std::move(work), affinity);
   } catch (const ApiError&) {
     finished(unit, DbOutcome::refused, started);
     throw;

@@ -14,7 +14,6 @@
 
 #include <boost/asio/awaitable.hpp>
 
-#include "kit/function_ref.hpp"
 #include "kit/metrics.hpp"
 
 #include "core/entity.hpp"
@@ -54,16 +53,6 @@ class PlanCommits {
   virtual void plans_committed(std::span<const EntityRef> owners) noexcept = 0;
 };
 
-// How a grouped write unit (Db::transact_grouped) joins its commit batch.
-struct Grouping {
-  // Units of equal affinity (say, a hash of the entity they change) always share a writer.
-  std::size_t affinity = 0;
-  // Run for every unit of a batch before any of them, to tell the repositories what the unit will
-  // look up (PlanRepo::expect_plan, PaymentRepo::expect_event, ...): the batch then reads it for
-  // all its units at once, one statement per table. Optional; a unit that reads more still can.
-  FunctionRef<void(Tx&)> expect;
-};
-
 enum class DbBackend { sqlite, postgresql };
 enum class DbUnit { read, write, grouped_write };
 // refused: the unit threw an ApiError (a rule said no); error: anything else (the database).
@@ -99,18 +88,18 @@ class Db {
     return run<F>(Unit::write, std::move(fn));
   }
   // A write unit that shares one commit with every grouped unit waiting at that moment (group
-  // commit: many small durable writes for the price of one fsync). The batch reads what its
-  // units said they would look up (Grouping::expect) together, and writes what they leave
-  // behind (audit and history rows, plan changes, payments) together, one statement per table.
-  // A unit that throws undoes only its own changes and only its caller sees the exception: the
-  // group then runs again, each unit in a savepoint of its own, so `fn` may run twice and must
-  // change nothing but the database. Returns once the shared commit is durable; if that commit
-  // fails, every unit of the group throws. Batches form by themselves under load and hold one
-  // unit when idle. A backend may run several writers (PostgreSQL does), so units that touch
-  // the same rows should share an affinity, or their writers may wait on each other's row locks.
+  // commit: many small durable writes for the price of one fsync). A unit that throws undoes
+  // only its own changes and only its caller sees the exception: the group then runs again, each
+  // unit in a savepoint of its own, so `fn` may run twice and must change nothing but the
+  // database. Returns once the shared commit is durable; if that commit fails, every unit of
+  // the group throws. Batches form by themselves under load and hold one unit when idle.
+  // Units of equal `affinity` (say, a hash of the entity they change) always share a writer; a
+  // backend may run several writers (PostgreSQL does), so units that touch the same rows should
+  // share an affinity, or their writers may wait on each other's row locks.
   template <class F>
-  boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> transact_grouped(F fn, Grouping grouping) {
-    return run<F>(Unit::grouped_write, std::move(fn), grouping);
+  boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> transact_grouped(F fn,
+                                                                         std::size_t affinity) {
+    return run<F>(Unit::grouped_write, std::move(fn), affinity);
   }
 
   // Applies pending numbered migrations. Blocking: for start-up and `billing migrate` only.
@@ -126,8 +115,8 @@ class Db {
  protected:
   using Unit = DbUnit;
   using Work = std::function<void(Tx&)>;
-  // `grouping` matters to grouped writes only.
-  virtual boost::asio::awaitable<void> execute(Unit unit, Work work, Grouping grouping) = 0;
+  // `affinity` matters to grouped writes only.
+  virtual boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity) = 0;
   // For backends, after a commit.
   void plans_committed(std::span<const EntityRef> owners) const {
     if (plan_watcher_ && !owners.empty()) plan_watcher_->plans_committed(owners);
@@ -138,20 +127,20 @@ class Db {
 
   template <class F>
   boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> run(Unit unit, F fn,
-                                                            Grouping grouping = {}) {
+                                                            std::size_t affinity = 0) {
     using Result = std::invoke_result_t<F&, Tx&>;
     if constexpr (std::is_void_v<Result>) {
       co_await measured(
-          unit, [&fn](Tx& tx) { fn(tx); }, grouping);
+          unit, [&fn](Tx& tx) { fn(tx); }, affinity);
     } else {
       std::optional<Result> result;
       co_await measured(
-          unit, [&fn, &result](Tx& tx) { result.emplace(fn(tx)); }, grouping);
+          unit, [&fn, &result](Tx& tx) { result.emplace(fn(tx)); }, affinity);
       co_return std::move(*result);
     }
   }
   // `execute`, counted and timed.
-  boost::asio::awaitable<void> measured(Unit unit, Work work, Grouping grouping);
+  boost::asio::awaitable<void> measured(Unit unit, Work work, std::size_t affinity);
   void finished(Unit unit, DbOutcome outcome, std::chrono::steady_clock::time_point started);
 
   const DbBackend backend_;

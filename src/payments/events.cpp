@@ -347,32 +347,6 @@ StripeEvent parse_event(std::string_view payload) {
                      .payload = payload};
 }
 
-void expect_event(Tx& tx, const StripeEvent& event, TimePoint now) {
-  auto& payments = tx.get<PaymentRepo>();
-  auto& plans = tx.get<PlanRepo>();
-  payments.expect_event(event.inbox(), now);
-  const auto& o = event.object;
-  const auto* details = child(o, "subscription_details");
-  bool named = false;
-  for (const auto* metadata :
-       {child(o, "metadata"), details ? child(*details, "metadata") : nullptr})
-    if (auto entity = metadata_entity(metadata)) {
-      plans.expect_plan(*entity);
-      named = true;
-    }
-  const auto object = text(o, "object");
-  if (!named) {
-    const auto subscription = object == "subscription" ? text(o, "id") : text(o, "subscription");
-    if (subscription && plausible_id(*subscription))
-      plans.expect_plan_by_subscription(*subscription);
-    if (auto customer = text(o, "customer"); customer && plausible_id(*customer))
-      plans.expect_plan_by_customer(*customer);
-  }
-  if (object == "invoice")
-    if (auto invoice = text(o, "id"); invoice && plausible_id(*invoice))
-      payments.expect_payment(*invoice);
-}
-
 std::size_t event_affinity(const StripeEvent& event) {
   const auto& o = event.object;
   const auto* details = child(o, "subscription_details");

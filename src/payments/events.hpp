@@ -40,11 +40,6 @@ struct EventRules {
 // the caller must answer 500 to (so that Stripe retries).
 AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& event, TimePoint now);
 
-// Tells the commit batch the event's unit runs in what apply_event will look up (Grouping::expect):
-// the claim of its id, its plan (by the entity its metadata names, else by subscription and
-// customer), and an invoice's payment.
-void expect_event(Tx& tx, const StripeEvent& event, TimePoint now);
-
 // The writer affinity of the event (Db::transact_grouped): the same for every event about one
 // plan, so that events of one plan never wait on each other's row locks in two writers. The
 // entity the metadata names, else the subscription, the customer, the event itself.

@@ -13,11 +13,6 @@ class PaymentRepo {
  public:
   virtual ~PaymentRepo() = default;
 
-  // Hints, from a unit about to run in a commit batch (Grouping::expect): the batch claims its
-  // events, and reads its payments, in one statement each. Elsewhere they do nothing.
-  virtual void expect_event(const InboxEvent&, TimePoint /*now*/) {}
-  virtual void expect_payment(std::string_view /*invoice_id*/) {}
-
   // Records the event as processed unless it already is: true when this unit is the one to
   // apply it (new, or failed before). Two units claiming one id at once queue on its row.
   virtual bool claim_event(const InboxEvent& event, TimePoint now) = 0;

@@ -39,10 +39,9 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::apply(
   std::string failure;
   std::optional<AuditStatus> outcome;
   try {
-    const auto expect = [&](Tx& tx) { expect_event(tx, event, clock_.now()); };
     outcome = co_await db_.transact_grouped(
         [&](Tx& tx) { return apply_event(tx, rules_, event, clock_.now()); },
-        {.affinity = event_affinity(event), .expect = expect});
+        event_affinity(event));
   } catch (const std::exception& e) {
     failure = e.what();
   }

@@ -12,12 +12,6 @@ class PlanRepo {
  public:
   virtual ~PlanRepo() = default;
 
-  // Hints, from a unit about to run in a commit batch (Grouping::expect): the batch reads the
-  // plans its units will look up in one statement. Elsewhere they do nothing.
-  virtual void expect_plan(const EntityRef& /*owner*/) {}
-  virtual void expect_plan_by_subscription(std::string_view /*subscription_id*/) {}
-  virtual void expect_plan_by_customer(std::string_view /*customer_id*/) {}
-
   virtual std::optional<Plan> find_plan(const EntityRef& owner) = 0;
   virtual std::optional<Plan> find_plan_by_subscription(std::string_view subscription_id) = 0;
   virtual std::optional<Plan> find_plan_by_customer(std::string_view customer_id) = 0;

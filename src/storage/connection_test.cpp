@@ -7,7 +7,6 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <vector>
 
 #include "storage/postgres/connection.hpp"
 #include "storage/sqlite/connection.hpp"
@@ -47,25 +46,6 @@ class Connections : public ::testing::TestWithParam<std::string> {
 
   std::unique_ptr<sql::Connection> connection;
 };
-
-// A statement run later may still have its rows read: they come, in order, once the round trip
-// that carries it is over, beside the answer of the statement that ends it.
-TEST_P(Connections, RowsOfStatementsRunLaterComeWithTheNextAnswer) {
-  insert_later(1, 10);
-  insert_later(2, 20);
-  std::vector<std::int64_t> seen;
-  const auto value_of = [&](const sql::Row& row) { seen.push_back(row.integer(0)); };
-  connection->run_later(kValue, {std::int64_t{2}}, value_of);
-  insert_later(3, 30);
-  connection->run_later(kValue, {std::int64_t{3}}, value_of);
-  connection->run_later(kValue, {std::int64_t{1}}, value_of);
-  connection->settle();
-  EXPECT_EQ(seen, (std::vector<std::int64_t>{20, 30, 10}));
-  seen.clear();
-  connection->run_later(kValue, {std::int64_t{1}}, value_of);
-  EXPECT_EQ(count(), 3);
-  EXPECT_EQ(seen, std::vector<std::int64_t>{10});
-}
 
 TEST_P(Connections, StatementsRunLaterHaveRunWhenTheNextAnswerComes) {
   insert_later(1, 10);

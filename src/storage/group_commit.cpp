@@ -5,7 +5,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "storage/commit_batch.hpp"
 #include "storage/sql_tx.hpp"
 
 namespace billing {
@@ -21,19 +20,18 @@ GroupCommit::GroupCommit(boost::asio::thread_pool& writers, std::size_t lanes,
       lane_count_(lanes),
       lanes_(std::make_unique<Lane[]>(lanes)) {}
 
-asio::awaitable<void> GroupCommit::run(FunctionRef<void(Tx&)> work, Grouping grouping) {
-  const std::size_t lane = grouping.affinity % lane_count_;
+asio::awaitable<void> GroupCommit::run(FunctionRef<void(Tx&)> work, std::size_t affinity) {
+  const std::size_t lane = affinity % lane_count_;
   co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr)>(
       [&](auto handler) {
         auto caller = asio::make_work_guard(asio::get_associated_executor(handler));
         // std::function needs a copyable callable; the handler is move-only.
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        enqueue(lane,
-                Unit{work, grouping.expect, [shared, caller](std::exception_ptr error) mutable {
-                       asio::post(caller.get_executor(),
-                                  [shared, error] { std::move (*shared)(error); });
-                       caller.reset();
-                     }});
+        enqueue(lane, Unit{work, [shared, caller](std::exception_ptr error) mutable {
+                             asio::post(caller.get_executor(),
+                                        [shared, error] { std::move (*shared)(error); });
+                             caller.reset();
+                           }});
       },
       asio::use_awaitable);
 }
@@ -70,6 +68,7 @@ void GroupCommit::run_next_batch(std::size_t lane) {
 namespace {
 
 constexpr sql::Query kBegin{"BEGIN IMMEDIATE", "BEGIN"};
+constexpr sql::Query kCommit = "COMMIT";
 
 }  // namespace
 
@@ -79,8 +78,8 @@ void GroupCommit::commit_batch(std::size_t lane, std::vector<Unit>& batch) {
   try {
     sql::Connection& connection = connection_(lane);
     open = &connection;
-    // Units rarely fail, so the batch first runs as one transaction with no savepoints, read
-    // ahead and written behind; a unit that throws sends it back to run again in savepoints.
+    // Units rarely fail: the batch first runs as one plain transaction; if a unit throws, it
+    // runs again with a savepoint for each unit, so that the one that threw is undone alone.
     if (run_together(connection, batch, saved_owners)) {
       committed_(saved_owners);
       return;
@@ -103,32 +102,23 @@ void GroupCommit::commit_batch(std::size_t lane, std::vector<Unit>& batch) {
 
 bool GroupCommit::run_together(sql::Connection& connection, std::vector<Unit>& batch,
                                std::vector<EntityRef>& saved_owners) {
-  static constexpr sql::Query kCommit = "COMMIT";
-  CommitBatch shared;
   Unit* running = nullptr;
   try {
+    // What a unit queues (Connection::run_later: plan updates, history and audit rows) goes out
+    // with the next unit's first read, and the last unit's with the COMMIT.
     connection.run_later(kBegin, {});
-    {
-      SqlTx tx(connection, true, &shared);
-      for (auto& unit : batch)
-        if (unit.expect) unit.expect(tx);
-    }
-    shared.read_ahead(connection);
     for (auto& unit : batch) {
       running = &unit;
-      SqlTx tx(connection, true, &shared);
+      SqlTx tx(connection, true);
       unit.work(tx);
       saved_owners.insert(saved_owners.end(), tx.saved_owners().begin(), tx.saved_owners().end());
     }
     running = nullptr;
-    // The batch's writes and its commit in one round trip.
-    shared.write(connection);
     connection.run_later(kCommit, {});
     connection.settle();
     return true;
   } catch (...) {
-    // Blamed on the unit that threw; what the batch's own statements threw, on all (they will
-    // know better when they run again, each alone).
+    // A statement that fails here may be any unit's: the rerun in savepoints will tell.
     for (auto& unit : batch)
       unit.error = !running || &unit == running ? std::current_exception() : nullptr;
   }

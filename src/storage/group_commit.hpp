@@ -1,10 +1,9 @@
 #pragma once
 // Group commit for Db::transact_grouped: units queue from any thread into the lane their affinity
 // picks; the lane's writer takes every unit waiting there at that moment, runs them inside one
-// transaction (first together, their writes gathered into one statement per table; if a unit
-// throws, again, each in a savepoint of its own), commits once, then resumes each unit's caller
-// on its own executor. SQLite has one lane (one writer); PostgreSQL several, each on its own
-// connection, so that the round trips of one batch overlap with another's.
+// transaction (again, each in a savepoint of its own, if one throws), commits once, then resumes
+// each unit's caller on its own executor. SQLite has one lane (one writer); PostgreSQL several,
+// each on its own connection, so that the round trips of one batch overlap with another's.
 #include <exception>
 #include <functional>
 #include <memory>
@@ -31,14 +30,13 @@ class GroupCommit {
               std::function<sql::Connection&(std::size_t lane)> connection,
               std::function<void(std::span<const EntityRef>)> committed);
 
-  // Runs `work` in the next batch of the lane `grouping.affinity` picks; returns after that batch
-  // commits, rethrowing what `work` threw, or what the commit threw.
-  boost::asio::awaitable<void> run(FunctionRef<void(Tx&)> work, Grouping grouping);
+  // Runs `work` in the next batch of the lane `affinity` picks; returns after that batch commits,
+  // rethrowing what `work` threw, or what the commit threw.
+  boost::asio::awaitable<void> run(FunctionRef<void(Tx&)> work, std::size_t affinity);
 
  private:
   struct Unit {
     FunctionRef<void(Tx&)> work;
-    FunctionRef<void(Tx&)> expect;                 // may be empty
     std::function<void(std::exception_ptr)> done;  // resumes the caller on its executor
     std::exception_ptr error;
   };
@@ -52,12 +50,12 @@ class GroupCommit {
   void enqueue(std::size_t lane, Unit unit);
   void run_next_batch(std::size_t lane);                          // on a writer
   void commit_batch(std::size_t lane, std::vector<Unit>& batch);  // sets each unit's error
-  // The batch in one transaction, each unit's writes left to the batch's end (CommitBatch);
-  // false, rolled back, if anything threw (the unit that threw has its error).
+  // The batch as one transaction, committed; false, rolled back, if anything threw (the unit
+  // that threw has its error).
   static bool run_together(sql::Connection& connection, std::vector<Unit>& batch,
                            std::vector<EntityRef>& saved_owners);
-  // The batch in one transaction, each unit in a savepoint of its own: a unit that throws is
-  // undone alone and has its error.
+  // The batch as one transaction, each unit in a savepoint of its own: a unit that throws is
+  // undone alone and has its error. Not committed.
   static void run_in_savepoints(sql::Connection& connection, std::vector<Unit>& batch,
                                 std::vector<EntityRef>& saved_owners);
 

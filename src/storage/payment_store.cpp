@@ -2,21 +2,10 @@
 
 #include "kit/time.hpp"
 #include "storage/codec.hpp"
-#include "storage/commit_batch.hpp"
 
 namespace billing {
 
-void SqlPaymentRepo::expect_event(const InboxEvent& event, TimePoint now) {
-  if (batch_) batch_->expect_event(event, now);
-}
-
-void SqlPaymentRepo::expect_payment(std::string_view invoice_id) {
-  if (batch_) batch_->expect_payment(invoice_id);
-}
-
 bool SqlPaymentRepo::claim_event(const InboxEvent& event, TimePoint now) {
-  if (batch_)
-    if (auto claimed = batch_->claim_event(event.id)) return *claimed;
   // The upsert takes the event's row lock: a second delivery of the same id, in another
   // transaction or on another replica, waits here until the first commits, then sees it
   // processed and claims nothing.
@@ -69,7 +58,6 @@ std::optional<InboxRecord> SqlPaymentRepo::inbox_record(std::string_view event_i
 }
 
 void SqlPaymentRepo::append_audit(const AuditEntry& e) {
-  if (batch_) return batch_->append_audit(e);
   static constexpr sql::Query kAppend =
       "INSERT INTO stripe_audit (event_id, event_type, payload, status, note, created_at) "
       "VALUES (?, ?, ?, ?, ?, ?)";
@@ -97,8 +85,6 @@ std::vector<AuditEntry> SqlPaymentRepo::audit_entries(std::string_view event_id)
 }
 
 bool SqlPaymentRepo::record_payment(const Payment& p) {
-  if (batch_)
-    if (auto recorded = batch_->record_payment(p)) return *recorded;
   static constexpr sql::Query kRecord =
       "INSERT INTO payments (stripe_checkout_session_id, stripe_customer_id, "
       "stripe_subscription_id, stripe_invoice_id, stripe_payment_intent_id, stripe_charge_id, "

@@ -4,18 +4,11 @@
 
 namespace billing {
 
-class CommitBatch;
-
 // PaymentRepo over either SQL backend: webhook_events, stripe_audit, payments.
 class SqlPaymentRepo : public PaymentRepo {
  public:
-  // Inside a commit batch (`batch` set), the events and payments it read ahead are answered by
-  // it, and payments and audit rows left to it.
-  explicit SqlPaymentRepo(sql::Connection& connection, CommitBatch* batch = nullptr)
-      : db_(connection), batch_(batch) {}
+  explicit SqlPaymentRepo(sql::Connection& connection) : db_(connection) {}
 
-  void expect_event(const InboxEvent& event, TimePoint now) override;
-  void expect_payment(std::string_view invoice_id) override;
   bool claim_event(const InboxEvent& event, TimePoint now) override;
   void record_event_failure(const InboxEvent& event, std::string_view error,
                             TimePoint now) override;
@@ -29,7 +22,6 @@ class SqlPaymentRepo : public PaymentRepo {
 
  private:
   sql::Connection& db_;
-  CommitBatch* batch_;
 };
 
 }  // namespace billing

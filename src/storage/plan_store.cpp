@@ -2,7 +2,6 @@
 
 #include "kit/time.hpp"
 #include "storage/codec.hpp"
-#include "storage/commit_batch.hpp"
 
 namespace billing {
 
@@ -19,92 +18,45 @@ namespace billing {
                                 BILLING_PG_ISO8601("updated_at")) where \
   }
 
-Plan SqlPlanRepo::decode_plan(const sql::Row& row) {
-  const bool hospital = !row.is_null(1);
-  return Plan{
-      .id = std::string(row.text(0)),
-      .owner = {hospital ? EntityKind::hospital : EntityKind::individual,
-                std::string(row.text(hospital ? 1 : 2))},
-      .plan_type = decode_enum<PlanType>(row.text(3)),
-      .status = decode_enum<PlanStatus>(row.text(4)),
-      .max_agents = static_cast<int>(row.integer(5)),
-      .selected_services = decode_services(row.text(6)),
-      .stripe_customer_id = optional_text(row, 7),
-      .stripe_subscription_id = optional_text(row, 8),
-      .billing_cycle = optional_decoded<BillingCycle>(row, 9),
-      .pending_plan_type = optional_decoded<PlanType>(row, 10),
-      .cancel_at_period_end = row.integer(11) != 0,
-      .last_event_created = optional_integer(row, 12),
-      .created_at = decode_time(row.text(13)),
-      .updated_at = decode_time(row.text(14)),
-  };
-}
-
-std::optional<Plan> SqlPlanRepo::find_plan_where(const sql::Query& query, std::string_view key,
-                                                 CommitBatch::PlanKey key_kind,
-                                                 FunctionRef<bool(const Plan&)> matches) {
-  if (batch_) {
-    if (const Plan* cached = batch_->cached_plan(matches)) return *cached;
-    if (batch_->plans_read(key_kind, key)) return std::nullopt;
-  }
+std::optional<Plan> SqlPlanRepo::find_plan_where(const sql::Query& query, std::string_view key) {
   std::optional<Plan> plan;
-  db_.run(query, {key}, [&](const sql::Row& row) { plan.emplace(decode_plan(row)); });
-  if (batch_ && plan) {
-    // Changed by the batch since, the plan no longer matches: the database is behind.
-    if (batch_->holds_plan(plan->id)) return std::nullopt;
-    batch_->remember_plan(*plan);
-  }
+  db_.run(query, {key}, [&](const sql::Row& row) {
+    const bool hospital = !row.is_null(1);
+    plan.emplace(Plan{
+        .id = std::string(row.text(0)),
+        .owner = {hospital ? EntityKind::hospital : EntityKind::individual,
+                  std::string(row.text(hospital ? 1 : 2))},
+        .plan_type = decode_enum<PlanType>(row.text(3)),
+        .status = decode_enum<PlanStatus>(row.text(4)),
+        .max_agents = static_cast<int>(row.integer(5)),
+        .selected_services = decode_services(row.text(6)),
+        .stripe_customer_id = optional_text(row, 7),
+        .stripe_subscription_id = optional_text(row, 8),
+        .billing_cycle = optional_decoded<BillingCycle>(row, 9),
+        .pending_plan_type = optional_decoded<PlanType>(row, 10),
+        .cancel_at_period_end = row.integer(11) != 0,
+        .last_event_created = optional_integer(row, 12),
+        .created_at = decode_time(row.text(13)),
+        .updated_at = decode_time(row.text(14)),
+    });
+  });
   return plan;
 }
 
 std::optional<Plan> SqlPlanRepo::find_plan(const EntityRef& owner) {
   static constexpr sql::Query kFind[] = {BILLING_PLAN_QUERY("WHERE hospital_id = ?"),
                                          BILLING_PLAN_QUERY("WHERE individual_id = ?")};
-  return find_plan_where(for_kind(kFind, owner.kind), owner.id, owner_key(owner.kind),
-                         [&](const Plan& p) { return p.owner == owner; });
+  return find_plan_where(for_kind(kFind, owner.kind), owner.id);
 }
 
 std::optional<Plan> SqlPlanRepo::find_plan_by_subscription(std::string_view subscription_id) {
   static constexpr sql::Query kFind = BILLING_PLAN_QUERY("WHERE stripe_subscription_id = ?");
-  return find_plan_where(
-      kFind, subscription_id, CommitBatch::PlanKey::subscription,
-      [&](const Plan& p) { return p.stripe_subscription_id == subscription_id; });
+  return find_plan_where(kFind, subscription_id);
 }
 
 std::optional<Plan> SqlPlanRepo::find_plan_by_customer(std::string_view customer_id) {
   static constexpr sql::Query kFind = BILLING_PLAN_QUERY("WHERE stripe_customer_id = ?");
-  return find_plan_where(kFind, customer_id, CommitBatch::PlanKey::customer,
-                         [&](const Plan& p) { return p.stripe_customer_id == customer_id; });
-}
-
-const sql::Query& SqlPlanRepo::plans_by_keys() {
-  // Each key an index lookup (a plan found twice is one plan to the caller): SQLite scans the
-  // table for an OR of IN lists but not for a UNION ALL of them; PostgreSQL's planner serves
-  // `= ANY` of an array from the indexes (not a subquery's rows), ORed.
-#define BILLING_SQLITE_PLANS_BY(column)            \
-  BILLING_PLAN_COLUMNS("created_at", "updated_at") \
-  "WHERE " column " IN (SELECT value FROM json_each(?))"
-  static constexpr sql::Query kRead{
-      BILLING_SQLITE_PLANS_BY("hospital_id") " UNION ALL " BILLING_SQLITE_PLANS_BY(
-          "individual_id") " UNION ALL " BILLING_SQLITE_PLANS_BY("stripe_subscription_id")
-          " UNION ALL " BILLING_SQLITE_PLANS_BY("stripe_customer_id"),
-      BILLING_PLAN_COLUMNS(BILLING_PG_ISO8601("created_at"), BILLING_PG_ISO8601("updated_at"))
-      "WHERE hospital_id = ANY(?::text[]) OR individual_id = ANY(?::text[]) "
-      "OR stripe_subscription_id = ANY(?::text[]) OR stripe_customer_id = ANY(?::text[])"};
-#undef BILLING_SQLITE_PLANS_BY
-  return kRead;
-}
-
-void SqlPlanRepo::expect_plan(const EntityRef& owner) {
-  if (batch_) batch_->expect_plan(owner_key(owner.kind), owner.id);
-}
-
-void SqlPlanRepo::expect_plan_by_subscription(std::string_view subscription_id) {
-  if (batch_) batch_->expect_plan(CommitBatch::PlanKey::subscription, subscription_id);
-}
-
-void SqlPlanRepo::expect_plan_by_customer(std::string_view customer_id) {
-  if (batch_) batch_->expect_plan(CommitBatch::PlanKey::customer, customer_id);
+  return find_plan_where(kFind, customer_id);
 }
 
 #undef BILLING_PLAN_QUERY
@@ -124,7 +76,6 @@ void SqlPlanRepo::save_plan(const Plan& plan) {
       "last_event_created, updated_at, id, hospital_id, individual_id, created_at) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
   saved_owners_.push_back(plan.owner);
-  if (batch_ && batch_->change_plan(plan)) return;
   const auto services = encode_services(plan.selected_services);
   const auto updated_at = iso8601_micros(plan.updated_at);
   const auto changed = db_.run(
@@ -141,25 +92,16 @@ void SqlPlanRepo::save_plan(const Plan& plan) {
            std::int64_t{plan.cancel_at_period_end}, optional_param(plan.last_event_created),
            updated_at, plan.id, owner_column(plan.owner, EntityKind::hospital),
            owner_column(plan.owner, EntityKind::individual), iso8601_micros(plan.created_at)});
-  if (batch_) batch_->remember_plan(plan);
-}
-
-bool only_status_moved(const Plan& before, const Plan& after) {
-  Plan status_moved = after;
-  status_moved.status = before.status;
-  status_moved.last_event_created = before.last_event_created;
-  status_moved.updated_at = before.updated_at;
-  return status_moved == before;
 }
 
 void SqlPlanRepo::update_plan(const Plan& before, const Plan& after) {
   // Every column SET is a write to each index over it, even with the same value: a status change
   // (an invoice paid or failed) leaves the plan type, customer and subscription indexes alone.
-  if (!only_status_moved(before, after)) return save_plan(after);
-  if (batch_ && batch_->change_plan(after)) {
-    if (after.status != before.status) saved_owners_.push_back(after.owner);
-    return;
-  }
+  Plan only_status_moved = after;
+  only_status_moved.status = before.status;
+  only_status_moved.last_event_created = before.last_event_created;
+  only_status_moved.updated_at = before.updated_at;
+  if (only_status_moved != before) return save_plan(after);
   static constexpr sql::Query kUpdateStatus =
       "UPDATE plans SET status = ?, last_event_created = ?, updated_at = ? WHERE id = ?";
   static constexpr sql::Query kUpdateEventTime =
@@ -175,7 +117,6 @@ void SqlPlanRepo::update_plan(const Plan& before, const Plan& after) {
 }
 
 void SqlPlanRepo::append_history(const PlanChange& c) {
-  if (batch_) return batch_->append_history(c);
   static constexpr sql::Query kAppend =
       "INSERT INTO plan_update_history (plan_id, hospital_id, individual_id, changed_by, "
       "changed_at, from_plan_type, to_plan_type, from_status, to_status, from_services, "

@@ -49,24 +49,21 @@ class Storage : public ::testing::TestWithParam<std::string> {
   }
 
   // Runs `count` grouped units on one writer, all queued while another unit holds it, so that
-  // they share one commit batch; unit i announces its reads with expect(i, tx) and runs
-  // work(i, tx). Returns how many threw.
-  int run_in_one_batch(std::size_t count, std::function<void(std::size_t, Tx&)> expect,
-                       std::function<void(std::size_t, Tx&)> work) {
+  // they share one commit batch; unit i runs work(i, tx). Returns how many threw.
+  int run_in_one_batch(std::size_t count, std::function<void(std::size_t, Tx&)> work) {
     boost::asio::io_context ioc;
     int failed = 0;
     boost::asio::co_spawn(
         ioc,
         db->transact_grouped(
-            [](Tx&) { std::this_thread::sleep_for(std::chrono::milliseconds(50)); }, {}),
+            [](Tx&) { std::this_thread::sleep_for(std::chrono::milliseconds(50)); }, 0),
         boost::asio::detached);
     for (std::size_t i = 0; i < count; ++i)
       boost::asio::co_spawn(
           ioc,
           [&, i]() -> boost::asio::awaitable<void> {
-            const auto expect_i = [&](Tx& tx) { expect(i, tx); };
             try {
-              co_await db->transact_grouped([&](Tx& tx) { work(i, tx); }, {.expect = expect_i});
+              co_await db->transact_grouped([&](Tx& tx) { work(i, tx); }, 0);
             } catch (const std::runtime_error&) {
               ++failed;
             }
@@ -380,7 +377,7 @@ TEST_P(Storage, GroupedUnitsCommitTogetherAndFailAlone) {
                   tx.get<EntityRepo>().create_entity(entities[i], now);
                   if (i % 7 == 3) throw std::runtime_error("this unit fails");
                 },
-                {.affinity = static_cast<std::size_t>(i)});
+                i);
             ++committed;
           } catch (const std::runtime_error&) {
             ++failed;
@@ -395,9 +392,8 @@ TEST_P(Storage, GroupedUnitsCommitTogetherAndFailAlone) {
               i % 7 != 3);
 }
 
-// A batch reads its units' plans ahead and writes their changes behind: each unit still sees
-// what the ones before it changed, by owner, subscription and customer, and the plan, its
-// history and the audit rows end as if the units had run one by one.
+// Units of one commit batch: each sees what the ones before it changed, by owner, subscription
+// and customer, and the plan, its history and the audit rows end as if they had run one by one.
 TEST_P(Storage, UnitsOfOneBatchSeeWhatTheEarlierOnesChanged) {
   const auto hospital = new_hospital();
   auto plan = sample_plan(hospital);
@@ -410,40 +406,32 @@ TEST_P(Storage, UnitsOfOneBatchSeeWhatTheEarlierOnesChanged) {
   for (std::size_t i = 0; i < kUnits; ++i)
     subscriptions.push_back(i % 2 == 0 ? unique_id("sub") : subscriptions.back());
   const auto event_id = unique_id("evt");
-  std::vector<int> runs(kUnits);  // a unit that runs twice: the batch fell back to savepoints
-  const int failed = run_in_one_batch(
-      kUnits,
-      [&](std::size_t i, Tx& tx) {
-        auto& plans = tx.get<PlanRepo>();
-        plans.expect_plan(hospital);
-        plans.expect_plan_by_subscription(subscriptions[i]);
-        plans.expect_plan_by_customer(*plan.stripe_customer_id);
-      },
-      [&](std::size_t i, Tx& tx) {
-        ++runs[i];
-        auto& plans = tx.get<PlanRepo>();
-        const auto before = plans.find_plan_by_subscription(subscriptions[i]);
-        if (!before || before != plans.find_plan(hospital) ||
-            before != plans.find_plan_by_customer(*plan.stripe_customer_id))
-          throw std::runtime_error("the unit did not see the plan as the one before left it");
-        if (i > 0 && subscriptions[i] != subscriptions[0]) {
-          EXPECT_EQ(plans.find_plan_by_subscription(subscriptions[0]), std::nullopt);
-        }
-        Plan after = *before;
-        ++after.max_agents;
-        after.stripe_subscription_id = subscriptions[i + 1];
-        if (i % 2 == 1)
-          after.status =
-              before->status == PlanStatus::active ? PlanStatus::suspended : PlanStatus::active;
-        plans.update_plan(*before, after);
-        plans.append_history(change_to(after, std::to_string(i)));
-        tx.get<PaymentRepo>().append_audit(
-            AuditEntry{.event_id = event_id,
-                       .event_type = "test",
-                       .payload = "{\"unit\": " + std::to_string(i) + "}",
-                       .note = std::to_string(i),
-                       .created_at = now});
-      });
+  std::vector<int> runs(kUnits);
+  const int failed = run_in_one_batch(kUnits, [&](std::size_t i, Tx& tx) {
+    ++runs[i];
+    auto& plans = tx.get<PlanRepo>();
+    const auto before = plans.find_plan_by_subscription(subscriptions[i]);
+    if (!before || before != plans.find_plan(hospital) ||
+        before != plans.find_plan_by_customer(*plan.stripe_customer_id))
+      throw std::runtime_error("the unit did not see the plan as the one before left it");
+    if (i > 0 && subscriptions[i] != subscriptions[0]) {
+      EXPECT_EQ(plans.find_plan_by_subscription(subscriptions[0]), std::nullopt);
+    }
+    Plan after = *before;
+    ++after.max_agents;
+    after.stripe_subscription_id = subscriptions[i + 1];
+    if (i % 2 == 1)
+      after.status =
+          before->status == PlanStatus::active ? PlanStatus::suspended : PlanStatus::active;
+    plans.update_plan(*before, after);
+    plans.append_history(change_to(after, std::to_string(i)));
+    tx.get<PaymentRepo>().append_audit(
+        AuditEntry{.event_id = event_id,
+                   .event_type = "test",
+                   .payload = "{\"unit\": " + std::to_string(i) + "}",
+                   .note = std::to_string(i),
+                   .created_at = now});
+  });
   EXPECT_EQ(failed, 0);
   EXPECT_EQ(runs, std::vector<int>(kUnits, 1));
   const auto saved = read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); });
@@ -462,9 +450,8 @@ TEST_P(Storage, UnitsOfOneBatchSeeWhatTheEarlierOnesChanged) {
   EXPECT_EQ(audit_notes, in_order);
 }
 
-// A batch claims its units' events and reads their invoices in one statement each: an event
-// delivered three times in the batch is applied by one unit, one processed before by none, and an
-// invoice is recorded once whether it comes twice in the batch or was recorded before.
+// In one commit batch, an event delivered three times is applied by one unit, one processed
+// before by none, and an invoice is recorded once whether it comes twice or was recorded before.
 TEST_P(Storage, ABatchClaimsEachEventAndRecordsEachInvoiceOnce) {
   const auto hospital = new_hospital();
   const auto fresh = unique_id("evt"), single = unique_id("evt"), processed = unique_id("evt");
@@ -484,17 +471,11 @@ TEST_P(Storage, ABatchClaimsEachEventAndRecordsEachInvoiceOnce) {
   const std::vector<std::string> invoices{new_invoice, old_invoice, new_invoice, new_invoice,
                                           old_invoice};
   std::vector<int> claimed(events.size()), recorded(events.size());
-  const int failed = run_in_one_batch(
-      events.size(),
-      [&](std::size_t i, Tx& tx) {
-        tx.get<PaymentRepo>().expect_event({events[i], "invoice.paid", 2, "{}"}, now);
-        tx.get<PaymentRepo>().expect_payment(invoices[i]);
-      },
-      [&](std::size_t i, Tx& tx) {
-        auto& payments = tx.get<PaymentRepo>();
-        claimed[i] = payments.claim_event({events[i], "invoice.paid", 2, "{}"}, now);
-        recorded[i] = payments.record_payment(payment_for(invoices[i]));
-      });
+  const int failed = run_in_one_batch(events.size(), [&](std::size_t i, Tx& tx) {
+    auto& payments = tx.get<PaymentRepo>();
+    claimed[i] = payments.claim_event({events[i], "invoice.paid", 2, "{}"}, now);
+    recorded[i] = payments.record_payment(payment_for(invoices[i]));
+  });
   EXPECT_EQ(failed, 0);
   EXPECT_EQ(claimed[0] + claimed[1] + claimed[4], 1);
   EXPECT_EQ(claimed[2], 1);
@@ -508,8 +489,7 @@ TEST_P(Storage, ABatchClaimsEachEventAndRecordsEachInvoiceOnce) {
     EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(id); })->attempts, 1);
 }
 
-// A unit that throws sends its batch back to run again, each unit in a savepoint: the others'
-// changes are applied once, not twice, and the one that threw leaves nothing.
+// A unit that throws in a commit batch leaves nothing; the others' changes are applied once.
 TEST_P(Storage, AUnitThatThrowsInABatchLeavesTheOthersAppliedOnce) {
   const auto hospital = new_hospital();
   auto plan = sample_plan(hospital);
@@ -518,23 +498,17 @@ TEST_P(Storage, AUnitThatThrowsInABatchLeavesTheOthersAppliedOnce) {
   constexpr std::size_t kUnits = 8, kThrows = 3;
   std::vector<std::string> events;
   for (std::size_t i = 0; i < kUnits; ++i) events.push_back(unique_id("evt"));
-  const int failed = run_in_one_batch(
-      kUnits,
-      [&](std::size_t i, Tx& tx) {
-        tx.get<PlanRepo>().expect_plan(hospital);
-        tx.get<PaymentRepo>().expect_event({events[i], "test", 1, "{}"}, now);
-      },
-      [&](std::size_t i, Tx& tx) {
-        auto& plans = tx.get<PlanRepo>();
-        if (!tx.get<PaymentRepo>().claim_event({events[i], "test", 1, "{}"}, now))
-          throw std::logic_error("claimed twice");
-        const auto before = *plans.find_plan(hospital);
-        Plan after = before;
-        ++after.max_agents;
-        plans.update_plan(before, after);
-        plans.append_history(change_to(after, std::to_string(i)));
-        if (i == kThrows) throw std::runtime_error("this unit fails");
-      });
+  const int failed = run_in_one_batch(kUnits, [&](std::size_t i, Tx& tx) {
+    auto& plans = tx.get<PlanRepo>();
+    if (!tx.get<PaymentRepo>().claim_event({events[i], "test", 1, "{}"}, now))
+      throw std::logic_error("claimed twice");
+    const auto before = *plans.find_plan(hospital);
+    Plan after = before;
+    ++after.max_agents;
+    plans.update_plan(before, after);
+    plans.append_history(change_to(after, std::to_string(i)));
+    if (i == kThrows) throw std::runtime_error("this unit fails");
+  });
   EXPECT_EQ(failed, 1);
   EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); })->max_agents,
             static_cast<int>(kUnits - 1));
@@ -555,8 +529,7 @@ TEST_P(Storage, OneOfManyConcurrentClaimsWins) {
         ioc,
         [&, i]() -> boost::asio::awaitable<void> {
           claims += co_await db->transact_grouped(
-              [&](Tx& tx) { return tx.get<PaymentRepo>().claim_event(event, now); },
-              {.affinity = i});
+              [&](Tx& tx) { return tx.get<PaymentRepo>().claim_event(event, now); }, i);
         },
         boost::asio::detached);
   ioc.run();

@@ -52,13 +52,11 @@ class Connection {
   // returns the rows seen or changed.
   virtual std::int64_t run(const Query& query, std::initializer_list<Param> params,
                            RowVisitor on_row = {}) = 0;
-  // For a statement whose count nobody reads, and whose rows can wait: a backend may queue it
-  // and send it with the next round trip (PostgreSQL's pipeline mode). It has run once the next
-  // run(), exec() or settle() returns, its rows given to on_row by then (which must live that
-  // long); those throw its error if it failed, with the queue emptied either way.
-  virtual void run_later(const Query& query, std::initializer_list<Param> params,
-                         RowVisitor on_row = {}) {
-    run(query, params, on_row);
+  // For a statement whose rows and count nobody reads: a backend may queue it and send it with
+  // the next round trip (PostgreSQL's pipeline mode). It has run once the next run(), exec() or
+  // settle() returns; those throw its error if it failed, with the queue emptied either way.
+  virtual void run_later(const Query& query, std::initializer_list<Param> params) {
+    run(query, params);
   }
   virtual void settle() {}
 };

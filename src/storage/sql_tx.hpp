@@ -18,13 +18,12 @@ class SqlTx final : public Tx,
                     public SqlHealthRepo,
                     public SqlPaymentRepo {
  public:
-  // `batch`: the commit batch a grouped unit runs in, if it leaves writes to it.
-  SqlTx(sql::Connection& connection, bool write_unit, CommitBatch* batch = nullptr)
+  SqlTx(sql::Connection& connection, bool write_unit)
       : SqlEntityRepo(connection, write_unit),
-        SqlPlanRepo(connection, batch),
+        SqlPlanRepo(connection),
         SqlServiceRepo(connection),
         SqlHealthRepo(connection),
-        SqlPaymentRepo(connection, batch) {}
+        SqlPaymentRepo(connection) {}
 };
 
 }  // namespace billing

@@ -165,8 +165,8 @@ std::int64_t PostgresConnection::run(const sql::Query& query,
                                      sql::RowVisitor on_row) {
   const char* statement = query.text(sql::Dialect::postgres);
   if (!in_flight_.empty()) {
-    send(statement, params, on_row);
-    return finish_pipeline();
+    send(statement, params);
+    return finish_pipeline(on_row);
   }
   const std::string& name = statement_name(statement);
   const ParamTexts texts(params);
@@ -176,15 +176,14 @@ std::int64_t PostgresConnection::run(const sql::Query& query,
 }
 
 void PostgresConnection::run_later(const sql::Query& query,
-                                   std::initializer_list<sql::Param> params,
-                                   sql::RowVisitor on_row) {
+                                   std::initializer_list<sql::Param> params) {
   if (in_flight_.empty() && PQenterPipelineMode(conn_) != 1)
     throw std::runtime_error(failure_text(conn_, nullptr));
-  send(query.text(sql::Dialect::postgres), params, on_row);
+  send(query.text(sql::Dialect::postgres), params);
 }
 
 void PostgresConnection::settle() {
-  if (!in_flight_.empty()) finish_pipeline();
+  if (!in_flight_.empty()) finish_pipeline({});
 }
 
 void PostgresConnection::unsendable() {
@@ -193,29 +192,26 @@ void PostgresConnection::unsendable() {
   throw std::runtime_error(failure_text(conn_, nullptr));
 }
 
-void PostgresConnection::send(const char* statement, std::initializer_list<sql::Param> params,
-                              sql::RowVisitor on_row) {
+void PostgresConnection::send(const char* statement, std::initializer_list<sql::Param> params) {
   auto found = prepared_.find(statement);
   if (found == prepared_.end()) {
     std::string name = statement_name_for(statement);
     if (PQsendPrepare(conn_, name.c_str(), numbered_placeholders(statement).c_str(), 0, nullptr) !=
         1)
       unsendable();
-    in_flight_.push_back({statement, {}});
+    in_flight_.push_back(statement);
     found = prepared_.emplace(statement, std::move(name)).first;
   }
   const ParamTexts texts(params);
   if (PQsendQueryPrepared(conn_, found->second.c_str(), texts.count(), texts.values(), nullptr,
                           nullptr, 0) != 1)
     unsendable();
-  in_flight_.push_back({nullptr, on_row});
+  in_flight_.push_back(nullptr);
 }
 
-std::int64_t PostgresConnection::finish_pipeline() {
+std::int64_t PostgresConnection::finish_pipeline(sql::RowVisitor on_row) {
   std::string error;
-  std::vector<std::pair<Result, sql::RowVisitor>> visited;  // answers whose rows someone reads
   Result last;
-  sql::RowVisitor last_visitor;
   if (PQpipelineSync(conn_) != 1) error = failure_text(conn_, nullptr);
   for (std::size_t i = 0; i < in_flight_.size(); ++i) {
     Result result(PQgetResult(conn_));
@@ -225,16 +221,13 @@ std::int64_t PostgresConnection::finish_pipeline() {
       break;
     }
     while (PGresult* end = PQgetResult(conn_)) PQclear(end);  // the null after each statement
-    const auto& [preparing, visitor] = in_flight_[i];
+    const char* prepared = in_flight_[i];
     if (!succeeded(result.get())) {
       // An error, or a statement skipped after one (PGRES_PIPELINE_ABORTED).
       if (error.empty()) error = failure_text(conn_, result.get());
-      if (preparing) prepared_.erase(preparing);  // to be prepared again
+      if (prepared) prepared_.erase(prepared);  // to be prepared again
     } else if (i + 1 == in_flight_.size()) {
       last = std::move(result);
-      last_visitor = visitor;
-    } else if (visitor) {
-      visited.emplace_back(std::move(result), visitor);
     }
   }
   in_flight_.clear();
@@ -244,8 +237,7 @@ std::int64_t PostgresConnection::finish_pipeline() {
   if (!error.empty()) throw std::runtime_error(error);
   if (needs_reset_) throw std::runtime_error(failure_text(conn_, nullptr));
   // The rows only now, the pipeline over: a visitor that throws leaves the connection sound.
-  for (const auto& [result, visitor] : visited) rows_of(result.get(), visitor);
-  return rows_of(last.get(), last_visitor);
+  return rows_of(last.get(), on_row);
 }
 
 }  // namespace billing

@@ -23,8 +23,7 @@ class PostgresConnection final : public sql::Connection {
   void exec(std::string_view script) override;
   std::int64_t run(const sql::Query& query, std::initializer_list<sql::Param> params,
                    sql::RowVisitor on_row) override;
-  void run_later(const sql::Query& query, std::initializer_list<sql::Param> params,
-                 sql::RowVisitor on_row = {}) override;
+  void run_later(const sql::Query& query, std::initializer_list<sql::Param> params) override;
   void settle() override;
 
   bool broken() const;  // the server went away, or a pipeline could not be ended
@@ -33,23 +32,17 @@ class PostgresConnection final : public sql::Connection {
  private:
   const std::string& statement_name(const char* statement);
   // In pipeline mode: sends the statement (and its preparation, on first use).
-  void send(const char* statement, std::initializer_list<sql::Param> params,
-            sql::RowVisitor on_row = {});
+  void send(const char* statement, std::initializer_list<sql::Param> params);
   [[noreturn]] void unsendable();  // libpq would not queue a statement
-  // Ends the pipeline: sends Sync and reads the answer to everything sent; then, if none failed,
-  // gives each statement's rows to its visitor, in order, and returns the last one's count.
-  // Throws the first error.
-  std::int64_t finish_pipeline();
+  // Ends the pipeline: sends Sync and reads the answer to everything sent, the last statement's
+  // rows going to `on_row`; returns its count, or throws the first error.
+  std::int64_t finish_pipeline(sql::RowVisitor on_row);
 
   pg_conn* conn_ = nullptr;
   std::unordered_map<const char*, std::string> prepared_;
   // Sent in pipeline mode and not answered yet, in order: a statement's preparation (its text)
-  // or its execution (null, with the visitor of its rows, if any).
-  struct InFlight {
-    const char* preparing;
-    sql::RowVisitor on_row;
-  };
-  std::vector<InFlight> in_flight_;
+  // or its execution (null).
+  std::vector<const char*> in_flight_;
   bool needs_reset_ = false;  // left in a state no statement can follow: broken() until reconnect
 };
 

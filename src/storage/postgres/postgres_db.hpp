@@ -21,7 +21,7 @@ class PostgresDb final : public Db {
   void migrate() override;
 
  protected:
-  boost::asio::awaitable<void> execute(Unit unit, Work work, Grouping grouping) override;
+  boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity) override;
 
  private:
   std::unique_ptr<PostgresConnection> take_connection();

@@ -20,7 +20,7 @@ void SqliteDb::migrate() {
   apply_migrations(writer_connection_, sqlite_migrations());
 }
 
-boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work, Grouping grouping) {
+boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work, std::size_t affinity) {
   if (unit == Unit::read) {
     auto reader = idle_readers_.take();
     if (!reader)
@@ -37,7 +37,7 @@ boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work, Grouping gr
     co_return;
   }
   if (unit == Unit::grouped_write) {
-    co_await grouped_.run(work, grouping);
+    co_await grouped_.run(work, affinity);
     co_return;
   }
   co_await offload(writer_.get_executor(), [&] {

@@ -22,7 +22,7 @@ class SqliteDb final : public Db {
   void migrate() override;
 
  protected:
-  boost::asio::awaitable<void> execute(Unit unit, Work work, Grouping grouping) override;
+  boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity) override;
 
  private:
   std::string path_;
