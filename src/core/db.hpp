@@ -91,11 +91,12 @@ class Db {
   // commit: many small durable writes for the price of one fsync). A unit that throws undoes
   // only its own changes and only its caller sees the exception: the group then runs again, each
   // unit in a savepoint of its own, so `fn` may run twice and must change nothing but the
-  // database. Returns once the shared commit is durable; if that commit fails, every unit of
-  // the group throws. Batches form by themselves under load and hold one unit when idle.
-  // Units of equal `affinity` (say, a hash of the entity they change) always share a writer; a
-  // backend may run several writers (PostgreSQL does), so units that touch the same rows should
-  // share an affinity, or their writers may wait on each other's row locks.
+  // database; nor may it swallow what its Tx throws (PostgreSQL would end the batch's
+  // transaction with a COMMIT that rolls back). Returns once the shared commit is durable; if that
+  // commit fails, every unit of the group throws. Batches form by themselves under load and hold
+  // one unit when idle. Units of equal `affinity` (say, a hash of the entity they change) always
+  // share a writer; a backend may run several writers (PostgreSQL does), so units that touch the
+  // same rows should share an affinity, or their writers may wait on each other's row locks.
   template <class F>
   boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> transact_grouped(F fn,
                                                                          std::size_t affinity) {

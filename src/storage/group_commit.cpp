@@ -84,7 +84,8 @@ void GroupCommit::commit_batch(std::size_t lane, std::vector<Unit>& batch) {
       committed_(saved_owners);
       return;
     }
-    if (batch.size() == 1) return;  // rolled back; its error is the unit's
+    // Rolled back: one unit's error is its own, and a broken connection's is everyone's.
+    if (batch.size() == 1 || connection.broken()) return;
     saved_owners.clear();
     run_in_savepoints(connection, batch, saved_owners);
     connection.exec("COMMIT");
@@ -118,9 +119,11 @@ bool GroupCommit::run_together(sql::Connection& connection, std::vector<Unit>& b
     connection.settle();
     return true;
   } catch (...) {
-    // A statement that fails here may be any unit's: the rerun in savepoints will tell.
+    // A statement that fails here may be any unit's: the rerun in savepoints will tell, unless
+    // the connection is gone.
+    const bool everyones = !running || connection.broken();
     for (auto& unit : batch)
-      unit.error = !running || &unit == running ? std::current_exception() : nullptr;
+      unit.error = everyones || &unit == running ? std::current_exception() : nullptr;
   }
   sql::settle_failed_unit(connection);
   try {

@@ -59,6 +59,8 @@ class Connection {
     run(query, params);
   }
   virtual void settle() {}
+  // Left in a state no statement can follow (the server went away): nothing more is tried on it.
+  virtual bool broken() const { return false; }
 };
 
 // Before rolling back a unit that failed: its queued statements have run or failed, whichever,

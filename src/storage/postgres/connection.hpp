@@ -26,8 +26,8 @@ class PostgresConnection final : public sql::Connection {
   void run_later(const sql::Query& query, std::initializer_list<sql::Param> params) override;
   void settle() override;
 
-  bool broken() const;  // the server went away, or a pipeline could not be ended
-  void reconnect();     // after the server went away; prepared statements are made again
+  bool broken() const override;  // the server went away, or a pipeline could not be ended
+  void reconnect();              // after the server went away; prepared statements are made again
 
  private:
   const std::string& statement_name(const char* statement);
