@@ -142,10 +142,9 @@ cmake -S "$REPO" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBILLING_WERRO
   { tail -n 30 "$TMP/cmake.log" >&2; die "cmake failed"; }
 ninja -C "$BUILD" -j2 billing bench_group_commit_baseline >"$TMP/build.log" 2>&1 ||
   { tail -n 40 "$TMP/build.log" >&2; die "the build failed (someone's half-finished file? retry in a minute)"; }
-BILLING="$BUILD/billing"
 BASELINE="$BUILD/bench_group_commit_baseline"
 VARIANTS=(billing)  # builds of billing to measure: the working tree's, and "before" if asked for
-declare -A BIN=([billing]="$BILLING") PLANS=([billing]="$REPO/config/plans.json")
+declare -A BIN=([billing]="$BUILD/billing") PLANS=([billing]="$REPO/config/plans.json")
 if [[ -n "${BENCH_BEFORE:-}" ]]; then
   # commit_of, describe, build_revision (sets REV_BIN, REV_PLANS), prune_revisions.
   source "$REPO/bench/revisions.sh"

@@ -101,6 +101,13 @@ void GroupCommit::commit_batch(std::size_t lane, std::vector<Unit>& batch) {
   }
 }
 
+void GroupCommit::run_unit(sql::Connection& connection, Unit& unit,
+                           std::vector<EntityRef>& saved_owners) {
+  SqlTx tx(connection, true);
+  unit.work(tx);
+  saved_owners.insert(saved_owners.end(), tx.saved_owners().begin(), tx.saved_owners().end());
+}
+
 bool GroupCommit::run_together(sql::Connection& connection, std::vector<Unit>& batch,
                                std::vector<EntityRef>& saved_owners) {
   Unit* running = nullptr;
@@ -110,9 +117,7 @@ bool GroupCommit::run_together(sql::Connection& connection, std::vector<Unit>& b
     connection.run_later(kBegin, {});
     for (auto& unit : batch) {
       running = &unit;
-      SqlTx tx(connection, true);
-      unit.work(tx);
-      saved_owners.insert(saved_owners.end(), tx.saved_owners().begin(), tx.saved_owners().end());
+      run_unit(connection, unit, saved_owners);
     }
     running = nullptr;
     connection.run_later(kCommit, {});
@@ -146,14 +151,16 @@ void GroupCommit::run_in_savepoints(sql::Connection& connection, std::vector<Uni
   for (auto& unit : batch) {
     unit.error = nullptr;
     connection.run_later(kSavepoint, {});
+    const std::size_t owners_before = saved_owners.size();
     try {
-      SqlTx tx(connection, true);
-      unit.work(tx);
+      run_unit(connection, unit, saved_owners);
       connection.run_later(kRelease, {});
       connection.settle();
-      saved_owners.insert(saved_owners.end(), tx.saved_owners().begin(), tx.saved_owners().end());
     } catch (...) {
       unit.error = std::current_exception();
+      // Its plans were not saved.
+      saved_owners.erase(saved_owners.begin() + static_cast<std::ptrdiff_t>(owners_before),
+                         saved_owners.end());
       // Whatever failed, the release did not run: the savepoint is there to go back to.
       sql::settle_failed_unit(connection);
       connection.run(kRollbackTo, {});

@@ -50,6 +50,9 @@ class GroupCommit {
   void enqueue(std::size_t lane, Unit unit);
   void run_next_batch(std::size_t lane);                          // on a writer
   void commit_batch(std::size_t lane, std::vector<Unit>& batch);  // sets each unit's error
+  // Runs the unit's work, adding the owners whose plan it saved.
+  static void run_unit(sql::Connection& connection, Unit& unit,
+                       std::vector<EntityRef>& saved_owners);
   // The batch as one transaction, committed; false, rolled back, if anything threw (the unit
   // that threw has its error).
   static bool run_together(sql::Connection& connection, std::vector<Unit>& batch,
