@@ -9,6 +9,8 @@ function(billing_embed_migrations out_file)
       get_filename_component(name "${file}" NAME_WE)
       string(REGEX MATCH "^[0-9]+" version "${name}")
       file(READ "${file}" sql)
+      # An edited migration reconfigures, so the embedded copy never goes stale.
+      set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${file}")
       string(APPEND entries "    {${version}, \"${name}\", R\"billing_sql(${sql})billing_sql\"},\n")
     endforeach()
     string(APPEND body "const std::vector<Migration>& ${dialect}_migrations() {\n  static const std::vector<Migration> list{\n${entries}  };\n  return list;\n}\n\n")

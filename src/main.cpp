@@ -128,6 +128,7 @@ int main(int argc, char** argv) {
     const auto base_url = fmt::format("http://{}:{}", socket.host(), socket.port());
     App app(std::move(config), base_url);
     if (dev) seed_demo_entities(app.db(), app.catalog(), app.clock());
+    run_blocking(app.payments().resume());
     app.serve(std::move(socket), std::move(metrics_socket), [&](unsigned short bound) {
       // Always printed, whatever LOG_LEVEL says: with --port 0 it is how to learn the port.
       if (metrics_port)

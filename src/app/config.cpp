@@ -130,6 +130,12 @@ Config load_config(const Environment& env, bool dev) {
   } else {
     bad("PAYMENTS_PROVIDER", fmt::format("must be stripe or local (got \"{}\")", provider));
   }
+  c.local_payments_account = env("LOCAL_PAYMENTS_ACCOUNT").value_or(c.local_payments_account);
+  if (c.local_payments_account.empty() || c.local_payments_account.size() > 64 ||
+      c.local_payments_account.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+          std::string::npos)
+    bad("LOCAL_PAYMENTS_ACCOUNT", "must be 1-64 letters, digits, '_' or '-'");
 
   if (auto redis = env("REDIS_URL")) {
     try {

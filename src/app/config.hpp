@@ -53,6 +53,9 @@ struct Config {
   std::chrono::minutes csrf_expiry{60};
 
   PaymentsProvider payments = PaymentsProvider::local;
+  // The name the local provider keeps its objects under in the database: services that share a
+  // database but not their local payments (test servers, say) each take a name of their own.
+  std::string local_payments_account = "local";
   StripeSettings stripe;
   std::optional<std::string> redis_url;  // shared rate-limit buckets
   // Off for a deployment whose gateway limits already, and for benchmarks' runs without limits.

@@ -38,6 +38,7 @@ TEST(Config, DefaultsAreTheEmbeddedOnes) {
   EXPECT_EQ(c.sqlite_path(), "billing.db");
   EXPECT_EQ(c.port, 8000);
   EXPECT_EQ(c.payments, PaymentsProvider::local);
+  EXPECT_EQ(c.local_payments_account, "local");
   EXPECT_EQ(c.stripe.api_version, "2023-10-16");
   EXPECT_EQ(c.stripe.api_base, "https://api.stripe.com");
   EXPECT_EQ(c.jwt_expiry, std::chrono::minutes(30));
@@ -129,6 +130,9 @@ TEST(Config, EveryBadValueNamesItsVariable) {
       {{{"STRIPE_API_BASE", "ftp://x"}}, "STRIPE_API_BASE"},
       {{{"STRIPE_SUCCESS_URL", "nope"}}, "STRIPE_SUCCESS_URL"},
       {{{"STRIPE_API_VERSION", ""}}, "STRIPE_API_VERSION"},
+      {{{"LOCAL_PAYMENTS_ACCOUNT", ""}}, "LOCAL_PAYMENTS_ACCOUNT"},
+      {{{"LOCAL_PAYMENTS_ACCOUNT", "a b"}}, "LOCAL_PAYMENTS_ACCOUNT"},
+      {{{"LOCAL_PAYMENTS_ACCOUNT", std::string(65, 'a')}}, "LOCAL_PAYMENTS_ACCOUNT"},
       {{{"REDIS_URL", "http://x"}}, "REDIS_URL"},
       {{{"REDIS_URL", "redis://h:99999"}}, "REDIS_URL"},
       {{{"REDIS_URL", "redis://h/x"}}, "REDIS_URL"},
@@ -146,6 +150,7 @@ TEST(Config, EveryBadValueNamesItsVariable) {
   for (const auto& [extra, name] : cases) EXPECT_THAT(error_with(extra), HasSubstr(name));
   EXPECT_EQ(error_with({{"MONGODB_URL", "mongodb://x"}, {"DATABASE_URL", "sqlite:///a.db"}}),
             "accepted");
+  EXPECT_EQ(error_with({{"LOCAL_PAYMENTS_ACCOUNT", "staging_2-eu"}}), "accepted");
 }
 
 }  // namespace

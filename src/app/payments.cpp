@@ -39,7 +39,7 @@ Payments::Payments(const Config& config, Db& db, const Catalog& catalog, const C
               },
               stripe_metrics_);
         auto local = std::make_unique<LocalProvider>(
-            catalog, prices_, clock, webhook_secret_, base_url,
+            catalog, prices_, clock, db, config.local_payments_account, webhook_secret_, base_url,
             [this](std::string signature, std::string payload) {
               return deliver(std::move(signature), std::move(payload));
             });
@@ -56,6 +56,10 @@ Payments::~Payments() = default;
 
 boost::asio::awaitable<void> Payments::deliver(std::string signature, std::string payload) {
   co_await webhooks_.receive(signature, payload);
+}
+
+boost::asio::awaitable<void> Payments::resume() {
+  if (local_) co_await local_->resume();
 }
 
 boost::asio::awaitable<Payments::ReplayReport> Payments::replay_failed_events(std::size_t limit) {

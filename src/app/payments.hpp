@@ -28,6 +28,9 @@ class Payments {
   ~Payments();
 
   void add_routes(Router& router, Db& db);
+  // Before serving: the local provider loads its saved objects and delivers the events it had
+  // not delivered (nothing to do for Stripe's).
+  boost::asio::awaitable<void> resume();
 
   struct ReplayReport {
     std::size_t applied = 0;  // ok, or found applied meanwhile (duplicate, stale, ignored)

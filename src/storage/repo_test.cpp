@@ -17,6 +17,7 @@
 #include "health/repo.hpp"
 #include "kit/run_blocking.hpp"
 #include "kit/time.hpp"
+#include "payments/local/repo.hpp"
 #include "payments/repo.hpp"
 #include "plans/repo.hpp"
 #include "services/repo.hpp"
@@ -358,6 +359,47 @@ TEST_P(Storage, CompletesAPaymentsFeeOnce) {
   EXPECT_EQ(saved[0].net_amount, 48423);
   ASSERT_TRUE(saved[0].payment_method.has_value());
   EXPECT_EQ(boost::json::parse(*saved[0].payment_method), boost::json::parse(card));
+}
+
+// The local provider's objects: kept per account in the order first saved; a save replaces an
+// object only with a higher version, so two saves finishing out of order leave the later one.
+TEST_P(Storage, KeepsTheLocalProvidersObjectsPerAccountAndVersion) {
+  const std::string account = unique_id("acct");
+  const std::string other = unique_id("acct");
+  const auto save = [&](const std::string& acct, const LocalObject& object) {
+    write([&](Tx& tx) { tx.get<LocalProviderRepo>().save_local_object(acct, object); });
+  };
+  const auto objects = [&](const std::string& acct) {
+    return read([&](Tx& tx) { return tx.get<LocalProviderRepo>().local_objects(acct); });
+  };
+  const LocalObject customer{.kind = "customer", .id = "cus_1", .version = 1, .data = "{}"};
+  const LocalObject subscription{
+      .kind = "subscription", .id = "sub_1", .version = 1, .data = R"({"status":"active"})"};
+  const LocalObject same_id_other_kind{.kind = "invoice", .id = "cus_1", .version = 1, .data = "1"};
+  save(account, customer);
+  save(account, subscription);
+  save(account, same_id_other_kind);
+  save(other, {.kind = "customer", .id = "cus_1", .version = 9, .data = "theirs"});
+  EXPECT_THAT(objects(account), ElementsAre(customer, subscription, same_id_other_kind));
+
+  LocalObject renewed = subscription;
+  renewed.version = 3;
+  renewed.data = R"({"status":"past_due"})";
+  save(account, renewed);
+  LocalObject older = subscription;
+  older.version = 2;
+  older.data = R"({"status":"canceled"})";
+  save(account, older);  // finished after the newer save: ignored
+  EXPECT_THAT(objects(account), ElementsAre(customer, renewed, same_id_other_kind));
+
+  write([&](Tx& tx) {
+    tx.get<LocalProviderRepo>().delete_local_object(account, "customer", "cus_1");
+  });
+  EXPECT_THAT(objects(account), ElementsAre(renewed, same_id_other_kind));
+  EXPECT_THAT(
+      objects(other),
+      ElementsAre(LocalObject{.kind = "customer", .id = "cus_1", .version = 9, .data = "theirs"}));
+  EXPECT_THAT(objects(unique_id("acct")), ::testing::IsEmpty());
 }
 
 // Grouped units share commits; one that throws leaves the others committed and alone fails.

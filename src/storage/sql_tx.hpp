@@ -5,6 +5,7 @@
 #include "core/db.hpp"
 #include "storage/entity_store.hpp"
 #include "storage/health_store.hpp"
+#include "storage/local_provider_store.hpp"
 #include "storage/payment_store.hpp"
 #include "storage/plan_store.hpp"
 #include "storage/service_store.hpp"
@@ -16,14 +17,16 @@ class SqlTx final : public Tx,
                     public SqlPlanRepo,
                     public SqlServiceRepo,
                     public SqlHealthRepo,
-                    public SqlPaymentRepo {
+                    public SqlPaymentRepo,
+                    public SqlLocalProviderRepo {
  public:
   SqlTx(sql::Connection& connection, bool write_unit)
       : SqlEntityRepo(connection, write_unit),
         SqlPlanRepo(connection),
         SqlServiceRepo(connection),
         SqlHealthRepo(connection),
-        SqlPaymentRepo(connection) {}
+        SqlPaymentRepo(connection),
+        SqlLocalProviderRepo(connection) {}
 };
 
 }  // namespace billing

@@ -249,6 +249,8 @@ BillingServer::BillingServer(Options options) {
       {"HTTP_HEADER_TIMEOUT_MS", "10000"},
       {"LOG_LEVEL", "info"},
       {"PAYMENTS_PROVIDER", "local"},
+      // Servers share the PostgreSQL test database: each keeps its local payments apart.
+      {"LOCAL_PAYMENTS_ACCOUNT", unique_id("e2e")},
   };
   if (!options.dev) {
     env["JWT_SECRET_KEY"] = kJwtSecret;

@@ -4,6 +4,8 @@
 // plan_update_history at each step.
 #include <gtest/gtest.h>
 
+#include <csignal>
+
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
@@ -19,7 +21,9 @@ namespace json = boost::json;
 
 class E2ePayments : public ::testing::TestWithParam<std::string> {
  protected:
-  std::unique_ptr<BillingServer> server = BillingServer::for_backend(GetParam());
+  const std::string local_account = unique_id("acct");
+  std::unique_ptr<BillingServer> server =
+      BillingServer::for_backend(GetParam(), {{"LOCAL_PAYMENTS_ACCOUNT", local_account}});
   HttpClient client{server->port()};
   const std::string hospital = unique_id("hosp");
   const EntityRef owner{EntityKind::hospital, hospital};
@@ -209,6 +213,44 @@ TEST_P(E2ePayments, UsersReachOnlyTheirOwnBilling) {
                        hospital_token);
   EXPECT_EQ(response.status, 400);
   EXPECT_EQ(response.detail_text(), "Price mapping not found for (hospital, basic, monthly)");
+}
+
+// The local provider keeps its objects in the database: after the service is killed (SIGKILL)
+// and started again on the same database, the subscription is still there, and it renews.
+TEST_P(E2ePayments, ASubscriptionOutlivesAKilledService) {
+  auto response = post_json("/stripe/checkout",
+                            {{"plan_type", "lite"}, {"billing_cycle", "monthly"}}, hospital_token);
+  ASSERT_EQ(response.status, 200) << response.body;
+  ASSERT_EQ(post_form(std::string(response.json().at("checkout_url").as_string()),
+                      "number=4242424242424242&exp=12%2F30&cvc=123")
+                .status,
+            200);
+  const Plan paid = plan();
+  ASSERT_EQ(paid.status, PlanStatus::active);
+  ASSERT_EQ(advance_days(10).status, 200);
+
+  server->signal(SIGKILL);
+  ASSERT_TRUE(server->wait_exit(10s));
+  const auto killed = std::move(server);  // its directory holds the SQLite file
+  server = std::make_unique<BillingServer>(BillingServer::Options{
+      .database_url = killed->database_url(), .env = {{"LOCAL_PAYMENTS_ACCOUNT", local_account}}});
+  HttpClient again{server->port()};
+  client = std::move(again);
+
+  response =
+      client.get("/stripe/subscription/" + *paid.stripe_subscription_id, bearer(hospital_token));
+  ASSERT_EQ(response.status, 200) << response.body;
+  EXPECT_EQ(response.json().at("status").as_string(), "active");
+  response =
+      client.get("/stripe/customer/" + *paid.stripe_customer_id + "/invoices", bearer(admin_token));
+  ASSERT_EQ(response.status, 200) << response.body;
+  EXPECT_EQ(response.json().at("data").as_array().size(), 1u);
+  // The provider's clock kept its 10 days: 21 more end the first month, and the card renews.
+  response = advance_days(21);
+  ASSERT_EQ(response.status, 200) << response.body;
+  EXPECT_EQ(response.json().at("renewed").as_int64(), 1);
+  EXPECT_EQ(plan().status, PlanStatus::active);
+  EXPECT_EQ(payments().size(), 2u);
 }
 
 TEST_P(E2ePayments, ADeclinedCardChangesNothing) {

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -74,9 +75,12 @@ class LocalPayments : public ::testing::Test {
   bool refuse_deliveries = false;
   // The webhook of the service, when a test wires one in; else deliveries are only recorded.
   std::function<asio::awaitable<void>(std::string, std::string)> webhook;
+  std::unique_ptr<Db> db = testing::open_test_db("sqlite");
   LocalProvider provider{catalog(),
                          prices,
                          clock,
+                         *db,
+                         "test",
                          std::string(kSecret),
                          std::string(kBaseUrl),
                          [this](std::string signature, std::string payload) {
@@ -169,7 +173,34 @@ class LocalPayments : public ::testing::Test {
     delivered.clear();
     return run_blocking(provider.advance(by));
   }
+
+  // The provider as a restart makes it: a new one on the same database and account, resumed.
+  std::unique_ptr<LocalProvider> restarted() {
+    auto again = std::make_unique<LocalProvider>(
+        catalog(), prices, clock, *db, "test", std::string(kSecret), std::string(kBaseUrl),
+        [this](std::string signature, std::string payload) {
+          return receive(std::move(signature), std::move(payload));
+        });
+    run_blocking(again->resume());
+    return again;
+  }
 };
+
+// What a provider lists, as lines to compare: subscriptions, then the customer's invoices,
+// then customers.
+std::vector<std::string> listed(LocalProvider& p, const std::string& customer) {
+  std::vector<std::string> lines;
+  for (const auto& s : run_blocking(p.list_subscriptions({.limit = 100})).data)
+    lines.push_back(fmt::format("{} {} {} {} {}-{} {}", s.id, s.status, s.customer, s.price_id,
+                                s.current_period_start, s.current_period_end,
+                                s.cancel_at_period_end));
+  for (const auto& i : run_blocking(p.list_invoices(customer, {.limit = 100})).data)
+    lines.push_back(fmt::format("{} {} {} {} {} {}", i.id, i.status, i.amount_due, i.amount_paid,
+                                i.created, i.subscription.value_or("-")));
+  for (const auto& c : run_blocking(p.list_customers({.limit = 100})).data)
+    lines.push_back(fmt::format("{} {} {}", c.id, c.email.value_or("-"), c.created));
+  return lines;
+}
 
 TEST_F(LocalPayments, CheckoutWithTheSucceedingCardDeliversThreeEventsInOrder) {
   const auto session = open_checkout(checkout_request());
@@ -734,6 +765,67 @@ TEST_F(LocalPayments, CancellingTwiceDeliversOnceAndACanceledSubscriptionIsFinal
       ApiError);
 }
 
+// Everything the provider made is kept in the database: a provider started on it again (a
+// restart) shows, pays and renews what the first one made, on the first one's clock.
+TEST_F(LocalPayments, ARestartKeepsItsObjectsAndItsClock) {
+  const auto subscription = subscribe(kFailsLater);
+  EXPECT_EQ(advance(std::chrono::days(31)).failed, 1);  // past_due, its invoice open
+  const auto portal = open_portal(subscription.customer);
+  const auto unpaid_session = open_checkout(checkout_request("h2"));
+  const auto before = listed(provider, subscription.customer);
+  ASSERT_EQ(before.size(), 4u);  // the subscription, two invoices, the customer
+
+  delivered.clear();
+  auto again = restarted();
+  EXPECT_TRUE(delivered.empty());  // nothing was left undelivered
+  EXPECT_EQ(again->now(), provider.now());
+  EXPECT_EQ(listed(*again, subscription.customer), before);
+  EXPECT_EQ(again->payable_session(unpaid_session).amount,
+            provider.payable_session(unpaid_session).amount);
+  const auto view = again->portal(portal);
+  EXPECT_EQ(view.card.last4, "0341");
+  ASSERT_EQ(view.invoices.size(), 2u);
+  EXPECT_EQ(view.invoices[0].status, "open");
+
+  // The restarted provider carries on: the open invoice is paid in its portal, and the
+  // subscription renews a period later.
+  run_blocking(
+      again->pay_invoice(portal, view.invoices[0].id, local::read_card(kVisa, "", clock.now())));
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
+  EXPECT_EQ(run_blocking(again->get_subscription(subscription.id)).status, "active");
+  delivered.clear();
+  EXPECT_EQ(run_blocking(again->advance(std::chrono::days(30))).renewed, 1);
+  EXPECT_THAT(delivered_types(),
+              ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
+  // And what it did is kept in turn.
+  EXPECT_EQ(listed(*restarted(), subscription.customer), listed(*again, subscription.customer));
+}
+
+// An event the service refused is kept: it goes out with the provider's next change (which does
+// not fail for it) or, after a restart, at start-up; once accepted it is no longer kept.
+TEST_F(LocalPayments, RefusedEventsAreKeptAndDeliveredLater) {
+  const auto subscription = subscribe();
+  refuse_deliveries = true;
+  delivered.clear();
+  EXPECT_THROW(run_blocking(provider.cancel_at_period_end(subscription.id)), ApiError);
+  refuse_deliveries = false;
+  open_portal(subscription.customer);  // a change of its own, without events
+  EXPECT_THAT(delivered_types(), ElementsAre("customer.subscription.updated"));
+
+  refuse_deliveries = true;
+  delivered.clear();
+  EXPECT_EQ(pay(open_checkout(checkout_request("h2")), kVisa).status, 500);
+  refuse_deliveries = false;
+  auto again = restarted();
+  EXPECT_THAT(delivered_types(),
+              ElementsAre("checkout.session.completed", "customer.subscription.created",
+                          "invoice.payment_succeeded"));
+  delivered.clear();
+  restarted();
+  EXPECT_TRUE(delivered.empty());
+}
+
 TEST_F(LocalPayments, ADeliveryTheServiceRefusesFailsTheCall) {
   const auto subscription = subscribe();
   refuse_deliveries = true;
@@ -797,7 +889,6 @@ TEST_F(LocalPayments, AdvanceRouteIsTheAdminsAndAnswersTheProviderClock) {
 // the plan through its life and record the payments with their fees.
 class LocalPaymentsWebhook : public LocalPayments {
  protected:
-  std::unique_ptr<Db> db = testing::open_test_db("sqlite");
   WebhookReceiver receiver{*db, EventRules{catalog(), prices}, kSecret, clock};
   const EntityRef hospital{EntityKind::hospital, testing::unique_id("hosp")};
 

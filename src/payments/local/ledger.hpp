@@ -1,7 +1,7 @@
 #pragma once
 // The local provider's bookkeeping: checkout sessions, customers, subscriptions, invoices and
-// portal sessions in memory, and what the checkout, the portal, the API calls and the passing of
-// time do to them. Each change returns the events it causes, in the order Stripe sends them, for
+// portal sessions in memory (LocalProvider saves them: objects(), restore()), and what the
+// checkout, the portal, the API calls and the passing of time do to them. Each change returns the events it causes, in the order Stripe sends them, for
 // the caller to deliver. Not thread-safe: LocalProvider holds its mutex around every call and
 // delivers the events after letting go of it.
 #include <string>
@@ -10,12 +10,22 @@
 
 #include "kit/clock.hpp"
 #include "payments/local/records.hpp"
+#include "payments/local/repo.hpp"
 #include "payments/price_map.hpp"
 #include "plans/catalog.hpp"
 
 namespace billing::local {
 
 using Events = std::vector<std::string>;  // event payloads, in delivery order
+
+// The kinds of stored object (LocalObject::kind) the ledger keeps.
+namespace kind {
+inline constexpr std::string_view checkout_session = "checkout_session";
+inline constexpr std::string_view customer = "customer";
+inline constexpr std::string_view subscription = "subscription";
+inline constexpr std::string_view invoice = "invoice";
+inline constexpr std::string_view portal_session = "portal_session";
+}  // namespace kind
 
 template <class T>
 struct WithEvents {
@@ -63,6 +73,13 @@ class Ledger {
 
   // Ends, renews or fails each subscription whose period is over at `now`, as often as due.
   WithEvents<RenewalReport> renew_due(TimePoint now);
+
+  // Every object as stored (kind, id, JSON; version left 0), each kind in the order added
+  // (payments/local/ledger_storage.cpp).
+  std::vector<LocalObject> objects() const;
+  // Adds an object objects() gave, at start-up. Throws std::runtime_error for a kind the ledger
+  // does not keep, boost::system::system_error for data it cannot read.
+  void restore(const LocalObject& object);
 
  private:
   PricedPlan plan_of(std::string_view price_id) const;

@@ -1,14 +1,51 @@
 #include "payments/local/local_provider.hpp"
 
+#include <algorithm>
+#include <exception>
 #include <stdexcept>
+#include <type_traits>
+
+#include <boost/json/parse.hpp>
+
+#include "kit/log.hpp"
 
 namespace billing {
+namespace {
 
 namespace asio = boost::asio;
 
-LocalProvider::LocalProvider(const Catalog& catalog, PriceMap prices, const Clock& clock,
-                             std::string webhook_secret, std::string base_url, DeliverEvent deliver)
+// Stored objects the ledger does not keep: the provider's clock and its undelivered events.
+constexpr std::string_view kClock = "clock";
+constexpr std::string_view kClockId = "offset";
+constexpr std::string_view kEvent = "event";
+
+std::string event_id(std::string_view payload) {
+  return std::string(boost::json::parse(payload).at("id").as_string());
+}
+
+// Events the service refused that were not the call's own: kept, and tried again with the next
+// change or at the next start.
+template <class Refusals>
+void log_refusal(const Refusals& refused) {
+  std::string reason = "unknown";
+  try {
+    std::rethrow_exception(refused.first);
+  } catch (const std::exception& e) {
+    reason = e.what();
+  } catch (...) {
+  }
+  log_event(spdlog::level::warn, "local provider events not delivered yet", "",
+            {{"events", std::to_string(refused.ids.size())}, {"error", reason}});
+}
+
+}  // namespace
+
+LocalProvider::LocalProvider(const Catalog& catalog, PriceMap prices, const Clock& clock, Db& db,
+                             std::string account, std::string webhook_secret, std::string base_url,
+                             DeliverEvent deliver)
     : clock_(clock),
+      db_(db),
+      account_(std::move(account)),
       signature_(webhook_secret),
       base_url_(std::move(base_url)),
       deliver_(std::move(deliver)),
@@ -29,26 +66,132 @@ auto LocalProvider::locked(Change change) {
   return change(ledger_, now_locked());
 }
 
-asio::awaitable<void> LocalProvider::deliver(local::Events events) {
+template <class Change>
+auto LocalProvider::changing(Change change) {
+  std::lock_guard lock(mutex_);
+  auto result = change(ledger_, now_locked());
+  if constexpr (std::is_same_v<decltype(result), local::Events>)
+    return unsaved_locked(std::move(result));
+  else if constexpr (requires { result.events; })
+    return std::pair(std::move(result.value), unsaved_locked(std::move(result.events)));
+  else
+    return std::pair(std::move(result), unsaved_locked({}));
+}
+
+LocalProvider::Unsaved LocalProvider::unsaved_locked(local::Events events) {
+  Unsaved unsaved;
   for (auto& payload : events) {
-    // The webhook checks `t` against the service's clock, which advance() does not move.
-    auto header = signature_.sign(payload, clock_.now());
-    co_await deliver_(std::move(header), std::move(payload));
+    auto id = event_id(payload);
+    unsaved.events.push_back(id);
+    pending_.push_back({std::move(id), std::move(payload)});
   }
+  auto objects = ledger_.objects();
+  objects.push_back({.kind = std::string(kClock),
+                     .id = std::string(kClockId),
+                     .data = std::to_string(offset_.count())});
+  for (const auto& event : pending_)
+    objects.push_back({.kind = std::string(kEvent), .id = event.id, .data = event.payload});
+  ++version_;
+  for (auto& object : objects) {
+    auto& saved = saved_[{object.kind, object.id}];
+    if (saved == object.data) continue;
+    saved = object.data;
+    object.version = version_;
+    unsaved.objects.push_back(std::move(object));
+  }
+  return unsaved;
+}
+
+asio::awaitable<void> LocalProvider::commit(Unsaved change) {
+  if (!change.objects.empty()) {
+    try {
+      co_await db_.transact([&](Tx& tx) {
+        auto& repo = tx.get<LocalProviderRepo>();
+        for (const auto& object : change.objects) repo.save_local_object(account_, object);
+      });
+    } catch (...) {
+      // Not saved after all: the next change saves every object again.
+      std::lock_guard lock(mutex_);
+      saved_.clear();
+      throw;
+    }
+  }
+  const auto refused = co_await deliver_pending();
+  for (const auto& id : refused.ids)
+    if (std::find(change.events.begin(), change.events.end(), id) != change.events.end())
+      std::rethrow_exception(refused.first);
+  if (refused.first) log_refusal(refused);
+}
+
+asio::awaitable<LocalProvider::Refusals> LocalProvider::deliver_pending() {
+  std::vector<PendingEvent> events;
+  {
+    std::lock_guard lock(mutex_);
+    events.assign(pending_.begin(), pending_.end());
+  }
+  std::vector<std::string> delivered;
+  Refusals refused;
+  for (auto& event : events) {
+    try {
+      // The webhook checks `t` against the service's clock, which advance() does not move.
+      co_await deliver_(signature_.sign(event.payload, clock_.now()), event.payload);
+      delivered.push_back(std::move(event.id));
+    } catch (...) {
+      if (!refused.first) refused.first = std::current_exception();
+      refused.ids.push_back(std::move(event.id));
+    }
+  }
+  if (!delivered.empty()) {
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& id : delivered) {
+        std::erase_if(pending_, [&](const PendingEvent& e) { return e.id == id; });
+        saved_.erase({std::string(kEvent), id});
+      }
+    }
+    // A crash before this commits delivers them again at start-up: the webhook applies an
+    // event id once.
+    co_await db_.transact([&](Tx& tx) {
+      auto& repo = tx.get<LocalProviderRepo>();
+      for (const auto& id : delivered) repo.delete_local_object(account_, kEvent, id);
+    });
+  }
+  co_return refused;
+}
+
+asio::awaitable<void> LocalProvider::resume() {
+  const auto objects = co_await db_.read(
+      [&](Tx& tx) { return tx.get<LocalProviderRepo>().local_objects(account_); });
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& object : objects) {
+      if (object.kind == kClock)
+        offset_ = std::chrono::seconds(std::stoll(object.data));
+      else if (object.kind == kEvent)
+        pending_.push_back({object.id, object.data});
+      else
+        ledger_.restore(object);
+      saved_[{object.kind, object.id}] = object.data;
+      version_ = std::max(version_, object.version);
+    }
+  }
+  if (const auto refused = co_await deliver_pending(); refused.first) log_refusal(refused);
 }
 
 asio::awaitable<std::string> LocalProvider::create_checkout_session(CheckoutRequest request) {
-  const auto id = locked([&](local::Ledger& ledger, TimePoint now) {
+  auto [id, changes] = changing([&](local::Ledger& ledger, TimePoint now) {
     return ledger.open_checkout(std::move(request), now).id;
   });
+  co_await commit(std::move(changes));
   co_return base_url_ + "/local-pay/checkout/" + id;
 }
 
 asio::awaitable<std::string> LocalProvider::create_portal_session(std::string customer_id,
                                                                   std::string return_url) {
-  const auto id = locked([&](local::Ledger& ledger, TimePoint) {
+  auto [id, changes] = changing([&](local::Ledger& ledger, TimePoint) {
     return ledger.open_portal(customer_id, std::move(return_url)).id;
   });
+  co_await commit(std::move(changes));
   co_return base_url_ + "/local-pay/portal/" + id;
 }
 
@@ -57,18 +200,18 @@ asio::awaitable<Subscription> LocalProvider::get_subscription(std::string id) {
 }
 
 asio::awaitable<Subscription> LocalProvider::cancel_at_period_end(std::string id) {
-  auto [subscription, events] = locked(
+  auto [subscription, changes] = changing(
       [&](local::Ledger& ledger, TimePoint now) { return ledger.cancel_at_period_end(id, now); });
-  co_await deliver(std::move(events));
+  co_await commit(std::move(changes));
   co_return subscription;
 }
 
 asio::awaitable<Subscription> LocalProvider::change_price(std::string id, std::string price_id,
                                                           PlanType plan_type, BillingCycle cycle) {
-  auto [subscription, events] = locked([&](local::Ledger& ledger, TimePoint now) {
+  auto [subscription, changes] = changing([&](local::Ledger& ledger, TimePoint now) {
     return ledger.change_price(id, price_id, plan_type, cycle, now);
   });
-  co_await deliver(std::move(events));
+  co_await commit(std::move(changes));
   co_return subscription;
 }
 
@@ -97,11 +240,11 @@ asio::awaitable<void> LocalProvider::check_health() {
 asio::awaitable<RenewalReport> LocalProvider::advance(std::chrono::seconds by) {
   if (by < std::chrono::seconds::zero())
     throw std::invalid_argument("the provider's clock only moves forward");
-  auto [report, events] = locked([&](local::Ledger& ledger, TimePoint) {
+  auto [report, changes] = changing([&](local::Ledger& ledger, TimePoint) {
     offset_ += by;
     return ledger.renew_due(now_locked());
   });
-  co_await deliver(std::move(events));
+  co_await commit(std::move(changes));
   co_return report;
 }
 
@@ -112,18 +255,18 @@ local::CheckoutSession LocalProvider::payable_session(std::string_view id) const
 
 asio::awaitable<local::CheckoutSession> LocalProvider::pay_checkout(std::string session_id,
                                                                     local::Card card) {
-  auto [session, events] = locked([&](local::Ledger& ledger, TimePoint now) {
+  auto [session, changes] = changing([&](local::Ledger& ledger, TimePoint now) {
     return ledger.pay_checkout(session_id, card, now);
   });
-  co_await deliver(std::move(events));
+  co_await commit(std::move(changes));
   co_return session;
 }
 
 asio::awaitable<local::CheckoutSession> LocalProvider::confirm_checkout(std::string session_id) {
-  auto [session, events] = locked([&](local::Ledger& ledger, TimePoint now) {
+  auto [session, changes] = changing([&](local::Ledger& ledger, TimePoint now) {
     return ledger.confirm_checkout(session_id, now);
   });
-  co_await deliver(std::move(events));
+  co_await commit(std::move(changes));
   co_return session;
 }
 
@@ -134,21 +277,24 @@ local::PortalView LocalProvider::portal(std::string_view id) const {
 
 asio::awaitable<void> LocalProvider::pay_invoice(std::string portal_id, std::string invoice_id,
                                                  local::Card card) {
-  co_await deliver(locked([&](local::Ledger& ledger, TimePoint now) {
+  co_await commit(changing([&](local::Ledger& ledger, TimePoint now) {
     return ledger.pay_invoice(portal_id, invoice_id, card, now);
   }));
 }
 
-void LocalProvider::update_card(std::string_view portal_id, const local::Card& card) {
-  locked([&](local::Ledger& ledger, TimePoint) { ledger.update_card(portal_id, card); });
+asio::awaitable<void> LocalProvider::update_card(std::string portal_id, local::Card card) {
+  co_await commit(changing([&](local::Ledger& ledger, TimePoint) {
+    ledger.update_card(portal_id, card);
+    return local::Events{};
+  }));
 }
 
 asio::awaitable<Subscription> LocalProvider::cancel_from_portal(std::string portal_id,
                                                                 std::string subscription_id) {
-  auto [subscription, events] = locked([&](local::Ledger& ledger, TimePoint now) {
+  auto [subscription, changes] = changing([&](local::Ledger& ledger, TimePoint now) {
     return ledger.cancel_from_portal(portal_id, subscription_id, now);
   });
-  co_await deliver(std::move(events));
+  co_await commit(std::move(changes));
   co_return subscription;
 }
 

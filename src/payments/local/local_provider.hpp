@@ -3,16 +3,24 @@
 // flow (checkout, renewals, failed payments, the portal) works without a Stripe account. It is
 // the default without a Stripe key and what `billing serve --dev` uses. Its checkout and portal
 // are HTML pages served by the service (payments/local/routes.cpp); its events are signed like
-// Stripe's and go through the service's own webhook path. Everything lives in memory: a restart
-// forgets it.
+// Stripe's and go through the service's own webhook path. Its objects are kept in the database
+// (payments/local/repo.hpp), every change saved before the call that made it returns, and an
+// event is kept until the service has accepted it: a restart forgets nothing and delivers what
+// was left undelivered.
 #include <chrono>
+#include <deque>
+#include <exception>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
+#include "core/db.hpp"
 #include "http/route.hpp"
 #include "kit/clock.hpp"
 #include "payments/local/ledger.hpp"
@@ -34,8 +42,14 @@ class LocalProvider final : public PaymentProvider {
 
   // `base_url` is where the service is reached (e.g. "http://127.0.0.1:8000"): the checkout and
   // portal URLs point there.
-  LocalProvider(const Catalog& catalog, PriceMap prices, const Clock& clock,
-                std::string webhook_secret, std::string base_url, DeliverEvent deliver);
+  // Its objects are kept in `db` under `account` (LOCAL_PAYMENTS_ACCOUNT).
+  LocalProvider(const Catalog& catalog, PriceMap prices, const Clock& clock, Db& db,
+                std::string account, std::string webhook_secret, std::string base_url,
+                DeliverEvent deliver);
+
+  // Loads the objects saved before (once, at start-up, before any other call), then delivers
+  // the events that were left undelivered; one the service refuses is logged and kept.
+  boost::asio::awaitable<void> resume();
 
   boost::asio::awaitable<std::string> create_checkout_session(CheckoutRequest request) override;
   boost::asio::awaitable<std::string> create_portal_session(std::string customer_id,
@@ -68,26 +82,59 @@ class LocalProvider final : public PaymentProvider {
   local::PortalView portal(std::string_view id) const;
   boost::asio::awaitable<void> pay_invoice(std::string portal_id, std::string invoice_id,
                                            local::Card card);
-  void update_card(std::string_view portal_id, const local::Card& card);
+  boost::asio::awaitable<void> update_card(std::string portal_id, local::Card card);
   boost::asio::awaitable<Subscription> cancel_from_portal(std::string portal_id,
                                                           std::string subscription_id);
 
  private:
+  struct PendingEvent {
+    std::string id;
+    std::string payload;
+  };
+  // What a change leaves to commit(): the objects to save, and the ids of the events it caused.
+  struct Unsaved {
+    std::vector<LocalObject> objects;
+    std::vector<std::string> events;
+  };
+
   TimePoint now_locked() const;
-  // Signs each event at the service's now and delivers them one after the other, in order.
-  boost::asio::awaitable<void> deliver(local::Events events);
   // Runs change(ledger, provider now) under the mutex; being no coroutine, it cannot hold the
   // mutex across a co_await.
   template <class Change>
   auto locked(Change change);
+  // locked() for a change: its events join the pending ones, and it returns, beside what the
+  // change returned (less its events), what commit() needs.
+  template <class Change>
+  auto changing(Change change);
+  // Under the mutex: the objects (the clock and pending events among them) that differ from what
+  // was saved last, each with a new version; `events` become pending first.
+  Unsaved unsaved_locked(local::Events events);
+  // Saves the objects in one transaction, then delivers every pending event. Throws if the
+  // service refused one of the change's own events.
+  boost::asio::awaitable<void> commit(Unsaved change);
+  // Signs each pending event at the service's now and delivers them one after the other, oldest
+  // first, each accepted one then dropped from the pending ones and the database. An event the
+  // service refuses stays pending and does not hold back the others. Returns the ids refused,
+  // with the first refusal.
+  struct Refusals {
+    std::vector<std::string> ids;
+    std::exception_ptr first;
+  };
+  boost::asio::awaitable<Refusals> deliver_pending();
 
   const Clock& clock_;
+  Db& db_;
+  std::string account_;
   WebhookSignature signature_;
   std::string base_url_;
   DeliverEvent deliver_;
   mutable std::mutex mutex_;  // never held across a co_await
   std::chrono::seconds offset_{0};
   local::Ledger ledger_;
+  std::deque<PendingEvent> pending_;  // accepted by no webhook yet, oldest first
+  // Each object's data as last saved, by kind and id, and the version of the latest save.
+  std::map<std::pair<std::string, std::string>, std::string, std::less<>> saved_;
+  std::int64_t version_ = 0;
 };
 
 // The checkout and portal pages (Policy::open(): their unguessable ids are the capability) and

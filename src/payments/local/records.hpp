@@ -1,5 +1,6 @@
 #pragma once
-// The Stripe objects the local provider keeps in memory, and the table that holds each kind.
+// The Stripe objects the local provider keeps (in memory, saved to the database by
+// LocalProvider), and the table that holds each kind.
 #include <cstdint>
 #include <deque>
 #include <functional>

@@ -123,7 +123,7 @@ asio::awaitable<Response> post_portal_pay(LocalProvider& provider, const Call& c
 
 asio::awaitable<Response> post_portal_card(LocalProvider& provider, const Call& call) {
   const auto card = entered_card(FormFields(call.request.body), provider);
-  provider.update_card(call.request.path_param("portal_id"), card);
+  co_await provider.update_card(call.request.path_param("portal_id"), card);
   co_return html(200, local::message_page(
                           "Card saved", "Renewals will charge the card ending " + card.last4 + ".",
                           {portal_path(call), "Back to billing"}));

@@ -1,0 +1,109 @@
+// The ledger's objects as JSON, for the local provider to keep them across restarts
+// (payments/local/repo.hpp). Boost.JSON converts the described structs member by member, so a
+// member added to a record without being described here is caught by the round-trip test.
+#include <stdexcept>
+
+#include <boost/describe/class.hpp>
+#include <boost/describe/enum.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value_from.hpp>
+#include <boost/json/value_to.hpp>
+
+#include "payments/local/ledger.hpp"
+
+namespace billing {
+
+// The enums that have wire names (kit/enums.hpp), as those names.
+template <class E>
+requires requires {
+  EnumNames<E>::names;
+}
+void tag_invoke(const boost::json::value_from_tag&, boost::json::value& out, E value) {
+  out = name_of(value);
+}
+template <class E>
+requires requires {
+  EnumNames<E>::names;
+}
+E tag_invoke(const boost::json::value_to_tag<E>&, const boost::json::value& in) {
+  if (const auto value = parse_enum<E>(in.as_string())) return *value;
+  throw std::runtime_error("a stored local provider object names an unknown enum value");
+}
+
+BOOST_DESCRIBE_STRUCT(EntityRef, (), (kind, id))
+BOOST_DESCRIBE_STRUCT(CheckoutRequest, (),
+                      (entity, plan_type, cycle, price_id, customer_id, success_url, cancel_url))
+BOOST_DESCRIBE_STRUCT(Subscription, (),
+                      (id, status, customer, item_id, price_id, current_period_start,
+                       current_period_end, cancel_at_period_end, metadata))
+BOOST_DESCRIBE_STRUCT(Invoice, (),
+                      (id, customer, subscription, amount_due, amount_paid, currency, status,
+                       created))
+BOOST_DESCRIBE_STRUCT(Customer, (), (id, email, name, created, metadata))
+
+}  // namespace billing
+
+namespace billing::local {
+
+BOOST_DESCRIBE_ENUM(TestCard, succeeds, declined, insufficient_funds, requires_authentication,
+                    declines_after_attaching)
+BOOST_DESCRIBE_ENUM(SessionState, open, awaiting_authentication, complete)
+BOOST_DESCRIBE_STRUCT(Card, (), (kind, last4, exp_month, exp_year))
+BOOST_DESCRIBE_STRUCT(CheckoutSession, (),
+                      (id, request, plan_name, amount, created, state, card_to_confirm,
+                       subscription_id))
+BOOST_DESCRIBE_STRUCT(Charge, (), (id, amount, paid, card))
+BOOST_DESCRIBE_STRUCT(InvoiceRecord, (),
+                      (invoice, billing_reason, price_id, period_start, period_end, metadata,
+                       payment_intent, charge, paid_at))
+BOOST_DESCRIBE_STRUCT(CustomerRecord, (), (customer, card))
+BOOST_DESCRIBE_STRUCT(PortalSession, (), (id, customer, return_url))
+
+namespace {
+
+namespace json = boost::json;
+
+template <class Row>
+void add_objects(std::vector<LocalObject>& out, std::string_view kind, const Table<Row>& table) {
+  for (const Row& row : table.rows())
+    out.push_back(LocalObject{.kind = std::string(kind),
+                              .id = id_of(row),
+                              .data = json::serialize(json::value_from(row))});
+}
+
+template <class Row>
+void restore_into(Table<Row>& table, const json::value& data) {
+  table.add(json::value_to<Row>(data));
+}
+
+}  // namespace
+
+std::vector<LocalObject> Ledger::objects() const {
+  std::vector<LocalObject> out;
+  add_objects(out, kind::checkout_session, sessions_);
+  add_objects(out, kind::customer, customers_);
+  add_objects(out, kind::subscription, subscriptions_);
+  add_objects(out, kind::invoice, invoices_);
+  add_objects(out, kind::portal_session, portals_);
+  return out;
+}
+
+void Ledger::restore(const LocalObject& object) {
+  const json::value data = json::parse(object.data);
+  if (object.kind == kind::checkout_session)
+    restore_into(sessions_, data);
+  else if (object.kind == kind::customer)
+    restore_into(customers_, data);
+  else if (object.kind == kind::subscription)
+    restore_into(subscriptions_, data);
+  else if (object.kind == kind::invoice)
+    restore_into(invoices_, data);
+  else if (object.kind == kind::portal_session)
+    restore_into(portals_, data);
+  else
+    throw std::runtime_error("the ledger keeps no stored local provider object of kind " +
+                             object.kind);
+}
+
+}  // namespace billing::local
