@@ -1,4 +1,4 @@
-// billing: serve | migrate | backup | replay-events | token. See README.md.
+// billing: serve | migrate | backup | replay-events | complete-fees | token. See README.md.
 #include <malloc.h>
 
 #include <iostream>
@@ -55,12 +55,23 @@ int main(int argc, char** argv) {
       ->required();
   backup->add_flag("--dev", dev, "use the --dev defaults");
 
-  auto* replay = cli.add_subcommand(
-      "replay-events", "apply again the webhook events whose processing failed, oldest first");
+  // A command that works through a list, oldest first: --limit N and --dev.
+  const auto list_command = [&](const char* name, const char* description, std::size_t& limit,
+                                const char* items) {
+    auto* command = cli.add_subcommand(name, description);
+    command->add_option("--limit", limit, fmt::format("at most this many {} (default 1000)", items))
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
+    command->add_flag("--dev", dev, "use the --dev defaults");
+    return command;
+  };
   std::size_t replay_limit = 1000;
-  replay->add_option("--limit", replay_limit, "at most this many events (default 1000)")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
-  replay->add_flag("--dev", dev, "use the --dev defaults");
+  auto* replay = list_command(
+      "replay-events", "apply again the webhook events whose processing failed, oldest first",
+      replay_limit, "events");
+  std::size_t fees_limit = 1000;
+  auto* fees = list_command(
+      "complete-fees", "ask Stripe for the fee of each payment still without one, oldest first",
+      fees_limit, "payments");
 
   auto* token = cli.add_subcommand("token", "print a JWT signed with JWT_SECRET_KEY");
   std::string role_name, entity, hospital, subject;
@@ -110,13 +121,20 @@ int main(int argc, char** argv) {
                                backup_to, copied.pages, copied.bytes);
       return 0;
     }
-    if (*replay) {
-      // The service's own composition, not serving: the same receiver applies the events.
+    if (*replay || *fees) {
+      // The service's own composition, not serving: the same receiver applies the events, the
+      // same provider is asked for the fees.
       const auto base_url = fmt::format("http://{}:{}", config.host, config.port);
       App app(std::move(config), base_url);
-      const auto report = run_blocking(app.payments().replay_failed_events(replay_limit));
-      std::cout << fmt::format("replayed {} failed webhook events: {} applied, {} failed again\n",
-                               report.applied + report.failed, report.applied, report.failed);
+      if (*replay) {
+        const auto report = run_blocking(app.payments().replay_failed_events(replay_limit));
+        std::cout << fmt::format("replayed {} failed webhook events: {} applied, {} failed again\n",
+                                 report.applied + report.failed, report.applied, report.failed);
+        return report.failed == 0 ? 0 : 1;
+      }
+      const auto report = run_blocking(app.payments().complete_missing_fees(fees_limit));
+      std::cout << fmt::format("{} payments without their fee: {} completed, {} failed\n",
+                               report.completed + report.failed, report.completed, report.failed);
       return report.failed == 0 ? 0 : 1;
     }
     if (host) config.host = *host;

@@ -39,6 +39,11 @@ class Payments {
   // Applies again, oldest first, up to `limit` webhook events whose processing failed (kept in
   // the inbox), as Stripe's redelivery would (`billing replay-events`).
   boost::asio::awaitable<ReplayReport> replay_failed_events(std::size_t limit);
+  // Asks the provider, once each, for the fee of up to `limit` payments still without one
+  // (`billing complete-fees`: those whose retries ran out, or were cut short by a restart).
+  boost::asio::awaitable<ChargeCompletion::Report> complete_missing_fees(std::size_t limit) {
+    return charge_completion_.complete_missing(limit);
+  }
   SubscriptionChanges& subscription_changes() { return subscription_changes_; }
   // Webhook events, and calls to Stripe's API (all zero with the local provider).
   void write_metrics(MetricsText& out) const {

@@ -2,24 +2,83 @@
 
 #include <exception>
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "kit/api_error.hpp"
 #include "kit/log.hpp"
 #include "payments/repo.hpp"
 
 namespace billing {
+namespace {
+
+// What a failed attempt says in the log: a provider's ApiError carries its status only (its
+// public text is fixed), anything else its message.
+std::string failure_of(const std::exception& e) {
+  if (const auto* api = dynamic_cast<const ApiError*>(&e))
+    return "provider answered " + std::to_string(api->status);
+  return e.what();
+}
+
+}  // namespace
+
+boost::asio::awaitable<void> ChargeCompletion::complete_once(const ChargeToComplete& charge) {
+  const auto details = co_await provider_.charge_details(charge.charge_id);
+  if (!details) co_return;
+  const bool saved = co_await db_.transact(
+      [&](Tx& tx) { return tx.get<PaymentRepo>().complete_payment(charge.invoice_id, *details); });
+  log_event(spdlog::level::info, saved ? "payment fee recorded" : "payment fee known already", "",
+            {{"invoice_id", charge.invoice_id}, {"charge_id", charge.charge_id}});
+}
 
 boost::asio::awaitable<void> ChargeCompletion::complete(std::string invoice_id,
                                                         std::string charge_id) {
-  try {
-    const auto details = co_await provider_.charge_details(charge_id);
-    if (!details) co_return;
-    const bool saved = co_await db_.transact(
-        [&](Tx& tx) { return tx.get<PaymentRepo>().complete_payment(invoice_id, *details); });
-    log_event(spdlog::level::info, saved ? "payment fee recorded" : "payment fee known already", "",
-              {{"invoice_id", invoice_id}, {"charge_id", charge_id}});
-  } catch (const std::exception& e) {
-    log_event(spdlog::level::warn, "payment fee not recorded", "",
-              {{"invoice_id", invoice_id}, {"charge_id", charge_id}, {"error", e.what()}});
+  const ChargeToComplete charge{std::move(invoice_id), std::move(charge_id)};
+  for (std::size_t attempt = 0;; ++attempt) {
+    std::string failure;
+    bool worth_retrying = true;
+    try {
+      co_await complete_once(charge);
+      co_return;
+    } catch (const ApiError& e) {
+      failure = failure_of(e);
+      worth_retrying = e.status >= 500;
+    } catch (const std::exception& e) {
+      failure = failure_of(e);
+    }
+    const bool last = !worth_retrying || attempt == retry_delays_.size();
+    log_event(spdlog::level::warn,
+              last ? "payment fee not recorded" : "payment fee not recorded yet", "",
+              {{"invoice_id", charge.invoice_id},
+               {"charge_id", charge.charge_id},
+               {"error", failure},
+               {"attempt", std::to_string(attempt + 1)}});
+    if (last) co_return;
+    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor,
+                                    retry_delays_[attempt]);
+    co_await timer.async_wait(boost::asio::use_awaitable);
   }
+}
+
+boost::asio::awaitable<ChargeCompletion::Report> ChargeCompletion::complete_missing(
+    std::size_t limit) {
+  const auto missing =
+      co_await db_.read([&](Tx& tx) { return tx.get<PaymentRepo>().payments_without_fee(limit); });
+  Report report;
+  for (const auto& charge : missing) {
+    try {
+      co_await complete_once(charge);
+      ++report.completed;
+    } catch (const std::exception& e) {
+      ++report.failed;
+      log_event(spdlog::level::warn, "payment fee not recorded", "",
+                {{"invoice_id", charge.invoice_id},
+                 {"charge_id", charge.charge_id},
+                 {"error", failure_of(e)}});
+    }
+  }
+  co_return report;
 }
 
 }  // namespace billing

@@ -2,8 +2,12 @@
 // A payment's fee, net and card, filled in after its event committed when the provider's event
 // named only the charge (Stripe's invoice events do; the balance transaction is another object).
 // It runs apart from the webhook's answer, so neither Stripe's retries nor its rate limit slow
-// the webhook down; a failure is logged and leaves the payment without them.
+// the webhook down. A provider that fails is asked again a few times over some minutes; what is
+// still missing after that is left to `billing complete-fees`.
+#include <chrono>
+#include <cstddef>
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -14,15 +18,36 @@ namespace billing {
 
 class ChargeCompletion {
  public:
-  ChargeCompletion(Db& db, PaymentProvider& provider) : db_(db), provider_(provider) {}
+  using Delays = std::vector<std::chrono::milliseconds>;
+  // After a failure, the provider is asked again after each of these delays in turn.
+  static Delays default_retry_delays() {
+    return {std::chrono::seconds(1), std::chrono::seconds(10), std::chrono::minutes(1),
+            std::chrono::minutes(5)};
+  }
 
-  // Asks the provider about `charge_id` and saves what it says on the invoice's payment. Never
-  // throws: it runs detached.
+  ChargeCompletion(Db& db, PaymentProvider& provider, Delays retry_delays = default_retry_delays())
+      : db_(db), provider_(provider), retry_delays_(std::move(retry_delays)) {}
+
+  // Asks the provider about `charge_id` and saves what it says on the invoice's payment, again
+  // after each retry delay while the provider or the database fails (not when the provider
+  // answers 4xx: no such charge, say). Never throws: it runs detached.
   boost::asio::awaitable<void> complete(std::string invoice_id, std::string charge_id);
 
+  struct Report {
+    std::size_t completed = 0;  // saved, or found saved meanwhile
+    std::size_t failed = 0;     // still missing
+  };
+  // One attempt for each of up to `limit` payments whose fee is missing, the earliest first
+  // (`billing complete-fees`).
+  boost::asio::awaitable<Report> complete_missing(std::size_t limit);
+
  private:
+  // One attempt; throws what the provider or the database threw.
+  boost::asio::awaitable<void> complete_once(const ChargeToComplete& charge);
+
   Db& db_;
   PaymentProvider& provider_;
+  Delays retry_delays_;
 };
 
 }  // namespace billing

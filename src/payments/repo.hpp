@@ -32,6 +32,8 @@ class PaymentRepo {
   // Fills in the fee, net and card (if none) of the invoice's payment; false when there is no
   // such payment or its fee is known already.
   virtual bool complete_payment(std::string_view invoice_id, const ChargeDetails& details) = 0;
+  // Payments that name their charge but not yet its fee, the earliest recorded first.
+  virtual std::vector<ChargeToComplete> payments_without_fee(std::size_t limit) = 0;
 };
 
 }  // namespace billing

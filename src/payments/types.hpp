@@ -80,6 +80,13 @@ struct Payment {
 
 // What the provider's balance says about a charge, when its events carry only the charge's id
 // (Stripe's do): the fee, what is left, and the card.
+// A payment whose fee is not known yet: its invoice and the charge that paid it.
+struct ChargeToComplete {
+  std::string invoice_id;
+  std::string charge_id;
+  friend bool operator==(const ChargeToComplete&, const ChargeToComplete&) = default;
+};
+
 struct ChargeDetails {
   Cents fee = 0;
   Cents net = 0;

@@ -113,6 +113,19 @@ bool SqlPaymentRepo::complete_payment(std::string_view invoice_id, const ChargeD
                              invoice_id}) > 0;
 }
 
+std::vector<ChargeToComplete> SqlPaymentRepo::payments_without_fee(std::size_t limit) {
+  // A scan: it serves `billing complete-fees`, and an index on a missing fee would cost every
+  // payment the webhook records (each starts without its fee).
+  static constexpr sql::Query kMissing =
+      "SELECT stripe_invoice_id, stripe_charge_id FROM payments WHERE fee_amount IS NULL "
+      "AND stripe_charge_id IS NOT NULL AND stripe_invoice_id IS NOT NULL ORDER BY id LIMIT ?";
+  std::vector<ChargeToComplete> out;
+  db_.run(kMissing, {static_cast<std::int64_t>(limit)}, [&](const sql::Row& row) {
+    out.push_back({std::string(row.text(0)), std::string(row.text(1))});
+  });
+  return out;
+}
+
 std::vector<Payment> SqlPaymentRepo::payments(const EntityRef& entity) {
   static constexpr sql::Query kList{
       "SELECT stripe_checkout_session_id, stripe_customer_id, stripe_subscription_id, "

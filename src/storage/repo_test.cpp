@@ -347,8 +347,15 @@ TEST_P(Storage, CompletesAPaymentsFeeOnce) {
       return tx.get<PaymentRepo>().complete_payment(*payment.invoice_id, details);
     });
   };
+  const auto without_fee = [&] {
+    // The test database may be shared: other tests' payments are in the list too.
+    return read([&](Tx& tx) { return tx.get<PaymentRepo>().payments_without_fee(1'000'000); });
+  };
+  const ChargeToComplete charge{*payment.invoice_id, "ch_1"};
+  EXPECT_THAT(without_fee(), ::testing::Contains(charge));
   const std::string card = R"({"type":"card","card":{"brand":"visa","last4":"4242"}})";
   EXPECT_TRUE(complete({.fee = 1477, .net = 48423, .payment_method = card}));
+  EXPECT_THAT(without_fee(), ::testing::Not(::testing::Contains(charge)));
   EXPECT_FALSE(complete({.fee = 1, .net = 2, .payment_method = "{}"}));  // known already
   EXPECT_FALSE(write([&](Tx& tx) {
     return tx.get<PaymentRepo>().complete_payment("in_nobody", {.fee = 1, .net = 2});

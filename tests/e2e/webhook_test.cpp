@@ -317,6 +317,94 @@ TEST(E2eStripeCharges, APaidInvoicesFeeAndCardComeFromStripeAfterTheAnswer) {
   EXPECT_EQ(requests[0].target, "/v1/charges/ch_e2e?expand%5B%5D=balance_transaction");
 }
 
+// Stripe down when the fee is asked for: the service asks again a second later (the client's own
+// two retries spent first), and the fee is recorded then.
+TEST(E2eStripeCharges, AFeeStripeCouldNotGiveIsAskedForAgain) {
+  stripe_test::FakeStripe stripe;
+  for (int i = 0; i < 3; ++i)
+    stripe.queue({500, stripe_test::stripe_error("api_error", "", "Stripe is having a moment")});
+  stripe.queue({200, R"({"id":"ch_late","object":"charge","amount":49900,
+    "balance_transaction":{"id":"txn_late","object":"balance_transaction","fee":1477,"net":48423}})"});
+  auto server =
+      BillingServer::for_backend("sqlite", stripe_provider_env(stripe.base_url(), kSecret));
+  HttpClient client(server->port());
+  const EntityRef owner{EntityKind::hospital, unique_id("hosp")};
+  const auto payload =
+      stripe_event("invoice.payment_succeeded",
+                   {{"id", unique_id("in")},
+                    {"customer", unique_id("cus")},
+                    {"subscription", unique_id("sub")},
+                    {"charge", "ch_late"},
+                    {"amount_paid", 49900},
+                    {"currency", "usd"},
+                    {"subscription_details",
+                     {{"metadata", {{"role", "hospital"}, {"role_entity_id", owner.id}}}}}});
+  ASSERT_EQ(client
+                .post("/stripe/webhook", payload,
+                      {{"Stripe-Signature", stripe_signature(payload, kSecret, unix_now())}})
+                .status,
+            200);
+  const auto db = open_server_db(*server);
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto saved =
+            run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(owner); }));
+        return saved.size() == 1 && saved[0].fee_amount == 1477 && saved[0].net_amount == 48423;
+      },
+      15s))
+      << server->log();
+  EXPECT_EQ(stripe.requests().size(), 4u);
+  EXPECT_THAT(server->log(), HasSubstr("payment fee not recorded yet"));
+}
+
+// `billing complete-fees` asks Stripe, once each, for the payments still without their fee.
+TEST(E2eStripeCharges, CompleteFeesAsksForEachPaymentStillWithoutItsFee) {
+  stripe_test::FakeStripe stripe;
+  stripe.queue({200, R"({"id":"ch_known","object":"charge","amount":49900,
+    "balance_transaction":{"id":"txn_k","object":"balance_transaction","fee":1477,"net":48423}})"});
+  auto server =
+      BillingServer::for_backend("sqlite", stripe_provider_env(stripe.base_url(), kSecret));
+  const auto db = open_server_db(*server);
+  const EntityRef owner{EntityKind::hospital, unique_id("hosp")};
+  const auto payment = [&](std::string invoice, std::string charge, std::optional<Cents> fee) {
+    return Payment{.invoice_id = std::move(invoice),
+                   .charge_id = std::move(charge),
+                   .entity = owner,
+                   .amount = 49900,
+                   .currency = "usd",
+                   .net_amount = fee ? std::optional<Cents>(49900 - *fee) : std::nullopt,
+                   .fee_amount = fee,
+                   .created_at = TimePoint(std::chrono::seconds(unix_now()))};
+  };
+  run_blocking(db->transact([&](Tx& tx) {
+    auto& payments = tx.get<PaymentRepo>();
+    payments.record_payment(payment("in_known", "ch_known", std::nullopt));
+    payments.record_payment(payment("in_gone", "ch_gone", std::nullopt));  // Stripe: 404
+    payments.record_payment(payment("in_done", "ch_done", 1477));          // not asked
+  }));
+  auto env = stripe_provider_env(stripe.base_url(), kSecret);
+  env.emplace_back("JWT_SECRET_KEY", std::string(kJwtSecret));
+  env.emplace_back("CSRF_SECRET_KEY", std::string(kCsrfSecret));
+  env.emplace_back("DATABASE_URL", server->database_url());
+
+  auto result = run_billing({"complete-fees"}, env);
+  EXPECT_EQ(result.code, 1) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("2 payments without their fee: 1 completed, 1 failed"));
+  const auto saved =
+      run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(owner); }));
+  ASSERT_EQ(saved.size(), 3u);
+  EXPECT_EQ(saved[0].fee_amount, 1477);
+  EXPECT_EQ(saved[0].net_amount, 48423);
+  EXPECT_EQ(saved[1].fee_amount, std::nullopt);
+  const auto requests = stripe.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].target, "/v1/charges/ch_known?expand%5B%5D=balance_transaction");
+  EXPECT_EQ(requests[1].target, "/v1/charges/ch_gone?expand%5B%5D=balance_transaction");
+
+  result = run_billing({"complete-fees", "--limit", "5"}, env);  // ch_gone only, 404 again
+  EXPECT_THAT(result.output, HasSubstr("1 payments without their fee: 0 completed, 1 failed"));
+}
+
 INSTANTIATE_TEST_SUITE_P(E2e, E2eWebhooks, ::testing::ValuesIn(backends()),
                          [](const auto& test) { return test.param; });
 

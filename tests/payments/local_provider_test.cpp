@@ -16,6 +16,7 @@
 #include "payments/local/cards.hpp"
 #include "payments/local/objects.hpp"
 #include "payments/local/pages.hpp"
+#include "payments/local/repo.hpp"
 #include "payments/repo.hpp"
 #include "payments/webhook.hpp"
 #include "plans/repo.hpp"
@@ -800,6 +801,69 @@ TEST_F(LocalPayments, ARestartKeepsItsObjectsAndItsClock) {
               ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
   // And what it did is kept in turn.
   EXPECT_EQ(listed(*restarted(), subscription.customer), listed(*again, subscription.customer));
+}
+
+// The stored format, pinned: objects saved as these rows are read back as they were (a change
+// to a record that breaks this needs a migration of the saved rows).
+TEST_F(LocalPayments, ReadsObjectsInTheStoredFormat) {
+  const std::string card = R"({"kind":"succeeds","last4":"4242","exp_month":12,"exp_year":2030})";
+  const std::string metadata = R"([["role","hospital"],["role_entity_id","h9"],)"
+                               R"(["plan","lite"],["cycle","monthly"]])";
+  const std::vector<LocalObject> rows{
+      {"customer", "cus_saved", 1,
+       R"({"customer":{"id":"cus_saved","email":null,"name":null,"created":1700000000,)"
+       R"("metadata":[["role","hospital"],["role_entity_id","h9"]]},"card":)" +
+           card + "}"},
+      {"subscription", "sub_saved", 1,
+       R"({"id":"sub_saved","status":"active","customer":"cus_saved","item_id":"si_saved",)"
+       R"("price_id":"price_local_hospital_lite_monthly","current_period_start":1700000000,)"
+       R"("current_period_end":1702592000,"cancel_at_period_end":false,"metadata":)" +
+           metadata + "}"},
+      {"invoice", "in_saved", 1,
+       R"({"invoice":{"id":"in_saved","customer":"cus_saved","subscription":"sub_saved",)"
+       R"("amount_due":49900,"amount_paid":49900,"currency":"usd","status":"paid",)"
+       R"("created":1700000000},"billing_reason":"subscription_create",)"
+       R"("price_id":"price_local_hospital_lite_monthly","period_start":1700000000,)"
+       R"("period_end":1702592000,"metadata":)" +
+           metadata +
+           R"(,"payment_intent":"pi_saved","charge":{"id":"ch_saved","amount":49900,)"
+           R"("paid":true,"card":)" +
+           card + R"(},"paid_at":1700000000})"},
+      {"clock", "offset", 1, "86400"},
+      {"event", "evt_saved", 1,
+       R"({"id":"evt_saved","object":"event","type":"customer.updated","created":1700000000,)"
+       R"("data":{"object":{"id":"cus_saved"}}})"},
+  };
+  run_blocking(db->transact([&](Tx& tx) {
+    for (const auto& row : rows) tx.get<LocalProviderRepo>().save_local_object("test", row);
+  }));
+
+  auto again = restarted();
+  EXPECT_EQ(again->now(), clock.now() + std::chrono::days(1));
+  EXPECT_THAT(delivered_types(), ElementsAre("customer.updated"));
+  EXPECT_THAT(
+      listed(*again, "cus_saved"),
+      ElementsAre("sub_saved active cus_saved price_local_hospital_lite_monthly "
+                  "1700000000-1702592000 false",
+                  "in_saved paid 49900 49900 1700000000 sub_saved", "cus_saved - 1700000000"));
+  delivered.clear();
+  EXPECT_EQ(run_blocking(again->advance(std::chrono::days(30))).renewed, 1);
+  EXPECT_THAT(delivered_types(),
+              ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
+}
+
+// A saved object it cannot read stops the start, naming the object.
+TEST_F(LocalPayments, AnUnreadableSavedObjectNamesItself) {
+  run_blocking(db->transact([&](Tx& tx) {
+    tx.get<LocalProviderRepo>().save_local_object(
+        "test", {"subscription", "sub_bad", 1, R"({"id":"sub_bad","status":1})"});
+  }));
+  try {
+    restarted();
+    ADD_FAILURE() << "read";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("saved subscription sub_bad (LOCAL_PAYMENTS_ACCOUNT test)"));
+  }
 }
 
 // An event the service refused is kept: it goes out with the provider's next change (which does

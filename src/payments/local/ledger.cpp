@@ -190,8 +190,8 @@ CustomerRecord& Ledger::checkout_customer(const CheckoutRequest& request, const 
     known->card = card;
     return *known;
   }
-  // A given id this ledger does not know comes from an earlier run of the service (nothing here
-  // outlives a restart, the plans in the database do): it is taken over as a new customer.
+  // A given id this ledger does not know (the plans in the database name customers made under
+  // another LOCAL_PAYMENTS_ACCOUNT, say) is taken over as a new customer.
   return customers_.add(CustomerRecord{
       .customer = {.id = id,
                    .created = now,

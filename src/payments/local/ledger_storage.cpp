@@ -1,14 +1,17 @@
 // The ledger's objects as JSON, for the local provider to keep them across restarts
-// (payments/local/repo.hpp). Boost.JSON converts the described structs member by member, so a
-// member added to a record without being described here is caught by the round-trip test.
+// (payments/local/repo.hpp). Boost.JSON converts the described structs member by member; the
+// static_asserts below stop a member added to a record without being described here.
 #include <stdexcept>
 
 #include <boost/describe/class.hpp>
 #include <boost/describe/enum.hpp>
+#include <boost/describe/members.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value_from.hpp>
 #include <boost/json/value_to.hpp>
+#include <boost/mp11/algorithm.hpp>
+#include <boost/pfr/core.hpp>
 
 #include "payments/local/ledger.hpp"
 
@@ -59,6 +62,18 @@ BOOST_DESCRIBE_STRUCT(InvoiceRecord, (),
                        payment_intent, charge, paid_at))
 BOOST_DESCRIBE_STRUCT(CustomerRecord, (), (customer, card))
 BOOST_DESCRIBE_STRUCT(PortalSession, (), (id, customer, return_url))
+
+// A member not described would be left out of the saved JSON without a word.
+template <class T>
+constexpr bool every_member_described =
+    boost::pfr::tuple_size_v<T> ==
+    boost::mp11::mp_size<boost::describe::describe_members<T, boost::describe::mod_public>>::value;
+static_assert(every_member_described<EntityRef> && every_member_described<CheckoutRequest> &&
+              every_member_described<Subscription> && every_member_described<Invoice> &&
+              every_member_described<Customer> && every_member_described<Card> &&
+              every_member_described<CheckoutSession> && every_member_described<Charge> &&
+              every_member_described<InvoiceRecord> && every_member_described<CustomerRecord> &&
+              every_member_described<PortalSession>);
 
 namespace {
 

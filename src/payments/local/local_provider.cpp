@@ -5,8 +5,10 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include <fmt/format.h>
 #include <boost/json/parse.hpp>
 
+#include "kit/api_error.hpp"
 #include "kit/log.hpp"
 
 namespace billing {
@@ -21,21 +23,6 @@ constexpr std::string_view kEvent = "event";
 
 std::string event_id(std::string_view payload) {
   return std::string(boost::json::parse(payload).at("id").as_string());
-}
-
-// Events the service refused that were not the call's own: kept, and tried again with the next
-// change or at the next start.
-template <class Refusals>
-void log_refusal(const Refusals& refused) {
-  std::string reason = "unknown";
-  try {
-    std::rethrow_exception(refused.first);
-  } catch (const std::exception& e) {
-    reason = e.what();
-  } catch (...) {
-  }
-  log_event(spdlog::level::warn, "local provider events not delivered yet", "",
-            {{"events", std::to_string(refused.ids.size())}, {"error", reason}});
 }
 
 }  // namespace
@@ -102,61 +89,94 @@ LocalProvider::Unsaved LocalProvider::unsaved_locked(local::Events events) {
   return unsaved;
 }
 
-asio::awaitable<void> LocalProvider::commit(Unsaved change) {
-  if (!change.objects.empty()) {
-    try {
-      co_await db_.transact([&](Tx& tx) {
-        auto& repo = tx.get<LocalProviderRepo>();
-        for (const auto& object : change.objects) repo.save_local_object(account_, object);
-      });
-    } catch (...) {
-      // Not saved after all: the next change saves every object again.
-      std::lock_guard lock(mutex_);
-      saved_.clear();
-      throw;
-    }
+void LocalProvider::log_undelivered(const Refusal& refusal) {
+  std::string reason = "unknown";
+  try {
+    std::rethrow_exception(refusal.error);
+  } catch (const ApiError& e) {
+    reason = "the webhook answered " + std::to_string(e.status);
+  } catch (const std::exception& e) {
+    reason = e.what();
+  } catch (...) {
   }
-  const auto refused = co_await deliver_pending();
-  for (const auto& id : refused.ids)
-    if (std::find(change.events.begin(), change.events.end(), id) != change.events.end())
-      std::rethrow_exception(refused.first);
-  if (refused.first) log_refusal(refused);
+  log_event(spdlog::level::warn, "local provider event not delivered yet", "",
+            {{"event_id", refusal.event_id}, {"error", reason}});
 }
 
-asio::awaitable<LocalProvider::Refusals> LocalProvider::deliver_pending() {
+asio::awaitable<void> LocalProvider::commit(Unsaved change) {
+  try {
+    co_await db_.transact([&](Tx& tx) {
+      auto& repo = tx.get<LocalProviderRepo>();
+      for (const auto& object : change.objects) repo.save_local_object(account_, object);
+    });
+  } catch (...) {
+    // Not saved after all: the next change saves every object again.
+    std::lock_guard lock(mutex_);
+    saved_.clear();
+    throw;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& object : change.objects)
+      if (object.kind == kEvent)
+        for (auto& event : pending_)
+          if (event.id == object.id) event.saved = true;
+  }
+  std::exception_ptr own_refusal;
+  for (const auto& refusal : co_await deliver_pending()) {
+    if (std::find(change.events.begin(), change.events.end(), refusal.event_id) !=
+        change.events.end()) {
+      if (!own_refusal) own_refusal = refusal.error;
+    } else {
+      log_undelivered(refusal);
+    }
+  }
+  if (own_refusal) std::rethrow_exception(own_refusal);
+}
+
+asio::awaitable<std::vector<LocalProvider::Refusal>> LocalProvider::deliver_pending() {
   std::vector<PendingEvent> events;
   {
     std::lock_guard lock(mutex_);
-    events.assign(pending_.begin(), pending_.end());
+    for (auto& event : pending_)
+      if (event.saved && !event.in_flight) {
+        event.in_flight = true;
+        events.push_back(event);
+      }
   }
   std::vector<std::string> delivered;
-  Refusals refused;
+  std::vector<Refusal> refusals;
   for (auto& event : events) {
     try {
       // The webhook checks `t` against the service's clock, which advance() does not move.
       co_await deliver_(signature_.sign(event.payload, clock_.now()), event.payload);
       delivered.push_back(std::move(event.id));
     } catch (...) {
-      if (!refused.first) refused.first = std::current_exception();
-      refused.ids.push_back(std::move(event.id));
+      refusals.push_back({std::move(event.id), std::current_exception()});
     }
   }
-  if (!delivered.empty()) {
-    {
-      std::lock_guard lock(mutex_);
-      for (const auto& id : delivered) {
-        std::erase_if(pending_, [&](const PendingEvent& e) { return e.id == id; });
-        saved_.erase({std::string(kEvent), id});
-      }
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& id : delivered) {
+      std::erase_if(pending_, [&](const PendingEvent& e) { return e.id == id; });
+      saved_.erase({std::string(kEvent), id});
     }
-    // A crash before this commits delivers them again at start-up: the webhook applies an
-    // event id once.
+    for (const auto& refusal : refusals)
+      for (auto& event : pending_)
+        if (event.id == refusal.event_id) event.in_flight = false;
+  }
+  if (delivered.empty()) co_return refusals;
+  try {
     co_await db_.transact([&](Tx& tx) {
       auto& repo = tx.get<LocalProviderRepo>();
       for (const auto& id : delivered) repo.delete_local_object(account_, kEvent, id);
     });
+  } catch (const std::exception& e) {
+    // They went out: the next start sends them again, and the webhook applies each id once.
+    log_event(spdlog::level::warn, "local provider delivered events not forgotten", "",
+              {{"events", std::to_string(delivered.size())}, {"error", e.what()}});
   }
-  co_return refused;
+  co_return refusals;
 }
 
 asio::awaitable<void> LocalProvider::resume() {
@@ -165,17 +185,23 @@ asio::awaitable<void> LocalProvider::resume() {
   {
     std::lock_guard lock(mutex_);
     for (const auto& object : objects) {
-      if (object.kind == kClock)
-        offset_ = std::chrono::seconds(std::stoll(object.data));
-      else if (object.kind == kEvent)
-        pending_.push_back({object.id, object.data});
-      else
-        ledger_.restore(object);
+      try {
+        if (object.kind == kClock)
+          offset_ = std::chrono::seconds(std::stoll(object.data));
+        else if (object.kind == kEvent)
+          pending_.push_back({.id = object.id, .payload = object.data, .saved = true});
+        else
+          ledger_.restore(object);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(fmt::format(
+            "the local provider's saved {} {} (LOCAL_PAYMENTS_ACCOUNT {}) cannot be read: {}",
+            object.kind, object.id, account_, e.what()));
+      }
       saved_[{object.kind, object.id}] = object.data;
       version_ = std::max(version_, object.version);
     }
   }
-  if (const auto refused = co_await deliver_pending(); refused.first) log_refusal(refused);
+  for (const auto& refusal : co_await deliver_pending()) log_undelivered(refusal);
 }
 
 asio::awaitable<std::string> LocalProvider::create_checkout_session(CheckoutRequest request) {

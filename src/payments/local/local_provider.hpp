@@ -90,6 +90,12 @@ class LocalProvider final : public PaymentProvider {
   struct PendingEvent {
     std::string id;
     std::string payload;
+    bool saved = false;      // in the database: it may go out
+    bool in_flight = false;  // a deliver_pending() is sending it
+  };
+  struct Refusal {
+    std::string event_id;
+    std::exception_ptr error;
   };
   // What a change leaves to commit(): the objects to save, and the ids of the events it caused.
   struct Unsaved {
@@ -109,18 +115,19 @@ class LocalProvider final : public PaymentProvider {
   // Under the mutex: the objects (the clock and pending events among them) that differ from what
   // was saved last, each with a new version; `events` become pending first.
   Unsaved unsaved_locked(local::Events events);
-  // Saves the objects in one transaction, then delivers every pending event. Throws if the
-  // service refused one of the change's own events.
+  // Saves the objects in one transaction, then delivers the pending events. Throws what the
+  // service answered if it refused one of the change's own events (others it refuses are logged).
+  // If the save fails, the change stays made in memory, unsaved (the next change saves it), and
+  // its events go out once saved.
   boost::asio::awaitable<void> commit(Unsaved change);
-  // Signs each pending event at the service's now and delivers them one after the other, oldest
-  // first, each accepted one then dropped from the pending ones and the database. An event the
-  // service refuses stays pending and does not hold back the others. Returns the ids refused,
-  // with the first refusal.
-  struct Refusals {
-    std::vector<std::string> ids;
-    std::exception_ptr first;
-  };
-  boost::asio::awaitable<Refusals> deliver_pending();
+  // Signs each saved pending event that no other call is sending at the service's now and
+  // delivers them one after the other, oldest first; each accepted one is then dropped from the
+  // pending ones and the database. An event the service refuses stays pending and does not hold
+  // back the others (the webhook orders events by their `created`).
+  boost::asio::awaitable<std::vector<Refusal>> deliver_pending();
+  // An event the service refused, not the call's own: it stays pending, tried again with the
+  // next change or at the next start.
+  static void log_undelivered(const Refusal& refusal);
 
   const Clock& clock_;
   Db& db_;
@@ -132,7 +139,8 @@ class LocalProvider final : public PaymentProvider {
   std::chrono::seconds offset_{0};
   local::Ledger ledger_;
   std::deque<PendingEvent> pending_;  // accepted by no webhook yet, oldest first
-  // Each object's data as last saved, by kind and id, and the version of the latest save.
+  // Each object's data as last saved (or being saved), by kind and id, and the version of the
+  // latest change.
   std::map<std::pair<std::string, std::string>, std::string, std::less<>> saved_;
   std::int64_t version_ = 0;
 };
