@@ -10,6 +10,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/parse.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -52,13 +53,20 @@ class Storage : public ::testing::TestWithParam<std::string> {
   // Runs `count` grouped units on one writer, all queued while another unit holds it, so that
   // they share one commit batch; unit i runs work(i, tx). Returns how many threw.
   int run_in_one_batch(std::size_t count, std::function<void(std::size_t, Tx&)> work) {
+    // The units are queued only once the holder runs: queued before the writer took the holder,
+    // some would join the holder's batch instead.
+    std::atomic<bool> holding = false;
+    std::thread holder([&] {
+      run_blocking(db->transact_grouped(
+          [&](Tx&) {
+            holding = true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          },
+          0));
+    });
+    while (!holding) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     boost::asio::io_context ioc;
     int failed = 0;
-    boost::asio::co_spawn(
-        ioc,
-        db->transact_grouped(
-            [](Tx&) { std::this_thread::sleep_for(std::chrono::milliseconds(50)); }, 0),
-        boost::asio::detached);
     for (std::size_t i = 0; i < count; ++i)
       boost::asio::co_spawn(
           ioc,
@@ -71,6 +79,7 @@ class Storage : public ::testing::TestWithParam<std::string> {
           },
           boost::asio::detached);
     ioc.run();
+    holder.join();
     return failed;
   }
 
