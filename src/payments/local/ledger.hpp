@@ -1,9 +1,9 @@
 #pragma once
 // The local provider's bookkeeping: checkout sessions, customers, subscriptions, invoices and
 // portal sessions in memory (LocalProvider saves them: objects(), restore()), and what the
-// checkout, the portal, the API calls and the passing of time do to them. Each change returns the events it causes, in the order Stripe sends them, for
-// the caller to deliver. Not thread-safe: LocalProvider holds its mutex around every call and
-// delivers the events after letting go of it.
+// checkout, the portal, the API calls and the passing of time do to them. Each change returns the
+// events it causes, in the order Stripe sends them, for the caller to deliver. Not thread-safe:
+// LocalProvider holds its mutex around every call and delivers the events after letting go of it.
 #include <string>
 #include <string_view>
 #include <vector>
