@@ -381,10 +381,11 @@ record_run() {  # target round meta idle_kb peak_kb dbspan note
   RUN_P99+=("$(awk -v u="$W_P99_US" 'BEGIN {printf "%.2f", u / 1000}')")
   RUN_IDLE+=("$4") RUN_PEAK+=("$5") RUN_DBSPAN+=("$6") RUN_NOTE+=("$7")
   RUN_CPU+=("$(awk -v c="$W_CPU_S" -v s="$W_SECONDS" 'BEGIN {printf "%.2f", c / s}')")
-  if [[ "$1" == billing-postgres ]]; then RUN_DISK+=(-); else RUN_DISK+=("$W_DISK_MB"); fi
-  if [[ "$1" == billing-postgres ]]; then
+  if [[ "$1" == *-postgres ]]; then  # billing-postgres, before-postgres: no disk of its own
+    RUN_DISK+=(-)
     RUN_PGCPU+=("$(awk -v c="$W_PG_CPU_S" -v s="$W_SECONDS" 'BEGIN {printf "%.2f", c / s}')")
   else
+    RUN_DISK+=("$W_DISK_MB")
     RUN_PGCPU+=(-)
   fi
   say "$1 round $2: $events deliveries in ${RUN_SECONDS[-1]} s = ${RUN_RATE[-1]} events/s, p50 ${RUN_P50[-1]} ms, p99 ${RUN_P99[-1]} ms, non-200: $W_NON200"
