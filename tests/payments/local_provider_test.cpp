@@ -7,6 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -801,6 +807,29 @@ TEST_F(LocalPayments, ARestartKeepsItsObjectsAndItsClock) {
               ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
   // And what it did is kept in turn.
   EXPECT_EQ(listed(*restarted(), subscription.customer), listed(*again, subscription.customer));
+}
+
+// Two changes at once, their saves and deliveries interleaved: each event goes out once, only
+// after it is saved, and none stays kept once accepted.
+TEST_F(LocalPayments, ChangesAtOnceDeliverEachEventOnce) {
+  const auto first = subscribe();
+  const auto second = subscribe(checkout_request("h2"));
+  delivered.clear();
+  webhook = [](std::string, std::string) -> asio::awaitable<void> {  // a webhook that takes time
+    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(20));
+    co_await timer.async_wait(asio::use_awaitable);
+  };
+  asio::io_context ioc;
+  for (const auto* subscription : {&first, &second})
+    asio::co_spawn(ioc, provider.cancel_at_period_end(subscription->id), asio::detached);
+  ioc.run();
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("customer.subscription.updated", "customer.subscription.updated"));
+  EXPECT_NE(text(delivered[0].event, "id"), text(delivered[1].event, "id"));
+  EXPECT_NE(text(delivered[0].object, "id"), text(delivered[1].object, "id"));
+  const auto kept = run_blocking(
+      db->read([](Tx& tx) { return tx.get<LocalProviderRepo>().local_objects("test"); }));
+  for (const auto& object : kept) EXPECT_NE(object.kind, "event") << object.id;
 }
 
 // The stored format, pinned: objects saved as these rows are read back as they were (a change
