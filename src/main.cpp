@@ -127,13 +127,18 @@ int main(int argc, char** argv) {
       const auto base_url = fmt::format("http://{}:{}", config.host, config.port);
       App app(std::move(config), base_url);
       if (*replay) {
-        const auto report = run_blocking(app.payments().replay_failed_events(replay_limit));
+        const auto report = run_blocking([&]() -> boost::asio::awaitable<Payments::ReplayReport> {
+          auto applied = co_await app.payments().replay_failed_events(replay_limit);
+          // The fees of the payments replayed are asked for once: no waits of minutes here.
+          app.payments().stop();
+          co_return applied;
+        }());
         std::cout << fmt::format("replayed {} failed webhook events: {} applied, {} failed again\n",
                                  report.applied + report.failed, report.applied, report.failed);
         return report.failed == 0 ? 0 : 1;
       }
       const auto report = run_blocking(app.payments().complete_missing_fees(fees_limit));
-      std::cout << fmt::format("{} payments without their fee: {} completed, {} failed\n",
+      std::cout << fmt::format("payments without their fee: {} ({} completed, {} failed)\n",
                                report.completed + report.failed, report.completed, report.failed);
       return report.failed == 0 ? 0 : 1;
     }

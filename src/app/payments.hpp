@@ -28,6 +28,9 @@ class Payments {
   ~Payments();
 
   void add_routes(Router& router, Db& db);
+  // Cancels the waits between a fee's retries (SIGTERM, or the end of a one-off command): what
+  // is still missing is left to `billing complete-fees`.
+  void stop() { charge_completion_.stop(); }
   // Before serving: the local provider loads its saved objects and delivers the events it had
   // not delivered (nothing to do for Stripe's).
   boost::asio::awaitable<void> resume();

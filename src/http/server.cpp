@@ -396,16 +396,17 @@ std::size_t Server::open_connections() const {
   return open;
 }
 
-void Server::run(const std::function<void()>& on_ready) {
+void Server::run(const std::function<void()>& on_ready, const std::function<void()>& on_stop) {
   auto& workers = impl_->workers;
   for (auto& listener : impl_->listeners)
     asio::co_spawn(workers.front()->ioc, impl_->accept_loop(*listener), asio::detached);
   for (auto& w : workers) asio::co_spawn(w->ioc, impl_->sweep(*w), asio::detached);
 
   asio::signal_set signals(workers.front()->ioc, SIGINT, SIGTERM);
-  signals.async_wait([this](const beast::error_code& ec, int signal) {
+  signals.async_wait([this, &on_stop](const beast::error_code& ec, int signal) {
     if (ec) return;
     spdlog::info("signal {}: finishing requests in flight", signal);
+    if (on_stop) on_stop();
     for (auto& w : impl_->workers)
       asio::post(w->ioc, [this, &w = *w] { impl_->begin_shutdown(w); });
   });

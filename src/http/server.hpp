@@ -55,8 +55,9 @@ class Server {
   // Connections open now, on every socket.
   std::size_t open_connections() const;
   // Serves until SIGTERM or SIGINT, then finishes the requests in flight and returns.
-  // `on_ready` runs once those signals are handled, before the first connection is served.
-  void run(const std::function<void()>& on_ready = {});
+  // `on_ready` runs once those signals are handled, before the first connection is served;
+  // `on_stop` when one arrives (to cancel background work that would keep run() from returning).
+  void run(const std::function<void()>& on_ready = {}, const std::function<void()>& on_stop = {});
 
  private:
   struct Impl;

@@ -2,7 +2,8 @@
 
 #include <exception>
 
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -23,13 +24,40 @@ std::string failure_of(const std::exception& e) {
 
 }  // namespace
 
-boost::asio::awaitable<void> ChargeCompletion::complete_once(const ChargeToComplete& charge) {
+boost::asio::awaitable<bool> ChargeCompletion::complete_once(const ChargeToComplete& charge) {
   const auto details = co_await provider_.charge_details(charge.charge_id);
-  if (!details) co_return;
+  if (!details) co_return false;
   const bool saved = co_await db_.transact(
       [&](Tx& tx) { return tx.get<PaymentRepo>().complete_payment(charge.invoice_id, *details); });
   log_event(spdlog::level::info, saved ? "payment fee recorded" : "payment fee known already", "",
             {{"invoice_id", charge.invoice_id}, {"charge_id", charge.charge_id}});
+  co_return true;
+}
+
+boost::asio::awaitable<bool> ChargeCompletion::wait(std::chrono::milliseconds delay) {
+  boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, delay);
+  {
+    std::lock_guard lock(mutex_);
+    if (stopped_) co_return false;
+    waiting_.insert(&timer);
+  }
+  boost::system::error_code ended_early;
+  co_await timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ended_early));
+  std::lock_guard lock(mutex_);
+  waiting_.erase(&timer);
+  co_return !ended_early && !stopped_;
+}
+
+void ChargeCompletion::stop() {
+  std::lock_guard lock(mutex_);
+  stopped_ = true;
+  // Each timer is cancelled on its own event loop, if it still waits by then (the loop that
+  // would resume its coroutine and destroy it runs this too, one handler at a time).
+  for (auto* timer : waiting_)
+    boost::asio::post(timer->get_executor(), [this, timer] {
+      std::lock_guard again(mutex_);
+      if (waiting_.contains(timer)) timer->cancel();
+    });
 }
 
 boost::asio::awaitable<void> ChargeCompletion::complete(std::string invoice_id,
@@ -55,9 +83,13 @@ boost::asio::awaitable<void> ChargeCompletion::complete(std::string invoice_id,
                {"error", failure},
                {"attempt", std::to_string(attempt + 1)}});
     if (last) co_return;
-    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor,
-                                    retry_delays_[attempt]);
-    co_await timer.async_wait(boost::asio::use_awaitable);
+    if (!co_await wait(retry_delays_[attempt])) {
+      log_event(spdlog::level::warn, "payment fee not recorded", "",
+                {{"invoice_id", charge.invoice_id},
+                 {"charge_id", charge.charge_id},
+                 {"error", "stopping: left to billing complete-fees"}});
+      co_return;
+    }
   }
 }
 
@@ -68,8 +100,15 @@ boost::asio::awaitable<ChargeCompletion::Report> ChargeCompletion::complete_miss
   Report report;
   for (const auto& charge : missing) {
     try {
-      co_await complete_once(charge);
-      ++report.completed;
+      if (co_await complete_once(charge)) {
+        ++report.completed;
+        continue;
+      }
+      ++report.failed;
+      log_event(spdlog::level::warn, "payment fee not recorded", "",
+                {{"invoice_id", charge.invoice_id},
+                 {"charge_id", charge.charge_id},
+                 {"error", "the payment provider gives no charge details (not Stripe?)"}});
     } catch (const std::exception& e) {
       ++report.failed;
       log_event(spdlog::level::warn, "payment fee not recorded", "",

@@ -6,10 +6,13 @@
 // still missing after that is left to `billing complete-fees`.
 #include <chrono>
 #include <cstddef>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "core/db.hpp"
 #include "payments/provider.hpp"
@@ -19,7 +22,7 @@ namespace billing {
 class ChargeCompletion {
  public:
   using Delays = std::vector<std::chrono::milliseconds>;
-  // After a failure, the provider is asked again after each of these delays in turn.
+  // After a failure, the provider is asked again after each of these waits in turn.
   static Delays default_retry_delays() {
     return {std::chrono::seconds(1), std::chrono::seconds(10), std::chrono::minutes(1),
             std::chrono::minutes(5)};
@@ -29,25 +32,36 @@ class ChargeCompletion {
       : db_(db), provider_(provider), retry_delays_(std::move(retry_delays)) {}
 
   // Asks the provider about `charge_id` and saves what it says on the invoice's payment, again
-  // after each retry delay while the provider or the database fails (not when the provider
-  // answers 4xx: no such charge, say). Never throws: it runs detached.
+  // after each retry wait while the provider or the database fails (not when the provider's
+  // error is a 4xx as the service maps them: no such charge, say). Never throws: it runs
+  // detached.
   boost::asio::awaitable<void> complete(std::string invoice_id, std::string charge_id);
+  // Ends the waits between retries, now and from now on (SIGTERM, or the end of a one-off
+  // command): a pending wait would keep the event loop, and the process, alive for minutes.
+  // What is still missing is left to `billing complete-fees`.
+  void stop();
 
   struct Report {
     std::size_t completed = 0;  // saved, or found saved meanwhile
-    std::size_t failed = 0;     // still missing
+    std::size_t failed = 0;     // still missing (the provider failed, or has no details)
   };
   // One attempt for each of up to `limit` payments whose fee is missing, the earliest first
   // (`billing complete-fees`).
   boost::asio::awaitable<Report> complete_missing(std::size_t limit);
 
  private:
-  // One attempt; throws what the provider or the database threw.
-  boost::asio::awaitable<void> complete_once(const ChargeToComplete& charge);
+  // One attempt: false when the provider has no details to give; throws what the provider or the
+  // database threw.
+  boost::asio::awaitable<bool> complete_once(const ChargeToComplete& charge);
+  // Waits `delay` unless stopped (then, or once stop() ends the wait, false).
+  boost::asio::awaitable<bool> wait(std::chrono::milliseconds delay);
 
   Db& db_;
   PaymentProvider& provider_;
   Delays retry_delays_;
+  std::mutex mutex_;  // over the two below
+  bool stopped_ = false;
+  std::set<boost::asio::steady_timer*> waiting_;
 };
 
 }  // namespace billing

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <thread>
 
 #include "entities/repo.hpp"
@@ -53,16 +54,23 @@ class Storage : public ::testing::TestWithParam<std::string> {
   // Runs `count` grouped units on one writer, all queued while another unit holds it, so that
   // they share one commit batch; unit i runs work(i, tx). Returns how many threw.
   int run_in_one_batch(std::size_t count, std::function<void(std::size_t, Tx&)> work) {
-    // The units are queued only once the holder runs: queued before the writer took the holder,
-    // some would join the holder's batch instead.
+    // A holder unit takes the writer and keeps it until every unit is queued behind it, so that
+    // none joins the holder's batch and all share the next one.
+    std::promise<void> all_queued;
     std::atomic<bool> holding = false;
-    std::thread holder([&] {
-      run_blocking(db->transact_grouped(
-          [&](Tx&) {
-            holding = true;
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-          },
-          0));
+    std::exception_ptr holder_failed;
+    std::thread holder([&, released = all_queued.get_future()] {
+      try {
+        run_blocking(db->transact_grouped(
+            [&](Tx&) {
+              holding = true;
+              released.wait();
+            },
+            0));
+      } catch (...) {
+        holder_failed = std::current_exception();
+      }
+      holding = true;  // also when it failed before it ran
     });
     while (!holding) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     boost::asio::io_context ioc;
@@ -78,8 +86,11 @@ class Storage : public ::testing::TestWithParam<std::string> {
             }
           },
           boost::asio::detached);
+    ioc.poll();  // each unit runs until it waits in the writer's queue
+    all_queued.set_value();
     ioc.run();
     holder.join();
+    if (holder_failed) std::rethrow_exception(holder_failed);
     return failed;
   }
 

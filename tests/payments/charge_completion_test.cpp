@@ -1,0 +1,159 @@
+// A payment's fee completed after its event: retried while the provider fails with a 5xx, not
+// after a 4xx, given up after the last wait, and ended early by stop().
+#include "payments/charge_completion.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <stdexcept>
+#include <thread>
+
+#include "kit/api_error.hpp"
+#include "kit/run_blocking.hpp"
+#include "payments/repo.hpp"
+#include "tests/support/test_db.hpp"
+
+namespace billing {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+// A provider whose charge_details answers from a script, one entry a call (the last repeats).
+class ScriptedProvider final : public PaymentProvider {
+ public:
+  using Answer = std::function<std::optional<ChargeDetails>()>;
+  explicit ScriptedProvider(std::deque<Answer> script) : script_(std::move(script)) {}
+  std::atomic<int> calls = 0;
+
+  asio::awaitable<std::optional<ChargeDetails>> charge_details(std::string) override {
+    ++calls;
+    const Answer answer = script_.size() > 1 ? script_.front() : script_.back();
+    if (script_.size() > 1) script_.pop_front();
+    co_return answer();
+  }
+  asio::awaitable<std::string> create_checkout_session(CheckoutRequest) override { unused(); }
+  asio::awaitable<std::string> create_portal_session(std::string, std::string) override {
+    unused();
+  }
+  asio::awaitable<Subscription> get_subscription(std::string) override { unused(); }
+  asio::awaitable<Subscription> cancel_at_period_end(std::string) override { unused(); }
+  asio::awaitable<Subscription> change_price(std::string, std::string, PlanType,
+                                             BillingCycle) override {
+    unused();
+  }
+  asio::awaitable<Page<Invoice>> list_invoices(std::string, PageRequest) override { unused(); }
+  asio::awaitable<Page<Customer>> list_customers(PageRequest) override { unused(); }
+  asio::awaitable<Page<Subscription>> list_subscriptions(PageRequest) override { unused(); }
+  asio::awaitable<void> check_health() override { unused(); }
+
+ private:
+  [[noreturn]] static void unused() { throw std::logic_error("not part of this test"); }
+  std::deque<Answer> script_;
+};
+
+const ScriptedProvider::Answer kUnavailable = []() -> std::optional<ChargeDetails> {
+  throw ApiError(503, "Stripe service unavailable");
+};
+const ScriptedProvider::Answer kNoSuchCharge = []() -> std::optional<ChargeDetails> {
+  throw ApiError(404, "No such charge: ch_1");
+};
+const ScriptedProvider::Answer kDetails = []() -> std::optional<ChargeDetails> {
+  return ChargeDetails{.fee = 1477, .net = 48423};
+};
+const ScriptedProvider::Answer kNoDetails = []() -> std::optional<ChargeDetails> {
+  return std::nullopt;
+};
+
+class ChargeCompletionTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Db> db = testing::open_test_db("sqlite");
+  const EntityRef owner{EntityKind::hospital, "h1"};
+
+  ChargeCompletionTest() {
+    run_blocking(db->transact([&](Tx& tx) {
+      tx.get<PaymentRepo>().record_payment(Payment{.invoice_id = "in_1",
+                                                   .charge_id = "ch_1",
+                                                   .entity = owner,
+                                                   .amount = 49900,
+                                                   .currency = "usd",
+                                                   .created_at = TimePoint(1'700'000'000s)});
+    }));
+  }
+  std::optional<Cents> fee() {
+    return run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(owner); }))
+        .at(0)
+        .fee_amount;
+  }
+};
+
+const ChargeCompletion::Delays kShortWaits{1ms, 1ms, 1ms, 1ms};
+
+TEST_F(ChargeCompletionTest, AProviderThatFailsIsAskedAgainUntilItAnswers) {
+  ScriptedProvider provider({kUnavailable, kUnavailable, kDetails});
+  ChargeCompletion completion(*db, provider, kShortWaits);
+  run_blocking(completion.complete("in_1", "ch_1"));
+  EXPECT_EQ(provider.calls, 3);
+  EXPECT_EQ(fee(), 1477);
+}
+
+TEST_F(ChargeCompletionTest, GivesUpAfterTheLastWait) {
+  ScriptedProvider provider({kUnavailable});
+  ChargeCompletion completion(*db, provider, kShortWaits);
+  run_blocking(completion.complete("in_1", "ch_1"));
+  EXPECT_EQ(provider.calls, 5);  // the first attempt and one after each wait
+  EXPECT_EQ(fee(), std::nullopt);
+}
+
+TEST_F(ChargeCompletionTest, AChargeTheProviderDoesNotKnowIsNotAskedAgain) {
+  ScriptedProvider provider({kNoSuchCharge, kDetails});
+  ChargeCompletion completion(*db, provider, kShortWaits);
+  run_blocking(completion.complete("in_1", "ch_1"));
+  EXPECT_EQ(provider.calls, 1);
+  EXPECT_EQ(fee(), std::nullopt);
+}
+
+// A wait of an hour would keep the event loop, and the process, alive: stop() ends it.
+TEST_F(ChargeCompletionTest, StopEndsAWaitAndNoneStartsAfterIt) {
+  ScriptedProvider provider({kUnavailable, kDetails});
+  ChargeCompletion completion(*db, provider, {1h});
+  asio::io_context ioc;
+  asio::co_spawn(ioc, completion.complete("in_1", "ch_1"), asio::detached);
+  std::thread loop([&] { ioc.run(); });
+  while (provider.calls == 0) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(20ms);  // into the wait
+  const auto stopped_at = std::chrono::steady_clock::now();
+  completion.stop();
+  loop.join();  // the loop has nothing left to wait for
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, 5s);
+  EXPECT_EQ(provider.calls, 1);
+  EXPECT_EQ(fee(), std::nullopt);
+
+  run_blocking(completion.complete("in_1", "ch_1"));  // after stop(): one attempt, no wait
+  EXPECT_EQ(provider.calls, 2);
+  EXPECT_EQ(fee(), 1477);
+}
+
+TEST_F(ChargeCompletionTest, CompleteMissingCountsAProviderWithoutDetailsAsFailed) {
+  ScriptedProvider provider({kNoDetails});
+  ChargeCompletion completion(*db, provider, kShortWaits);
+  const auto report = run_blocking(completion.complete_missing(10));
+  EXPECT_EQ(report.completed, 0u);
+  EXPECT_EQ(report.failed, 1u);
+
+  ScriptedProvider stripe({kDetails});
+  ChargeCompletion with_stripe(*db, stripe, kShortWaits);
+  const auto done = run_blocking(with_stripe.complete_missing(10));
+  EXPECT_EQ(done.completed, 1u);
+  EXPECT_EQ(fee(), 1477);
+  EXPECT_EQ(run_blocking(with_stripe.complete_missing(10)).completed, 0u);  // none left
+}
+
+}  // namespace
+}  // namespace billing
