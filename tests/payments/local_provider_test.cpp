@@ -26,6 +26,8 @@
 #include "payments/repo.hpp"
 #include "payments/webhook.hpp"
 #include "plans/repo.hpp"
+#include "storage/sqlite/connection.hpp"
+#include "storage/sqlite/sqlite_db.hpp"
 #include "tests/support/test_db.hpp"
 
 namespace billing {
@@ -82,7 +84,8 @@ class LocalPayments : public ::testing::Test {
   bool refuse_deliveries = false;
   // The webhook of the service, when a test wires one in; else deliveries are only recorded.
   std::function<asio::awaitable<void>(std::string, std::string)> webhook;
-  std::unique_ptr<Db> db = testing::open_test_db("sqlite");
+  const std::string db_path = testing::make_temp_dir() + "/billing.db";
+  std::unique_ptr<Db> db = open_db(db_path);
   LocalProvider provider{catalog(),
                          prices,
                          clock,
@@ -96,6 +99,17 @@ class LocalPayments : public ::testing::Test {
   Router router;
 
   LocalPayments() { add_local_payment_routes(router, provider); }
+
+  static std::unique_ptr<Db> open_db(const std::string& path) {
+    auto opened = std::make_unique<SqliteDb>(path);
+    opened->migrate();
+    return opened;
+  }
+
+  // Runs SQL on the provider's database beside it: triggers that make its writes fail.
+  void sql(std::string_view script) {
+    SqliteConnection(db_path, SqliteConnection::Mode::read_write).exec(script);
+  }
 
   asio::awaitable<void> receive(std::string signature, std::string payload) {
     // Signed at the service's clock, whatever the provider's says.
@@ -916,6 +930,48 @@ TEST_F(LocalPayments, RefusedEventsAreKeptAndDeliveredLater) {
   EXPECT_THAT(delivered_types(),
               ElementsAre("checkout.session.completed", "customer.subscription.created",
                           "invoice.payment_succeeded"));
+  delivered.clear();
+  restarted();
+  EXPECT_TRUE(delivered.empty());
+}
+
+// A change the database refuses fails its call, and its events are not sent; the provider's next
+// change saves everything again, and they go out then.
+TEST_F(LocalPayments, AChangeNotSavedSendsNothingAndTheNextChangeSavesIt) {
+  const auto subscription = subscribe();
+  sql("CREATE TRIGGER refuse_saves BEFORE INSERT ON local_provider_objects "
+      "BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+  delivered.clear();
+  EXPECT_THROW(run_blocking(provider.cancel_at_period_end(subscription.id)), std::runtime_error);
+  EXPECT_TRUE(delivered.empty());
+  EXPECT_FALSE(run_blocking(restarted()->get_subscription(subscription.id)).cancel_at_period_end);
+
+  sql("DROP TRIGGER refuse_saves");
+  open_portal(subscription.customer);  // a change of its own, without events
+  EXPECT_THAT(delivered_types(), ElementsAre("customer.subscription.updated"));
+  delivered.clear();
+  auto again = restarted();
+  EXPECT_TRUE(delivered.empty());
+  EXPECT_TRUE(run_blocking(again->get_subscription(subscription.id)).cancel_at_period_end);
+  EXPECT_EQ(listed(*again, subscription.customer), listed(provider, subscription.customer));
+}
+
+// An event the webhook accepted but the database did not forget goes out again at the next
+// start (the webhook applies each event id once), and is forgotten then.
+TEST_F(LocalPayments, AnAcceptedEventNotForgottenIsSentAgainAtTheNextStart) {
+  const auto subscription = subscribe();
+  sql("CREATE TRIGGER keep_rows BEFORE DELETE ON local_provider_objects "
+      "BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+  delivered.clear();
+  run_blocking(provider.cancel_at_period_end(subscription.id));  // the failed delete is logged
+  ASSERT_THAT(delivered_types(), ElementsAre("customer.subscription.updated"));
+  const auto id = text(delivered[0].event, "id");
+
+  sql("DROP TRIGGER keep_rows");
+  delivered.clear();
+  restarted();
+  ASSERT_THAT(delivered_types(), ElementsAre("customer.subscription.updated"));
+  EXPECT_EQ(text(delivered[0].event, "id"), id);
   delivered.clear();
   restarted();
   EXPECT_TRUE(delivered.empty());

@@ -177,9 +177,9 @@ WithEvents<CheckoutSession> Ledger::complete_checkout(CheckoutSession& session, 
   request.customer_id = customer.customer.id;
   session.subscription_id = subscription.id;
   return {session,
-          {event_payload("checkout.session.completed", checkout_session_object(session), now),
-           event_payload("customer.subscription.created", subscription_object(subscription), now),
-           event_payload("invoice.payment_succeeded", invoice_object(invoice), now)}};
+          {make_event("checkout.session.completed", checkout_session_object(session), now),
+           make_event("customer.subscription.created", subscription_object(subscription), now),
+           make_event("invoice.payment_succeeded", invoice_object(invoice), now)}};
 }
 
 // The request's customer, else a new one; the card entered becomes the card on file.
@@ -250,14 +250,13 @@ Events Ledger::pay_invoice(std::string_view portal_id, std::string_view invoice_
   record_charge(invoice, card, true, at);
   // The card that paid becomes the card on file: the portal's way to replace a failing one.
   customers_.at(portal.customer, provider_errors::no_such_customer).card = card;
-  Events events{event_payload("invoice.payment_succeeded", invoice_object(invoice), at)};
+  Events events{make_event("invoice.payment_succeeded", invoice_object(invoice), at)};
   Subscription* subscription =
       invoice.invoice.subscription ? subscriptions_.find(*invoice.invoice.subscription) : nullptr;
   if (subscription && subscription->status == "past_due") {
     subscription->status = "active";
-    events.push_back(event_payload("customer.subscription.updated",
-                                   subscription_object(*subscription), at,
-                                   {{"status", "past_due"}}));
+    events.push_back(make_event("customer.subscription.updated", subscription_object(*subscription),
+                                at, {{"status", "past_due"}}));
   }
   return events;
 }
@@ -288,8 +287,8 @@ WithEvents<Subscription> Ledger::cancel_at_period_end(std::string_view id, TimeP
   if (subscription.cancel_at_period_end) return {subscription, {}};
   subscription.cancel_at_period_end = true;
   return {subscription,
-          {event_payload("customer.subscription.updated", subscription_object(subscription),
-                         unix_seconds(now), {{"cancel_at_period_end", false}})}};
+          {make_event("customer.subscription.updated", subscription_object(subscription),
+                      unix_seconds(now), {{"cancel_at_period_end", false}})}};
 }
 
 WithEvents<Subscription> Ledger::change_price(std::string_view id, std::string_view price_id,
@@ -304,8 +303,8 @@ WithEvents<Subscription> Ledger::change_price(std::string_view id, std::string_v
   set_metadata(subscription.metadata, "plan", name_of(plan_type));
   set_metadata(subscription.metadata, "cycle", name_of(cycle));
   return {subscription,
-          {event_payload("customer.subscription.updated", subscription_object(subscription),
-                         unix_seconds(now), std::move(previous))}};
+          {make_event("customer.subscription.updated", subscription_object(subscription),
+                      unix_seconds(now), std::move(previous))}};
 }
 
 Page<Invoice> Ledger::invoices(std::string_view customer_id, const PageRequest& page) const {
@@ -335,7 +334,7 @@ WithEvents<RenewalReport> Ledger::renew_due(TimePoint now) {
         subscription.status = "canceled";
         ++out.value.cancelled;
         out.events.push_back(
-            event_payload("customer.subscription.deleted", subscription_object(subscription), at));
+            make_event("customer.subscription.deleted", subscription_object(subscription), at));
       } else if (subscription.status == "past_due") {
         break;  // not renewed again until its open invoice is paid
       } else {
@@ -364,10 +363,10 @@ void Ledger::renew(Subscription& subscription, std::int64_t now, WithEvents<Rene
     previous["status"] = subscription.status;
     subscription.status = "past_due";
   }
-  out.events.push_back(event_payload(paid ? "invoice.payment_succeeded" : "invoice.payment_failed",
-                                     invoice_object(invoice), now));
-  out.events.push_back(event_payload("customer.subscription.updated",
-                                     subscription_object(subscription), now, std::move(previous)));
+  out.events.push_back(make_event(paid ? "invoice.payment_succeeded" : "invoice.payment_failed",
+                                  invoice_object(invoice), now));
+  out.events.push_back(make_event("customer.subscription.updated",
+                                  subscription_object(subscription), now, std::move(previous)));
 }
 
 }  // namespace billing::local

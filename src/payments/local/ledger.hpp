@@ -16,7 +16,7 @@
 
 namespace billing::local {
 
-using Events = std::vector<std::string>;  // event payloads, in delivery order
+using Events = std::vector<Event>;  // in delivery order
 
 // The kinds of stored object (LocalObject::kind) the ledger keeps.
 namespace kind {

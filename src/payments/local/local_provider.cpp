@@ -6,7 +6,6 @@
 #include <type_traits>
 
 #include <fmt/format.h>
-#include <boost/json/parse.hpp>
 
 #include "kit/api_error.hpp"
 #include "kit/log.hpp"
@@ -20,10 +19,6 @@ namespace asio = boost::asio;
 constexpr std::string_view kClock = "clock";
 constexpr std::string_view kClockId = "offset";
 constexpr std::string_view kEvent = "event";
-
-std::string event_id(std::string_view payload) {
-  return std::string(boost::json::parse(payload).at("id").as_string());
-}
 
 }  // namespace
 
@@ -67,10 +62,9 @@ auto LocalProvider::changing(Change change) {
 
 LocalProvider::Unsaved LocalProvider::unsaved_locked(local::Events events) {
   Unsaved unsaved;
-  for (auto& payload : events) {
-    auto id = event_id(payload);
-    unsaved.events.push_back(id);
-    pending_.push_back({std::move(id), std::move(payload)});
+  for (auto& event : events) {
+    unsaved.events.push_back(event.id);
+    pending_.push_back({std::move(event.id), std::move(event.payload)});
   }
   auto objects = ledger_.objects();
   objects.push_back({.kind = std::string(kClock),

@@ -115,17 +115,19 @@ json::object checkout_session_object(const CheckoutSession& session) {
           {"metadata", metadata_object(checkout_metadata(request))}};
 }
 
-std::string event_payload(std::string_view type, json::object object, std::int64_t created,
-                          json::object previous_attributes) {
+Event make_event(std::string_view type, json::object object, std::int64_t created,
+                 json::object previous_attributes) {
   json::object data{{"object", std::move(object)}};
   if (!previous_attributes.empty()) data["previous_attributes"] = std::move(previous_attributes);
-  return json::serialize(json::object{{"id", "evt_" + random_hex(12)},
-                                      {"object", "event"},
-                                      {"api_version", kApiVersion},
-                                      {"created", created},
-                                      {"livemode", false},
-                                      {"type", type},
-                                      {"data", std::move(data)}});
+  Event event{.id = "evt_" + random_hex(12)};
+  event.payload = json::serialize(json::object{{"id", event.id},
+                                               {"object", "event"},
+                                               {"api_version", kApiVersion},
+                                               {"created", created},
+                                               {"livemode", false},
+                                               {"type", type},
+                                               {"data", std::move(data)}});
+  return event;
 }
 
 }  // namespace billing::local

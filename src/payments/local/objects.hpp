@@ -26,8 +26,8 @@ boost::json::object subscription_object(const Subscription& subscription);
 boost::json::object invoice_object(const InvoiceRecord& invoice);
 boost::json::object checkout_session_object(const CheckoutSession& session);
 
-// An event's JSON text: `object` as data.object, and data.previous_attributes unless empty.
-std::string event_payload(std::string_view type, boost::json::object object, std::int64_t created,
-                          boost::json::object previous_attributes = {});
+// A new event: `object` as data.object, and data.previous_attributes unless empty.
+Event make_event(std::string_view type, boost::json::object object, std::int64_t created,
+                 boost::json::object previous_attributes = {});
 
 }  // namespace billing::local

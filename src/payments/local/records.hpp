@@ -16,6 +16,12 @@
 
 namespace billing::local {
 
+// What the ledger sends to the webhook.
+struct Event {
+  std::string id;
+  std::string payload;  // its JSON text, as delivered and signed
+};
+
 enum class SessionState { open, awaiting_authentication, complete };
 
 struct CheckoutSession {
