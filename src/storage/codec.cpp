@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "kit/json.hpp"
 #include "kit/time.hpp"
 
 namespace billing {
@@ -49,6 +50,28 @@ sql::Param optional_param(const std::optional<std::string>& value) {
 sql::Param optional_param(const std::optional<std::int64_t>& value) {
   if (value) return *value;
   return nullptr;
+}
+
+void JsonRows::add(std::initializer_list<std::pair<std::string_view, sql::Param>> columns) {
+  text_ += text_.size() == 1 ? "{" : ",{";
+  bool first = true;
+  for (const auto& [name, value] : columns) {
+    if (!std::exchange(first, false)) text_ += ',';
+    append_json_string(text_, name);
+    text_ += ':';
+    if (const auto* s = std::get_if<std::string_view>(&value))
+      append_json_string(text_, *s);
+    else if (const auto* i = std::get_if<std::int64_t>(&value))
+      text_ += std::to_string(*i);
+    else
+      text_ += "null";
+  }
+  text_ += '}';
+}
+
+std::string_view JsonRows::text() {
+  if (text_.back() != ']') text_ += ']';
+  return text_;
 }
 
 }  // namespace billing

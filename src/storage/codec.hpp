@@ -2,10 +2,12 @@
 // How domain values are spelled in the database (the same in both backends).
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/entity.hpp"
@@ -17,6 +19,11 @@
 // for a query whose two dialects differ only there.
 #define BILLING_PG_ISO8601(column) \
   "to_char(" column " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+// Field `f` of a JsonRows row as text, in a statement that reads the rows with
+// `FROM json_each(?)` (SQLite) or `FROM jsonb_array_elements(?::jsonb) AS e(r)` (PostgreSQL).
+#define BILLING_SQLITE_FIELD(f) "value->>'" f "'"
+#define BILLING_PG_FIELD(f) "r->>'" f "'"
 
 namespace billing {
 
@@ -55,6 +62,24 @@ std::optional<E> optional_decoded(const sql::Row& row, int column) {
 template <class T>
 const T& for_kind(const T (&pair)[2], EntityKind kind) {
   return pair[static_cast<std::size_t>(kind)];
+}
+
+// The rows of a statement that writes many at once, as its one parameter: a JSON array of
+// objects, which the statement reads with jsonb_array_elements (PostgreSQL) or json_each
+// (SQLite). Values as the row's parameters would be: text, integers, NULL.
+class JsonRows {
+ public:
+  void add(std::initializer_list<std::pair<std::string_view, sql::Param>> columns);
+  bool empty() const { return text_.size() == 1; }
+  std::string_view text();  // the array, closed; add nothing after
+
+ private:
+  std::string text_ = "[";
+};
+
+// Runs `query`, which takes `rows` as its one parameter, unless there are none.
+inline void write_rows(sql::Connection& connection, const sql::Query& query, JsonRows& rows) {
+  if (!rows.empty()) connection.run_later(query, {rows.text()});
 }
 
 // The owner's id in the column of its kind, NULL in the other: hospital_id, individual_id.

@@ -102,8 +102,8 @@ void GroupCommit::commit_batch(std::size_t lane, std::vector<Unit>& batch) {
 }
 
 void GroupCommit::run_unit(sql::Connection& connection, Unit& unit,
-                           std::vector<EntityRef>& saved_owners) {
-  SqlTx tx(connection, true);
+                           std::vector<EntityRef>& saved_owners, SqlBatch* batch) {
+  SqlTx tx(connection, true, batch);
   unit.work(tx);
   saved_owners.insert(saved_owners.end(), tx.saved_owners().begin(), tx.saved_owners().end());
 }
@@ -112,14 +112,18 @@ bool GroupCommit::run_together(sql::Connection& connection, std::vector<Unit>& b
                                std::vector<EntityRef>& saved_owners) {
   Unit* running = nullptr;
   try {
-    // What a unit queues (Connection::run_later: plan updates, history and audit rows) goes out
-    // with the next unit's first read, and the last unit's with the COMMIT.
+    // The units leave their plan changes, history and audit rows in `writes` (a later unit reads
+    // the plans back from there), which then go out as a few statements for the whole batch,
+    // with the COMMIT. What a unit queues itself (Connection::run_later) goes out with the next
+    // unit's first read.
+    SqlBatch writes;
     connection.run_later(kBegin, {});
     for (auto& unit : batch) {
       running = &unit;
-      run_unit(connection, unit, saved_owners);
+      run_unit(connection, unit, saved_owners, &writes);
     }
     running = nullptr;
+    writes.write(connection);
     connection.run_later(kCommit, {});
     connection.settle();
     return true;
@@ -153,7 +157,7 @@ void GroupCommit::run_in_savepoints(sql::Connection& connection, std::vector<Uni
     connection.run_later(kSavepoint, {});
     const std::size_t owners_before = saved_owners.size();
     try {
-      run_unit(connection, unit, saved_owners);
+      run_unit(connection, unit, saved_owners, nullptr);
       connection.run_later(kRelease, {});
       connection.settle();
     } catch (...) {

@@ -20,6 +20,8 @@
 
 namespace billing {
 
+struct SqlBatch;
+
 class GroupCommit {
  public:
   // Batches run on `writers` (at least one thread per lane, or one thread for all when they share
@@ -50,9 +52,10 @@ class GroupCommit {
   void enqueue(std::size_t lane, Unit unit);
   void run_next_batch(std::size_t lane);                          // on a writer
   void commit_batch(std::size_t lane, std::vector<Unit>& batch);  // sets each unit's error
-  // Runs the unit's work, adding the owners whose plan it saved.
+  // Runs the unit's work, adding the owners whose plan it saved; with `batch`, leaving there what
+  // it writes for the batch's end.
   static void run_unit(sql::Connection& connection, Unit& unit,
-                       std::vector<EntityRef>& saved_owners);
+                       std::vector<EntityRef>& saved_owners, SqlBatch* batch);
   // The batch as one transaction, committed; false, rolled back, if anything threw (the unit
   // that threw has its error).
   static bool run_together(sql::Connection& connection, std::vector<Unit>& batch,

@@ -58,11 +58,36 @@ std::optional<InboxRecord> SqlPaymentRepo::inbox_record(std::string_view event_i
 }
 
 void SqlPaymentRepo::append_audit(const AuditEntry& e) {
+  if (batch_) return batch_->entries.push_back(e);
   static constexpr sql::Query kAppend =
       "INSERT INTO stripe_audit (event_id, event_type, payload, status, note, created_at) "
       "VALUES (?, ?, ?, ?, ?, ?)";
   db_.run_later(kAppend, {e.event_id, e.event_type, e.payload, name_of(e.status), e.note,
                           iso8601_micros(e.created_at)});
+}
+
+void SqlPaymentRepo::write_batch(sql::Connection& connection, const AuditBatch& batch) {
+  static constexpr sql::Query kAppend{
+      "INSERT INTO stripe_audit (event_id, event_type, payload, status, note, created_at) "
+      "SELECT " BILLING_SQLITE_FIELD("event_id") ", " BILLING_SQLITE_FIELD(
+          "event_type") ", " BILLING_SQLITE_FIELD("payload") ", " BILLING_SQLITE_FIELD("status")
+      ", " BILLING_SQLITE_FIELD("note") ", " BILLING_SQLITE_FIELD(
+          "created_at") " FROM json_each(?) ORDER BY key",
+      "INSERT INTO stripe_audit (event_id, event_type, payload, status, note, created_at) "
+      "SELECT " BILLING_PG_FIELD("event_id") ", " BILLING_PG_FIELD("event_type") ", (" BILLING_PG_FIELD(
+          "payload") ")::jsonb, " BILLING_PG_FIELD("status") ", " BILLING_PG_FIELD("note")
+      ", (" BILLING_PG_FIELD(
+          "created_at") ")::timestamptz FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY "
+                        "AS e(r, n) ORDER BY n"};
+  JsonRows rows;
+  for (const auto& e : batch.entries)
+    rows.add({{"event_id", e.event_id},
+              {"event_type", e.event_type},
+              {"payload", e.payload},
+              {"status", name_of(e.status)},
+              {"note", e.note},
+              {"created_at", iso8601_micros(e.created_at)}});
+  write_rows(connection, kAppend, rows);
 }
 
 std::vector<AuditEntry> SqlPaymentRepo::audit_entries(std::string_view event_id) {

@@ -5,9 +5,16 @@
 namespace billing {
 
 // PaymentRepo over either SQL backend: webhook_events, stripe_audit, payments.
+// The audit rows the units of one group-commit batch leave to its end (see PlanBatch).
+struct AuditBatch {
+  std::vector<AuditEntry> entries;
+};
+
 class SqlPaymentRepo : public PaymentRepo {
  public:
-  explicit SqlPaymentRepo(sql::Connection& connection) : db_(connection) {}
+  // With a batch, audit rows wait in it for the batch's end (write_batch).
+  explicit SqlPaymentRepo(sql::Connection& connection, AuditBatch* batch = nullptr)
+      : db_(connection), batch_(batch) {}
 
   bool claim_event(const InboxEvent& event, TimePoint now) override;
   void record_event_failure(const InboxEvent& event, std::string_view error,
@@ -21,8 +28,12 @@ class SqlPaymentRepo : public PaymentRepo {
   bool complete_payment(std::string_view invoice_id, const ChargeDetails& details) override;
   std::vector<ChargeToComplete> payments_without_fee(std::size_t limit) override;
 
+  // Writes the audit rows the batch's units left to its end.
+  static void write_batch(sql::Connection& connection, const AuditBatch& batch);
+
  private:
   sql::Connection& db_;
+  AuditBatch* batch_;
 };
 
 }  // namespace billing

@@ -18,7 +18,20 @@ namespace billing {
                                 BILLING_PG_ISO8601("updated_at")) where \
   }
 
-std::optional<Plan> SqlPlanRepo::find_plan_where(const sql::Query& query, std::string_view key) {
+PlanBatch::Change* SqlPlanRepo::batch_change(std::string_view plan_id) {
+  for (auto& change : batch_->changes)
+    if (change.after.id == plan_id) return &change;
+  return nullptr;
+}
+
+template <class Matches>
+std::optional<Plan> SqlPlanRepo::find_plan_where(const sql::Query& query, std::string_view key,
+                                                 Matches matches) {
+  // In a batch, a plan an earlier unit changed is read as it left it; the database still holds
+  // it as it was, which no longer matches if the change moved the key.
+  if (batch_)
+    for (const auto& change : batch_->changes)
+      if (matches(change.after)) return change.after;
   std::optional<Plan> plan;
   db_.run(query, {key}, [&](const sql::Row& row) {
     const bool hospital = !row.is_null(1);
@@ -40,29 +53,56 @@ std::optional<Plan> SqlPlanRepo::find_plan_where(const sql::Query& query, std::s
         .updated_at = decode_time(row.text(14)),
     });
   });
+  if (batch_ && plan && batch_change(plan->id)) return std::nullopt;
   return plan;
 }
 
 std::optional<Plan> SqlPlanRepo::find_plan(const EntityRef& owner) {
   static constexpr sql::Query kFind[] = {BILLING_PLAN_QUERY("WHERE hospital_id = ?"),
                                          BILLING_PLAN_QUERY("WHERE individual_id = ?")};
-  return find_plan_where(for_kind(kFind, owner.kind), owner.id);
+  return find_plan_where(for_kind(kFind, owner.kind), owner.id,
+                         [&](const Plan& plan) { return plan.owner == owner; });
 }
 
 std::optional<Plan> SqlPlanRepo::find_plan_by_subscription(std::string_view subscription_id) {
   static constexpr sql::Query kFind = BILLING_PLAN_QUERY("WHERE stripe_subscription_id = ?");
-  return find_plan_where(kFind, subscription_id);
+  return find_plan_where(kFind, subscription_id, [&](const Plan& plan) {
+    return plan.stripe_subscription_id == subscription_id;
+  });
 }
 
 std::optional<Plan> SqlPlanRepo::find_plan_by_customer(std::string_view customer_id) {
   static constexpr sql::Query kFind = BILLING_PLAN_QUERY("WHERE stripe_customer_id = ?");
-  return find_plan_where(kFind, customer_id);
+  return find_plan_where(kFind, customer_id,
+                         [&](const Plan& plan) { return plan.stripe_customer_id == customer_id; });
 }
 
 #undef BILLING_PLAN_QUERY
 #undef BILLING_PLAN_COLUMNS
 
-void SqlPlanRepo::save_plan(const Plan& plan) {
+// The columns of a history row, in the order of its parameters.
+#define BILLING_HISTORY_COLUMNS                                                                 \
+  "plan_id, hospital_id, individual_id, changed_by, changed_at, from_plan_type, to_plan_type, " \
+  "from_status, to_status, from_services, to_services, reason"
+
+namespace {
+
+// Which columns a change of a stored plan moves beyond its event time: none, the status only
+// (an invoice paid or failed, the most frequent change), or more.
+enum class PlanMove { event_time, status, more };
+
+PlanMove plan_move(const Plan& stored, const Plan& after) {
+  Plan same_else = after;
+  same_else.status = stored.status;
+  same_else.last_event_created = stored.last_event_created;
+  same_else.updated_at = stored.updated_at;
+  if (same_else != stored) return PlanMove::more;
+  return after.status == stored.status ? PlanMove::event_time : PlanMove::status;
+}
+
+}  // namespace
+
+void SqlPlanRepo::write_plan(sql::Connection& connection, const Plan& plan) {
   // An update first: most saves change a plan that exists (each webhook event does), and an
   // upsert would try the insert, with every constraint and unique index, before it.
   static constexpr sql::Query kUpdate =
@@ -75,52 +115,67 @@ void SqlPlanRepo::save_plan(const Plan& plan) {
       "stripe_subscription_id, billing_cycle, pending_plan_type, cancel_at_period_end, "
       "last_event_created, updated_at, id, hospital_id, individual_id, created_at) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-  saved_owners_.push_back(plan.owner);
   const auto services = encode_services(plan.selected_services);
   const auto updated_at = iso8601_micros(plan.updated_at);
-  const auto changed = db_.run(
+  const auto changed = connection.run(
       kUpdate, {name_of(plan.plan_type), name_of(plan.status), std::int64_t{plan.max_agents},
                 services, optional_param(plan.stripe_customer_id),
                 optional_param(plan.stripe_subscription_id), optional_enum(plan.billing_cycle),
                 optional_enum(plan.pending_plan_type), std::int64_t{plan.cancel_at_period_end},
                 optional_param(plan.last_event_created), updated_at, plan.id});
   if (changed > 0) return;
-  db_.run(kInsert,
-          {name_of(plan.plan_type), name_of(plan.status), std::int64_t{plan.max_agents}, services,
-           optional_param(plan.stripe_customer_id), optional_param(plan.stripe_subscription_id),
-           optional_enum(plan.billing_cycle), optional_enum(plan.pending_plan_type),
-           std::int64_t{plan.cancel_at_period_end}, optional_param(plan.last_event_created),
-           updated_at, plan.id, owner_column(plan.owner, EntityKind::hospital),
-           owner_column(plan.owner, EntityKind::individual), iso8601_micros(plan.created_at)});
+  connection.run(
+      kInsert,
+      {name_of(plan.plan_type), name_of(plan.status), std::int64_t{plan.max_agents}, services,
+       optional_param(plan.stripe_customer_id), optional_param(plan.stripe_subscription_id),
+       optional_enum(plan.billing_cycle), optional_enum(plan.pending_plan_type),
+       std::int64_t{plan.cancel_at_period_end}, optional_param(plan.last_event_created), updated_at,
+       plan.id, owner_column(plan.owner, EntityKind::hospital),
+       owner_column(plan.owner, EntityKind::individual), iso8601_micros(plan.created_at)});
+}
+
+void SqlPlanRepo::save_plan(const Plan& plan) {
+  saved_owners_.push_back(plan.owner);
+  if (!batch_) return write_plan(db_, plan);
+  if (auto* change = batch_change(plan.id))
+    change->after = plan;
+  else
+    batch_->changes.push_back({std::nullopt, plan});
 }
 
 void SqlPlanRepo::update_plan(const Plan& before, const Plan& after) {
+  const PlanMove move = plan_move(before, after);
+  if (move != PlanMove::event_time) saved_owners_.push_back(after.owner);
+  if (batch_) {
+    if (auto* change = batch_change(after.id))
+      change->after = after;
+    else
+      batch_->changes.push_back({before, after});
+    return;
+  }
   // Every column SET is a write to each index over it, even with the same value: a status change
   // (an invoice paid or failed) leaves the plan type, customer and subscription indexes alone.
-  Plan only_status_moved = after;
-  only_status_moved.status = before.status;
-  only_status_moved.last_event_created = before.last_event_created;
-  only_status_moved.updated_at = before.updated_at;
-  if (only_status_moved != before) return save_plan(after);
   static constexpr sql::Query kUpdateStatus =
       "UPDATE plans SET status = ?, last_event_created = ?, updated_at = ? WHERE id = ?";
   static constexpr sql::Query kUpdateEventTime =
       "UPDATE plans SET last_event_created = ?, updated_at = ? WHERE id = ?";
-  if (after.status == before.status)
-    db_.run_later(kUpdateEventTime, {optional_param(after.last_event_created),
-                                     iso8601_micros(after.updated_at), after.id});
-  else {
-    saved_owners_.push_back(after.owner);
-    db_.run_later(kUpdateStatus, {name_of(after.status), optional_param(after.last_event_created),
-                                  iso8601_micros(after.updated_at), after.id});
+  switch (move) {
+    case PlanMove::more:
+      return write_plan(db_, after);
+    case PlanMove::status:
+      return db_.run_later(kUpdateStatus,
+                           {name_of(after.status), optional_param(after.last_event_created),
+                            iso8601_micros(after.updated_at), after.id});
+    case PlanMove::event_time:
+      return db_.run_later(kUpdateEventTime, {optional_param(after.last_event_created),
+                                              iso8601_micros(after.updated_at), after.id});
   }
 }
 
 void SqlPlanRepo::append_history(const PlanChange& c) {
-  static constexpr sql::Query kAppend =
-      "INSERT INTO plan_update_history (plan_id, hospital_id, individual_id, changed_by, "
-      "changed_at, from_plan_type, to_plan_type, from_status, to_status, from_services, "
-      "to_services, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+  if (batch_) return batch_->history.push_back(c);
+  static constexpr sql::Query kAppend = "INSERT INTO plan_update_history (" BILLING_HISTORY_COLUMNS
+                                        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
   db_.run_later(kAppend,
                 {c.plan_id, owner_column(c.owner, EntityKind::hospital),
                  owner_column(c.owner, EntityKind::individual), c.changed_by,
@@ -128,6 +183,79 @@ void SqlPlanRepo::append_history(const PlanChange& c) {
                  name_of(c.to_plan_type), optional_enum(c.from_status), name_of(c.to_status),
                  encode_services(c.from_services), encode_services(c.to_services), c.reason});
 }
+
+void SqlPlanRepo::write_batch(sql::Connection& connection, const PlanBatch& batch) {
+  // A status and an event time are most of what a batch changes: one statement each for every
+  // plan of the batch (SQLite writes an index entry for each column SET, so the time-only
+  // changes leave status out). Other changes are written plan by plan.
+  // PostgreSQL reads the rows as records of the table (jsonb_populate_recordset), which spells
+  // each value in its column's type. It guesses 100 rows from a function and would scan every
+  // plan to hash-join them: the ids as an array make it look each one up in the primary key.
+  static constexpr sql::Query kUpdateStatuses{
+      "UPDATE plans SET status = r.status, last_event_created = r.last_event_created, "
+      "updated_at = r.updated_at FROM (SELECT " BILLING_SQLITE_FIELD("id") " AS id, "
+      BILLING_SQLITE_FIELD("status") " AS status, " BILLING_SQLITE_FIELD(
+          "last_event_created") " AS last_event_created, " BILLING_SQLITE_FIELD("updated_at")
+      " AS updated_at FROM json_each(?)) AS r WHERE plans.id = r.id",
+      "WITH r AS MATERIALIZED (SELECT * FROM jsonb_populate_recordset(NULL::plans, ?::jsonb)) "
+      "UPDATE plans SET status = r.status, last_event_created = r.last_event_created, "
+      "updated_at = r.updated_at FROM r WHERE plans.id = r.id "
+      "AND plans.id = ANY(ARRAY(SELECT id FROM r))"};
+  static constexpr sql::Query kUpdateEventTimes{
+      "UPDATE plans SET last_event_created = r.last_event_created, updated_at = r.updated_at "
+      "FROM (SELECT " BILLING_SQLITE_FIELD("id") " AS id, " BILLING_SQLITE_FIELD(
+          "last_event_created") " AS last_event_created, " BILLING_SQLITE_FIELD("updated_at")
+      " AS updated_at FROM json_each(?)) AS r WHERE plans.id = r.id",
+      "WITH r AS MATERIALIZED (SELECT * FROM jsonb_populate_recordset(NULL::plans, ?::jsonb)) "
+      "UPDATE plans SET last_event_created = r.last_event_created, updated_at = r.updated_at "
+      "FROM r WHERE plans.id = r.id AND plans.id = ANY(ARRAY(SELECT id FROM r))"};
+  static constexpr sql::Query kAppendHistory{
+      "INSERT INTO plan_update_history (" BILLING_HISTORY_COLUMNS ") SELECT " BILLING_SQLITE_FIELD(
+          "plan_id") ", " BILLING_SQLITE_FIELD("hospital_id") ", " BILLING_SQLITE_FIELD("individual_id")
+      ", " BILLING_SQLITE_FIELD("changed_by") ", " BILLING_SQLITE_FIELD("changed_at") ", " BILLING_SQLITE_FIELD(
+          "from_plan_type") ", " BILLING_SQLITE_FIELD("to_plan_type") ", " BILLING_SQLITE_FIELD("from_status")
+      ", " BILLING_SQLITE_FIELD("to_status") ", " BILLING_SQLITE_FIELD("from_services") ", " BILLING_SQLITE_FIELD(
+          "to_services") ", " BILLING_SQLITE_FIELD("reason") " FROM json_each(?) ORDER BY key",
+      "INSERT INTO plan_update_history (" BILLING_HISTORY_COLUMNS ") SELECT " BILLING_HISTORY_COLUMNS
+      " FROM jsonb_populate_recordset(NULL::plan_update_history, ?::jsonb) WITH ORDINALITY "
+      "ORDER BY ordinality"};
+  JsonRows statuses, event_times, history;
+  for (const auto& [stored, after] : batch.changes) {
+    const auto move = stored ? plan_move(*stored, after) : PlanMove::more;
+    if (move == PlanMove::more) {
+      write_plan(connection, after);
+      continue;
+    }
+    const auto updated_at = iso8601_micros(after.updated_at);
+    if (move == PlanMove::status)
+      statuses.add({{"id", after.id},
+                    {"status", name_of(after.status)},
+                    {"last_event_created", optional_param(after.last_event_created)},
+                    {"updated_at", updated_at}});
+    else
+      event_times.add({{"id", after.id},
+                       {"last_event_created", optional_param(after.last_event_created)},
+                       {"updated_at", updated_at}});
+  }
+  for (const auto& c : batch.history)
+    history.add({{"plan_id", c.plan_id},
+                 {"hospital_id", owner_column(c.owner, EntityKind::hospital)},
+                 {"individual_id", owner_column(c.owner, EntityKind::individual)},
+                 {"changed_by", c.changed_by},
+                 {"changed_at", iso8601_micros(c.changed_at)},
+                 {"from_plan_type", optional_enum(c.from_plan_type)},
+                 {"to_plan_type", name_of(c.to_plan_type)},
+                 {"from_status", optional_enum(c.from_status)},
+                 {"to_status", name_of(c.to_status)},
+                 {"from_services", encode_services(c.from_services)},
+                 {"to_services", encode_services(c.to_services)},
+                 {"reason", c.reason}});
+  write_rows(connection, kUpdateStatuses, statuses);
+  write_rows(connection, kUpdateEventTimes, event_times);
+  write_rows(connection, kAppendHistory, history);
+}
+
+#undef BILLING_HISTORY_COLUMNS
 
 std::vector<PlanChange> SqlPlanRepo::history(const EntityRef& owner) {
   static constexpr sql::Query kHistory[] = {

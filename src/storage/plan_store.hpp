@@ -4,10 +4,24 @@
 
 namespace billing {
 
+// What the units of one group-commit batch (storage/group_commit.hpp) leave to its end: the plans
+// they change, which later units of the batch read from here, and their history rows. At the end
+// each kind of write goes out as one statement for the whole batch.
+struct PlanBatch {
+  struct Change {
+    std::optional<Plan> stored;  // the row as the database holds it; none: written whole
+    Plan after;
+  };
+  std::vector<Change> changes;  // one per plan
+  std::vector<PlanChange> history;
+};
+
 // PlanRepo over either SQL backend.
 class SqlPlanRepo : public PlanRepo {
  public:
-  explicit SqlPlanRepo(sql::Connection& connection) : db_(connection) {}
+  // With a batch, changes wait in it for PlanBatch's end (write_batch).
+  explicit SqlPlanRepo(sql::Connection& connection, PlanBatch* batch = nullptr)
+      : db_(connection), batch_(batch) {}
 
   std::optional<Plan> find_plan(const EntityRef& owner) override;
   std::optional<Plan> find_plan_by_subscription(std::string_view subscription_id) override;
@@ -20,10 +34,18 @@ class SqlPlanRepo : public PlanRepo {
   // The owners whose plan this unit saved, for Db::plans_committed after its commit.
   const std::vector<EntityRef>& saved_owners() const { return saved_owners_; }
 
+  // Writes what the batch's units left to its end.
+  static void write_batch(sql::Connection& connection, const PlanBatch& batch);
+
  private:
-  std::optional<Plan> find_plan_where(const sql::Query& query, std::string_view key);
+  template <class Matches>
+  std::optional<Plan> find_plan_where(const sql::Query& query, std::string_view key,
+                                      Matches matches);
+  static void write_plan(sql::Connection& connection, const Plan& plan);
+  PlanBatch::Change* batch_change(std::string_view plan_id);
 
   sql::Connection& db_;
+  PlanBatch* batch_;
   std::vector<EntityRef> saved_owners_;
 };
 

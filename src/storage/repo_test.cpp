@@ -519,6 +519,59 @@ TEST_P(Storage, UnitsOfOneBatchSeeWhatTheEarlierOnesChanged) {
   EXPECT_EQ(audit_notes, in_order);
 }
 
+// In one commit batch, a plan an earlier unit created is found by the later ones, with the event
+// times they moved, and everything ends in the database.
+TEST_P(Storage, UnitsOfOneBatchFindAPlanAnEarlierOneCreated) {
+  const auto hospital = new_hospital();
+  auto plan = sample_plan(hospital);
+  plan.stripe_customer_id = unique_id("cus");
+  const int failed = run_in_one_batch(3, [&](std::size_t i, Tx& tx) {
+    auto& plans = tx.get<PlanRepo>();
+    if (i == 0) return plans.save_plan(plan);
+    const auto before =
+        i == 1 ? plans.find_plan(hospital) : plans.find_plan_by_customer(*plan.stripe_customer_id);
+    if (!before || before->last_event_created != (i == 1 ? std::nullopt : std::optional(1)))
+      throw std::runtime_error("the unit did not see the plan as the one before left it");
+    Plan after = *before;
+    after.last_event_created = static_cast<std::int64_t>(i);
+    plans.update_plan(*before, after);
+    plans.append_history(change_to(after, std::to_string(i)));
+  });
+  EXPECT_EQ(failed, 0);
+  auto expected = plan;
+  expected.last_event_created = 2;
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }), expected);
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().history(hospital); }).size(), 2u);
+}
+
+// A change a unit left to its batch's end that the database refuses there fails that unit alone:
+// the batch runs again, each unit in a savepoint of its own.
+TEST_P(Storage, AWriteRefusedAtTheBatchsEndFailsOnlyItsUnit) {
+  constexpr std::size_t kUnits = 4, kRefused = 2;
+  std::vector<Plan> plans;
+  for (std::size_t i = 0; i < kUnits; ++i) {
+    plans.push_back(sample_plan(new_hospital()));
+    write([&](Tx& tx) { tx.get<PlanRepo>().save_plan(plans.back()); });
+  }
+  std::vector<int> runs(kUnits);
+  const int failed = run_in_one_batch(kUnits, [&](std::size_t i, Tx& tx) {
+    ++runs[i];
+    auto& repo = tx.get<PlanRepo>();
+    const auto before = *repo.find_plan(plans[i].owner);
+    Plan after = before;
+    after.max_agents = i == kRefused ? -1 : 7;  // CHECK (max_agents >= 0)
+    after.status = PlanStatus::suspended;
+    repo.update_plan(before, after);
+  });
+  EXPECT_EQ(failed, 1);
+  EXPECT_THAT(runs, ElementsAre(2, 2, 2, 2));
+  for (std::size_t i = 0; i < kUnits; ++i) {
+    const auto saved = read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(plans[i].owner); });
+    EXPECT_EQ(saved->max_agents, i == kRefused ? 5 : 7) << i;
+    EXPECT_EQ(saved->status, i == kRefused ? PlanStatus::active : PlanStatus::suspended) << i;
+  }
+}
+
 // In one commit batch, an event delivered three times is applied by one unit, one processed
 // before by none, and an invoice is recorded once whether it comes twice or was recorded before.
 TEST_P(Storage, ABatchClaimsEachEventAndRecordsEachInvoiceOnce) {

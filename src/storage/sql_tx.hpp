@@ -12,6 +12,17 @@
 
 namespace billing {
 
+// What the units of one group-commit batch leave to its end, written then by write().
+struct SqlBatch {
+  PlanBatch plans;
+  AuditBatch audit;
+
+  void write(sql::Connection& connection) const {
+    SqlPlanRepo::write_batch(connection, plans);
+    SqlPaymentRepo::write_batch(connection, audit);
+  }
+};
+
 class SqlTx final : public Tx,
                     public SqlEntityRepo,
                     public SqlPlanRepo,
@@ -20,12 +31,13 @@ class SqlTx final : public Tx,
                     public SqlPaymentRepo,
                     public SqlLocalProviderRepo {
  public:
-  SqlTx(sql::Connection& connection, bool write_unit)
+  // A unit of a group-commit batch leaves its plan changes, history and audit rows in `batch`.
+  SqlTx(sql::Connection& connection, bool write_unit, SqlBatch* batch = nullptr)
       : SqlEntityRepo(connection, write_unit),
-        SqlPlanRepo(connection),
+        SqlPlanRepo(connection, batch ? &batch->plans : nullptr),
         SqlServiceRepo(connection),
         SqlHealthRepo(connection),
-        SqlPaymentRepo(connection),
+        SqlPaymentRepo(connection, batch ? &batch->audit : nullptr),
         SqlLocalProviderRepo(connection) {}
 };
 
