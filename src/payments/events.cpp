@@ -347,12 +347,23 @@ StripeEvent parse_event(std::string_view payload) {
                      .payload = payload};
 }
 
-std::size_t event_affinity(const StripeEvent& event) {
+namespace {
+
+// The entity the metadata of the event's object names, or of its subscription (an invoice's).
+std::optional<EntityRef> metadata_owner(const StripeEvent& event) {
   const auto& o = event.object;
   const auto* details = child(o, "subscription_details");
   for (const auto* metadata :
        {child(o, "metadata"), details ? child(*details, "metadata") : nullptr})
-    if (auto entity = metadata_entity(metadata)) return std::hash<std::string>{}(entity->id);
+    if (auto entity = metadata_entity(metadata)) return entity;
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::size_t event_affinity(const StripeEvent& event) {
+  if (auto owner = metadata_owner(event)) return std::hash<std::string>{}(owner->id);
+  const auto& o = event.object;
   const bool is_subscription = text(o, "object") == std::optional<std::string_view>("subscription");
   for (auto key : {is_subscription ? text(o, "id") : text(o, "subscription"), text(o, "customer")})
     if (key) return std::hash<std::string_view>{}(*key);
@@ -379,6 +390,8 @@ AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& even
                                      .created_at = now});
     return outcome.status;
   };
+  // The plan the event most likely changes comes with the claim's round trip.
+  if (auto owner = metadata_owner(event)) tx.get<PlanRepo>().expect_plan(*owner);
   if (!payments.claim_event(event.inbox(), now))
     return audit({AuditStatus::duplicate, "already processed"});
   return audit(EventEffects(tx, rules, event, now).apply());

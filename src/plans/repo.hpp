@@ -13,6 +13,9 @@ class PlanRepo {
   virtual ~PlanRepo() = default;
 
   virtual std::optional<Plan> find_plan(const EntityRef& owner) = 0;
+  // The unit will soon ask for the owner's plan: storage may read it along with the unit's next
+  // statement, saving a round trip to the database.
+  virtual void expect_plan(const EntityRef& owner) = 0;
   virtual std::optional<Plan> find_plan_by_subscription(std::string_view subscription_id) = 0;
   virtual std::optional<Plan> find_plan_by_customer(std::string_view customer_id) = 0;
   virtual void save_plan(const Plan& plan) = 0;  // insert, or update the row with plan.id

@@ -7,6 +7,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "storage/postgres/connection.hpp"
 #include "storage/sqlite/connection.hpp"
@@ -63,6 +64,36 @@ TEST_P(Connections, StatementsRunLaterHaveRunWhenTheNextAnswerComes) {
             1);
   EXPECT_EQ(value, 50);  // the rows of the statement whose answer was asked for
   connection->settle();  // nothing queued: nothing to do
+}
+
+// Reads run later give their rows once the next answer has come, each to its own visitor, in
+// order with what was queued around them; a failing one surfaces as a failure of the statement
+// run later does.
+TEST_P(Connections, ReadsRunLaterGiveTheirRowsWithTheNextAnswer) {
+  insert_later(1, 10);
+  std::vector<std::int64_t> seen;
+  const auto keep = [&](const sql::Row& row) { seen.push_back(row.integer(0)); };
+  connection->read_later(kValue, {std::int64_t{1}}, keep);  // sees the insert before it
+  connection->read_later(kValue, {std::int64_t{2}}, keep);  // no row
+  insert_later(2, 20);
+  connection->read_later(kCount, {}, keep);
+  EXPECT_EQ(connection->run(kValue, {std::int64_t{2}}, keep), 1);
+  EXPECT_EQ(seen, (std::vector<std::int64_t>{10, 2, 20}));
+
+  seen.clear();
+  connection->read_later(kValue, {std::int64_t{1}}, keep);
+  connection->settle();
+  EXPECT_EQ(seen, (std::vector<std::int64_t>{10}));
+
+  seen.clear();
+  EXPECT_THROW(
+      {
+        connection->read_later("SELECT n FROM no_such_table", {}, keep);  // SQLite: here
+        connection->settle();
+      },
+      std::runtime_error);
+  EXPECT_TRUE(seen.empty());
+  EXPECT_EQ(count(), 2);  // the connection goes on
 }
 
 TEST_P(Connections, AFailureSurfacesOnceAndTheConnectionGoesOn) {

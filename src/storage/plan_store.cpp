@@ -18,6 +18,35 @@ namespace billing {
                                 BILLING_PG_ISO8601("updated_at")) where \
   }
 
+namespace {
+
+// A row of BILLING_PLAN_COLUMNS.
+Plan decode_plan(const sql::Row& row) {
+  const bool hospital = !row.is_null(1);
+  return Plan{
+      .id = std::string(row.text(0)),
+      .owner = {hospital ? EntityKind::hospital : EntityKind::individual,
+                std::string(row.text(hospital ? 1 : 2))},
+      .plan_type = decode_enum<PlanType>(row.text(3)),
+      .status = decode_enum<PlanStatus>(row.text(4)),
+      .max_agents = static_cast<int>(row.integer(5)),
+      .selected_services = decode_services(row.text(6)),
+      .stripe_customer_id = optional_text(row, 7),
+      .stripe_subscription_id = optional_text(row, 8),
+      .billing_cycle = optional_decoded<BillingCycle>(row, 9),
+      .pending_plan_type = optional_decoded<PlanType>(row, 10),
+      .cancel_at_period_end = row.integer(11) != 0,
+      .last_event_created = optional_integer(row, 12),
+      .created_at = decode_time(row.text(13)),
+      .updated_at = decode_time(row.text(14)),
+  };
+}
+
+constexpr sql::Query kFindByOwner[] = {BILLING_PLAN_QUERY("WHERE hospital_id = ?"),
+                                       BILLING_PLAN_QUERY("WHERE individual_id = ?")};
+
+}  // namespace
+
 PlanBatch::Change* SqlPlanRepo::batch_change(std::string_view plan_id) {
   for (auto& change : batch_->changes)
     if (change.after.id == plan_id) return &change;
@@ -33,34 +62,35 @@ std::optional<Plan> SqlPlanRepo::find_plan_where(const sql::Query& query, std::s
     for (const auto& change : batch_->changes)
       if (matches(change.after)) return change.after;
   std::optional<Plan> plan;
-  db_.run(query, {key}, [&](const sql::Row& row) {
-    const bool hospital = !row.is_null(1);
-    plan.emplace(Plan{
-        .id = std::string(row.text(0)),
-        .owner = {hospital ? EntityKind::hospital : EntityKind::individual,
-                  std::string(row.text(hospital ? 1 : 2))},
-        .plan_type = decode_enum<PlanType>(row.text(3)),
-        .status = decode_enum<PlanStatus>(row.text(4)),
-        .max_agents = static_cast<int>(row.integer(5)),
-        .selected_services = decode_services(row.text(6)),
-        .stripe_customer_id = optional_text(row, 7),
-        .stripe_subscription_id = optional_text(row, 8),
-        .billing_cycle = optional_decoded<BillingCycle>(row, 9),
-        .pending_plan_type = optional_decoded<PlanType>(row, 10),
-        .cancel_at_period_end = row.integer(11) != 0,
-        .last_event_created = optional_integer(row, 12),
-        .created_at = decode_time(row.text(13)),
-        .updated_at = decode_time(row.text(14)),
-    });
-  });
+  db_.run(query, {key}, [&](const sql::Row& row) { plan.emplace(decode_plan(row)); });
   if (batch_ && plan && batch_change(plan->id)) return std::nullopt;
   return plan;
 }
 
+void SqlPlanRepo::expect_plan(const EntityRef& owner) {
+  if (!batch_) return;
+  for (const auto& change : batch_->changes)
+    if (change.after.owner == owner) return;
+  for (const auto& read : batch_->reads)
+    if (read.owner == owner) return;
+  batch_->reads.push_back({owner, std::nullopt});
+  db_.read_later(for_kind(kFindByOwner, owner.kind), {owner.id},
+                 [reads = &batch_->reads, i = batch_->reads.size() - 1](const sql::Row& row) {
+                   (*reads)[i].plan = decode_plan(row);
+                 });
+}
+
 std::optional<Plan> SqlPlanRepo::find_plan(const EntityRef& owner) {
-  static constexpr sql::Query kFind[] = {BILLING_PLAN_QUERY("WHERE hospital_id = ?"),
-                                         BILLING_PLAN_QUERY("WHERE individual_id = ?")};
-  return find_plan_where(for_kind(kFind, owner.kind), owner.id,
+  if (batch_) {
+    for (const auto& change : batch_->changes)
+      if (change.after.owner == owner) return change.after;
+    for (const auto& read : batch_->reads)
+      if (read.owner == owner) {
+        db_.settle();  // its rows have come
+        return read.plan;
+      }
+  }
+  return find_plan_where(for_kind(kFindByOwner, owner.kind), owner.id,
                          [&](const Plan& plan) { return plan.owner == owner; });
 }
 

@@ -13,6 +13,11 @@ struct PlanBatch {
     Plan after;
   };
   std::vector<Change> changes;  // one per plan
+  struct Read {
+    EntityRef owner;
+    std::optional<Plan> plan;  // as the database holds it, once the read has run
+  };
+  std::vector<Read> reads;  // expect_plan's
   std::vector<PlanChange> history;
 };
 
@@ -24,6 +29,7 @@ class SqlPlanRepo : public PlanRepo {
       : db_(connection), batch_(batch) {}
 
   std::optional<Plan> find_plan(const EntityRef& owner) override;
+  void expect_plan(const EntityRef& owner) override;
   std::optional<Plan> find_plan_by_subscription(std::string_view subscription_id) override;
   std::optional<Plan> find_plan_by_customer(std::string_view customer_id) override;
   void save_plan(const Plan& plan) override;

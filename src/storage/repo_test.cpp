@@ -544,6 +544,32 @@ TEST_P(Storage, UnitsOfOneBatchFindAPlanAnEarlierOneCreated) {
   EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().history(hospital); }).size(), 2u);
 }
 
+// In one commit batch, a plan a unit expects is read with its next statement, as the database
+// holds it, or as an earlier unit of the batch left it; an owner without a plan has none.
+TEST_P(Storage, APlanExpectedInABatchIsReadAsTheBatchLeftIt) {
+  const auto hospital = new_hospital(), planless = new_hospital();
+  const auto plan = sample_plan(hospital);
+  write([&](Tx& tx) { tx.get<PlanRepo>().save_plan(plan); });
+  std::vector<std::optional<Plan>> found(3);
+  const int failed = run_in_one_batch(3, [&](std::size_t i, Tx& tx) {
+    auto& plans = tx.get<PlanRepo>();
+    const auto owner = i == 1 ? planless : hospital;
+    plans.expect_plan(owner);
+    tx.get<PaymentRepo>().claim_event({unique_id("evt"), "test", 1, "{}"}, now);
+    found[i] = plans.find_plan(owner);
+    if (i == 0) {
+      Plan after = *found[i];
+      after.status = PlanStatus::suspended;
+      plans.update_plan(*found[i], after);
+    }
+  });
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(found[0], plan);
+  EXPECT_EQ(found[1], std::nullopt);
+  ASSERT_TRUE(found[2].has_value());
+  EXPECT_EQ(found[2]->status, PlanStatus::suspended);
+}
+
 // A change a unit left to its batch's end that the database refuses there fails that unit alone:
 // the batch runs again, each unit in a savepoint of its own.
 TEST_P(Storage, AWriteRefusedAtTheBatchsEndFailsOnlyItsUnit) {

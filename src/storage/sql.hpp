@@ -4,6 +4,7 @@
 // `?` placeholders; where the dialects truly differ a Query carries both texts.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <string_view>
 #include <variant>
@@ -57,6 +58,12 @@ class Connection {
   // settle() returns; those throw its error if it failed, with the queue emptied either way.
   virtual void run_later(const Query& query, std::initializer_list<Param> params) {
     run(query, params);
+  }
+  // A read whose rows are wanted a little later: a backend may queue it as run_later does, and
+  // call `on_row` for each of its rows once the next run(), exec() or settle() has returned.
+  virtual void read_later(const Query& query, std::initializer_list<Param> params,
+                          std::function<void(const Row&)> on_row) {
+    run(query, params, on_row);
   }
   virtual void settle() {}
   // Left in a state no statement can follow (the server went away): nothing more is tried on it.

@@ -141,6 +141,7 @@ bool PostgresConnection::broken() const {
 void PostgresConnection::reconnect() {
   prepared_.clear();
   in_flight_.clear();
+  later_reads_.clear();
   needs_reset_ = false;
   PQreset(conn_);
   if (broken()) throw std::runtime_error(std::string("cannot reconnect: ") + PQerrorMessage(conn_));
@@ -182,6 +183,13 @@ void PostgresConnection::run_later(const sql::Query& query,
   send(query.text(sql::Dialect::postgres), params);
 }
 
+void PostgresConnection::read_later(const sql::Query& query,
+                                    std::initializer_list<sql::Param> params,
+                                    std::function<void(const sql::Row&)> on_row) {
+  run_later(query, params);
+  later_reads_.emplace_back(in_flight_.size() - 1, std::move(on_row));
+}
+
 void PostgresConnection::settle() {
   if (!in_flight_.empty()) finish_pipeline({});
 }
@@ -212,6 +220,8 @@ void PostgresConnection::send(const char* statement, std::initializer_list<sql::
 std::int64_t PostgresConnection::finish_pipeline(sql::RowVisitor on_row) {
   std::string error;
   Result last;
+  std::vector<Result> read_results;  // of later_reads_, in order
+  auto later_read = later_reads_.begin();
   if (PQpipelineSync(conn_) != 1) error = failure_text(conn_, nullptr);
   for (std::size_t i = 0; i < in_flight_.size(); ++i) {
     Result result(PQgetResult(conn_));
@@ -226,17 +236,24 @@ std::int64_t PostgresConnection::finish_pipeline(sql::RowVisitor on_row) {
       // An error, or a statement skipped after one (PGRES_PIPELINE_ABORTED).
       if (error.empty()) error = failure_text(conn_, result.get());
       if (prepared) prepared_.erase(prepared);  // to be prepared again
+    } else if (later_read != later_reads_.end() && later_read->first == i) {
+      read_results.push_back(std::move(result));
+      ++later_read;
     } else if (i + 1 == in_flight_.size()) {
       last = std::move(result);
     }
   }
   in_flight_.clear();
+  auto reads = std::move(later_reads_);
+  later_reads_.clear();
   const Result sync(PQgetResult(conn_));  // PGRES_PIPELINE_SYNC
   // Still in pipeline mode, it would refuse every statement run without one: start afresh.
   if (PQexitPipelineMode(conn_) != 1) needs_reset_ = true;
   if (!error.empty()) throw std::runtime_error(error);
   if (needs_reset_) throw std::runtime_error(failure_text(conn_, nullptr));
   // The rows only now, the pipeline over: a visitor that throws leaves the connection sound.
+  for (std::size_t i = 0; i < read_results.size(); ++i)
+    rows_of(read_results[i].get(), reads[i].second);
   return rows_of(last.get(), on_row);
 }
 

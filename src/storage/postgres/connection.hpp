@@ -1,6 +1,8 @@
 #pragma once
+#include <functional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "storage/sql.hpp"
@@ -24,6 +26,8 @@ class PostgresConnection final : public sql::Connection {
   std::int64_t run(const sql::Query& query, std::initializer_list<sql::Param> params,
                    sql::RowVisitor on_row) override;
   void run_later(const sql::Query& query, std::initializer_list<sql::Param> params) override;
+  void read_later(const sql::Query& query, std::initializer_list<sql::Param> params,
+                  std::function<void(const sql::Row&)> on_row) override;
   void settle() override;
 
   bool broken() const override;  // the server went away, or a pipeline could not be ended
@@ -43,6 +47,8 @@ class PostgresConnection final : public sql::Connection {
   // Sent in pipeline mode and not answered yet, in order: a statement's preparation (its text)
   // or its execution (null).
   std::vector<const char*> in_flight_;
+  // The reads among them (read_later): their place in in_flight_, and who wants their rows.
+  std::vector<std::pair<std::size_t, std::function<void(const sql::Row&)>>> later_reads_;
   bool needs_reset_ = false;  // left in a state no statement can follow: broken() until reconnect
 };
 
