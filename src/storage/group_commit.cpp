@@ -111,12 +111,13 @@ void GroupCommit::run_unit(sql::Connection& connection, Unit& unit,
 bool GroupCommit::run_together(sql::Connection& connection, std::vector<Unit>& batch,
                                std::vector<EntityRef>& saved_owners) {
   Unit* running = nullptr;
+  // The units leave their plan changes, history and audit rows in `writes` (a later unit reads
+  // the plans back from there), which then go out as a few statements for the whole batch, with
+  // the COMMIT. What a unit queues itself (Connection::run_later) goes out with the next unit's
+  // first read. Outside the try: a read still queued when a unit throws writes its rows here
+  // while the failed batch settles.
+  SqlBatch writes;
   try {
-    // The units leave their plan changes, history and audit rows in `writes` (a later unit reads
-    // the plans back from there), which then go out as a few statements for the whole batch,
-    // with the COMMIT. What a unit queues itself (Connection::run_later) goes out with the next
-    // unit's first read.
-    SqlBatch writes;
     connection.run_later(kBegin, {});
     for (auto& unit : batch) {
       running = &unit;

@@ -56,14 +56,16 @@ PlanBatch::Change* SqlPlanRepo::batch_change(std::string_view plan_id) {
 template <class Matches>
 std::optional<Plan> SqlPlanRepo::find_plan_where(const sql::Query& query, std::string_view key,
                                                  Matches matches) {
-  // In a batch, a plan an earlier unit changed is read as it left it; the database still holds
-  // it as it was, which no longer matches if the change moved the key.
+  // In a batch, a plan an earlier unit changed is read as it left it; its row in the database,
+  // as it was before, is passed over (the change may have moved the key).
   if (batch_)
     for (const auto& change : batch_->changes)
       if (matches(change.after)) return change.after;
   std::optional<Plan> plan;
-  db_.run(query, {key}, [&](const sql::Row& row) { plan.emplace(decode_plan(row)); });
-  if (batch_ && plan && batch_change(plan->id)) return std::nullopt;
+  db_.run(query, {key}, [&](const sql::Row& row) {
+    auto found = decode_plan(row);
+    if (!batch_ || !batch_change(found.id)) plan.emplace(std::move(found));
+  });
   return plan;
 }
 
@@ -74,10 +76,15 @@ void SqlPlanRepo::expect_plan(const EntityRef& owner) {
   for (const auto& read : batch_->reads)
     if (read.owner == owner) return;
   batch_->reads.push_back({owner, std::nullopt});
-  db_.read_later(for_kind(kFindByOwner, owner.kind), {owner.id},
-                 [reads = &batch_->reads, i = batch_->reads.size() - 1](const sql::Row& row) {
-                   (*reads)[i].plan = decode_plan(row);
-                 });
+  try {
+    db_.read_later(for_kind(kFindByOwner, owner.kind), {owner.id},
+                   [reads = &batch_->reads, i = batch_->reads.size() - 1](const sql::Row& row) {
+                     (*reads)[i].plan = decode_plan(row);
+                   });
+  } catch (...) {
+    batch_->reads.pop_back();  // not read: no answer to give
+    throw;
+  }
 }
 
 std::optional<Plan> SqlPlanRepo::find_plan(const EntityRef& owner) {

@@ -525,7 +525,9 @@ TEST_P(Storage, UnitsOfOneBatchFindAPlanAnEarlierOneCreated) {
   const auto hospital = new_hospital();
   auto plan = sample_plan(hospital);
   plan.stripe_customer_id = unique_id("cus");
+  std::vector<int> runs(3);
   const int failed = run_in_one_batch(3, [&](std::size_t i, Tx& tx) {
+    ++runs[i];
     auto& plans = tx.get<PlanRepo>();
     if (i == 0) return plans.save_plan(plan);
     const auto before =
@@ -538,6 +540,7 @@ TEST_P(Storage, UnitsOfOneBatchFindAPlanAnEarlierOneCreated) {
     plans.append_history(change_to(after, std::to_string(i)));
   });
   EXPECT_EQ(failed, 0);
+  EXPECT_THAT(runs, ElementsAre(1, 1, 1));  // none threw: each saw what the one before left
   auto expected = plan;
   expected.last_event_created = 2;
   EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }), expected);
@@ -545,15 +548,19 @@ TEST_P(Storage, UnitsOfOneBatchFindAPlanAnEarlierOneCreated) {
 }
 
 // In one commit batch, a plan a unit expects is read with its next statement, as the database
-// holds it, or as an earlier unit of the batch left it; an owner without a plan has none.
+// holds it, or as an earlier unit of the batch left it; an owner without a plan has none until
+// a unit creates one.
 TEST_P(Storage, APlanExpectedInABatchIsReadAsTheBatchLeftIt) {
   const auto hospital = new_hospital(), planless = new_hospital();
-  const auto plan = sample_plan(hospital);
+  const auto plan = sample_plan(hospital), created = sample_plan(planless);
   write([&](Tx& tx) { tx.get<PlanRepo>().save_plan(plan); });
-  std::vector<std::optional<Plan>> found(3);
-  const int failed = run_in_one_batch(3, [&](std::size_t i, Tx& tx) {
+  constexpr std::size_t kUnits = 4;
+  std::vector<std::optional<Plan>> found(kUnits);
+  std::vector<int> runs(kUnits);
+  const int failed = run_in_one_batch(kUnits, [&](std::size_t i, Tx& tx) {
+    ++runs[i];
     auto& plans = tx.get<PlanRepo>();
-    const auto owner = i == 1 ? planless : hospital;
+    const auto owner = i % 2 == 0 ? hospital : planless;
     plans.expect_plan(owner);
     tx.get<PaymentRepo>().claim_event({unique_id("evt"), "test", 1, "{}"}, now);
     found[i] = plans.find_plan(owner);
@@ -562,12 +569,15 @@ TEST_P(Storage, APlanExpectedInABatchIsReadAsTheBatchLeftIt) {
       after.status = PlanStatus::suspended;
       plans.update_plan(*found[i], after);
     }
+    if (i == 1) plans.save_plan(created);
   });
   EXPECT_EQ(failed, 0);
+  EXPECT_THAT(runs, ElementsAre(1, 1, 1, 1));  // one batch, none rerun
   EXPECT_EQ(found[0], plan);
   EXPECT_EQ(found[1], std::nullopt);
   ASSERT_TRUE(found[2].has_value());
   EXPECT_EQ(found[2]->status, PlanStatus::suspended);
+  EXPECT_EQ(found[3], created);
 }
 
 // A change a unit left to its batch's end that the database refuses there fails that unit alone:
