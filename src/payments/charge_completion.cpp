@@ -22,6 +22,20 @@ std::string failure_of(const std::exception& e) {
   return e.what();
 }
 
+// `attempt` is the automatic attempt's number, none for a one-off.
+void log_fee_failure(std::string_view message, const ChargeToComplete& charge,
+                     std::string_view error, std::string_view attempt = {}) {
+  if (attempt.empty())
+    return log_event(
+        spdlog::level::warn, message, "",
+        {{"invoice_id", charge.invoice_id}, {"charge_id", charge.charge_id}, {"error", error}});
+  log_event(spdlog::level::warn, message, "",
+            {{"invoice_id", charge.invoice_id},
+             {"charge_id", charge.charge_id},
+             {"error", error},
+             {"attempt", attempt}});
+}
+
 }  // namespace
 
 boost::asio::awaitable<bool> ChargeCompletion::complete_once(const ChargeToComplete& charge) {
@@ -76,18 +90,12 @@ boost::asio::awaitable<void> ChargeCompletion::complete(std::string invoice_id,
       failure = failure_of(e);
     }
     const bool last = !worth_retrying || attempt == retry_delays_.size();
-    log_event(spdlog::level::warn,
-              last ? "payment fee not recorded" : "payment fee not recorded yet", "",
-              {{"invoice_id", charge.invoice_id},
-               {"charge_id", charge.charge_id},
-               {"error", failure},
-               {"attempt", std::to_string(attempt + 1)}});
+    log_fee_failure(last ? "payment fee not recorded" : "payment fee not recorded yet", charge,
+                    failure, std::to_string(attempt + 1));
     if (last) co_return;
     if (!co_await wait(retry_delays_[attempt])) {
-      log_event(spdlog::level::warn, "payment fee not recorded", "",
-                {{"invoice_id", charge.invoice_id},
-                 {"charge_id", charge.charge_id},
-                 {"error", "stopping: left to billing complete-fees"}});
+      log_fee_failure("payment fee not recorded", charge,
+                      "stopping: left to billing complete-fees");
       co_return;
     }
   }
@@ -105,16 +113,11 @@ boost::asio::awaitable<ChargeCompletion::Report> ChargeCompletion::complete_miss
         continue;
       }
       ++report.failed;
-      log_event(spdlog::level::warn, "payment fee not recorded", "",
-                {{"invoice_id", charge.invoice_id},
-                 {"charge_id", charge.charge_id},
-                 {"error", "the payment provider gives no charge details (not Stripe?)"}});
+      log_fee_failure("payment fee not recorded", charge,
+                      "the payment provider gives no charge details (not Stripe?)");
     } catch (const std::exception& e) {
       ++report.failed;
-      log_event(spdlog::level::warn, "payment fee not recorded", "",
-                {{"invoice_id", charge.invoice_id},
-                 {"charge_id", charge.charge_id},
-                 {"error", failure_of(e)}});
+      log_fee_failure("payment fee not recorded", charge, failure_of(e));
     }
   }
   co_return report;

@@ -4,12 +4,12 @@
 
 namespace billing {
 
-// PaymentRepo over either SQL backend: webhook_events, stripe_audit, payments.
 // The audit rows the units of one group-commit batch leave to its end (see PlanBatch).
 struct AuditBatch {
   std::vector<AuditEntry> entries;
 };
 
+// PaymentRepo over either SQL backend: webhook_events, stripe_audit, payments.
 class SqlPaymentRepo : public PaymentRepo {
  public:
   // With a batch, audit rows wait in it for the batch's end (write_batch).

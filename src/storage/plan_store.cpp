@@ -42,14 +42,34 @@ Plan decode_plan(const sql::Row& row) {
   };
 }
 
+auto owned_by(const EntityRef& owner) {
+  return [&owner](const Plan& plan) { return plan.owner == owner; };
+}
+
 constexpr sql::Query kFindByOwner[] = {BILLING_PLAN_QUERY("WHERE hospital_id = ?"),
                                        BILLING_PLAN_QUERY("WHERE individual_id = ?")};
 
 }  // namespace
 
 PlanBatch::Change* SqlPlanRepo::batch_change(std::string_view plan_id) {
+  if (!batch_) return nullptr;
   for (auto& change : batch_->changes)
     if (change.after.id == plan_id) return &change;
+  return nullptr;
+}
+
+template <class Matches>
+const Plan* SqlPlanRepo::changed_in_batch(Matches matches) const {
+  if (batch_)
+    for (const auto& change : batch_->changes)
+      if (matches(change.after)) return &change.after;
+  return nullptr;
+}
+
+PlanBatch::Read* SqlPlanRepo::read_in_batch(const EntityRef& owner) {
+  if (batch_)
+    for (auto& read : batch_->reads)
+      if (read.owner == owner) return &read;
   return nullptr;
 }
 
@@ -58,23 +78,17 @@ std::optional<Plan> SqlPlanRepo::find_plan_where(const sql::Query& query, std::s
                                                  Matches matches) {
   // In a batch, a plan an earlier unit changed is read as it left it; its row in the database,
   // as it was before, is passed over (the change may have moved the key).
-  if (batch_)
-    for (const auto& change : batch_->changes)
-      if (matches(change.after)) return change.after;
+  if (const Plan* changed = changed_in_batch(matches)) return *changed;
   std::optional<Plan> plan;
   db_.run(query, {key}, [&](const sql::Row& row) {
     auto found = decode_plan(row);
-    if (!batch_ || !batch_change(found.id)) plan.emplace(std::move(found));
+    if (!batch_change(found.id)) plan.emplace(std::move(found));
   });
   return plan;
 }
 
 void SqlPlanRepo::expect_plan(const EntityRef& owner) {
-  if (!batch_) return;
-  for (const auto& change : batch_->changes)
-    if (change.after.owner == owner) return;
-  for (const auto& read : batch_->reads)
-    if (read.owner == owner) return;
+  if (!batch_ || changed_in_batch(owned_by(owner)) || read_in_batch(owner)) return;
   batch_->reads.push_back({owner, std::nullopt});
   try {
     db_.read_later(for_kind(kFindByOwner, owner.kind), {owner.id},
@@ -88,17 +102,12 @@ void SqlPlanRepo::expect_plan(const EntityRef& owner) {
 }
 
 std::optional<Plan> SqlPlanRepo::find_plan(const EntityRef& owner) {
-  if (batch_) {
-    for (const auto& change : batch_->changes)
-      if (change.after.owner == owner) return change.after;
-    for (const auto& read : batch_->reads)
-      if (read.owner == owner) {
-        db_.settle();  // its rows have come
-        return read.plan;
-      }
+  if (const Plan* changed = changed_in_batch(owned_by(owner))) return *changed;
+  if (const PlanBatch::Read* read = read_in_batch(owner)) {
+    db_.settle();  // its rows have come
+    return read->plan;
   }
-  return find_plan_where(for_kind(kFindByOwner, owner.kind), owner.id,
-                         [&](const Plan& plan) { return plan.owner == owner; });
+  return find_plan_where(for_kind(kFindByOwner, owner.kind), owner.id, owned_by(owner));
 }
 
 std::optional<Plan> SqlPlanRepo::find_plan_by_subscription(std::string_view subscription_id) {

@@ -48,7 +48,12 @@ class SqlPlanRepo : public PlanRepo {
   std::optional<Plan> find_plan_where(const sql::Query& query, std::string_view key,
                                       Matches matches);
   static void write_plan(sql::Connection& connection, const Plan& plan);
+  // In the batch (none without one): the change of plan `plan_id`; the plan an earlier unit left
+  // that `matches`; the read expect_plan queued for `owner`.
   PlanBatch::Change* batch_change(std::string_view plan_id);
+  template <class Matches>
+  const Plan* changed_in_batch(Matches matches) const;
+  PlanBatch::Read* read_in_batch(const EntityRef& owner);
 
   sql::Connection& db_;
   PlanBatch* batch_;
