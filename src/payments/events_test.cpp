@@ -5,6 +5,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <future>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -113,6 +116,28 @@ class Events : public ::testing::TestWithParam<std::string> {
   }
   std::vector<PlanChange> history() {
     return run_blocking(db->read([&](Tx& tx) { return tx.get<PlanRepo>().history(hospital); }));
+  }
+
+  // Applies `theirs` through a second handle on the database (another replica) and, while that
+  // unit has not committed, `mine` through this one: `mine` must wait for the commit (checked
+  // for 200 ms) and then build on what `theirs` left. Both answer `ok`.
+  void apply_beside_another_replica(std::unique_ptr<Db> replica, const StripeEvent& theirs,
+                                    const StripeEvent& mine) {
+    std::promise<void> entered, release;
+    auto their_unit = std::async(std::launch::async, [&] {
+      return run_blocking(replica->transact([&](Tx& tx) {
+        const auto status = apply_event(tx, rules, theirs, now);
+        entered.set_value();
+        release.get_future().wait();
+        return status;
+      }));
+    });
+    entered.get_future().wait();
+    auto my_unit = std::async(std::launch::async, [&] { return apply(mine); });
+    EXPECT_EQ(my_unit.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+    release.set_value();
+    EXPECT_EQ(their_unit.get(), AuditStatus::ok);
+    EXPECT_EQ(my_unit.get(), AuditStatus::ok);
   }
 };
 
@@ -228,6 +253,40 @@ TEST_P(Events, OutOfOrderEventsInsideOneBatch) {
                                                         AuditStatus::duplicate));
   EXPECT_EQ(plan()->status, PlanStatus::active);
   EXPECT_EQ(payments().size(), 1u);
+}
+
+// Read before the other replica's commit, the plan would still be active: the paid invoice would
+// change only its event time and leave it suspended, with the newer event's time.
+TEST_P(Events, AnEventWaitsForAnotherReplicasChangeToItsPlanAndBuildsOnIt) {
+  auto [first, replica] = testing::open_test_db_twice(GetParam());
+  db = std::move(first);
+  apply(checkout_completed());
+  const auto failed = invoice("invoice.payment_failed", unique_id("in"));
+  const auto paid = invoice("invoice.payment_succeeded", unique_id("in"));
+  apply_beside_another_replica(std::move(replica), failed, paid);
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+  EXPECT_EQ(plan()->last_event_created, paid.created);
+  ASSERT_EQ(history().size(), 3u);
+  EXPECT_EQ(history()[2].to_status, PlanStatus::active);
+}
+
+// An invoice of a subscription made before checkouts carried metadata finds its plan by the
+// subscription: its owner is locked, and the plan read again, before the invoice changes it.
+TEST_P(Events, AnEventWithoutMetadataAlsoWaitsForAnotherReplicasChange) {
+  auto [first, replica] = testing::open_test_db_twice(GetParam());
+  db = std::move(first);
+  apply(checkout_completed());
+  apply(invoice("invoice.payment_failed", unique_id("in")));  // suspended: `paid` reactivates
+  const auto paid = invoice("invoice.payment_succeeded", unique_id("in"));
+  const auto failed = event("invoice.payment_failed", {{"id", unique_id("in")},
+                                                       {"object", "invoice"},
+                                                       {"customer", customer},
+                                                       {"subscription", subscription},
+                                                       {"amount_paid", 0},
+                                                       {"currency", "usd"}});
+  apply_beside_another_replica(std::move(replica), paid, failed);
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  EXPECT_EQ(plan()->last_event_created, failed.created);
 }
 
 TEST_P(Events, AStaleUpdateAfterTheDeletionChangesNothing) {

@@ -26,14 +26,26 @@ std::string make_temp_dir() {
   return dir.string();
 }
 
+namespace {
+
+std::unique_ptr<Db> open_db(const std::string& backend, const std::string& sqlite_path) {
+  if (backend == "sqlite") return std::make_unique<SqliteDb>(sqlite_path);
+  return std::make_unique<PostgresDb>(std::getenv("BILLING_TEST_POSTGRES_URL"), 4);
+}
+
+}  // namespace
+
 std::unique_ptr<Db> open_test_db(const std::string& backend) {
-  std::unique_ptr<Db> db;
-  if (backend == "sqlite")
-    db = std::make_unique<SqliteDb>(make_temp_dir() + "/billing.db");
-  else
-    db = std::make_unique<PostgresDb>(std::getenv("BILLING_TEST_POSTGRES_URL"), 4);
+  auto db = open_db(backend, make_temp_dir() + "/billing.db");
   db->migrate();
   return db;
+}
+
+std::pair<std::unique_ptr<Db>, std::unique_ptr<Db>> open_test_db_twice(const std::string& backend) {
+  const auto sqlite_path = make_temp_dir() + "/billing.db";
+  auto first = open_db(backend, sqlite_path);
+  first->migrate();
+  return {std::move(first), open_db(backend, sqlite_path)};
 }
 
 std::string unique_id(const std::string& prefix) {

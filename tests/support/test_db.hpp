@@ -3,6 +3,7 @@
 // BILLING_TEST_POSTGRES_URL when it is set (scripts/test.sh starts one and sets it).
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -17,6 +18,9 @@ std::vector<std::string> test_backends();
 
 // A migrated database of that backend. PostgreSQL databases are shared, so tests use unique ids.
 std::unique_ptr<Db> open_test_db(const std::string& backend);
+
+// Two handles on one migrated database, as two replicas of the service have.
+std::pair<std::unique_ptr<Db>, std::unique_ptr<Db>> open_test_db_twice(const std::string& backend);
 
 // Names the test variants after their backend: Backends/Storage.Pings/sqlite.
 inline std::string backend_name(const ::testing::TestParamInfo<std::string>& info) {
