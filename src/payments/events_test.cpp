@@ -271,7 +271,7 @@ TEST_P(Events, AnEventWaitsForAnotherReplicasChangeToItsPlanAndBuildsOnIt) {
 }
 
 // An invoice of a subscription made before checkouts carried metadata finds its plan by the
-// subscription: its owner is locked, and the plan read again, before the invoice changes it.
+// subscription, and waits in the same way.
 TEST_P(Events, AnEventWithoutMetadataAlsoWaitsForAnotherReplicasChange) {
   auto [first, replica] = testing::open_test_db_twice(GetParam());
   db = std::move(first);
