@@ -132,8 +132,19 @@ class EventEffects {
       return std::nullopt;
     }
     if (subscription && plausible_id(*subscription))
-      return plans().find_plan_by_subscription(*subscription);
+      if (auto found = plans().find_plan_by_subscription(*subscription)) {
+        auto plan = plans().find_plan(locked(found->owner));
+        if (plan && plan->stripe_subscription_id == *subscription) return plan;
+      }
     return std::nullopt;
+  }
+
+  // The owner of a plan found by its subscription or customer, locked, so that the plan read
+  // next is as the last change to commit left it (apply_event locks the owner that metadata
+  // names before the claim).
+  const EntityRef& locked(const EntityRef& owner) {
+    tx_.get<EntityRepo>().entity_exists(owner);
+    return owner;
   }
 
   Outcome checkout_completed() {
@@ -183,9 +194,9 @@ class EventEffects {
     if (auto entity = metadata_entity(details ? child(*details, "metadata") : nullptr))
       return entity;
     if (auto sub = text(object_, "subscription"); sub && plausible_id(*sub))
-      if (auto plan = plans().find_plan_by_subscription(*sub)) return plan->owner;
+      if (auto plan = plans().find_plan_by_subscription(*sub)) return locked(plan->owner);
     if (auto customer = text(object_, "customer"); customer && plausible_id(*customer))
-      if (auto plan = plans().find_plan_by_customer(*customer)) return plan->owner;
+      if (auto plan = plans().find_plan_by_customer(*customer)) return locked(plan->owner);
     return std::nullopt;
   }
 
@@ -349,12 +360,13 @@ StripeEvent parse_event(std::string_view payload) {
 
 namespace {
 
-// The entity the metadata of the event's object names, or of its subscription (an invoice's).
+// The entity the metadata of the event's object names or, for an invoice, of its subscription
+// (first: the invoice's events read that one).
 std::optional<EntityRef> metadata_owner(const StripeEvent& event) {
   const auto& o = event.object;
   const auto* details = child(o, "subscription_details");
   for (const auto* metadata :
-       {child(o, "metadata"), details ? child(*details, "metadata") : nullptr})
+       {details ? child(*details, "metadata") : nullptr, child(o, "metadata")})
     if (auto entity = metadata_entity(metadata)) return entity;
   return std::nullopt;
 }
@@ -390,8 +402,13 @@ AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& even
                                      .created_at = now});
     return outcome.status;
   };
-  // The plan the event most likely changes comes with the claim's round trip.
-  if (auto owner = metadata_owner(event)) tx.get<PlanRepo>().expect_plan(*owner);
+  // Changes to one entity's plan queue up on the entity's row, whoever makes them (another
+  // writer, another replica, a request); the plan the event most likely changes comes with the
+  // claim's round trip, read once the lock is held.
+  if (auto owner = metadata_owner(event)) {
+    tx.get<EntityRepo>().hold_entity(*owner);
+    tx.get<PlanRepo>().expect_plan(*owner);
+  }
   if (!payments.claim_event(event.inbox(), now))
     return audit({AuditStatus::duplicate, "already processed"});
   return audit(EventEffects(tx, rules, event, now).apply());

@@ -19,6 +19,7 @@
 #include "kit/run_blocking.hpp"
 #include "payments/repo.hpp"
 #include "plans/repo.hpp"
+#include "plans/selection.hpp"
 #include "tests/support/test_db.hpp"
 
 namespace billing {
@@ -119,10 +120,10 @@ class Events : public ::testing::TestWithParam<std::string> {
   }
 
   // Applies `theirs` through a second handle on the database (another replica) and, while that
-  // unit has not committed, `mine` through this one: `mine` must wait for the commit (checked
-  // for 200 ms) and then build on what `theirs` left. Both answer `ok`.
-  void apply_beside_another_replica(std::unique_ptr<Db> replica, const StripeEvent& theirs,
-                                    const StripeEvent& mine) {
+  // unit has not committed, runs `mine` (a change through this one), which must wait for the
+  // commit (checked for 200 ms) before it can end.
+  template <class Mine>
+  void beside_another_replica(std::unique_ptr<Db> replica, const StripeEvent& theirs, Mine mine) {
     std::promise<void> entered, release;
     auto their_unit = std::async(std::launch::async, [&] {
       return run_blocking(replica->transact([&](Tx& tx) {
@@ -133,11 +134,11 @@ class Events : public ::testing::TestWithParam<std::string> {
       }));
     });
     entered.get_future().wait();
-    auto my_unit = std::async(std::launch::async, [&] { return apply(mine); });
+    auto my_unit = std::async(std::launch::async, std::move(mine));
     EXPECT_EQ(my_unit.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
     release.set_value();
     EXPECT_EQ(their_unit.get(), AuditStatus::ok);
-    EXPECT_EQ(my_unit.get(), AuditStatus::ok);
+    my_unit.get();
   }
 };
 
@@ -263,7 +264,8 @@ TEST_P(Events, AnEventWaitsForAnotherReplicasChangeToItsPlanAndBuildsOnIt) {
   apply(checkout_completed());
   const auto failed = invoice("invoice.payment_failed", unique_id("in"));
   const auto paid = invoice("invoice.payment_succeeded", unique_id("in"));
-  apply_beside_another_replica(std::move(replica), failed, paid);
+  beside_another_replica(std::move(replica), failed,
+                         [&] { EXPECT_EQ(apply(paid), AuditStatus::ok); });
   EXPECT_EQ(plan()->status, PlanStatus::active);
   EXPECT_EQ(plan()->last_event_created, paid.created);
   ASSERT_EQ(history().size(), 3u);
@@ -284,9 +286,33 @@ TEST_P(Events, AnEventWithoutMetadataAlsoWaitsForAnotherReplicasChange) {
                                                        {"subscription", subscription},
                                                        {"amount_paid", 0},
                                                        {"currency", "usd"}});
-  apply_beside_another_replica(std::move(replica), paid, failed);
+  beside_another_replica(std::move(replica), paid,
+                         [&] { EXPECT_EQ(apply(failed), AuditStatus::ok); });
   EXPECT_EQ(plan()->status, PlanStatus::suspended);
   EXPECT_EQ(plan()->last_event_created, failed.created);
+}
+
+// A request and a webhook take the same lock first, so neither overwrites the other. The owner
+// chooses pro while a failed payment suspends the lite plan: the choice is made on the suspended
+// plan (which it replaces, awaiting payment), not on the active plan it would otherwise have
+// read and written back whole, undoing the suspension.
+TEST_P(Events, APlanChoiceWaitsForAWebhooksChangeAndKeepsIt) {
+  auto [first, replica] = testing::open_test_db_twice(GetParam());
+  db = std::move(first);
+  apply(checkout_completed());
+  const Identity owner{.subject = "user-1", .role = Role::hospital, .entity_id = hospital.id};
+  beside_another_replica(
+      std::move(replica), invoice("invoice.payment_failed", unique_id("in")), [&] {
+        run_blocking(db->transact([&](Tx& tx) {
+          return select_plan(tx, catalog(), owner, {.plan_type = PlanType::pro, .id = hospital.id},
+                             now);
+        }));
+      });
+  EXPECT_EQ(plan()->status, PlanStatus::inactive);
+  EXPECT_EQ(plan()->plan_type, PlanType::pro);
+  EXPECT_EQ(plan()->pending_plan_type, std::nullopt);
+  ASSERT_EQ(history().size(), 3u);
+  EXPECT_EQ(history()[2].from_status, PlanStatus::suspended);
 }
 
 TEST_P(Events, AStaleUpdateAfterTheDeletionChangesNothing) {

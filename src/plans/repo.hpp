@@ -12,9 +12,6 @@ class PlanRepo {
  public:
   virtual ~PlanRepo() = default;
 
-  // In a write unit, a plan found is locked until commit: changes to one plan, from requests,
-  // webhook writers or other replicas, queue up, each reading the plan as the last commit left
-  // it. (A unit that may create the plan locks its owner first: EntityRepo::entity_exists.)
   virtual std::optional<Plan> find_plan(const EntityRef& owner) = 0;
   // The unit will soon ask for the owner's plan: storage may read it along with the unit's next
   // statement, saving a round trip to the database.

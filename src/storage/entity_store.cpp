@@ -5,16 +5,26 @@
 
 namespace billing {
 
+namespace {
+
+// A SQLite write unit holds the database's one write lock from its BEGIN IMMEDIATE, so only
+// PostgreSQL needs a row lock to queue concurrent changes to one entity.
+constexpr sql::Query kExistsAndLock[] = {
+    {"SELECT 1 FROM hospitals WHERE id = ?", "SELECT 1 FROM hospitals WHERE id = ? FOR UPDATE"},
+    {"SELECT 1 FROM individuals WHERE id = ?",
+     "SELECT 1 FROM individuals WHERE id = ? FOR UPDATE"}};
+
+}  // namespace
+
 bool SqlEntityRepo::entity_exists(const EntityRef& entity) {
   static constexpr sql::Query kExists[] = {"SELECT 1 FROM hospitals WHERE id = ?",
                                            "SELECT 1 FROM individuals WHERE id = ?"};
-  // A SQLite write unit holds the database's one write lock from its BEGIN IMMEDIATE, so only
-  // PostgreSQL needs a row lock to queue concurrent changes to one entity.
-  static constexpr sql::Query kExistsAndLock[] = {
-      {"SELECT 1 FROM hospitals WHERE id = ?", "SELECT 1 FROM hospitals WHERE id = ? FOR UPDATE"},
-      {"SELECT 1 FROM individuals WHERE id = ?",
-       "SELECT 1 FROM individuals WHERE id = ? FOR UPDATE"}};
   return db_.run(for_kind(write_unit_ ? kExistsAndLock : kExists, entity.kind), {entity.id}) > 0;
+}
+
+void SqlEntityRepo::hold_entity(const EntityRef& entity) {
+  if (write_unit_ && db_.dialect() == sql::Dialect::postgres)
+    db_.run_later(for_kind(kExistsAndLock, entity.kind), {entity.id});
 }
 
 void SqlEntityRepo::create_entity(const EntityRef& entity, TimePoint now) {

@@ -11,6 +11,7 @@ class SqlEntityRepo : public EntityRepo {
       : db_(connection), write_unit_(write_unit) {}
 
   bool entity_exists(const EntityRef& entity) override;
+  void hold_entity(const EntityRef& entity) override;
   void create_entity(const EntityRef& entity, TimePoint now) override;
   void create_assistant(std::string_view id, std::string_view hospital_id, TimePoint now) override;
   std::optional<std::string> assistant_hospital(std::string_view id) override;

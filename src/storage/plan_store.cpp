@@ -11,16 +11,12 @@ namespace billing {
   "SELECT id, hospital_id, individual_id, plan_type, status, max_agents, selected_services, " \
   "stripe_customer_id, stripe_subscription_id, billing_cycle, pending_plan_type, "            \
   "cancel_at_period_end, last_event_created, " created_at ", " updated_at " FROM plans "
-#define BILLING_PLAN_QUERY(where, lock)                                      \
-  sql::Query {                                                               \
-    BILLING_PLAN_COLUMNS("created_at", "updated_at")                         \
-    where, BILLING_PLAN_COLUMNS(BILLING_PG_ISO8601("created_at"),            \
-                                BILLING_PG_ISO8601("updated_at")) where lock \
+#define BILLING_PLAN_QUERY(where)                                       \
+  sql::Query {                                                          \
+    BILLING_PLAN_COLUMNS("created_at", "updated_at")                    \
+    where, BILLING_PLAN_COLUMNS(BILLING_PG_ISO8601("created_at"),       \
+                                BILLING_PG_ISO8601("updated_at")) where \
   }
-// A read of plans as a read unit runs it, and as a write unit does: locking the rows it finds on
-// PostgreSQL (a SQLite write unit holds the whole database from its BEGIN IMMEDIATE).
-#define BILLING_PLAN_QUERIES(where) \
-  { BILLING_PLAN_QUERY(where, ""), BILLING_PLAN_QUERY(where, " FOR UPDATE") }
 
 namespace {
 
@@ -50,8 +46,8 @@ auto owned_by(const EntityRef& owner) {
   return [&owner](const Plan& plan) { return plan.owner == owner; };
 }
 
-constexpr sql::Query kFindByOwner[2][2] = {BILLING_PLAN_QUERIES("WHERE hospital_id = ?"),
-                                           BILLING_PLAN_QUERIES("WHERE individual_id = ?")};
+constexpr sql::Query kFindByOwner[] = {BILLING_PLAN_QUERY("WHERE hospital_id = ?"),
+                                       BILLING_PLAN_QUERY("WHERE individual_id = ?")};
 
 }  // namespace
 
@@ -95,7 +91,7 @@ void SqlPlanRepo::expect_plan(const EntityRef& owner) {
   if (!batch_ || changed_in_batch(owned_by(owner)) || read_in_batch(owner)) return;
   batch_->reads.push_back({owner, std::nullopt});
   try {
-    db_.read_later(read_or_lock(for_kind(kFindByOwner, owner.kind)), {owner.id},
+    db_.read_later(for_kind(kFindByOwner, owner.kind), {owner.id},
                    [reads = &batch_->reads, i = batch_->reads.size() - 1](const sql::Row& row) {
                      (*reads)[i].plan = decode_plan(row);
                    });
@@ -111,24 +107,22 @@ std::optional<Plan> SqlPlanRepo::find_plan(const EntityRef& owner) {
     db_.settle();  // its rows have come
     return read->plan;
   }
-  return find_plan_where(read_or_lock(for_kind(kFindByOwner, owner.kind)), owner.id,
-                         owned_by(owner));
+  return find_plan_where(for_kind(kFindByOwner, owner.kind), owner.id, owned_by(owner));
 }
 
 std::optional<Plan> SqlPlanRepo::find_plan_by_subscription(std::string_view subscription_id) {
-  static constexpr sql::Query kFind[] = BILLING_PLAN_QUERIES("WHERE stripe_subscription_id = ?");
-  return find_plan_where(read_or_lock(kFind), subscription_id, [&](const Plan& plan) {
+  static constexpr sql::Query kFind = BILLING_PLAN_QUERY("WHERE stripe_subscription_id = ?");
+  return find_plan_where(kFind, subscription_id, [&](const Plan& plan) {
     return plan.stripe_subscription_id == subscription_id;
   });
 }
 
 std::optional<Plan> SqlPlanRepo::find_plan_by_customer(std::string_view customer_id) {
-  static constexpr sql::Query kFind[] = BILLING_PLAN_QUERIES("WHERE stripe_customer_id = ?");
-  return find_plan_where(read_or_lock(kFind), customer_id,
+  static constexpr sql::Query kFind = BILLING_PLAN_QUERY("WHERE stripe_customer_id = ?");
+  return find_plan_where(kFind, customer_id,
                          [&](const Plan& plan) { return plan.stripe_customer_id == customer_id; });
 }
 
-#undef BILLING_PLAN_QUERIES
 #undef BILLING_PLAN_QUERY
 #undef BILLING_PLAN_COLUMNS
 

@@ -25,8 +25,8 @@ struct PlanBatch {
 class SqlPlanRepo : public PlanRepo {
  public:
   // With a batch, changes wait in it for PlanBatch's end (write_batch).
-  SqlPlanRepo(sql::Connection& connection, bool write_unit, PlanBatch* batch = nullptr)
-      : db_(connection), write_unit_(write_unit), batch_(batch) {}
+  explicit SqlPlanRepo(sql::Connection& connection, PlanBatch* batch = nullptr)
+      : db_(connection), batch_(batch) {}
 
   std::optional<Plan> find_plan(const EntityRef& owner) override;
   void expect_plan(const EntityRef& owner) override;
@@ -44,11 +44,6 @@ class SqlPlanRepo : public PlanRepo {
   static void write_batch(sql::Connection& connection, const PlanBatch& batch);
 
  private:
-  // The query a unit of this kind runs: `queries[1]` (which locks) in a write unit, else
-  // `queries[0]`.
-  const sql::Query& read_or_lock(const sql::Query (&queries)[2]) const {
-    return queries[write_unit_ ? 1 : 0];
-  }
   template <class Matches>
   std::optional<Plan> find_plan_where(const sql::Query& query, std::string_view key,
                                       Matches matches);
@@ -61,7 +56,6 @@ class SqlPlanRepo : public PlanRepo {
   PlanBatch::Read* read_in_batch(const EntityRef& owner);
 
   sql::Connection& db_;
-  bool write_unit_;
   PlanBatch* batch_;
   std::vector<EntityRef> saved_owners_;
 };

@@ -34,7 +34,7 @@ class SqlTx final : public Tx,
   // A unit of a group-commit batch leaves its plan changes, history and audit rows in `batch`.
   SqlTx(sql::Connection& connection, bool write_unit, SqlBatch* batch = nullptr)
       : SqlEntityRepo(connection, write_unit),
-        SqlPlanRepo(connection, write_unit, batch ? &batch->plans : nullptr),
+        SqlPlanRepo(connection, batch ? &batch->plans : nullptr),
         SqlServiceRepo(connection),
         SqlHealthRepo(connection),
         SqlPaymentRepo(connection, batch ? &batch->audit : nullptr),
