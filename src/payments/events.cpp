@@ -133,16 +133,15 @@ class EventEffects {
     }
     if (subscription && plausible_id(*subscription))
       if (auto found = plans().find_plan_by_subscription(*subscription)) {
-        auto plan = plans().find_plan(locked(found->owner));
+        auto plan = plans().find_plan(lock_owner(found->owner));
         if (plan && plan->stripe_subscription_id == *subscription) return plan;
       }
     return std::nullopt;
   }
 
-  // The owner of a plan found by its subscription or customer, locked, so that the plan read
-  // next is as the last change to commit left it (apply_event locks the owner that metadata
-  // names before the claim).
-  const EntityRef& locked(const EntityRef& owner) {
+  // Locks the owner of a plan found by its subscription or customer, so that the plan read next
+  // is as the last change to commit left it.
+  const EntityRef& lock_owner(const EntityRef& owner) {
     tx_.get<EntityRepo>().entity_exists(owner);
     return owner;
   }
@@ -165,7 +164,7 @@ class EventEffects {
 
     auto& entities = tx_.get<EntityRepo>();
     entities.create_entity(*entity, now_);
-    entities.entity_exists(*entity);  // holds the entity's row until commit
+    entities.entity_exists(*entity);  // locks the row, which apply_event may have found absent
     const auto before = plans().find_plan(*entity);
     if (before && stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
     Plan after = before
@@ -194,9 +193,9 @@ class EventEffects {
     if (auto entity = metadata_entity(details ? child(*details, "metadata") : nullptr))
       return entity;
     if (auto sub = text(object_, "subscription"); sub && plausible_id(*sub))
-      if (auto plan = plans().find_plan_by_subscription(*sub)) return locked(plan->owner);
+      if (auto plan = plans().find_plan_by_subscription(*sub)) return lock_owner(plan->owner);
     if (auto customer = text(object_, "customer"); customer && plausible_id(*customer))
-      if (auto plan = plans().find_plan_by_customer(*customer)) return locked(plan->owner);
+      if (auto plan = plans().find_plan_by_customer(*customer)) return lock_owner(plan->owner);
     return std::nullopt;
   }
 

@@ -40,9 +40,12 @@ struct EventRules {
 // the caller must answer 500 to (so that Stripe retries).
 AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& event, TimePoint now);
 
-// The writer affinity of the event (Db::transact_grouped): the same for every event about one
-// plan, so that events of one plan never wait on each other's row locks in two writers. The
-// entity the metadata names, else the subscription, the customer, the event itself.
+// The writer affinity of the event (Db::transact_grouped): a hash of the entity the metadata
+// names, else of the subscription, the customer, the event itself. Events of one plan share a
+// writer, and the owners' locks (apply_event) go in ascending affinity, one order for every
+// writer and replica, except for events without metadata: they find their owner while they run
+// and may wait on, or deadlock with, another writer (PostgreSQL then fails one batch, which runs
+// again).
 std::size_t event_affinity(const StripeEvent& event);
 
 // The payload of the event's stripe_audit rows: what identifies it (id, type, created, the id and

@@ -119,26 +119,34 @@ class Events : public ::testing::TestWithParam<std::string> {
     return run_blocking(db->read([&](Tx& tx) { return tx.get<PlanRepo>().history(hospital); }));
   }
 
-  // Applies `theirs` through a second handle on the database (another replica) and, while that
-  // unit has not committed, runs `mine` (a change through this one), which must wait for the
-  // commit (checked for 200 ms) before it can end.
-  template <class Mine>
-  void beside_another_replica(std::unique_ptr<Db> replica, const StripeEvent& theirs, Mine mine) {
+  // Runs `theirs` (a change in a write unit) through a second handle on the database (another
+  // replica) and, while that unit has not committed, `mine` (a change through this one), which
+  // must wait for the commit (checked for 200 ms) before it can end.
+  template <class Theirs, class Mine>
+  void beside_another_replica(std::unique_ptr<Db> replica, Theirs theirs, Mine mine) {
     std::promise<void> entered, release;
     auto their_unit = std::async(std::launch::async, [&] {
-      return run_blocking(replica->transact([&](Tx& tx) {
-        const auto status = apply_event(tx, rules, theirs, now);
+      run_blocking(replica->transact([&](Tx& tx) {
+        theirs(tx);
         entered.set_value();
         release.get_future().wait();
-        return status;
       }));
     });
-    entered.get_future().wait();
+    auto entered_future = entered.get_future();
+    while (entered_future.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready)
+      if (their_unit.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        their_unit.get();  // rethrows what ended it
+        FAIL() << "the other replica's unit ended before it entered";
+      }
     auto my_unit = std::async(std::launch::async, std::move(mine));
     EXPECT_EQ(my_unit.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
     release.set_value();
-    EXPECT_EQ(their_unit.get(), AuditStatus::ok);
+    their_unit.get();
     my_unit.get();
+  }
+  // For beside_another_replica: applies `e` as the webhook does, expecting it to apply.
+  auto applying(const StripeEvent& e) {
+    return [this, &e](Tx& tx) { EXPECT_EQ(apply_event(tx, rules, e, now), AuditStatus::ok); };
   }
 };
 
@@ -264,7 +272,7 @@ TEST_P(Events, AnEventWaitsForAnotherReplicasChangeToItsPlanAndBuildsOnIt) {
   apply(checkout_completed());
   const auto failed = invoice("invoice.payment_failed", unique_id("in"));
   const auto paid = invoice("invoice.payment_succeeded", unique_id("in"));
-  beside_another_replica(std::move(replica), failed,
+  beside_another_replica(std::move(replica), applying(failed),
                          [&] { EXPECT_EQ(apply(paid), AuditStatus::ok); });
   EXPECT_EQ(plan()->status, PlanStatus::active);
   EXPECT_EQ(plan()->last_event_created, paid.created);
@@ -286,7 +294,7 @@ TEST_P(Events, AnEventWithoutMetadataAlsoWaitsForAnotherReplicasChange) {
                                                        {"subscription", subscription},
                                                        {"amount_paid", 0},
                                                        {"currency", "usd"}});
-  beside_another_replica(std::move(replica), paid,
+  beside_another_replica(std::move(replica), applying(paid),
                          [&] { EXPECT_EQ(apply(failed), AuditStatus::ok); });
   EXPECT_EQ(plan()->status, PlanStatus::suspended);
   EXPECT_EQ(plan()->last_event_created, failed.created);
@@ -301,18 +309,40 @@ TEST_P(Events, APlanChoiceWaitsForAWebhooksChangeAndKeepsIt) {
   db = std::move(first);
   apply(checkout_completed());
   const Identity owner{.subject = "user-1", .role = Role::hospital, .entity_id = hospital.id};
-  beside_another_replica(
-      std::move(replica), invoice("invoice.payment_failed", unique_id("in")), [&] {
-        run_blocking(db->transact([&](Tx& tx) {
-          return select_plan(tx, catalog(), owner, {.plan_type = PlanType::pro, .id = hospital.id},
-                             now);
-        }));
-      });
+  const auto failed = invoice("invoice.payment_failed", unique_id("in"));
+  beside_another_replica(std::move(replica), applying(failed), [&] {
+    run_blocking(db->transact([&](Tx& tx) {
+      return select_plan(tx, catalog(), owner, {.plan_type = PlanType::pro, .id = hospital.id},
+                         now);
+    }));
+  });
   EXPECT_EQ(plan()->status, PlanStatus::inactive);
   EXPECT_EQ(plan()->plan_type, PlanType::pro);
   EXPECT_EQ(plan()->pending_plan_type, std::nullopt);
   ASSERT_EQ(history().size(), 3u);
   EXPECT_EQ(history()[2].from_status, PlanStatus::suspended);
+}
+
+// The first checkout of an owner whose row and plan another replica is creating: its lock finds
+// no row and its early read no plan, so it reads the plan again once it holds the row (else it
+// would add a second plan for the owner, which the database refuses).
+TEST_P(Events, AFirstCheckoutBuildsOnAPlanAnotherReplicaIsCreating) {
+  auto [first, replica] = testing::open_test_db_twice(GetParam());
+  db = std::move(first);
+  const Identity owner{.subject = "user-1", .role = Role::hospital, .entity_id = hospital.id};
+  const auto checkout = checkout_completed();
+  beside_another_replica(
+      std::move(replica),
+      [&](Tx& tx) {
+        tx.get<EntityRepo>().create_entity(hospital, now);
+        select_plan(tx, catalog(), owner, {.plan_type = PlanType::pro, .id = hospital.id}, now);
+      },
+      [&] { EXPECT_EQ(apply(checkout), AuditStatus::ok); });
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+  EXPECT_EQ(plan()->plan_type, PlanType::lite);
+  EXPECT_EQ(plan()->stripe_subscription_id, subscription);
+  ASSERT_EQ(history().size(), 2u);
+  EXPECT_EQ(history()[1].from_plan_type, PlanType::pro);
 }
 
 TEST_P(Events, AStaleUpdateAfterTheDeletionChangesNothing) {

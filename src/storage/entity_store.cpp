@@ -7,6 +7,8 @@ namespace billing {
 
 namespace {
 
+constexpr sql::Query kExists[] = {"SELECT 1 FROM hospitals WHERE id = ?",
+                                  "SELECT 1 FROM individuals WHERE id = ?"};
 // A SQLite write unit holds the database's one write lock from its BEGIN IMMEDIATE, so only
 // PostgreSQL needs a row lock to queue concurrent changes to one entity.
 constexpr sql::Query kExistsAndLock[] = {
@@ -17,8 +19,6 @@ constexpr sql::Query kExistsAndLock[] = {
 }  // namespace
 
 bool SqlEntityRepo::entity_exists(const EntityRef& entity) {
-  static constexpr sql::Query kExists[] = {"SELECT 1 FROM hospitals WHERE id = ?",
-                                           "SELECT 1 FROM individuals WHERE id = ?"};
   return db_.run(for_kind(write_unit_ ? kExistsAndLock : kExists, entity.kind), {entity.id}) > 0;
 }
 

@@ -1,5 +1,7 @@
 #include "storage/group_commit.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
@@ -27,7 +29,7 @@ asio::awaitable<void> GroupCommit::run(FunctionRef<void(Tx&)> work, std::size_t 
         auto caller = asio::make_work_guard(asio::get_associated_executor(handler));
         // std::function needs a copyable callable; the handler is move-only.
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        enqueue(lane, Unit{work, [shared, caller](std::exception_ptr error) mutable {
+        enqueue(lane, Unit{work, affinity, [shared, caller](std::exception_ptr error) mutable {
                              asio::post(caller.get_executor(),
                                         [shared, error] { std::move (*shared)(error); });
                              caller.reset();
@@ -54,6 +56,8 @@ void GroupCommit::run_next_batch(std::size_t lane) {
     std::lock_guard lock(l.mutex);
     batch.swap(l.waiting);
   }
+  std::stable_sort(batch.begin(), batch.end(),
+                   [](const Unit& a, const Unit& b) { return a.affinity < b.affinity; });
   commit_batch(lane, batch);
   for (auto& unit : batch) unit.done(unit.error);
   // Units that queued meanwhile form the next batch, posted behind any plain write units that

@@ -51,9 +51,14 @@ class Storage : public ::testing::TestWithParam<std::string> {
     return h;
   }
 
+  // A multiple of every lane count up to 16: units of such affinities share the lane of 0.
+  static constexpr std::size_t kLaneOfZero = 720720;
+
   // Runs `count` grouped units on one writer, all queued while another unit holds it, so that
-  // they share one commit batch; unit i runs work(i, tx). Returns how many threw.
-  int run_in_one_batch(std::size_t count, std::function<void(std::size_t, Tx&)> work) {
+  // they share one commit batch; unit i runs work(i, tx), queued i-th with affinity(i) (a
+  // multiple of kLaneOfZero; 0 by default). Returns how many threw.
+  int run_in_one_batch(std::size_t count, std::function<void(std::size_t, Tx&)> work,
+                       std::function<std::size_t(std::size_t)> affinity = {}) {
     // A holder unit takes the writer and keeps it until every unit is queued behind it, so that
     // none joins the holder's batch and all share the next one.
     std::promise<void> all_queued;
@@ -80,7 +85,8 @@ class Storage : public ::testing::TestWithParam<std::string> {
           ioc,
           [&, i]() -> boost::asio::awaitable<void> {
             try {
-              co_await db->transact_grouped([&](Tx& tx) { work(i, tx); }, 0);
+              co_await db->transact_grouped([&](Tx& tx) { work(i, tx); },
+                                            affinity ? affinity(i) : 0);
             } catch (const std::exception&) {
               ++failed;
             }
@@ -521,6 +527,17 @@ TEST_P(Storage, UnitsOfOneBatchSeeWhatTheEarlierOnesChanged) {
 
 // In one commit batch, a plan an earlier unit created is found by the later ones, with the event
 // times they moved, and everything ends in the database.
+// Every writer and replica then takes the row locks keyed as the affinity in one order.
+TEST_P(Storage, ABatchRunsItsUnitsInAscendingAffinityThenInTheirOrder) {
+  const std::size_t affinities[] = {3, 1, 2, 1, 0};
+  std::vector<std::size_t> order;
+  EXPECT_EQ(run_in_one_batch(
+                5, [&](std::size_t i, Tx&) { order.push_back(i); },
+                [&](std::size_t i) { return affinities[i] * kLaneOfZero; }),
+            0);
+  EXPECT_THAT(order, ::testing::ElementsAre(4, 1, 3, 2, 0));
+}
+
 TEST_P(Storage, UnitsOfOneBatchFindAPlanAnEarlierOneCreated) {
   const auto hospital = new_hospital();
   auto plan = sample_plan(hospital);

@@ -28,24 +28,30 @@ std::string make_temp_dir() {
 
 namespace {
 
-std::unique_ptr<Db> open_db(const std::string& backend, const std::string& sqlite_path) {
-  if (backend == "sqlite") return std::make_unique<SqliteDb>(sqlite_path);
-  return std::make_unique<PostgresDb>(std::getenv("BILLING_TEST_POSTGRES_URL"), 4);
+// A SQLite database in a new temporary directory, or the PostgreSQL test database.
+std::string new_location(const std::string& backend) {
+  if (backend == "sqlite") return make_temp_dir() + "/billing.db";
+  return std::getenv("BILLING_TEST_POSTGRES_URL");
+}
+
+std::unique_ptr<Db> open_db(const std::string& backend, const std::string& location) {
+  if (backend == "sqlite") return std::make_unique<SqliteDb>(location);
+  return std::make_unique<PostgresDb>(location, 4);
 }
 
 }  // namespace
 
 std::unique_ptr<Db> open_test_db(const std::string& backend) {
-  auto db = open_db(backend, make_temp_dir() + "/billing.db");
+  auto db = open_db(backend, new_location(backend));
   db->migrate();
   return db;
 }
 
 std::pair<std::unique_ptr<Db>, std::unique_ptr<Db>> open_test_db_twice(const std::string& backend) {
-  const auto sqlite_path = make_temp_dir() + "/billing.db";
-  auto first = open_db(backend, sqlite_path);
+  const auto location = new_location(backend);
+  auto first = open_db(backend, location);
   first->migrate();
-  return {std::move(first), open_db(backend, sqlite_path)};
+  return {std::move(first), open_db(backend, location)};
 }
 
 std::string unique_id(const std::string& prefix) {
