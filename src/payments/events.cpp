@@ -359,15 +359,15 @@ StripeEvent parse_event(std::string_view payload) {
 
 namespace {
 
-// The entity the metadata of the event's object names or, for an invoice, of its subscription
-// (first: the invoice's events read that one).
+// The entity named by the metadata the event's effects read: an invoice event's subscription's,
+// or the object's own (a checkout session's, a subscription's).
 std::optional<EntityRef> metadata_owner(const StripeEvent& event) {
   const auto& o = event.object;
-  const auto* details = child(o, "subscription_details");
-  for (const auto* metadata :
-       {details ? child(*details, "metadata") : nullptr, child(o, "metadata")})
-    if (auto entity = metadata_entity(metadata)) return entity;
-  return std::nullopt;
+  if (event.type.starts_with("invoice.")) {
+    const auto* details = child(o, "subscription_details");
+    return metadata_entity(details ? child(*details, "metadata") : nullptr);
+  }
+  return metadata_entity(child(o, "metadata"));
 }
 
 }  // namespace

@@ -345,6 +345,19 @@ TEST_P(Events, AFirstCheckoutBuildsOnAPlanAnotherReplicaIsCreating) {
   EXPECT_EQ(history()[1].from_plan_type, PlanType::pro);
 }
 
+// One writer, and one place in a batch's lock order, for every event about the plan: by the
+// metadata each event's effects read (an invoice's own metadata is not theirs).
+TEST_P(Events, EventsAboutOnePlanShareTheirAffinity) {
+  auto paid = invoice("invoice.payment_succeeded", unique_id("in"));
+  paid.object["metadata"] = {{"role", "hospital"}, {"role_entity_id", "another-hospital"}};
+  const auto affinity = event_affinity(checkout_completed());
+  EXPECT_EQ(event_affinity(paid), affinity);
+  EXPECT_EQ(event_affinity(invoice("invoice.payment_failed", unique_id("in"))), affinity);
+  EXPECT_EQ(event_affinity(subscription_event("customer.subscription.updated", "active",
+                                              "price_local_hospital_pro_monthly")),
+            affinity);
+}
+
 TEST_P(Events, AStaleUpdateAfterTheDeletionChangesNothing) {
   apply(checkout_completed());
   const auto updated = subscription_event("customer.subscription.updated", "active",
