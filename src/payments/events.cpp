@@ -87,15 +87,21 @@ class EventEffects {
   EventEffects(Tx& tx, const EventRules& rules, const StripeEvent& event, TimePoint now)
       : tx_(tx), rules_(rules), event_(event), object_(event.object), now_(now) {}
 
-  Outcome apply() {
-    const std::string_view type = event_.type;
-    if (type == "checkout.session.completed") return checkout_completed();
-    if (type == "invoice.payment_succeeded") return invoice_paid();
-    if (type == "invoice.payment_failed") return invoice_failed();
-    if (type == "customer.subscription.updated") return subscription_updated();
-    if (type == "customer.subscription.deleted") return subscription_deleted();
-    return ignored("event type not handled");
+  // What an event of this type does; none for the types that are only audited.
+  using Effect = Outcome (EventEffects::*)();
+  static Effect effect_of(std::string_view type) {
+    static constexpr std::pair<std::string_view, Effect> kEffects[] = {
+        {"checkout.session.completed", &EventEffects::checkout_completed},
+        {"invoice.payment_succeeded", &EventEffects::invoice_paid},
+        {"invoice.payment_failed", &EventEffects::invoice_failed},
+        {"customer.subscription.updated", &EventEffects::subscription_updated},
+        {"customer.subscription.deleted", &EventEffects::subscription_deleted}};
+    for (const auto& [name, effect] : kEffects)
+      if (name == type) return effect;
+    return nullptr;
   }
+
+  Outcome apply(Effect effect) { return (this->*effect)(); }
 
  private:
   PlanRepo& plans() { return tx_.get<PlanRepo>(); }
@@ -401,16 +407,18 @@ AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& even
                                      .created_at = now});
     return outcome.status;
   };
+  const auto effect = EventEffects::effect_of(event.type);
   // Changes to one entity's plan queue up on the entity's row, whoever makes them (another
   // writer, another replica, a request); the plan the event most likely changes comes with the
   // claim's round trip, read once the lock is held.
-  if (auto owner = metadata_owner(event)) {
+  if (auto owner = effect ? metadata_owner(event) : std::nullopt) {
     tx.get<EntityRepo>().hold_entity(*owner);
     tx.get<PlanRepo>().expect_plan(*owner);
   }
   if (!payments.claim_event(event.inbox(), now))
     return audit({AuditStatus::duplicate, "already processed"});
-  return audit(EventEffects(tx, rules, event, now).apply());
+  if (!effect) return audit(ignored("event type not handled"));
+  return audit(EventEffects(tx, rules, event, now).apply(effect));
 }
 
 }  // namespace billing
