@@ -98,7 +98,7 @@ class Db {
   // share a writer; a backend may run several writers (PostgreSQL does), so units that touch the
   // same rows should share an affinity, or their writers may wait on each other's row locks.
   // A batch runs its units in ascending affinity: row locks keyed as the affinity are then taken
-  // in one order by every writer and replica, which therefore cannot deadlock on them.
+  // in one order by every writer and replica, which therefore cannot deadlock on those rows.
   template <class F>
   boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> transact_grouped(F fn,
                                                                          std::size_t affinity) {

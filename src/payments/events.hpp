@@ -40,12 +40,14 @@ struct EventRules {
 // the caller must answer 500 to (so that Stripe retries).
 AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& event, TimePoint now);
 
-// The writer affinity of the event (Db::transact_grouped): a hash of the entity the metadata
-// names, else of the subscription, the customer, the event itself. Events of one plan share a
-// writer, and the owners' locks (apply_event) go in ascending affinity, one order for every
-// writer and replica, except for events without metadata: they find their owner while they run
-// and may wait on, or deadlock with, another writer (PostgreSQL then fails one batch, which runs
-// again).
+// The writer affinity of the event (Db::transact_grouped): a hash of the entity named by the
+// metadata its effects read, else of the subscription, the customer, the event itself. Events of
+// one plan share a writer, and the owners' locks (apply_event) go in ascending affinity, one
+// order for every writer and replica. Deadlocks remain possible where a lock is taken out of
+// that order: an event without metadata locks the owner it finds while it runs, and inbox rows
+// are claimed in arrival order (one event delivered to two replicas at once). PostgreSQL breaks
+// them by failing one side: a batch of several runs again unit by unit; a lone unit answers 500,
+// and Stripe retries.
 std::size_t event_affinity(const StripeEvent& event);
 
 // The payload of the event's stripe_audit rows: what identifies it (id, type, created, the id and

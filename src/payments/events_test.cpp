@@ -125,22 +125,30 @@ class Events : public ::testing::TestWithParam<std::string> {
   template <class Theirs, class Mine>
   void beside_another_replica(std::unique_ptr<Db> replica, Theirs theirs, Mine mine) {
     std::promise<void> entered, release;
+    auto released = release.get_future();
     auto their_unit = std::async(std::launch::async, [&] {
       run_blocking(replica->transact([&](Tx& tx) {
         theirs(tx);
         entered.set_value();
-        release.get_future().wait();
+        released.wait();
       }));
     });
-    auto entered_future = entered.get_future();
-    while (entered_future.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready)
-      if (their_unit.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
-        their_unit.get();  // rethrows what ended it
-        FAIL() << "the other replica's unit ended before it entered";
-      }
-    auto my_unit = std::async(std::launch::async, std::move(mine));
-    EXPECT_EQ(my_unit.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
-    release.set_value();
+    std::future<void> my_unit;
+    {
+      // However this block ends, their unit is let go first: its future waits for it.
+      struct Release {
+        std::promise<void>& release;
+        ~Release() { release.set_value(); }
+      } const release_on_exit{release};
+      auto entered_future = entered.get_future();
+      while (entered_future.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready)
+        if (their_unit.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+          their_unit.get();  // rethrows what ended it
+          FAIL() << "the other replica's unit ended before it entered";
+        }
+      my_unit = std::async(std::launch::async, std::move(mine));
+      EXPECT_EQ(my_unit.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+    }
     their_unit.get();
     my_unit.get();
   }
@@ -393,7 +401,17 @@ TEST_P(Events, OtherTypesAndUnknownSubscriptionsAreAuditedAndIgnored) {
   EXPECT_EQ(apply(other), AuditStatus::ignored);
   const auto stranger = subscription_event("customer.subscription.deleted", "canceled", "price_x");
   EXPECT_EQ(apply(stranger), AuditStatus::ignored);  // no plan for this hospital yet
+  // Its metadata names a hospital with a plan, which it leaves alone; its repeat is a duplicate.
+  apply(checkout_completed());
+  const auto created = subscription_event("customer.subscription.created", "active", "price_x");
+  EXPECT_EQ(apply(created), AuditStatus::ignored);
+  EXPECT_EQ(apply(created), AuditStatus::duplicate);
+  const auto entries = audit(created);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0].note, "event type not handled");
+  EXPECT_EQ(entries[1].note, "already processed");
   EXPECT_EQ(audit(other).size(), 1u);
+  EXPECT_EQ(history().size(), 1u);
 }
 
 TEST_P(Events, AFailingEventLeavesNothingBehind) {

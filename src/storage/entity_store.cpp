@@ -22,9 +22,13 @@ bool SqlEntityRepo::entity_exists(const EntityRef& entity) {
   return db_.run(for_kind(write_unit_ ? kExistsAndLock : kExists, entity.kind), {entity.id}) > 0;
 }
 
+void hold_entity_row(sql::Connection& connection, const EntityRef& entity) {
+  if (connection.dialect() == sql::Dialect::postgres)
+    connection.run_later(for_kind(kExistsAndLock, entity.kind), {entity.id});
+}
+
 void SqlEntityRepo::hold_entity(const EntityRef& entity) {
-  if (write_unit_ && db_.dialect() == sql::Dialect::postgres)
-    db_.run_later(for_kind(kExistsAndLock, entity.kind), {entity.id});
+  if (write_unit_) hold_entity_row(db_, entity);
 }
 
 void SqlEntityRepo::create_entity(const EntityRef& entity, TimePoint now) {

@@ -4,6 +4,10 @@
 
 namespace billing {
 
+// In a write unit, locks the entity's row until commit, sent along with the connection's next
+// statement (PostgreSQL; a SQLite write unit holds the whole database already).
+void hold_entity_row(sql::Connection& connection, const EntityRef& entity);
+
 // EntityRepo over either SQL backend.
 class SqlEntityRepo : public EntityRepo {
  public:

@@ -4,9 +4,9 @@
 // transaction (again, each in a savepoint of its own, if one throws), commits once, then resumes
 // each unit's caller on its own executor. SQLite has one lane (one writer); PostgreSQL several,
 // each on its own connection, so that the round trips of one batch overlap with another's.
-// A batch runs its units in ascending affinity (in arrival order where equal): units that lock
-// rows keyed as their affinity is then lock them in one order in every lane and every replica,
-// and two batches cannot deadlock on them.
+// A batch runs its units in ascending affinity (in arrival order where equal). Units that lock
+// a row keyed as their affinity (webhook events: their owner's) then lock such rows in one order
+// in every lane and every replica, and two batches cannot deadlock on them.
 #include <exception>
 #include <functional>
 #include <memory>

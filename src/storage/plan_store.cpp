@@ -2,6 +2,7 @@
 
 #include "kit/time.hpp"
 #include "storage/codec.hpp"
+#include "storage/entity_store.hpp"
 
 namespace billing {
 
@@ -105,9 +106,10 @@ std::optional<Plan> SqlPlanRepo::find_plan(const EntityRef& owner) {
   if (const Plan* changed = changed_in_batch(owned_by(owner))) return *changed;
   if (const PlanBatch::Read* read = read_in_batch(owner)) {
     db_.settle();  // its rows have come
-    // No plan may mean no owner's row yet, and so no lock on it when the plan was read: the
-    // unit may have created and locked the row since (a first checkout), so it reads again.
     if (read->plan) return read->plan;
+    // No plan may mean no owner's row, and so no lock on it, when the plan was read: the row
+    // may exist since (a first checkout, here or elsewhere), so lock it and read again.
+    hold_entity_row(db_, owner);
   }
   return find_plan_where(for_kind(kFindByOwner, owner.kind), owner.id, owned_by(owner));
 }

@@ -525,9 +525,7 @@ TEST_P(Storage, UnitsOfOneBatchSeeWhatTheEarlierOnesChanged) {
   EXPECT_EQ(audit_notes, in_order);
 }
 
-// In one commit batch, a plan an earlier unit created is found by the later ones, with the event
-// times they moved, and everything ends in the database.
-// Every writer and replica then takes the row locks keyed as the affinity in one order.
+// So every writer and replica takes the row locks keyed as the affinity in one order.
 TEST_P(Storage, ABatchRunsItsUnitsInAscendingAffinityThenInTheirOrder) {
   const std::size_t affinities[] = {3, 1, 2, 1, 0};
   std::vector<std::size_t> order;
@@ -538,6 +536,8 @@ TEST_P(Storage, ABatchRunsItsUnitsInAscendingAffinityThenInTheirOrder) {
   EXPECT_THAT(order, ::testing::ElementsAre(4, 1, 3, 2, 0));
 }
 
+// In one commit batch, a plan an earlier unit created is found by the later ones, with the event
+// times they moved, and everything ends in the database.
 TEST_P(Storage, UnitsOfOneBatchFindAPlanAnEarlierOneCreated) {
   const auto hospital = new_hospital();
   auto plan = sample_plan(hospital);
