@@ -103,6 +103,9 @@ class EventEffects {
 
   Outcome apply(Effect effect) { return (this->*effect)(); }
 
+  // Whether the effect may need its owner's row created (a first checkout).
+  static bool creates_owner(Effect effect) { return effect == &EventEffects::checkout_completed; }
+
  private:
   PlanRepo& plans() { return tx_.get<PlanRepo>(); }
 
@@ -168,9 +171,7 @@ class EventEffects {
     if (!customer || !subscription || !plausible_id(*customer) || !plausible_id(*subscription))
       return ignored("no customer or subscription");
 
-    auto& entities = tx_.get<EntityRepo>();
-    entities.create_entity(*entity, now_);
-    entities.entity_exists(*entity);  // locks the row, which apply_event may have found absent
+    // apply_event created the entity's row if it was new, and holds it.
     const auto before = plans().find_plan(*entity);
     if (before && stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
     Plan after = before
@@ -412,6 +413,10 @@ AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& even
   // writer, another replica, a request); the plan the event most likely changes comes with the
   // claim's round trip, read once the lock is held.
   if (auto owner = effect ? metadata_owner(event) : std::nullopt) {
+    // A new owner's row is created first: its lock then comes before the claim as for every
+    // event, or two deliveries of one checkout on two replicas could deadlock (one claims,
+    // then locks; the other locks the row the first created, then claims).
+    if (EventEffects::creates_owner(effect)) tx.get<EntityRepo>().create_entity(*owner, now);
     tx.get<EntityRepo>().hold_entity(*owner);
     tx.get<PlanRepo>().expect_plan(*owner);
   }
