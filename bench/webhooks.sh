@@ -12,6 +12,8 @@
 #                                           # prints the top of perf report (slows billing down);
 #                                           # PERF_CALLGRAPH=dwarf for full stacks (KEEP_TMP=1),
 #                                           # PERF_ALL=1 for the whole machine (PostgreSQL too)
+#   PG_STATEMENTS=1 bash bench/webhooks.sh  # pg_stat_statements on PostgreSQL: its top statements
+#                                           # by total time in each measured run
 #   BILLING_EXTRA_ENV='GLIBC_TUNABLES=...'  # more NAME=value words for billing's env (experiments)
 #   BENCH_BEFORE=HEAD bash bench/webhooks.sh  # also a Release build of that git revision ("before",
 #                                           # built as bench/load.sh builds its baseline), run in
@@ -166,6 +168,7 @@ PG_URL=""
 if ((USE_POSTGRES)); then
   say "starting a throw-away PostgreSQL in $TMP/pg"
   PG_STARTED=1
+  [[ "${PG_STATEMENTS:-0}" == 1 ]] && export POSTGRES_OPTIONS="-c shared_preload_libraries=pg_stat_statements"
   PG_URL="$(bash "$REPO/scripts/postgres.sh" start "$TMP/pg")" || die "scripts/postgres.sh start failed"
   say "PostgreSQL at $PG_URL (synchronous_commit $(psql "$PG_URL" -qAt -c 'SHOW synchronous_commit'), fsync $(psql "$PG_URL" -qAt -c 'SHOW fsync'))"
 fi
@@ -413,6 +416,16 @@ perf_stop() {  # label
   PERF_REPORTS+=("$1")
 }
 
+PG_STATEMENT_REPORTS=()
+pg_statements() {  # label db: the measured run's statements, the costliest first
+  q "$2" "SELECT lpad(calls::text, 7) || lpad(round(total_exec_time)::text, 8) || ' ms' ||
+      lpad(round((total_exec_time / greatest(calls, 1) * 1000)::numeric)::text, 7) || ' us  ' ||
+      left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+    FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+    ORDER BY total_exec_time DESC LIMIT 20" >"$TMP/pgstat-$1.txt"
+  PG_STATEMENT_REPORTS+=("$1")
+}
+
 run_billing() {  # backend round [variant: billing (the working tree) or before]
   local backend="$1" round="$2" variant="${3:-billing}" url db idle before peak non200
   local label="$variant-$1-r$2"
@@ -441,9 +454,11 @@ run_billing() {  # backend round [variant: billing (the working tree) or before]
 
   say "$label: measured run"
   generate measured "$TMP/$label.measured.tsv"
+  [[ "$backend" == postgres && "${PG_STATEMENTS:-0}" == 1 ]] && q "$db" 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()' >/dev/null
   perf_start "$label" "$SERVER_PID"
   run_wrk "$label" "$SERVER_URL" "$TMP/$label.measured.tsv" "$(floor_for "$TMP/$label.measured.tsv")" "$SERVER_PID"
   perf_stop "$label"
+  [[ "$backend" == postgres && "${PG_STATEMENTS:-0}" == 1 ]] && pg_statements "$label" "$db"
   non200=$W_NON200
   peak="$(rss_kb "$SERVER_PID" VmHWM)"
   stop_server
@@ -590,6 +605,12 @@ for r in "${PERF_REPORTS[@]}"; do
   echo
   echo "--- perf report --stdio --no-children, $r: CPU samples per thread, then per symbol"
   cat "$TMP/perf-$r.txt"
+done
+
+for r in "${PG_STATEMENT_REPORTS[@]}"; do
+  echo
+  echo "--- pg_stat_statements, $r: calls, total and mean execution time, statement"
+  cat "$TMP/pgstat-$r.txt"
 done
 
 # billing's stderr: its access log (one JSON line per request, whatever LOG_LEVEL) and the rest.

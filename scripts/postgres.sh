@@ -2,6 +2,7 @@
 # Starts a throw-away PostgreSQL server in a temporary directory and prints its URL.
 #   scripts/postgres.sh start DIR   -> prints postgresql://postgres@127.0.0.1:PORT/billing_test
 #   scripts/postgres.sh stop DIR
+#   POSTGRES_OPTIONS='-c name=value ...' scripts/postgres.sh start DIR   # more server settings
 set -euo pipefail
 action=$1
 dir=$2
@@ -20,7 +21,7 @@ case "$action" in
     for attempt in 1 2 3 4 5; do  # a random port; another one if it is taken
       port=$((20000 + RANDOM % 30000))
       if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200" start >/dev/null; then
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 ${POSTGRES_OPTIONS:-}" start >/dev/null; then
         break
       fi
       [ "$attempt" -lt 5 ] || { cat "$dir/server.log" >&2; exit 1; }

@@ -4,11 +4,12 @@
 
 namespace billing {
 
-boost::asio::awaitable<void> Db::measured(Unit unit, Work work, std::size_t affinity) {
+boost::asio::awaitable<void> Db::measured(Unit unit, Work work, std::size_t affinity,
+                                          Work prepare) {
   const auto started = std::chrono::steady_clock::now();
   in_flight_.add(1, backend_);
   try {
-    co_await execute(unit, std::move(work), affinity);
+    co_await execute(unit, std::move(work), affinity, std::move(prepare));
   } catch (const ApiError&) {
     finished(unit, DbOutcome::refused, started);
     throw;

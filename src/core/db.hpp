@@ -104,6 +104,16 @@ class Db {
                                                                          std::size_t affinity) {
     return run<F>(Unit::grouped_write, std::move(fn), affinity);
   }
+  // The same, with `prepare`, which sends ahead what `fn` will need (locks, reads, claims that a
+  // repository queues for the unit's next round trip) and runs before it, in its transaction: a
+  // batch runs every unit's `prepare` before the first unit's `fn`, so that all their answers
+  // come back in one round trip rather than one per unit. It may see, and must not depend on,
+  // what the other units of the batch queued.
+  template <class F, class Prepare>
+  boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> transact_grouped(F fn, std::size_t affinity,
+                                                                         Prepare prepare) {
+    return run<F>(Unit::grouped_write, std::move(fn), affinity, std::move(prepare));
+  }
 
   // Applies pending numbered migrations. Blocking: for start-up and `billing migrate` only.
   virtual void migrate() = 0;
@@ -118,8 +128,9 @@ class Db {
  protected:
   using Unit = DbUnit;
   using Work = std::function<void(Tx&)>;
-  // `affinity` matters to grouped writes only.
-  virtual boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity) = 0;
+  // `affinity` and `prepare` (which may be empty) matter to grouped writes only.
+  virtual boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity,
+                                               Work prepare) = 0;
   // For backends, after a commit.
   void plans_committed(std::span<const EntityRef> owners) const {
     if (plan_watcher_ && !owners.empty()) plan_watcher_->plans_committed(owners);
@@ -128,22 +139,27 @@ class Db {
  private:
   PlanCommits* plan_watcher_ = nullptr;
 
-  template <class F>
+  template <class F, class Prepare = std::nullptr_t>
   boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> run(Unit unit, F fn,
-                                                            std::size_t affinity = 0) {
+                                                            std::size_t affinity = 0,
+                                                            Prepare prepare = nullptr) {
     using Result = std::invoke_result_t<F&, Tx&>;
+    Work prepare_work;
+    if constexpr (!std::is_null_pointer_v<Prepare>)
+      prepare_work = [&prepare](Tx& tx) { prepare(tx); };
     if constexpr (std::is_void_v<Result>) {
       co_await measured(
-          unit, [&fn](Tx& tx) { fn(tx); }, affinity);
+          unit, [&fn](Tx& tx) { fn(tx); }, affinity, std::move(prepare_work));
     } else {
       std::optional<Result> result;
       co_await measured(
-          unit, [&fn, &result](Tx& tx) { result.emplace(fn(tx)); }, affinity);
+          unit, [&fn, &result](Tx& tx) { result.emplace(fn(tx)); }, affinity,
+          std::move(prepare_work));
       co_return std::move(*result);
     }
   }
   // `execute`, counted and timed.
-  boost::asio::awaitable<void> measured(Unit unit, Work work, std::size_t affinity);
+  boost::asio::awaitable<void> measured(Unit unit, Work work, std::size_t affinity, Work prepare);
   void finished(Unit unit, DbOutcome outcome, std::chrono::steady_clock::time_point started);
 
   const DbBackend backend_;

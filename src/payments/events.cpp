@@ -397,6 +397,22 @@ std::string audit_payload(const StripeEvent& event) {
                                 {"object", text(event.object, "object").value_or("")}}}});
 }
 
+void prepare_event(Tx& tx, const StripeEvent& event, TimePoint now) {
+  const auto effect = EventEffects::effect_of(event.type);
+  // Changes to one entity's plan queue up on the entity's row, whoever makes them (another
+  // writer, another replica, a request); the plan the event most likely changes is read once
+  // the lock is held.
+  if (auto owner = effect ? metadata_owner(event) : std::nullopt) {
+    // A new owner's row is created first: its lock then comes before the claim as for every
+    // event, or two deliveries of one checkout on two replicas could deadlock (one claims,
+    // then locks; the other locks the row the first created, then claims).
+    if (EventEffects::creates_owner(effect)) tx.get<EntityRepo>().create_entity(*owner, now);
+    tx.get<EntityRepo>().hold_entity(*owner);
+    tx.get<PlanRepo>().expect_plan(*owner);
+  }
+  tx.get<PaymentRepo>().queue_claim(event.inbox(), now);
+}
+
 AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& event, TimePoint now) {
   auto& payments = tx.get<PaymentRepo>();
   const auto audit = [&](Outcome outcome) {
@@ -408,22 +424,18 @@ AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& even
                                      .created_at = now});
     return outcome.status;
   };
-  const auto effect = EventEffects::effect_of(event.type);
-  // Changes to one entity's plan queue up on the entity's row, whoever makes them (another
-  // writer, another replica, a request); the plan the event most likely changes comes with the
-  // claim's round trip, read once the lock is held.
-  if (auto owner = effect ? metadata_owner(event) : std::nullopt) {
-    // A new owner's row is created first: its lock then comes before the claim as for every
-    // event, or two deliveries of one checkout on two replicas could deadlock (one claims,
-    // then locks; the other locks the row the first created, then claims).
-    if (EventEffects::creates_owner(effect)) tx.get<EntityRepo>().create_entity(*owner, now);
-    tx.get<EntityRepo>().hold_entity(*owner);
-    tx.get<PlanRepo>().expect_plan(*owner);
-  }
   if (!payments.claim_event(event.inbox(), now))
     return audit({AuditStatus::duplicate, "already processed"});
+  const auto effect = EventEffects::effect_of(event.type);
   if (!effect) return audit(ignored("event type not handled"));
   return audit(EventEffects(tx, rules, event, now).apply(effect));
+}
+
+boost::asio::awaitable<AuditStatus> apply_grouped(Db& db, const EventRules& rules,
+                                                  const StripeEvent& event, TimePoint now) {
+  co_return co_await db.transact_grouped([&](Tx& tx) { return apply_event(tx, rules, event, now); },
+                                         event_affinity(event),
+                                         [&](Tx& tx) { prepare_event(tx, event, now); });
 }
 
 }  // namespace billing

@@ -34,10 +34,18 @@ struct EventRules {
   const PriceMap& prices;
 };
 
-// Applies `event` once: a second delivery of the same id (even concurrent) changes nothing and is
-// audited as a duplicate. A state change older than the newest event already applied to the plan
-// is skipped (audited as stale); a payment is recorded whatever the order. Throws on a failure
-// the caller must answer 500 to (so that Stripe retries).
+// Applies `event` once, in a grouped unit of its own (prepare_event, then apply_event): a second
+// delivery of the same id (even concurrent) changes nothing and is audited as a duplicate. A
+// state change older than the newest event already applied to the plan is skipped (audited as
+// stale); a payment is recorded whatever the order. Throws on a failure the caller must answer
+// 500 to (so that Stripe retries).
+boost::asio::awaitable<AuditStatus> apply_grouped(Db& db, const EventRules& rules,
+                                                  const StripeEvent& event, TimePoint now);
+
+// The two parts of the unit, for apply_grouped, and for a unit of another kind that runs both in
+// turn. prepare_event sends ahead what applying the event needs first (its owner's lock, the
+// owner's plan, the event's claim in the inbox); a batch sends every unit's in one round trip.
+void prepare_event(Tx& tx, const StripeEvent& event, TimePoint now);
 AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& event, TimePoint now);
 
 // The writer affinity of the event (Db::transact_grouped): a hash of the entity named by the

@@ -102,8 +102,7 @@ class Events : public ::testing::TestWithParam<std::string> {
   }
 
   AuditStatus apply(const StripeEvent& e) {
-    return run_blocking(db->transact_grouped([&](Tx& tx) { return apply_event(tx, rules, e, now); },
-                                             event_affinity(e)));
+    return run_blocking(apply_grouped(*db, rules, e, now));
   }
   std::optional<Plan> plan() {
     return run_blocking(db->read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }));
@@ -154,7 +153,10 @@ class Events : public ::testing::TestWithParam<std::string> {
   }
   // For beside_another_replica: applies `e` as the webhook does, expecting it to apply.
   auto applying(const StripeEvent& e) {
-    return [this, &e](Tx& tx) { EXPECT_EQ(apply_event(tx, rules, e, now), AuditStatus::ok); };
+    return [this, &e](Tx& tx) {
+      prepare_event(tx, e, now);
+      EXPECT_EQ(apply_event(tx, rules, e, now), AuditStatus::ok);
+    };
   }
 };
 
@@ -261,8 +263,7 @@ TEST_P(Events, OutOfOrderEventsInsideOneBatch) {
     boost::asio::co_spawn(
         ioc,
         [&, e]() -> boost::asio::awaitable<void> {
-          outcomes.push_back(co_await db->transact_grouped(
-              [&](Tx& tx) { return apply_event(tx, rules, *e, now); }, event_affinity(*e)));
+          outcomes.push_back(co_await apply_grouped(*db, rules, *e, now));
         },
         boost::asio::detached);
   ioc.run();
@@ -418,6 +419,7 @@ TEST_P(Events, AFailingEventLeavesNothingBehind) {
   const auto e = checkout_completed();
   EXPECT_THROW(run_blocking(db->transact_grouped(
                    [&](Tx& tx) {
+                     prepare_event(tx, e, now);
                      apply_event(tx, rules, e, now);
                      throw std::runtime_error("the database went away");
                    },

@@ -16,6 +16,10 @@ class PaymentRepo {
   // Records the event as processed unless it already is: true when this unit is the one to
   // apply it (new, or failed before). Two units claiming one id at once queue on its row.
   virtual bool claim_event(const InboxEvent& event, TimePoint now) = 0;
+  // The unit will claim the event soon: storage may claim it along with the unit's next
+  // statement (in a group-commit batch, with every unit's first: Db::transact_grouped); the
+  // unit's claim_event of the same event then answers from there.
+  virtual void queue_claim(const InboxEvent& event, TimePoint now) = 0;
   // Records a failed attempt (status failed, attempts + 1, the error), unless it was processed.
   virtual void record_event_failure(const InboxEvent& event, std::string_view error,
                                     TimePoint now) = 0;

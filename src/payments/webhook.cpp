@@ -39,9 +39,7 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::apply(
   std::string failure;
   std::optional<AuditStatus> outcome;
   try {
-    outcome = co_await db_.transact_grouped(
-        [&](Tx& tx) { return apply_event(tx, rules_, event, clock_.now()); },
-        event_affinity(event));
+    outcome = co_await apply_grouped(db_, rules_, event, clock_.now());
   } catch (const std::exception& e) {
     failure = e.what();
   }

@@ -35,7 +35,7 @@ void SqlEntityRepo::create_entity(const EntityRef& entity, TimePoint now) {
   static constexpr sql::Query kCreate[] = {
       "INSERT INTO hospitals (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
       "INSERT INTO individuals (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING"};
-  db_.run(for_kind(kCreate, entity.kind), {entity.id, iso8601_micros(now)});
+  db_.run_later(for_kind(kCreate, entity.kind), {entity.id, iso8601_micros(now)});
 }
 
 void SqlEntityRepo::create_assistant(std::string_view id, std::string_view hospital_id,

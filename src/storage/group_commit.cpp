@@ -22,14 +22,18 @@ GroupCommit::GroupCommit(boost::asio::thread_pool& writers, std::size_t lanes,
       lane_count_(lanes),
       lanes_(std::make_unique<Lane[]>(lanes)) {}
 
-asio::awaitable<void> GroupCommit::run(FunctionRef<void(Tx&)> work, std::size_t affinity) {
+asio::awaitable<void> GroupCommit::run(FunctionRef<void(Tx&)> work, std::size_t affinity,
+                                       const std::function<void(Tx&)>& prepare) {
   const std::size_t lane = affinity % lane_count_;
   co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr)>(
       [&](auto handler) {
         auto caller = asio::make_work_guard(asio::get_associated_executor(handler));
         // std::function needs a copyable callable; the handler is move-only.
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        enqueue(lane, Unit{work, affinity, [shared, caller](std::exception_ptr error) mutable {
+        const FunctionRef<void(Tx&)> prepare_ref =
+            prepare ? FunctionRef<void(Tx&)>(prepare) : FunctionRef<void(Tx&)>();
+        enqueue(lane, Unit{work, prepare_ref, affinity,
+                           [shared, caller](std::exception_ptr error) mutable {
                              asio::post(caller.get_executor(),
                                         [shared, error] { std::move (*shared)(error); });
                              caller.reset();
@@ -106,8 +110,9 @@ void GroupCommit::commit_batch(std::size_t lane, std::vector<Unit>& batch) {
 }
 
 void GroupCommit::run_unit(sql::Connection& connection, Unit& unit,
-                           std::vector<EntityRef>& saved_owners, SqlBatch* batch) {
+                           std::vector<EntityRef>& saved_owners, SqlBatch* batch, bool prepared) {
   SqlTx tx(connection, true, batch);
+  if (unit.prepare && !prepared) unit.prepare(tx);
   unit.work(tx);
   saved_owners.insert(saved_owners.end(), tx.saved_owners().begin(), tx.saved_owners().end());
 }
@@ -118,14 +123,21 @@ bool GroupCommit::run_together(sql::Connection& connection, std::vector<Unit>& b
   // The units leave their plan changes, history and audit rows in `writes` (a later unit reads
   // the plans back from there), which then go out as a few statements for the whole batch, with
   // the COMMIT. What a unit queues itself (Connection::run_later) goes out with the next unit's
-  // first read. Outside the try: a read still queued when a unit throws writes its rows here
-  // while the failed batch settles.
+  // first read; every unit's prepare runs first, so that what they queue (their locks, reads and
+  // claims) goes out with the first unit's first read, in one round trip. Outside the try: a read
+  // still queued when a unit throws writes its rows here while the failed batch settles.
   SqlBatch writes;
   try {
     connection.run_later(kBegin, {});
     for (auto& unit : batch) {
       running = &unit;
-      run_unit(connection, unit, saved_owners, &writes);
+      if (!unit.prepare) continue;
+      SqlTx tx(connection, true, &writes);
+      unit.prepare(tx);
+    }
+    for (auto& unit : batch) {
+      running = &unit;
+      run_unit(connection, unit, saved_owners, &writes, true);
     }
     running = nullptr;
     writes.write(connection);
@@ -162,7 +174,7 @@ void GroupCommit::run_in_savepoints(sql::Connection& connection, std::vector<Uni
     connection.run_later(kSavepoint, {});
     const std::size_t owners_before = saved_owners.size();
     try {
-      run_unit(connection, unit, saved_owners, nullptr);
+      run_unit(connection, unit, saved_owners, nullptr, false);
       connection.run_later(kRelease, {});
       connection.settle();
     } catch (...) {

@@ -35,13 +35,16 @@ class GroupCommit {
               std::function<sql::Connection&(std::size_t lane)> connection,
               std::function<void(std::span<const EntityRef>)> committed);
 
-  // Runs `work` in the next batch of the lane `affinity` picks; returns after that batch commits,
-  // rethrowing what `work` threw, or what the commit threw.
-  boost::asio::awaitable<void> run(FunctionRef<void(Tx&)> work, std::size_t affinity);
+  // Runs `work` in the next batch of the lane `affinity` picks, after `prepare` if not empty (in
+  // a batch of several, after every unit's `prepare`: Db::transact_grouped); returns after that
+  // batch commits, rethrowing what `work` or `prepare` threw, or what the commit threw.
+  boost::asio::awaitable<void> run(FunctionRef<void(Tx&)> work, std::size_t affinity,
+                                   const std::function<void(Tx&)>& prepare);
 
  private:
   struct Unit {
     FunctionRef<void(Tx&)> work;
+    FunctionRef<void(Tx&)> prepare;  // may be empty
     std::size_t affinity;
     std::function<void(std::exception_ptr)> done;  // resumes the caller on its executor
     std::exception_ptr error;
@@ -56,10 +59,10 @@ class GroupCommit {
   void enqueue(std::size_t lane, Unit unit);
   void run_next_batch(std::size_t lane);                          // on a writer
   void commit_batch(std::size_t lane, std::vector<Unit>& batch);  // sets each unit's error
-  // Runs the unit's work, adding the owners whose plan it saved; with `batch`, leaving there what
-  // it writes for the batch's end.
+  // Runs the unit's work (after its prepare, unless `prepared`), adding the owners whose plan it
+  // saved; with `batch`, leaving there what it writes for the batch's end.
   static void run_unit(sql::Connection& connection, Unit& unit,
-                       std::vector<EntityRef>& saved_owners, SqlBatch* batch);
+                       std::vector<EntityRef>& saved_owners, SqlBatch* batch, bool prepared);
   // The batch as one transaction, committed; false, rolled back, if anything threw (the unit
   // that threw has its error).
   static bool run_together(sql::Connection& connection, std::vector<Unit>& batch,

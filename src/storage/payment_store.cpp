@@ -5,22 +5,49 @@
 
 namespace billing {
 
+namespace {
+
+// The upsert takes the event's row lock: a second delivery of the same id, in another transaction
+// or on another replica, waits there until the first commits, then sees it processed and claims
+// nothing (a row comes back only to the one that claims it).
+constexpr sql::Query kClaim =
+    "INSERT INTO webhook_events (event_id, event_type, created, payload, status, attempts, "
+    "received_at, processed_at) VALUES (?, ?, ?, ?, 'processed', 1, ?, ?) "
+    "ON CONFLICT (event_id) DO UPDATE SET status = 'processed', "
+    "attempts = webhook_events.attempts + 1, last_error = NULL, "
+    "processed_at = excluded.processed_at WHERE webhook_events.status <> 'processed' "
+    "RETURNING attempts";
+
+}  // namespace
+
 bool SqlPaymentRepo::claim_event(const InboxEvent& event, TimePoint now) {
-  // The upsert takes the event's row lock: a second delivery of the same id, in another
-  // transaction or on another replica, waits here until the first commits, then sees it
-  // processed and claims nothing.
-  static constexpr sql::Query kClaim =
-      "INSERT INTO webhook_events (event_id, event_type, created, payload, status, attempts, "
-      "received_at, processed_at) VALUES (?, ?, ?, ?, 'processed', 1, ?, ?) "
-      "ON CONFLICT (event_id) DO UPDATE SET status = 'processed', "
-      "attempts = webhook_events.attempts + 1, last_error = NULL, "
-      "processed_at = excluded.processed_at WHERE webhook_events.status <> 'processed' "
-      "RETURNING attempts";
+  if (batch_)
+    for (auto& claim : batch_->claims)
+      if (!claim.answered && claim.event_id == event.id) {
+        db_.settle();  // its row, if any, has come
+        claim.answered = true;
+        return claim.claimed;
+      }
   const auto at = iso8601_micros(now);
   bool claimed = false;
   db_.run(kClaim, {event.id, event.type, event.created, event.payload, at, at},
           [&](const sql::Row&) { claimed = true; });
   return claimed;
+}
+
+void SqlPaymentRepo::queue_claim(const InboxEvent& event, TimePoint now) {
+  if (!batch_) return;
+  batch_->claims.push_back({.event_id = std::string(event.id)});
+  const auto at = iso8601_micros(now);
+  try {
+    db_.read_later(kClaim, {event.id, event.type, event.created, event.payload, at, at},
+                   [claims = &batch_->claims, i = batch_->claims.size() - 1](const sql::Row&) {
+                     (*claims)[i].claimed = true;
+                   });
+  } catch (...) {
+    batch_->claims.pop_back();  // not claimed: no answer to give
+    throw;
+  }
 }
 
 void SqlPaymentRepo::record_event_failure(const InboxEvent& event, std::string_view error,
@@ -66,7 +93,7 @@ void SqlPaymentRepo::append_audit(const AuditEntry& e) {
                           iso8601_micros(e.created_at)});
 }
 
-void SqlPaymentRepo::write_batch(sql::Connection& connection, const AuditBatch& batch) {
+void SqlPaymentRepo::write_batch(sql::Connection& connection, const PaymentBatch& batch) {
   static constexpr sql::Query kAppend{
       "INSERT INTO stripe_audit (event_id, event_type, payload, status, note, created_at) "
       "SELECT " BILLING_SQLITE_FIELD("event_id") ", " BILLING_SQLITE_FIELD(

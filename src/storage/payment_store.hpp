@@ -4,19 +4,28 @@
 
 namespace billing {
 
-// The audit rows the units of one group-commit batch leave to its end (see PlanBatch).
-struct AuditBatch {
+// What the units of one group-commit batch share: the audit rows they leave to its end (see
+// PlanBatch), and the claims they queued, in the order they queued them.
+struct PaymentBatch {
+  struct Claim {
+    std::string event_id;
+    bool claimed = false;   // the claim's row came back: this unit applies the event
+    bool answered = false;  // claim_event took it
+  };
   std::vector<AuditEntry> entries;
+  std::vector<Claim> claims;
 };
 
 // PaymentRepo over either SQL backend: webhook_events, stripe_audit, payments.
 class SqlPaymentRepo : public PaymentRepo {
  public:
-  // With a batch, audit rows wait in it for the batch's end (write_batch).
-  explicit SqlPaymentRepo(sql::Connection& connection, AuditBatch* batch = nullptr)
+  // With a batch, audit rows wait in it for the batch's end (write_batch), and claims are
+  // queued there.
+  explicit SqlPaymentRepo(sql::Connection& connection, PaymentBatch* batch = nullptr)
       : db_(connection), batch_(batch) {}
 
   bool claim_event(const InboxEvent& event, TimePoint now) override;
+  void queue_claim(const InboxEvent& event, TimePoint now) override;
   void record_event_failure(const InboxEvent& event, std::string_view error,
                             TimePoint now) override;
   std::optional<InboxRecord> inbox_record(std::string_view event_id) override;
@@ -29,11 +38,11 @@ class SqlPaymentRepo : public PaymentRepo {
   std::vector<ChargeToComplete> payments_without_fee(std::size_t limit) override;
 
   // Writes the audit rows the batch's units left to its end.
-  static void write_batch(sql::Connection& connection, const AuditBatch& batch);
+  static void write_batch(sql::Connection& connection, const PaymentBatch& batch);
 
  private:
   sql::Connection& db_;
-  AuditBatch* batch_;
+  PaymentBatch* batch_;
 };
 
 }  // namespace billing

@@ -56,9 +56,11 @@ class Storage : public ::testing::TestWithParam<std::string> {
 
   // Runs `count` grouped units on one writer, all queued while another unit holds it, so that
   // they share one commit batch; unit i runs work(i, tx), queued i-th with affinity(i) (a
-  // multiple of kLaneOfZero; 0 by default). Returns how many threw.
+  // multiple of kLaneOfZero; 0 by default) and prepare(i, tx) as its prepare, if given.
+  // Returns how many threw.
   int run_in_one_batch(std::size_t count, std::function<void(std::size_t, Tx&)> work,
-                       std::function<std::size_t(std::size_t)> affinity = {}) {
+                       std::function<std::size_t(std::size_t)> affinity = {},
+                       std::function<void(std::size_t, Tx&)> prepare = {}) {
     // A holder unit takes the writer and keeps it until every unit is queued behind it, so that
     // none joins the holder's batch and all share the next one.
     std::promise<void> all_queued;
@@ -86,7 +88,10 @@ class Storage : public ::testing::TestWithParam<std::string> {
           [&, i]() -> boost::asio::awaitable<void> {
             try {
               co_await db->transact_grouped([&](Tx& tx) { work(i, tx); },
-                                            affinity ? affinity(i) : 0);
+                                            affinity ? affinity(i) : 0,
+                                            [&](Tx& tx) {
+                                              if (prepare) prepare(i, tx);
+                                            });
             } catch (const std::exception&) {
               ++failed;
             }
@@ -660,6 +665,66 @@ TEST_P(Storage, ABatchClaimsEachEventAndRecordsEachInvoiceOnce) {
   EXPECT_THAT(paid, ElementsAre(old_invoice, new_invoice));
   for (const auto& id : {fresh, single})
     EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(id); })->attempts, 1);
+}
+
+// In one commit batch, every unit's prepare runs before the first unit's work, and the claims
+// queued there answer the units' claim_event in the order they were queued: of two units that
+// queued one event, the first claims it. A unit that queued no claim claims as usual.
+TEST_P(Storage, ABatchPreparesEveryUnitBeforeTheFirstWorks) {
+  const auto twice = unique_id("evt"), once = unique_id("evt"), unqueued = unique_id("evt");
+  const std::vector<std::string> events{twice, once, twice, unqueued};
+  std::vector<std::string> steps;
+  std::vector<int> claimed(events.size());
+  const int failed = run_in_one_batch(
+      events.size(),
+      [&](std::size_t i, Tx& tx) {
+        steps.push_back("work " + std::to_string(i));
+        claimed[i] = tx.get<PaymentRepo>().claim_event({events[i], "test", 1, "{}"}, now);
+      },
+      {},
+      [&](std::size_t i, Tx& tx) {
+        steps.push_back("prepare " + std::to_string(i));
+        if (events[i] != unqueued)
+          tx.get<PaymentRepo>().queue_claim({events[i], "test", 1, "{}"}, now);
+      });
+  EXPECT_EQ(failed, 0);
+  EXPECT_THAT(steps, ElementsAre("prepare 0", "prepare 1", "prepare 2", "prepare 3", "work 0",
+                                 "work 1", "work 2", "work 3"));
+  EXPECT_THAT(claimed, ElementsAre(1, 1, 0, 1));
+  for (const auto& id : {twice, once, unqueued})
+    EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(id); })->attempts, 1);
+}
+
+// When a unit throws, its batch runs again unit by unit, each unit's prepare right before its
+// work, in its savepoint; the claims the failed run queued are gone with it.
+TEST_P(Storage, AfterAUnitThrowsEachUnitIsPreparedAgainBeforeItWorks) {
+  constexpr std::size_t kUnits = 3, kThrows = 1;
+  std::vector<std::string> events;
+  for (std::size_t i = 0; i < kUnits; ++i) events.push_back(unique_id("evt"));
+  std::vector<std::string> steps;
+  std::vector<int> claimed(kUnits);
+  const int failed = run_in_one_batch(
+      kUnits,
+      [&](std::size_t i, Tx& tx) {
+        steps.push_back("work " + std::to_string(i));
+        claimed[i] = tx.get<PaymentRepo>().claim_event({events[i], "test", 1, "{}"}, now);
+        if (i == kThrows) throw std::runtime_error("this unit fails");
+      },
+      {},
+      [&](std::size_t i, Tx& tx) {
+        steps.push_back("prepare " + std::to_string(i));
+        tx.get<PaymentRepo>().queue_claim({events[i], "test", 1, "{}"}, now);
+      });
+  EXPECT_EQ(failed, 1);
+  EXPECT_THAT(steps,
+              ElementsAre("prepare 0", "prepare 1", "prepare 2", "work 0", "work 1", "prepare 0",
+                          "work 0", "prepare 1", "work 1", "prepare 2", "work 2"));
+  EXPECT_THAT(claimed, ElementsAre(1, 1, 1));
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(events[kThrows]); }),
+            std::nullopt);
+  for (std::size_t i : {0u, 2u})
+    EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(events[i]); })->attempts,
+              1);
 }
 
 // A unit that throws in a commit batch leaves nothing; the others' changes are applied once.

@@ -15,11 +15,11 @@ namespace billing {
 // What the units of one group-commit batch leave to its end, written then by write().
 struct SqlBatch {
   PlanBatch plans;
-  AuditBatch audit;
+  PaymentBatch payments;
 
   void write(sql::Connection& connection) const {
     SqlPlanRepo::write_batch(connection, plans);
-    SqlPaymentRepo::write_batch(connection, audit);
+    SqlPaymentRepo::write_batch(connection, payments);
   }
 };
 
@@ -31,13 +31,14 @@ class SqlTx final : public Tx,
                     public SqlPaymentRepo,
                     public SqlLocalProviderRepo {
  public:
-  // A unit of a group-commit batch leaves its plan changes, history and audit rows in `batch`.
+  // A unit of a group-commit batch leaves its plan changes, history, audit rows and queued
+  // claims in `batch`.
   SqlTx(sql::Connection& connection, bool write_unit, SqlBatch* batch = nullptr)
       : SqlEntityRepo(connection, write_unit),
         SqlPlanRepo(connection, batch ? &batch->plans : nullptr),
         SqlServiceRepo(connection),
         SqlHealthRepo(connection),
-        SqlPaymentRepo(connection, batch ? &batch->audit : nullptr),
+        SqlPaymentRepo(connection, batch ? &batch->payments : nullptr),
         SqlLocalProviderRepo(connection) {}
 };
 

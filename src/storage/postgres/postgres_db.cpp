@@ -65,9 +65,10 @@ PostgresConnection& PostgresDb::group_writer_connection(std::size_t lane) {
   return *connection;
 }
 
-boost::asio::awaitable<void> PostgresDb::execute(Unit unit, Work work, std::size_t affinity) {
+boost::asio::awaitable<void> PostgresDb::execute(Unit unit, Work work, std::size_t affinity,
+                                                 Work prepare) {
   if (unit == Unit::grouped_write) {
-    co_await grouped_.run(work, affinity);
+    co_await grouped_.run(work, affinity, prepare);
     co_return;
   }
   co_await offload(pool_.get_executor(), [&] { run_unit(unit, work); });

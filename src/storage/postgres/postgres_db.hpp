@@ -21,7 +21,8 @@ class PostgresDb final : public Db {
   void migrate() override;
 
  protected:
-  boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity) override;
+  boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity,
+                                       Work prepare) override;
 
  private:
   std::unique_ptr<PostgresConnection> take_connection();

@@ -20,7 +20,8 @@ void SqliteDb::migrate() {
   apply_migrations(writer_connection_, sqlite_migrations());
 }
 
-boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work, std::size_t affinity) {
+boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work, std::size_t affinity,
+                                               Work prepare) {
   if (unit == Unit::read) {
     auto reader = idle_readers_.take();
     if (!reader)
@@ -37,7 +38,7 @@ boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work, std::size_t
     co_return;
   }
   if (unit == Unit::grouped_write) {
-    co_await grouped_.run(work, affinity);
+    co_await grouped_.run(work, affinity, prepare);
     co_return;
   }
   co_await offload(writer_.get_executor(), [&] {

@@ -22,7 +22,8 @@ class SqliteDb final : public Db {
   void migrate() override;
 
  protected:
-  boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity) override;
+  boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity,
+                                       Work prepare) override;
 
  private:
   std::string path_;
