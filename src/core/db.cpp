@@ -5,7 +5,7 @@
 namespace billing {
 
 boost::asio::awaitable<void> Db::measured(Unit unit, Work work, std::size_t affinity,
-                                          Work prepare) {
+                                          PrepareWork prepare) {
   const auto started = std::chrono::steady_clock::now();
   in_flight_.add(1, backend_);
   try {

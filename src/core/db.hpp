@@ -106,9 +106,12 @@ class Db {
   }
   // The same, with `prepare`, which sends ahead what `fn` will need (locks, reads, claims that a
   // repository queues for the unit's next round trip) and runs before it, in its transaction: a
-  // batch runs every unit's `prepare` before the first unit's `fn`, so that all their answers
-  // come back in one round trip rather than one per unit. It may see, and must not depend on,
-  // what the other units of the batch queued.
+  // batch runs the `prepare` of its units before the first unit's `fn`, so that all their
+  // answers come back in one round trip rather than one per unit. It returns whether `fn` will
+  // take no lock it did not send ahead: one that will (found only as it runs) is where the
+  // batch stops sending ahead, so that no later unit's lock comes before it (the batch's lock
+  // order). Like `fn`, it may run twice, and may see, but must not depend on, what the other
+  // units queued.
   template <class F, class Prepare>
   boost::asio::awaitable<std::invoke_result_t<F&, Tx&>> transact_grouped(F fn, std::size_t affinity,
                                                                          Prepare prepare) {
@@ -128,9 +131,10 @@ class Db {
  protected:
   using Unit = DbUnit;
   using Work = std::function<void(Tx&)>;
+  using PrepareWork = std::function<bool(Tx&)>;
   // `affinity` and `prepare` (which may be empty) matter to grouped writes only.
   virtual boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity,
-                                               Work prepare) = 0;
+                                               PrepareWork prepare) = 0;
   // For backends, after a commit.
   void plans_committed(std::span<const EntityRef> owners) const {
     if (plan_watcher_ && !owners.empty()) plan_watcher_->plans_committed(owners);
@@ -144,9 +148,9 @@ class Db {
                                                             std::size_t affinity = 0,
                                                             Prepare prepare = nullptr) {
     using Result = std::invoke_result_t<F&, Tx&>;
-    Work prepare_work;
+    PrepareWork prepare_work;
     if constexpr (!std::is_null_pointer_v<Prepare>)
-      prepare_work = [&prepare](Tx& tx) { prepare(tx); };
+      prepare_work = [&prepare](Tx& tx) { return prepare(tx); };
     if constexpr (std::is_void_v<Result>) {
       co_await measured(
           unit, [&fn](Tx& tx) { fn(tx); }, affinity, std::move(prepare_work));
@@ -159,7 +163,8 @@ class Db {
     }
   }
   // `execute`, counted and timed.
-  boost::asio::awaitable<void> measured(Unit unit, Work work, std::size_t affinity, Work prepare);
+  boost::asio::awaitable<void> measured(Unit unit, Work work, std::size_t affinity,
+                                        PrepareWork prepare);
   void finished(Unit unit, DbOutcome outcome, std::chrono::steady_clock::time_point started);
 
   const DbBackend backend_;

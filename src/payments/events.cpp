@@ -171,7 +171,7 @@ class EventEffects {
     if (!customer || !subscription || !plausible_id(*customer) || !plausible_id(*subscription))
       return ignored("no customer or subscription");
 
-    // apply_event created the entity's row if it was new, and holds it.
+    // prepare_event created the entity's row if it was new, and holds it.
     const auto before = plans().find_plan(*entity);
     if (before && stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
     Plan after = before
@@ -397,12 +397,13 @@ std::string audit_payload(const StripeEvent& event) {
                                 {"object", text(event.object, "object").value_or("")}}}});
 }
 
-void prepare_event(Tx& tx, const StripeEvent& event, TimePoint now) {
+bool prepare_event(Tx& tx, const StripeEvent& event, TimePoint now) {
   const auto effect = EventEffects::effect_of(event.type);
   // Changes to one entity's plan queue up on the entity's row, whoever makes them (another
   // writer, another replica, a request); the plan the event most likely changes is read once
   // the lock is held.
-  if (auto owner = effect ? metadata_owner(event) : std::nullopt) {
+  const auto owner = effect ? metadata_owner(event) : std::nullopt;
+  if (owner) {
     // A new owner's row is created first: its lock then comes before the claim as for every
     // event, or two deliveries of one checkout on two replicas could deadlock (one claims,
     // then locks; the other locks the row the first created, then claims).
@@ -411,6 +412,7 @@ void prepare_event(Tx& tx, const StripeEvent& event, TimePoint now) {
     tx.get<PlanRepo>().expect_plan(*owner);
   }
   tx.get<PaymentRepo>().queue_claim(event.inbox(), now);
+  return !effect || owner;  // else the effects look for the owner, and lock it, as they run
 }
 
 AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& event, TimePoint now) {
@@ -435,7 +437,7 @@ boost::asio::awaitable<AuditStatus> apply_grouped(Db& db, const EventRules& rule
                                                   const StripeEvent& event, TimePoint now) {
   co_return co_await db.transact_grouped([&](Tx& tx) { return apply_event(tx, rules, event, now); },
                                          event_affinity(event),
-                                         [&](Tx& tx) { prepare_event(tx, event, now); });
+                                         [&](Tx& tx) { return prepare_event(tx, event, now); });
 }
 
 }  // namespace billing

@@ -45,12 +45,13 @@ boost::asio::awaitable<AuditStatus> apply_grouped(Db& db, const EventRules& rule
 // The two parts of the unit, for apply_grouped, and for a unit of another kind that runs both in
 // turn. prepare_event sends ahead what applying the event needs first (its owner's lock, the
 // owner's plan, the event's claim in the inbox); a batch sends every unit's in one round trip.
-void prepare_event(Tx& tx, const StripeEvent& event, TimePoint now);
+// False when the owner is found, and locked, only as the event applies (no metadata names it).
+bool prepare_event(Tx& tx, const StripeEvent& event, TimePoint now);
 AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& event, TimePoint now);
 
 // The writer affinity of the event (Db::transact_grouped): a hash of the entity named by the
 // metadata its effects read, else of the subscription, the customer, the event itself. Events of
-// one plan share a writer, and the owners' locks (apply_event) go in ascending affinity, one
+// one plan share a writer, and the owners' locks (prepare_event) go in ascending affinity, one
 // order for every writer and replica. Deadlocks remain possible where a lock is taken out of
 // that order: an event without metadata locks the owner it finds while it runs, and inbox rows
 // are claimed in arrival order (one event delivered to two replicas at once). PostgreSQL breaks

@@ -289,6 +289,27 @@ TEST_P(Events, AnEventWaitsForAnotherReplicasChangeToItsPlanAndBuildsOnIt) {
   EXPECT_EQ(history()[2].to_status, PlanStatus::active);
 }
 
+// prepare_event says whether it locked ahead every owner the event's effects will lock: yes when
+// metadata names the owner, or when the type changes no plan; no for an event whose owner is
+// found as it applies (a batch then prepares no later unit before it has applied).
+TEST_P(Events, PreparingSaysWhetherTheOwnerIsLockedAhead) {
+  apply(checkout_completed());
+  const auto without_metadata = event("invoice.payment_failed", {{"id", unique_id("in")},
+                                                                 {"object", "invoice"},
+                                                                 {"customer", customer},
+                                                                 {"subscription", subscription}});
+  const auto other = event("customer.created", {{"id", customer}, {"object", "customer"}});
+  const auto with_metadata = invoice("invoice.payment_succeeded", unique_id("in"));
+  std::vector<bool> ahead;
+  for (const StripeEvent* e : {&without_metadata, &other, &with_metadata})
+    ahead.push_back(run_blocking(db->transact([&](Tx& tx) {
+      const bool locked_ahead = prepare_event(tx, *e, now);
+      apply_event(tx, rules, *e, now);
+      return locked_ahead;
+    })));
+  EXPECT_THAT(ahead, ::testing::ElementsAre(false, true, true));
+}
+
 // An invoice of a subscription made before checkouts carried metadata finds its plan by the
 // subscription, and waits in the same way.
 TEST_P(Events, AnEventWithoutMetadataAlsoWaitsForAnotherReplicasChange) {

@@ -23,15 +23,15 @@ GroupCommit::GroupCommit(boost::asio::thread_pool& writers, std::size_t lanes,
       lanes_(std::make_unique<Lane[]>(lanes)) {}
 
 asio::awaitable<void> GroupCommit::run(FunctionRef<void(Tx&)> work, std::size_t affinity,
-                                       const std::function<void(Tx&)>& prepare) {
+                                       const std::function<bool(Tx&)>& prepare) {
   const std::size_t lane = affinity % lane_count_;
   co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr)>(
       [&](auto handler) {
         auto caller = asio::make_work_guard(asio::get_associated_executor(handler));
         // std::function needs a copyable callable; the handler is move-only.
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        const FunctionRef<void(Tx&)> prepare_ref =
-            prepare ? FunctionRef<void(Tx&)>(prepare) : FunctionRef<void(Tx&)>();
+        const FunctionRef<bool(Tx&)> prepare_ref =
+            prepare ? FunctionRef<bool(Tx&)>(prepare) : FunctionRef<bool(Tx&)>();
         enqueue(lane, Unit{work, prepare_ref, affinity,
                            [shared, caller](std::exception_ptr error) mutable {
                              asio::post(caller.get_executor(),
@@ -123,21 +123,25 @@ bool GroupCommit::run_together(sql::Connection& connection, std::vector<Unit>& b
   // The units leave their plan changes, history and audit rows in `writes` (a later unit reads
   // the plans back from there), which then go out as a few statements for the whole batch, with
   // the COMMIT. What a unit queues itself (Connection::run_later) goes out with the next unit's
-  // first read; every unit's prepare runs first, so that what they queue (their locks, reads and
-  // claims) goes out with the first unit's first read, in one round trip. Outside the try: a read
-  // still queued when a unit throws writes its rows here while the failed batch settles.
+  // first read. The units' prepares run ahead of their work, so that what they queue (their
+  // locks, reads and claims) goes out with the first unit's first read, in one round trip; up to
+  // a unit that will lock more as it works, whose later units are prepared only once it has.
+  // Outside the try: a read still queued when a unit throws writes its rows here while the
+  // failed batch settles.
   SqlBatch writes;
   try {
     connection.run_later(kBegin, {});
-    for (auto& unit : batch) {
-      running = &unit;
-      if (!unit.prepare) continue;
-      SqlTx tx(connection, true, &writes);
-      unit.prepare(tx);
-    }
-    for (auto& unit : batch) {
-      running = &unit;
-      run_unit(connection, unit, saved_owners, &writes, true);
+    std::size_t prepared = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      for (bool ahead = prepared == i; ahead && prepared < batch.size(); ++prepared) {
+        Unit& unit = batch[prepared];
+        running = &unit;
+        if (!unit.prepare) continue;
+        SqlTx tx(connection, true, &writes);
+        ahead = unit.prepare(tx);
+      }
+      running = &batch[i];
+      run_unit(connection, batch[i], saved_owners, &writes, true);
     }
     running = nullptr;
     writes.write(connection);

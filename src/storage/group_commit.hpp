@@ -39,12 +39,12 @@ class GroupCommit {
   // a batch of several, after every unit's `prepare`: Db::transact_grouped); returns after that
   // batch commits, rethrowing what `work` or `prepare` threw, or what the commit threw.
   boost::asio::awaitable<void> run(FunctionRef<void(Tx&)> work, std::size_t affinity,
-                                   const std::function<void(Tx&)>& prepare);
+                                   const std::function<bool(Tx&)>& prepare);
 
  private:
   struct Unit {
     FunctionRef<void(Tx&)> work;
-    FunctionRef<void(Tx&)> prepare;  // may be empty
+    FunctionRef<bool(Tx&)> prepare;  // may be empty
     std::size_t affinity;
     std::function<void(std::exception_ptr)> done;  // resumes the caller on its executor
     std::exception_ptr error;

@@ -94,6 +94,9 @@ void SqlPaymentRepo::append_audit(const AuditEntry& e) {
 }
 
 void SqlPaymentRepo::write_batch(sql::Connection& connection, const PaymentBatch& batch) {
+  // A claim no unit took would commit its event as processed, with nothing applied.
+  for (const auto& claim : batch.claims)
+    if (!claim.answered) throw std::logic_error("a unit queued a claim it did not take");
   static constexpr sql::Query kAppend{
       "INSERT INTO stripe_audit (event_id, event_type, payload, status, note, created_at) "
       "SELECT " BILLING_SQLITE_FIELD("event_id") ", " BILLING_SQLITE_FIELD(

@@ -60,7 +60,7 @@ class Storage : public ::testing::TestWithParam<std::string> {
   // Returns how many threw.
   int run_in_one_batch(std::size_t count, std::function<void(std::size_t, Tx&)> work,
                        std::function<std::size_t(std::size_t)> affinity = {},
-                       std::function<void(std::size_t, Tx&)> prepare = {}) {
+                       std::function<bool(std::size_t, Tx&)> prepare = {}) {
     // A holder unit takes the writer and keeps it until every unit is queued behind it, so that
     // none joins the holder's batch and all share the next one.
     std::promise<void> all_queued;
@@ -87,11 +87,13 @@ class Storage : public ::testing::TestWithParam<std::string> {
           ioc,
           [&, i]() -> boost::asio::awaitable<void> {
             try {
-              co_await db->transact_grouped([&](Tx& tx) { work(i, tx); },
-                                            affinity ? affinity(i) : 0,
-                                            [&](Tx& tx) {
-                                              if (prepare) prepare(i, tx);
-                                            });
+              if (prepare)
+                co_await db->transact_grouped([&](Tx& tx) { work(i, tx); },
+                                              affinity ? affinity(i) : 0,
+                                              [&](Tx& tx) { return prepare(i, tx); });
+              else
+                co_await db->transact_grouped([&](Tx& tx) { work(i, tx); },
+                                              affinity ? affinity(i) : 0);
             } catch (const std::exception&) {
               ++failed;
             }
@@ -667,10 +669,11 @@ TEST_P(Storage, ABatchClaimsEachEventAndRecordsEachInvoiceOnce) {
     EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(id); })->attempts, 1);
 }
 
-// In one commit batch, every unit's prepare runs before the first unit's work, and the claims
-// queued there answer the units' claim_event in the order they were queued: of two units that
-// queued one event, the first claims it. A unit that queued no claim claims as usual.
-TEST_P(Storage, ABatchPreparesEveryUnitBeforeTheFirstWorks) {
+// In one commit batch, the units' prepares run ahead of the first unit's work, up to one that
+// says its unit will lock more as it works (the next are prepared after that unit's work), and
+// the claims queued there answer the units' claim_event in the order they were queued: of two
+// units that queued one event, the first claims it. A unit that queued no claim claims as usual.
+TEST_P(Storage, ABatchPreparesItsUnitsAheadUpToOneThatWillLockMore) {
   const auto twice = unique_id("evt"), once = unique_id("evt"), unqueued = unique_id("evt");
   const std::vector<std::string> events{twice, once, twice, unqueued};
   std::vector<std::string> steps;
@@ -686,13 +689,17 @@ TEST_P(Storage, ABatchPreparesEveryUnitBeforeTheFirstWorks) {
         steps.push_back("prepare " + std::to_string(i));
         if (events[i] != unqueued)
           tx.get<PaymentRepo>().queue_claim({events[i], "test", 1, "{}"}, now);
+        return i != 1;
       });
   EXPECT_EQ(failed, 0);
-  EXPECT_THAT(steps, ElementsAre("prepare 0", "prepare 1", "prepare 2", "prepare 3", "work 0",
-                                 "work 1", "work 2", "work 3"));
+  EXPECT_THAT(steps, ElementsAre("prepare 0", "prepare 1", "work 0", "work 1", "prepare 2",
+                                 "prepare 3", "work 2", "work 3"));
   EXPECT_THAT(claimed, ElementsAre(1, 1, 0, 1));
-  for (const auto& id : {twice, once, unqueued})
-    EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(id); })->attempts, 1);
+  for (const auto& id : {twice, once, unqueued}) {
+    const auto record = read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(id); });
+    ASSERT_TRUE(record.has_value());
+    EXPECT_EQ(record->attempts, 1);
+  }
 }
 
 // When a unit throws, its batch runs again unit by unit, each unit's prepare right before its
@@ -714,6 +721,7 @@ TEST_P(Storage, AfterAUnitThrowsEachUnitIsPreparedAgainBeforeItWorks) {
       [&](std::size_t i, Tx& tx) {
         steps.push_back("prepare " + std::to_string(i));
         tx.get<PaymentRepo>().queue_claim({events[i], "test", 1, "{}"}, now);
+        return true;
       });
   EXPECT_EQ(failed, 1);
   EXPECT_THAT(steps,
@@ -722,9 +730,11 @@ TEST_P(Storage, AfterAUnitThrowsEachUnitIsPreparedAgainBeforeItWorks) {
   EXPECT_THAT(claimed, ElementsAre(1, 1, 1));
   EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(events[kThrows]); }),
             std::nullopt);
-  for (std::size_t i : {0u, 2u})
-    EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(events[i]); })->attempts,
-              1);
+  for (std::size_t i : {0u, 2u}) {
+    const auto record = read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(events[i]); });
+    ASSERT_TRUE(record.has_value());
+    EXPECT_EQ(record->attempts, 1);
+  }
 }
 
 // A unit that throws in a commit batch leaves nothing; the others' changes are applied once.

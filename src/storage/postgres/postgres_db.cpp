@@ -66,7 +66,7 @@ PostgresConnection& PostgresDb::group_writer_connection(std::size_t lane) {
 }
 
 boost::asio::awaitable<void> PostgresDb::execute(Unit unit, Work work, std::size_t affinity,
-                                                 Work prepare) {
+                                                 PrepareWork prepare) {
   if (unit == Unit::grouped_write) {
     co_await grouped_.run(work, affinity, prepare);
     co_return;

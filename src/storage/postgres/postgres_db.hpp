@@ -22,7 +22,7 @@ class PostgresDb final : public Db {
 
  protected:
   boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity,
-                                       Work prepare) override;
+                                       PrepareWork prepare) override;
 
  private:
   std::unique_ptr<PostgresConnection> take_connection();

@@ -21,7 +21,7 @@ void SqliteDb::migrate() {
 }
 
 boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work, std::size_t affinity,
-                                               Work prepare) {
+                                               PrepareWork prepare) {
   if (unit == Unit::read) {
     auto reader = idle_readers_.take();
     if (!reader)

@@ -23,7 +23,7 @@ class SqliteDb final : public Db {
 
  protected:
   boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity,
-                                       Work prepare) override;
+                                       PrepareWork prepare) override;
 
  private:
   std::string path_;
