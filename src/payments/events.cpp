@@ -60,6 +60,12 @@ std::optional<EntityRef> metadata_entity(const json::object* metadata) {
   return EntityRef{*kind, std::string(*id)};
 }
 
+// An invoice's subscription's metadata (Stripe copies the subscription's there).
+const json::object* invoice_metadata(const json::object& invoice) {
+  const auto* details = child(invoice, "subscription_details");
+  return details ? child(*details, "metadata") : nullptr;
+}
+
 // The price of a subscription's (or an invoice line's) first item.
 std::optional<std::string_view> first_price(const json::object& o, std::string_view list_key) {
   const auto* list = child(o, list_key);
@@ -105,6 +111,14 @@ class EventEffects {
 
   // Whether the effect may need its owner's row created (a first checkout).
   static bool creates_owner(Effect effect) { return effect == &EventEffects::checkout_completed; }
+
+  // For prepare_event: sends ahead the payment a paid invoice records, if its metadata names
+  // the entity (the one invoice_paid then records).
+  void queue_payment(Effect effect) {
+    if (effect != &EventEffects::invoice_paid || !invoice_id()) return;
+    if (auto entity = metadata_entity(invoice_metadata(object_)))
+      tx_.get<PaymentRepo>().queue_payment(payment_of(*entity));
+  }
 
  private:
   PlanRepo& plans() { return tx_.get<PlanRepo>(); }
@@ -193,12 +207,15 @@ class EventEffects {
     return {};
   }
 
+  std::optional<std::string_view> invoice_id() const {
+    const auto id = text(object_, "id");
+    return id && plausible_id(*id) ? id : std::nullopt;
+  }
+
   // The entity an invoice is for: its subscription's metadata, else the plan holding the
   // subscription or the customer (a paid invoice may arrive before the checkout completion).
   std::optional<EntityRef> invoice_entity() {
-    const auto* details = child(object_, "subscription_details");
-    if (auto entity = metadata_entity(details ? child(*details, "metadata") : nullptr))
-      return entity;
+    if (auto entity = metadata_entity(invoice_metadata(object_))) return entity;
     if (auto sub = text(object_, "subscription"); sub && plausible_id(*sub))
       if (auto plan = plans().find_plan_by_subscription(*sub)) return lock_owner(plan->owner);
     if (auto customer = text(object_, "customer"); customer && plausible_id(*customer))
@@ -217,9 +234,7 @@ class EventEffects {
         .currency = std::string(text(object_, "currency").value_or("usd")),
         .created_at = now_,
     };
-    const auto* details = child(object_, "subscription_details");
-    const auto* metadata = details ? child(*details, "metadata") : nullptr;
-    if (metadata) {
+    if (const auto* metadata = invoice_metadata(object_)) {
       p.plan_type = parse_enum<PlanType>(text(*metadata, "plan").value_or(""));
       p.cycle = parse_enum<BillingCycle>(text(*metadata, "cycle").value_or(""));
     }
@@ -246,10 +261,10 @@ class EventEffects {
   }
 
   Outcome invoice_paid() {
-    const auto invoice_id = text(object_, "id");
-    if (!invoice_id || !plausible_id(*invoice_id)) return ignored("invoice without an id");
+    if (!invoice_id()) return ignored("invoice without an id");
     const auto entity = invoice_entity();
     if (!entity) return ignored("no entity for the invoice");
+    // Recorded whatever follows: queue_payment sent it ahead on these same conditions.
     const bool recorded = tx_.get<PaymentRepo>().record_payment(payment_of(*entity));
     Outcome outcome{AuditStatus::ok, recorded ? "payment recorded" : "payment already recorded"};
 
@@ -266,8 +281,7 @@ class EventEffects {
 
   Outcome invoice_failed() {
     const auto subscription = text(object_, "subscription");
-    const auto* details = child(object_, "subscription_details");
-    auto before = subscription_plan(subscription, details ? child(*details, "metadata") : nullptr);
+    auto before = subscription_plan(subscription, invoice_metadata(object_));
     if (!before || !subscription) return ignored("no plan holds the subscription");
     if (stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
     Plan after = *before;
@@ -370,10 +384,7 @@ namespace {
 // or the object's own (a checkout session's, a subscription's).
 std::optional<EntityRef> metadata_owner(const StripeEvent& event) {
   const auto& o = event.object;
-  if (event.type.starts_with("invoice.")) {
-    const auto* details = child(o, "subscription_details");
-    return metadata_entity(details ? child(*details, "metadata") : nullptr);
-  }
+  if (event.type.starts_with("invoice.")) return metadata_entity(invoice_metadata(o));
   return metadata_entity(child(o, "metadata"));
 }
 
@@ -397,7 +408,7 @@ std::string audit_payload(const StripeEvent& event) {
                                 {"object", text(event.object, "object").value_or("")}}}});
 }
 
-bool prepare_event(Tx& tx, const StripeEvent& event, TimePoint now) {
+bool prepare_event(Tx& tx, const EventRules& rules, const StripeEvent& event, TimePoint now) {
   const auto effect = EventEffects::effect_of(event.type);
   // Changes to one entity's plan queue up on the entity's row, whoever makes them (another
   // writer, another replica, a request); the plan the event most likely changes is read once
@@ -412,6 +423,7 @@ bool prepare_event(Tx& tx, const StripeEvent& event, TimePoint now) {
     tx.get<PlanRepo>().expect_plan(*owner);
   }
   tx.get<PaymentRepo>().queue_claim(event.inbox(), now);
+  if (effect) EventEffects(tx, rules, event, now).queue_payment(effect);
   return !effect || owner;  // else the effects look for the owner, and lock it, as they run
 }
 
@@ -435,9 +447,9 @@ AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& even
 
 boost::asio::awaitable<AuditStatus> apply_grouped(Db& db, const EventRules& rules,
                                                   const StripeEvent& event, TimePoint now) {
-  co_return co_await db.transact_grouped([&](Tx& tx) { return apply_event(tx, rules, event, now); },
-                                         event_affinity(event),
-                                         [&](Tx& tx) { return prepare_event(tx, event, now); });
+  co_return co_await db.transact_grouped(
+      [&](Tx& tx) { return apply_event(tx, rules, event, now); }, event_affinity(event),
+      [&](Tx& tx) { return prepare_event(tx, rules, event, now); });
 }
 
 }  // namespace billing

@@ -44,9 +44,10 @@ boost::asio::awaitable<AuditStatus> apply_grouped(Db& db, const EventRules& rule
 
 // The two parts of the unit, for apply_grouped, and for a unit of another kind that runs both in
 // turn. prepare_event sends ahead what applying the event needs first (its owner's lock, the
-// owner's plan, the event's claim in the inbox); a batch sends every unit's in one round trip.
-// False when the owner is found, and locked, only as the event applies (no metadata names it).
-bool prepare_event(Tx& tx, const StripeEvent& event, TimePoint now);
+// owner's plan, the event's claim in the inbox, a paid invoice's payment); a batch sends every
+// unit's in one round trip. False when the owner is found, and locked, only as the event
+// applies (no metadata names it).
+bool prepare_event(Tx& tx, const EventRules& rules, const StripeEvent& event, TimePoint now);
 AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& event, TimePoint now);
 
 // The writer affinity of the event (Db::transact_grouped): a hash of the entity named by the

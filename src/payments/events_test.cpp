@@ -154,7 +154,7 @@ class Events : public ::testing::TestWithParam<std::string> {
   // For beside_another_replica: applies `e` as the webhook does, expecting it to apply.
   auto applying(const StripeEvent& e) {
     return [this, &e](Tx& tx) {
-      prepare_event(tx, e, now);
+      prepare_event(tx, rules, e, now);
       EXPECT_EQ(apply_event(tx, rules, e, now), AuditStatus::ok);
     };
   }
@@ -303,7 +303,7 @@ TEST_P(Events, PreparingSaysWhetherTheOwnerIsLockedAhead) {
   std::vector<bool> ahead;
   for (const StripeEvent* e : {&without_metadata, &other, &with_metadata})
     ahead.push_back(run_blocking(db->transact([&](Tx& tx) {
-      const bool locked_ahead = prepare_event(tx, *e, now);
+      const bool locked_ahead = prepare_event(tx, rules, *e, now);
       apply_event(tx, rules, *e, now);
       return locked_ahead;
     })));
@@ -440,7 +440,7 @@ TEST_P(Events, AFailingEventLeavesNothingBehind) {
   const auto e = checkout_completed();
   EXPECT_THROW(run_blocking(db->transact_grouped(
                    [&](Tx& tx) {
-                     prepare_event(tx, e, now);
+                     prepare_event(tx, rules, e, now);
                      apply_event(tx, rules, e, now);
                      throw std::runtime_error("the database went away");
                    },

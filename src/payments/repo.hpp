@@ -32,6 +32,12 @@ class PaymentRepo {
 
   // False when a payment for the same invoice is already recorded (it is recorded once).
   virtual bool record_payment(const Payment& payment) = 0;
+  // The unit will record the payment soon: storage may record it along with the unit's next
+  // statement (in a batch, with every unit's first), and record_payment of the same invoice
+  // then answers from there. The payment is recorded even if record_payment does not follow:
+  // queue only a payment the unit records unless its event turns out a duplicate (whose
+  // payment, recorded before, makes this one a no-op).
+  virtual void queue_payment(const Payment& payment) = 0;
   virtual std::vector<Payment> payments(const EntityRef& entity) = 0;  // oldest first
   // Fills in the fee, net and card (if none) of the invoice's payment; false when there is no
   // such payment or its fee is known already.

@@ -20,14 +20,20 @@ constexpr sql::Query kClaim =
 
 }  // namespace
 
+PaymentBatch::Queued* SqlPaymentRepo::answer_queued(std::vector<PaymentBatch::Queued>& queued,
+                                                    std::string_view key) {
+  for (auto& entry : queued)
+    if (!entry.answered && entry.key == key) {
+      db_.settle();  // its row, if any, has come
+      entry.answered = true;
+      return &entry;
+    }
+  return nullptr;
+}
+
 bool SqlPaymentRepo::claim_event(const InboxEvent& event, TimePoint now) {
   if (batch_)
-    for (auto& claim : batch_->claims)
-      if (!claim.answered && claim.event_id == event.id) {
-        db_.settle();  // its row, if any, has come
-        claim.answered = true;
-        return claim.claimed;
-      }
+    if (const auto* claim = answer_queued(batch_->claims, event.id)) return claim->done;
   const auto at = iso8601_micros(now);
   bool claimed = false;
   db_.run(kClaim, {event.id, event.type, event.created, event.payload, at, at},
@@ -37,12 +43,12 @@ bool SqlPaymentRepo::claim_event(const InboxEvent& event, TimePoint now) {
 
 void SqlPaymentRepo::queue_claim(const InboxEvent& event, TimePoint now) {
   if (!batch_) return;
-  batch_->claims.push_back({.event_id = std::string(event.id)});
+  batch_->claims.push_back({.key = std::string(event.id)});
   const auto at = iso8601_micros(now);
   try {
     db_.read_later(kClaim, {event.id, event.type, event.created, event.payload, at, at},
                    [claims = &batch_->claims, i = batch_->claims.size() - 1](const sql::Row&) {
-                     (*claims)[i].claimed = true;
+                     (*claims)[i].done = true;
                    });
   } catch (...) {
     batch_->claims.pop_back();  // not claimed: no answer to give
@@ -139,24 +145,64 @@ std::vector<AuditEntry> SqlPaymentRepo::audit_entries(std::string_view event_id)
   return entries;
 }
 
-bool SqlPaymentRepo::record_payment(const Payment& p) {
+void SqlPaymentRepo::insert_payment(const Payment& p, std::function<void(const sql::Row&)> inserted,
+                                    bool later) {
   static constexpr sql::Query kRecord =
       "INSERT INTO payments (stripe_checkout_session_id, stripe_customer_id, "
       "stripe_subscription_id, stripe_invoice_id, stripe_payment_intent_id, stripe_charge_id, "
       "role, role_entity_id, plan_type, cycle, amount, currency, net_amount, fee_amount, "
       "payment_method, paid_at, created_at) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-      "ON CONFLICT (stripe_invoice_id) DO NOTHING";
+      "ON CONFLICT (stripe_invoice_id) DO NOTHING RETURNING 1";
   const std::optional<std::string> paid_at =
       p.paid_at ? std::optional(iso8601_micros(*p.paid_at)) : std::nullopt;
-  return db_.run(kRecord,
-                 {optional_param(p.checkout_session_id), optional_param(p.customer_id),
-                  optional_param(p.subscription_id), optional_param(p.invoice_id),
-                  optional_param(p.payment_intent_id), optional_param(p.charge_id),
-                  name_of(p.entity.kind), p.entity.id, optional_enum(p.plan_type),
-                  optional_enum(p.cycle), p.amount, p.currency, optional_param(p.net_amount),
-                  optional_param(p.fee_amount), optional_param(p.payment_method),
-                  optional_param(paid_at), iso8601_micros(p.created_at)}) > 0;
+  const auto created_at = iso8601_micros(p.created_at);
+  const std::initializer_list<sql::Param> params{optional_param(p.checkout_session_id),
+                                                 optional_param(p.customer_id),
+                                                 optional_param(p.subscription_id),
+                                                 optional_param(p.invoice_id),
+                                                 optional_param(p.payment_intent_id),
+                                                 optional_param(p.charge_id),
+                                                 name_of(p.entity.kind),
+                                                 p.entity.id,
+                                                 optional_enum(p.plan_type),
+                                                 optional_enum(p.cycle),
+                                                 p.amount,
+                                                 p.currency,
+                                                 optional_param(p.net_amount),
+                                                 optional_param(p.fee_amount),
+                                                 optional_param(p.payment_method),
+                                                 optional_param(paid_at),
+                                                 created_at};
+  if (later)
+    db_.read_later(kRecord, params, std::move(inserted));
+  else
+    db_.run(kRecord, params, inserted);
+}
+
+bool SqlPaymentRepo::record_payment(const Payment& p) {
+  if (batch_ && p.invoice_id)
+    if (const auto* queued = answer_queued(batch_->payments, *p.invoice_id)) return queued->done;
+  bool recorded = false;
+  insert_payment(
+      p, [&](const sql::Row&) { recorded = true; }, false);
+  return recorded;
+}
+
+void SqlPaymentRepo::queue_payment(const Payment& p) {
+  if (!batch_ || !p.invoice_id) return;
+  batch_->payments.push_back({.key = *p.invoice_id});
+  try {
+    insert_payment(
+        p,
+        [payments = &batch_->payments, i = batch_->payments.size() - 1](const sql::Row&) {
+          (*payments)[i].done = true;
+        },
+        true);
+  } catch (...) {
+    batch_->payments.pop_back();  // not sent: no answer to give
+    throw;
+  }
 }
 
 bool SqlPaymentRepo::complete_payment(std::string_view invoice_id, const ChargeDetails& details) {

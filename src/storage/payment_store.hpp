@@ -5,22 +5,23 @@
 namespace billing {
 
 // What the units of one group-commit batch share: the audit rows they leave to its end (see
-// PlanBatch), and the claims they queued, in the order they queued them.
+// PlanBatch), and the claims and payments they queued, in the order they queued them.
 struct PaymentBatch {
-  struct Claim {
-    std::string event_id;
-    bool claimed = false;   // the claim's row came back: this unit applies the event
-    bool answered = false;  // claim_event took it
+  struct Queued {
+    std::string key;        // the claim's event id, the payment's invoice id
+    bool done = false;      // a row came back: the event was claimed, the payment recorded
+    bool answered = false;  // claim_event or record_payment took it
   };
   std::vector<AuditEntry> entries;
-  std::vector<Claim> claims;
+  std::vector<Queued> claims;
+  std::vector<Queued> payments;
 };
 
 // PaymentRepo over either SQL backend: webhook_events, stripe_audit, payments.
 class SqlPaymentRepo : public PaymentRepo {
  public:
-  // With a batch, audit rows wait in it for the batch's end (write_batch), and claims are
-  // queued there.
+  // With a batch, audit rows wait in it for the batch's end (write_batch), and claims and
+  // payments are queued there.
   explicit SqlPaymentRepo(sql::Connection& connection, PaymentBatch* batch = nullptr)
       : db_(connection), batch_(batch) {}
 
@@ -33,6 +34,7 @@ class SqlPaymentRepo : public PaymentRepo {
   void append_audit(const AuditEntry& entry) override;
   std::vector<AuditEntry> audit_entries(std::string_view event_id) override;
   bool record_payment(const Payment& payment) override;
+  void queue_payment(const Payment& payment) override;
   std::vector<Payment> payments(const EntityRef& entity) override;
   bool complete_payment(std::string_view invoice_id, const ChargeDetails& details) override;
   std::vector<ChargeToComplete> payments_without_fee(std::size_t limit) override;
@@ -41,6 +43,14 @@ class SqlPaymentRepo : public PaymentRepo {
   static void write_batch(sql::Connection& connection, const PaymentBatch& batch);
 
  private:
+  // The first queued entry for `key` not yet answered, now answered; null if none.
+  PaymentBatch::Queued* answer_queued(std::vector<PaymentBatch::Queued>& queued,
+                                      std::string_view key);
+  // Sends the insert of `payment`; `inserted` is called if it recorded the payment (the invoice
+  // had none): now, or by the next round trip when `later`.
+  void insert_payment(const Payment& payment, std::function<void(const sql::Row&)> inserted,
+                      bool later);
+
   sql::Connection& db_;
   PaymentBatch* batch_;
 };

@@ -107,6 +107,15 @@ class Storage : public ::testing::TestWithParam<std::string> {
     return failed;
   }
 
+  // A payment of `owner` for `invoice`.
+  Payment payment_for(const EntityRef& owner, const std::string& invoice) const {
+    return Payment{.invoice_id = invoice,
+                   .entity = owner,
+                   .amount = 2900,
+                   .currency = "usd",
+                   .created_at = now};
+  }
+
   // A history row for a change to `after`.
   PlanChange change_to(const Plan& after, std::string reason) const {
     return PlanChange{.plan_id = after.id,
@@ -638,16 +647,9 @@ TEST_P(Storage, ABatchClaimsEachEventAndRecordsEachInvoiceOnce) {
   const auto hospital = new_hospital();
   const auto fresh = unique_id("evt"), single = unique_id("evt"), processed = unique_id("evt");
   const auto new_invoice = unique_id("in"), old_invoice = unique_id("in");
-  const auto payment_for = [&](const std::string& invoice) {
-    return Payment{.invoice_id = invoice,
-                   .entity = hospital,
-                   .amount = 2900,
-                   .currency = "usd",
-                   .created_at = now};
-  };
   write([&](Tx& tx) {
     tx.get<PaymentRepo>().claim_event({processed, "invoice.paid", 1, "{}"}, now);
-    tx.get<PaymentRepo>().record_payment(payment_for(old_invoice));
+    tx.get<PaymentRepo>().record_payment(payment_for(hospital, old_invoice));
   });
   const std::vector<std::string> events{fresh, fresh, single, processed, fresh};
   const std::vector<std::string> invoices{new_invoice, old_invoice, new_invoice, new_invoice,
@@ -656,7 +658,7 @@ TEST_P(Storage, ABatchClaimsEachEventAndRecordsEachInvoiceOnce) {
   const int failed = run_in_one_batch(events.size(), [&](std::size_t i, Tx& tx) {
     auto& payments = tx.get<PaymentRepo>();
     claimed[i] = payments.claim_event({events[i], "invoice.paid", 2, "{}"}, now);
-    recorded[i] = payments.record_payment(payment_for(invoices[i]));
+    recorded[i] = payments.record_payment(payment_for(hospital, invoices[i]));
   });
   EXPECT_EQ(failed, 0);
   EXPECT_THAT(claimed, ElementsAre(1, 0, 1, 0, 0));  // the units run in order
@@ -700,6 +702,35 @@ TEST_P(Storage, ABatchPreparesItsUnitsAheadUpToOneThatWillLockMore) {
     ASSERT_TRUE(record.has_value());
     EXPECT_EQ(record->attempts, 1);
   }
+}
+
+// In one commit batch, payments queued ahead are recorded once, and record_payment answers from
+// the queue in its order: of two units that queued one invoice, the first records it, and one
+// recorded before is not recorded again. A payment queued by a unit that never records it (its
+// event a duplicate) is recorded all the same.
+TEST_P(Storage, ABatchRecordsQueuedPaymentsOnceAndAnswersFromThem) {
+  const auto hospital = new_hospital();
+  const auto fresh = unique_id("in"), old = unique_id("in"), unanswered = unique_id("in");
+  write([&](Tx& tx) { tx.get<PaymentRepo>().record_payment(payment_for(hospital, old)); });
+  const std::vector<std::string> invoices{fresh, old, fresh, unanswered};
+  std::vector<int> recorded(invoices.size(), -1);
+  const int failed = run_in_one_batch(
+      invoices.size(),
+      [&](std::size_t i, Tx& tx) {
+        if (invoices[i] != unanswered)
+          recorded[i] = tx.get<PaymentRepo>().record_payment(payment_for(hospital, invoices[i]));
+      },
+      {},
+      [&](std::size_t i, Tx& tx) {
+        tx.get<PaymentRepo>().queue_payment(payment_for(hospital, invoices[i]));
+        return true;
+      });
+  EXPECT_EQ(failed, 0);
+  EXPECT_THAT(recorded, ElementsAre(1, 0, 0, -1));
+  std::vector<std::string> paid;
+  for (const auto& p : read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); }))
+    paid.push_back(*p.invoice_id);
+  EXPECT_THAT(paid, ElementsAre(old, fresh, unanswered));
 }
 
 // When a unit throws, its batch runs again unit by unit, each unit's prepare right before its

@@ -31,8 +31,8 @@ class SqlTx final : public Tx,
                     public SqlPaymentRepo,
                     public SqlLocalProviderRepo {
  public:
-  // A unit of a group-commit batch leaves its plan changes, history, audit rows and queued
-  // claims in `batch`.
+  // A unit of a group-commit batch leaves its plan changes, history, audit rows, queued claims
+  // and payments in `batch`.
   SqlTx(sql::Connection& connection, bool write_unit, SqlBatch* batch = nullptr)
       : SqlEntityRepo(connection, write_unit),
         SqlPlanRepo(connection, batch ? &batch->plans : nullptr),
