@@ -117,9 +117,20 @@ void GroupCommit::run_unit(sql::Connection& connection, Unit& unit,
   saved_owners.insert(saved_owners.end(), tx.saved_owners().begin(), tx.saved_owners().end());
 }
 
+std::size_t GroupCommit::prepare_ahead(sql::Connection& connection, std::vector<Unit>& batch,
+                                       std::size_t from, SqlBatch& writes, const Unit*& running) {
+  for (std::size_t i = from; i < batch.size(); ++i) {
+    running = &batch[i];
+    if (!batch[i].prepare) continue;
+    SqlTx tx(connection, true, &writes);
+    if (!batch[i].prepare(tx)) return i + 1;
+  }
+  return batch.size();
+}
+
 bool GroupCommit::run_together(sql::Connection& connection, std::vector<Unit>& batch,
                                std::vector<EntityRef>& saved_owners) {
-  Unit* running = nullptr;
+  const Unit* running = nullptr;
   // The units leave their plan changes, history and audit rows in `writes` (a later unit reads
   // the plans back from there), which then go out as a few statements for the whole batch, with
   // the COMMIT. What a unit queues itself (Connection::run_later) goes out with the next unit's
@@ -131,15 +142,8 @@ bool GroupCommit::run_together(sql::Connection& connection, std::vector<Unit>& b
   SqlBatch writes;
   try {
     connection.run_later(kBegin, {});
-    std::size_t prepared = 0;
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      for (bool ahead = prepared == i; ahead && prepared < batch.size(); ++prepared) {
-        Unit& unit = batch[prepared];
-        running = &unit;
-        if (!unit.prepare) continue;
-        SqlTx tx(connection, true, &writes);
-        ahead = unit.prepare(tx);
-      }
+    for (std::size_t i = 0, prepared = 0; i < batch.size(); ++i) {
+      if (i == prepared) prepared = prepare_ahead(connection, batch, i, writes, running);
       running = &batch[i];
       run_unit(connection, batch[i], saved_owners, &writes, true);
     }

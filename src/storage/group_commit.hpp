@@ -63,6 +63,11 @@ class GroupCommit {
   // saved; with `batch`, leaving there what it writes for the batch's end.
   static void run_unit(sql::Connection& connection, Unit& unit,
                        std::vector<EntityRef>& saved_owners, SqlBatch* batch, bool prepared);
+  // Runs the prepares of batch[from], batch[from + 1], ... up to and including the first that
+  // will lock more as its unit works (returns false), with `running` on the one that runs;
+  // returns the index after the last one prepared.
+  static std::size_t prepare_ahead(sql::Connection& connection, std::vector<Unit>& batch,
+                                   std::size_t from, SqlBatch& writes, const Unit*& running);
   // The batch as one transaction, committed; false, rolled back, if anything threw (the unit
   // that threw has its error).
   static bool run_together(sql::Connection& connection, std::vector<Unit>& batch,

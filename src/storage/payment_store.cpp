@@ -18,6 +18,22 @@ constexpr sql::Query kClaim =
     "processed_at = excluded.processed_at WHERE webhook_events.status <> 'processed' "
     "RETURNING attempts";
 
+using RowCallback = std::function<void(const sql::Row&)>;
+
+// Adds an entry for `key` to `queued` and sends its statement through `send`, with a callback that
+// marks the entry done when a row comes back (the event claimed, the payment recorded); takes the
+// entry out again if sending throws, since there will be no answer to give.
+void queue(std::vector<PaymentBatch::Queued>& queued, std::string key,
+           FunctionRef<void(RowCallback)> send) {
+  queued.push_back({.key = std::move(key)});
+  try {
+    send([&queued, i = queued.size() - 1](const sql::Row&) { queued[i].done = true; });
+  } catch (...) {
+    queued.pop_back();
+    throw;
+  }
+}
+
 }  // namespace
 
 PaymentBatch::Queued* SqlPaymentRepo::answer_queued(std::vector<PaymentBatch::Queued>& queued,
@@ -43,17 +59,11 @@ bool SqlPaymentRepo::claim_event(const InboxEvent& event, TimePoint now) {
 
 void SqlPaymentRepo::queue_claim(const InboxEvent& event, TimePoint now) {
   if (!batch_) return;
-  batch_->claims.push_back({.key = std::string(event.id)});
   const auto at = iso8601_micros(now);
-  try {
+  queue(batch_->claims, std::string(event.id), [&](RowCallback claimed) {
     db_.read_later(kClaim, {event.id, event.type, event.created, event.payload, at, at},
-                   [claims = &batch_->claims, i = batch_->claims.size() - 1](const sql::Row&) {
-                     (*claims)[i].done = true;
-                   });
-  } catch (...) {
-    batch_->claims.pop_back();  // not claimed: no answer to give
-    throw;
-  }
+                   std::move(claimed));
+  });
 }
 
 void SqlPaymentRepo::record_event_failure(const InboxEvent& event, std::string_view error,
@@ -191,18 +201,8 @@ bool SqlPaymentRepo::record_payment(const Payment& p) {
 
 void SqlPaymentRepo::queue_payment(const Payment& p) {
   if (!batch_ || !p.invoice_id) return;
-  batch_->payments.push_back({.key = *p.invoice_id});
-  try {
-    insert_payment(
-        p,
-        [payments = &batch_->payments, i = batch_->payments.size() - 1](const sql::Row&) {
-          (*payments)[i].done = true;
-        },
-        true);
-  } catch (...) {
-    batch_->payments.pop_back();  // not sent: no answer to give
-    throw;
-  }
+  queue(batch_->payments, *p.invoice_id,
+        [&](RowCallback recorded) { insert_payment(p, std::move(recorded), true); });
 }
 
 bool SqlPaymentRepo::complete_payment(std::string_view invoice_id, const ChargeDetails& details) {
