@@ -20,11 +20,6 @@
 #define BILLING_PG_ISO8601(column) \
   "to_char(" column " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
-// Field `f` of a JsonRows row as text, in a statement that reads the rows with
-// `FROM json_each(?)` (SQLite) or `FROM jsonb_array_elements(?::jsonb) AS e(r)` (PostgreSQL).
-#define BILLING_SQLITE_FIELD(f) "value->>'" f "'"
-#define BILLING_PG_FIELD(f) "r->>'" f "'"
-
 namespace billing {
 
 std::string encode_services(const std::vector<ServiceType>& services);  // "privacy,checklist"
@@ -64,9 +59,17 @@ const T& for_kind(const T (&pair)[2], EntityKind kind) {
   return pair[static_cast<std::size_t>(kind)];
 }
 
+// Whether the rows a batch writes to one table go to `connection` as one statement (JsonRows), or
+// a statement each. On PostgreSQL each statement costs the server its protocol and executor
+// overhead; SQLite runs statements at once, in the process, where a statement per row costs less
+// than building the JSON and unpacking it.
+inline bool writes_rows_as_one(const sql::Connection& connection) {
+  return connection.dialect() == sql::Dialect::postgres;
+}
+
 // The rows of a statement that writes many at once, as its one parameter: a JSON array of
-// objects, which the statement reads with jsonb_array_elements (PostgreSQL) or json_each
-// (SQLite). Values as the row's parameters would be: text, integers, NULL.
+// objects, which the statement reads with jsonb_array_elements or jsonb_populate_recordset
+// (PostgreSQL: writes_rows_as_one). Values as the row's parameters would be: text, integers, NULL.
 class JsonRows {
  public:
   void add(std::initializer_list<std::pair<std::string_view, sql::Param>> columns);

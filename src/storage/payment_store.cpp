@@ -100,31 +100,32 @@ std::optional<InboxRecord> SqlPaymentRepo::inbox_record(std::string_view event_i
   return record;
 }
 
-void SqlPaymentRepo::append_audit(const AuditEntry& e) {
-  if (batch_) return batch_->entries.push_back(e);
+void SqlPaymentRepo::append_audit(const AuditEntry& entry) {
+  if (batch_) return batch_->entries.push_back(entry);
+  write_audit(db_, entry);
+}
+
+void SqlPaymentRepo::write_audit(sql::Connection& connection, const AuditEntry& e) {
   static constexpr sql::Query kAppend =
       "INSERT INTO stripe_audit (event_id, event_type, payload, status, note, created_at) "
       "VALUES (?, ?, ?, ?, ?, ?)";
-  db_.run_later(kAppend, {e.event_id, e.event_type, e.payload, name_of(e.status), e.note,
-                          iso8601_micros(e.created_at)});
+  connection.run_later(kAppend, {e.event_id, e.event_type, e.payload, name_of(e.status), e.note,
+                                 iso8601_micros(e.created_at)});
 }
 
 void SqlPaymentRepo::write_batch(sql::Connection& connection, const PaymentBatch& batch) {
   // A claim no unit took would commit its event as processed, with nothing applied.
   for (const auto& claim : batch.claims)
     if (!claim.answered) throw std::logic_error("a unit queued a claim it did not take");
-  static constexpr sql::Query kAppend{
+  if (!writes_rows_as_one(connection)) {
+    for (const auto& entry : batch.entries) write_audit(connection, entry);
+    return;
+  }
+  static constexpr sql::Query kAppend =
       "INSERT INTO stripe_audit (event_id, event_type, payload, status, note, created_at) "
-      "SELECT " BILLING_SQLITE_FIELD("event_id") ", " BILLING_SQLITE_FIELD(
-          "event_type") ", " BILLING_SQLITE_FIELD("payload") ", " BILLING_SQLITE_FIELD("status")
-      ", " BILLING_SQLITE_FIELD("note") ", " BILLING_SQLITE_FIELD(
-          "created_at") " FROM json_each(?) ORDER BY key",
-      "INSERT INTO stripe_audit (event_id, event_type, payload, status, note, created_at) "
-      "SELECT " BILLING_PG_FIELD("event_id") ", " BILLING_PG_FIELD("event_type") ", (" BILLING_PG_FIELD(
-          "payload") ")::jsonb, " BILLING_PG_FIELD("status") ", " BILLING_PG_FIELD("note")
-      ", (" BILLING_PG_FIELD(
-          "created_at") ")::timestamptz FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY "
-                        "AS e(r, n) ORDER BY n"};
+      "SELECT r->>'event_id', r->>'event_type', (r->>'payload')::jsonb, r->>'status', "
+      "r->>'note', (r->>'created_at')::timestamptz "
+      "FROM jsonb_array_elements(?::jsonb) WITH ORDINALITY AS e(r, n) ORDER BY n";
   JsonRows rows;
   for (const auto& e : batch.entries)
     rows.add({{"event_id", e.event_id},

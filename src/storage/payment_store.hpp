@@ -46,6 +46,7 @@ class SqlPaymentRepo : public PaymentRepo {
   // The first queued entry for `key` not yet answered, now answered; null if none.
   PaymentBatch::Queued* answer_queued(std::vector<PaymentBatch::Queued>& queued,
                                       std::string_view key);
+  static void write_audit(sql::Connection& connection, const AuditEntry& entry);
   // Sends the insert of `payment`; `inserted` is called if it recorded the payment (the invoice
   // had none): now, or by the next round trip when `later`.
   void insert_payment(const Payment& payment, std::function<void(const sql::Row&)> inserted,

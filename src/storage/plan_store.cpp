@@ -194,81 +194,77 @@ void SqlPlanRepo::save_plan(const Plan& plan) {
 }
 
 void SqlPlanRepo::update_plan(const Plan& before, const Plan& after) {
-  const PlanMove move = plan_move(before, after);
-  if (move != PlanMove::event_time) saved_owners_.push_back(after.owner);
-  if (batch_) {
-    if (auto* change = batch_change(after.id))
-      change->after = after;
-    else
-      batch_->changes.push_back({before, after});
-    return;
-  }
+  if (plan_move(before, after) != PlanMove::event_time) saved_owners_.push_back(after.owner);
+  if (!batch_) return write_change(db_, before, after);
+  if (auto* change = batch_change(after.id))
+    change->after = after;
+  else
+    batch_->changes.push_back({before, after});
+}
+
+void SqlPlanRepo::write_change(sql::Connection& connection, const std::optional<Plan>& stored,
+                               const Plan& after) {
   // Every column SET is a write to each index over it, even with the same value: a status change
   // (an invoice paid or failed) leaves the plan type, customer and subscription indexes alone.
   static constexpr sql::Query kUpdateStatus =
       "UPDATE plans SET status = ?, last_event_created = ?, updated_at = ? WHERE id = ?";
   static constexpr sql::Query kUpdateEventTime =
       "UPDATE plans SET last_event_created = ?, updated_at = ? WHERE id = ?";
-  switch (move) {
+  switch (stored ? plan_move(*stored, after) : PlanMove::more) {
     case PlanMove::more:
-      return write_plan(db_, after);
+      return write_plan(connection, after);
     case PlanMove::status:
-      return db_.run_later(kUpdateStatus,
-                           {name_of(after.status), optional_param(after.last_event_created),
-                            iso8601_micros(after.updated_at), after.id});
+      return connection.run_later(kUpdateStatus,
+                                  {name_of(after.status), optional_param(after.last_event_created),
+                                   iso8601_micros(after.updated_at), after.id});
     case PlanMove::event_time:
-      return db_.run_later(kUpdateEventTime, {optional_param(after.last_event_created),
-                                              iso8601_micros(after.updated_at), after.id});
+      return connection.run_later(kUpdateEventTime, {optional_param(after.last_event_created),
+                                                     iso8601_micros(after.updated_at), after.id});
   }
 }
 
-void SqlPlanRepo::append_history(const PlanChange& c) {
-  if (batch_) return batch_->history.push_back(c);
+void SqlPlanRepo::append_history(const PlanChange& change) {
+  if (batch_) return batch_->history.push_back(change);
+  write_history(db_, change);
+}
+
+void SqlPlanRepo::write_history(sql::Connection& connection, const PlanChange& c) {
   static constexpr sql::Query kAppend = "INSERT INTO plan_update_history (" BILLING_HISTORY_COLUMNS
                                         ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-  db_.run_later(kAppend,
-                {c.plan_id, owner_column(c.owner, EntityKind::hospital),
-                 owner_column(c.owner, EntityKind::individual), c.changed_by,
-                 iso8601_micros(c.changed_at), optional_enum(c.from_plan_type),
-                 name_of(c.to_plan_type), optional_enum(c.from_status), name_of(c.to_status),
-                 encode_services(c.from_services), encode_services(c.to_services), c.reason});
+  connection.run_later(
+      kAppend, {c.plan_id, owner_column(c.owner, EntityKind::hospital),
+                owner_column(c.owner, EntityKind::individual), c.changed_by,
+                iso8601_micros(c.changed_at), optional_enum(c.from_plan_type),
+                name_of(c.to_plan_type), optional_enum(c.from_status), name_of(c.to_status),
+                encode_services(c.from_services), encode_services(c.to_services), c.reason});
 }
 
 void SqlPlanRepo::write_batch(sql::Connection& connection, const PlanBatch& batch) {
+  if (!writes_rows_as_one(connection)) {
+    for (const auto& [stored, after] : batch.changes) write_change(connection, stored, after);
+    for (const auto& change : batch.history) write_history(connection, change);
+    return;
+  }
   // A status and an event time are most of what a batch changes: one statement each for every
-  // plan of the batch (SQLite writes an index entry for each column SET, so the time-only
+  // plan of the batch (each column SET is a write to each index over it, so the time-only
   // changes leave status out). Other changes are written plan by plan.
   // PostgreSQL reads the rows as records of the table (jsonb_populate_recordset), which spells
   // each value in its column's type. It guesses 100 rows from a function and would scan every
   // plan to hash-join them: the ids as an array make it look each one up in the primary key.
-  static constexpr sql::Query kUpdateStatuses{
-      "UPDATE plans SET status = r.status, last_event_created = r.last_event_created, "
-      "updated_at = r.updated_at FROM (SELECT " BILLING_SQLITE_FIELD("id") " AS id, "
-      BILLING_SQLITE_FIELD("status") " AS status, " BILLING_SQLITE_FIELD(
-          "last_event_created") " AS last_event_created, " BILLING_SQLITE_FIELD("updated_at")
-      " AS updated_at FROM json_each(?)) AS r WHERE plans.id = r.id",
+  static constexpr sql::Query kUpdateStatuses =
       "WITH r AS MATERIALIZED (SELECT * FROM jsonb_populate_recordset(NULL::plans, ?::jsonb)) "
       "UPDATE plans SET status = r.status, last_event_created = r.last_event_created, "
       "updated_at = r.updated_at FROM r WHERE plans.id = r.id "
-      "AND plans.id = ANY(ARRAY(SELECT id FROM r))"};
-  static constexpr sql::Query kUpdateEventTimes{
-      "UPDATE plans SET last_event_created = r.last_event_created, updated_at = r.updated_at "
-      "FROM (SELECT " BILLING_SQLITE_FIELD("id") " AS id, " BILLING_SQLITE_FIELD(
-          "last_event_created") " AS last_event_created, " BILLING_SQLITE_FIELD("updated_at")
-      " AS updated_at FROM json_each(?)) AS r WHERE plans.id = r.id",
+      "AND plans.id = ANY(ARRAY(SELECT id FROM r))";
+  static constexpr sql::Query kUpdateEventTimes =
       "WITH r AS MATERIALIZED (SELECT * FROM jsonb_populate_recordset(NULL::plans, ?::jsonb)) "
       "UPDATE plans SET last_event_created = r.last_event_created, updated_at = r.updated_at "
-      "FROM r WHERE plans.id = r.id AND plans.id = ANY(ARRAY(SELECT id FROM r))"};
-  static constexpr sql::Query kAppendHistory{
-      "INSERT INTO plan_update_history (" BILLING_HISTORY_COLUMNS ") SELECT " BILLING_SQLITE_FIELD(
-          "plan_id") ", " BILLING_SQLITE_FIELD("hospital_id") ", " BILLING_SQLITE_FIELD("individual_id")
-      ", " BILLING_SQLITE_FIELD("changed_by") ", " BILLING_SQLITE_FIELD("changed_at") ", " BILLING_SQLITE_FIELD(
-          "from_plan_type") ", " BILLING_SQLITE_FIELD("to_plan_type") ", " BILLING_SQLITE_FIELD("from_status")
-      ", " BILLING_SQLITE_FIELD("to_status") ", " BILLING_SQLITE_FIELD("from_services") ", " BILLING_SQLITE_FIELD(
-          "to_services") ", " BILLING_SQLITE_FIELD("reason") " FROM json_each(?) ORDER BY key",
-      "INSERT INTO plan_update_history (" BILLING_HISTORY_COLUMNS ") SELECT " BILLING_HISTORY_COLUMNS
+      "FROM r WHERE plans.id = r.id AND plans.id = ANY(ARRAY(SELECT id FROM r))";
+  static constexpr sql::Query kAppendHistory =
+      "INSERT INTO plan_update_history (" BILLING_HISTORY_COLUMNS
+      ") SELECT " BILLING_HISTORY_COLUMNS
       " FROM jsonb_populate_recordset(NULL::plan_update_history, ?::jsonb) WITH ORDINALITY "
-      "ORDER BY ordinality"};
+      "ORDER BY ordinality";
   JsonRows statuses, event_times, history;
   for (const auto& [stored, after] : batch.changes) {
     const auto move = stored ? plan_move(*stored, after) : PlanMove::more;

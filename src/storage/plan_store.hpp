@@ -48,6 +48,11 @@ class SqlPlanRepo : public PlanRepo {
   std::optional<Plan> find_plan_where(const sql::Query& query, std::string_view key,
                                       Matches matches);
   static void write_plan(sql::Connection& connection, const Plan& plan);
+  // Writes `after` over `stored` (none: the plan may be new) with the statement that sets only
+  // the columns that moved.
+  static void write_change(sql::Connection& connection, const std::optional<Plan>& stored,
+                           const Plan& after);
+  static void write_history(sql::Connection& connection, const PlanChange& change);
   // In the batch (none without one): the change of plan `plan_id`; the plan an earlier unit left
   // that `matches`; the read expect_plan queued for `owner`.
   PlanBatch::Change* batch_change(std::string_view plan_id);
