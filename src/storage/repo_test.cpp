@@ -849,6 +849,48 @@ TEST_P(Storage, ConcurrentChangesToOnePlanAreNotLost) {
             kWriters);
 }
 
+// Two grouped units on two writer lanes (concurrent transactions on PostgreSQL) add an agent to
+// one plan, each holding the owner and expecting its plan in its prepare, as prepare_event does:
+// the second reads the plan only once the first has committed, and as the first left it. Without
+// the lock the second would read the plan while the first holds it unsaved (the first waits up to
+// 300 ms for that); were the plan read in the lock's statement, under the snapshot taken before
+// the lock was granted (PostgreSQL's READ COMMITTED), it would read the plan as it was before the
+// first committed. Either way one agent would be lost. SQLite's one writer runs them in turn.
+TEST_P(Storage, APlanExpectedUnderItsOwnersLockIsReadAsTheHolderCommittedIt) {
+  const auto hospital = new_hospital();
+  auto plan = sample_plan(hospital);
+  plan.max_agents = 0;
+  write([&](Tx& tx) { tx.get<PlanRepo>().save_plan(plan); });
+
+  std::promise<void> first_read, second_read;
+  const auto add_agent = [&](std::size_t affinity, std::promise<void>& has_read,
+                             const std::function<void()>& then) {
+    run_blocking(db->transact_grouped(
+        [&](Tx& tx) {
+          auto& plans = tx.get<PlanRepo>();
+          const auto before = *plans.find_plan(hospital);
+          has_read.set_value();
+          then();
+          auto after = before;
+          ++after.max_agents;
+          plans.update_plan(before, after);
+        },
+        affinity,
+        [&](Tx& tx) {
+          tx.get<EntityRepo>().hold_entity(hospital);
+          tx.get<PlanRepo>().expect_plan(hospital);
+          return true;
+        }));
+  };
+  std::thread first([&, second_has_read = second_read.get_future()] {
+    add_agent(0, first_read, [&] { second_has_read.wait_for(std::chrono::milliseconds(300)); });
+  });
+  first_read.get_future().wait();
+  add_agent(1, second_read, [] {});
+  first.join();
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); })->max_agents, 2);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Storage, ::testing::ValuesIn(testing::test_backends()),
                          testing::backend_name);
 
