@@ -9,6 +9,7 @@
 #include "http/errors.hpp"
 #include "http/json_body.hpp"
 #include "kit/api_error.hpp"
+#include "kit/cached_check.hpp"
 #include "kit/text.hpp"
 #include "plans/repo.hpp"
 
@@ -20,6 +21,8 @@ namespace json = boost::json;
 
 constexpr RoleSet kOwners{Role::hospital, Role::individual};
 constexpr RoleSet kOwnersAndAdmins{Role::admin, Role::hospital, Role::individual};
+// How long GET /stripe/health answers with the outcome of its last check of the provider.
+constexpr auto kHealthFreshFor = std::chrono::seconds(5);
 
 ApiError price_not_found(const PricedPlan& p) {
   return ApiError(400, fmt::format("Price mapping not found for ({}, {}, {})", name_of(p.role),
@@ -185,8 +188,8 @@ asio::awaitable<Response> get_subscriptions(PaymentProvider& provider, const Cal
                           subscription_json);
 }
 
-asio::awaitable<Response> get_health(PaymentProvider& provider) {
-  co_await provider.check_health();
+asio::awaitable<Response> get_health(CachedCheck& provider_health) {
+  co_await provider_health.run();
   co_return json_response(json::object{{"status", "healthy"}, {"service", "stripe"}});
 }
 
@@ -233,8 +236,12 @@ void add_payment_routes(Router& router, Db& db, PaymentProvider& provider, const
   // lower, but an invoice with many lines comes close to 64 KiB).
   router.add({Method::post, "/stripe/webhook", Policy::open().with_body_limit(kLargeBodyLimit),
               [&webhooks](const Call& call) { return post_webhook(webhooks, call); }});
+  // Open to anyone, while each check is a call to Stripe that shares the key's rate limit and the
+  // provider's threads with checkouts and cancellations: one at most every few seconds.
+  auto provider_health = std::make_shared<CachedCheck>(
+      [&provider] { return provider.check_health(); }, kHealthFreshFor);
   router.add({Method::get, "/stripe/health", Policy::open(),
-              [&provider](const Call&) { return get_health(provider); }});
+              [provider_health](const Call&) { return get_health(*provider_health); }});
 }
 
 }  // namespace billing
