@@ -33,6 +33,13 @@ inline ApiError no_such_subscription(std::string_view id) {
 inline ApiError no_such_customer(std::string_view id) {
   return ApiError(404, std::string("No such customer: ").append(id));
 }
+inline ApiError no_such_invoice(std::string_view id) {
+  return ApiError(404, std::string("No such invoice: ").append(id));
+}
+// Stripe changes nothing on a canceled subscription (it answers a generic invalid request).
+inline ApiError subscription_canceled() {
+  return ApiError(409, "Subscription is already canceled");
+}
 inline ApiError no_such_charge(std::string_view id) {
   return ApiError(404, std::string("No such charge: ").append(id));
 }

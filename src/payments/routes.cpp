@@ -11,6 +11,7 @@
 #include "kit/api_error.hpp"
 #include "kit/cached_check.hpp"
 #include "kit/text.hpp"
+#include "payments/provider_errors.hpp"
 #include "plans/repo.hpp"
 
 namespace billing {
@@ -164,6 +165,8 @@ asio::awaitable<Response> post_cancel(Db& db, PaymentProvider& provider, const C
   auto id = body.required_string("subscription_id");
   body.finish();
   co_await require_own_billing(db, call.caller(), &Plan::stripe_subscription_id, id);
+  if ((co_await provider.get_subscription(id)).status == "canceled")
+    throw provider_errors::subscription_canceled();
   const auto subscription = co_await provider.cancel_at_period_end(std::move(id));
   co_return json_response(json::object{{"status", subscription.status},
                                        {"cancel_at_period_end", subscription.cancel_at_period_end},

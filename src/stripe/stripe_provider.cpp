@@ -35,9 +35,13 @@ std::string_view error_field(const json::value& body, std::string_view key) {
   return field && field->is_string() ? std::string_view(field->get_string()) : std::string_view();
 }
 
-void add_page(stripe::FormParams& params, const PageRequest& page) {
-  params.add("limit", std::to_string(page.limit));
-  if (page.starting_after) params.add("starting_after", *page.starting_after);
+// A list request's page; Stripe's answer when starting_after names no such object is `missing`.
+template <class Request>
+void add_page(Request& request, const PageRequest& page, ApiError (*missing)(std::string_view)) {
+  request.params.add("limit", std::to_string(page.limit));
+  if (!page.starting_after) return;
+  request.params.add("starting_after", *page.starting_after);
+  request.named.push_back({"starting_after", *page.starting_after, missing});
 }
 
 }  // namespace
@@ -149,7 +153,7 @@ asio::awaitable<Page<Invoice>> StripeProvider::list_invoices(std::string custome
                                                              PageRequest page) {
   Request request{.endpoint = StripeEndpoint::list_invoices, .path = "/v1/invoices"};
   request.params.add("customer", customer_id);
-  add_page(request.params, page);
+  add_page(request, page, provider_errors::no_such_invoice);
   request.named.push_back({"customer", customer_id, provider_errors::no_such_customer});
   co_return co_await call(std::move(request), [](const json::value& list) {
     return stripe::read_page(list, stripe::read_invoice);
@@ -158,7 +162,7 @@ asio::awaitable<Page<Invoice>> StripeProvider::list_invoices(std::string custome
 
 asio::awaitable<Page<Customer>> StripeProvider::list_customers(PageRequest page) {
   Request request{.endpoint = StripeEndpoint::list_customers, .path = "/v1/customers"};
-  add_page(request.params, page);
+  add_page(request, page, provider_errors::no_such_customer);
   co_return co_await call(std::move(request), [](const json::value& list) {
     return stripe::read_page(list, stripe::read_customer);
   });
@@ -167,7 +171,7 @@ asio::awaitable<Page<Customer>> StripeProvider::list_customers(PageRequest page)
 asio::awaitable<Page<Subscription>> StripeProvider::list_subscriptions(PageRequest page) {
   Request request{.endpoint = StripeEndpoint::list_subscriptions, .path = "/v1/subscriptions"};
   request.params.add("status", "all");  // Stripe's default leaves out canceled ones
-  add_page(request.params, page);
+  add_page(request, page, provider_errors::no_such_subscription);
   co_return co_await call(std::move(request), [](const json::value& list) {
     return stripe::read_page(list, stripe::read_subscription);
   });

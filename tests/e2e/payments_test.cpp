@@ -155,6 +155,11 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   p = plan();
   EXPECT_EQ(p.status, PlanStatus::cancelled);
   EXPECT_TRUE(last_reason().starts_with("customer.subscription.deleted evt_"));
+  // Nothing left to cancel: said plainly, not as a provider failure.
+  response = post_json("/stripe/subscription/cancel",
+                       {{"subscription_id", *p.stripe_subscription_id}}, hospital_token);
+  EXPECT_EQ(response.status, 409);
+  EXPECT_EQ(response.detail_text(), "Subscription is already canceled");
 
   std::vector<PlanStatus> statuses;
   for (const auto& change : history()) statuses.push_back(change.to_status);
@@ -200,6 +205,9 @@ TEST_P(E2ePayments, UsersReachOnlyTheirOwnBilling) {
   EXPECT_EQ(response.json().at("data").as_array().size(), 1u);
   EXPECT_EQ(client.get("/stripe/admin/subscriptions", bearer(hospital_token)).status, 403);
   EXPECT_EQ(client.get("/stripe/admin/customers?limit=0", bearer(admin_token)).status, 422);
+  response = client.get("/stripe/admin/customers?starting_after=cus_nope", bearer(admin_token));
+  EXPECT_EQ(response.status, 404);
+  EXPECT_EQ(response.detail_text(), "No such customer: cus_nope");
   response = client.get("/stripe/subscription/sub_nothing", bearer(admin_token));
   EXPECT_EQ(response.status, 404);
   EXPECT_EQ(response.detail_text(), "No such subscription: sub_nothing");

@@ -365,6 +365,19 @@ TEST_F(StripeProviderFake, AMissingSubscriptionOrCustomerIs404) {
                                 "customer")});
   expect_error(error_of(provider->create_portal_session("cus_x", "https://app.test/")), 404,
                "No such customer: cus_x");
+  // A page that starts after an object Stripe does not know: the caller's mistake.
+  const auto unknown_start = [&] {
+    fake.queue({400, stripe_error("invalid_request_error", "resource_missing", kStripeWords, "",
+                                  "starting_after")});
+  };
+  unknown_start();
+  expect_error(error_of(provider->list_invoices("cus_1", {10, "in_x"})), 404,
+               "No such invoice: in_x");
+  unknown_start();
+  expect_error(error_of(provider->list_customers({10, "cus_y"})), 404, "No such customer: cus_y");
+  unknown_start();
+  expect_error(error_of(provider->list_subscriptions({10, "sub_y"})), 404,
+               "No such subscription: sub_y");
   // A missing price is our configuration's fault, not the caller's.
   fake.queue({400, stripe_error("invalid_request_error", "resource_missing", kStripeWords, "",
                                 "line_items[0][price]")});

@@ -33,9 +33,6 @@ ApiError no_such_checkout_session(std::string_view id) {
 ApiError no_such_portal_session(std::string_view id) {
   return ApiError(404, std::string("No such portal session: ").append(id));
 }
-ApiError no_such_invoice(std::string_view id) {
-  return ApiError(404, std::string("No such invoice: ").append(id));
-}
 
 // The session `id` while it can be paid, from a const or a mutable table.
 template <class Sessions>
@@ -242,8 +239,9 @@ PortalView Ledger::portal(std::string_view id) const {
 Events Ledger::pay_invoice(std::string_view portal_id, std::string_view invoice_id,
                            const Card& card, TimePoint now) {
   const PortalSession& portal = portals_.at(portal_id, no_such_portal_session);
-  InvoiceRecord& invoice = invoices_.at(invoice_id, no_such_invoice);
-  if (invoice.invoice.customer != portal.customer) throw no_such_invoice(invoice_id);
+  InvoiceRecord& invoice = invoices_.at(invoice_id, provider_errors::no_such_invoice);
+  if (invoice.invoice.customer != portal.customer)
+    throw provider_errors::no_such_invoice(invoice_id);
   if (invoice.invoice.status != "open") throw ApiError(409, "This invoice is already paid");
   require_paid(charge_result(card.kind, Charging::later));
   const std::int64_t at = unix_seconds(now);
@@ -283,7 +281,7 @@ const Subscription& Ledger::subscription(std::string_view id) const {
 
 WithEvents<Subscription> Ledger::cancel_at_period_end(std::string_view id, TimePoint now) {
   Subscription& subscription = subscriptions_.at(id, provider_errors::no_such_subscription);
-  if (subscription.status == "canceled") throw provider_errors::rejected();
+  if (subscription.status == "canceled") throw provider_errors::subscription_canceled();
   if (subscription.cancel_at_period_end) return {subscription, {}};
   subscription.cancel_at_period_end = true;
   return {subscription,
@@ -310,7 +308,7 @@ WithEvents<Subscription> Ledger::change_price(std::string_view id, std::string_v
 Page<Invoice> Ledger::invoices(std::string_view customer_id, const PageRequest& page) const {
   customers_.at(customer_id, provider_errors::no_such_customer);
   return newest_first(
-      invoices_, page, no_such_invoice,
+      invoices_, page, provider_errors::no_such_invoice,
       [&](const InvoiceRecord& r) { return r.invoice.customer == customer_id; },
       [](const InvoiceRecord& r) { return r.invoice; });
 }
