@@ -342,8 +342,7 @@ TEST_P(Events, APlanChoiceWaitsForAWebhooksChangeAndKeepsIt) {
   const auto failed = invoice("invoice.payment_failed", unique_id("in"));
   beside_another_replica(std::move(replica), applying(failed), [&] {
     run_blocking(db->transact([&](Tx& tx) {
-      return select_plan(tx, catalog(), owner, {.plan_type = PlanType::pro, .id = hospital.id},
-                         now);
+      select_plan(tx, catalog(), owner, {.plan_type = PlanType::pro, .id = hospital.id}, now);
     }));
   });
   EXPECT_EQ(plan()->status, PlanStatus::inactive);

@@ -7,8 +7,8 @@
 #include "plans/repo.hpp"
 
 namespace billing {
-Plan select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
-                 const PlanSelection& selection, TimePoint now) {
+PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
+                       const PlanSelection& selection, TimePoint now) {
   auto& entities = tx.get<EntityRepo>();
   auto& plans = tx.get<PlanRepo>();
   const EntityRef owner = resolve_entity(entities, caller, selection.id, selection.role);
@@ -30,7 +30,10 @@ Plan select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
       plan.updated_at = now;
       plans.save_plan(plan);
     }
-    return plan;
+    // The same pending choice again asks the provider again (its last call may have failed).
+    const bool reprice =
+        plan.stripe_subscription_id && (plan.pending_plan_type || existing->pending_plan_type);
+    return {plan, reprice ? std::optional(selection.plan_type) : std::nullopt};
   }
   Plan plan = existing ? *existing
                        : Plan{.id = "plan_" + random_hex(12), .owner = owner, .created_at = now};
@@ -41,13 +44,13 @@ Plan select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
   plan.max_agents = offer->max_agents;
   if (!same_type) plan.selected_services = offer->default_services;
 
-  if (existing && plan == *existing) return plan;  // nothing changes, nothing to record
+  if (existing && plan == *existing) return {plan};  // nothing changes, nothing to record
   plan.updated_at = now;
   plans.save_plan(plan);
   plans.append_history(plan_change(
       existing ? &*existing : nullptr, plan, caller.subject, now,
       owner_choice ? "selected, awaiting payment" : "selected by admin (manual contract)"));
-  return plan;
+  return {plan};
 }
 
 }  // namespace billing

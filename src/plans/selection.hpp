@@ -15,9 +15,17 @@ struct PlanSelection {
   std::optional<EntityKind> role;  // admins may say which kind `id` is; otherwise it is looked up
 };
 
+struct PlanChoice {
+  Plan plan;
+  // The plan type the subscription that pays for an active plan should now be priced at: the
+  // type chosen, or the plan's own when the choice withdrew a pending one (the provider may
+  // have moved the price already); none when the provider has nothing to do.
+  std::optional<PlanType> subscription_price;
+};
+
 // POST /billing/plan/select, inside one write unit. An admin's choice is active at once (a
 // manual contract); a hospital's or individual's own choice waits for payment (inactive).
-Plan select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
-                 const PlanSelection& selection, TimePoint now);
+PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
+                       const PlanSelection& selection, TimePoint now);
 
 }  // namespace billing

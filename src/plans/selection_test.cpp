@@ -29,9 +29,12 @@ class PlanRules : public ::testing::TestWithParam<std::string> {
     }));
   }
 
-  Plan select(const Identity& caller, PlanSelection selection) {
+  PlanChoice choose(const Identity& caller, PlanSelection selection) {
     return run_blocking(db->transact(
         [&](Tx& tx) { return select_plan(tx, catalog, caller, selection, clock.now()); }));
+  }
+  Plan select(const Identity& caller, PlanSelection selection) {
+    return choose(caller, std::move(selection)).plan;
   }
   Plan services(const Identity& caller, std::vector<ServiceType> chosen) {
     return run_blocking(db->transact([&](Tx& tx) {
@@ -102,6 +105,28 @@ TEST_P(PlanRules, ChoosingAnotherPlanNeverTakesTheActiveOneAway) {
   // Choosing the active plan again withdraws the pending choice.
   EXPECT_EQ(select(hospital, {PlanType::lite, hospital_id, std::nullopt}).pending_plan_type,
             std::nullopt);
+}
+
+// With a subscription paying for the active plan, the provider is asked to price it as chosen,
+// and back at the plan's own type when the choice is withdrawn (the first change may have gone
+// through already, and its confirmation would otherwise move the plan to the withdrawn type).
+TEST_P(PlanRules, TheSubscriptionIsPricedAsTheLastChoiceSays) {
+  EXPECT_EQ(choose(hospital, {PlanType::pro, hospital_id, std::nullopt}).subscription_price,
+            std::nullopt);  // nothing paid yet: checkout pays for the choice
+  auto paid = select(admin, {PlanType::lite, hospital_id, std::nullopt});
+  paid.stripe_subscription_id = "sub_1";
+  run_blocking(db->transact([&](Tx& tx) { tx.get<PlanRepo>().save_plan(paid); }));
+  const auto price_after = [&](PlanType chosen) {
+    return choose(hospital, {chosen, hospital_id, std::nullopt}).subscription_price;
+  };
+  EXPECT_EQ(price_after(PlanType::lite), std::nullopt);  // as it is
+  EXPECT_EQ(price_after(PlanType::pro), PlanType::pro);
+  EXPECT_EQ(price_after(PlanType::pro),
+            PlanType::pro);  // asked again: the last call may have failed
+  EXPECT_EQ(price_after(PlanType::lite), PlanType::lite);  // withdrawn
+  EXPECT_EQ(price_after(PlanType::lite), std::nullopt);
+  EXPECT_EQ(choose(admin, {PlanType::pro, hospital_id, std::nullopt}).subscription_price,
+            std::nullopt);  // an admin's manual contract
 }
 
 TEST_P(PlanRules, RefusesPlansTheCatalogDoesNotOfferAndOtherPeoplesEntities) {
