@@ -188,6 +188,12 @@ class EventEffects {
     // prepare_event created the entity's row if it was new, and holds it.
     const auto before = plans().find_plan(*entity);
     if (before && stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
+    // Two checkouts opened before either was paid, then both paid: the plan stays with the
+    // subscription that pays for it already, and its payer can see and cancel the other one
+    // (its metadata names them). Its invoices are recorded as payments all the same.
+    if (before && before->status == PlanStatus::active && before->stripe_subscription_id &&
+        *before->stripe_subscription_id != *subscription)
+      return ignored("a second subscription for an active plan another one pays for");
     Plan after = before
                      ? *before
                      : Plan{.id = "plan_" + random_hex(12), .owner = *entity, .created_at = now_};

@@ -41,9 +41,9 @@ class Events : public ::testing::TestWithParam<std::string> {
   const TimePoint now = std::chrono::system_clock::now();
   const EntityRef hospital{EntityKind::hospital, unique_id("hosp")};
   const std::string customer = unique_id("cus");
-  const std::string subscription = unique_id("sub");
-  std::int64_t clock = 1'700'000'000;  // Stripe's `created` of the next event
-  std::vector<std::string> payloads;   // kept alive: events point into them
+  std::string subscription = unique_id("sub");  // of the events made next
+  std::int64_t clock = 1'700'000'000;           // Stripe's `created` of the next event
+  std::vector<std::string> payloads;            // kept alive: events point into them
 
   json::object metadata(std::string_view plan = "lite", std::string_view cycle = "monthly") const {
     return {
@@ -219,6 +219,22 @@ TEST_P(Events, APaymentIsRecordedWithTheSpecificationsFields) {
   EXPECT_EQ(json::parse(*p.payment_method),
             json::parse(R"({"type":"card","card":{"brand":"visa","last4":"4242"}})"));
   EXPECT_TRUE(p.paid_at);
+}
+
+// Two checkouts opened before either was paid, then both paid: the plan stays with the
+// subscription that paid for it first. The second's payments are recorded all the same, and its
+// failures leave the plan alone.
+TEST_P(Events, ASecondSubscriptionLeavesTheActivePlanWithTheFirst) {
+  apply(checkout_completed());
+  const auto first = subscription;
+  subscription = unique_id("sub");
+  EXPECT_EQ(apply(checkout_completed("pro")), AuditStatus::ignored);
+  EXPECT_EQ(plan()->stripe_subscription_id, first);
+  EXPECT_EQ(plan()->plan_type, PlanType::lite);
+  apply(invoice("invoice.payment_succeeded", unique_id("in")));
+  EXPECT_EQ(payments().size(), 1u);
+  apply(invoice("invoice.payment_failed", unique_id("in")));
+  EXPECT_EQ(plan()->status, PlanStatus::active);
 }
 
 TEST_P(Events, APaidInvoiceBeforeTheCheckoutIsRecordedAndActivatesNothing) {

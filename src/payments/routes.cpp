@@ -99,12 +99,11 @@ asio::awaitable<std::optional<Plan>> own_plan(Db& db, const Identity& caller) {
   co_return co_await db.read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(*entity); });
 }
 
-// Users reach only their own subscription and customer; admins reach all.
-asio::awaitable<void> require_own_billing(Db& db, const Identity& caller,
-                                          std::optional<std::string> Plan::*field, std::string id) {
+// Users reach only their own plan's customer; admins reach all.
+asio::awaitable<void> require_own_customer(Db& db, const Identity& caller, std::string_view id) {
   if (caller.role == Role::admin) co_return;
   const auto plan = co_await own_plan(db, caller);
-  if (!plan || (*plan).*field != id) throw ApiError(403, "Unauthorized");
+  if (!plan || plan->stripe_customer_id != id) throw ApiError(403, "Unauthorized");
 }
 
 // The checkout `caller` asks for in `body`, for a plan `current` (if any) that no subscription
@@ -154,18 +153,47 @@ asio::awaitable<Response> post_portal_link(Db& db, PaymentProvider& provider,
   co_return json_response(json::object{{"portal_url", url}});
 }
 
+bool names_entity(const Metadata& metadata, const EntityRef& entity) {
+  const auto value = [&](std::string_view key) -> std::string_view {
+    for (const auto& [k, v] : metadata)
+      if (k == key) return v;
+    return {};
+  };
+  return value("role") == name_of(entity.kind) && value("role_entity_id") == entity.id;
+}
+
+// The subscription `id`, if the caller may reach it: an admin any; a user the one that pays for
+// their plan, or one whose metadata names their entity (a second checkout paid for while the
+// first already paid for the plan, which stays with the first: its payer must be able to cancel
+// it). Any other is 403, whether it exists or not, so that ids cannot be probed.
+asio::awaitable<Subscription> reachable_subscription(Db& db, PaymentProvider& provider,
+                                                     const Identity& caller, std::string id) {
+  if (caller.role == Role::admin) co_return co_await provider.get_subscription(std::move(id));
+  const auto entity = own_entity(caller);
+  if (!entity) throw ApiError(403, "Unauthorized");
+  const auto plan = co_await own_plan(db, caller);
+  const bool pays_for_the_plan = plan && plan->stripe_subscription_id == id;
+  std::optional<Subscription> subscription;
+  try {
+    subscription = co_await provider.get_subscription(std::move(id));
+  } catch (const ApiError& e) {
+    if (pays_for_the_plan || e.status != 404) throw;
+  }
+  if (!pays_for_the_plan && (!subscription || !names_entity(subscription->metadata, *entity)))
+    throw ApiError(403, "Unauthorized");
+  co_return std::move(*subscription);
+}
+
 asio::awaitable<Response> get_subscription(Db& db, PaymentProvider& provider, const Call& call) {
-  std::string id(call.request.path_param("sub_id"));
-  co_await require_own_billing(db, call.caller(), &Plan::stripe_subscription_id, id);
-  co_return json_response(subscription_json(co_await provider.get_subscription(std::move(id))));
+  co_return json_response(subscription_json(co_await reachable_subscription(
+      db, provider, call.caller(), std::string(call.request.path_param("sub_id")))));
 }
 
 asio::awaitable<Response> post_cancel(Db& db, PaymentProvider& provider, const Call& call) {
   JsonBody body(call.request.body);
   auto id = body.required_string("subscription_id");
   body.finish();
-  co_await require_own_billing(db, call.caller(), &Plan::stripe_subscription_id, id);
-  if ((co_await provider.get_subscription(id)).status == "canceled")
+  if ((co_await reachable_subscription(db, provider, call.caller(), id)).status == "canceled")
     throw provider_errors::subscription_canceled();
   const auto subscription = co_await provider.cancel_at_period_end(std::move(id));
   co_return json_response(json::object{{"status", subscription.status},
@@ -176,7 +204,7 @@ asio::awaitable<Response> post_cancel(Db& db, PaymentProvider& provider, const C
 asio::awaitable<Response> get_invoices(Db& db, PaymentProvider& provider, const Call& call) {
   std::string id(call.request.path_param("customer_id"));
   const auto page = page_request(call.request);
-  co_await require_own_billing(db, call.caller(), &Plan::stripe_customer_id, id);
+  co_await require_own_customer(db, call.caller(), id);
   const auto invoices = co_await provider.list_invoices(std::move(id), page);
   co_return page_response(invoices, invoice_json);
 }

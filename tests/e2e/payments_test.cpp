@@ -168,6 +168,43 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   EXPECT_EQ(statuses.back(), PlanStatus::cancelled);
 }
 
+// Two checkouts opened before either was paid (two tabs), then both paid: the plan stays with the
+// first subscription, both payments are recorded, and the payer can see and cancel the second.
+TEST_P(E2ePayments, TheSecondOfTwoPaidCheckoutsIsItsPayersToCancel) {
+  std::vector<std::string> checkout_urls;
+  for (int i = 0; i < 2; ++i) {
+    const auto response = post_json(
+        "/stripe/checkout", {{"plan_type", "lite"}, {"billing_cycle", "monthly"}}, hospital_token);
+    ASSERT_EQ(response.status, 200) << response.body;
+    checkout_urls.emplace_back(response.json().at("checkout_url").as_string());
+  }
+  for (const auto& url : checkout_urls)
+    ASSERT_EQ(post_form(url, "number=4242424242424242&exp=12%2F30&cvc=123").status, 200);
+  const Plan p = plan();
+  EXPECT_EQ(p.status, PlanStatus::active);
+  EXPECT_EQ(payments().size(), 2u);
+  std::string second;
+  const auto subscriptions = client.get("/stripe/admin/subscriptions", bearer(admin_token)).json();
+  for (const auto& s : subscriptions.at("data").as_array())
+    if (s.at("id").as_string() != *p.stripe_subscription_id &&
+        s.at("metadata").at("role_entity_id").as_string() == hospital)
+      second = s.at("id").as_string();
+  ASSERT_FALSE(second.empty());
+
+  const auto stranger = sign_token(hospital_user(unique_id("hosp")));
+  EXPECT_EQ(client.get("/stripe/subscription/" + second, bearer(stranger)).status, 403);
+  EXPECT_EQ(
+      post_json("/stripe/subscription/cancel", {{"subscription_id", second}}, stranger).status,
+      403);
+  EXPECT_EQ(client.get("/stripe/subscription/sub_nothing", bearer(stranger)).status, 403);
+  EXPECT_EQ(client.get("/stripe/subscription/" + second, bearer(hospital_token)).status, 200);
+  const auto cancel =
+      post_json("/stripe/subscription/cancel", {{"subscription_id", second}}, hospital_token);
+  ASSERT_EQ(cancel.status, 200) << cancel.body;
+  EXPECT_TRUE(cancel.json().at("cancel_at_period_end").as_bool());
+  EXPECT_EQ(plan(), p);  // the plan's own subscription goes on
+}
+
 TEST_P(E2ePayments, UsersReachOnlyTheirOwnBilling) {
   auto response = post_json("/stripe/checkout",
                             {{"plan_type", "lite"}, {"billing_cycle", "monthly"}}, hospital_token);
