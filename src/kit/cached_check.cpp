@@ -7,8 +7,11 @@ boost::asio::awaitable<void> CachedCheck::run() {
   bool check = false;
   {
     std::lock_guard lock(mutex_);
-    if (last_ && (checking_ || now_() - last_->at < fresh_for_))
+    const auto age = last_ ? now_() - last_->at : std::chrono::steady_clock::duration::max();
+    if (age < fresh_for_)
       error = last_->error;
+    else if (checking_)
+      error = age < 2 * fresh_for_ ? last_->error : unknown_;
     else
       check = checking_ = true;
   }

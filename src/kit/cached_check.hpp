@@ -16,13 +16,17 @@ class CachedCheck {
   using Check = std::function<boost::asio::awaitable<void>()>;
   using Now = std::function<std::chrono::steady_clock::time_point()>;
 
+  // `unknown` (not null) is thrown to who asks while a check runs and no outcome is recent.
   CachedCheck(Check check, std::chrono::steady_clock::duration fresh_for,
-              Now now = std::chrono::steady_clock::now)
-      : check_(std::move(check)), fresh_for_(fresh_for), now_(std::move(now)) {}
+              std::exception_ptr unknown, Now now = std::chrono::steady_clock::now)
+      : check_(std::move(check)),
+        fresh_for_(fresh_for),
+        unknown_(std::move(unknown)),
+        now_(std::move(now)) {}
 
   // Returns, or throws what the check threw: the last outcome while it is younger than
-  // `fresh_for`, else a new check's. One check runs at a time; who asks meanwhile gets the last
-  // outcome. Safe from any thread.
+  // `fresh_for`, else a new check's. One check runs at a time: who asks meanwhile gets the last
+  // outcome if it is younger than twice `fresh_for`, else `unknown`. Safe from any thread.
   boost::asio::awaitable<void> run();
 
  private:
@@ -33,6 +37,7 @@ class CachedCheck {
 
   Check check_;
   std::chrono::steady_clock::duration fresh_for_;
+  std::exception_ptr unknown_;
   Now now_;
   std::mutex mutex_;
   std::optional<Outcome> last_;

@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -30,7 +31,8 @@ class CachedCheckTest : public ::testing::Test {
                        if (failing) throw std::runtime_error("unreachable");
                        co_return;
                      },
-                     5s, [this] { return now; }};
+                     5s, std::make_exception_ptr(std::runtime_error("unknown")),
+                     [this] { return now; }};
 
   // The outcome of one run: empty if it passed, else what it threw.
   std::string outcome() {
@@ -59,42 +61,51 @@ TEST_F(CachedCheckTest, AnOutcomeIsReusedWhileFreshThenCheckedAgain) {
   EXPECT_EQ(checks, 2);
 }
 
-// Who asks while a check is on its way gets the last outcome at once, however old.
+// Who asks while a check is on its way gets the last outcome if it is recent (younger than twice
+// fresh_for), else `unknown`: a second check never starts.
 TEST(CachedCheck, OneCheckRunsAtATime) {
   asio::io_context ioc;
-  asio::steady_timer slow_answer(ioc, std::chrono::steady_clock::time_point::max());
+  asio::steady_timer answer(ioc, std::chrono::steady_clock::time_point::max());
   std::chrono::steady_clock::time_point now{};
   int checks = 0;
   CachedCheck cached(
       [&]() -> asio::awaitable<void> {
-        if (++checks == 2) co_await slow_answer.async_wait(asio::use_awaitable);
+        ++checks;
+        boost::system::error_code cancelled;
+        co_await answer.async_wait(asio::redirect_error(asio::use_awaitable, cancelled));
       },
-      5s, [&] { return now; });
-  std::vector<std::string> finished;
+      5s, std::make_exception_ptr(std::runtime_error("unknown")), [&] { return now; });
+  std::vector<std::string> outcomes;
   const auto ask = [&](std::string who) {
     asio::co_spawn(
         ioc,
         [&, who]() -> asio::awaitable<void> {
           try {
             co_await cached.run();
-          } catch (const boost::system::system_error&) {
-            // the slow check's timer, cancelled: a failed check
+            outcomes.push_back(who + ": passed");
+          } catch (const std::exception& e) {
+            outcomes.push_back(who + ": " + e.what());
           }
-          finished.push_back(who);
         },
         asio::detached);
   };
-  ask("first");
-  ioc.run_one();
+  const auto check_while = [&](std::string checker, std::string meanwhile) {
+    ioc.restart();  // the last poll ran out of work
+    ask(checker);
+    ask(meanwhile);
+    ioc.poll();
+    answer.cancel();  // the check passes
+    ioc.poll();
+  };
+  check_while("first", "before any outcome");
+  now += 7s;
+  check_while("second", "after a recent pass");
   now += 1h;
-  ask("slow");
-  ask("meanwhile");
-  ioc.poll();
-  EXPECT_EQ(finished, (std::vector<std::string>{"first", "meanwhile"}));
-  slow_answer.cancel();
-  ioc.run();
-  EXPECT_EQ(finished, (std::vector<std::string>{"first", "meanwhile", "slow"}));
-  EXPECT_EQ(checks, 2);
+  check_while("third", "after an old pass");
+  EXPECT_EQ(outcomes, (std::vector<std::string>{"before any outcome: unknown", "first: passed",
+                                                "after a recent pass: passed", "second: passed",
+                                                "after an old pass: unknown", "third: passed"}));
+  EXPECT_EQ(checks, 3);
 }
 
 }  // namespace

@@ -190,7 +190,7 @@ class EventEffects {
     if (before && stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
     // Two checkouts opened before either was paid, then both paid: the plan stays with the
     // subscription that pays for it already, and its payer can see and cancel the other one
-    // (its metadata names them). Its invoices are recorded as payments all the same.
+    // (the payments it records name it: its invoices are recorded all the same).
     if (before && before->status == PlanStatus::active && before->stripe_subscription_id &&
         *before->stripe_subscription_id != *subscription)
       return ignored("a second subscription for an active plan another one pays for");

@@ -1,5 +1,6 @@
 #include "payments/routes.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <boost/json/array.hpp>
@@ -12,6 +13,7 @@
 #include "kit/cached_check.hpp"
 #include "kit/text.hpp"
 #include "payments/provider_errors.hpp"
+#include "payments/repo.hpp"
 #include "plans/repo.hpp"
 
 namespace billing {
@@ -153,47 +155,37 @@ asio::awaitable<Response> post_portal_link(Db& db, PaymentProvider& provider,
   co_return json_response(json::object{{"portal_url", url}});
 }
 
-bool names_entity(const Metadata& metadata, const EntityRef& entity) {
-  const auto value = [&](std::string_view key) -> std::string_view {
-    for (const auto& [k, v] : metadata)
-      if (k == key) return v;
-    return {};
-  };
-  return value("role") == name_of(entity.kind) && value("role_entity_id") == entity.id;
-}
-
-// The subscription `id`, if the caller may reach it: an admin any; a user the one that pays for
-// their plan, or one whose metadata names their entity (a second checkout paid for while the
-// first already paid for the plan, which stays with the first: its payer must be able to cancel
-// it). Any other is 403, whether it exists or not, so that ids cannot be probed.
-asio::awaitable<Subscription> reachable_subscription(Db& db, PaymentProvider& provider,
-                                                     const Identity& caller, std::string id) {
-  if (caller.role == Role::admin) co_return co_await provider.get_subscription(std::move(id));
+// A user reaches the subscription that pays for their plan, and any their payments name (a
+// second checkout paid for while the first already paid for the plan, which stays with the
+// first: its payer must be able to see and cancel it); an admin reaches all. Decided from our own
+// records, before any call to the provider: any other id is 403, whether it exists or not.
+asio::awaitable<void> require_own_subscription(Db& db, const Identity& caller,
+                                               std::string_view id) {
+  if (caller.role == Role::admin) co_return;
   const auto entity = own_entity(caller);
   if (!entity) throw ApiError(403, "Unauthorized");
-  const auto plan = co_await own_plan(db, caller);
-  const bool pays_for_the_plan = plan && plan->stripe_subscription_id == id;
-  std::optional<Subscription> subscription;
-  try {
-    subscription = co_await provider.get_subscription(std::move(id));
-  } catch (const ApiError& e) {
-    if (pays_for_the_plan || e.status != 404) throw;
-  }
-  if (!pays_for_the_plan && (!subscription || !names_entity(subscription->metadata, *entity)))
-    throw ApiError(403, "Unauthorized");
-  co_return std::move(*subscription);
+  const bool own = co_await db.read([&](Tx& tx) {
+    if (const auto plan = tx.get<PlanRepo>().find_plan(*entity))
+      if (plan->stripe_subscription_id == id) return true;
+    const auto payments = tx.get<PaymentRepo>().payments(*entity);
+    return std::any_of(payments.begin(), payments.end(),
+                       [&](const Payment& p) { return p.subscription_id == id; });
+  });
+  if (!own) throw ApiError(403, "Unauthorized");
 }
 
 asio::awaitable<Response> get_subscription(Db& db, PaymentProvider& provider, const Call& call) {
-  co_return json_response(subscription_json(co_await reachable_subscription(
-      db, provider, call.caller(), std::string(call.request.path_param("sub_id")))));
+  std::string id(call.request.path_param("sub_id"));
+  co_await require_own_subscription(db, call.caller(), id);
+  co_return json_response(subscription_json(co_await provider.get_subscription(std::move(id))));
 }
 
 asio::awaitable<Response> post_cancel(Db& db, PaymentProvider& provider, const Call& call) {
   JsonBody body(call.request.body);
   auto id = body.required_string("subscription_id");
   body.finish();
-  if ((co_await reachable_subscription(db, provider, call.caller(), id)).status == "canceled")
+  co_await require_own_subscription(db, call.caller(), id);
+  if ((co_await provider.get_subscription(id)).status == "canceled")
     throw provider_errors::subscription_canceled();
   const auto subscription = co_await provider.cancel_at_period_end(std::move(id));
   co_return json_response(json::object{{"status", subscription.status},
@@ -270,7 +262,8 @@ void add_payment_routes(Router& router, Db& db, PaymentProvider& provider, const
   // Open to anyone, while each check is a call to Stripe that shares the key's rate limit and the
   // provider's threads with checkouts and cancellations: one at most every few seconds.
   auto provider_health = std::make_shared<CachedCheck>(
-      [&provider] { return provider.check_health(); }, kHealthFreshFor);
+      [&provider] { return provider.check_health(); }, kHealthFreshFor,
+      std::make_exception_ptr(provider_errors::unavailable()));
   router.add({Method::get, "/stripe/health", Policy::open(),
               [provider_health](const Call&) { return get_health(*provider_health); }});
 }

@@ -30,10 +30,9 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
       plan.updated_at = now;
       plans.save_plan(plan);
     }
-    // The same pending choice again asks the provider again (its last call may have failed).
-    const bool reprice =
-        plan.stripe_subscription_id && (plan.pending_plan_type || existing->pending_plan_type);
-    return {plan, reprice ? std::optional(selection.plan_type) : std::nullopt};
+    // Every choice asks the provider, which changes nothing when the price is as chosen: a
+    // withdrawal must reach it even when the last call to withdraw failed.
+    return {plan, plan.stripe_subscription_id ? std::optional(selection.plan_type) : std::nullopt};
   }
   Plan plan = existing ? *existing
                        : Plan{.id = "plan_" + random_hex(12), .owner = owner, .created_at = now};

@@ -17,9 +17,9 @@ struct PlanSelection {
 
 struct PlanChoice {
   Plan plan;
-  // The plan type the subscription that pays for an active plan should now be priced at: the
-  // type chosen, or the plan's own when the choice withdrew a pending one (the provider may
-  // have moved the price already); none when the provider has nothing to do.
+  // The plan type the subscription that pays for an active plan should now be priced at, after
+  // an owner's choice: the type chosen, also the plan's own (a pending choice the provider may
+  // have priced already is withdrawn so); none without such a subscription.
   std::optional<PlanType> subscription_price;
 };
 

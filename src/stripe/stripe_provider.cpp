@@ -133,6 +133,7 @@ asio::awaitable<Subscription> StripeProvider::change_price(std::string id, std::
                                                            PlanType plan_type, BillingCycle cycle) {
   // Stripe replaces an item named by its id; without the id it would add a second one.
   const auto current = co_await get_subscription(id);
+  if (current.price_id == price_id) co_return current;  // priced so already: nothing to prorate
   if (current.item_id.empty()) {
     spdlog::warn("stripe: subscription {} has no item to move to another price", id);
     throw provider_errors::rejected();

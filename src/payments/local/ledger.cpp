@@ -294,7 +294,8 @@ WithEvents<Subscription> Ledger::change_price(std::string_view id, std::string_v
                                               TimePoint now) {
   Subscription& subscription = subscriptions_.at(id, provider_errors::no_such_subscription);
   if (subscription.status == "canceled") throw provider_errors::rejected();
-  plan_of(price_id);  // a price the map knows
+  plan_of(price_id);                                                 // a price the map knows
+  if (subscription.price_id == price_id) return {subscription, {}};  // as Stripe's does
   json::object previous{{"items", items_object(subscription)},
                         {"metadata", metadata_object(subscription.metadata)}};
   subscription.price_id = price_id;
