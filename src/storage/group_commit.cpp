@@ -132,13 +132,13 @@ bool GroupCommit::run_together(sql::Connection& connection, std::vector<Unit>& b
                                std::vector<EntityRef>& saved_owners) {
   const Unit* running = nullptr;
   // The units leave their plan changes, history and audit rows in `writes` (a later unit reads
-  // the plans back from there), which then go out as a few statements for the whole batch, with
-  // the COMMIT. What a unit queues itself (Connection::run_later) goes out with the next unit's
-  // first read. The units' prepares run ahead of their work, so that what they queue (their
-  // locks, reads, claims and payments) goes out with the first unit's first read, in one round
-  // trip; up to a unit that will lock more as it works, whose later units are prepared only once it
-  // has. Outside the try: a read still queued when a unit throws writes its rows here while the
-  // failed batch settles.
+  // the plans back from there), which then go out at the batch's end (on PostgreSQL as a few
+  // statements for the whole batch), with the COMMIT. What a unit queues itself
+  // (Connection::run_later) goes out with the next unit's first read. The units' prepares run ahead
+  // of their work, so that what they queue (their locks, reads, claims and payments) goes out with
+  // the first unit's first read, in one round trip; up to a unit that will lock more as it works,
+  // whose later units are prepared only once it has. Outside the try: a read still queued when a
+  // unit throws writes its rows here while the failed batch settles.
   SqlBatch writes;
   try {
     connection.run_later(kBegin, {});

@@ -6,7 +6,8 @@ namespace billing {
 
 // What the units of one group-commit batch (storage/group_commit.hpp) leave to its end: the plans
 // they change, which later units of the batch read from here, and their history rows. At the end
-// each kind of write goes out as one statement for the whole batch.
+// each plan is written once, and on PostgreSQL each kind of write goes out as one statement for
+// the whole batch (writes_rows_as_one).
 struct PlanBatch {
   struct Change {
     std::optional<Plan> stored;  // the row as the database holds it; none: written whole

@@ -56,8 +56,8 @@ SqliteConnection::SqliteConnection(const std::string& path, Mode mode) {
   // rarer checkpoint copies each of them into the database once instead of many times. A 64 MiB
   // page cache (SQLite's default is 2 MiB) keeps the indexes those events touch at random in
   // memory: webhooks 7-10% faster, peak RSS 20 -> 32 MB in bench/webhooks.sh. Temporary
-  // b-trees (the writer's batch statements read their rows from JSON, in order) stay in memory:
-  // as files they added 16% to what the webhook writer writes.
+  // b-trees (sorts, RETURNING's rows) stay in memory: as files, when the writer's batch
+  // statements still read their rows from JSON in order, they added 16% to what it wrote.
   exec(mode == Mode::read_only ? "PRAGMA busy_timeout = 1000; PRAGMA query_only = 1"
                                : "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; "
                                  "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
