@@ -1,5 +1,6 @@
 #include "payments/events.hpp"
 
+#include <fmt/format.h>
 #include <boost/json/parse.hpp>
 
 #include "entities/repo.hpp"
@@ -193,7 +194,8 @@ class EventEffects {
     // (the payments it records name it: its invoices are recorded all the same).
     if (before && before->status == PlanStatus::active && before->stripe_subscription_id &&
         *before->stripe_subscription_id != *subscription)
-      return ignored("a second subscription for an active plan another one pays for");
+      return ignored(fmt::format("a second subscription, {}, for an active plan {} pays for",
+                                 *subscription, *before->stripe_subscription_id));
     Plan after = before
                      ? *before
                      : Plan{.id = "plan_" + random_hex(12), .owner = *entity, .created_at = now_};

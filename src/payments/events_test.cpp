@@ -228,7 +228,11 @@ TEST_P(Events, ASecondSubscriptionLeavesTheActivePlanWithTheFirst) {
   apply(checkout_completed());
   const auto first = subscription;
   subscription = unique_id("sub");
-  EXPECT_EQ(apply(checkout_completed("pro")), AuditStatus::ignored);
+  const auto second = checkout_completed("pro");
+  EXPECT_EQ(apply(second), AuditStatus::ignored);
+  EXPECT_EQ(audit(second).at(0).note,
+            "a second subscription, " + subscription + ", for an active plan " + first +
+                " pays for");  // for an admin to find it, and to refund it
   EXPECT_EQ(plan()->stripe_subscription_id, first);
   EXPECT_EQ(plan()->plan_type, PlanType::lite);
   apply(invoice("invoice.payment_succeeded", unique_id("in")));
