@@ -52,6 +52,13 @@ Sha256Digest hmac_sha256(std::string_view key, std::string_view data) {
   return HmacSha256(key)(data);
 }
 
+Sha256Digest sha256(std::string_view data) {
+  Sha256Digest out{};
+  if (!EVP_Digest(data.data(), data.size(), out.data(), nullptr, EVP_sha256(), nullptr))
+    throw std::runtime_error("SHA-256 failed");
+  return out;
+}
+
 std::string hex_encode(std::string_view bytes) {
   static constexpr char digits[] = "0123456789abcdef";
   std::string out;

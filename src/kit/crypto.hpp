@@ -1,5 +1,6 @@
 #pragma once
-// Thin wrappers over OpenSSL: HMAC-SHA256, constant-time comparison, base64url, random ids.
+// Thin wrappers over OpenSSL: SHA-256, HMAC-SHA256, constant-time comparison, base64url, random
+// ids.
 #include <array>
 #include <cstdint>
 #include <initializer_list>
@@ -31,6 +32,7 @@ class HmacSha256 {
 };
 
 Sha256Digest hmac_sha256(std::string_view key, std::string_view data);
+Sha256Digest sha256(std::string_view data);
 bool constant_time_equal(std::string_view a, std::string_view b);
 std::string hex_encode(std::string_view bytes);  // lower case, two digits a byte
 std::string base64url_encode(std::string_view bytes);

@@ -21,22 +21,24 @@ enum class StripeEndpoint {
   list_subscriptions,
   retrieve_charge,
   retrieve_account,
+  create_customer,
 };
 template <>
 struct EnumNames<StripeEndpoint> {
-  static constexpr std::array<std::string_view, 9> names{"checkout.sessions.create",
-                                                         "billing_portal.sessions.create",
-                                                         "subscriptions.retrieve",
-                                                         "subscriptions.update",
-                                                         "invoices.list",
-                                                         "customers.list",
-                                                         "subscriptions.list",
-                                                         "charges.retrieve",
-                                                         "account.retrieve"};
+  static constexpr std::array<std::string_view, 10> names{"checkout.sessions.create",
+                                                          "billing_portal.sessions.create",
+                                                          "subscriptions.retrieve",
+                                                          "subscriptions.update",
+                                                          "invoices.list",
+                                                          "customers.list",
+                                                          "subscriptions.list",
+                                                          "charges.retrieve",
+                                                          "account.retrieve",
+                                                          "customers.create"};
 };
 // A name for every endpoint (a label value past the table would count in another's cell).
 static_assert(EnumNames<StripeEndpoint>::names.size() ==
-              static_cast<std::size_t>(StripeEndpoint::retrieve_account) + 1);
+              static_cast<std::size_t>(StripeEndpoint::create_customer) + 1);
 
 // How a call ended, after its retries.
 enum class StripeCallOutcome {

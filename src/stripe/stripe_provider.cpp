@@ -78,6 +78,10 @@ auto StripeProvider::call(Request request, Read read)
 }
 
 asio::awaitable<std::string> StripeProvider::create_checkout_session(CheckoutRequest checkout) {
+  // A checkout without a customer would make its own, and two of an entity's open at once (two
+  // tabs) would then pay as two customers: the second subscription missing from the payer's
+  // portal, where they could otherwise cancel it.
+  if (!checkout.customer_id) checkout.customer_id = co_await create_customer(checkout.entity);
   Request request{.endpoint = StripeEndpoint::create_checkout_session,
                   .post = true,
                   .path = "/v1/checkout/sessions"};
@@ -101,6 +105,20 @@ asio::awaitable<std::string> StripeProvider::create_checkout_session(CheckoutReq
         .add(prefix + "[cycle]", name_of(checkout.cycle));
   }
   co_return co_await call(std::move(request), stripe::read_session_url);
+}
+
+asio::awaitable<std::string> StripeProvider::create_customer(const EntityRef& entity) {
+  Request request{
+      .endpoint = StripeEndpoint::create_customer, .post = true, .path = "/v1/customers"};
+  const auto role = name_of(entity.kind);
+  request.params.add("metadata[role]", role).add("metadata[role_entity_id]", entity.id);
+  // One key per entity: Stripe answers every request with that key in the next 24 hours with the
+  // first one's customer. Hashed, so that no entity id can reach a header.
+  request.idempotency_key =
+      "customer-" + hex_encode(as_chars(sha256(std::string(role) + '\n' + entity.id)));
+  co_return co_await call(std::move(request), [](const json::value& customer) {
+    return stripe::read_customer(customer).id;
+  });
 }
 
 asio::awaitable<std::string> StripeProvider::create_portal_session(std::string customer_id,
@@ -209,7 +227,10 @@ asio::awaitable<json::value> StripeProvider::send(const Request& request,
   exchange.headers = {"Authorization: Bearer " + options_.secret_key,
                       "Stripe-Version: " + options_.api_version};
   // Stripe answers a retried POST with the first attempt's result instead of acting twice.
-  if (request.post) exchange.headers.push_back("Idempotency-Key: " + random_hex(16));
+  if (request.post)
+    exchange.headers.push_back("Idempotency-Key: " + (request.idempotency_key.empty()
+                                                          ? random_hex(16)
+                                                          : request.idempotency_key));
   exchange.connect_timeout = options_.connect_timeout;
   exchange.total_timeout = options_.total_timeout;
 

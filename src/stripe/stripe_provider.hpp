@@ -71,6 +71,7 @@ class StripeProvider final : public PaymentProvider {
     std::string path;           // path segments already escaped
     stripe::FormParams params;  // the body of a POST, the query of a GET
     std::vector<Named> named;
+    std::string idempotency_key;  // for a POST; empty: a fresh random one for this call
   };
 
   struct Failure {
@@ -86,6 +87,9 @@ class StripeProvider final : public PaymentProvider {
   // Sends with retries; Stripe's answer, or throws with `outcome` set to how the call failed.
   boost::asio::awaitable<boost::json::value> send(const Request& request,
                                                   StripeCallOutcome& outcome);
+  // The customer made for `entity` by an earlier call in Stripe's idempotency window, else a new
+  // one: its id.
+  boost::asio::awaitable<std::string> create_customer(const EntityRef& entity);
   Failure failure(const Request& request, long status, const boost::json::value& body) const;
   std::string redacted(std::string text) const;  // the secret key, should Stripe echo it
 

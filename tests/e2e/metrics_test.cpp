@@ -277,10 +277,11 @@ TEST(E2eStripeMetrics, CallsToStripeAreCountedByEndpointAndOutcome) {
                          {{"endpoint", endpoint}, {"outcome", outcome}});
   };
   EXPECT_EQ(calls("account.retrieve", "ok"), 1);
+  EXPECT_EQ(calls("customers.create", "ok"), 1);  // the hospital's first checkout
   EXPECT_EQ(calls("checkout.sessions.create", "ok"), 1);
   EXPECT_EQ(calls("customers.list", "ok"), 1);
   EXPECT_EQ(calls("subscriptions.update", "ok"), 0);  // every pair is there, zeros included
-  EXPECT_EQ(metrics.sum("billing_stripe_api_calls_total"), 3);
+  EXPECT_EQ(metrics.sum("billing_stripe_api_calls_total"), 4);
   EXPECT_EQ(metrics.sum("billing_stripe_api_retries_total"), 0);
   EXPECT_EQ(metrics.type("billing_stripe_api_call_duration_seconds"), "histogram");
   EXPECT_EQ(metrics.value("billing_stripe_api_call_duration_seconds_count",

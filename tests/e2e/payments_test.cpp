@@ -187,9 +187,16 @@ TEST_P(E2ePayments, TheSecondOfTwoPaidCheckoutsIsItsPayersToCancel) {
   const auto subscriptions = client.get("/stripe/admin/subscriptions", bearer(admin_token)).json();
   for (const auto& s : subscriptions.at("data").as_array())
     if (s.at("id").as_string() != *p.stripe_subscription_id &&
-        s.at("metadata").at("role_entity_id").as_string() == hospital)
+        s.at("metadata").at("role_entity_id").as_string() == hospital) {
       second = s.at("id").as_string();
+      // One customer for the entity: both charges are on its invoices and in its portal.
+      EXPECT_EQ(s.at("customer").as_string(), *p.stripe_customer_id);
+    }
   ASSERT_FALSE(second.empty());
+  const auto invoices =
+      client.get("/stripe/customer/" + *p.stripe_customer_id + "/invoices", bearer(hospital_token));
+  ASSERT_EQ(invoices.status, 200);
+  EXPECT_EQ(invoices.json().at("data").as_array().size(), 2u);
 
   const auto stranger = sign_token(hospital_user(unique_id("hosp")));
   EXPECT_EQ(client.get("/stripe/subscription/" + second, bearer(stranger)).status, 403);

@@ -163,6 +163,12 @@ Reply FakeStripe::answer(const RecordedRequest& request) {
   std::vector<std::string> segments(target->segments().begin(), target->segments().end());
   if (segments.size() == 3 && segments[0] == "v1" && segments[1] == "subscriptions")
     return subscription_reply(request, segments[2]);
+  if (request.method == "POST" && target->path() == "/v1/customers") {
+    // As Stripe keeps idempotency keys: a key used before gets the first answer again.
+    const auto [known, made] = customers_by_key_.try_emplace(
+        request.header("idempotency-key"), "cus_fake" + std::to_string(customers_by_key_.size()));
+    return json_reply(200, json::object{{"id", known->second}, {"object", "customer"}});
+  }
   if (request.method == "POST" && target->path() == "/v1/checkout/sessions")
     return json_reply(200, json::object{{"id", "cs_fake"},
                                         {"object", "checkout.session"},

@@ -1,7 +1,8 @@
 #pragma once
 // A stateful stand-in for Stripe's API in the test process, on a free loopback port: it records
 // every request, answers from replies the test queued, and otherwise keeps subscriptions the way
-// Stripe would (GET and POST /v1/subscriptions/{id}, 404 resource_missing for unknown ids).
+// Stripe would (GET and POST /v1/subscriptions/{id}, 404 resource_missing for unknown ids) and
+// makes customers (POST /v1/customers, one per idempotency key).
 #include <deque>
 #include <map>
 #include <memory>
@@ -69,6 +70,7 @@ class FakeStripe {
   mutable std::mutex mutex_;
   std::deque<Reply> queued_;
   std::map<std::string, boost::json::object> subscriptions_;
+  std::map<std::string, std::string> customers_by_key_;  // idempotency key -> customer id
   std::vector<RecordedRequest> requests_;
   int connections_ = 0;
   std::thread thread_;

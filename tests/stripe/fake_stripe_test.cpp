@@ -92,6 +92,7 @@ class StripeProviderFake : public ::testing::Test {
     request.plan_type = PlanType::lite;
     request.cycle = BillingCycle::monthly;
     request.price_id = "price_ind_lite_monthly";
+    request.customer_id = "cus_9";
     request.success_url = "https://app.test/ok?session={CHECKOUT_SESSION_ID}&x=a b+c";
     request.cancel_url = "https://app.test/cancel";
     return request;
@@ -137,12 +138,8 @@ TEST_F(StripeProviderFake, SendsTheCheckoutFormInBracketNotationPercentEncoded) 
   const auto url = run_blocking(provider->create_checkout_session(checkout()));
   EXPECT_EQ(url, "https://checkout.stripe.test/c/cs_fake");
 
-  auto with_customer = checkout();
-  with_customer.customer_id = "cus_9";
-  run_blocking(provider->create_checkout_session(with_customer));
-
   const auto requests = fake.requests();
-  ASSERT_EQ(requests.size(), 2u);
+  ASSERT_EQ(requests.size(), 1u);
   EXPECT_EQ(requests[0].method, "POST");
   EXPECT_EQ(requests[0].target, "/v1/checkout/sessions");
   const std::string start =
@@ -162,8 +159,44 @@ TEST_F(StripeProviderFake, SendsTheCheckoutFormInBracketNotationPercentEncoded) 
       "&subscription_data%5Bmetadata%5D%5Brole_entity_id%5D=ind%207%2Fa"
       "&subscription_data%5Bmetadata%5D%5Bplan%5D=lite"
       "&subscription_data%5Bmetadata%5D%5Bcycle%5D=monthly";
-  EXPECT_EQ(requests[0].body, start + metadata);
-  EXPECT_EQ(requests[1].body, start + "&customer=cus_9" + metadata);
+  EXPECT_EQ(requests[0].body, start + "&customer=cus_9" + metadata);
+}
+
+// Two checkouts of one entity open at once (two tabs) pay as one customer, so that the second
+// subscription is in the payer's portal; Stripe's idempotency key makes it one.
+TEST_F(StripeProviderFake, ACheckoutWithoutACustomerMakesTheEntitysOneCustomerFirst) {
+  auto first = checkout();
+  first.customer_id.reset();
+  auto other = first;
+  other.entity = {EntityKind::hospital, "ind 7/a"};
+  for (const auto* request : {&first, &first, &other})
+    run_blocking(provider->create_checkout_session(*request));
+
+  const auto requests = fake.requests();
+  ASSERT_EQ(requests.size(), 6u);
+  for (std::size_t i : {0u, 2u, 4u}) {
+    EXPECT_EQ(requests[i].method, "POST");
+    EXPECT_EQ(requests[i].target, "/v1/customers");
+    EXPECT_EQ(requests[i + 1].target, "/v1/checkout/sessions");
+  }
+  EXPECT_EQ(requests[0].body,
+            "metadata%5Brole%5D=individual&metadata%5Brole_entity_id%5D=ind%207%2Fa");
+  EXPECT_EQ(requests[4].body,
+            "metadata%5Brole%5D=hospital&metadata%5Brole_entity_id%5D=ind%207%2Fa");
+  const auto key = requests[0].header("idempotency-key");
+  EXPECT_EQ(key.size(), 9u + 64u) << key;
+  EXPECT_TRUE(key.starts_with("customer-")) << key;
+  EXPECT_EQ(requests[2].header("idempotency-key"), key);
+  EXPECT_NE(requests[4].header("idempotency-key"), key);  // another entity: another customer
+  const auto customer_of = [&](std::size_t i) {
+    const auto& body = requests[i].body;
+    const auto at = body.find("&customer=");
+    return at == std::string::npos ? std::string()
+                                   : body.substr(at + 10, body.find('&', at + 1) - at - 10);
+  };
+  EXPECT_EQ(customer_of(1), "cus_fake0");
+  EXPECT_EQ(customer_of(3), "cus_fake0");
+  EXPECT_EQ(customer_of(5), "cus_fake1");
 }
 
 TEST_F(StripeProviderFake, ChangesThePriceOfTheSubscriptionsOneItem) {

@@ -43,6 +43,10 @@ auto& payable(Sessions& sessions, std::string_view id) {
   return session;
 }
 
+Metadata customer_metadata(const EntityRef& entity) {
+  return {{"role", std::string(name_of(entity.kind))}, {"role_entity_id", entity.id}};
+}
+
 void set_metadata(Metadata& metadata, std::string_view key, std::string_view value) {
   const auto entry = std::find_if(metadata.begin(), metadata.end(),
                                   [&](const auto& pair) { return pair.first == key; });
@@ -179,23 +183,33 @@ WithEvents<CheckoutSession> Ledger::complete_checkout(CheckoutSession& session, 
            make_event("invoice.payment_succeeded", invoice_object(invoice), now)}};
 }
 
-// The request's customer, else a new one; the card entered becomes the card on file.
+// The request's customer, else the entity's (two checkouts paid from two tabs before the
+// first's completion reached the plan), else a new one; the card entered becomes the card on file.
 CustomerRecord& Ledger::checkout_customer(const CheckoutRequest& request, const Card& card,
                                           std::int64_t now) {
-  const std::string id = request.customer_id ? *request.customer_id : new_id("cus_");
-  if (CustomerRecord* known = customers_.find(id)) {
+  CustomerRecord* known =
+      request.customer_id ? customers_.find(*request.customer_id) : customer_of(request.entity);
+  if (known) {
     known->card = card;
     return *known;
   }
+  const std::string id = request.customer_id ? *request.customer_id : new_id("cus_");
   // A given id this ledger does not know (the plans in the database name customers made under
   // another LOCAL_PAYMENTS_ACCOUNT, say) is taken over as a new customer.
   return customers_.add(CustomerRecord{
-      .customer = {.id = id,
-                   .created = now,
-                   .metadata = {{"role", std::string(name_of(request.entity.kind))},
-                                {"role_entity_id", request.entity.id}}},
+      .customer = {.id = id, .created = now, .metadata = customer_metadata(request.entity)},
       .card = card,
   });
+}
+
+// Customers are made only by checkout_customer, with exactly this metadata.
+CustomerRecord* Ledger::customer_of(const EntityRef& entity) {
+  const Metadata names = customer_metadata(entity);
+  auto& rows = customers_.rows();
+  const auto found = std::find_if(rows.rbegin(), rows.rend(), [&](const CustomerRecord& r) {
+    return r.customer.metadata == names;
+  });
+  return found == rows.rend() ? nullptr : &*found;
 }
 
 InvoiceRecord& Ledger::invoice_for(const Subscription& subscription,

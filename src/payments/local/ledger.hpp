@@ -90,6 +90,7 @@ class Ledger {
                                                 std::int64_t now);
   CustomerRecord& checkout_customer(const CheckoutRequest& request, const Card& card,
                                     std::int64_t now);
+  CustomerRecord* customer_of(const EntityRef& entity);  // the newest made for it, if any
   InvoiceRecord& invoice_for(const Subscription& subscription, std::string_view billing_reason,
                              std::int64_t now);
   void renew(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out);
