@@ -89,12 +89,12 @@ asio::awaitable<Response> post_plan_select(Db& db, const Catalog& catalog, const
       .role = body.optional_enum<EntityKind>("role"),
   };
   body.finish();
-  const auto choice = co_await db.transact(
+  auto choice = co_await db.transact(
       [&](Tx& tx) { return select_plan(tx, catalog, call.caller(), selection, clock.now()); });
   metrics.selected(call, selection.plan_type, choice.plan);
-  if (choice.subscription_price)
-    co_await subscriptions.change_plan(choice.plan, *choice.subscription_price);
-  co_return json_response(plan_json(choice.plan, catalog));
+  auto response = json_response(plan_json(choice.plan, catalog));
+  co_await price_subscription(db, subscriptions, std::move(choice));
+  co_return response;
 }
 
 }  // namespace

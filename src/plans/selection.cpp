@@ -32,7 +32,7 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
     }
     // Every choice asks the provider, which changes nothing when the price is as chosen: a
     // withdrawal must reach it even when the last call to withdraw failed.
-    return {plan, plan.stripe_subscription_id ? std::optional(selection.plan_type) : std::nullopt};
+    return {plan, chosen_subscription_price(plan)};
   }
   Plan plan = existing ? *existing
                        : Plan{.id = "plan_" + random_hex(12), .owner = owner, .created_at = now};
@@ -50,6 +50,29 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
       existing ? &*existing : nullptr, plan, caller.subject, now,
       owner_choice ? "selected, awaiting payment" : "selected by admin (manual contract)"));
   return {plan};
+}
+
+std::optional<PlanType> chosen_subscription_price(const Plan& plan) {
+  if (plan.status != PlanStatus::active || !plan.stripe_subscription_id) return std::nullopt;
+  return plan.pending_plan_type.value_or(plan.plan_type);
+}
+
+boost::asio::awaitable<void> price_subscription(Db& db, SubscriptionChanges& subscriptions,
+                                                PlanChoice choice) {
+  // A few calls at most: under a stream of choices, each one's own request asks again.
+  constexpr int kMostCalls = 3;
+  Plan plan = std::move(choice.plan);
+  auto price = choice.subscription_price;
+  for (int calls = 0; price && calls < kMostCalls; ++calls) {
+    co_await subscriptions.change_plan(plan, *price);
+    auto newest =
+        co_await db.read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(plan.owner); });
+    if (!newest || newest->stripe_subscription_id != plan.stripe_subscription_id) co_return;
+    const auto newest_price = chosen_subscription_price(*newest);
+    if (newest_price == price) co_return;
+    plan = std::move(*newest);
+    price = newest_price;
+  }
 }
 
 }  // namespace billing

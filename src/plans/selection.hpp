@@ -3,9 +3,12 @@
 #include <optional>
 #include <string>
 
+#include <boost/asio/awaitable.hpp>
+
 #include "core/db.hpp"
 #include "core/identity.hpp"
 #include "plans/catalog.hpp"
+#include "plans/subscription_changes.hpp"
 
 namespace billing {
 
@@ -27,5 +30,15 @@ struct PlanChoice {
 // manual contract); a hospital's or individual's own choice waits for payment (inactive).
 PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
                        const PlanSelection& selection, TimePoint now);
+
+// The type the subscription that pays for `plan` should be priced at: its owner's newest choice
+// (the pending one, else the plan's own type); none unless a subscription pays for an active plan.
+std::optional<PlanType> chosen_subscription_price(const Plan& plan);
+
+// After select_plan: asks the provider to price the subscription as `choice` says. Two choices
+// made at nearly the same time may reach the provider in the other order, so the plan is read
+// again after each call and the provider asked again while the newest choice says otherwise.
+boost::asio::awaitable<void> price_subscription(Db& db, SubscriptionChanges& subscriptions,
+                                                PlanChoice choice);
 
 }  // namespace billing

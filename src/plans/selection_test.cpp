@@ -1,5 +1,9 @@
 #include "plans/selection.hpp"
 
+#include <functional>
+#include <utility>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "entities/repo.hpp"
@@ -126,6 +130,42 @@ TEST_P(PlanRules, TheSubscriptionIsPricedAsTheLastChoiceSays) {
   EXPECT_EQ(price_after(PlanType::lite), PlanType::lite);
   EXPECT_EQ(choose(admin, {PlanType::pro, hospital_id, std::nullopt}).subscription_price,
             std::nullopt);  // an admin's manual contract
+}
+
+// A provider that records the prices asked for; the first call lets `meanwhile` run before it
+// lands, as another request that overtakes it would.
+class RecordingSubscriptions final : public SubscriptionChanges {
+ public:
+  std::vector<PlanType> prices;
+  std::function<boost::asio::awaitable<void>()> meanwhile;
+
+  boost::asio::awaitable<void> change_plan(Plan, PlanType plan_type) override {
+    if (auto overtaking = std::exchange(meanwhile, nullptr)) co_await overtaking();
+    prices.push_back(plan_type);
+  }
+};
+
+// Pro, then lite again at once: lite's call overtakes pro's, yet the subscription ends at lite.
+TEST_P(PlanRules, TwoChoicesThatReachTheProviderInTheOtherOrderEndAtTheNewest) {
+  auto paid = select(admin, {PlanType::lite, hospital_id, std::nullopt});
+  paid.stripe_subscription_id = "sub_1";
+  run_blocking(db->transact([&](Tx& tx) { tx.get<PlanRepo>().save_plan(paid); }));
+  RecordingSubscriptions provider;
+  const auto pro = choose(hospital, {PlanType::pro, hospital_id, std::nullopt});
+  provider.meanwhile = [&]() -> boost::asio::awaitable<void> {
+    const auto lite = co_await db->transact([&](Tx& tx) {
+      return select_plan(tx, catalog, hospital, {PlanType::lite, hospital_id, std::nullopt},
+                         clock.now());
+    });
+    co_await price_subscription(*db, provider, lite);
+  };
+  run_blocking(price_subscription(*db, provider, pro));
+  EXPECT_EQ(provider.prices,
+            (std::vector<PlanType>{PlanType::lite, PlanType::pro, PlanType::lite}));
+  // Without a subscription paying for an active plan, nobody is asked.
+  RecordingSubscriptions unused;
+  run_blocking(price_subscription(*db, unused, choose(admin, {PlanType::pro, hospital_id, {}})));
+  EXPECT_TRUE(unused.prices.empty());
 }
 
 TEST_P(PlanRules, RefusesPlansTheCatalogDoesNotOfferAndOtherPeoplesEntities) {
