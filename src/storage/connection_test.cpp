@@ -2,6 +2,7 @@
 // they have run once the next answer comes, a failure among them surfaces once and leaves the
 // connection usable, and a unit that fails goes back to its savepoint, as group commit does.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <cstdlib>
 #include <memory>
@@ -183,6 +184,31 @@ TEST_P(Connections, AStatementNotPreparedIsPreparedAgain) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, Connections, ::testing::ValuesIn(testing::test_backends()),
                          testing::backend_name);
+
+std::int64_t pragma(sql::Connection& connection, const char* name) {
+  std::int64_t value = -1;
+  connection.run(name, {}, [&](const sql::Row& row) { value = row.integer(0); });
+  return value;
+}
+
+// A new database gets 1 KiB pages; one made with 4 KiB pages keeps them. Either checkpoints
+// every 32 MiB of WAL.
+TEST(SqliteConnection, PagesOfANewDatabaseAre1KiBAndCheckpointsCome32MiBApart) {
+  const auto dir = testing::make_temp_dir();
+  SqliteConnection fresh(dir + "/new.db", SqliteConnection::Mode::read_write);
+  EXPECT_EQ(pragma(fresh, "PRAGMA page_size"), 1024);
+  EXPECT_EQ(pragma(fresh, "PRAGMA wal_autocheckpoint"), 32768);
+
+  sqlite3* older = nullptr;
+  ASSERT_EQ(sqlite3_open(std::string(dir + "/older.db").c_str(), &older), SQLITE_OK);
+  EXPECT_EQ(
+      sqlite3_exec(older, "PRAGMA page_size = 4096; CREATE TABLE t (x)", nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  sqlite3_close(older);
+  SqliteConnection kept(dir + "/older.db", SqliteConnection::Mode::read_write);
+  EXPECT_EQ(pragma(kept, "PRAGMA page_size"), 4096);
+  EXPECT_EQ(pragma(kept, "PRAGMA wal_autocheckpoint"), 8192);
+}
 
 }  // namespace
 }  // namespace billing
