@@ -59,14 +59,16 @@ SqliteConnection::SqliteConnection(const std::string& path, Mode mode) {
   // keeps them): a webhook event changes a row or an index entry on several pages at random, and
   // a commit writes each page it changed whole, so smaller pages halve what bench/webhooks.sh
   // writes (118 -> 57 MB) and its p99 (12-14 -> 5-7 ms) at the same events/s, with GET
-  // /billing/plan as fast. A 64 MiB page cache (SQLite's default is 2 MiB) keeps the indexes
-  // those events touch at random in memory: webhooks 7-10% faster, peak RSS 20 -> 41 MB in
-  // bench/webhooks.sh. Temporary b-trees (sorts, RETURNING's rows) stay in memory: as files, when
-  // the writer's batch statements still read their rows from JSON in order, they added 16% to
-  // what it wrote.
+  // /billing/plan as fast. A 16 MiB page cache (SQLite's default is 2 MiB) keeps the indexes
+  // those events touch at random in memory, but no more: a b-tree split parks a page at the
+  // lock-byte page's number for a moment, and the commit after it then walks the whole cache's
+  // hash table (pcache1TruncateUnsafe, 7% of billing's time with 64 MiB of 1 KiB pages;
+  // bench/webhooks.sh 1.30 / 1.12 / 0.96 times the events/s of 64 MiB). Temporary b-trees (sorts,
+  // RETURNING's rows) stay in memory: as files, when the writer's batch statements still read their
+  // rows from JSON in order, they added 16% to what it wrote.
   exec(
       "PRAGMA busy_timeout = 5000; PRAGMA page_size = 1024; PRAGMA journal_mode = WAL; "
-      "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; "
+      "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384; "
       "PRAGMA temp_store = MEMORY");
   // A checkpoint every 32 MiB of WAL rather than SQLite's 1,000 pages: the same plan and index
   // pages change again and again under a stream of webhook events, and a rarer checkpoint copies
