@@ -190,6 +190,8 @@ rss_kb() {  # pid field (VmRSS or VmHWM) -> kB
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }  # utime + stime
 HZ="$(getconf CLK_TCK)"
+# PostgreSQL's WAL so far, cluster-wide (one target runs at a time): bytes and full-page images.
+pg_wal() { psql "$PG_URL" -qAt -F ' ' -c "SELECT wal_bytes, wal_fpi FROM pg_stat_wal" 2>/dev/null || echo "0 0"; }
 write_bytes() { awk '$1 == "write_bytes:" {print $2}' "/proc/$1/io" 2>/dev/null || echo 0; }  # to storage
 
 # Starts a server (billing or the baseline) in the background, stdout/stderr to files named by
@@ -244,6 +246,8 @@ run_wrk() {  # label url file floor_seconds server_pid
   local written_before
   written_before="$(write_bytes "$pid")"
   ((PG_STARTED)) && pg_before="$(pg_cpu_ticks)"
+  local wal_before=(0 0)
+  ((PG_STARTED)) && read -r -a wal_before < <(pg_wal)
   local all_done=0 sent_int=0 rss
   while kill -0 "$WRK_PID" 2>/dev/null; do
     rss="$(rss_kb "$pid" VmRSS)"
@@ -266,6 +270,13 @@ run_wrk() {  # label url file floor_seconds server_pid
   W_DISK_MB="$(awk -v b=$(($(write_bytes "$pid") - written_before)) 'BEGIN {printf "%.1f", b / 1048576}')"
   W_PG_CPU_S=0
   ((PG_STARTED)) && W_PG_CPU_S="$(awk -v t=$(($(pg_cpu_ticks) - pg_before)) -v hz="$HZ" 'BEGIN {printf "%.2f", t / hz}')"
+  W_PG_WAL_MB=0 W_PG_FPI=0
+  if ((PG_STARTED)); then
+    local wal_after=(0 0)
+    read -r -a wal_after < <(pg_wal)
+    W_PG_WAL_MB="$(awk -v b="$((wal_after[0] - wal_before[0]))" 'BEGIN {printf "%.1f", b / 1048576}')"
+    W_PG_FPI=$((wal_after[1] - wal_before[1]))
+  fi
   local line
   line="$(grep '^WEBHOOKS ' "$out" | tail -n1)" || true
   [[ -n "$line" ]] || { cat "$out" >&2; die "$label: no WEBHOOKS line in wrk's output"; }
@@ -384,8 +395,8 @@ record_run() {  # target round meta idle_kb peak_kb dbspan note
   RUN_P99+=("$(awk -v u="$W_P99_US" 'BEGIN {printf "%.2f", u / 1000}')")
   RUN_IDLE+=("$4") RUN_PEAK+=("$5") RUN_DBSPAN+=("$6") RUN_NOTE+=("$7")
   RUN_CPU+=("$(awk -v c="$W_CPU_S" -v s="$W_SECONDS" 'BEGIN {printf "%.2f", c / s}')")
-  if [[ "$1" == *-postgres ]]; then  # billing-postgres, before-postgres: no disk of its own
-    RUN_DISK+=(-)
+  if [[ "$1" == *-postgres ]]; then  # billing-postgres, before-postgres: PostgreSQL's WAL
+    RUN_DISK+=("$W_PG_WAL_MB")
     RUN_PGCPU+=("$(awk -v c="$W_PG_CPU_S" -v s="$W_SECONDS" 'BEGIN {printf "%.2f", c / s}')")
   else
     RUN_DISK+=("$W_DISK_MB")
@@ -466,7 +477,7 @@ run_billing() {  # backend round [variant: billing (the working tree) or before]
   check "$label" "measured deliveries answered 200" "$W_EXPECTED" "$((W_EXPECTED - non200))"
   check_billing_tables "$label" "$db" "$TMP/$label.measured.tsv.json" "$TMP/$label.measured.tsv.ids" "$before"
   record_run "$variant-$backend" "$round" "$TMP/$label.measured.tsv.json" "$idle" "$peak" "$(db_span "$db" webhook_events)" \
-    "audit: $AUDIT_NOTE"
+    "audit: $AUDIT_NOTE$([[ "$backend" == postgres ]] && echo "; WAL full-page images $W_PG_FPI")"
 }
 
 run_baseline() {  # round
@@ -533,7 +544,7 @@ echo "wrk -t$WRK_THREADS -c$CONNECTIONS (bench/webhooks.lua, each delivery sent 
 echo "$(nproc) cores; load average before: $LOAD_BEFORE, after: $LOAD_AFTER; temp dir on $(findmnt -no FSTYPE,SOURCE -T "$TMP" 2>/dev/null | tr -s ' ' || echo '?')"
 echo "seconds: first request to last answer (wrk script, CLOCK_MONOTONIC); db span: first received_at to last processed_at in the database"
 echo "cpu: the server's user+system CPU time during the run / seconds, in cores (of $(nproc), shared with wrk and PostgreSQL); pg cpu: the PostgreSQL server's"
-echo "disk MB: what the server wrote to storage during the run (/proc/<pid>/io write_bytes; SQLite only)"
+echo "disk MB: SQLite: what the server wrote to storage during the run (/proc/<pid>/io write_bytes); PostgreSQL: the WAL it wrote (pg_stat_wal), its full-page images counted in the note"
 echo "billing/baseline: events/s of billing on SQLite over the best baseline run; RSS: billing's VmRSS idle after start, VmHWM at the end of its run (baseline: its VmHWM)"
 echo
 printf '%-16s %5s %7s %5s %8s %9s %8s %8s %9s %9s %9s %8s %5s %6s %7s  %s\n' target round events dups seconds 'events/s' 'p50 ms' 'p99 ms' 'vs base' 'idle MB' 'peak MB' 'db span' cpu 'pg cpu' 'disk MB' note

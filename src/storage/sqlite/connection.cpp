@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include "storage/sqlite/wal_write_batching.hpp"
+
 namespace billing {
 namespace {
 
@@ -45,7 +47,10 @@ SqliteConnection::SqliteConnection(const std::string& path, Mode mode) {
   [[maybe_unused]] static const bool configured = without_memory_statistics();
   const int flags =
       mode == Mode::read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-  if (sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+  // The writer hands each commit's WAL frames to the file system in one call (it syncs at every
+  // commit, which that VFS needs); readers write no WAL.
+  const char* vfs = mode == Mode::read_only ? nullptr : wal_write_batching_vfs();
+  if (sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, vfs) != SQLITE_OK) {
     const std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     throw std::runtime_error(fmt::format("cannot open SQLite database {}: {}", path, message));

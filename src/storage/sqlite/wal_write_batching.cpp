@@ -1,0 +1,203 @@
+#include "storage/sqlite/wal_write_batching.hpp"
+
+#include <atomic>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include <sqlite3.h>
+
+namespace billing {
+namespace {
+
+// Up to this many bytes wait in memory; a larger commit is written in several calls. Below
+// 128 KiB: the unix VFS writes at most 128 KiB - 1 bytes a call (it masks the length to 17 bits).
+constexpr std::size_t kMostPending = 120 << 10;
+
+std::atomic<std::uint64_t> writes_asked{0};
+std::atomic<std::uint64_t> writes_made{0};
+
+sqlite3_vfs* underlying = nullptr;
+
+// A WAL file: our methods in front, the underlying VFS's file right after it.
+struct WalFile {
+  sqlite3_file base;
+  sqlite3_file* real;
+  std::string* pending;  // bytes not written yet, for the file from pending_at on
+  sqlite3_int64 pending_at;
+};
+
+WalFile& wal(sqlite3_file* file) {
+  return *reinterpret_cast<WalFile*>(file);
+}
+sqlite3_file* real(sqlite3_file* file) {
+  return wal(file).real;
+}
+
+int flush(sqlite3_file* file) {
+  WalFile& f = wal(file);
+  if (f.pending->empty()) return SQLITE_OK;
+  const int rc = f.real->pMethods->xWrite(f.real, f.pending->data(),
+                                          static_cast<int>(f.pending->size()), f.pending_at);
+  writes_made.fetch_add(1, std::memory_order_relaxed);
+  f.pending->clear();
+  return rc;
+}
+
+int wal_write(sqlite3_file* file, const void* data, int size, sqlite3_int64 offset) {
+  writes_asked.fetch_add(1, std::memory_order_relaxed);
+  WalFile& f = wal(file);
+  const auto bytes = static_cast<std::size_t>(size);
+  const bool follows = offset == f.pending_at + static_cast<sqlite3_int64>(f.pending->size());
+  if (!f.pending->empty() && follows && f.pending->size() + bytes <= kMostPending) {
+    f.pending->append(static_cast<const char*>(data), bytes);
+    return SQLITE_OK;
+  }
+  if (const int rc = flush(file); rc != SQLITE_OK) return rc;
+  if (bytes > kMostPending) {
+    writes_made.fetch_add(1, std::memory_order_relaxed);
+    return f.real->pMethods->xWrite(f.real, data, size, offset);
+  }
+  f.pending->assign(static_cast<const char*>(data), bytes);
+  f.pending_at = offset;
+  return SQLITE_OK;
+}
+
+int wal_close(sqlite3_file* file) {
+  const int flushed = flush(file);
+  const int rc = real(file)->pMethods->xClose(real(file));
+  delete wal(file).pending;
+  return flushed != SQLITE_OK ? flushed : rc;
+}
+
+// Everything that reads, sizes, syncs or controls the file sees the pending bytes written first.
+int wal_read(sqlite3_file* file, void* data, int size, sqlite3_int64 offset) {
+  const int rc = flush(file);
+  return rc != SQLITE_OK ? rc : real(file)->pMethods->xRead(real(file), data, size, offset);
+}
+int wal_truncate(sqlite3_file* file, sqlite3_int64 size) {
+  const int rc = flush(file);
+  return rc != SQLITE_OK ? rc : real(file)->pMethods->xTruncate(real(file), size);
+}
+int wal_sync(sqlite3_file* file, int flags) {
+  const int rc = flush(file);
+  return rc != SQLITE_OK ? rc : real(file)->pMethods->xSync(real(file), flags);
+}
+int wal_file_size(sqlite3_file* file, sqlite3_int64* size) {
+  const int rc = flush(file);
+  return rc != SQLITE_OK ? rc : real(file)->pMethods->xFileSize(real(file), size);
+}
+int wal_file_control(sqlite3_file* file, int op, void* arg) {
+  const int rc = flush(file);
+  return rc != SQLITE_OK ? rc : real(file)->pMethods->xFileControl(real(file), op, arg);
+}
+int wal_fetch(sqlite3_file* file, sqlite3_int64 offset, int size, void** out) {
+  const int rc = flush(file);
+  return rc != SQLITE_OK ? rc : real(file)->pMethods->xFetch(real(file), offset, size, out);
+}
+
+// The rest as the underlying file does it.
+int wal_lock(sqlite3_file* file, int level) {
+  return real(file)->pMethods->xLock(real(file), level);
+}
+int wal_unlock(sqlite3_file* file, int level) {
+  return real(file)->pMethods->xUnlock(real(file), level);
+}
+int wal_check_reserved_lock(sqlite3_file* file, int* out) {
+  return real(file)->pMethods->xCheckReservedLock(real(file), out);
+}
+int wal_sector_size(sqlite3_file* file) {
+  return real(file)->pMethods->xSectorSize(real(file));
+}
+int wal_device_characteristics(sqlite3_file* file) {
+  return real(file)->pMethods->xDeviceCharacteristics(real(file));
+}
+int wal_shm_map(sqlite3_file* file, int page, int page_size, int extend, void volatile** out) {
+  return real(file)->pMethods->xShmMap(real(file), page, page_size, extend, out);
+}
+int wal_shm_lock(sqlite3_file* file, int offset, int n, int flags) {
+  return real(file)->pMethods->xShmLock(real(file), offset, n, flags);
+}
+void wal_shm_barrier(sqlite3_file* file) {
+  real(file)->pMethods->xShmBarrier(real(file));
+}
+int wal_shm_unmap(sqlite3_file* file, int delete_flag) {
+  return real(file)->pMethods->xShmUnmap(real(file), delete_flag);
+}
+int wal_unfetch(sqlite3_file* file, sqlite3_int64 offset, void* page) {
+  return real(file)->pMethods->xUnfetch(real(file), offset, page);
+}
+
+constexpr sqlite3_io_methods kWalMethods = {
+    3,
+    wal_close,
+    wal_read,
+    wal_write,
+    wal_truncate,
+    wal_sync,
+    wal_file_size,
+    wal_lock,
+    wal_unlock,
+    wal_check_reserved_lock,
+    wal_file_control,
+    wal_sector_size,
+    wal_device_characteristics,
+    wal_shm_map,
+    wal_shm_lock,
+    wal_shm_barrier,
+    wal_shm_unmap,
+    wal_fetch,
+    wal_unfetch,
+};
+
+// A WAL file gets our methods in front of the underlying one; any other file is the underlying
+// VFS's own, opened where SQLite put it, with no step in between.
+int open_file(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* out_flags) {
+  if (!(flags & SQLITE_OPEN_WAL))
+    return underlying->xOpen(underlying, name, file, flags, out_flags);
+  WalFile& f = wal(file);
+  f.base.pMethods = nullptr;  // SQLite calls xClose only if xOpen set methods
+  f.real = reinterpret_cast<sqlite3_file*>(&f + 1);
+  const int rc = underlying->xOpen(underlying, name, f.real, flags, out_flags);
+  if (rc != SQLITE_OK) {
+    if (f.real->pMethods) f.real->pMethods->xClose(f.real);
+    return rc;
+  }
+  if (f.real->pMethods->iVersion < 3) {  // every VFS SQLite ships with has version 3
+    f.real->pMethods->xClose(f.real);
+    return SQLITE_CANTOPEN;
+  }
+  f.pending = new std::string;
+  f.pending_at = 0;
+  f.base.pMethods = &kWalMethods;
+  return SQLITE_OK;
+}
+
+sqlite3_vfs* make_vfs() {
+  underlying = sqlite3_vfs_find(nullptr);
+  if (!underlying) throw std::runtime_error("SQLite has no default VFS");
+  static sqlite3_vfs vfs;
+  // The underlying VFS's methods and app data, so that they run as they would for it.
+  std::memcpy(&vfs, underlying, sizeof(vfs));
+  vfs.pNext = nullptr;
+  vfs.zName = "billing-wal-write-batching";
+  vfs.szOsFile = static_cast<int>(sizeof(WalFile)) + underlying->szOsFile;
+  vfs.xOpen = open_file;
+  if (sqlite3_vfs_register(&vfs, 0) != SQLITE_OK)
+    throw std::runtime_error("cannot register SQLite's WAL write batching VFS");
+  return &vfs;
+}
+
+}  // namespace
+
+const char* wal_write_batching_vfs() {
+  static const sqlite3_vfs* vfs = make_vfs();
+  return vfs->zName;
+}
+
+WalWriteCounts wal_write_counts() {
+  return {writes_asked.load(std::memory_order_relaxed),
+          writes_made.load(std::memory_order_relaxed)};
+}
+
+}  // namespace billing
