@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include "storage/sqlite/page_cache.hpp"
 #include "storage/sqlite/wal_write_batching.hpp"
 
 namespace billing {
@@ -34,27 +35,42 @@ struct ResetOnExit {
   }
 };
 
-// SQLite's memory statistics take a global mutex on every allocation, which threads reading side
-// by side then contend for. Switched off before the process opens its first connection.
-bool without_memory_statistics() {
+// Before the process opens its first connection: SQLite's memory statistics off (they take a
+// global mutex on every allocation, which threads reading side by side then contend for), file
+// names that are not URIs, and the page cache that skips needless walks
+// (storage/sqlite/page_cache.hpp).
+bool configure_sqlite() {
   sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  // A database path is a file name, never a URI whose parameters (psow=0, ...) change how
+  // SQLite writes its files (Debian's SQLite reads URIs by default).
+  sqlite3_config(SQLITE_CONFIG_URI, 0);
+  install_sqlite_page_cache();
   return true;
 }
 
 }  // namespace
 
 SqliteConnection::SqliteConnection(const std::string& path, Mode mode) {
-  [[maybe_unused]] static const bool configured = without_memory_statistics();
+  [[maybe_unused]] static const bool configured = configure_sqlite();
   const int flags =
       mode == Mode::read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-  // The writer hands each commit's WAL frames to the file system in one call (it syncs at every
-  // commit, which that VFS needs); readers write no WAL.
+  // The writer hands each commit's WAL frames to the file system in one call (see configure()
+  // for the settings that VFS needs); readers write no WAL.
   const char* vfs = mode == Mode::read_only ? nullptr : wal_write_batching_vfs();
   if (sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, vfs) != SQLITE_OK) {
     const std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     throw std::runtime_error(fmt::format("cannot open SQLite database {}: {}", path, message));
   }
+  try {
+    configure(mode);
+  } catch (...) {
+    close();
+    throw;
+  }
+}
+
+void SqliteConnection::configure(Mode mode) {
   if (mode == Mode::read_only) {
     exec("PRAGMA busy_timeout = 1000; PRAGMA query_only = 1");
     return;
@@ -65,16 +81,17 @@ SqliteConnection::SqliteConnection(const std::string& path, Mode mode) {
   // a commit writes each page it changed whole, so smaller pages halve what bench/webhooks.sh
   // writes (118 -> 57 MB) and its p99 (12-14 -> 5-7 ms) at the same events/s, with GET
   // /billing/plan as fast. A 16 MiB page cache (SQLite's default is 2 MiB) keeps the indexes
-  // those events touch at random in memory, but no more: a b-tree split parks a page at the
-  // lock-byte page's number for a moment, and the commit after it then walks the whole cache's
-  // hash table (pcache1TruncateUnsafe, 7% of billing's time with 64 MiB of 1 KiB pages;
-  // bench/webhooks.sh 1.30 / 1.12 / 0.96 times the events/s of 64 MiB). Temporary b-trees (sorts,
-  // RETURNING's rows) stay in memory: as files, when the writer's batch statements still read their
-  // rows from JSON in order, they added 16% to what it wrote.
+  // those events touch at random in memory (all of bench/webhooks.sh's database). Temporary
+  // b-trees (sorts, RETURNING's rows) stay in memory: as files, when the writer's batch
+  // statements still read their rows from JSON in order, they added 16% to what it wrote.
+  // The WAL write batching VFS needs the WAL synced at every commit (FULL) and no frames written
+  // before the commit (cache_spill off: a transaction larger than the cache lets it grow rather
+  // than write frames early), so that every frame it holds is written by the commit's sync;
+  // nothing here changes either later.
   exec(
       "PRAGMA busy_timeout = 5000; PRAGMA page_size = 1024; PRAGMA journal_mode = WAL; "
-      "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384; "
-      "PRAGMA temp_store = MEMORY");
+      "PRAGMA synchronous = FULL; PRAGMA cache_spill = OFF; PRAGMA foreign_keys = ON; "
+      "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY");
   // A checkpoint every 32 MiB of WAL rather than SQLite's 1,000 pages: the same plan and index
   // pages change again and again under a stream of webhook events, and a rarer checkpoint copies
   // each of them into the database once instead of many times.
@@ -85,6 +102,10 @@ SqliteConnection::SqliteConnection(const std::string& path, Mode mode) {
 }
 
 SqliteConnection::~SqliteConnection() {
+  close();
+}
+
+void SqliteConnection::close() {
   for (auto& [sql, statement] : statements_) sqlite3_finalize(statement);
   sqlite3_close(db_);
 }

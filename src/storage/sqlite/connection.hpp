@@ -24,6 +24,8 @@ class SqliteConnection final : public sql::Connection {
                    sql::RowVisitor on_row) override;
 
  private:
+  void configure(Mode mode);
+  void close();
   sqlite3_stmt* prepared(const char* statement);
   [[noreturn]] void fail(const char* what) const;
 

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -49,18 +50,22 @@ int wal_write(sqlite3_file* file, const void* data, int size, sqlite3_int64 offs
   WalFile& f = wal(file);
   const auto bytes = static_cast<std::size_t>(size);
   const bool follows = offset == f.pending_at + static_cast<sqlite3_int64>(f.pending->size());
-  if (!f.pending->empty() && follows && f.pending->size() + bytes <= kMostPending) {
-    f.pending->append(static_cast<const char*>(data), bytes);
+  try {  // no exception may cross SQLite's C frames
+    if (!f.pending->empty() && follows && f.pending->size() + bytes <= kMostPending) {
+      f.pending->append(static_cast<const char*>(data), bytes);
+      return SQLITE_OK;
+    }
+    if (const int rc = flush(file); rc != SQLITE_OK) return rc;
+    if (bytes > kMostPending) {
+      writes_made.fetch_add(1, std::memory_order_relaxed);
+      return f.real->pMethods->xWrite(f.real, data, size, offset);
+    }
+    f.pending->assign(static_cast<const char*>(data), bytes);
+    f.pending_at = offset;
     return SQLITE_OK;
+  } catch (const std::bad_alloc&) {
+    return SQLITE_IOERR_NOMEM;
   }
-  if (const int rc = flush(file); rc != SQLITE_OK) return rc;
-  if (bytes > kMostPending) {
-    writes_made.fetch_add(1, std::memory_order_relaxed);
-    return f.real->pMethods->xWrite(f.real, data, size, offset);
-  }
-  f.pending->assign(static_cast<const char*>(data), bytes);
-  f.pending_at = offset;
-  return SQLITE_OK;
 }
 
 int wal_close(sqlite3_file* file) {
@@ -167,7 +172,11 @@ int open_file(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int
     f.real->pMethods->xClose(f.real);
     return SQLITE_CANTOPEN;
   }
-  f.pending = new std::string;
+  f.pending = new (std::nothrow) std::string;
+  if (!f.pending) {
+    f.real->pMethods->xClose(f.real);
+    return SQLITE_IOERR_NOMEM;
+  }
   f.pending_at = 0;
   f.base.pMethods = &kWalMethods;
   return SQLITE_OK;

@@ -6,8 +6,12 @@
 // read, a truncate, a size query, a file control, a close. The database file and the
 // shared-memory index are the underlying VFS's, untouched.
 //
-// Only for connections that sync the WAL at every commit (synchronous = FULL): SQLite shows a
-// commit to other connections right after that sync, so nothing they read is still in memory.
+// Only for connections that write WAL frames only at commit (cache_spill = OFF) and sync the WAL
+// at every commit (synchronous = FULL), on a file system that SQLite need not pad commits for
+// (power-safe overwrite, the unix VFS's default; no URI may turn it off): every frame held is
+// then written by the commit's sync, and SQLite shows a commit to other connections only after
+// that sync. Frames written before the commit (a spill) could otherwise outlive a rollback in
+// memory, or fail to be written after SQLite took them as written.
 #include <cstdint>
 
 namespace billing {
