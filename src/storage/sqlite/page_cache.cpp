@@ -102,6 +102,8 @@ void shrink(sqlite3_pcache* p) {
 }  // namespace
 
 bool install_sqlite_page_cache() {
+  // Once: asked again, SQLite would hand back this wrapper as the cache to wrap.
+  if (inner.xFetch) return false;
   if (sqlite3_config(SQLITE_CONFIG_GETPCACHE2, &inner) != SQLITE_OK) return false;
   static sqlite3_pcache_methods2 methods{inner.iVersion, nullptr,    init,  shutdown, create,
                                          cache_size,     page_count, fetch, unpin,    rekey,

@@ -11,7 +11,7 @@
 namespace billing {
 
 // Installs the wrapper for every SQLite connection the process opens later; true if it did.
-// Must run before SQLite initializes (before the first connection); false afterwards.
+// Must run before SQLite initializes (before the first connection), once; false otherwise.
 bool install_sqlite_page_cache();
 
 // Counts since the process started, for tests: pages parked at the lock-byte page's number,
