@@ -75,84 +75,40 @@ int wal_close(sqlite3_file* file) {
   return flushed != SQLITE_OK ? flushed : rc;
 }
 
-// Everything that reads, sizes, syncs or controls the file sees the pending bytes written first.
-int wal_read(sqlite3_file* file, void* data, int size, sqlite3_int64 offset) {
-  const int rc = flush(file);
-  return rc != SQLITE_OK ? rc : real(file)->pMethods->xRead(real(file), data, size, offset);
+// The underlying file's method `Method`, as it is.
+template <auto Method, class Result, class... Args>
+Result forwarded(sqlite3_file* file, Args... args) {
+  return (real(file)->pMethods->*Method)(real(file), args...);
 }
-int wal_truncate(sqlite3_file* file, sqlite3_int64 size) {
+// The same once the pending bytes are written: for everything that reads, sizes, syncs or
+// controls the file.
+template <auto Method, class... Args>
+int flushed(sqlite3_file* file, Args... args) {
   const int rc = flush(file);
-  return rc != SQLITE_OK ? rc : real(file)->pMethods->xTruncate(real(file), size);
-}
-int wal_sync(sqlite3_file* file, int flags) {
-  const int rc = flush(file);
-  return rc != SQLITE_OK ? rc : real(file)->pMethods->xSync(real(file), flags);
-}
-int wal_file_size(sqlite3_file* file, sqlite3_int64* size) {
-  const int rc = flush(file);
-  return rc != SQLITE_OK ? rc : real(file)->pMethods->xFileSize(real(file), size);
-}
-int wal_file_control(sqlite3_file* file, int op, void* arg) {
-  const int rc = flush(file);
-  return rc != SQLITE_OK ? rc : real(file)->pMethods->xFileControl(real(file), op, arg);
-}
-int wal_fetch(sqlite3_file* file, sqlite3_int64 offset, int size, void** out) {
-  const int rc = flush(file);
-  return rc != SQLITE_OK ? rc : real(file)->pMethods->xFetch(real(file), offset, size, out);
+  return rc != SQLITE_OK ? rc : forwarded<Method, int>(file, args...);
 }
 
-// The rest as the underlying file does it.
-int wal_lock(sqlite3_file* file, int level) {
-  return real(file)->pMethods->xLock(real(file), level);
-}
-int wal_unlock(sqlite3_file* file, int level) {
-  return real(file)->pMethods->xUnlock(real(file), level);
-}
-int wal_check_reserved_lock(sqlite3_file* file, int* out) {
-  return real(file)->pMethods->xCheckReservedLock(real(file), out);
-}
-int wal_sector_size(sqlite3_file* file) {
-  return real(file)->pMethods->xSectorSize(real(file));
-}
-int wal_device_characteristics(sqlite3_file* file) {
-  return real(file)->pMethods->xDeviceCharacteristics(real(file));
-}
-int wal_shm_map(sqlite3_file* file, int page, int page_size, int extend, void volatile** out) {
-  return real(file)->pMethods->xShmMap(real(file), page, page_size, extend, out);
-}
-int wal_shm_lock(sqlite3_file* file, int offset, int n, int flags) {
-  return real(file)->pMethods->xShmLock(real(file), offset, n, flags);
-}
-void wal_shm_barrier(sqlite3_file* file) {
-  real(file)->pMethods->xShmBarrier(real(file));
-}
-int wal_shm_unmap(sqlite3_file* file, int delete_flag) {
-  return real(file)->pMethods->xShmUnmap(real(file), delete_flag);
-}
-int wal_unfetch(sqlite3_file* file, sqlite3_int64 offset, void* page) {
-  return real(file)->pMethods->xUnfetch(real(file), offset, page);
-}
-
-constexpr sqlite3_io_methods kWalMethods = {
+using M = sqlite3_io_methods;
+constexpr M kWalMethods = {
     3,
     wal_close,
-    wal_read,
+    flushed<&M::xRead>,
     wal_write,
-    wal_truncate,
-    wal_sync,
-    wal_file_size,
-    wal_lock,
-    wal_unlock,
-    wal_check_reserved_lock,
-    wal_file_control,
-    wal_sector_size,
-    wal_device_characteristics,
-    wal_shm_map,
-    wal_shm_lock,
-    wal_shm_barrier,
-    wal_shm_unmap,
-    wal_fetch,
-    wal_unfetch,
+    flushed<&M::xTruncate>,
+    flushed<&M::xSync>,
+    flushed<&M::xFileSize>,
+    forwarded<&M::xLock>,
+    forwarded<&M::xUnlock>,
+    forwarded<&M::xCheckReservedLock>,
+    flushed<&M::xFileControl>,
+    forwarded<&M::xSectorSize>,
+    forwarded<&M::xDeviceCharacteristics>,
+    forwarded<&M::xShmMap>,
+    forwarded<&M::xShmLock>,
+    forwarded<&M::xShmBarrier>,
+    forwarded<&M::xShmUnmap>,
+    flushed<&M::xFetch>,
+    forwarded<&M::xUnfetch>,
 };
 
 // A WAL file gets our methods in front of the underlying one; any other file is the underlying
