@@ -86,6 +86,8 @@ class PaymentProvider {
   virtual boost::asio::awaitable<std::string> create_portal_session(std::string customer_id,
                                                                     std::string return_url) = 0;
   virtual boost::asio::awaitable<Subscription> get_subscription(std::string id) = 0;
+  // Ends the subscription at its period's end (nothing more if it already will);
+  // provider_errors::subscription_canceled if it has ended already.
   virtual boost::asio::awaitable<Subscription> cancel_at_period_end(std::string id) = 0;
   // Moves the subscription's one item to `price_id`, prorated, and records the new plan and
   // cycle in its metadata; the plan follows when customer.subscription.updated arrives.

@@ -39,6 +39,8 @@ class PaymentRepo {
   // payment, recorded before, makes this one a no-op).
   virtual void queue_payment(const Payment& payment) = 0;
   virtual std::vector<Payment> payments(const EntityRef& entity) = 0;  // oldest first
+  // Whether one of the entity's payments was for that subscription.
+  virtual bool paid_for_subscription(const EntityRef& entity, std::string_view subscription_id) = 0;
   // Fills in the fee, net and card (if none) of the invoice's payment; false when there is no
   // such payment or its fee is known already.
   virtual bool complete_payment(std::string_view invoice_id, const ChargeDetails& details) = 0;

@@ -1,6 +1,5 @@
 #include "payments/routes.hpp"
 
-#include <algorithm>
 #include <charconv>
 
 #include <boost/json/array.hpp>
@@ -167,9 +166,7 @@ asio::awaitable<void> require_own_subscription(Db& db, const Identity& caller,
   const bool own = co_await db.read([&](Tx& tx) {
     if (const auto plan = tx.get<PlanRepo>().find_plan(*entity))
       if (plan->stripe_subscription_id == id) return true;
-    const auto payments = tx.get<PaymentRepo>().payments(*entity);
-    return std::any_of(payments.begin(), payments.end(),
-                       [&](const Payment& p) { return p.subscription_id == id; });
+    return tx.get<PaymentRepo>().paid_for_subscription(*entity, id);
   });
   if (!own) throw ApiError(403, "Unauthorized");
 }
@@ -185,8 +182,6 @@ asio::awaitable<Response> post_cancel(Db& db, PaymentProvider& provider, const C
   auto id = body.required_string("subscription_id");
   body.finish();
   co_await require_own_subscription(db, call.caller(), id);
-  if ((co_await provider.get_subscription(id)).status == "canceled")
-    throw provider_errors::subscription_canceled();
   const auto subscription = co_await provider.cancel_at_period_end(std::move(id));
   co_return json_response(json::object{{"status", subscription.status},
                                        {"cancel_at_period_end", subscription.cancel_at_period_end},

@@ -264,4 +264,15 @@ std::vector<Payment> SqlPaymentRepo::payments(const EntityRef& entity) {
   return out;
 }
 
+bool SqlPaymentRepo::paid_for_subscription(const EntityRef& entity,
+                                           std::string_view subscription_id) {
+  static constexpr sql::Query kAny =
+      "SELECT 1 FROM payments WHERE role = ? AND role_entity_id = ? "
+      "AND stripe_subscription_id = ? LIMIT 1";
+  bool found = false;
+  db_.run(kAny, {name_of(entity.kind), entity.id, subscription_id},
+          [&](const sql::Row&) { found = true; });
+  return found;
+}
+
 }  // namespace billing

@@ -36,6 +36,7 @@ class SqlPaymentRepo : public PaymentRepo {
   bool record_payment(const Payment& payment) override;
   void queue_payment(const Payment& payment) override;
   std::vector<Payment> payments(const EntityRef& entity) override;
+  bool paid_for_subscription(const EntityRef& entity, std::string_view subscription_id) override;
   bool complete_payment(std::string_view invoice_id, const ChargeDetails& details) override;
   std::vector<ChargeToComplete> payments_without_fee(std::size_t limit) override;
 

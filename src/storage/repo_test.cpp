@@ -371,6 +371,14 @@ TEST_P(Storage, AuditsAndRecordsEachInvoiceOnce) {
   EXPECT_FALSE(write([&](Tx& tx) { return tx.get<PaymentRepo>().record_payment(payment); }));
   EXPECT_THAT(read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); }),
               ElementsAre(payment));
+  const auto paid_for = [&](const EntityRef& entity, std::string_view subscription) {
+    return read(
+        [&](Tx& tx) { return tx.get<PaymentRepo>().paid_for_subscription(entity, subscription); });
+  };
+  EXPECT_TRUE(paid_for(hospital, "sub_1"));
+  EXPECT_FALSE(paid_for(hospital, "sub_2"));
+  EXPECT_FALSE(paid_for({EntityKind::individual, hospital.id}, "sub_1"));
+  EXPECT_FALSE(paid_for({EntityKind::hospital, unique_id("hosp")}, "sub_1"));
 }
 
 // Stripe's invoice events name the charge only: its fee, net and card are filled in once, later.

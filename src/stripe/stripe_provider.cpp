@@ -144,7 +144,18 @@ asio::awaitable<Subscription> StripeProvider::cancel_at_period_end(std::string i
                   .path = "/v1/subscriptions/" + path_segment(id)};
   request.params.add("cancel_at_period_end", "true");
   request.named.push_back({"", id, provider_errors::no_such_subscription});
-  co_return co_await call(std::move(request), stripe::read_subscription);
+  try {
+    co_return co_await call(std::move(request), stripe::read_subscription);
+  } catch (const ApiError& error) {
+    if (error.status != provider_errors::rejected().status) throw;
+  }
+  // Stripe refuses any change to a canceled subscription as a generic invalid request: only
+  // the subscription itself tells that apart from a request of ours it refused. Asked after
+  // the refusal rather than before, the usual cancel is one call, and one canceled in between
+  // is still said plainly.
+  if ((co_await get_subscription(std::move(id))).status == "canceled")
+    throw provider_errors::subscription_canceled();
+  throw provider_errors::rejected();
 }
 
 asio::awaitable<Subscription> StripeProvider::change_price(std::string id, std::string price_id,

@@ -181,6 +181,11 @@ Reply FakeStripe::subscription_reply(const RecordedRequest& request, const std::
   if (found == subscriptions_.end()) return not_found("subscription", id);
   auto& subscription = found->second;
   if (request.method == "POST") {
+    // Stripe's answer, with no code to tell it apart from any other refusal.
+    if (subscription["status"] == "canceled")
+      return {400, stripe_error("invalid_request_error", "",
+                                "A canceled subscription can only update its "
+                                "cancellation_details and metadata.")};
     for (const auto& param : urls::params_view(request.body)) {
       const std::string_view key = param.key;
       if (key == "cancel_at_period_end") {

@@ -435,6 +435,29 @@ TEST_F(StripeProviderFake, OtherClientErrorsAreRejected) {
                "Stripe service unavailable");
 }
 
+// Stripe refuses to change a canceled subscription as it refuses any bad request; the
+// subscription, read after the refusal, tells the two apart. A cancel is one call otherwise.
+TEST_F(StripeProviderFake, CancellingACanceledSubscriptionIsSaidPlainly) {
+  auto canceled = subscription_object("sub_1", "si_1", "price_a");
+  canceled["status"] = "canceled";
+  fake.add_subscription(canceled);
+  expect_error(error_of(provider->cancel_at_period_end("sub_1")), 409,
+               "Subscription is already canceled");
+  auto requests = fake.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].method, "POST");
+  EXPECT_EQ(requests[1].method, "GET");
+  EXPECT_EQ(requests[1].target, "/v1/subscriptions/sub_1");
+
+  fake.add_subscription(subscription_object("sub_2", "si_2", "price_a"));
+  fake.queue({400, stripe_error("invalid_request_error", "parameter_unknown", kStripeWords)});
+  expect_error(error_of(provider->cancel_at_period_end("sub_2")), 502,
+               "Stripe rejected the request");
+  EXPECT_EQ(fake.requests().size(), 4u);
+  EXPECT_TRUE(run_blocking(provider->cancel_at_period_end("sub_2")).cancel_at_period_end);
+  EXPECT_EQ(fake.requests().size(), 5u);
+}
+
 TEST_F(StripeProviderFake, ReadsAChargesFeeNetAndCardFromItsBalanceTransaction) {
   fake.queue({200, R"({"id":"ch_1","object":"charge","amount":49900,
     "balance_transaction":{"id":"txn_1","object":"balance_transaction","fee":1477,"net":48423},
