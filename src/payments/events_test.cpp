@@ -352,24 +352,31 @@ TEST_P(Events, AnEventWithoutMetadataAlsoWaitsForAnotherReplicasChange) {
 
 // A request and a webhook take the same lock first, so neither overwrites the other. The owner
 // chooses pro while a failed payment suspends the lite plan: the choice is made on the suspended
-// plan (which it replaces, awaiting payment), not on the active plan it would otherwise have
-// read and written back whole, undoing the suspension.
+// plan (which waits for its unpaid invoice, so the choice is refused), not on the active plan it
+// would otherwise have read (recording pro as pending) and written back whole, undoing the
+// suspension.
 TEST_P(Events, APlanChoiceWaitsForAWebhooksChangeAndKeepsIt) {
   auto [first, replica] = testing::open_test_db_twice(GetParam());
   db = std::move(first);
   apply(checkout_completed());
   const Identity owner{.subject = "user-1", .role = Role::hospital, .entity_id = hospital.id};
   const auto failed = invoice("invoice.payment_failed", unique_id("in"));
+  int refused = 0;
   beside_another_replica(std::move(replica), applying(failed), [&] {
-    run_blocking(db->transact([&](Tx& tx) {
-      select_plan(tx, catalog(), owner, {.plan_type = PlanType::pro, .id = hospital.id}, now);
-    }));
+    try {
+      run_blocking(db->transact([&](Tx& tx) {
+        select_plan(tx, catalog(), owner, {.plan_type = PlanType::pro, .id = hospital.id}, now);
+      }));
+    } catch (const ApiError& error) {
+      refused = error.status;
+    }
   });
-  EXPECT_EQ(plan()->status, PlanStatus::inactive);
-  EXPECT_EQ(plan()->plan_type, PlanType::pro);
+  EXPECT_EQ(refused, 409);
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  EXPECT_EQ(plan()->plan_type, PlanType::lite);
   EXPECT_EQ(plan()->pending_plan_type, std::nullopt);
-  ASSERT_EQ(history().size(), 3u);
-  EXPECT_EQ(history()[2].from_status, PlanStatus::suspended);
+  ASSERT_EQ(history().size(), 2u);
+  EXPECT_EQ(history()[1].to_status, PlanStatus::suspended);
 }
 
 // The first checkout of an owner whose row and plan another replica is creating: its lock finds

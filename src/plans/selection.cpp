@@ -1,7 +1,6 @@
 #include "plans/selection.hpp"
 
 #include "entities/ownership.hpp"
-#include "kit/api_error.hpp"
 #include "kit/crypto.hpp"
 #include "plans/history.hpp"
 #include "plans/repo.hpp"
@@ -18,6 +17,8 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
 
   const auto existing = plans.find_plan(owner);
   const bool owner_choice = caller.role != Role::admin;
+  if (existing && owner_choice && awaits_unpaid_invoice(*existing))
+    throw pay_unpaid_invoice_first();
   if (existing && existing->status == PlanStatus::active && owner_choice) {
     // An owner's choice never takes an active plan away: it waits as pending until paid for
     // (checkout, or the provider confirming a price change of the subscription). Choosing the
@@ -50,6 +51,16 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
       existing ? &*existing : nullptr, plan, caller.subject, now,
       owner_choice ? "selected, awaiting payment" : "selected by admin (manual contract)"));
   return {plan};
+}
+
+bool awaits_unpaid_invoice(const Plan& plan) {
+  return plan.status == PlanStatus::suspended && plan.stripe_subscription_id.has_value();
+}
+
+ApiError pay_unpaid_invoice_first() {
+  return ApiError(409,
+                  "The plan is suspended until its unpaid invoice is paid: pay it in the billing "
+                  "portal (POST /stripe/portal-link) first");
 }
 
 std::optional<PlanType> chosen_subscription_price(const Plan& plan) {

@@ -7,6 +7,7 @@
 
 #include "core/db.hpp"
 #include "core/identity.hpp"
+#include "kit/api_error.hpp"
 #include "plans/catalog.hpp"
 #include "plans/subscription_changes.hpp"
 
@@ -30,6 +31,13 @@ struct PlanChoice {
 // manual contract); a hospital's or individual's own choice waits for payment (inactive).
 PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
                        const PlanSelection& selection, TimePoint now);
+
+// A suspended plan whose subscription is still there: the provider retries its unpaid invoice,
+// and paying it (in the portal) reactivates the plan. Until then its owner can neither choose
+// another plan (it would no longer be the suspended one the payment reactivates) nor buy a
+// second subscription (the first would still be charged): both are refused with this error.
+bool awaits_unpaid_invoice(const Plan& plan);
+ApiError pay_unpaid_invoice_first();
 
 // The type the subscription that pays for `plan` should be priced at: its owner's newest choice
 // (the pending one, else the plan's own type); none unless a subscription pays for an active plan.

@@ -132,6 +132,38 @@ TEST_P(PlanRules, TheSubscriptionIsPricedAsTheLastChoiceSays) {
             std::nullopt);  // an admin's manual contract
 }
 
+// Suspended for a failed renewal, the plan waits for its unpaid invoice, which the provider keeps
+// retrying and whose payment reactivates it. An owner's choice would have left it inactive, and
+// that payment would then have paid for a plan with no service; an admin's manual contract still
+// goes through. Without a subscription, a suspended plan is chosen anew as ever.
+TEST_P(PlanRules, ASuspendedPlanWaitsForItsUnpaidInvoice) {
+  auto suspended = select(admin, {PlanType::lite, hospital_id, std::nullopt});
+  suspended.status = PlanStatus::suspended;
+  suspended.stripe_subscription_id = "sub_1";
+  run_blocking(db->transact([&](Tx& tx) { tx.get<PlanRepo>().save_plan(suspended); }));
+  const auto history_before = history().size();
+  for (const auto type : {PlanType::pro, PlanType::lite})
+    EXPECT_EQ(error_of([&] {
+                select(hospital, {type, hospital_id, std::nullopt});
+              }),
+              "409 The plan is suspended until its unpaid invoice is paid: pay it in the billing "
+              "portal (POST /stripe/portal-link) first");
+  const auto kept = run_blocking(db->read([&](Tx& tx) {
+    return tx.get<PlanRepo>().find_plan({EntityKind::hospital, hospital_id});
+  }));
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(*kept, suspended);
+  EXPECT_EQ(history().size(), history_before);
+  EXPECT_EQ(select(admin, {PlanType::pro, hospital_id, std::nullopt}).status, PlanStatus::active);
+
+  auto without_subscription = select(admin, {PlanType::lite, hospital_id, std::nullopt});
+  without_subscription.status = PlanStatus::suspended;
+  without_subscription.stripe_subscription_id.reset();
+  run_blocking(db->transact([&](Tx& tx) { tx.get<PlanRepo>().save_plan(without_subscription); }));
+  EXPECT_EQ(select(hospital, {PlanType::pro, hospital_id, std::nullopt}).status,
+            PlanStatus::inactive);
+}
+
 // A provider that records the prices asked for; the first call lets `meanwhile` run before it
 // lands, as another request that overtakes it would.
 class RecordingSubscriptions final : public SubscriptionChanges {

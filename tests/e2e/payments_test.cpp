@@ -117,6 +117,21 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   EXPECT_EQ(response.json().at("failed").as_int64(), 1);
   EXPECT_EQ(plan().status, PlanStatus::suspended);
   EXPECT_EQ(payments().size(), 1u);
+  // Suspended, the plan waits for that invoice: neither another plan nor a second subscription
+  // (the first would still be charged) until it is paid.
+  const auto history_rows = history().size();
+  for (const auto& [target, body] :
+       {std::pair("/billing/plan/select", json::object{{"plan_type", "pro"}, {"id", hospital}}),
+        std::pair("/stripe/checkout",
+                  json::object{{"plan_type", "pro"}, {"billing_cycle", "monthly"}})}) {
+    response = post_json(target, body, hospital_token);
+    EXPECT_EQ(response.status, 409) << target << ": " << response.body;
+    EXPECT_TRUE(response.detail_text().starts_with("The plan is suspended until its unpaid"))
+        << response.body;
+  }
+  EXPECT_EQ(plan().status, PlanStatus::suspended);
+  EXPECT_EQ(plan().plan_type, PlanType::lite);
+  EXPECT_EQ(history().size(), history_rows);
 
   // The portal shows the open invoice; paying it there reactivates the plan.
   response = client.get(path_of(portal_url));
