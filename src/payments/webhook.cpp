@@ -47,7 +47,9 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::apply(
     done(*outcome);
     log_event(spdlog::level::info, "webhook event applied", "",
               {{"event_id", event.id}, {"type", event.type}, {"outcome", name_of(*outcome)}});
-    if (completion_ && outcome == AuditStatus::ok && type == WebhookType::invoice_payment_succeeded)
+    // Whenever the event recorded its payment: also when the plan had moved on (stale).
+    const bool recorded = outcome == AuditStatus::ok || outcome == AuditStatus::stale;
+    if (completion_ && recorded && type == WebhookType::invoice_payment_succeeded)
       co_await complete_charge_later(event);
     co_return *outcome;
   }

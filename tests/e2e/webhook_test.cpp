@@ -341,6 +341,48 @@ TEST(E2eStripeCharges, APaidInvoicesFeeAndCardComeFromStripeAfterTheAnswer) {
   EXPECT_EQ(requests[0].target, "/v1/charges/ch_e2e?expand%5B%5D=balance_transaction");
 }
 
+// Stripe does not promise order: a paid invoice older than the plan's last event leaves the plan
+// as it is, yet its payment is recorded and its fee, net and card asked for as any other's.
+TEST(E2eStripeCharges, AnInvoicePaidBeforeThePlansLastEventHasItsFeeToo) {
+  stripe_test::FakeStripe stripe;
+  stripe.queue({200, R"({"id":"ch_old","object":"charge","amount":49900,
+    "balance_transaction":{"id":"txn_old","object":"balance_transaction","fee":1477,"net":48423}})"});
+  auto server =
+      BillingServer::for_backend("sqlite", stripe_provider_env(stripe.base_url(), kSecret));
+  HttpClient client(server->port());
+  const EntityRef owner{EntityKind::hospital, unique_id("hosp")};
+  const auto subscription = unique_id("sub");
+  const auto checkout = stripe_checkout_completed(owner.id, unique_id("cus"), subscription);
+  ASSERT_EQ(client
+                .post("/stripe/webhook", checkout,
+                      {{"Stripe-Signature", stripe_signature(checkout, kSecret, unix_now())}})
+                .status,
+            200);
+  auto event = json::parse(paid_invoice(unique_id("in"), "ch_old", 49900, owner.id).payload);
+  event.at("created") = unix_now() - 60;
+  event.at("data").at("object").at("subscription") = subscription;
+  const auto payload = json::serialize(event);
+  ASSERT_EQ(client
+                .post("/stripe/webhook", payload,
+                      {{"Stripe-Signature", stripe_signature(payload, kSecret, unix_now())}})
+                .status,
+            200);
+
+  const auto db = open_server_db(*server);
+  const auto audits = run_blocking(db->read(
+      [&](Tx& tx) { return tx.get<PaymentRepo>().audit_entries(event.at("id").as_string()); }));
+  ASSERT_EQ(audits.size(), 1u);
+  EXPECT_EQ(audits[0].status, AuditStatus::stale);
+  EXPECT_TRUE(eventually(
+      [&] {
+        const auto saved =
+            run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(owner); }));
+        return saved.size() == 1 && saved[0].fee_amount == 1477 && saved[0].net_amount == 48423;
+      },
+      10s))
+      << server->log();
+}
+
 // Stripe down when the fee is asked for: the service asks again a second later (the client's own
 // two retries spent first), and the fee is recorded then.
 TEST(E2eStripeCharges, AFeeStripeCouldNotGiveIsAskedForAgain) {
