@@ -17,6 +17,11 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
 
   const auto existing = plans.find_plan(owner);
   const bool owner_choice = caller.role != Role::admin;
+  if (existing && !owner_choice && subscription_pays(*existing))
+    throw ApiError(
+        409,
+        "A subscription pays for this plan: its owner changes it with "
+        "POST /billing/plan/select, or it ends first (POST /stripe/subscription/cancel)");
   if (existing && owner_choice && awaits_unpaid_invoice(*existing))
     throw pay_unpaid_invoice_first();
   if (existing && existing->status == PlanStatus::active && owner_choice) {
@@ -41,6 +46,9 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
   plan.plan_type = selection.plan_type;
   plan.status = owner_choice ? PlanStatus::inactive : PlanStatus::active;
   plan.pending_plan_type.reset();
+  // No subscription pays for the plan from here on (any it held has ended): a later checkout
+  // must not be taken for one that still pays, nor a choice sent to the provider for it.
+  plan.stripe_subscription_id.reset();
   plan.max_agents = offer->max_agents;
   if (!same_type) plan.selected_services = offer->default_services;
 
@@ -51,6 +59,11 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
       existing ? &*existing : nullptr, plan, caller.subject, now,
       owner_choice ? "selected, awaiting payment" : "selected by admin (manual contract)"));
   return {plan};
+}
+
+bool subscription_pays(const Plan& plan) {
+  return plan.stripe_subscription_id.has_value() &&
+         (plan.status == PlanStatus::active || plan.status == PlanStatus::suspended);
 }
 
 bool awaits_unpaid_invoice(const Plan& plan) {

@@ -28,10 +28,17 @@ struct PlanChoice {
 };
 
 // POST /billing/plan/select, inside one write unit. An admin's choice is active at once (a
-// manual contract); a hospital's or individual's own choice waits for payment (inactive).
+// manual contract, paid by no subscription); a hospital's or individual's own choice waits for
+// payment (inactive), or, on an active plan, for the provider to confirm the subscription's new
+// price (pending).
 PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
                        const PlanSelection& selection, TimePoint now);
 
+// Whether a subscription pays for the plan: it holds one and is active, or suspended while the
+// provider retries the unpaid invoice (a cancelled plan's subscription has ended). An admin's
+// choice (a manual contract) is then refused: the subscription's next event would undo it, and
+// the owner would go on being charged for what they chose.
+bool subscription_pays(const Plan& plan);
 // A suspended plan whose subscription is still there: the provider retries its unpaid invoice,
 // and paying it (in the portal) reactivates the plan. Until then its owner can neither choose
 // another plan (it would no longer be the suspended one the payment reactivates) nor buy a

@@ -128,14 +128,47 @@ TEST_P(PlanRules, TheSubscriptionIsPricedAsTheLastChoiceSays) {
   EXPECT_EQ(price_after(PlanType::pro), PlanType::pro);    // again: the last call may have failed
   EXPECT_EQ(price_after(PlanType::lite), PlanType::lite);  // withdrawn
   EXPECT_EQ(price_after(PlanType::lite), PlanType::lite);
-  EXPECT_EQ(choose(admin, {PlanType::pro, hospital_id, std::nullopt}).subscription_price,
-            std::nullopt);  // an admin's manual contract
+}
+
+// An admin's choice is a manual contract, which no subscription pays for: refused while one pays
+// (active, or suspended while its invoice is retried), since the subscription's next event
+// would undo it and its owner would go on paying for their own choice. Once the subscription has
+// ended (cancelled), an admin's or the owner's choice lets go of it: the owner's checkout and
+// later choices are then not taken for a subscription that still pays.
+TEST_P(PlanRules, NoChoiceIsTakenForASubscriptionThatPaysOrHasEnded) {
+  auto paid = select(admin, {PlanType::lite, hospital_id, std::nullopt});
+  paid.stripe_subscription_id = "sub_1";
+  const auto store = [&](PlanStatus status) {
+    paid.status = status;
+    run_blocking(db->transact([&](Tx& tx) { tx.get<PlanRepo>().save_plan(paid); }));
+  };
+  for (const auto status : {PlanStatus::active, PlanStatus::suspended}) {
+    store(status);
+    EXPECT_EQ(error_of([&] {
+                select(admin, {PlanType::pro, hospital_id, std::nullopt});
+              }),
+              "409 A subscription pays for this plan: its owner changes it with POST "
+              "/billing/plan/select, or it ends first (POST /stripe/subscription/cancel)");
+  }
+  store(PlanStatus::cancelled);
+  const auto contract = choose(admin, {PlanType::pro, hospital_id, std::nullopt});
+  EXPECT_EQ(contract.plan.status, PlanStatus::active);
+  EXPECT_EQ(contract.plan.stripe_subscription_id, std::nullopt);
+  // The owner's choice on it waits for a checkout, and asks no provider.
+  const auto pending = choose(hospital, {PlanType::lite, hospital_id, std::nullopt});
+  EXPECT_EQ(pending.plan.pending_plan_type, PlanType::lite);
+  EXPECT_EQ(pending.subscription_price, std::nullopt);
+
+  store(PlanStatus::cancelled);
+  const auto owners = select(hospital, {PlanType::pro, hospital_id, std::nullopt});
+  EXPECT_EQ(owners.status, PlanStatus::inactive);
+  EXPECT_EQ(owners.stripe_subscription_id, std::nullopt);
 }
 
 // Suspended for a failed renewal, the plan waits for its unpaid invoice, which the provider keeps
 // retrying and whose payment reactivates it. An owner's choice would have left it inactive, and
-// that payment would then have paid for a plan with no service; an admin's manual contract still
-// goes through. Without a subscription, a suspended plan is chosen anew as ever.
+// that payment would then have paid for a plan with no service. Without a subscription, a
+// suspended plan is chosen anew as ever.
 TEST_P(PlanRules, ASuspendedPlanWaitsForItsUnpaidInvoice) {
   auto suspended = select(admin, {PlanType::lite, hospital_id, std::nullopt});
   suspended.status = PlanStatus::suspended;
@@ -154,10 +187,8 @@ TEST_P(PlanRules, ASuspendedPlanWaitsForItsUnpaidInvoice) {
   ASSERT_TRUE(kept);
   EXPECT_EQ(*kept, suspended);
   EXPECT_EQ(history().size(), history_before);
-  EXPECT_EQ(select(admin, {PlanType::pro, hospital_id, std::nullopt}).status, PlanStatus::active);
 
-  auto without_subscription = select(admin, {PlanType::lite, hospital_id, std::nullopt});
-  without_subscription.status = PlanStatus::suspended;
+  auto without_subscription = suspended;
   without_subscription.stripe_subscription_id.reset();
   run_blocking(db->transact([&](Tx& tx) { tx.get<PlanRepo>().save_plan(without_subscription); }));
   EXPECT_EQ(select(hospital, {PlanType::pro, hospital_id, std::nullopt}).status,
@@ -195,6 +226,11 @@ TEST_P(PlanRules, TwoChoicesThatReachTheProviderInTheOtherOrderEndAtTheNewest) {
   EXPECT_EQ(provider.prices,
             (std::vector<PlanType>{PlanType::lite, PlanType::pro, PlanType::lite}));
   // Without a subscription paying for an active plan, nobody is asked.
+  auto ended = *run_blocking(db->read([&](Tx& tx) {
+    return tx.get<PlanRepo>().find_plan({EntityKind::hospital, hospital_id});
+  }));
+  ended.status = PlanStatus::cancelled;
+  run_blocking(db->transact([&](Tx& tx) { tx.get<PlanRepo>().save_plan(ended); }));
   RecordingSubscriptions unused;
   run_blocking(price_subscription(*db, unused, choose(admin, {PlanType::pro, hospital_id, {}})));
   EXPECT_TRUE(unused.prices.empty());

@@ -157,6 +157,11 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   EXPECT_EQ(p.status, PlanStatus::active);
   EXPECT_EQ(p.pending_plan_type, std::nullopt);
   EXPECT_TRUE(last_reason().starts_with("customer.subscription.updated evt_"));
+  // An admin's manual contract would be undone by the subscription's next event: refused.
+  response =
+      post_json("/billing/plan/select", {{"plan_type", "lite"}, {"id", hospital}}, admin_token);
+  EXPECT_EQ(response.status, 409) << response.body;
+  EXPECT_EQ(plan().plan_type, PlanType::pro);
 
   // Cancel at period end: still active until the period ends, then cancelled, history kept.
   response = post_json("/stripe/subscription/cancel",
@@ -181,6 +186,16 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   EXPECT_EQ(statuses.front(), PlanStatus::active);
   EXPECT_NE(std::find(statuses.begin(), statuses.end(), PlanStatus::suspended), statuses.end());
   EXPECT_EQ(statuses.back(), PlanStatus::cancelled);
+
+  // An admin's manual contract once the subscription has ended holds none: its owner can buy one.
+  response =
+      post_json("/billing/plan/select", {{"plan_type", "lite"}, {"id", hospital}}, admin_token);
+  ASSERT_EQ(response.status, 200) << response.body;
+  EXPECT_EQ(plan().status, PlanStatus::active);
+  EXPECT_EQ(plan().stripe_subscription_id, std::nullopt);
+  response = post_json("/stripe/checkout", {{"plan_type", "pro"}, {"billing_cycle", "monthly"}},
+                       hospital_token);
+  EXPECT_EQ(response.status, 200) << response.body;
 }
 
 // Two checkouts opened before either was paid (two tabs), then both paid: the plan stays with the
