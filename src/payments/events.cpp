@@ -192,10 +192,18 @@ class EventEffects {
     // Two checkouts opened before either was paid, then both paid: the plan stays with the
     // subscription that pays for it already, and its payer can see and cancel the other one
     // (the payments it records name it: its invoices are recorded all the same).
+    // The second is kept as an extra subscription, for the plan to go on with when the first
+    // ends: its payer, still charged for it, would otherwise be left without a plan.
     if (before && before->status == PlanStatus::active && before->stripe_subscription_id &&
-        *before->stripe_subscription_id != *subscription)
+        *before->stripe_subscription_id != *subscription) {
+      plans().save_extra_subscription({.id = std::string(*subscription),
+                                       .owner = *entity,
+                                       .plan_type = *plan_type,
+                                       .cycle = *cycle,
+                                       .created = event_.created});
       return ignored(fmt::format("a second subscription, {}, for an active plan {} pays for",
                                  *subscription, *before->stripe_subscription_id));
+    }
     Plan after = before
                      ? *before
                      : Plan{.id = "plan_" + random_hex(12), .owner = *entity, .created_at = now_};
@@ -318,41 +326,74 @@ class EventEffects {
     if (plan.pending_plan_type == priced.plan_type) plan.pending_plan_type.reset();
   }
 
+  // An event about a subscription no plan follows: an extra one's plan type follows its price,
+  // and it is forgotten once it has ended.
+  Outcome extra_subscription_changed(std::optional<std::string_view> id, bool ended) {
+    auto extra = id && plausible_id(*id) ? plans().find_extra_subscription(*id) : std::nullopt;
+    if (!extra) return ignored("no plan holds the subscription");
+    if (ended) {
+      plans().drop_extra_subscription(extra->id);
+      return {AuditStatus::ok, "an extra subscription ended"};
+    }
+    if (auto price = first_price(object_, "items"))
+      if (auto priced = rules_.prices.plan_for(*price);
+          priced && priced->role == extra->owner.kind) {
+        extra->plan_type = priced->plan_type;
+        extra->cycle = priced->cycle;
+        plans().save_extra_subscription(*extra);
+      }
+    return {AuditStatus::ok, "an extra subscription, for when the plan's own ends"};
+  }
+
+  // The plan's subscription has ended: the plan goes on with the owner's newest extra
+  // subscription, if there is one, else it is cancelled.
+  Outcome end_subscription(Plan& after) {
+    after.status = PlanStatus::cancelled;
+    after.cancel_at_period_end = false;
+    auto extra = plans().newest_extra_subscription(after.owner);
+    if (!extra) return {};
+    plans().drop_extra_subscription(extra->id);
+    after.status = PlanStatus::active;
+    after.stripe_subscription_id = extra->id;
+    follow_price(after, {after.owner.kind, extra->plan_type, extra->cycle});
+    return {AuditStatus::ok, "the plan goes on with the extra subscription " + extra->id};
+  }
+
   Outcome subscription_updated() {
     const auto id = text(object_, "id");
+    const auto status = text(object_, "status").value_or("");
     auto before = subscription_plan(id, child(object_, "metadata"));
-    if (!before || !id) return ignored("no plan holds the subscription");
+    if (!before || !id) return extra_subscription_changed(id, status == "canceled");
     if (before->status == PlanStatus::cancelled)
       return {AuditStatus::stale, "the subscription was deleted"};
     if (stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
     Plan after = *before;
     if (auto price = first_price(object_, "items"))
       if (auto priced = rules_.prices.plan_for(*price)) follow_price(after, *priced);
-    const auto status = text(object_, "status").value_or("");
     const bool paused =
         object_.contains("pause_collection") && !object_.at("pause_collection").is_null();
+    if (auto* v = object_.if_contains("cancel_at_period_end"); v && v->is_bool())
+      after.cancel_at_period_end = v->get_bool();
+    Outcome outcome;
     if (status == "canceled")
-      after.status = PlanStatus::cancelled;
+      outcome = end_subscription(after);
     else if (status == "past_due" || status == "unpaid" || status == "paused" || paused)
       after.status = PlanStatus::suspended;
     else if (status == "active" || status == "trialing")
       after.status = PlanStatus::active;
-    if (auto* v = object_.if_contains("cancel_at_period_end"); v && v->is_bool())
-      after.cancel_at_period_end = v->get_bool();
     save(before, std::move(after));
-    return {};
+    return outcome;
   }
 
   Outcome subscription_deleted() {
     const auto id = text(object_, "id");
     auto before = subscription_plan(id, child(object_, "metadata"));
-    if (!before || !id) return ignored("no plan holds the subscription");
+    if (!before || !id) return extra_subscription_changed(id, true);
     if (stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
     Plan after = *before;
-    after.status = PlanStatus::cancelled;
-    after.cancel_at_period_end = false;
+    const auto outcome = end_subscription(after);
     save(before, std::move(after));
-    return {};
+    return outcome;
   }
 
   Tx& tx_;

@@ -241,6 +241,64 @@ TEST_P(Events, ASecondSubscriptionLeavesTheActivePlanWithTheFirst) {
   EXPECT_EQ(plan()->status, PlanStatus::active);
 }
 
+// The second subscription is kept as an extra one: when the plan's own ends (its payer cancelled
+// the first rather than the second), the plan goes on with it, at its price's plan, rather than
+// ending while it is still charged. Its own changes and end are followed meanwhile.
+TEST_P(Events, ThePlanGoesOnWithAnExtraSubscriptionWhenItsOwnEnds) {
+  apply(checkout_completed());
+  const auto first = subscription;
+  subscription = unique_id("sub");
+  const auto second = subscription;
+  EXPECT_EQ(apply(checkout_completed("pro")), AuditStatus::ignored);
+  // Moved to yearly pro while extra: followed.
+  EXPECT_EQ(apply(subscription_event("customer.subscription.updated", "active",
+                                     "price_local_hospital_pro_yearly")),
+            AuditStatus::ok);
+  EXPECT_EQ(plan()->plan_type, PlanType::lite);
+
+  subscription = first;
+  const auto ended = subscription_event("customer.subscription.deleted", "canceled",
+                                        "price_local_hospital_lite_monthly");
+  EXPECT_EQ(apply(ended), AuditStatus::ok);
+  EXPECT_EQ(audit(ended).at(0).note, "the plan goes on with the extra subscription " + second);
+  auto p = plan();
+  EXPECT_EQ(p->status, PlanStatus::active);
+  EXPECT_EQ(p->stripe_subscription_id, second);
+  EXPECT_EQ(p->plan_type, PlanType::pro);
+  EXPECT_EQ(p->billing_cycle, BillingCycle::yearly);
+  EXPECT_EQ(p->max_agents, catalog().find(EntityKind::hospital, PlanType::pro)->max_agents);
+  EXPECT_EQ(history().back().from_plan_type, PlanType::lite);
+  EXPECT_EQ(history().back().to_plan_type, PlanType::pro);
+
+  // The first's late events change nothing; the second's end ends the plan.
+  EXPECT_EQ(apply(subscription_event("customer.subscription.updated", "active",
+                                     "price_local_hospital_lite_monthly")),
+            AuditStatus::ignored);
+  subscription = second;
+  EXPECT_EQ(apply(subscription_event("customer.subscription.deleted", "canceled",
+                                     "price_local_hospital_pro_yearly")),
+            AuditStatus::ok);
+  EXPECT_EQ(plan()->status, PlanStatus::cancelled);
+}
+
+// An extra subscription that ends first is forgotten: the plan's own end then ends the plan.
+TEST_P(Events, AnExtraSubscriptionThatEndedIsNotGoneOnWith) {
+  apply(checkout_completed());
+  const auto first = subscription;
+  subscription = unique_id("sub");
+  apply(checkout_completed("pro"));
+  const auto extra_ended = subscription_event("customer.subscription.updated", "canceled",
+                                              "price_local_hospital_pro_monthly");
+  EXPECT_EQ(apply(extra_ended), AuditStatus::ok);
+  EXPECT_EQ(audit(extra_ended).at(0).note, "an extra subscription ended");
+  subscription = first;
+  EXPECT_EQ(apply(subscription_event("customer.subscription.updated", "canceled",
+                                     "price_local_hospital_lite_monthly")),
+            AuditStatus::ok);
+  EXPECT_EQ(plan()->status, PlanStatus::cancelled);
+  EXPECT_EQ(plan()->stripe_subscription_id, first);
+}
+
 TEST_P(Events, APaidInvoiceBeforeTheCheckoutIsRecordedAndActivatesNothing) {
   apply(invoice("invoice.payment_succeeded", unique_id("in")));
   EXPECT_EQ(payments().size(), 1u);

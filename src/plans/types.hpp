@@ -35,6 +35,17 @@ struct Plan {
   friend bool operator==(const Plan&, const Plan&) = default;
 };
 
+// A subscription its owner pays for besides the one their plan follows (a second checkout paid for
+// while the first already paid): the plan goes on with it when its own subscription ends.
+struct ExtraSubscription {
+  std::string id;
+  EntityRef owner;
+  PlanType plan_type = PlanType::lite;
+  BillingCycle cycle = BillingCycle::monthly;
+  std::int64_t created = 0;  // Stripe's `created` of the checkout completion that paid for it
+  friend bool operator==(const ExtraSubscription&, const ExtraSubscription&) = default;
+};
+
 // One row of plan_update_history: who changed what, when, and why.
 struct PlanChange {
   std::string plan_id;

@@ -338,4 +338,51 @@ std::vector<PlanChange> SqlPlanRepo::history(const EntityRef& owner) {
   return changes;
 }
 
+void SqlPlanRepo::save_extra_subscription(const ExtraSubscription& extra) {
+  static constexpr sql::Query kSave =
+      "INSERT INTO extra_subscriptions (id, role, role_entity_id, plan_type, billing_cycle, "
+      "created) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+      "plan_type = excluded.plan_type, billing_cycle = excluded.billing_cycle";
+  db_.run_later(kSave, {extra.id, name_of(extra.owner.kind), extra.owner.id,
+                        name_of(extra.plan_type), name_of(extra.cycle), extra.created});
+}
+
+#define BILLING_EXTRA_COLUMNS "id, role, role_entity_id, plan_type, billing_cycle, created"
+
+std::optional<ExtraSubscription> SqlPlanRepo::find_extra_where(
+    const sql::Query& query, std::initializer_list<sql::Param> params) {
+  std::optional<ExtraSubscription> found;
+  db_.run(query, params, [&](const sql::Row& row) {
+    found = ExtraSubscription{
+        .id = std::string(row.text(0)),
+        .owner = {decode_enum<EntityKind>(row.text(1)), std::string(row.text(2))},
+        .plan_type = decode_enum<PlanType>(row.text(3)),
+        .cycle = decode_enum<BillingCycle>(row.text(4)),
+        .created = row.integer(5),
+    };
+  });
+  return found;
+}
+
+std::optional<ExtraSubscription> SqlPlanRepo::find_extra_subscription(std::string_view id) {
+  static constexpr sql::Query kFind =
+      "SELECT " BILLING_EXTRA_COLUMNS " FROM extra_subscriptions WHERE id = ?";
+  return find_extra_where(kFind, {id});
+}
+
+std::optional<ExtraSubscription> SqlPlanRepo::newest_extra_subscription(const EntityRef& owner) {
+  static constexpr sql::Query kNewest =
+      "SELECT " BILLING_EXTRA_COLUMNS
+      " FROM extra_subscriptions "
+      "WHERE role = ? AND role_entity_id = ? ORDER BY created DESC, id DESC LIMIT 1";
+  return find_extra_where(kNewest, {name_of(owner.kind), owner.id});
+}
+
+#undef BILLING_EXTRA_COLUMNS
+
+void SqlPlanRepo::drop_extra_subscription(std::string_view id) {
+  static constexpr sql::Query kDrop = "DELETE FROM extra_subscriptions WHERE id = ?";
+  db_.run_later(kDrop, {id});
+}
+
 }  // namespace billing

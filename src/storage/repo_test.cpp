@@ -315,6 +315,40 @@ TEST_P(Storage, SavesAPlansSubscriptionFieldsAndFindsItByThem) {
             std::nullopt);
 }
 
+TEST_P(Storage, KeepsAnOwnersExtraSubscriptionsNewestFirst) {
+  const EntityRef hospital{EntityKind::hospital, unique_id("hosp")};
+  const ExtraSubscription older{.id = unique_id("sub"),
+                                .owner = hospital,
+                                .plan_type = PlanType::lite,
+                                .cycle = BillingCycle::monthly,
+                                .created = 1'700'000'000};
+  auto newer = older;
+  newer.id = unique_id("sub");
+  newer.created = older.created + 5;
+  write([&](Tx& tx) {
+    tx.get<PlanRepo>().save_extra_subscription(newer);
+    tx.get<PlanRepo>().save_extra_subscription(older);
+  });
+  const auto newest = [&](const EntityRef& owner) {
+    return read([&](Tx& tx) { return tx.get<PlanRepo>().newest_extra_subscription(owner); });
+  };
+  EXPECT_EQ(newest(hospital), newer);
+  EXPECT_EQ(newest({EntityKind::individual, hospital.id}), std::nullopt);
+  // Saved again: its plan and cycle move, nothing else.
+  auto moved = newer;
+  moved.plan_type = PlanType::pro;
+  moved.cycle = BillingCycle::yearly;
+  moved.created = 1;
+  write([&](Tx& tx) { tx.get<PlanRepo>().save_extra_subscription(moved); });
+  moved.created = newer.created;
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_extra_subscription(newer.id); }),
+            moved);
+  write([&](Tx& tx) { tx.get<PlanRepo>().drop_extra_subscription(newer.id); });
+  EXPECT_EQ(newest(hospital), older);
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_extra_subscription(newer.id); }),
+            std::nullopt);
+}
+
 TEST_P(Storage, ClaimsAnEventOnceAndRetriesAFailedOne) {
   const auto id = unique_id("evt");
   const InboxEvent event{id, "invoice.paid", 1'700'000'000, R"({"id":"x"})"};

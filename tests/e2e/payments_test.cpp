@@ -71,6 +71,19 @@ class E2ePayments : public ::testing::TestWithParam<std::string> {
     if (rows.size() != 1) throw std::runtime_error("expected one audit row for " + event_id);
     return rows[0].status;
   }
+  // Monthly checkouts of these plan types, all opened before any is paid (tabs), then paid in
+  // order with Stripe's test card.
+  void pay_checkouts_opened_together(std::initializer_list<const char*> plan_types) {
+    std::vector<std::string> checkout_urls;
+    for (const auto* type : plan_types) {
+      const auto response = post_json(
+          "/stripe/checkout", {{"plan_type", type}, {"billing_cycle", "monthly"}}, hospital_token);
+      ASSERT_EQ(response.status, 200) << response.body;
+      checkout_urls.emplace_back(response.json().at("checkout_url").as_string());
+    }
+    for (const auto& url : checkout_urls)
+      ASSERT_EQ(post_form(url, "number=4242424242424242&exp=12%2F30&cvc=123").status, 200);
+  }
   HttpResponse advance_days(int days) {
     return post_json("/stripe/local/clock/advance", {{"days", days}}, admin_token);
   }
@@ -201,15 +214,7 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
 // Two checkouts opened before either was paid (two tabs), then both paid: the plan stays with the
 // first subscription, both payments are recorded, and the payer can see and cancel the second.
 TEST_P(E2ePayments, TheSecondOfTwoPaidCheckoutsIsItsPayersToCancel) {
-  std::vector<std::string> checkout_urls;
-  for (int i = 0; i < 2; ++i) {
-    const auto response = post_json(
-        "/stripe/checkout", {{"plan_type", "lite"}, {"billing_cycle", "monthly"}}, hospital_token);
-    ASSERT_EQ(response.status, 200) << response.body;
-    checkout_urls.emplace_back(response.json().at("checkout_url").as_string());
-  }
-  for (const auto& url : checkout_urls)
-    ASSERT_EQ(post_form(url, "number=4242424242424242&exp=12%2F30&cvc=123").status, 200);
+  ASSERT_NO_FATAL_FAILURE(pay_checkouts_opened_together({"lite", "lite"}));
   const Plan p = plan();
   EXPECT_EQ(p.status, PlanStatus::active);
   EXPECT_EQ(payments().size(), 2u);
@@ -240,6 +245,30 @@ TEST_P(E2ePayments, TheSecondOfTwoPaidCheckoutsIsItsPayersToCancel) {
   ASSERT_EQ(cancel.status, 200) << cancel.body;
   EXPECT_TRUE(cancel.json().at("cancel_at_period_end").as_bool());
   EXPECT_EQ(plan(), p);  // the plan's own subscription goes on
+}
+
+// The same two paid checkouts (lite, then pro), but the payer cancels the first, the one the plan
+// follows: when its period ends the plan goes on with the second, which is still charged, rather
+// than ending.
+TEST_P(E2ePayments, WhenThePlansSubscriptionEndsItGoesOnWithTheSecond) {
+  ASSERT_NO_FATAL_FAILURE(pay_checkouts_opened_together({"lite", "pro"}));
+  const Plan first = plan();
+  ASSERT_EQ(first.plan_type, PlanType::lite);
+  const auto cancel =
+      post_json("/stripe/subscription/cancel", {{"subscription_id", *first.stripe_subscription_id}},
+                hospital_token);
+  ASSERT_EQ(cancel.status, 200) << cancel.body;
+  ASSERT_EQ(advance_days(31).status, 200);
+  const Plan p = plan();
+  EXPECT_EQ(p.status, PlanStatus::active);
+  EXPECT_EQ(p.plan_type, PlanType::pro);
+  ASSERT_TRUE(p.stripe_subscription_id);
+  EXPECT_NE(*p.stripe_subscription_id, *first.stripe_subscription_id);
+  EXPECT_TRUE(last_reason().starts_with("customer.subscription.deleted evt_"));
+  // The second renewed meanwhile: three payments, the last for it.
+  const auto paid = payments();
+  ASSERT_EQ(paid.size(), 3u);
+  EXPECT_EQ(paid.back().subscription_id, p.stripe_subscription_id);
 }
 
 TEST_P(E2ePayments, UsersReachOnlyTheirOwnBilling) {
