@@ -657,6 +657,47 @@ TEST_F(LocalPayments, ChangePriceDeliversUpdatedWithThePreviousItemsAndMetadata)
                ApiError);
 }
 
+// A price changed mid-period is prorated as Stripe's create_prorations does: the rest of the
+// period at the old price as a credit, at the new one as a charge, both on the next invoice. A
+// credit larger than an invoice leaves it at zero, paid with no charge, and goes on to the next.
+TEST_F(LocalPayments, APriceChangedMidPeriodIsProratedOnTheNextInvoice) {
+  const auto subscription = subscribe();  // lite monthly, 49,900 a month
+  advance(std::chrono::days(15));         // half the period left
+  run_blocking(provider.change_price(subscription.id, "price_local_hospital_pro_monthly",
+                                     PlanType::pro, BillingCycle::monthly));
+  advance(std::chrono::days(15));
+  ASSERT_EQ(delivered[0].type, "invoice.payment_succeeded");
+  auto invoice = delivered[0].object;
+  // 99,900 for the new period, -24,950 for lite's unused half, +49,950 for pro's.
+  EXPECT_EQ(integer(invoice, "amount_paid"), 99900 - 24950 + 49950);
+  const auto& lines = invoice.at("lines").at("data").as_array();
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].at("price").at("id"), json::value("price_local_hospital_pro_monthly"));
+  EXPECT_EQ(lines[0].at("amount").as_int64(), 99900);
+  EXPECT_EQ(lines[1].at("amount").as_int64(), -24950);
+  EXPECT_EQ(lines[1].at("price").at("id"), json::value("price_local_hospital_lite_monthly"));
+  EXPECT_EQ(lines[2].at("amount").as_int64(), 49950);
+  EXPECT_TRUE(lines[2].at("proration").as_bool());
+  EXPECT_EQ(integer(invoice.at("charge").as_object(), "amount"), 124900);
+
+  // Back to lite as the period starts: a whole period's credit, more than lite's invoice.
+  run_blocking(provider.change_price(subscription.id, "price_local_hospital_lite_monthly",
+                                     PlanType::lite, BillingCycle::monthly));
+  advance(std::chrono::days(30));
+  ASSERT_EQ(delivered[0].type, "invoice.payment_succeeded");
+  invoice = delivered[0].object;
+  EXPECT_EQ(integer(invoice, "amount_due"), 0);  // 49,900 - 99,900 + 49,900 = -100
+  EXPECT_EQ(integer(invoice, "amount_paid"), 0);
+  EXPECT_TRUE(invoice.at("charge").is_null());
+  EXPECT_EQ(text(invoice, "status"), "paid");
+  // The 100 left over comes off the next one, after a restart too.
+  const auto again = restarted();
+  delivered.clear();
+  run_blocking(again->advance(std::chrono::days(30)));
+  ASSERT_EQ(delivered[0].type, "invoice.payment_succeeded");
+  EXPECT_EQ(integer(delivered[0].object, "amount_paid"), 49800);
+}
+
 TEST_F(LocalPayments, ListsPageNewestFirstWithACursor) {
   std::vector<std::string> customers, subscriptions;  // oldest first
   for (int i = 0; i < 6; ++i) {

@@ -87,8 +87,10 @@ const auto kEvery = [](const auto&) { return true; };
 
 // Records an attempt to charge `card` for `invoice`; a paid one settles it.
 void record_charge(InvoiceRecord& invoice, const Card& card, bool paid, std::int64_t now) {
-  invoice.charge =
-      Charge{.id = new_id("ch_"), .amount = invoice.invoice.amount_due, .paid = paid, .card = card};
+  // An invoice that credits covered is paid as it is, with no charge (as Stripe's is).
+  if (invoice.invoice.amount_due > 0)
+    invoice.charge = Charge{
+        .id = new_id("ch_"), .amount = invoice.invoice.amount_due, .paid = paid, .card = card};
   if (!paid) return;
   invoice.invoice.status = "paid";
   invoice.invoice.amount_paid = invoice.invoice.amount_due;
@@ -180,7 +182,7 @@ WithEvents<CheckoutSession> Ledger::complete_checkout(CheckoutSession& session, 
   return {session,
           {make_event("checkout.session.completed", checkout_session_object(session), now),
            make_event("customer.subscription.created", subscription_object(subscription), now),
-           make_event("invoice.payment_succeeded", invoice_object(invoice), now)}};
+           make_event("invoice.payment_succeeded", invoice_json(invoice), now)}};
 }
 
 // The request's customer, else the entity's (two checkouts paid from two tabs before the
@@ -214,11 +216,25 @@ CustomerRecord* Ledger::customer_of(const EntityRef& entity) {
 
 InvoiceRecord& Ledger::invoice_for(const Subscription& subscription,
                                    std::string_view billing_reason, std::int64_t now) {
+  std::string id = new_id("in_");
+  Cents total = amount_of(subscription.price_id);
+  for (InvoiceItem& item : invoice_items_.rows())
+    if (item.subscription == subscription.id && !item.invoice) {
+      item.invoice = id;
+      total += item.amount;
+    }
+  // Credits beyond the invoice go to the next one (Stripe keeps them as the customer's balance).
+  if (total < 0)
+    invoice_items_.add(InvoiceItem{.id = new_id("ii_"),
+                                   .subscription = subscription.id,
+                                   .amount = total,
+                                   .period_start = now,
+                                   .period_end = now});
   return invoices_.add(InvoiceRecord{
-      .invoice = {.id = new_id("in_"),
+      .invoice = {.id = std::move(id),
                   .customer = subscription.customer,
                   .subscription = subscription.id,
-                  .amount_due = amount_of(subscription.price_id),
+                  .amount_due = std::max<Cents>(total, 0),
                   .currency = "usd",
                   .status = "open",
                   .created = now},
@@ -229,6 +245,33 @@ InvoiceRecord& Ledger::invoice_for(const Subscription& subscription,
       .metadata = subscription.metadata,
       .payment_intent = new_id("pi_"),
   });
+}
+
+void Ledger::prorate(const Subscription& subscription, std::string_view new_price_id,
+                     std::int64_t now) {
+  const std::int64_t period = subscription.current_period_end - subscription.current_period_start;
+  const std::int64_t left =
+      std::clamp<std::int64_t>(subscription.current_period_end - now, 0, period);
+  if (left == 0) return;
+  // The rest of the period, to the second, each line rounded half up.
+  const auto rest_of_period = [&](std::string_view price_id) {
+    return (amount_of(price_id) * left + period / 2) / period;
+  };
+  for (const auto& [price_id, sign] :
+       {std::pair<std::string_view, Cents>{subscription.price_id, -1}, {new_price_id, 1}})
+    invoice_items_.add(InvoiceItem{.id = new_id("ii_"),
+                                   .subscription = subscription.id,
+                                   .price_id = std::string(price_id),
+                                   .amount = sign * rest_of_period(price_id),
+                                   .period_start = now,
+                                   .period_end = subscription.current_period_end});
+}
+
+json::object Ledger::invoice_json(const InvoiceRecord& record) const {
+  std::vector<InvoiceItem> items;
+  for (const InvoiceItem& item : invoice_items_.rows())
+    if (item.invoice == record.invoice.id) items.push_back(item);
+  return invoice_object(record, amount_of(record.price_id), items);
 }
 
 const PortalSession& Ledger::open_portal(std::string_view customer_id, std::string return_url) {
@@ -262,7 +305,7 @@ Events Ledger::pay_invoice(std::string_view portal_id, std::string_view invoice_
   record_charge(invoice, card, true, at);
   // The card that paid becomes the card on file: the portal's way to replace a failing one.
   customers_.at(portal.customer, provider_errors::no_such_customer).card = card;
-  Events events{make_event("invoice.payment_succeeded", invoice_object(invoice), at)};
+  Events events{make_event("invoice.payment_succeeded", invoice_json(invoice), at)};
   Subscription* subscription =
       invoice.invoice.subscription ? subscriptions_.find(*invoice.invoice.subscription) : nullptr;
   if (subscription && subscription->status == "past_due") {
@@ -310,6 +353,10 @@ WithEvents<Subscription> Ledger::change_price(std::string_view id, std::string_v
   if (subscription.status == "canceled") throw provider_errors::rejected();
   plan_of(price_id);                                                 // a price the map knows
   if (subscription.price_id == price_id) return {subscription, {}};  // as Stripe's does
+  // Prorated for the rest of the period, billed with the next invoice (proration_behavior
+  // create_prorations). A change of interval keeps the period here, which Stripe would restart.
+  if (plan_of(price_id).cycle == plan_of(subscription.price_id).cycle)
+    prorate(subscription, price_id, unix_seconds(now));
   json::object previous{{"items", items_object(subscription)},
                         {"metadata", metadata_object(subscription.metadata)}};
   subscription.price_id = price_id;
@@ -367,7 +414,8 @@ void Ledger::renew(Subscription& subscription, std::int64_t now, WithEvents<Rene
   subscription.current_period_end += period_seconds(plan_of(subscription.price_id).cycle);
   InvoiceRecord& invoice = invoice_for(subscription, "subscription_cycle", now);
   const Card& card = customers_.at(subscription.customer, provider_errors::no_such_customer).card;
-  const bool paid = charge_result(card.kind, Charging::later) == ChargeResult::paid;
+  const bool paid = invoice.invoice.amount_due == 0 ||
+                    charge_result(card.kind, Charging::later) == ChargeResult::paid;
   record_charge(invoice, card, paid, now);
   if (paid) {
     ++out.value.renewed;
@@ -377,7 +425,7 @@ void Ledger::renew(Subscription& subscription, std::int64_t now, WithEvents<Rene
     subscription.status = "past_due";
   }
   out.events.push_back(make_event(paid ? "invoice.payment_succeeded" : "invoice.payment_failed",
-                                  invoice_object(invoice), now));
+                                  invoice_json(invoice), now));
   out.events.push_back(make_event("customer.subscription.updated",
                                   subscription_object(subscription), now, std::move(previous)));
 }

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/json/object.hpp>
+
 #include "kit/clock.hpp"
 #include "payments/local/records.hpp"
 #include "payments/local/repo.hpp"
@@ -24,6 +26,7 @@ inline constexpr std::string_view checkout_session = "checkout_session";
 inline constexpr std::string_view customer = "customer";
 inline constexpr std::string_view subscription = "subscription";
 inline constexpr std::string_view invoice = "invoice";
+inline constexpr std::string_view invoice_item = "invoice_item";
 inline constexpr std::string_view portal_session = "portal_session";
 }  // namespace kind
 
@@ -91,8 +94,13 @@ class Ledger {
   CustomerRecord& checkout_customer(const CheckoutRequest& request, const Card& card,
                                     std::int64_t now);
   CustomerRecord* customer_of(const EntityRef& entity);  // the newest made for it, if any
+  // The subscription's invoice for its current period, with its pending invoice items.
   InvoiceRecord& invoice_for(const Subscription& subscription, std::string_view billing_reason,
                              std::int64_t now);
+  // Prorations of a price change at `now` (same interval) for the next invoice.
+  void prorate(const Subscription& subscription, std::string_view new_price_id, std::int64_t now);
+  // The invoice as Stripe's JSON, with the items it billed as lines.
+  boost::json::object invoice_json(const InvoiceRecord& record) const;
   void renew(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out);
 
   const Catalog& catalog_;
@@ -101,6 +109,7 @@ class Ledger {
   Table<CustomerRecord> customers_;
   Table<Subscription> subscriptions_;
   Table<InvoiceRecord> invoices_;
+  Table<InvoiceItem> invoice_items_;
   Table<PortalSession> portals_;
 };
 

@@ -60,6 +60,8 @@ BOOST_DESCRIBE_STRUCT(Charge, (), (id, amount, paid, card))
 BOOST_DESCRIBE_STRUCT(InvoiceRecord, (),
                       (invoice, billing_reason, price_id, period_start, period_end, metadata,
                        payment_intent, charge, paid_at))
+BOOST_DESCRIBE_STRUCT(InvoiceItem, (),
+                      (id, subscription, price_id, amount, period_start, period_end, invoice))
 BOOST_DESCRIBE_STRUCT(CustomerRecord, (), (customer, card))
 BOOST_DESCRIBE_STRUCT(PortalSession, (), (id, customer, return_url))
 
@@ -72,8 +74,8 @@ static_assert(every_member_described<EntityRef> && every_member_described<Checko
               every_member_described<Subscription> && every_member_described<Invoice> &&
               every_member_described<Customer> && every_member_described<Card> &&
               every_member_described<CheckoutSession> && every_member_described<Charge> &&
-              every_member_described<InvoiceRecord> && every_member_described<CustomerRecord> &&
-              every_member_described<PortalSession>);
+              every_member_described<InvoiceRecord> && every_member_described<InvoiceItem> &&
+              every_member_described<CustomerRecord> && every_member_described<PortalSession>);
 
 namespace {
 
@@ -100,6 +102,7 @@ std::vector<LocalObject> Ledger::objects() const {
   add_objects(out, kind::customer, customers_);
   add_objects(out, kind::subscription, subscriptions_);
   add_objects(out, kind::invoice, invoices_);
+  add_objects(out, kind::invoice_item, invoice_items_);
   add_objects(out, kind::portal_session, portals_);
   return out;
 }
@@ -114,6 +117,8 @@ void Ledger::restore(const LocalObject& object) {
     restore_into(subscriptions_, data);
   else if (object.kind == kind::invoice)
     restore_into(invoices_, data);
+  else if (object.kind == kind::invoice_item)
+    restore_into(invoice_items_, data);
   else if (object.kind == kind::portal_session)
     restore_into(portals_, data);
   else

@@ -73,11 +73,19 @@ json::object subscription_object(const Subscription& subscription) {
           {"metadata", metadata_object(subscription.metadata)}};
 }
 
-json::object invoice_object(const InvoiceRecord& record) {
+json::object invoice_object(const InvoiceRecord& record, Cents period_amount,
+                            const std::vector<InvoiceItem>& items) {
   const Invoice& invoice = record.invoice;
   const json::object period{{"start", record.period_start}, {"end", record.period_end}};
-  json::object line{
-      {"amount", invoice.amount_due}, {"price", {{"id", record.price_id}}}, {"period", period}};
+  json::array lines{json::object{
+      {"amount", period_amount}, {"price", {{"id", record.price_id}}}, {"period", period}}};
+  for (const InvoiceItem& item : items)
+    lines.push_back(json::object{
+        {"amount", item.amount},
+        {"proration", !item.price_id.empty()},
+        {"price", item.price_id.empty() ? json::value(nullptr)
+                                        : json::value(json::object{{"id", item.price_id}})},
+        {"period", {{"start", item.period_start}, {"end", item.period_end}}}});
   return {{"id", invoice.id},
           {"object", "invoice"},
           {"customer", invoice.customer},
@@ -89,11 +97,13 @@ json::object invoice_object(const InvoiceRecord& record) {
           {"created", invoice.created},
           {"billing_reason", record.billing_reason},
           {"payment_intent", record.payment_intent},
-          {"charge", charge_object(record.charge)},
+          // A zero invoice (credits covered it) is paid without a charge.
+          {"charge", record.charge.id.empty() ? json::value(nullptr)
+                                              : json::value(charge_object(record.charge))},
           {"period_start", record.period_start},
           {"period_end", record.period_end},
           {"subscription_details", {{"metadata", metadata_object(record.metadata)}}},
-          {"lines", {{"object", "list"}, {"data", json::array{std::move(line)}}}},
+          {"lines", {{"object", "list"}, {"data", std::move(lines)}}},
           {"status_transitions",
            {{"paid_at", record.paid_at ? json::value(*record.paid_at) : json::value(nullptr)}}}};
 }

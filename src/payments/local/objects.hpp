@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/json/object.hpp>
 
@@ -22,8 +23,11 @@ Metadata checkout_metadata(const CheckoutRequest& request);
 boost::json::object metadata_object(const Metadata& metadata);
 boost::json::object items_object(const Subscription& subscription);
 boost::json::object subscription_object(const Subscription& subscription);
-// With the charge expanded (Stripe sends its id) so that the fee, net and card are recorded.
-boost::json::object invoice_object(const InvoiceRecord& invoice);
+// With the charge expanded (Stripe sends its id) so that the fee, net and card are recorded; its
+// lines: the period at the subscription's price (`period_amount`), then the invoice items it
+// billed (prorations).
+boost::json::object invoice_object(const InvoiceRecord& invoice, Cents period_amount,
+                                   const std::vector<InvoiceItem>& items);
 boost::json::object checkout_session_object(const CheckoutSession& session);
 
 // A new event: `object` as data.object, and data.previous_attributes unless empty.

@@ -54,6 +54,19 @@ struct InvoiceRecord {
   std::optional<std::int64_t> paid_at;
 };
 
+// A line waiting for its subscription's next invoice, as Stripe's pending invoice items: a price
+// changed mid-period leaves two (prorations), the rest of the period at the old price as a credit
+// (negative) and at the new price as a charge.
+struct InvoiceItem {
+  std::string id;
+  std::string subscription;
+  std::string price_id;  // none: a credit carried over from an invoice it exceeded
+  Cents amount = 0;
+  std::int64_t period_start = 0;
+  std::int64_t period_end = 0;
+  std::optional<std::string> invoice;  // the invoice that billed it; none while pending
+};
+
 struct CustomerRecord {
   Customer customer;
   Card card;  // the card on file, what renewals charge: every customer comes from a checkout
@@ -82,6 +95,9 @@ inline const std::string& id_of(const Subscription& s) {
 }
 inline const std::string& id_of(const InvoiceRecord& i) {
   return i.invoice.id;
+}
+inline const std::string& id_of(const InvoiceItem& i) {
+  return i.id;
 }
 inline const std::string& id_of(const CustomerRecord& c) {
   return c.customer.id;
