@@ -88,6 +88,21 @@ Outcome ignored(std::string note) {
   return {AuditStatus::ignored, std::move(note)};
 }
 
+// Stripe's subscription statuses after which it charges no more.
+bool ended(std::string_view status) {
+  return status == "canceled" || status == "incomplete_expired";
+}
+
+// What a subscription's Stripe status (or its collection paused) makes of its plan; none for a
+// status that changes nothing (incomplete: its first payment is still being made).
+std::optional<PlanStatus> plan_status_of(std::string_view status, bool paused) {
+  if (ended(status)) return PlanStatus::cancelled;
+  if (status == "past_due" || status == "unpaid" || status == "paused" || paused)
+    return PlanStatus::suspended;
+  if (status == "active" || status == "trialing") return PlanStatus::active;
+  return std::nullopt;
+}
+
 // Applies one event to plans and payments; the inbox and the audit row are the caller's.
 class EventEffects {
  public:
@@ -130,10 +145,11 @@ class EventEffects {
     return plan.last_event_created && event_.created < *plan.last_event_created;
   }
 
-  // Saves `after` (newest event recorded) and a history row if its type, status or services
-  // moved.
-  void save(const std::optional<Plan>& before, Plan after) {
-    after.last_event_created = event_.created;
+  // Saves `after` (the newest event recorded: this one, or `event_time`) and a history row if its
+  // type, status or services moved.
+  void save(const std::optional<Plan>& before, Plan after,
+            std::optional<std::int64_t> event_time = std::nullopt) {
+    after.last_event_created = event_time.value_or(event_.created);
     if (before && after == *before) return;
     after.updated_at = now_;
     if (before)
@@ -188,22 +204,35 @@ class EventEffects {
 
     // prepare_event created the entity's row if it was new, and holds it.
     const auto before = plans().find_plan(*entity);
-    if (before && stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
+    const bool follows = before && before->stripe_subscription_id == *subscription;
+    if (follows && stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
+    // Another subscription than the plan's: what is known of it decides, not the plan's events.
+    const auto known = follows ? std::nullopt : plans().find_other_subscription(*subscription);
+    if (known && ended(known->status)) return ignored("the subscription has ended");
     // Two checkouts opened before either was paid, then both paid: the plan stays with the
     // subscription that pays for it already, and its payer can see and cancel the other one
-    // (the payments it records name it: its invoices are recorded all the same).
-    // The second is kept as an extra subscription, for the plan to go on with when the first
-    // ends: its payer, still charged for it, would otherwise be left without a plan.
-    if (before && before->status == PlanStatus::active && before->stripe_subscription_id &&
-        *before->stripe_subscription_id != *subscription) {
-      plans().save_extra_subscription({.id = std::string(*subscription),
-                                       .owner = *entity,
-                                       .plan_type = *plan_type,
-                                       .cycle = *cycle,
-                                       .created = event_.created});
+    // (the payments it records name it: its invoices are recorded all the same). The other is
+    // kept, for the plan to go on with when the first ends: its payer, still charged for it,
+    // would otherwise be left without a plan.
+    if (!follows && before && before->status == PlanStatus::active &&
+        before->stripe_subscription_id) {
+      OtherSubscription other = known.value_or(OtherSubscription{.status = "active"});
+      other.id = std::string(*subscription);
+      other.owner = *entity;
+      other.plan_type = *plan_type;
+      other.cycle = *cycle;
+      other.created = known ? known->created : event_.created;
+      other.last_event_created = std::max(other.last_event_created, event_.created);
+      plans().save_other_subscription(other);
       return ignored(fmt::format("a second subscription, {}, for an active plan {} pays for",
                                  *subscription, *before->stripe_subscription_id));
     }
+    // A checkout opened before the plan was suspended, paid since: the plan moves to it, and the
+    // suspended subscription, which may still be paid, is kept as another.
+    if (!follows && before && before->status == PlanStatus::suspended &&
+        before->stripe_subscription_id)
+      keep_as_other(*before, "past_due");
+    if (known) plans().drop_other_subscription(known->id);
     Plan after = before
                      ? *before
                      : Plan{.id = "plan_" + random_hex(12), .owner = *entity, .created_at = now_};
@@ -219,8 +248,22 @@ class EventEffects {
     after.stripe_subscription_id = std::string(*subscription);
     after.pending_plan_type.reset();
     after.cancel_at_period_end = false;
-    save(before, std::move(after));
+    save(before, std::move(after),
+         std::max(event_.created, known ? known->last_event_created : event_.created));
     return {};
+  }
+
+  // Records the subscription `plan` follows, about to stop following it, as another of its
+  // owner's, with `status`.
+  void keep_as_other(const Plan& plan, std::string_view status) {
+    const std::int64_t last = std::max(plan.last_event_created.value_or(0), event_.created);
+    plans().save_other_subscription({.id = *plan.stripe_subscription_id,
+                                     .owner = plan.owner,
+                                     .status = std::string(status),
+                                     .plan_type = plan.plan_type,
+                                     .cycle = plan.billing_cycle.value_or(BillingCycle::monthly),
+                                     .created = last,
+                                     .last_event_created = last});
   }
 
   std::optional<std::string_view> invoice_id() const {
@@ -269,6 +312,11 @@ class EventEffects {
       }
       if (const auto* method = child(*charge, "payment_method_details"))
         p.payment_method = to_json(*method);
+    }
+    // An invoice that credits covered was paid with no charge: nothing was taken, no fee.
+    if (p.amount == 0 && !p.charge_id) {
+      p.fee_amount = 0;
+      p.net_amount = 0;
     }
     const auto* transitions = child(object_, "status_transitions");
     const auto paid_at = transitions ? integer(*transitions, "paid_at") : std::nullopt;
@@ -326,73 +374,94 @@ class EventEffects {
     if (plan.pending_plan_type == priced.plan_type) plan.pending_plan_type.reset();
   }
 
-  // An event about a subscription no plan follows: an extra one's plan type follows its price,
-  // and it is forgotten once it has ended.
-  Outcome extra_subscription_changed(std::optional<std::string_view> id, bool ended) {
-    auto extra = id && plausible_id(*id) ? plans().find_extra_subscription(*id) : std::nullopt;
-    if (!extra) return ignored("no plan holds the subscription");
-    if (ended) {
-      plans().drop_extra_subscription(extra->id);
-      return {AuditStatus::ok, "an extra subscription ended"};
+  // An event about a subscription the plan does not follow (status: what it says of it): kept as
+  // what is known of that subscription, newest event first, if it names its owner and plan.
+  Outcome other_subscription_event(std::optional<std::string_view> id, std::string_view status) {
+    if (!id || !plausible_id(*id)) return ignored("no plan holds the subscription");
+    auto other = plans().find_other_subscription(*id);
+    if (other && ended(other->status)) return {AuditStatus::stale, "the subscription has ended"};
+    if (other && event_.created < other->last_event_created)
+      return {AuditStatus::stale, "older than the subscription's last event"};
+    if (!other) {
+      // Told of first by this event (its checkout's completion may come later).
+      const auto* metadata = child(object_, "metadata");
+      const auto owner = metadata_entity(metadata);
+      const auto plan_type = parse_enum<PlanType>(text(*metadata, "plan").value_or(""));
+      const auto cycle = parse_enum<BillingCycle>(text(*metadata, "cycle").value_or(""));
+      if (!owner || !plan_type || !cycle) return ignored("no plan holds the subscription");
+      other = OtherSubscription{.id = std::string(*id),
+                                .owner = *owner,
+                                .plan_type = *plan_type,
+                                .cycle = *cycle,
+                                .created = event_.created};
     }
     if (auto price = first_price(object_, "items"))
       if (auto priced = rules_.prices.plan_for(*price);
-          priced && priced->role == extra->owner.kind) {
-        extra->plan_type = priced->plan_type;
-        extra->cycle = priced->cycle;
-        plans().save_extra_subscription(*extra);
+          priced && priced->role == other->owner.kind) {
+        other->plan_type = priced->plan_type;
+        other->cycle = priced->cycle;
       }
-    return {AuditStatus::ok, "an extra subscription, for when the plan's own ends"};
+    other->status = std::string(status);
+    other->last_event_created = event_.created;
+    plans().save_other_subscription(*other);
+    return {AuditStatus::ok, ended(status) ? "another subscription of the owner has ended"
+                                           : "another subscription of the owner, for when the "
+                                             "plan's own ends"};
   }
 
-  // The plan's subscription has ended: the plan goes on with the owner's newest extra
-  // subscription, if there is one, else it is cancelled.
-  Outcome end_subscription(Plan& after) {
+  // The plan's subscription has ended: the plan goes on with the owner's newest other
+  // subscription that has not ended, if any (from what that one's events said: `event_time`),
+  // else it is cancelled. The ended one is kept as such, so that no late event brings it back.
+  Outcome end_subscription(Plan& after, std::optional<std::int64_t>& event_time) {
+    keep_as_other(after, "canceled");
     after.status = PlanStatus::cancelled;
     after.cancel_at_period_end = false;
-    auto extra = plans().newest_extra_subscription(after.owner);
-    if (!extra) return {};
-    plans().drop_extra_subscription(extra->id);
-    after.status = PlanStatus::active;
-    after.stripe_subscription_id = extra->id;
-    follow_price(after, {after.owner.kind, extra->plan_type, extra->cycle});
-    return {AuditStatus::ok, "the plan goes on with the extra subscription " + extra->id};
+    for (const auto& other : plans().other_subscriptions(after.owner)) {
+      if (ended(other.status)) continue;
+      plans().drop_other_subscription(other.id);
+      after.stripe_subscription_id = other.id;
+      after.status = plan_status_of(other.status, false).value_or(PlanStatus::active);
+      follow_price(after, {after.owner.kind, other.plan_type, other.cycle});
+      event_time = other.last_event_created;
+      return {AuditStatus::ok, "the plan goes on with the subscription " + other.id};
+    }
+    return {};
   }
 
   Outcome subscription_updated() {
     const auto id = text(object_, "id");
     const auto status = text(object_, "status").value_or("");
     auto before = subscription_plan(id, child(object_, "metadata"));
-    if (!before || !id) return extra_subscription_changed(id, status == "canceled");
+    if (!before || !id) return other_subscription_event(id, status);
     if (before->status == PlanStatus::cancelled)
       return {AuditStatus::stale, "the subscription was deleted"};
     if (stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
     Plan after = *before;
     if (auto price = first_price(object_, "items"))
       if (auto priced = rules_.prices.plan_for(*price)) follow_price(after, *priced);
-    const bool paused =
-        object_.contains("pause_collection") && !object_.at("pause_collection").is_null();
     if (auto* v = object_.if_contains("cancel_at_period_end"); v && v->is_bool())
       after.cancel_at_period_end = v->get_bool();
+    const bool paused =
+        object_.contains("pause_collection") && !object_.at("pause_collection").is_null();
     Outcome outcome;
-    if (status == "canceled")
-      outcome = end_subscription(after);
-    else if (status == "past_due" || status == "unpaid" || status == "paused" || paused)
-      after.status = PlanStatus::suspended;
-    else if (status == "active" || status == "trialing")
-      after.status = PlanStatus::active;
-    save(before, std::move(after));
+    std::optional<std::int64_t> event_time;
+    if (ended(status))
+      outcome = end_subscription(after, event_time);
+    else if (auto plan_status = plan_status_of(status, paused))
+      after.status = *plan_status;
+    save(before, std::move(after), event_time);
     return outcome;
   }
 
   Outcome subscription_deleted() {
     const auto id = text(object_, "id");
     auto before = subscription_plan(id, child(object_, "metadata"));
-    if (!before || !id) return extra_subscription_changed(id, true);
+    if (!before || !id) return other_subscription_event(id, "canceled");
     if (stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
     Plan after = *before;
-    const auto outcome = end_subscription(after);
-    save(before, std::move(after));
+    std::optional<std::int64_t> event_time;
+    const auto outcome = end_subscription(after, event_time);
+    save(before, std::move(after), event_time);
     return outcome;
   }
 

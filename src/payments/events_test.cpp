@@ -260,7 +260,7 @@ TEST_P(Events, ThePlanGoesOnWithAnExtraSubscriptionWhenItsOwnEnds) {
   const auto ended = subscription_event("customer.subscription.deleted", "canceled",
                                         "price_local_hospital_lite_monthly");
   EXPECT_EQ(apply(ended), AuditStatus::ok);
-  EXPECT_EQ(audit(ended).at(0).note, "the plan goes on with the extra subscription " + second);
+  EXPECT_EQ(audit(ended).at(0).note, "the plan goes on with the subscription " + second);
   auto p = plan();
   EXPECT_EQ(p->status, PlanStatus::active);
   EXPECT_EQ(p->stripe_subscription_id, second);
@@ -270,10 +270,10 @@ TEST_P(Events, ThePlanGoesOnWithAnExtraSubscriptionWhenItsOwnEnds) {
   EXPECT_EQ(history().back().from_plan_type, PlanType::lite);
   EXPECT_EQ(history().back().to_plan_type, PlanType::pro);
 
-  // The first's late events change nothing; the second's end ends the plan.
+  // The first's later events change nothing (it has ended); the second's end ends the plan.
   EXPECT_EQ(apply(subscription_event("customer.subscription.updated", "active",
                                      "price_local_hospital_lite_monthly")),
-            AuditStatus::ignored);
+            AuditStatus::stale);
   subscription = second;
   EXPECT_EQ(apply(subscription_event("customer.subscription.deleted", "canceled",
                                      "price_local_hospital_pro_yearly")),
@@ -290,13 +290,107 @@ TEST_P(Events, AnExtraSubscriptionThatEndedIsNotGoneOnWith) {
   const auto extra_ended = subscription_event("customer.subscription.updated", "canceled",
                                               "price_local_hospital_pro_monthly");
   EXPECT_EQ(apply(extra_ended), AuditStatus::ok);
-  EXPECT_EQ(audit(extra_ended).at(0).note, "an extra subscription ended");
+  EXPECT_EQ(audit(extra_ended).at(0).note, "another subscription of the owner has ended");
   subscription = first;
   EXPECT_EQ(apply(subscription_event("customer.subscription.updated", "canceled",
                                      "price_local_hospital_lite_monthly")),
             AuditStatus::ok);
   EXPECT_EQ(plan()->status, PlanStatus::cancelled);
   EXPECT_EQ(plan()->stripe_subscription_id, first);
+}
+
+// Stripe does not promise order. A second subscription's checkout that arrives after the plan's
+// own subscription was deleted (its `created` older) still gives the plan that subscription; one
+// whose deletion came first is never taken up; and a subscription the plan goes on with keeps
+// its own events' time, so that its deletion, older than the first's, still ends the plan.
+TEST_P(Events, AnotherSubscriptionsEventsCountInAnyOrder) {
+  apply(checkout_completed());
+  const auto first = subscription;
+  const std::int64_t t = clock + 100;
+  subscription = unique_id("sub");
+  const auto late_checkout = checkout_completed("pro");  // made now, applied after
+  const auto second = subscription;
+  subscription = first;
+  apply(subscription_event("customer.subscription.deleted", "canceled",
+                           "price_local_hospital_lite_monthly", t + 10));
+  EXPECT_EQ(plan()->status, PlanStatus::cancelled);
+  EXPECT_EQ(apply(late_checkout), AuditStatus::ok);
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+  EXPECT_EQ(plan()->stripe_subscription_id, second);
+  EXPECT_EQ(plan()->plan_type, PlanType::pro);
+
+  // A third, deleted before its checkout's completion arrives: never taken up.
+  subscription = unique_id("sub");
+  apply(subscription_event("customer.subscription.deleted", "canceled",
+                           "price_local_hospital_lite_monthly", t + 20));
+  const auto dead = checkout_completed();
+  EXPECT_EQ(apply(dead), AuditStatus::ignored);
+  EXPECT_EQ(audit(dead).at(0).note, "the subscription has ended");
+  EXPECT_EQ(plan()->stripe_subscription_id, second);
+}
+
+TEST_P(Events, ThePlanGoesOnWithAnotherSubscriptionAtItsOwnEventsTime) {
+  apply(checkout_completed());
+  const auto first = subscription;
+  subscription = unique_id("sub");
+  const auto second = subscription;
+  apply(checkout_completed("pro"));  // kept as another
+  const std::int64_t t = clock + 100;
+  // The second is deleted at t, the first at t + 10; the first's deletion arrives first.
+  const auto second_deleted = subscription_event("customer.subscription.deleted", "canceled",
+                                                 "price_local_hospital_pro_monthly", t);
+  subscription = first;
+  apply(subscription_event("customer.subscription.deleted", "canceled",
+                           "price_local_hospital_lite_monthly", t + 10));
+  EXPECT_EQ(plan()->stripe_subscription_id, second);
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+  EXPECT_EQ(apply(second_deleted), AuditStatus::ok);
+  EXPECT_EQ(plan()->status, PlanStatus::cancelled);
+}
+
+// A checkout opened before the plan was suspended and paid since: the plan moves to it, and the
+// suspended subscription is kept as another, which its payer may still pay for; if so, the plan
+// goes on with it when the new one ends.
+TEST_P(Events, ASuspendedPlansSubscriptionIsKeptWhenACheckoutReplacesIt) {
+  apply(checkout_completed());
+  const auto first = subscription;
+  subscription = unique_id("sub");
+  const auto replacing = checkout_completed("pro");  // opened while active, paid later
+  const auto second = subscription;
+  subscription = first;
+  apply(invoice("invoice.payment_failed", unique_id("in")));
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  EXPECT_EQ(apply(replacing), AuditStatus::ok);
+  EXPECT_EQ(plan()->stripe_subscription_id, second);
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+  // The first is paid after all, then the second ends: the plan goes on with the first.
+  apply(subscription_event("customer.subscription.updated", "active",
+                           "price_local_hospital_lite_monthly"));
+  subscription = second;
+  apply(subscription_event("customer.subscription.deleted", "canceled",
+                           "price_local_hospital_pro_monthly"));
+  EXPECT_EQ(plan()->stripe_subscription_id, first);
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+  EXPECT_EQ(plan()->plan_type, PlanType::lite);
+}
+
+// An invoice that credits covered is paid with nothing charged: its payment is 0, with no fee.
+TEST_P(Events, AnInvoicePaidByCreditsIsAPaymentOfZeroWithNoFee) {
+  apply(checkout_completed());
+  auto object = json::parse(invoice("invoice.payment_succeeded", unique_id("in")).payload)
+                    .at("data")
+                    .at("object")
+                    .as_object();
+  object["amount_paid"] = 0;
+  object["charge"] = nullptr;
+  object["payment_intent"] = nullptr;
+  EXPECT_EQ(apply(event("invoice.payment_succeeded", std::move(object))), AuditStatus::ok);
+  const auto paid = payments();
+  ASSERT_EQ(paid.size(), 1u);
+  EXPECT_EQ(paid[0].amount, 0);
+  EXPECT_EQ(paid[0].fee_amount, 0);
+  EXPECT_EQ(paid[0].net_amount, 0);
+  EXPECT_EQ(paid[0].charge_id, std::nullopt);
 }
 
 TEST_P(Events, APaidInvoiceBeforeTheCheckoutIsRecordedAndActivatesNothing) {
@@ -502,11 +596,17 @@ TEST_P(Events, ASubscriptionUpdateFollowsThePriceAndStatus) {
   EXPECT_EQ(plan()->status, PlanStatus::active);
 }
 
-TEST_P(Events, OtherTypesAndUnknownSubscriptionsAreAuditedAndIgnored) {
+TEST_P(Events, OtherTypesAreAuditedAndIgnoredAndOtherSubscriptionsLeaveThePlanAlone) {
   const auto other = event("customer.created", {{"id", "cus_x"}});
   EXPECT_EQ(apply(other), AuditStatus::ignored);
+  const auto first = subscription;
+  subscription = unique_id("sub");
+  // No plan for this hospital yet: what the event says of its subscription is kept, no more.
   const auto stranger = subscription_event("customer.subscription.deleted", "canceled", "price_x");
-  EXPECT_EQ(apply(stranger), AuditStatus::ignored);  // no plan for this hospital yet
+  EXPECT_EQ(apply(stranger), AuditStatus::ok);
+  EXPECT_EQ(audit(stranger).at(0).note, "another subscription of the owner has ended");
+  EXPECT_FALSE(plan());
+  subscription = first;
   // Its metadata names a hospital with a plan, which it leaves alone; its repeat is a duplicate.
   apply(checkout_completed());
   const auto created = subscription_event("customer.subscription.created", "active", "price_x");

@@ -122,7 +122,7 @@ CheckoutRequest checkout_request(std::string_view raw_body, const Identity& call
   const PricedPlan priced{entity->kind, plan_type, cycle};
   const auto price = prices.price_for(priced);
   if (!price) throw price_not_found(priced);
-  if (current && awaits_unpaid_invoice(*current)) throw pay_unpaid_invoice_first();
+  if (current && suspended_by_its_subscription(*current)) throw settle_subscription_first();
   if (current && current->stripe_subscription_id && current->status == PlanStatus::active)
     throw ApiError(409,
                    "An active subscription pays for this plan: change it with "

@@ -24,12 +24,12 @@ class PlanRepo {
   virtual void update_plan(const Plan& before, const Plan& after) = 0;
   virtual void append_history(const PlanChange& change) = 0;
 
-  // Inserts, or updates the plan type and cycle of the one with its id.
-  virtual void save_extra_subscription(const ExtraSubscription& extra) = 0;
-  virtual std::optional<ExtraSubscription> find_extra_subscription(std::string_view id) = 0;
-  // The owner's newest (by `created`), if any.
-  virtual std::optional<ExtraSubscription> newest_extra_subscription(const EntityRef& owner) = 0;
-  virtual void drop_extra_subscription(std::string_view id) = 0;
+  // Inserts, or updates all but `created` of the one with its id.
+  virtual void save_other_subscription(const OtherSubscription& other) = 0;
+  virtual std::optional<OtherSubscription> find_other_subscription(std::string_view id) = 0;
+  // The owner's, newest (by `created`) first.
+  virtual std::vector<OtherSubscription> other_subscriptions(const EntityRef& owner) = 0;
+  virtual void drop_other_subscription(std::string_view id) = 0;
   virtual std::vector<PlanChange> history(const EntityRef& owner) = 0;  // oldest first
 };
 

@@ -22,8 +22,8 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
         409,
         "A subscription pays for this plan: its owner changes it with "
         "POST /billing/plan/select, or it ends first (POST /stripe/subscription/cancel)");
-  if (existing && owner_choice && awaits_unpaid_invoice(*existing))
-    throw pay_unpaid_invoice_first();
+  if (existing && owner_choice && suspended_by_its_subscription(*existing))
+    throw settle_subscription_first();
   if (existing && existing->status == PlanStatus::active && owner_choice) {
     // An owner's choice never takes an active plan away: it waits as pending until paid for
     // (checkout, or the provider confirming a price change of the subscription). Choosing the
@@ -66,14 +66,15 @@ bool subscription_pays(const Plan& plan) {
          (plan.status == PlanStatus::active || plan.status == PlanStatus::suspended);
 }
 
-bool awaits_unpaid_invoice(const Plan& plan) {
+bool suspended_by_its_subscription(const Plan& plan) {
   return plan.status == PlanStatus::suspended && plan.stripe_subscription_id.has_value();
 }
 
-ApiError pay_unpaid_invoice_first() {
-  return ApiError(409,
-                  "The plan is suspended until its unpaid invoice is paid: pay it in the billing "
-                  "portal (POST /stripe/portal-link) first");
+ApiError settle_subscription_first() {
+  return ApiError(
+      409,
+      "The plan is suspended until its subscription is paid or resumed: settle it in the "
+      "billing portal (POST /stripe/portal-link) first");
 }
 
 std::optional<PlanType> chosen_subscription_price(const Plan& plan) {

@@ -39,12 +39,13 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
 // choice (a manual contract) is then refused: the subscription's next event would undo it, and
 // the owner would go on being charged for what they chose.
 bool subscription_pays(const Plan& plan);
-// A suspended plan whose subscription is still there: the provider retries its unpaid invoice,
-// and paying it (in the portal) reactivates the plan. Until then its owner can neither choose
-// another plan (it would no longer be the suspended one the payment reactivates) nor buy a
-// second subscription (the first would still be charged): both are refused with this error.
-bool awaits_unpaid_invoice(const Plan& plan);
-ApiError pay_unpaid_invoice_first();
+// A suspended plan whose subscription is still there: the provider retries its unpaid invoice
+// (or its collection is paused), and paying it (or resuming) reactivates the plan. Until then its
+// owner can neither choose another plan (it would no longer be the suspended one the payment
+// reactivates) nor buy a second subscription (the first would still be charged): both are
+// refused with this error.
+bool suspended_by_its_subscription(const Plan& plan);
+ApiError settle_subscription_first();
 
 // The type the subscription that pays for `plan` should be priced at: its owner's newest choice
 // (the pending one, else the plan's own type); none unless a subscription pays for an active plan.

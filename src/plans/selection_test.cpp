@@ -179,8 +179,8 @@ TEST_P(PlanRules, ASuspendedPlanWaitsForItsUnpaidInvoice) {
     EXPECT_EQ(error_of([&] {
                 select(hospital, {type, hospital_id, std::nullopt});
               }),
-              "409 The plan is suspended until its unpaid invoice is paid: pay it in the billing "
-              "portal (POST /stripe/portal-link) first");
+              "409 The plan is suspended until its subscription is paid or resumed: settle it in "
+              "the billing portal (POST /stripe/portal-link) first");
   const auto kept = run_blocking(db->read([&](Tx& tx) {
     return tx.get<PlanRepo>().find_plan({EntityKind::hospital, hospital_id});
   }));

@@ -35,15 +35,19 @@ struct Plan {
   friend bool operator==(const Plan&, const Plan&) = default;
 };
 
-// A subscription its owner pays for besides the one their plan follows (a second checkout paid for
-// while the first already paid): the plan goes on with it when its own subscription ends.
-struct ExtraSubscription {
+// What is known of a subscription of an owner other than the one their plan follows (a second
+// one paid for while the first already paid, one the plan stopped following, one told of before
+// its checkout's completion): the plan goes on with the newest that has not ended when its own
+// ends.
+struct OtherSubscription {
   std::string id;
   EntityRef owner;
+  std::string status;  // Stripe's, as the newest event about it said
   PlanType plan_type = PlanType::lite;
   BillingCycle cycle = BillingCycle::monthly;
-  std::int64_t created = 0;  // Stripe's `created` of the checkout completion that paid for it
-  friend bool operator==(const ExtraSubscription&, const ExtraSubscription&) = default;
+  std::int64_t created = 0;             // Stripe's `created` of the first event that told of it
+  std::int64_t last_event_created = 0;  // and of the newest
+  friend bool operator==(const OtherSubscription&, const OtherSubscription&) = default;
 };
 
 // One row of plan_update_history: who changed what, when, and why.

@@ -338,50 +338,57 @@ std::vector<PlanChange> SqlPlanRepo::history(const EntityRef& owner) {
   return changes;
 }
 
-void SqlPlanRepo::save_extra_subscription(const ExtraSubscription& extra) {
+void SqlPlanRepo::save_other_subscription(const OtherSubscription& other) {
   static constexpr sql::Query kSave =
-      "INSERT INTO extra_subscriptions (id, role, role_entity_id, plan_type, billing_cycle, "
-      "created) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-      "plan_type = excluded.plan_type, billing_cycle = excluded.billing_cycle";
-  db_.run_later(kSave, {extra.id, name_of(extra.owner.kind), extra.owner.id,
-                        name_of(extra.plan_type), name_of(extra.cycle), extra.created});
+      "INSERT INTO other_subscriptions (id, role, role_entity_id, status, plan_type, "
+      "billing_cycle, created, last_event_created) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+      "ON CONFLICT (id) DO UPDATE SET status = excluded.status, plan_type = excluded.plan_type, "
+      "billing_cycle = excluded.billing_cycle, last_event_created = excluded.last_event_created";
+  db_.run_later(kSave, {other.id, name_of(other.owner.kind), other.owner.id, other.status,
+                        name_of(other.plan_type), name_of(other.cycle), other.created,
+                        other.last_event_created});
 }
 
-#define BILLING_EXTRA_COLUMNS "id, role, role_entity_id, plan_type, billing_cycle, created"
+#define BILLING_OTHER_COLUMNS \
+  "id, role, role_entity_id, status, plan_type, billing_cycle, created, last_event_created"
 
-std::optional<ExtraSubscription> SqlPlanRepo::find_extra_where(
+std::vector<OtherSubscription> SqlPlanRepo::other_subscriptions_where(
     const sql::Query& query, std::initializer_list<sql::Param> params) {
-  std::optional<ExtraSubscription> found;
+  std::vector<OtherSubscription> found;
   db_.run(query, params, [&](const sql::Row& row) {
-    found = ExtraSubscription{
+    found.push_back(OtherSubscription{
         .id = std::string(row.text(0)),
         .owner = {decode_enum<EntityKind>(row.text(1)), std::string(row.text(2))},
-        .plan_type = decode_enum<PlanType>(row.text(3)),
-        .cycle = decode_enum<BillingCycle>(row.text(4)),
-        .created = row.integer(5),
-    };
+        .status = std::string(row.text(3)),
+        .plan_type = decode_enum<PlanType>(row.text(4)),
+        .cycle = decode_enum<BillingCycle>(row.text(5)),
+        .created = row.integer(6),
+        .last_event_created = row.integer(7),
+    });
   });
   return found;
 }
 
-std::optional<ExtraSubscription> SqlPlanRepo::find_extra_subscription(std::string_view id) {
+std::optional<OtherSubscription> SqlPlanRepo::find_other_subscription(std::string_view id) {
   static constexpr sql::Query kFind =
-      "SELECT " BILLING_EXTRA_COLUMNS " FROM extra_subscriptions WHERE id = ?";
-  return find_extra_where(kFind, {id});
+      "SELECT " BILLING_OTHER_COLUMNS " FROM other_subscriptions WHERE id = ?";
+  auto found = other_subscriptions_where(kFind, {id});
+  if (found.empty()) return std::nullopt;
+  return std::move(found.front());
 }
 
-std::optional<ExtraSubscription> SqlPlanRepo::newest_extra_subscription(const EntityRef& owner) {
-  static constexpr sql::Query kNewest =
-      "SELECT " BILLING_EXTRA_COLUMNS
-      " FROM extra_subscriptions "
-      "WHERE role = ? AND role_entity_id = ? ORDER BY created DESC, id DESC LIMIT 1";
-  return find_extra_where(kNewest, {name_of(owner.kind), owner.id});
+std::vector<OtherSubscription> SqlPlanRepo::other_subscriptions(const EntityRef& owner) {
+  static constexpr sql::Query kOwners =
+      "SELECT " BILLING_OTHER_COLUMNS
+      " FROM other_subscriptions "
+      "WHERE role = ? AND role_entity_id = ? ORDER BY created DESC, id DESC";
+  return other_subscriptions_where(kOwners, {name_of(owner.kind), owner.id});
 }
 
-#undef BILLING_EXTRA_COLUMNS
+#undef BILLING_OTHER_COLUMNS
 
-void SqlPlanRepo::drop_extra_subscription(std::string_view id) {
-  static constexpr sql::Query kDrop = "DELETE FROM extra_subscriptions WHERE id = ?";
+void SqlPlanRepo::drop_other_subscription(std::string_view id) {
+  static constexpr sql::Query kDrop = "DELETE FROM other_subscriptions WHERE id = ?";
   db_.run_later(kDrop, {id});
 }
 

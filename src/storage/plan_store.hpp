@@ -36,10 +36,10 @@ class SqlPlanRepo : public PlanRepo {
   void save_plan(const Plan& plan) override;
   void update_plan(const Plan& before, const Plan& after) override;
   void append_history(const PlanChange& change) override;
-  void save_extra_subscription(const ExtraSubscription& extra) override;
-  std::optional<ExtraSubscription> find_extra_subscription(std::string_view id) override;
-  std::optional<ExtraSubscription> newest_extra_subscription(const EntityRef& owner) override;
-  void drop_extra_subscription(std::string_view id) override;
+  void save_other_subscription(const OtherSubscription& other) override;
+  std::optional<OtherSubscription> find_other_subscription(std::string_view id) override;
+  std::vector<OtherSubscription> other_subscriptions(const EntityRef& owner) override;
+  void drop_other_subscription(std::string_view id) override;
   std::vector<PlanChange> history(const EntityRef& owner) override;
 
   // The owners whose plan this unit saved, for Db::plans_committed after its commit.
@@ -58,8 +58,8 @@ class SqlPlanRepo : public PlanRepo {
   static void write_change(sql::Connection& connection, const std::optional<Plan>& stored,
                            const Plan& after);
   static void write_history(sql::Connection& connection, const PlanChange& change);
-  std::optional<ExtraSubscription> find_extra_where(const sql::Query& query,
-                                                    std::initializer_list<sql::Param> params);
+  std::vector<OtherSubscription> other_subscriptions_where(
+      const sql::Query& query, std::initializer_list<sql::Param> params);
   // In the batch (none without one): the change of plan `plan_id`; the plan an earlier unit left
   // that `matches`; the read expect_plan queued for `owner`.
   PlanBatch::Change* batch_change(std::string_view plan_id);

@@ -29,6 +29,7 @@ namespace billing {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::IsEmpty;
 using testing::unique_id;
 
 class Storage : public ::testing::TestWithParam<std::string> {
@@ -315,37 +316,42 @@ TEST_P(Storage, SavesAPlansSubscriptionFieldsAndFindsItByThem) {
             std::nullopt);
 }
 
-TEST_P(Storage, KeepsAnOwnersExtraSubscriptionsNewestFirst) {
+TEST_P(Storage, KeepsWhatIsKnownOfAnOwnersOtherSubscriptionsNewestFirst) {
   const EntityRef hospital{EntityKind::hospital, unique_id("hosp")};
-  const ExtraSubscription older{.id = unique_id("sub"),
+  const OtherSubscription older{.id = unique_id("sub"),
                                 .owner = hospital,
+                                .status = "active",
                                 .plan_type = PlanType::lite,
                                 .cycle = BillingCycle::monthly,
-                                .created = 1'700'000'000};
+                                .created = 1'700'000'000,
+                                .last_event_created = 1'700'000'000};
   auto newer = older;
   newer.id = unique_id("sub");
   newer.created = older.created + 5;
+  newer.last_event_created = newer.created;
   write([&](Tx& tx) {
-    tx.get<PlanRepo>().save_extra_subscription(newer);
-    tx.get<PlanRepo>().save_extra_subscription(older);
+    tx.get<PlanRepo>().save_other_subscription(newer);
+    tx.get<PlanRepo>().save_other_subscription(older);
   });
-  const auto newest = [&](const EntityRef& owner) {
-    return read([&](Tx& tx) { return tx.get<PlanRepo>().newest_extra_subscription(owner); });
+  const auto owners = [&](const EntityRef& owner) {
+    return read([&](Tx& tx) { return tx.get<PlanRepo>().other_subscriptions(owner); });
   };
-  EXPECT_EQ(newest(hospital), newer);
-  EXPECT_EQ(newest({EntityKind::individual, hospital.id}), std::nullopt);
-  // Saved again: its plan and cycle move, nothing else.
+  EXPECT_THAT(owners(hospital), ElementsAre(newer, older));
+  EXPECT_THAT(owners({EntityKind::individual, hospital.id}), IsEmpty());
+  // Saved again: all but `created` move.
   auto moved = newer;
+  moved.status = "canceled";
   moved.plan_type = PlanType::pro;
   moved.cycle = BillingCycle::yearly;
+  moved.last_event_created = newer.created + 9;
   moved.created = 1;
-  write([&](Tx& tx) { tx.get<PlanRepo>().save_extra_subscription(moved); });
+  write([&](Tx& tx) { tx.get<PlanRepo>().save_other_subscription(moved); });
   moved.created = newer.created;
-  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_extra_subscription(newer.id); }),
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_other_subscription(newer.id); }),
             moved);
-  write([&](Tx& tx) { tx.get<PlanRepo>().drop_extra_subscription(newer.id); });
-  EXPECT_EQ(newest(hospital), older);
-  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_extra_subscription(newer.id); }),
+  write([&](Tx& tx) { tx.get<PlanRepo>().drop_other_subscription(newer.id); });
+  EXPECT_THAT(owners(hospital), ElementsAre(older));
+  EXPECT_EQ(read([&](Tx& tx) { return tx.get<PlanRepo>().find_other_subscription(newer.id); }),
             std::nullopt);
 }
 

@@ -139,7 +139,7 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
                   json::object{{"plan_type", "pro"}, {"billing_cycle", "monthly"}})}) {
     response = post_json(target, body, hospital_token);
     EXPECT_EQ(response.status, 409) << target << ": " << response.body;
-    EXPECT_TRUE(response.detail_text().starts_with("The plan is suspended until its unpaid"))
+    EXPECT_TRUE(response.detail_text().starts_with("The plan is suspended until its subscription"))
         << response.body;
   }
   EXPECT_EQ(plan().status, PlanStatus::suspended);

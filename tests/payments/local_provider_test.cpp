@@ -689,6 +689,7 @@ TEST_F(LocalPayments, APriceChangedMidPeriodIsProratedOnTheNextInvoice) {
   EXPECT_EQ(integer(invoice, "amount_due"), 0);  // 49,900 - 99,900 + 49,900 = -100
   EXPECT_EQ(integer(invoice, "amount_paid"), 0);
   EXPECT_TRUE(invoice.at("charge").is_null());
+  EXPECT_TRUE(invoice.at("payment_intent").is_null());
   EXPECT_EQ(text(invoice, "status"), "paid");
   // The 100 left over comes off the next one, after a restart too.
   const auto again = restarted();

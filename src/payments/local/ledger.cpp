@@ -114,10 +114,17 @@ const PlanOffer& Ledger::offer_for(const PricedPlan& plan) const {
   return *offer;
 }
 
+std::optional<Cents> Ledger::price_amount(std::string_view price_id) const {
+  const auto plan = prices_.plan_for(price_id);
+  const PlanOffer* offer = plan ? catalog_.find(plan->role, plan->plan_type) : nullptr;
+  if (!offer) return std::nullopt;
+  return plan->cycle == BillingCycle::monthly ? offer->price_monthly_cents
+                                              : offer->price_yearly_cents;
+}
+
 Cents Ledger::amount_of(std::string_view price_id) const {
-  const PricedPlan plan = plan_of(price_id);
-  const PlanOffer& offer = offer_for(plan);
-  return plan.cycle == BillingCycle::monthly ? offer.price_monthly_cents : offer.price_yearly_cents;
+  if (const auto amount = price_amount(price_id)) return *amount;
+  throw provider_errors::rejected();
 }
 
 const CheckoutSession& Ledger::open_checkout(CheckoutRequest request, TimePoint now) {
@@ -269,9 +276,17 @@ void Ledger::prorate(const Subscription& subscription, std::string_view new_pric
 
 json::object Ledger::invoice_json(const InvoiceRecord& record) const {
   std::vector<InvoiceItem> items;
+  Cents items_total = 0;
   for (const InvoiceItem& item : invoice_items_.rows())
-    if (item.invoice == record.invoice.id) items.push_back(item);
-  return invoice_object(record, amount_of(record.price_id), items);
+    if (item.invoice == record.invoice.id) {
+      items.push_back(item);
+      items_total += item.amount;
+    }
+  // The price as the map says now; if the map no longer knows it (a PRICE_* changed across a
+  // restart), what the invoice charged less its items: an invoice paid must still be sent.
+  const Cents period_amount =
+      price_amount(record.price_id).value_or(record.invoice.amount_due - items_total);
+  return invoice_object(record, period_amount, items);
 }
 
 const PortalSession& Ledger::open_portal(std::string_view customer_id, std::string return_url) {

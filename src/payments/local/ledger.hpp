@@ -4,6 +4,7 @@
 // checkout, the portal, the API calls and the passing of time do to them. Each change returns the
 // events it causes, in the order Stripe sends them, for the caller to deliver. Not thread-safe:
 // LocalProvider holds its mutex around every call and delivers the events after letting go of it.
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -87,7 +88,8 @@ class Ledger {
  private:
   PricedPlan plan_of(std::string_view price_id) const;
   const PlanOffer& offer_for(const PricedPlan& plan) const;
-  Cents amount_of(std::string_view price_id) const;
+  std::optional<Cents> price_amount(std::string_view price_id) const;  // none: not in the map
+  Cents amount_of(std::string_view price_id) const;  // or provider_errors::rejected
 
   WithEvents<CheckoutSession> complete_checkout(CheckoutSession& session, const Card& card,
                                                 std::int64_t now);

@@ -96,7 +96,8 @@ json::object invoice_object(const InvoiceRecord& record, Cents period_amount,
           {"currency", invoice.currency},
           {"created", invoice.created},
           {"billing_reason", record.billing_reason},
-          {"payment_intent", record.payment_intent},
+          {"payment_intent",
+           record.charge.id.empty() ? json::value(nullptr) : json::value(record.payment_intent)},
           // A zero invoice (credits covered it) is paid without a charge.
           {"charge", record.charge.id.empty() ? json::value(nullptr)
                                               : json::value(charge_object(record.charge))},
