@@ -205,10 +205,18 @@ class EventEffects {
     // prepare_event created the entity's row if it was new, and holds it.
     const auto before = plans().find_plan(*entity);
     const bool follows = before && before->stripe_subscription_id == *subscription;
+    if (follows && before->status == PlanStatus::cancelled)
+      return {AuditStatus::stale, "the subscription was deleted"};
     if (follows && stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
     // Another subscription than the plan's: what is known of it decides, not the plan's events.
     const auto known = follows ? std::nullopt : plans().find_other_subscription(*subscription);
     if (known && ended(known->status)) return ignored("the subscription has ended");
+    // Its own newer events (a price change, a failed payment) say more than its checkout.
+    const bool known_newer = known && known->last_event_created > event_.created;
+    const PlanType bought = known_newer ? known->plan_type : *plan_type;
+    const BillingCycle billed = known_newer ? known->cycle : *cycle;
+    offer = rules_.catalog.find(entity->kind, bought);
+    if (!offer) return ignored("metadata names no plan of the catalog");
     // Two checkouts opened before either was paid, then both paid: the plan stays with the
     // subscription that pays for it already, and its payer can see and cancel the other one
     // (the payments it records name it: its invoices are recorded all the same). The other is
@@ -216,11 +224,15 @@ class EventEffects {
     // would otherwise be left without a plan.
     if (!follows && before && before->status == PlanStatus::active &&
         before->stripe_subscription_id) {
-      OtherSubscription other = known.value_or(OtherSubscription{.status = "active"});
+      OtherSubscription other;
+      if (known)
+        other = *known;
+      else
+        other.status = "active";
       other.id = std::string(*subscription);
       other.owner = *entity;
-      other.plan_type = *plan_type;
-      other.cycle = *cycle;
+      other.plan_type = bought;
+      other.cycle = billed;
       other.created = known ? known->created : event_.created;
       other.last_event_created = std::max(other.last_event_created, event_.created);
       plans().save_other_subscription(other);
@@ -231,19 +243,20 @@ class EventEffects {
     // suspended subscription, which may still be paid, is kept as another.
     if (!follows && before && before->status == PlanStatus::suspended &&
         before->stripe_subscription_id)
-      keep_as_other(*before, "past_due");
+      keep_as_other(*before, "past_due", false);
     if (known) plans().drop_other_subscription(known->id);
     Plan after = before
                      ? *before
                      : Plan{.id = "plan_" + random_hex(12), .owner = *entity, .created_at = now_};
-    const bool keeps_services = before && before->plan_type == *plan_type &&
+    const bool keeps_services = before && before->plan_type == bought &&
                                 before->status == PlanStatus::active &&
                                 !before->selected_services.empty();
-    after.plan_type = *plan_type;
-    after.status = PlanStatus::active;
+    after.plan_type = bought;
+    const auto known_status = known_newer ? plan_status_of(known->status, false) : std::nullopt;
+    after.status = known_status.value_or(PlanStatus::active);
     after.max_agents = offer->max_agents;
     if (!keeps_services) after.selected_services = offer->default_services;
-    after.billing_cycle = *cycle;
+    after.billing_cycle = billed;
     after.stripe_customer_id = std::string(*customer);
     after.stripe_subscription_id = std::string(*subscription);
     after.pending_plan_type.reset();
@@ -254,9 +267,12 @@ class EventEffects {
   }
 
   // Records the subscription `plan` follows, about to stop following it, as another of its
-  // owner's, with `status`.
-  void keep_as_other(const Plan& plan, std::string_view status) {
-    const std::int64_t last = std::max(plan.last_event_created.value_or(0), event_.created);
+  // owner's, with `status` and the time of its newest event: the plan's newest, or this event's
+  // if it is about that subscription.
+  void keep_as_other(const Plan& plan, std::string_view status, bool this_event_is_its) {
+    const std::int64_t last = this_event_is_its
+                                  ? std::max(plan.last_event_created.value_or(0), event_.created)
+                                  : plan.last_event_created.value_or(0);
     plans().save_other_subscription({.id = *plan.stripe_subscription_id,
                                      .owner = plan.owner,
                                      .status = std::string(status),
@@ -386,9 +402,10 @@ class EventEffects {
       // Told of first by this event (its checkout's completion may come later).
       const auto* metadata = child(object_, "metadata");
       const auto owner = metadata_entity(metadata);
+      if (!owner) return ignored("no plan holds the subscription");
       const auto plan_type = parse_enum<PlanType>(text(*metadata, "plan").value_or(""));
       const auto cycle = parse_enum<BillingCycle>(text(*metadata, "cycle").value_or(""));
-      if (!owner || !plan_type || !cycle) return ignored("no plan holds the subscription");
+      if (!plan_type || !cycle) return ignored("no plan holds the subscription");
       other = OtherSubscription{.id = std::string(*id),
                                 .owner = *owner,
                                 .plan_type = *plan_type,
@@ -413,14 +430,17 @@ class EventEffects {
   // subscription that has not ended, if any (from what that one's events said: `event_time`),
   // else it is cancelled. The ended one is kept as such, so that no late event brings it back.
   Outcome end_subscription(Plan& after, std::optional<std::int64_t>& event_time) {
-    keep_as_other(after, "canceled");
+    keep_as_other(after, "canceled", true);
     after.status = PlanStatus::cancelled;
     after.cancel_at_period_end = false;
     for (const auto& other : plans().other_subscriptions(after.owner)) {
-      if (ended(other.status)) continue;
+      // One that has ended, or whose first payment is still being made (incomplete), is not.
+      const auto status = plan_status_of(other.status, false);
+      if (!status || *status == PlanStatus::cancelled) continue;
       plans().drop_other_subscription(other.id);
       after.stripe_subscription_id = other.id;
-      after.status = plan_status_of(other.status, false).value_or(PlanStatus::active);
+      after.status = *status;
+      after.pending_plan_type.reset();  // a choice the ended subscription was to be priced at
       follow_price(after, {after.owner.kind, other.plan_type, other.cycle});
       event_time = other.last_event_created;
       return {AuditStatus::ok, "the plan goes on with the subscription " + other.id};

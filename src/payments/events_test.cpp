@@ -393,6 +393,64 @@ TEST_P(Events, AnInvoicePaidByCreditsIsAPaymentOfZeroWithNoFee) {
   EXPECT_EQ(paid[0].charge_id, std::nullopt);
 }
 
+// From a third review. A subscription a checkout replaced keeps its own events' time, so its
+// later deletion still counts; a checkout for the plan's subscription after its deletion (same
+// second) changes nothing; what another subscription's newer events said beats its checkout;
+// and an event for a subscription no one knows, without metadata, is ignored, not a crash.
+TEST_P(Events, WhatIsKnownOfAnotherSubscriptionIsItsOwn) {
+  apply(checkout_completed());
+  const auto first = subscription;
+  subscription = unique_id("sub");
+  const auto replacing = checkout_completed("pro");
+  const auto second = subscription;
+  subscription = first;
+  apply(invoice("invoice.payment_failed", unique_id("in")));  // suspended
+  const auto first_deleted = subscription_event("customer.subscription.deleted", "canceled",
+                                                "price_local_hospital_lite_monthly");
+  const std::int64_t t = clock;
+  subscription = second;
+  EXPECT_EQ(apply(event("checkout.session.completed",
+                        json::parse(replacing.payload).at("data").at("object").as_object(), t + 5)),
+            AuditStatus::ok);  // the replacing checkout, made after the first's deletion
+  EXPECT_EQ(plan()->stripe_subscription_id, second);
+  EXPECT_EQ(apply(first_deleted), AuditStatus::ok);  // older than that checkout, yet its own
+  subscription = second;
+  apply(subscription_event("customer.subscription.deleted", "canceled",
+                           "price_local_hospital_pro_monthly", t + 10));
+  EXPECT_EQ(plan()->status, PlanStatus::cancelled);  // not suspended on the dead first
+
+  // Its checkout again, in the same second as its deletion: nothing.
+  EXPECT_EQ(
+      apply(event("checkout.session.completed",
+                  json::parse(replacing.payload).at("data").at("object").as_object(), t + 10)),
+      AuditStatus::stale);
+  EXPECT_EQ(plan()->status, PlanStatus::cancelled);
+
+  // A third whose price moved to pro yearly and whose payment failed before its checkout (lite
+  // monthly) arrived: the plan follows what it said last.
+  subscription = unique_id("sub");
+  apply(subscription_event("customer.subscription.updated", "past_due",
+                           "price_local_hospital_pro_yearly", t + 30));
+  apply(event("checkout.session.completed",
+              {{"id", unique_id("cs")},
+               {"object", "checkout.session"},
+               {"payment_status", "paid"},
+               {"customer", customer},
+               {"subscription", subscription},
+               {"metadata", metadata("lite")}},
+              t + 20));
+  auto p = plan();
+  EXPECT_EQ(p->stripe_subscription_id, subscription);
+  EXPECT_EQ(p->plan_type, PlanType::pro);
+  EXPECT_EQ(p->billing_cycle, BillingCycle::yearly);
+  EXPECT_EQ(p->status, PlanStatus::suspended);
+
+  const auto nameless =
+      event("customer.subscription.updated",
+            {{"id", unique_id("sub")}, {"object", "subscription"}, {"status", "active"}});
+  EXPECT_EQ(apply(nameless), AuditStatus::ignored);
+}
+
 TEST_P(Events, APaidInvoiceBeforeTheCheckoutIsRecordedAndActivatesNothing) {
   apply(invoice("invoice.payment_succeeded", unique_id("in")));
   EXPECT_EQ(payments().size(), 1u);
