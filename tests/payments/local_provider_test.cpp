@@ -828,6 +828,26 @@ TEST_F(LocalPayments, CancellingTwiceDeliversOnceAndACanceledSubscriptionIsFinal
       ApiError);
 }
 
+// A past-due subscription that ends (cancelled at its period's end) voids the invoice it left
+// unpaid: that period was spent suspended, and paying it now would buy nothing.
+TEST_F(LocalPayments, AnEndedSubscriptionsUnpaidInvoiceIsVoided) {
+  const auto subscription = subscribe(kFailsLater);
+  EXPECT_EQ(advance(std::chrono::days(31)).failed, 1);
+  const auto unpaid = text(delivered[0].object, "id");
+  run_blocking(provider.cancel_at_period_end(subscription.id));
+  advance(std::chrono::days(31));
+  EXPECT_THAT(delivered_types(), ElementsAre("invoice.voided", "customer.subscription.deleted"));
+  EXPECT_EQ(text(delivered[0].object, "id"), unpaid);
+  EXPECT_EQ(text(delivered[0].object, "status"), "void");
+  const auto portal = open_portal(subscription.customer);
+  const auto page = call(Method::get, "/local-pay/portal/" + portal);
+  EXPECT_THAT(page.body, Not(HasSubstr("value=\"" + unpaid + "\"")));  // no Pay form for it
+  const auto paid = call(Method::post, "/local-pay/portal/" + portal + "/pay",
+                         "invoice=" + unpaid + "&" + card_form(kVisa));
+  EXPECT_EQ(paid.status, 409);
+  EXPECT_THAT(paid.body, HasSubstr("This invoice was voided: its subscription has ended"));
+}
+
 // Everything the provider made is kept in the database: a provider started on it again (a
 // restart) shows, pays and renews what the first one made, on the first one's clock.
 TEST_F(LocalPayments, ARestartKeepsItsObjectsAndItsClock) {

@@ -314,6 +314,8 @@ Events Ledger::pay_invoice(std::string_view portal_id, std::string_view invoice_
   InvoiceRecord& invoice = invoices_.at(invoice_id, provider_errors::no_such_invoice);
   if (invoice.invoice.customer != portal.customer)
     throw provider_errors::no_such_invoice(invoice_id);
+  if (invoice.invoice.status == "void")
+    throw ApiError(409, "This invoice was voided: its subscription has ended");
   if (invoice.invoice.status != "open") throw ApiError(409, "This invoice is already paid");
   require_paid(charge_result(card.kind, Charging::later));
   const std::int64_t at = unix_seconds(now);
@@ -408,6 +410,13 @@ WithEvents<RenewalReport> Ledger::renew_due(TimePoint now) {
       if (subscription.cancel_at_period_end) {
         subscription.status = "canceled";
         ++out.value.cancelled;
+        // An invoice it left unpaid was for a period its plan spent suspended, without service:
+        // voided, not payable for nothing once the subscription is gone.
+        for (InvoiceRecord& record : invoices_.rows())
+          if (record.invoice.subscription == subscription.id && record.invoice.status == "open") {
+            record.invoice.status = "void";
+            out.events.push_back(make_event("invoice.voided", invoice_json(record), at));
+          }
         out.events.push_back(
             make_event("customer.subscription.deleted", subscription_object(subscription), at));
       } else if (subscription.status == "past_due") {
