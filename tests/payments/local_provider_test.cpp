@@ -674,10 +674,10 @@ TEST_F(LocalPayments, APriceChangedMidPeriodIsProratedOnTheNextInvoice) {
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(lines[0].at("price").at("id"), json::value("price_local_hospital_pro_monthly"));
   EXPECT_EQ(lines[0].at("amount").as_int64(), 99900);
-  EXPECT_EQ(lines[1].at("amount").as_int64(), -24950);
-  EXPECT_EQ(lines[1].at("price").at("id"), json::value("price_local_hospital_lite_monthly"));
-  EXPECT_EQ(lines[2].at("amount").as_int64(), 49950);
-  EXPECT_TRUE(lines[2].at("proration").as_bool());
+  EXPECT_EQ(lines[1].at("amount").as_int64(), 49950);
+  EXPECT_TRUE(lines[1].at("proration").as_bool());
+  EXPECT_EQ(lines[2].at("amount").as_int64(), -24950);
+  EXPECT_EQ(lines[2].at("price").at("id"), json::value("price_local_hospital_lite_monthly"));
   EXPECT_EQ(integer(invoice.at("charge").as_object(), "amount"), 124900);
 
   // Back to lite as the period starts: a whole period's credit, more than lite's invoice.
@@ -826,6 +826,44 @@ TEST_F(LocalPayments, CancellingTwiceDeliversOnceAndACanceledSubscriptionIsFinal
       run_blocking(provider.change_price(subscription.id, "price_local_hospital_pro_monthly",
                                          PlanType::pro, BillingCycle::monthly)),
       ApiError);
+}
+
+// Prorations still owed when a subscription ends at its period's end are collected then, in a
+// last invoice of them alone (as Stripe's are); a credit they leave goes to the customer's next
+// invoice, here a new subscription's first.
+TEST_F(LocalPayments, ProrationsOwedAtTheEndAreCollectedAndACreditIsKept) {
+  const auto subscription = subscribe();  // lite monthly
+  advance(std::chrono::days(15));
+  run_blocking(provider.change_price(subscription.id, "price_local_hospital_pro_monthly",
+                                     PlanType::pro, BillingCycle::monthly));
+  run_blocking(provider.cancel_at_period_end(subscription.id));
+  advance(std::chrono::days(16));
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("invoice.payment_succeeded", "customer.subscription.deleted"));
+  const auto& last = delivered[0].object;
+  EXPECT_EQ(integer(last, "amount_paid"), 49950 - 24950);
+  EXPECT_EQ(text(last, "billing_reason"), "subscription_update");
+  const auto& lines = last.at("lines").at("data").as_array();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0].at("price").at("id"), json::value("price_local_hospital_pro_monthly"));
+
+  // Pro, back to lite at once, cancelled: a credit of 50,000, which the customer's next
+  // subscription's first invoice takes (49,900: nothing to charge, 100 left for later).
+  const auto second = subscribe(checkout_request("h1", BillingCycle::monthly, PlanType::pro));
+  run_blocking(provider.change_price(second.id, "price_local_hospital_lite_monthly", PlanType::lite,
+                                     BillingCycle::monthly));
+  run_blocking(provider.cancel_at_period_end(second.id));
+  advance(std::chrono::days(30));
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("invoice.payment_succeeded", "customer.subscription.deleted"));
+  EXPECT_EQ(integer(delivered[0].object, "amount_paid"), 0);
+  delivered.clear();
+  const auto third = subscribe();
+  EXPECT_EQ(third.customer, subscription.customer);
+  ASSERT_EQ(delivered.back().type, "invoice.payment_succeeded");
+  EXPECT_EQ(integer(delivered.back().object, "amount_paid"), 0);
+  advance(std::chrono::days(30));
+  EXPECT_EQ(integer(delivered[0].object, "amount_paid"), 49800);
 }
 
 // A past-due subscription that ends (cancelled at its period's end) voids the invoice it left
@@ -1144,12 +1182,16 @@ TEST_F(LocalPaymentsWebhook, EventsDriveThePlanThroughTheServiceWebhook) {
 
   const auto payments =
       run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); }));
-  ASSERT_EQ(payments.size(), 2u);
+  ASSERT_EQ(payments.size(), 3u);
   EXPECT_EQ(payments[0].amount, 49900);
   EXPECT_EQ(payments[0].fee_amount, 1477);
   EXPECT_EQ(payments[0].net_amount, 48423);
   EXPECT_EQ(payments[1].invoice_id, invoice);
   EXPECT_EQ(payments[1].fee_amount, 1477);
+  // The period it spent on pro, prorated, collected as it ended: 99,900 - 49,900.
+  EXPECT_EQ(payments[2].amount, 50000);
+  EXPECT_EQ(payments[2].plan_type, PlanType::pro);
+  EXPECT_EQ(payments[2].fee_amount, 1480);
 }
 
 }  // namespace

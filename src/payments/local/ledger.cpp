@@ -224,12 +224,17 @@ CustomerRecord* Ledger::customer_of(const EntityRef& entity) {
 InvoiceRecord& Ledger::invoice_for(const Subscription& subscription,
                                    std::string_view billing_reason, std::int64_t now) {
   std::string id = new_id("in_");
-  Cents total = amount_of(subscription.price_id);
-  for (InvoiceItem& item : invoice_items_.rows())
-    if (item.subscription == subscription.id && !item.invoice) {
-      item.invoice = id;
-      total += item.amount;
-    }
+  Cents total = billing_reason == kProrationsOnly ? 0 : amount_of(subscription.price_id);
+  for (InvoiceItem& item : invoice_items_.rows()) {
+    if (item.invoice) continue;
+    // Its own items, and a credit an ended subscription of the same customer left.
+    const Subscription* of = subscriptions_.find(item.subscription);
+    const bool customers_credit = item.amount < 0 && of && of->id != subscription.id &&
+                                  of->status == "canceled" && of->customer == subscription.customer;
+    if (item.subscription != subscription.id && !customers_credit) continue;
+    item.invoice = id;
+    total += item.amount;
+  }
   // Credits beyond the invoice go to the next one (Stripe keeps them as the customer's balance).
   if (total < 0)
     invoice_items_.add(InvoiceItem{.id = new_id("ii_"),
@@ -264,8 +269,9 @@ void Ledger::prorate(const Subscription& subscription, std::string_view new_pric
   const auto rest_of_period = [&](std::string_view price_id) {
     return (amount_of(price_id) * left + period / 2) / period;
   };
+  // The charge first: an invoice of prorations alone then names the new price first.
   for (const auto& [price_id, sign] :
-       {std::pair<std::string_view, Cents>{subscription.price_id, -1}, {new_price_id, 1}})
+       {std::pair<std::string_view, Cents>{new_price_id, 1}, {subscription.price_id, -1}})
     invoice_items_.add(InvoiceItem{.id = new_id("ii_"),
                                    .subscription = subscription.id,
                                    .price_id = std::string(price_id),
@@ -284,6 +290,7 @@ json::object Ledger::invoice_json(const InvoiceRecord& record) const {
     }
   // The price as the map says now; if the map no longer knows it (a PRICE_* changed across a
   // restart), what the invoice charged less its items: an invoice paid must still be sent.
+  if (record.billing_reason == kProrationsOnly) return invoice_object(record, std::nullopt, items);
   const Cents period_amount =
       price_amount(record.price_id).value_or(record.invoice.amount_due - items_total);
   return invoice_object(record, period_amount, items);
@@ -408,17 +415,7 @@ WithEvents<RenewalReport> Ledger::renew_due(TimePoint now) {
   for (Subscription& subscription : subscriptions_.rows()) {
     while (subscription.status != "canceled" && subscription.current_period_end <= at) {
       if (subscription.cancel_at_period_end) {
-        subscription.status = "canceled";
-        ++out.value.cancelled;
-        // An invoice it left unpaid was for a period its plan spent suspended, without service:
-        // voided, not payable for nothing once the subscription is gone.
-        for (InvoiceRecord& record : invoices_.rows())
-          if (record.invoice.subscription == subscription.id && record.invoice.status == "open") {
-            record.invoice.status = "void";
-            out.events.push_back(make_event("invoice.voided", invoice_json(record), at));
-          }
-        out.events.push_back(
-            make_event("customer.subscription.deleted", subscription_object(subscription), at));
+        end(subscription, at, out);
       } else if (subscription.status == "past_due") {
         break;  // not renewed again until its open invoice is paid
       } else {
@@ -429,6 +426,39 @@ WithEvents<RenewalReport> Ledger::renew_due(TimePoint now) {
   return out;
 }
 
+// An invoice it left unpaid was for a period its plan spent suspended, without service: voided,
+// not payable for nothing once the subscription is gone. The prorations it still owes are
+// collected in a last invoice, as Stripe's are at the period's end (a credit they leave goes to
+// the customer's next invoice).
+void Ledger::end(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out) {
+  subscription.status = "canceled";
+  ++out.value.cancelled;
+  for (InvoiceRecord& record : invoices_.rows())
+    if (record.invoice.subscription == subscription.id && record.invoice.status == "open") {
+      record.invoice.status = "void";
+      out.events.push_back(make_event("invoice.voided", invoice_json(record), now));
+    }
+  const bool owes_prorations = std::any_of(
+      invoice_items_.rows().begin(), invoice_items_.rows().end(),
+      [&](const InvoiceItem& i) { return i.subscription == subscription.id && !i.invoice; });
+  if (owes_prorations)
+    charge(subscription, invoice_for(subscription, kProrationsOnly, now), now, out);
+  out.events.push_back(
+      make_event("customer.subscription.deleted", subscription_object(subscription), now));
+}
+
+// Charges the card on file for `invoice` (nothing to charge: paid as it is), and says how it went.
+bool Ledger::charge(const Subscription& subscription, InvoiceRecord& invoice, std::int64_t now,
+                    WithEvents<RenewalReport>& out) {
+  const Card& card = customers_.at(subscription.customer, provider_errors::no_such_customer).card;
+  const bool paid = invoice.invoice.amount_due == 0 ||
+                    charge_result(card.kind, Charging::later) == ChargeResult::paid;
+  record_charge(invoice, card, paid, now);
+  out.events.push_back(make_event(paid ? "invoice.payment_succeeded" : "invoice.payment_failed",
+                                  invoice_json(invoice), now));
+  return paid;
+}
+
 // Invoices the next period and charges the card on file for it. The period moves on either way
 // (as Stripe's does); an unpaid invoice leaves the subscription past_due.
 void Ledger::renew(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out) {
@@ -436,20 +466,13 @@ void Ledger::renew(Subscription& subscription, std::int64_t now, WithEvents<Rene
                         {"current_period_end", subscription.current_period_end}};
   subscription.current_period_start = subscription.current_period_end;
   subscription.current_period_end += period_seconds(plan_of(subscription.price_id).cycle);
-  InvoiceRecord& invoice = invoice_for(subscription, "subscription_cycle", now);
-  const Card& card = customers_.at(subscription.customer, provider_errors::no_such_customer).card;
-  const bool paid = invoice.invoice.amount_due == 0 ||
-                    charge_result(card.kind, Charging::later) == ChargeResult::paid;
-  record_charge(invoice, card, paid, now);
-  if (paid) {
+  if (charge(subscription, invoice_for(subscription, "subscription_cycle", now), now, out)) {
     ++out.value.renewed;
   } else {
     ++out.value.failed;
     previous["status"] = subscription.status;
     subscription.status = "past_due";
   }
-  out.events.push_back(make_event(paid ? "invoice.payment_succeeded" : "invoice.payment_failed",
-                                  invoice_json(invoice), now));
   out.events.push_back(make_event("customer.subscription.updated",
                                   subscription_object(subscription), now, std::move(previous)));
 }

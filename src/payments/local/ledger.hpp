@@ -22,6 +22,10 @@ namespace billing::local {
 using Events = std::vector<Event>;  // in delivery order
 
 // The kinds of stored object (LocalObject::kind) the ledger keeps.
+// The billing reason of a subscription's last invoice, for the prorations it still owed: Stripe's
+// for an invoice a subscription change made.
+inline constexpr std::string_view kProrationsOnly = "subscription_update";
+
 namespace kind {
 inline constexpr std::string_view checkout_session = "checkout_session";
 inline constexpr std::string_view customer = "customer";
@@ -104,6 +108,9 @@ class Ledger {
   // The invoice as Stripe's JSON, with the items it billed as lines.
   boost::json::object invoice_json(const InvoiceRecord& record) const;
   void renew(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out);
+  void end(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out);
+  bool charge(const Subscription& subscription, InvoiceRecord& invoice, std::int64_t now,
+              WithEvents<RenewalReport>& out);
 
   const Catalog& catalog_;
   PriceMap prices_;

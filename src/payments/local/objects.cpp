@@ -73,12 +73,14 @@ json::object subscription_object(const Subscription& subscription) {
           {"metadata", metadata_object(subscription.metadata)}};
 }
 
-json::object invoice_object(const InvoiceRecord& record, Cents period_amount,
+json::object invoice_object(const InvoiceRecord& record, std::optional<Cents> period_amount,
                             const std::vector<InvoiceItem>& items) {
   const Invoice& invoice = record.invoice;
   const json::object period{{"start", record.period_start}, {"end", record.period_end}};
-  json::array lines{json::object{
-      {"amount", period_amount}, {"price", {{"id", record.price_id}}}, {"period", period}}};
+  json::array lines;
+  if (period_amount)
+    lines.push_back(json::object{
+        {"amount", *period_amount}, {"price", {{"id", record.price_id}}}, {"period", period}});
   for (const InvoiceItem& item : items)
     lines.push_back(json::object{
         {"amount", item.amount},

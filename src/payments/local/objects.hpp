@@ -2,6 +2,7 @@
 // The local provider's objects and events as Stripe's JSON (API version 2023-10-16), the shapes
 // the webhook handler (payments/events.cpp) reads.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,9 +25,9 @@ boost::json::object metadata_object(const Metadata& metadata);
 boost::json::object items_object(const Subscription& subscription);
 boost::json::object subscription_object(const Subscription& subscription);
 // With the charge expanded (Stripe sends its id) so that the fee, net and card are recorded; its
-// lines: the period at the subscription's price (`period_amount`), then the invoice items it
-// billed (prorations).
-boost::json::object invoice_object(const InvoiceRecord& invoice, Cents period_amount,
+// lines: the period at the subscription's price (`period_amount`; none: an invoice of items
+// alone), then the invoice items it billed (prorations).
+boost::json::object invoice_object(const InvoiceRecord& invoice, std::optional<Cents> period_amount,
                                    const std::vector<InvoiceItem>& items);
 boost::json::object checkout_session_object(const CheckoutSession& session);
 
