@@ -61,6 +61,17 @@ std::optional<EntityRef> metadata_entity(const json::object* metadata) {
   return EntityRef{*kind, std::string(*id)};
 }
 
+// The plan type and cycle a metadata names (`plan`, `cycle`: this service's checkouts set them),
+// each if it is one.
+struct MetadataPlan {
+  std::optional<PlanType> plan_type;
+  std::optional<BillingCycle> cycle;
+};
+MetadataPlan metadata_plan(const json::object& metadata) {
+  return {parse_enum<PlanType>(text(metadata, "plan").value_or("")),
+          parse_enum<BillingCycle>(text(metadata, "cycle").value_or(""))};
+}
+
 // An invoice's subscription's metadata (Stripe copies the subscription's there).
 const json::object* invoice_metadata(const json::object& invoice) {
   const auto* details = child(invoice, "subscription_details");
@@ -190,8 +201,7 @@ class EventEffects {
     const auto* metadata = child(object_, "metadata");
     const auto entity = metadata_entity(metadata);
     if (!entity) return ignored("no role and role_entity_id in metadata");
-    const auto plan_type = parse_enum<PlanType>(text(*metadata, "plan").value_or(""));
-    const auto cycle = parse_enum<BillingCycle>(text(*metadata, "cycle").value_or(""));
+    const auto [plan_type, cycle] = metadata_plan(*metadata);
     const PlanOffer* offer = plan_type ? rules_.catalog.find(entity->kind, *plan_type) : nullptr;
     if (!offer || !cycle) return ignored("metadata names no plan of the catalog");
     const auto payment_status = text(object_, "payment_status").value_or("");
@@ -243,7 +253,7 @@ class EventEffects {
     // suspended subscription, which may still be paid, is kept as another.
     if (!follows && before && before->status == PlanStatus::suspended &&
         before->stripe_subscription_id)
-      keep_as_other(*before, "past_due", false);
+      keep_as_other(*before, "past_due", before->last_event_created.value_or(0));
     if (known) plans().drop_other_subscription(known->id);
     Plan after = before
                      ? *before
@@ -267,12 +277,8 @@ class EventEffects {
   }
 
   // Records the subscription `plan` follows, about to stop following it, as another of its
-  // owner's, with `status` and the time of its newest event: the plan's newest, or this event's
-  // if it is about that subscription.
-  void keep_as_other(const Plan& plan, std::string_view status, bool this_event_is_its) {
-    const std::int64_t last = this_event_is_its
-                                  ? std::max(plan.last_event_created.value_or(0), event_.created)
-                                  : plan.last_event_created.value_or(0);
+  // owner's, with `status` and `last`, the time of its newest event.
+  void keep_as_other(const Plan& plan, std::string_view status, std::int64_t last) {
     plans().save_other_subscription({.id = *plan.stripe_subscription_id,
                                      .owner = plan.owner,
                                      .status = std::string(status),
@@ -310,8 +316,9 @@ class EventEffects {
         .created_at = now_,
     };
     if (const auto* metadata = invoice_metadata(object_)) {
-      p.plan_type = parse_enum<PlanType>(text(*metadata, "plan").value_or(""));
-      p.cycle = parse_enum<BillingCycle>(text(*metadata, "cycle").value_or(""));
+      const auto named = metadata_plan(*metadata);
+      p.plan_type = named.plan_type;
+      p.cycle = named.cycle;
     }
     if (auto price = first_price(object_, "lines"))
       if (auto priced = rules_.prices.plan_for(*price)) {
@@ -403,8 +410,7 @@ class EventEffects {
       const auto* metadata = child(object_, "metadata");
       const auto owner = metadata_entity(metadata);
       if (!owner) return ignored("no plan holds the subscription");
-      const auto plan_type = parse_enum<PlanType>(text(*metadata, "plan").value_or(""));
-      const auto cycle = parse_enum<BillingCycle>(text(*metadata, "cycle").value_or(""));
+      const auto [plan_type, cycle] = metadata_plan(*metadata);
       if (!plan_type || !cycle) return ignored("no plan holds the subscription");
       other = OtherSubscription{.id = std::string(*id),
                                 .owner = *owner,
@@ -430,7 +436,8 @@ class EventEffects {
   // subscription that has not ended, if any (from what that one's events said: `event_time`),
   // else it is cancelled. The ended one is kept as such, so that no late event brings it back.
   Outcome end_subscription(Plan& after, std::optional<std::int64_t>& event_time) {
-    keep_as_other(after, "canceled", true);
+    keep_as_other(after, "canceled",
+                  std::max(after.last_event_created.value_or(0), event_.created));
     after.status = PlanStatus::cancelled;
     after.cancel_at_period_end = false;
     for (const auto& other : plans().other_subscriptions(after.owner)) {

@@ -298,6 +298,13 @@ PaidInvoice paid_invoice(const std::string& invoice, const std::string& charge, 
   return {std::move(payload), std::move(headers)};
 }
 
+// Whether the owner has exactly one payment, with this fee and net recorded.
+bool has_one_payment_with_fee(Db& db, const EntityRef& owner, Cents fee, Cents net) {
+  const auto saved =
+      run_blocking(db.read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(owner); }));
+  return saved.size() == 1 && saved[0].fee_amount == fee && saved[0].net_amount == net;
+}
+
 // With Stripe as the provider a paid invoice names its charge only: the fee, net and card are
 // asked of Stripe after the event's answer and saved on the payment.
 TEST(E2eStripeCharges, APaidInvoicesFeeAndCardComeFromStripeAfterTheAnswer) {
@@ -373,13 +380,7 @@ TEST(E2eStripeCharges, AnInvoicePaidBeforeThePlansLastEventHasItsFeeToo) {
       [&](Tx& tx) { return tx.get<PaymentRepo>().audit_entries(event.at("id").as_string()); }));
   ASSERT_EQ(audits.size(), 1u);
   EXPECT_EQ(audits[0].status, AuditStatus::stale);
-  EXPECT_TRUE(eventually(
-      [&] {
-        const auto saved =
-            run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(owner); }));
-        return saved.size() == 1 && saved[0].fee_amount == 1477 && saved[0].net_amount == 48423;
-      },
-      10s))
+  EXPECT_TRUE(eventually([&] { return has_one_payment_with_fee(*db, owner, 1477, 48423); }, 10s))
       << server->log();
 }
 
@@ -398,13 +399,7 @@ TEST(E2eStripeCharges, AFeeStripeCouldNotGiveIsAskedForAgain) {
   const auto paid = paid_invoice(unique_id("in"), "ch_late", 49900, owner.id);
   ASSERT_EQ(client.post("/stripe/webhook", paid.payload, paid.headers).status, 200);
   const auto db = open_server_db(*server);
-  ASSERT_TRUE(eventually(
-      [&] {
-        const auto saved =
-            run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(owner); }));
-        return saved.size() == 1 && saved[0].fee_amount == 1477 && saved[0].net_amount == 48423;
-      },
-      15s))
+  ASSERT_TRUE(eventually([&] { return has_one_payment_with_fee(*db, owner, 1477, 48423); }, 15s))
       << server->log();
   EXPECT_EQ(stripe.requests().size(), 4u);
   EXPECT_THAT(server->log(), HasSubstr("payment fee not recorded yet"));
