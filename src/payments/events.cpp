@@ -174,7 +174,9 @@ class EventEffects {
   }
 
   // The plan an event about a subscription concerns: the entity its metadata names, or the plan
-  // that holds the subscription (events of subscriptions made before metadata carried it).
+  // that holds the subscription (events of subscriptions made before metadata carried it). Found
+  // so, the owner is locked first, also when the subscription is another of its owner's: what is
+  // known of that one then changes only under the lock the plan's own events take.
   std::optional<Plan> subscription_plan(std::optional<std::string_view> subscription,
                                         const json::object* metadata) {
     if (auto entity = metadata_entity(metadata)) {
@@ -182,11 +184,15 @@ class EventEffects {
       if (plan && (!subscription || plan->stripe_subscription_id == *subscription)) return plan;
       return std::nullopt;
     }
-    if (subscription && plausible_id(*subscription))
-      if (auto found = plans().find_plan_by_subscription(*subscription)) {
-        auto plan = plans().find_plan(lock_owner(found->owner));
-        if (plan && plan->stripe_subscription_id == *subscription) return plan;
-      }
+    if (!subscription || !plausible_id(*subscription)) return std::nullopt;
+    std::optional<EntityRef> owner;
+    if (auto found = plans().find_plan_by_subscription(*subscription))
+      owner = found->owner;
+    else if (auto other = plans().find_other_subscription(*subscription))
+      owner = other->owner;
+    if (!owner) return std::nullopt;
+    auto plan = plans().find_plan(lock_owner(*owner));
+    if (plan && plan->stripe_subscription_id == *subscription) return plan;
     return std::nullopt;
   }
 

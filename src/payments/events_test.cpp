@@ -560,6 +560,31 @@ TEST_P(Events, AnEventWithoutMetadataAlsoWaitsForAnotherReplicasChange) {
   EXPECT_EQ(plan()->last_event_created, failed.created);
 }
 
+// The same for another of the owner's subscriptions. Its deletion, without metadata, comes while
+// another replica ends the plan's own subscription and so goes on with this one: read without the
+// owner's lock, it would still be another's and be kept as ended, leaving the plan going on with a
+// subscription that has ended; read under the lock, it is the plan's, and ends the plan.
+TEST_P(Events, AnotherSubscriptionsEventWithoutMetadataWaitsForItsOwner) {
+  auto [first, replica] = testing::open_test_db_twice(GetParam());
+  db = std::move(first);
+  apply(checkout_completed());
+  const auto own = subscription;
+  subscription = unique_id("sub");
+  const auto other = subscription;
+  EXPECT_EQ(apply(checkout_completed("pro")), AuditStatus::ignored);
+  const auto other_deleted = event(
+      "customer.subscription.deleted",
+      {{"id", other}, {"object", "subscription"}, {"customer", customer}, {"status", "canceled"}});
+  subscription = own;
+  const auto own_deleted =
+      subscription_event("customer.subscription.deleted", "canceled",
+                         "price_local_hospital_lite_monthly", other_deleted.created - 1);
+  beside_another_replica(std::move(replica), applying(own_deleted),
+                         [&] { EXPECT_EQ(apply(other_deleted), AuditStatus::ok); });
+  EXPECT_EQ(plan()->stripe_subscription_id, other);
+  EXPECT_EQ(plan()->status, PlanStatus::cancelled);
+}
+
 // A request and a webhook take the same lock first, so neither overwrites the other. The owner
 // chooses pro while a failed payment suspends the lite plan: the choice is made on the suspended
 // plan (which waits for its unpaid invoice, so the choice is refused), not on the active plan it
