@@ -436,6 +436,42 @@ TEST_F(LocalPayments, ACompletedSessionIs409AndAnUnknownOneIs404) {
   EXPECT_TRUE(delivered.empty());
 }
 
+// A checkout can be paid for a day, as Stripe's: then it expires (checkout.session.expired, when
+// the clock passes that time), and its page and forms answer 410, also before the clock is
+// advanced: a link opened long ago cannot buy the plan it named then.
+TEST_F(LocalPayments, ACheckoutUnpaidForADayExpires) {
+  const auto unpaid = open_checkout(checkout_request());
+  const auto authenticating = open_checkout(checkout_request("h2"));
+  pay(authenticating, kAuthenticate);
+  EXPECT_EQ(advance(std::chrono::days(1) - std::chrono::seconds(1)).expired_checkouts, 0);
+  EXPECT_EQ(call(Method::get, "/local-pay/checkout/" + unpaid).status, 200);
+
+  EXPECT_EQ(advance(std::chrono::seconds(1)).expired_checkouts, 2);
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("checkout.session.expired", "checkout.session.expired"));
+  const auto& expired = delivered[0].object;
+  EXPECT_EQ(text(expired, "id"), unpaid);
+  EXPECT_EQ(text(expired, "status"), "expired");
+  EXPECT_EQ(text(expired, "payment_status"), "unpaid");
+  EXPECT_EQ(integer(expired, "expires_at"), kStart + kDay);
+  EXPECT_EQ(integer(delivered[0].event, "created"), kStart + kDay);
+  delivered.clear();
+  for (const auto& response :
+       {call(Method::get, "/local-pay/checkout/" + unpaid), pay(unpaid, kVisa),
+        call(Method::post, "/local-pay/checkout/" + authenticating + "/confirm")}) {
+    EXPECT_EQ(response.status, 410);
+    EXPECT_THAT(response.body, HasSubstr("This checkout has expired: start a new one"));
+  }
+  EXPECT_EQ(advance(std::chrono::days(1)).expired_checkouts, 0);  // once
+  EXPECT_TRUE(delivered.empty());
+
+  // Past its day on the service's clock alone, not yet expired by an advance: not payable.
+  const auto late = open_checkout(checkout_request("h3"));
+  clock.advance(std::chrono::days(1));
+  EXPECT_EQ(pay(late, kVisa).status, 410);
+  EXPECT_TRUE(delivered.empty());
+}
+
 TEST_F(LocalPayments, PagesEscapeEveryValue) {
   EXPECT_EQ(local::html_escape(R"(<a href="x">'&'</a>)"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
@@ -918,7 +954,8 @@ TEST_F(LocalPayments, ARestartKeepsItsObjectsAndItsClock) {
   delivered.clear();
   EXPECT_EQ(run_blocking(again->advance(std::chrono::days(30))).renewed, 1);
   EXPECT_THAT(delivered_types(),
-              ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
+              ElementsAre("checkout.session.expired",  // the unpaid one
+                          "invoice.payment_succeeded", "customer.subscription.updated"));
   // And what it did is kept in turn.
   EXPECT_EQ(listed(*restarted(), subscription.customer), listed(*again, subscription.customer));
 }
@@ -1108,7 +1145,7 @@ TEST_F(LocalPayments, AdvanceRouteIsTheAdminsAndAnswersTheProviderClock) {
   EXPECT_EQ(response.status, 200);
   EXPECT_EQ(json::parse(response.body),
             json::parse(R"({"now":")" + iso8601(TimePoint(std::chrono::seconds(kStart + kMonth))) +
-                        R"(","renewed":1,"failed":1,"cancelled":0})"));
+                        R"(","renewed":1,"failed":1,"cancelled":0,"expired_checkouts":0})"));
   const auto seconds =
       call(Method::post, "/stripe/local/clock/advance", R"({"seconds": 90, "days": 1})");
   EXPECT_EQ(json::parse(seconds.body).at("now"),

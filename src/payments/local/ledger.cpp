@@ -34,12 +34,14 @@ ApiError no_such_portal_session(std::string_view id) {
   return ApiError(404, std::string("No such portal session: ").append(id));
 }
 
-// The session `id` while it can be paid, from a const or a mutable table.
+// The session `id` while it can be paid at `now`, from a const or a mutable table.
 template <class Sessions>
-auto& payable(Sessions& sessions, std::string_view id) {
+auto& payable(Sessions& sessions, std::string_view id, std::int64_t now) {
   auto& session = sessions.at(id, no_such_checkout_session);
   if (session.state == SessionState::complete)
     throw ApiError(409, "This checkout is already complete");
+  if (session.state == SessionState::expired || now >= expires_at(session))
+    throw ApiError(410, "This checkout has expired: start a new one");
   return session;
 }
 
@@ -139,13 +141,13 @@ const CheckoutSession& Ledger::open_checkout(CheckoutRequest request, TimePoint 
                                        .created = unix_seconds(now)});
 }
 
-const CheckoutSession& Ledger::payable_session(std::string_view id) const {
-  return payable(sessions_, id);
+const CheckoutSession& Ledger::payable_session(std::string_view id, TimePoint now) const {
+  return payable(sessions_, id, unix_seconds(now));
 }
 
 WithEvents<CheckoutSession> Ledger::pay_checkout(std::string_view id, const Card& card,
                                                  TimePoint now) {
-  CheckoutSession& session = payable(sessions_, id);
+  CheckoutSession& session = payable(sessions_, id, unix_seconds(now));
   session.state = SessionState::open;  // a new card replaces one awaiting authentication
   session.card_to_confirm.reset();
   const ChargeResult result = charge_result(card.kind, Charging::at_checkout);
@@ -159,7 +161,7 @@ WithEvents<CheckoutSession> Ledger::pay_checkout(std::string_view id, const Card
 }
 
 WithEvents<CheckoutSession> Ledger::confirm_checkout(std::string_view id, TimePoint now) {
-  CheckoutSession& session = payable(sessions_, id);
+  CheckoutSession& session = payable(sessions_, id, unix_seconds(now));
   if (session.state != SessionState::awaiting_authentication)
     throw ApiError(409, "This checkout awaits no authentication");
   const Card card = *session.card_to_confirm;
@@ -412,6 +414,16 @@ Page<Subscription> Ledger::subscriptions(const PageRequest& page) const {
 WithEvents<RenewalReport> Ledger::renew_due(TimePoint now) {
   const std::int64_t at = unix_seconds(now);
   WithEvents<RenewalReport> out{.value = {.now = now}};
+  for (CheckoutSession& session : sessions_.rows())
+    if ((session.state == SessionState::open ||
+         session.state == SessionState::awaiting_authentication) &&
+        expires_at(session) <= at) {
+      session.state = SessionState::expired;
+      session.card_to_confirm.reset();
+      ++out.value.expired_checkouts;
+      out.events.push_back(make_event("checkout.session.expired", checkout_session_object(session),
+                                      expires_at(session)));
+    }
   for (Subscription& subscription : subscriptions_.rows()) {
     while (subscription.status != "canceled" && subscription.current_period_end <= at) {
       if (subscription.cancel_at_period_end) {

@@ -46,6 +46,7 @@ struct RenewalReport {
   int renewed = 0;
   int failed = 0;
   int cancelled = 0;
+  int expired_checkouts = 0;
 };
 
 class Ledger {
@@ -54,8 +55,9 @@ class Ledger {
 
   // Throws provider_errors::rejected() when the price is not the request's plan.
   const CheckoutSession& open_checkout(CheckoutRequest request, TimePoint now);
-  // The session while it can be paid: 404 for an unknown id, 409 once complete.
-  const CheckoutSession& payable_session(std::string_view id) const;
+  // The session while it can be paid at `now`: 404 for an unknown id, 409 once complete, 410 once
+  // expired.
+  const CheckoutSession& payable_session(std::string_view id, TimePoint now) const;
   // Charges `card` for the session: the completed session and its events, or the session
   // awaiting authentication (no events). A failed charge throws its 402 and leaves it open.
   WithEvents<CheckoutSession> pay_checkout(std::string_view id, const Card& card, TimePoint now);
@@ -79,7 +81,8 @@ class Ledger {
   Page<Customer> customers(const PageRequest& page) const;
   Page<Subscription> subscriptions(const PageRequest& page) const;
 
-  // Ends, renews or fails each subscription whose period is over at `now`, as often as due.
+  // Expires the checkouts left unpaid for a day (checkout.session.expired), and ends, renews or
+  // fails each subscription whose period is over at `now`, as often as due.
   WithEvents<RenewalReport> renew_due(TimePoint now);
 
   // Every object as stored (kind, id, JSON; version left 0), each kind in the order added

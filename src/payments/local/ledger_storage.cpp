@@ -51,7 +51,7 @@ namespace billing::local {
 
 BOOST_DESCRIBE_ENUM(TestCard, succeeds, declined, insufficient_funds, requires_authentication,
                     declines_after_attaching)
-BOOST_DESCRIBE_ENUM(SessionState, open, awaiting_authentication, complete)
+BOOST_DESCRIBE_ENUM(SessionState, open, awaiting_authentication, complete, expired)
 BOOST_DESCRIBE_STRUCT(Card, (), (kind, last4, exp_month, exp_year))
 BOOST_DESCRIBE_STRUCT(CheckoutSession, (),
                       (id, request, plan_name, amount, created, state, card_to_confirm,

@@ -270,7 +270,7 @@ asio::awaitable<RenewalReport> LocalProvider::advance(std::chrono::seconds by) {
 
 local::CheckoutSession LocalProvider::payable_session(std::string_view id) const {
   std::lock_guard lock(mutex_);
-  return ledger_.payable_session(id);
+  return ledger_.payable_session(id, now_locked());
 }
 
 asio::awaitable<local::CheckoutSession> LocalProvider::pay_checkout(std::string session_id,

@@ -70,8 +70,9 @@ class LocalProvider final : public PaymentProvider {
   // The provider's clock: the service's, plus everything advance() added. Objects and events are
   // dated by it; signatures by the service's clock, which the webhook checks them against.
   TimePoint now() const;
-  // Moves the provider's clock forward by `by` (not negative), then ends, renews or fails each
-  // subscription whose period is over, delivering the events of each.
+  // Moves the provider's clock forward by `by` (not negative), then expires the checkouts left
+  // unpaid for a day and ends, renews or fails each subscription whose period is over, delivering
+  // the events of each.
   boost::asio::awaitable<RenewalReport> advance(std::chrono::seconds by);
 
   // What the pages do (payments/local/routes.cpp); failures are ApiErrors for the page to show.

@@ -36,6 +36,19 @@ json::value optional_text(const std::optional<std::string>& text) {
   return text ? json::value(*text) : json::value(nullptr);
 }
 
+// Stripe's checkout session statuses: open (also while a card awaits authentication), complete,
+// expired.
+std::string_view session_status(SessionState state) {
+  switch (state) {
+    case SessionState::complete:
+      return "complete";
+    case SessionState::expired:
+      return "expired";
+    default:
+      return "open";
+  }
+}
+
 }  // namespace
 
 Cents card_fee(Cents amount) {
@@ -116,7 +129,7 @@ json::object checkout_session_object(const CheckoutSession& session) {
   return {{"id", session.id},
           {"object", "checkout.session"},
           {"mode", "subscription"},
-          {"status", session.state == SessionState::complete ? "complete" : "open"},
+          {"status", session_status(session.state)},
           {"payment_status", session.state == SessionState::complete ? "paid" : "unpaid"},
           {"customer", optional_text(request.customer_id)},
           {"subscription", session.subscription_id.empty() ? json::value(nullptr)
@@ -125,6 +138,7 @@ json::object checkout_session_object(const CheckoutSession& session) {
           {"amount_total", session.amount},
           {"currency", "usd"},
           {"created", session.created},
+          {"expires_at", expires_at(session)},
           {"metadata", metadata_object(checkout_metadata(request))}};
 }
 

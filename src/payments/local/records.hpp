@@ -22,7 +22,7 @@ struct Event {
   std::string payload;  // its JSON text, as delivered and signed
 };
 
-enum class SessionState { open, awaiting_authentication, complete };
+enum class SessionState { open, awaiting_authentication, complete, expired };
 
 struct CheckoutSession {
   std::string id;
@@ -34,6 +34,11 @@ struct CheckoutSession {
   std::optional<Card> card_to_confirm;  // awaiting_authentication: the card entered
   std::string subscription_id;          // complete: the subscription it created
 };
+
+// A checkout can be paid for a day after it opened, Stripe's default (its `expires_at`).
+inline std::int64_t expires_at(const CheckoutSession& session) {
+  return session.created + 24 * 60 * 60;
+}
 
 struct Charge {
   std::string id;

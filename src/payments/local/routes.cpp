@@ -176,7 +176,8 @@ asio::awaitable<Response> post_clock_advance(LocalProvider& provider, const Call
   co_return json_response(json::object{{"now", iso8601(report.now)},
                                        {"renewed", report.renewed},
                                        {"failed", report.failed},
-                                       {"cancelled", report.cancelled}});
+                                       {"cancelled", report.cancelled},
+                                       {"expired_checkouts", report.expired_checkouts}});
 }
 
 }  // namespace
