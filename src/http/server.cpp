@@ -320,6 +320,9 @@ struct Server::Impl {
       }
       request.body = message.body();
 
+      // No deadline while the handler works (a provider's call may take a minute): the client
+      // waits for its answer, not slow itself. A shutdown's drain still bounds it.
+      live->deadline = w.drain_until;
       auto response = co_await pipeline.handle(call);
       // Decided after the handler: a shutdown that began meanwhile closes the connection.
       const bool keep_alive = message.keep_alive() && !w.stopping;

@@ -6,8 +6,12 @@
 
 #include <cstddef>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
@@ -38,6 +42,10 @@ using testing::HasSubstr;
 using testing::Not;
 
 using Awaitable = boost::asio::awaitable<Response>;
+
+// The child's header and I/O timeouts, and a handler that takes longer than both.
+constexpr std::chrono::milliseconds kClientTimeout = 1500ms;
+constexpr std::chrono::milliseconds kSlowHandler = 2500ms;
 
 // What a body hashes to, the same in the child's handler and in the test.
 std::string digest(std::string_view bytes) {
@@ -126,6 +134,12 @@ Router test_routes(const RouteMetrics* const& metrics) {
                 co_return json_response(json::value{{"id", call.request.path_param("id")},
                                                     {"none", call.request.path_param("none")}});
               }});
+  router.add({Method::post, "/slow", Policy::open(), [](const Call& call) -> Awaitable {
+                boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor,
+                                                kSlowHandler);
+                co_await timer.async_wait(boost::asio::use_awaitable);
+                co_return json_response(json::value{{"size", call.request.body.size()}});
+              }});
   router.add({Method::post, "/throws", Policy::open(), [](const Call&) -> Awaitable {
                 throw std::runtime_error("secret-internal-detail");
                 co_return Response{};
@@ -152,7 +166,9 @@ void serve_test_routes(ForkedServer::Child& child) {
   RouteMetrics metrics(router);
   metrics_ref = &metrics;
   const Chain<RequestIds, AccessLog, RouteMetrics> chain(request_ids, access_log, metrics);
-  Server server(ServerOptions{.threads = 2}, ListeningSocket("127.0.0.1", 0), router, chain);
+  Server server(
+      ServerOptions{.threads = 2, .header_timeout = kClientTimeout, .io_timeout = kClientTimeout},
+      ListeningSocket("127.0.0.1", 0), router, chain);
   server.run([&] { child.listening(server.port()); });
 }
 
@@ -338,6 +354,20 @@ TEST_F(HttpServer, PathParametersAreDecodedAndNeverEmpty) {
   const auto wrong_method = client.post("/things/a/parts", "{}");
   EXPECT_EQ(wrong_method.status, 405);
   EXPECT_EQ(wrong_method.header("allow"), "GET");
+}
+
+// The header and I/O timeouts bound how long a client takes to send, not how long the server
+// takes to answer: a handler slower than both (a provider's call) still gets its answer out, on a
+// connection that had been idle before the request too.
+TEST_F(HttpServer, AHandlerSlowerThanTheClientTimeoutsIsAnswered) {
+  Connection connection(port());
+  std::this_thread::sleep_for(kClientTimeout / 2);
+  const auto sent = std::chrono::steady_clock::now();
+  const auto posted = connection.exchange({.method = "POST", .target = "/slow", .body = "12345"});
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, kSlowHandler);
+  EXPECT_EQ(posted.status, 200);
+  EXPECT_EQ(json::parse(posted.body).at("size"), 5);
+  EXPECT_EQ(connection.exchange({.method = "POST", .target = "/slow"}).status, 200);
 }
 
 TEST_F(HttpServer, AThrowingHandlerIs500WithoutItsMessageAndTheConnectionGoesOn) {
