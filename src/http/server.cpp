@@ -113,10 +113,21 @@ std::optional<Response> framing_problem(const RequestHeader& header) {
   return std::nullopt;
 }
 
+// An origin-form target, and one Host (RFC 9112 3.2: HTTP/1.1 needs it; two are 400 in any
+// version).
 bool valid_target(const RequestHeader& header) {
   const std::string_view target = header.target();
-  return !target.empty() && target.front() == '/' &&
-         (header.version() < 11 || header.find(http::field::host) != header.end());
+  const auto hosts = header.count(http::field::host);
+  return !target.empty() && target.front() == '/' && hosts <= 1 &&
+         (header.version() < 11 || hosts == 1);
+}
+
+// Drops the trailer fields a chunked body ended with, which Beast adds to the header's: they are
+// not header fields (RFC 9110 6.5.1), or a token or signature sent after the body would pass as
+// one, unseen by any proxy that checked the header.
+void drop_trailer(RequestHeader& message, std::ptrdiff_t header_fields) {
+  auto trailer = std::next(message.begin(), header_fields);
+  while (trailer != message.end()) trailer = message.erase(trailer);
 }
 
 // A worker of its own per thread, the acceptor on the first one's io_context.
@@ -306,6 +317,8 @@ struct Server::Impl {
       parser.body_limit(body_limit);  // a chunked body counts against it as it arrives
 
       if (!parser.is_done()) {
+        const auto header_fields =
+            parser.chunked() ? std::distance(message.begin(), message.end()) : 0;
         arm(w, *live, options.io_timeout);
         if (beast::iequals(message[http::field::expect], "100-continue")) {
           http::response<http::empty_body> go_on{http::status::continue_, message.version()};
@@ -317,6 +330,7 @@ struct Server::Impl {
             co_await refuse(w, *live, pipeline, call, parse_failure(body_ec));
           break;
         }
+        if (parser.chunked()) drop_trailer(message, header_fields);
       }
       request.body = message.body();
 

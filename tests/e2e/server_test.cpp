@@ -222,8 +222,9 @@ TEST_F(E2eHttp, MalformedRequestsAre400AndClosed) {
   EXPECT_EQ(client.get("/billing/health").status, 200);  // and the server is still fine
 }
 
-TEST_F(E2eHttp, Http11RequestWithoutHostIs400) {
-  // RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request that has no Host header.
+TEST_F(E2eHttp, Http11RequestWithoutHostOrWithTwoIs400) {
+  // RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request that has no Host header, and to
+  // any request with more than one.
   Connection connection(port());
   const auto response = connection.exchange({.method = "GET", .target = "/billing/health"});
   EXPECT_EQ(response.status, 200);  // the control: Connection::send adds Host
@@ -231,6 +232,14 @@ TEST_F(E2eHttp, Http11RequestWithoutHostIs400) {
   const auto missing = connection.read_response();
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 400) << missing->body;
+  for (const auto version : {"1.1", "1.0"}) {
+    Connection twice(port());
+    ASSERT_TRUE(twice.send(std::string("GET /billing/health HTTP/") + version +
+                           "\r\nHost: a\r\nHost: b\r\n\r\n"));
+    const auto two = twice.read_response();
+    ASSERT_TRUE(two);
+    EXPECT_EQ(two->status, 400) << version << " " << two->body;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -68,6 +68,27 @@ json::value or_null(const std::optional<std::string>& value) {
   return value ? json::value(json::string(*value)) : json::value(nullptr);
 }
 
+// What a handler can read of its request.
+Awaitable echo(const Call& call) {
+  const Request& r = call.request;
+  co_return json_response(json::value{
+      {"lower", r.header("x-custom-thing")},
+      {"upper", r.header("X-CUSTOM-THING")},
+      {"mixed", r.header("X-Custom-Thing")},
+      {"other", r.header("x-OTHER")},
+      {"missing", r.header("X-Missing")},
+      {"client", r.client_address},
+      {"request_id", call.request_id},
+      {"path", r.path},
+      {"query", r.query},
+      {"q", or_null(r.query_param("q"))},
+      {"absent", or_null(r.query_param("absent"))},
+      {"method", method_name(r.method)},
+      {"has_route", call.route != nullptr},
+      {"has_identity", call.identity.has_value()},
+  });
+}
+
 // The routes the child serves. `metrics` is set once the RouteMetrics exists (it needs the
 // routes first).
 Router test_routes(const RouteMetrics* const& metrics) {
@@ -111,25 +132,8 @@ Router test_routes(const RouteMetrics* const& metrics) {
                 response.with_header("WWW-Authenticate", R"(Bearer realm="tests")");
                 co_return response;
               }});
-  router.add({Method::get, "/echo", Policy::open(), [](const Call& call) -> Awaitable {
-                const Request& r = call.request;
-                co_return json_response(json::value{
-                    {"lower", r.header("x-custom-thing")},
-                    {"upper", r.header("X-CUSTOM-THING")},
-                    {"mixed", r.header("X-Custom-Thing")},
-                    {"other", r.header("x-OTHER")},
-                    {"missing", r.header("X-Missing")},
-                    {"client", r.client_address},
-                    {"request_id", call.request_id},
-                    {"path", r.path},
-                    {"query", r.query},
-                    {"q", or_null(r.query_param("q"))},
-                    {"absent", or_null(r.query_param("absent"))},
-                    {"method", method_name(r.method)},
-                    {"has_route", call.route != nullptr},
-                    {"has_identity", call.identity.has_value()},
-                });
-              }});
+  router.add({Method::get, "/echo", Policy::open(), echo});
+  router.add({Method::post, "/echo", Policy::open(), echo});
   router.add({Method::get, "/things/{id}/parts", Policy::open(), [](const Call& call) -> Awaitable {
                 co_return json_response(json::value{{"id", call.request.path_param("id")},
                                                     {"none", call.request.path_param("none")}});
@@ -332,6 +336,21 @@ TEST_F(HttpServer, HandlersReadAnyHeaderInAnyCaseTheClientAndTheRequestId) {
   EXPECT_EQ(made.header("x-request-id").size(), 16u);
   EXPECT_EQ(text(made.json().at("request_id")), made.header("x-request-id"));
   EXPECT_TRUE(made.json().at("q").is_null());
+}
+
+// Fields after a chunked body (a trailer) are not headers: a header a proxy checked or stripped
+// cannot be sent there instead.
+TEST_F(HttpServer, TrailerFieldsAreNotHeaders) {
+  Connection connection(port());
+  ASSERT_TRUE(connection.send(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nX-Other: header\r\n\r\n"
+      "2\r\n{}\r\n0\r\nX-Custom-Thing: trailer\r\nX-Other: trailer\r\n\r\n"));
+  const auto response = connection.read_response();
+  ASSERT_TRUE(response);
+  ASSERT_EQ(response->status, 200) << response->body;
+  EXPECT_EQ(text(response->json().at("lower")), "");
+  EXPECT_EQ(text(response->json().at("other")), "header");
+  EXPECT_EQ(connection.exchange({.method = "GET", .target = "/echo"}).status, 200);  // goes on
 }
 
 TEST_F(HttpServer, PathParametersAreDecodedAndNeverEmpty) {
