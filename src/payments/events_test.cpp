@@ -101,6 +101,14 @@ class Events : public ::testing::TestWithParam<std::string> {
                  created);
   }
 
+  // An event of a subscription made before checkouts carried metadata: it names no owner.
+  StripeEvent legacy_subscription_event(std::string_view type, std::string_view id,
+                                        std::string_view status, std::int64_t created = 0) {
+    return event(
+        type, {{"id", id}, {"object", "subscription"}, {"customer", customer}, {"status", status}},
+        created);
+  }
+
   AuditStatus apply(const StripeEvent& e) {
     return run_blocking(apply_grouped(*db, rules, e, now));
   }
@@ -572,9 +580,8 @@ TEST_P(Events, AnotherSubscriptionsEventWithoutMetadataWaitsForItsOwner) {
   subscription = unique_id("sub");
   const auto other = subscription;
   EXPECT_EQ(apply(checkout_completed("pro")), AuditStatus::ignored);
-  const auto other_deleted = event(
-      "customer.subscription.deleted",
-      {{"id", other}, {"object", "subscription"}, {"customer", customer}, {"status", "canceled"}});
+  const auto other_deleted =
+      legacy_subscription_event("customer.subscription.deleted", other, "canceled");
   subscription = own;
   const auto own_deleted =
       subscription_event("customer.subscription.deleted", "canceled",
@@ -583,6 +590,39 @@ TEST_P(Events, AnotherSubscriptionsEventWithoutMetadataWaitsForItsOwner) {
                          [&] { EXPECT_EQ(apply(other_deleted), AuditStatus::ok); });
   EXPECT_EQ(plan()->stripe_subscription_id, other);
   EXPECT_EQ(plan()->status, PlanStatus::cancelled);
+}
+
+// Two events without metadata about another of the owner's subscriptions, on two replicas: its
+// deletion, then an older update. The update waits for the owner, then finds the deletion and is
+// stale; read without the lock, it would have written the subscription back as active over its
+// deletion, and the plan would have gone on with it when its own ended.
+TEST_P(Events, AnOlderEventOfAnotherSubscriptionWithoutMetadataLeavesItsDeletion) {
+  auto [first, replica] = testing::open_test_db_twice(GetParam());
+  db = std::move(first);
+  apply(checkout_completed());
+  const auto own = subscription;
+  subscription = unique_id("sub");
+  const auto other = subscription;
+  EXPECT_EQ(apply(checkout_completed("pro")), AuditStatus::ignored);
+  const std::int64_t t = clock + 100;
+  const auto updated =
+      legacy_subscription_event("customer.subscription.updated", other, "active", t);
+  const auto deleted =
+      legacy_subscription_event("customer.subscription.deleted", other, "canceled", t + 5);
+  beside_another_replica(
+      std::move(replica),
+      [&](Tx& tx) {
+        applying(deleted)(tx);
+        // Sends the queued write before the commit, as the next unit's read in a batch does.
+        tx.get<PlanRepo>().find_other_subscription(other);
+      },
+      [&] { EXPECT_EQ(apply(updated), AuditStatus::stale); });
+  subscription = own;
+  EXPECT_EQ(apply(subscription_event("customer.subscription.deleted", "canceled",
+                                     "price_local_hospital_lite_monthly", t + 10)),
+            AuditStatus::ok);
+  EXPECT_EQ(plan()->status, PlanStatus::cancelled);
+  EXPECT_EQ(plan()->stripe_subscription_id, own);
 }
 
 // A request and a webhook take the same lock first, so neither overwrites the other. The owner

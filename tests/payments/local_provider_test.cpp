@@ -472,6 +472,29 @@ TEST_F(LocalPayments, ACheckoutUnpaidForADayExpires) {
   EXPECT_TRUE(delivered.empty());
 }
 
+// Changes that make events in one second of the service's clock are dated a second apart, the
+// later one later: the webhook orders a plan's events by their whole-second `created`, and the
+// deliveries of two changes made at once overlap. A renewal that fails, then the invoice paid in
+// the portal within the same second: the payment's events are newer than the failure's, so the
+// plan ends active in whichever order they arrive.
+TEST_F(LocalPayments, ChangesInOneSecondAreDatedInTheOrderMade) {
+  const auto subscription = subscribe(kFailsLater);
+  EXPECT_EQ(advance(std::chrono::days(30)).failed, 1);
+  const auto failed_at = integer(delivered.at(0).event, "created");
+  EXPECT_EQ(failed_at, kStart + kMonth);
+  const auto portal = open_portal(subscription.customer);
+  const auto unpaid = run_blocking(provider.list_invoices(subscription.customer, {})).data.at(0);
+  delivered.clear();
+  EXPECT_EQ(call(Method::post, "/local-pay/portal/" + portal + "/pay",
+                 "invoice=" + unpaid.id + "&" + card_form(kVisa))
+                .status,
+            200);
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
+  for (const auto& d : delivered) EXPECT_EQ(integer(d.event, "created"), failed_at + 1);
+  EXPECT_EQ(provider.now(), TimePoint(std::chrono::seconds(kStart + kMonth + 1)));
+}
+
 TEST_F(LocalPayments, PagesEscapeEveryValue) {
   EXPECT_EQ(local::html_escape(R"(<a href="x">'&'</a>)"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
@@ -522,7 +545,8 @@ TEST_F(LocalPayments, PortalListsInvoicesAndCancelsAtThePeriodsEnd) {
   EXPECT_EQ(report.renewed, 0);
   ASSERT_THAT(delivered_types(), ElementsAre("customer.subscription.deleted"));
   EXPECT_EQ(text(delivered[0].object, "status"), "canceled");
-  EXPECT_EQ(integer(delivered[0].event, "created"), kStart + 31 * kDay);
+  // A second later: the cancel, made in the checkout's second, moved the provider's clock on.
+  EXPECT_EQ(integer(delivered[0].event, "created"), kStart + 31 * kDay + 1);
   EXPECT_EQ(run_blocking(provider.get_subscription(subscription.id)).status, "canceled");
   EXPECT_EQ(advance(std::chrono::days(60)).cancelled, 0);  // once
   EXPECT_TRUE(delivered.empty());
@@ -773,7 +797,9 @@ TEST_F(LocalPayments, ListsPageNewestFirstWithACursor) {
   const auto invoices = run_blocking(provider.list_invoices(customers[0], {.limit = 1}));
   ASSERT_EQ(invoices.data.size(), 1u);
   EXPECT_TRUE(invoices.has_more);
-  EXPECT_EQ(invoices.data[0].created, kStart + kMonth);
+  // Five seconds later: each checkout after the first, made in the same second of the service's
+  // clock, moved the provider's on by one.
+  EXPECT_EQ(invoices.data[0].created, kStart + kMonth + 5);
   const auto older = run_blocking(
       provider.list_invoices(customers[0], {.limit = 1, .starting_after = invoices.data[0].id}));
   ASSERT_EQ(older.data.size(), 1u);
@@ -1140,16 +1166,17 @@ TEST_F(LocalPayments, AdvanceRouteIsTheAdminsAndAnswersTheProviderClock) {
   }
 
   subscribe(kFailsLater);
-  subscribe(checkout_request("h2"));
+  subscribe(checkout_request("h2"));  // a second later on the provider's clock: see below
   const auto response = call(Method::post, "/stripe/local/clock/advance", R"({"days": 30})");
   EXPECT_EQ(response.status, 200);
+  const auto start = kStart + 1;
   EXPECT_EQ(json::parse(response.body),
-            json::parse(R"({"now":")" + iso8601(TimePoint(std::chrono::seconds(kStart + kMonth))) +
+            json::parse(R"({"now":")" + iso8601(TimePoint(std::chrono::seconds(start + kMonth))) +
                         R"(","renewed":1,"failed":1,"cancelled":0,"expired_checkouts":0})"));
   const auto seconds =
       call(Method::post, "/stripe/local/clock/advance", R"({"seconds": 90, "days": 1})");
   EXPECT_EQ(json::parse(seconds.body).at("now"),
-            json::value(iso8601(TimePoint(std::chrono::seconds(kStart + kMonth + kDay + 90)))));
+            json::value(iso8601(TimePoint(std::chrono::seconds(start + kMonth + kDay + 90)))));
 
   const auto loc_of = [&](const std::string& body) {
     try {

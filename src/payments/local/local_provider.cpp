@@ -48,16 +48,30 @@ auto LocalProvider::locked(Change change) {
   return change(ledger_, now_locked());
 }
 
+TimePoint LocalProvider::change_time_locked(std::chrono::seconds advance) {
+  offset_ += advance;
+  const auto second = std::chrono::floor<std::chrono::seconds>(now_locked());
+  if (second <= last_events_at_) offset_ += last_events_at_ + std::chrono::seconds(1) - second;
+  return now_locked();
+}
+
 template <class Change>
-auto LocalProvider::changing(Change change) {
+auto LocalProvider::changing(Change change, std::chrono::seconds advance) {
   std::lock_guard lock(mutex_);
-  auto result = change(ledger_, now_locked());
-  if constexpr (std::is_same_v<decltype(result), local::Events>)
+  const TimePoint now = change_time_locked(advance);
+  auto result = change(ledger_, now);
+  const auto events_made = [&](const local::Events& events) {
+    if (!events.empty()) last_events_at_ = std::chrono::floor<std::chrono::seconds>(now);
+  };
+  if constexpr (std::is_same_v<decltype(result), local::Events>) {
+    events_made(result);
     return unsaved_locked(std::move(result));
-  else if constexpr (requires { result.events; })
+  } else if constexpr (requires { result.events; }) {
+    events_made(result.events);
     return std::pair(std::move(result.value), unsaved_locked(std::move(result.events)));
-  else
+  } else {
     return std::pair(std::move(result), unsaved_locked({}));
+  }
 }
 
 LocalProvider::Unsaved LocalProvider::unsaved_locked(local::Events events) {
@@ -180,9 +194,11 @@ asio::awaitable<void> LocalProvider::resume() {
     std::lock_guard lock(mutex_);
     for (const auto& object : objects) {
       try {
-        if (object.kind == kClock)
+        if (object.kind == kClock) {
           offset_ = std::chrono::seconds(std::stoll(object.data));
-        else if (object.kind == kEvent)
+          // The last change may have been made in this very second, before the restart.
+          last_events_at_ = std::chrono::floor<std::chrono::seconds>(now_locked());
+        } else if (object.kind == kEvent)
           pending_.push_back({.id = object.id, .payload = object.data, .saved = true});
         else
           ledger_.restore(object);
@@ -260,10 +276,8 @@ asio::awaitable<void> LocalProvider::check_health() {
 asio::awaitable<RenewalReport> LocalProvider::advance(std::chrono::seconds by) {
   if (by < std::chrono::seconds::zero())
     throw std::invalid_argument("the provider's clock only moves forward");
-  auto [report, changes] = changing([&](local::Ledger& ledger, TimePoint) {
-    offset_ += by;
-    return ledger.renew_due(now_locked());
-  });
+  auto [report, changes] =
+      changing([&](local::Ledger& ledger, TimePoint now) { return ledger.renew_due(now); }, by);
   co_await commit(std::move(changes));
   co_return report;
 }

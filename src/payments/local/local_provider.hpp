@@ -109,10 +109,17 @@ class LocalProvider final : public PaymentProvider {
   // mutex across a co_await.
   template <class Change>
   auto locked(Change change);
-  // locked() for a change: its events join the pending ones, and it returns, beside what the
-  // change returned (less its events), what commit() needs.
+  // A change's time: the provider's now after moving it by `advance`, and on by a second more
+  // (for good) if the last change that made events was made in that same second (whether this
+  // one makes any is known only once it is made). Stripe's
+  // `created` counts whole seconds and the webhook orders a plan's events by it; so dated, each
+  // change's events are newer than the last change's, whatever order their deliveries (which
+  // overlap when two changes are made at once) arrive in.
+  TimePoint change_time_locked(std::chrono::seconds advance);
+  // locked() for a change, at change_time_locked(advance): its events join the pending ones, and
+  // it returns, beside what the change returned (less its events), what commit() needs.
   template <class Change>
-  auto changing(Change change);
+  auto changing(Change change, std::chrono::seconds advance = std::chrono::seconds(0));
   // Under the mutex: the objects (the clock and pending events among them) that differ from what
   // was saved last, each with a new version; `events` become pending first.
   Unsaved unsaved_locked(local::Events events);
@@ -138,6 +145,7 @@ class LocalProvider final : public PaymentProvider {
   DeliverEvent deliver_;
   mutable std::mutex mutex_;  // never held across a co_await
   std::chrono::seconds offset_{0};
+  std::chrono::sys_seconds last_events_at_{};  // the second of the last change that made events
   local::Ledger ledger_;
   std::deque<PendingEvent> pending_;  // accepted by no webhook yet, oldest first
   // Each object's data as last saved (or being saved), by kind and id, and the version of the
