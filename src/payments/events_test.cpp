@@ -109,6 +109,15 @@ class Events : public ::testing::TestWithParam<std::string> {
         created);
   }
 
+  // A plan paid by one subscription, and another one paid for it (two checkouts): their ids.
+  std::pair<std::string, std::string> plan_and_another_subscription() {
+    apply(checkout_completed());
+    const auto own = subscription;
+    subscription = unique_id("sub");
+    EXPECT_EQ(apply(checkout_completed("pro")), AuditStatus::ignored);
+    return {own, subscription};
+  }
+
   AuditStatus apply(const StripeEvent& e) {
     return run_blocking(apply_grouped(*db, rules, e, now));
   }
@@ -575,11 +584,7 @@ TEST_P(Events, AnEventWithoutMetadataAlsoWaitsForAnotherReplicasChange) {
 TEST_P(Events, AnotherSubscriptionsEventWithoutMetadataWaitsForItsOwner) {
   auto [first, replica] = testing::open_test_db_twice(GetParam());
   db = std::move(first);
-  apply(checkout_completed());
-  const auto own = subscription;
-  subscription = unique_id("sub");
-  const auto other = subscription;
-  EXPECT_EQ(apply(checkout_completed("pro")), AuditStatus::ignored);
+  const auto [own, other] = plan_and_another_subscription();
   const auto other_deleted =
       legacy_subscription_event("customer.subscription.deleted", other, "canceled");
   subscription = own;
@@ -599,11 +604,7 @@ TEST_P(Events, AnotherSubscriptionsEventWithoutMetadataWaitsForItsOwner) {
 TEST_P(Events, AnOlderEventOfAnotherSubscriptionWithoutMetadataLeavesItsDeletion) {
   auto [first, replica] = testing::open_test_db_twice(GetParam());
   db = std::move(first);
-  apply(checkout_completed());
-  const auto own = subscription;
-  subscription = unique_id("sub");
-  const auto other = subscription;
-  EXPECT_EQ(apply(checkout_completed("pro")), AuditStatus::ignored);
+  const auto [own, other] = plan_and_another_subscription();
   const std::int64_t t = clock + 100;
   const auto updated =
       legacy_subscription_event("customer.subscription.updated", other, "active", t);
