@@ -86,6 +86,15 @@ TEST_F(JwtTest, RejectsForgedAndMalformedTokens) {
       "a.b.c.d",
       "",
       craft(hs256, claims) + "x",
+      // The signature's last character with one of the bits beyond its 32 bytes set: the same
+      // bytes, another spelling.
+      [&] {
+        constexpr std::string_view alphabet =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        std::string token = craft(hs256, claims);
+        token.back() = alphabet[alphabet.find(token.back()) ^ 1];
+        return token;
+      }(),
   };
   for (const auto& token : bad) EXPECT_EQ(status_of(token), 401) << token;
 }

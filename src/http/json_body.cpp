@@ -19,6 +19,28 @@ ApiError query_error(std::string_view name, std::string_view type, std::string m
                            {"type", type}, {"loc", {"query", name}}, {"msg", std::move(msg)}}});
 }
 
+namespace {
+
+constexpr std::string_view kIdPattern = "An id of 1 to 128 characters without control characters";
+
+}  // namespace
+
+std::optional<std::string> query_id(const Request& request, std::string_view name) {
+  auto id = request.query_param(name);
+  if (id && !plausible_id(*id))
+    throw query_error(name, "string_pattern_mismatch", std::string(kIdPattern));
+  return id;
+}
+
+std::string path_id(const Request& request, std::string_view name) {
+  auto id = request.path_param(name);
+  if (!plausible_id(id))
+    throw ApiError(422, boost::json::array{boost::json::object{{"type", "string_pattern_mismatch"},
+                                                               {"loc", {"path", name}},
+                                                               {"msg", kIdPattern}}});
+  return id;
+}
+
 JsonBody::JsonBody(std::string_view raw) {
   if (raw.find_first_not_of(" \t\r\n") == std::string_view::npos)
     reject({{"type", "missing"}, {"loc", {"body"}}, {"msg", "Field required"}});

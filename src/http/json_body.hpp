@@ -9,6 +9,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/value.hpp>
 
+#include "http/request.hpp"
 #include "kit/api_error.hpp"
 #include "kit/enums.hpp"
 
@@ -16,6 +17,12 @@ namespace billing {
 
 // A 422 for one bad query parameter, in the same shape as the body's.
 ApiError query_error(std::string_view name, std::string_view type, std::string msg);
+
+// Ids a client names in the URL (a customer's, a subscription's, an entity's): 1-128 bytes of
+// UTF-8 without control characters (plausible_id), else a 422 naming the parameter. Percent
+// escapes can spell any bytes, which a database refuses and a JSON answer cannot echo.
+std::optional<std::string> query_id(const Request& request, std::string_view name);  // if present
+std::string path_id(const Request& request, std::string_view name);
 
 class JsonBody {
  public:

@@ -102,6 +102,9 @@ std::optional<std::string> base64url_decode(std::string_view text) {
                                 static_cast<int>(padded.size()));
   if (n < 0) return std::nullopt;
   out.resize(static_cast<std::size_t>(n) - pad);  // EVP_DecodeBlock counts padding as zero bytes
+  // One spelling per byte string: the bits a last character has beyond the bytes must be zero,
+  // or one signature would have up to four spellings that all pass.
+  if (base64url_encode(out) != text) return std::nullopt;
   return out;
 }
 

@@ -15,5 +15,17 @@ TEST(Crypto, Sha256AndHmacSha256MatchTheirStandardsVectors) {
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
+// RFC 4648 3.5: the bits a last character carries beyond the encoded bytes are zero, so that
+// each byte string has one spelling.
+TEST(Crypto, Base64UrlDecodesOnlyTheOneSpellingOfEachByteString) {
+  EXPECT_EQ(base64url_decode("QQ"), "A");
+  EXPECT_EQ(base64url_decode("QUI"), "AB");
+  EXPECT_EQ(base64url_decode("_-8"), "\xff\xef");
+  EXPECT_EQ(base64url_decode("QR"), std::nullopt);    // "A" with a stray bit
+  EXPECT_EQ(base64url_decode("QUJ"), std::nullopt);   // "AB" with a stray bit
+  EXPECT_EQ(base64url_decode("QQ=="), std::nullopt);  // padded
+  EXPECT_EQ(base64url_decode("Q"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace billing

@@ -45,11 +45,6 @@ std::optional<std::string> owned(std::optional<std::string_view> s) {
   return std::nullopt;
 }
 
-// Stripe ids and entity ids as we store them: 1-128 characters, no control characters.
-bool plausible_id(std::string_view id) {
-  return !id.empty() && id.size() <= 128 && free_of_control_characters(id);
-}
-
 // The hospital or individual that metadata role / role_entity_id names.
 std::optional<EntityRef> metadata_entity(const json::object* metadata) {
   if (!metadata) return std::nullopt;

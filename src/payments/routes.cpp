@@ -10,7 +10,6 @@
 #include "http/json_body.hpp"
 #include "kit/api_error.hpp"
 #include "kit/cached_check.hpp"
-#include "kit/text.hpp"
 #include "payments/provider_errors.hpp"
 #include "payments/repo.hpp"
 #include "plans/repo.hpp"
@@ -85,12 +84,7 @@ PageRequest page_request(const Request& request) {
     if (ec != std::errc() || ptr != end || page.limit < 1 || page.limit > 100)
       throw query_error("limit", "int_parsing", "An integer from 1 to 100");
   }
-  if (auto after = request.query_param("starting_after")) {
-    if (after->empty() || after->size() > 128 || !free_of_control_characters(*after))
-      throw query_error("starting_after", "string_pattern_mismatch",
-                        "An id of 1 to 128 characters without control characters");
-    page.starting_after = std::string(*after);
-  }
+  page.starting_after = query_id(request, "starting_after");
   return page;
 }
 
@@ -174,7 +168,7 @@ asio::awaitable<void> require_own_subscription(Db& db, const Identity& caller,
 }
 
 asio::awaitable<Response> get_subscription(Db& db, PaymentProvider& provider, const Call& call) {
-  std::string id(call.request.path_param("sub_id"));
+  auto id = path_id(call.request, "sub_id");
   co_await require_own_subscription(db, call.caller(), id);
   co_return json_response(subscription_json(co_await provider.get_subscription(std::move(id))));
 }
@@ -191,7 +185,7 @@ asio::awaitable<Response> post_cancel(Db& db, PaymentProvider& provider, const C
 }
 
 asio::awaitable<Response> get_invoices(Db& db, PaymentProvider& provider, const Call& call) {
-  std::string id(call.request.path_param("customer_id"));
+  auto id = path_id(call.request, "customer_id");
   const auto page = page_request(call.request);
   co_await require_own_customer(db, call.caller(), id);
   const auto invoices = co_await provider.list_invoices(std::move(id), page);

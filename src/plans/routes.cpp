@@ -7,7 +7,6 @@
 #include "http/json_body.hpp"
 #include "kit/api_error.hpp"
 #include "kit/json.hpp"
-#include "kit/text.hpp"
 #include "plans/repo.hpp"
 #include "plans/selection.hpp"
 #include "plans/views.hpp"
@@ -100,10 +99,7 @@ asio::awaitable<Response> post_plan_select(Db& db, const Catalog& catalog, const
 }  // namespace
 
 asio::awaitable<QueriedPlan> queried_plan(Db& db, const Call& call) {
-  const auto id = call.request.query_param("entity_id");
-  if (id && (id->empty() || id->size() > 128 || !free_of_control_characters(*id)))
-    throw query_error("entity_id", "string_pattern_mismatch",
-                      "An id of 1 to 128 characters without control characters");
+  const auto id = query_id(call.request, "entity_id");
   const Identity& caller = call.caller();
   if (!id && caller.role == Role::admin) co_return QueriedPlan{};
   const auto role = id ? role_query(call.request) : std::nullopt;

@@ -917,6 +917,26 @@ const ErrorCase kErrors[] = {
     {"admin_current_nul_in_entity_id", Setup::plans_active, Who::admin, "GET",
      "/billing/plan/current?entity_id={hospital}%00x", "", 422, "string_pattern_mismatch",
      Match::validation_type},
+    // Percent escapes spell bytes that are not UTF-8 (PostgreSQL refused them with a 500), or an
+    // id too long: 422 naming the parameter, on every route that takes an id from the URL.
+    {"admin_current_invalid_utf8_entity_id", Setup::plans_active, Who::admin, "GET",
+     "/billing/plan/current?entity_id=%ff", "", 422, "string_pattern_mismatch",
+     Match::validation_type},
+    {"admin_catalog_overlong_utf8_entity_id", Setup::plans_active, Who::admin, "GET",
+     "/billing/plan?entity_id=%c0%af", "", 422, "string_pattern_mismatch", Match::validation_type},
+    {"hospital_subscription_invalid_utf8_id", Setup::plans_active, Who::hospital, "GET",
+     "/stripe/subscription/a%ff", "", 422, "string_pattern_mismatch", Match::validation_type},
+    {"admin_subscription_id_too_long", Setup::plans_active, Who::admin, "GET",
+     "/stripe/subscription/"
+     "sssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssss"
+     "ssssssssssssssssssssssssssssssssssssssss",
+     "", 422, "string_pattern_mismatch", Match::validation_type},
+    {"admin_invoices_invalid_utf8_customer", Setup::plans_active, Who::admin, "GET",
+     "/stripe/customer/%ff%fe/invoices", "", 422, "string_pattern_mismatch",
+     Match::validation_type},
+    {"admin_customers_invalid_utf8_cursor", Setup::plans_active, Who::admin, "GET",
+     "/stripe/admin/customers?starting_after=%ff", "", 422, "string_pattern_mismatch",
+     Match::validation_type},
     {"admin_current_bad_role_query", Setup::plans_active, Who::admin, "GET",
      "/billing/plan/current?entity_id={hospital}&role=doctor", "", 422, "enum",
      Match::validation_type},

@@ -67,10 +67,10 @@ local::Card entered_card(const FormFields& form, const LocalProvider& provider) 
 }
 
 std::string checkout_path(const Call& call) {
-  return "/local-pay/checkout/" + call.request.path_param("session_id");
+  return "/local-pay/checkout/" + path_id(call.request, "session_id");
 }
 std::string portal_path(const Call& call) {
-  return "/local-pay/portal/" + call.request.path_param("portal_id");
+  return "/local-pay/portal/" + path_id(call.request, "portal_id");
 }
 
 // A failure as a page with the error's status and text; when the customer can try another card
@@ -90,32 +90,32 @@ asio::awaitable<Response> as_page(asio::awaitable<Response> page, std::string fo
 }
 
 asio::awaitable<Response> get_checkout(LocalProvider& provider, const Call& call) {
-  const auto session = provider.payable_session(call.request.path_param("session_id"));
+  const auto session = provider.payable_session(path_id(call.request, "session_id"));
   co_return html(200, local::checkout_page(session));
 }
 
 asio::awaitable<Response> post_checkout(LocalProvider& provider, const Call& call) {
   auto card = entered_card(FormFields(call.request.body), provider);
   const auto session =
-      co_await provider.pay_checkout(call.request.path_param("session_id"), std::move(card));
+      co_await provider.pay_checkout(path_id(call.request, "session_id"), std::move(card));
   co_return html(200, session.state == local::SessionState::complete
                           ? local::checkout_paid_page(session)
                           : local::authentication_page(session));
 }
 
 asio::awaitable<Response> post_confirm(LocalProvider& provider, const Call& call) {
-  const auto session = co_await provider.confirm_checkout(call.request.path_param("session_id"));
+  const auto session = co_await provider.confirm_checkout(path_id(call.request, "session_id"));
   co_return html(200, local::checkout_paid_page(session));
 }
 
 asio::awaitable<Response> get_portal(LocalProvider& provider, const Call& call) {
-  co_return html(200, local::portal_page(provider.portal(call.request.path_param("portal_id"))));
+  co_return html(200, local::portal_page(provider.portal(path_id(call.request, "portal_id"))));
 }
 
 asio::awaitable<Response> post_portal_pay(LocalProvider& provider, const Call& call) {
   const FormFields form(call.request.body);
   const std::string invoice(form["invoice"]);
-  co_await provider.pay_invoice(call.request.path_param("portal_id"), invoice,
+  co_await provider.pay_invoice(path_id(call.request, "portal_id"), invoice,
                                 entered_card(form, provider));
   co_return html(200, local::message_page("Payment succeeded", "Invoice " + invoice + " is paid.",
                                           {portal_path(call), "Back to billing"}));
@@ -123,7 +123,7 @@ asio::awaitable<Response> post_portal_pay(LocalProvider& provider, const Call& c
 
 asio::awaitable<Response> post_portal_card(LocalProvider& provider, const Call& call) {
   const auto card = entered_card(FormFields(call.request.body), provider);
-  co_await provider.update_card(call.request.path_param("portal_id"), card);
+  co_await provider.update_card(path_id(call.request, "portal_id"), card);
   co_return html(200, local::message_page(
                           "Card saved", "Renewals will charge the card ending " + card.last4 + ".",
                           {portal_path(call), "Back to billing"}));
@@ -131,8 +131,8 @@ asio::awaitable<Response> post_portal_card(LocalProvider& provider, const Call& 
 
 asio::awaitable<Response> post_portal_cancel(LocalProvider& provider, const Call& call) {
   const FormFields form(call.request.body);
-  const auto subscription = co_await provider.cancel_from_portal(
-      call.request.path_param("portal_id"), std::string(form["subscription"]));
+  const auto subscription = co_await provider.cancel_from_portal(path_id(call.request, "portal_id"),
+                                                                 std::string(form["subscription"]));
   const auto end = iso8601(TimePoint(seconds(subscription.current_period_end))).substr(0, 10);
   co_return html(200, local::message_page("Subscription cancelled",
                                           "It stays active until " + end + ", then ends.",
