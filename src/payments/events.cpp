@@ -67,22 +67,75 @@ MetadataPlan metadata_plan(const json::object& metadata) {
           parse_enum<BillingCycle>(text(metadata, "cycle").value_or(""))};
 }
 
+// Invoices are read in both of Stripe's shapes: the one of the API version this service pins
+// (2023-10-16) and the one events have when the webhook endpoint was made at 2025-03-31 or later,
+// where the subscription and its metadata moved under `parent.subscription_details` and a line's
+// price under `pricing.price_details`.
+
+// Where an invoice names its subscription and that subscription's metadata.
+const json::object* subscription_details(const json::object& invoice) {
+  if (const auto* parent = child(invoice, "parent"))
+    if (const auto* details = child(*parent, "subscription_details")) return details;
+  return child(invoice, "subscription_details");
+}
+
 // An invoice's subscription's metadata (Stripe copies the subscription's there).
 const json::object* invoice_metadata(const json::object& invoice) {
-  const auto* details = child(invoice, "subscription_details");
+  const auto* details = subscription_details(invoice);
   return details ? child(*details, "metadata") : nullptr;
 }
 
-// The price of a subscription's (or an invoice line's) first item.
-std::optional<std::string_view> first_price(const json::object& o, std::string_view list_key) {
+// The subscription an invoice bills, if any.
+std::optional<std::string_view> invoice_subscription(const json::object& invoice) {
+  if (auto id = text(invoice, "subscription")) return id;
+  const auto* details = subscription_details(invoice);
+  return details ? text(*details, "subscription") : std::nullopt;
+}
+
+// The objects of a list (a subscription's `items`, an invoice's `lines`).
+const json::array* list_data(const json::object& o, std::string_view list_key) {
   const auto* list = child(o, list_key);
-  if (!list) return std::nullopt;
-  const auto* data = list->if_contains("data");
-  if (!data || !data->is_array() || data->get_array().empty()) return std::nullopt;
-  const auto& item = data->get_array()[0];
-  if (!item.is_object()) return std::nullopt;
-  const auto* price = child(item.get_object(), "price");
+  const auto* data = list ? list->if_contains("data") : nullptr;
+  return data && data->is_array() ? &data->get_array() : nullptr;
+}
+
+// The price of a subscription's first item.
+std::optional<std::string_view> item_price(const json::object& subscription) {
+  const auto* items = list_data(subscription, "items");
+  if (!items || items->empty() || !items->front().is_object()) return std::nullopt;
+  const auto* price = child(items->front().get_object(), "price");
   return price ? text(*price, "id") : std::nullopt;
+}
+
+// The price an invoice bills at: its line for the subscription's period, not a proration (which
+// Stripe may list first, at the old price); on an invoice of prorations alone, the first charge.
+std::optional<std::string_view> invoice_price(const json::object& invoice) {
+  const auto* lines = list_data(invoice, "lines");
+  if (!lines) return std::nullopt;
+  std::optional<std::string_view> first_charge;
+  for (const auto& value : *lines) {
+    if (!value.is_object()) continue;
+    const auto& line = value.get_object();
+    std::optional<std::string_view> price;
+    if (const auto* p = child(line, "price"))
+      price = text(*p, "id");
+    else if (const auto* pricing = child(line, "pricing"))
+      if (const auto* details = child(*pricing, "price_details")) price = text(*details, "price");
+    if (!price) continue;
+    // The proration flag: on the line (2023-10-16), or on its parent's details (2025-03-31).
+    const auto* parent = child(line, "parent");
+    const auto* item_details = parent ? child(*parent, "subscription_item_details") : nullptr;
+    const bool subscription_line =
+        text(line, "type") == std::optional<std::string_view>("subscription") ||
+        text(parent ? *parent : line, "type") ==
+            std::optional<std::string_view>("subscription_item_details");
+    const auto* proration = line.if_contains("proration");
+    if (item_details) proration = item_details->if_contains("proration");
+    const bool prorated = proration && proration->is_bool() && proration->get_bool();
+    if (subscription_line && !prorated) return price;
+    if (!first_charge && integer(line, "amount").value_or(0) > 0) first_charge = price;
+  }
+  return first_charge;
 }
 
 struct Outcome {
@@ -298,7 +351,7 @@ class EventEffects {
   // subscription or the customer (a paid invoice may arrive before the checkout completion).
   std::optional<EntityRef> invoice_entity() {
     if (auto entity = metadata_entity(invoice_metadata(object_))) return entity;
-    if (auto sub = text(object_, "subscription"); sub && plausible_id(*sub))
+    if (auto sub = invoice_subscription(object_); sub && plausible_id(*sub))
       if (auto plan = plans().find_plan_by_subscription(*sub)) return lock_owner(plan->owner);
     if (auto customer = text(object_, "customer"); customer && plausible_id(*customer))
       if (auto plan = plans().find_plan_by_customer(*customer)) return lock_owner(plan->owner);
@@ -308,7 +361,7 @@ class EventEffects {
   Payment payment_of(const EntityRef& entity) const {
     Payment p{
         .customer_id = owned(text(object_, "customer")),
-        .subscription_id = owned(text(object_, "subscription")),
+        .subscription_id = owned(invoice_subscription(object_)),
         .invoice_id = owned(text(object_, "id")),
         .payment_intent_id = owned(text(object_, "payment_intent")),
         .entity = entity,
@@ -321,7 +374,7 @@ class EventEffects {
       p.plan_type = named.plan_type;
       p.cycle = named.cycle;
     }
-    if (auto price = first_price(object_, "lines"))
+    if (auto price = invoice_price(object_))
       if (auto priced = rules_.prices.plan_for(*price)) {
         p.plan_type = priced->plan_type;
         p.cycle = priced->cycle;
@@ -356,7 +409,7 @@ class EventEffects {
     const bool recorded = tx_.get<PaymentRepo>().record_payment(payment_of(*entity));
     Outcome outcome{AuditStatus::ok, recorded ? "payment recorded" : "payment already recorded"};
 
-    const auto subscription = text(object_, "subscription");
+    const auto subscription = invoice_subscription(object_);
     auto before = plans().find_plan(*entity);
     if (!before || !subscription || before->stripe_subscription_id != *subscription)
       return outcome;  // the checkout completion, when it comes, activates the plan
@@ -368,7 +421,7 @@ class EventEffects {
   }
 
   Outcome invoice_failed() {
-    const auto subscription = text(object_, "subscription");
+    const auto subscription = invoice_subscription(object_);
     auto before = subscription_plan(subscription, invoice_metadata(object_));
     if (!before || !subscription) return ignored("no plan holds the subscription");
     if (stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
@@ -419,7 +472,7 @@ class EventEffects {
                                 .cycle = *cycle,
                                 .created = event_.created};
     }
-    if (auto price = first_price(object_, "items"))
+    if (auto price = item_price(object_))
       if (auto priced = rules_.prices.plan_for(*price);
           priced && priced->role == other->owner.kind) {
         other->plan_type = priced->plan_type;
@@ -465,7 +518,7 @@ class EventEffects {
       return {AuditStatus::stale, "the subscription was deleted"};
     if (stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
     Plan after = *before;
-    if (auto price = first_price(object_, "items"))
+    if (auto price = item_price(object_))
       if (auto priced = rules_.prices.plan_for(*price)) follow_price(after, *priced);
     if (auto* v = object_.if_contains("cancel_at_period_end"); v && v->is_bool())
       after.cancel_at_period_end = v->get_bool();
@@ -540,7 +593,7 @@ std::size_t event_affinity(const StripeEvent& event) {
   if (auto owner = metadata_owner(event)) return std::hash<std::string>{}(owner->id);
   const auto& o = event.object;
   const bool is_subscription = text(o, "object") == std::optional<std::string_view>("subscription");
-  for (auto key : {is_subscription ? text(o, "id") : text(o, "subscription"), text(o, "customer")})
+  for (auto key : {is_subscription ? text(o, "id") : invoice_subscription(o), text(o, "customer")})
     if (key) return std::hash<std::string_view>{}(*key);
   return std::hash<std::string>{}(event.id);
 }

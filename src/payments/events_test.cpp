@@ -241,6 +241,76 @@ TEST_P(Events, APaymentIsRecordedWithTheSpecificationsFields) {
 // Two checkouts opened before either was paid, then both paid: the plan stays with the
 // subscription that paid for it first. The second's payments are recorded all the same, and its
 // failures leave the plan alone.
+// A webhook endpoint made at Stripe API version 2025-03-31 or later gets invoices in that
+// version's shape: the subscription and its metadata under `parent.subscription_details`, a line's
+// price under `pricing.price_details`, a line's proration flag on its parent. Read as the pinned
+// version's: a failed payment suspends, a paid one records its payment and reactivates.
+TEST_P(Events, InvoicesInTheShapeOfNewerApiVersionsAreRead) {
+  apply(checkout_completed());
+  const auto newer_invoice = [&](std::string_view type, Cents paid) {
+    return event(
+        type,
+        {{"id", unique_id("in")},
+         {"object", "invoice"},
+         {"customer", customer},
+         {"subscription", nullptr},
+         {"amount_paid", paid},
+         {"currency", "usd"},
+         {"parent",
+          {{"type", "subscription_details"},
+           {"subscription_details", {{"subscription", subscription}, {"metadata", metadata()}}}}},
+         {"lines",
+          {{"data",
+            json::array{{{"amount", paid},
+                         {"pricing",
+                          {{"type", "price_details"},
+                           {"price_details", {{"price", "price_local_hospital_pro_monthly"}}}}},
+                         {"parent",
+                          {{"type", "subscription_item_details"},
+                           {"subscription_item_details",
+                            {{"proration", false}, {"subscription", subscription}}}}}}}}}}});
+  };
+  EXPECT_EQ(apply(newer_invoice("invoice.payment_failed", 0)), AuditStatus::ok);
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  EXPECT_EQ(apply(newer_invoice("invoice.payment_succeeded", 99900)), AuditStatus::ok);
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+  const auto rows = payments();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].subscription_id, subscription);
+  EXPECT_EQ(rows[0].amount, 99900);
+  EXPECT_EQ(rows[0].plan_type, PlanType::pro);
+}
+
+// A payment is labelled with the plan of the price its subscription's period is billed at, not
+// with a proration's, which Stripe may list first: the credit for the rest of a lite period on
+// the invoice that bills the next period on pro.
+TEST_P(Events, APaymentIsLabelledWithThePeriodsPriceNotAProrations) {
+  apply(checkout_completed());
+  const auto line = [](std::string_view type, bool proration, Cents amount,
+                       std::string_view price) {
+    return json::object{
+        {"type", type}, {"proration", proration}, {"amount", amount}, {"price", {{"id", price}}}};
+  };
+  apply(event(
+      "invoice.payment_succeeded",
+      {{"id", unique_id("in")},
+       {"object", "invoice"},
+       {"customer", customer},
+       {"subscription", subscription},
+       {"amount_paid", 125000},
+       {"currency", "usd"},
+       {"subscription_details", {{"metadata", metadata()}}},
+       {"lines",
+        {{"data",
+          json::array{line("invoiceitem", true, -24950, "price_local_hospital_lite_monthly"),
+                      line("invoiceitem", true, 49950, "price_local_hospital_pro_monthly"),
+                      line("subscription", false, 99900, "price_local_hospital_pro_monthly")}}}}}));
+  const auto rows = payments();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].plan_type, PlanType::pro);
+  EXPECT_EQ(rows[0].cycle, BillingCycle::monthly);
+}
+
 TEST_P(Events, ASecondSubscriptionLeavesTheActivePlanWithTheFirst) {
   apply(checkout_completed());
   const auto first = subscription;

@@ -92,10 +92,14 @@ json::object invoice_object(const InvoiceRecord& record, std::optional<Cents> pe
   const json::object period{{"start", record.period_start}, {"end", record.period_end}};
   json::array lines;
   if (period_amount)
-    lines.push_back(json::object{
-        {"amount", *period_amount}, {"price", {{"id", record.price_id}}}, {"period", period}});
+    lines.push_back(json::object{{"type", "subscription"},
+                                 {"proration", false},
+                                 {"amount", *period_amount},
+                                 {"price", {{"id", record.price_id}}},
+                                 {"period", period}});
   for (const InvoiceItem& item : items)
     lines.push_back(json::object{
+        {"type", "invoiceitem"},
         {"amount", item.amount},
         {"proration", !item.price_id.empty()},
         {"price", item.price_id.empty() ? json::value(nullptr)
