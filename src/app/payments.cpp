@@ -3,6 +3,7 @@
 #include "kit/api_error.hpp"
 #include "kit/crypto.hpp"
 #include "payments/local/local_provider.hpp"
+#include "payments/local/objects.hpp"
 #include "payments/repo.hpp"
 #include "stripe/stripe_provider.hpp"
 
@@ -28,7 +29,9 @@ Payments::Payments(const Config& config, Db& db, const Catalog& catalog, const C
     : db_(db),
       webhook_secret_(webhook_secret(config)),
       prices_(price_map(config)),
-      webhooks_(db, EventRules{catalog, prices_}, webhook_secret_, clock),
+      webhooks_(db, EventRules{catalog, prices_}, webhook_secret_, clock,
+                config.payments == PaymentsProvider::stripe ? config.stripe.api_version
+                                                            : std::string(local::kApiVersion)),
       provider_([&]() -> std::unique_ptr<PaymentProvider> {
         if (config.payments == PaymentsProvider::stripe)
           return std::make_unique<StripeProvider>(

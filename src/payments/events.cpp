@@ -573,6 +573,7 @@ StripeEvent parse_event(std::string_view payload) {
   return StripeEvent{.id = std::string(*id),
                      .type = std::string(*type),
                      .created = *created,
+                     .api_version = std::string(text(event, "api_version").value_or("")),
                      .object = std::move(object->get_object()),
                      .payload = payload};
 }

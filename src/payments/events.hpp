@@ -19,6 +19,7 @@ struct StripeEvent {
   std::string id;
   std::string type;
   std::int64_t created = 0;    // Unix seconds
+  std::string api_version;     // the Stripe API version it is rendered at; "" if it says none
   boost::json::object object;  // data.object
   std::string_view payload;    // the raw bytes, as signed
 

@@ -32,6 +32,12 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::apply(
     std::string_view payload, std::chrono::steady_clock::time_point received) {
   const StripeEvent event = parse_event(payload);
   const auto type = parse_enum<WebhookType>(event.type).value_or(WebhookType::other);
+  if (!event.api_version.empty() && event.api_version != api_version_) {
+    other_api_versions_.add();
+    log_event(
+        spdlog::level::warn, "webhook event of another Stripe API version", "",
+        {{"event_id", event.id}, {"api_version", event.api_version}, {"expected", api_version_}});
+  }
   const auto done = [&](AuditStatus outcome) {
     events_.add(type, outcome);
     latency_.observe(std::chrono::steady_clock::now() - received, type);
@@ -88,6 +94,7 @@ void WebhookReceiver::write_metrics(MetricsText& out) const {
   events_.write(out);
   latency_.write(out);
   bad_signatures_.write(out);
+  other_api_versions_.write(out);
 }
 
 }  // namespace billing

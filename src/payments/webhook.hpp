@@ -35,8 +35,15 @@ struct EnumNames<WebhookType> {
 
 class WebhookReceiver {
  public:
-  WebhookReceiver(Db& db, EventRules rules, std::string_view secret, const Clock& clock)
-      : db_(db), rules_(rules), signature_(secret), clock_(clock) {}
+  // `api_version`: the Stripe API version events should be rendered at (the endpoint's); one
+  // rendered at another is applied all the same, and logged and counted for the operator.
+  WebhookReceiver(Db& db, EventRules rules, std::string_view secret, const Clock& clock,
+                  std::string api_version)
+      : db_(db),
+        rules_(rules),
+        signature_(secret),
+        clock_(clock),
+        api_version_(std::move(api_version)) {}
 
   // 400 "Invalid webhook signature" (nothing parsed), 400 "Invalid webhook payload", or 500
   // "Webhook processing failed" (nothing of the event kept but the failure in the inbox).
@@ -65,6 +72,7 @@ class WebhookReceiver {
   EventRules rules_;
   WebhookSignature signature_;
   const Clock& clock_;
+  std::string api_version_;
   ChargeCompletion* completion_ = nullptr;
   CounterFamily<WebhookType, AuditStatus> events_{
       "billing_webhook_events_total",
@@ -77,6 +85,11 @@ class WebhookReceiver {
   CounterFamily<> bad_signatures_{"billing_webhook_signature_failures_total",
                                   "Webhook requests refused 400 for their Stripe-Signature",
                                   {}};
+  CounterFamily<> other_api_versions_{
+      "billing_webhook_other_api_version_events_total",
+      "Signed webhook events rendered at another Stripe API version than the service pins (make "
+      "the webhook endpoint at that version: such invoices name no charge, so no fee is recorded)",
+      {}};
 };
 
 }  // namespace billing

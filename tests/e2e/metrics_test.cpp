@@ -208,9 +208,10 @@ TEST_P(E2eMetrics, WebhookEventsAreCountedByTypeAndOutcome) {
     const auto v1 = hex_encode(as_chars(HmacSha256(kSecret)({t, ".", payload})));
     return client.post("/stripe/webhook", payload, {{"Stripe-Signature", "t=" + t + ",v1=" + v1}});
   };
-  const auto event = [](std::string_view type) {
+  const auto event = [](std::string_view type, std::string_view api_version = "2023-10-16") {
     return json::serialize(json::object{{"id", unique_id("evt")},
                                         {"object", "event"},
+                                        {"api_version", api_version},
                                         {"type", type},
                                         {"created", unix_now()},
                                         {"data", {{"object", {{"id", unique_id("obj")}}}}}});
@@ -219,6 +220,8 @@ TEST_P(E2eMetrics, WebhookEventsAreCountedByTypeAndOutcome) {
   EXPECT_EQ(deliver(failed).status, 200);
   EXPECT_EQ(deliver(failed).status, 200);  // Stripe's redelivery
   EXPECT_EQ(deliver(event("customer.created")).status, 200);
+  // Rendered at a newer version than the service pins: applied, counted and logged.
+  EXPECT_EQ(deliver(event("customer.updated", "2025-03-31.basil")).status, 200);
   // Unsigned, or signed with another secret: refused before anything is parsed.
   EXPECT_EQ(client.post("/stripe/webhook", failed).status, 400);
   EXPECT_EQ(client.post("/stripe/webhook", failed, {{"Stripe-Signature", "t=1,v1=00"}}).status,
@@ -230,9 +233,11 @@ TEST_P(E2eMetrics, WebhookEventsAreCountedByTypeAndOutcome) {
   EXPECT_EQ(metrics.value("billing_webhook_events_total",
                           {{"type", "invoice.payment_failed"}, {"outcome", "duplicate"}}),
             1);
-  EXPECT_EQ(metrics.sum("billing_webhook_events_total", {{"type", "other"}}), 1);
+  EXPECT_EQ(metrics.sum("billing_webhook_events_total", {{"type", "other"}}), 2);
   EXPECT_EQ(metrics.sum("billing_webhook_events_total", {{"outcome", "failed"}}), 0);
-  EXPECT_EQ(metrics.sum("billing_webhook_events_total"), 3);
+  EXPECT_EQ(metrics.sum("billing_webhook_events_total"), 4);
+  EXPECT_EQ(metrics.value("billing_webhook_other_api_version_events_total"), 1);
+  EXPECT_THAT(server->log(), HasSubstr("webhook event of another Stripe API version"));
   EXPECT_EQ(metrics.type("billing_webhook_processing_seconds"), "histogram");
   EXPECT_EQ(metrics.value("billing_webhook_processing_seconds_count",
                           {{"type", "invoice.payment_failed"}}),

@@ -1204,7 +1204,8 @@ TEST_F(LocalPayments, AdvanceRouteIsTheAdminsAndAnswersTheProviderClock) {
 // the plan through its life and record the payments with their fees.
 class LocalPaymentsWebhook : public LocalPayments {
  protected:
-  WebhookReceiver receiver{*db, EventRules{catalog(), prices}, kSecret, clock};
+  WebhookReceiver receiver{*db, EventRules{catalog(), prices}, kSecret, clock,
+                           std::string(local::kApiVersion)};
   const EntityRef hospital{EntityKind::hospital, testing::unique_id("hosp")};
 
   LocalPaymentsWebhook() {
