@@ -1,5 +1,6 @@
 #include "kit/log.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include <spdlog/details/log_msg.h>
@@ -81,6 +82,23 @@ std::unique_ptr<spdlog::formatter> make_log_formatter(LogFormat format) {
   return std::make_unique<JsonFormatter>();
 }
 
+namespace {
+
+// A field's value in the text form: as it is, or quoted and escaped as a JSON string when it is
+// empty or holds a space, a quote, '=', a backslash or a control character, so that a value a
+// client chose (an id it sent) cannot pass for further fields.
+void append_text_value(std::string& text, std::string_view value) {
+  const bool plain = !value.empty() && std::none_of(value.begin(), value.end(), [](char c) {
+    return static_cast<unsigned char>(c) <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f;
+  });
+  if (plain)
+    text += value;
+  else
+    append_json_string(text, value);
+}
+
+}  // namespace
+
 void log_event(spdlog::level::level_enum level, std::string_view message,
                std::string_view request_id, std::initializer_list<LogField> fields) {
   auto* logger = spdlog::default_logger_raw();
@@ -90,13 +108,13 @@ void log_event(spdlog::level::level_enum level, std::string_view message,
   std::string text(message);
   if (!request_id.empty()) {
     text += " request_id=";
-    text += request_id;
+    append_text_value(text, request_id);
   }
   for (const LogField& field : fields) {
     text += ' ';
     text += field.name;
     text += '=';
-    text += field.value;
+    append_text_value(text, field.value);
   }
   const Event event{message, request_id, fields};
   current_event = &event;

@@ -66,6 +66,18 @@ TEST(Log, TextForPeople) {
   EXPECT_NE(text.find("Z info plain\n"), std::string::npos) << text;
 }
 
+// A value with a space, quote or '=' (an id a client sent) is quoted, so it cannot pass for
+// further fields of the line.
+TEST(Log, TextQuotesValuesThatCouldPassForFields) {
+  CapturedLog log(LogFormat::text);
+  log_event(spdlog::level::warn, "request refused", "",
+            {{"id", "x status=500"}, {"detail", "say \"hi\""}, {"empty", ""}, {"plain", "sub_1"}});
+  EXPECT_NE(log.text().find(
+                R"(request refused id="x status=500" detail="say \"hi\"" empty="" plain=sub_1)"),
+            std::string::npos)
+      << log.text();
+}
+
 TEST(Log, BelowTheLevelNothingIsFormatted) {
   CapturedLog log(LogFormat::json);
   spdlog::default_logger()->set_level(spdlog::level::err);
