@@ -1,5 +1,6 @@
 // billing: serve | migrate | backup | replay-events | complete-fees | token. See README.md.
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include <iostream>
 
@@ -24,6 +25,17 @@ Config configure(bool dev) {
   spdlog::set_default_logger(std::move(logger));
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   return config;
+}
+
+// Lifts the soft limit of open files to the hard one (as Go's runtime does): Debian's default
+// soft limit, 1,024, would cap the service near a thousand connections however many the machine
+// allows. The server takes no more connections than the limit leaves (http/server.cpp).
+void raise_open_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
+    spdlog::warn("could not raise the open file limit to {}", limit.rlim_max);
 }
 
 }  // namespace
@@ -144,6 +156,7 @@ int main(int argc, char** argv) {
     }
     if (host) config.host = *host;
     if (port) config.port = *port;
+    raise_open_file_limit();
     ListeningSocket socket(config.host, config.port);  // first: a port in use stops us here
     std::optional<ListeningSocket> metrics_socket;
     if (config.metrics_port) metrics_socket.emplace(config.host, *config.metrics_port);

@@ -1,7 +1,9 @@
 #include "http/server.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <list>
 #include <thread>
@@ -130,6 +132,25 @@ void drop_trailer(RequestHeader& message, std::ptrdiff_t header_fields) {
   while (trailer != message.end()) trailer = message.erase(trailer);
 }
 
+// Descriptors kept for what is not a client connection: database connections, log files, the
+// listening sockets, a backup's files.
+constexpr rlim_t kReservedDescriptors = 128;
+
+// The connections a thread takes at most: the option's number, and no more than the process's
+// open-file limit leaves, so that a flood of connections is turned away (accepted and closed at
+// once) before accept() itself starts failing for lack of descriptors.
+std::size_t connection_cap(const ServerOptions& options) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
+    return options.max_connections_per_thread;
+  const rlim_t usable = limit.rlim_cur > 2 * kReservedDescriptors
+                            ? limit.rlim_cur - kReservedDescriptors
+                            : limit.rlim_cur / 2;
+  const auto per_thread =
+      std::max<std::size_t>(1, usable / std::max<std::size_t>(1, options.threads));
+  return std::min(options.max_connections_per_thread, per_thread);
+}
+
 // A worker of its own per thread, the acceptor on the first one's io_context.
 std::vector<std::unique_ptr<Worker>> make_workers(std::size_t threads) {
   std::vector<std::unique_ptr<Worker>> workers;
@@ -159,11 +180,14 @@ struct Listener {
 
 struct Server::Impl {
   ServerOptions options;
+  std::size_t max_connections_per_thread;  // connection_cap(options)
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<std::unique_ptr<Listener>> listeners;  // the first: the main socket
 
   Impl(ServerOptions o, ListeningSocket socket, const Router& r, const Pipeline& p)
-      : options(std::move(o)), workers(make_workers(options.threads)) {
+      : options(std::move(o)),
+        max_connections_per_thread(connection_cap(options)),
+        workers(make_workers(options.threads)) {
     listen(std::move(socket), r, p);
   }
 
@@ -186,7 +210,7 @@ struct Server::Impl {
         co_await pause.async_wait(use_tuple);
         continue;
       }
-      if (w.open_sessions.load(std::memory_order_relaxed) >= options.max_connections_per_thread)
+      if (w.open_sessions.load(std::memory_order_relaxed) >= max_connections_per_thread)
         continue;  // drops it
       socket.set_option(tcp::no_delay(true), ec);
       w.open_sessions.fetch_add(1, std::memory_order_relaxed);

@@ -20,7 +20,7 @@ struct ServerOptions {
   std::chrono::milliseconds io_timeout{30'000};
   std::chrono::milliseconds drain_timeout{10'000};  // how long SIGTERM waits for requests
   std::size_t header_limit = 16 * 1024;             // beyond it: 431
-  std::size_t max_connections_per_thread = 10'000;
+  std::size_t max_connections_per_thread = 10'000;  // and no more than RLIMIT_NOFILE leaves
 };
 
 // A bound, listening TCP socket. `billing serve` opens it before anything else, so that a port in

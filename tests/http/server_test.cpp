@@ -4,7 +4,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +37,7 @@ namespace {
 namespace json = boost::json;
 using namespace std::chrono_literals;
 using e2e::Connection;
+using e2e::eventually;
 using e2e::HttpClient;
 using e2e::HttpRequest;
 using e2e::HttpResponse;
@@ -457,6 +461,39 @@ TEST_F(HttpServer, SigtermEndsTheServerWithExitCode0) {
   EXPECT_EQ(client.get("/html").status, 200);
   EXPECT_EQ(server().stop(), 0) << server().log();
   EXPECT_TRUE(e2e::connection_refused(port()));
+}
+
+// More connections than the process's open-file limit allows: the server takes as many as the
+// limit leaves and turns the rest away at once, rather than failing accept() on each (and logging
+// it every 50 ms); once they go, it serves again.
+TEST(HttpServerLimits, ConnectionsBeyondTheOpenFileLimitAreTurnedAway) {
+  ForkedServer server([](ForkedServer::Child& child) {
+    const rlimit limit{200, 200};
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) throw std::runtime_error("setrlimit failed");
+    serve_test_routes(child);
+  });
+  {
+    std::vector<std::unique_ptr<Connection>> flood;
+    for (int i = 0; i < 300; ++i) flood.push_back(std::make_unique<Connection>(server.port()));
+    int served = 0;
+    for (auto& connection : flood) {
+      connection->send(HttpRequest{.method = "GET", .target = "/echo"});
+      if (auto response = connection->read_response(); response && response->status == 200)
+        ++served;
+    }
+    EXPECT_GT(served, 0);
+    EXPECT_LT(served, 200);
+  }
+  EXPECT_TRUE(eventually(
+      [&] {
+        try {
+          return HttpClient(server.port()).get("/echo").status == 200;
+        } catch (const std::exception&) {
+          return false;  // still turned away
+        }
+      },
+      5s, 100ms));
+  EXPECT_THAT(server.log(), Not(HasSubstr("accept:")));
 }
 
 }  // namespace
