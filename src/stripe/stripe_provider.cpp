@@ -222,7 +222,16 @@ asio::awaitable<std::optional<ChargeDetails>> StripeProvider::charge_details(
 asio::awaitable<void> StripeProvider::check_health() {
   // named: GCC 12 frees a temporary here twice
   Request request{.endpoint = StripeEndpoint::retrieve_account, .path = "/v1/account"};
-  co_await call(std::move(request), [](const json::value&) { return true; });
+  // Healthy, or one of the health check's two answers: Stripe refusing the check itself (a key
+  // without access to the account, say) is Stripe not usable, not a request of ours gone wrong.
+  bool usable = true;
+  try {
+    co_await call(std::move(request), [](const json::value&) { return true; });
+  } catch (const ApiError& error) {
+    if (error.status == 503) throw;
+    usable = false;
+  }
+  if (!usable) throw provider_errors::unavailable();
 }
 
 asio::awaitable<json::value> StripeProvider::send(const Request& request,

@@ -332,6 +332,17 @@ TEST_F(StripeProviderFake, AServerThatStallsIsUnavailableAfterTheTimeouts) {
   EXPECT_EQ(fake.requests().size(), 3u);
 }
 
+// The health check answers healthy or 503, also when Stripe refuses the check itself.
+TEST_F(StripeProviderFake, ARefusedHealthCheckIsUnavailable) {
+  fake.queue(
+      {.status = 400, .body = stripe_error("invalid_request_error", "", "No such thing: acct_1")});
+  expect_error(error_of(provider->check_health()), 503, "Stripe service unavailable");
+  fake.queue({.status = 403, .body = stripe_error("invalid_request_error", "", "Restricted key")});
+  expect_error(error_of(provider->check_health()), 503, "Stripe service unavailable");
+  fake.queue({.status = 401, .body = stripe_error("invalid_request_error", "", "Bad key")});
+  expect_error(error_of(provider->check_health()), 503, "Stripe authentication failed");
+}
+
 TEST_F(StripeProviderFake, NobodyListeningIsUnavailable) {
   auto options = this->options();
   options.api_base = "http://127.0.0.1:1";  // a privileged port nothing of ours listens on
