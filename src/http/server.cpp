@@ -286,9 +286,13 @@ struct Server::Impl {
     beast::error_code ec;
     const std::string client_address = socket.remote_endpoint(ec).address().to_string();
     // Bounded, so that a line Beast does not limit (a chunk extension, a trailer) cannot grow it
-    // without end: past this it is a parse error.
-    beast::flat_buffer buffer(options.header_limit + kLargeBodyLimit);
+    // without end: past this it is a parse error. While a header is read, room for it and a
+    // JSON body read with it; then the route's limit, so that only the routes that take 1 MiB
+    // (the webhook's) let a client make the server hold that much.
+    const std::size_t header_room = options.header_limit + kJsonBodyLimit;
+    beast::flat_buffer buffer(header_room);
     for (;;) {
+      buffer.max_size(std::max(header_room, buffer.size()));  // what a pipelining client sent
       // A fresh parser per request: Beast parsers are not reusable across messages. No body
       // limit while the header is read (Beast would refuse a large Content-Length before we have
       // the header's request id and route); the route's own applies once the route is known.
@@ -339,6 +343,7 @@ struct Server::Impl {
         break;
       }
       parser.body_limit(body_limit);  // a chunked body counts against it as it arrives
+      buffer.max_size(std::max(options.header_limit + body_limit, buffer.size()));
 
       if (!parser.is_done()) {
         const auto header_fields =

@@ -260,6 +260,27 @@ TEST_F(HttpServer, ADefaultRouteTakesSixtyFourKibibytes) {
   EXPECT_TRUE(unknown.closed);
 }
 
+// What a chunked body carries beside its data (an extension, a trailer) counts against the
+// route's limit too: a default route's client cannot make the server hold a mebibyte.
+TEST_F(HttpServer, ChunkExtensionsCountAgainstTheRoutesLimit) {
+  const auto request = [](std::string_view target) {
+    return std::string("POST ") + std::string(target) +
+           " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;ext=" +
+           std::string(200 * 1024, 'e') + "\r\nx\r\n0\r\n\r\n";
+  };
+  Connection small(port());
+  small.send(request("/small"));
+  const auto refused = small.read_response();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400) << refused->body;
+  Connection large(port());
+  ASSERT_TRUE(large.send(request("/large")));
+  const auto taken = large.read_response();
+  ASSERT_TRUE(taken);
+  EXPECT_EQ(taken->status, 200) << taken->body;
+  EXPECT_EQ(taken->json().at("size"), 1);
+}
+
 TEST_F(HttpServer, ContentTypesAndHeadersArriveExactlyAsSet) {
   HttpClient client(port());
   const auto html = client.get("/html");
