@@ -21,6 +21,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include "http/errors.hpp"
 
@@ -51,6 +52,7 @@ struct Worker {
     tcp::socket* socket;
     SteadyClock::time_point deadline;  // the sweeper closes the socket after this
     bool idle;                         // between requests: may be closed at once on shutdown
+    bool working = false;              // its handler runs: no deadline, not even the drain's
   };
   std::list<Live> sessions;
   bool stopping = false;
@@ -124,12 +126,24 @@ bool valid_target(const RequestHeader& header) {
          (header.version() < 11 || hosts == 1);
 }
 
-// Drops the trailer fields a chunked body ended with, which Beast adds to the header's: they are
-// not header fields (RFC 9110 6.5.1), or a token or signature sent after the body would pass as
-// one, unseen by any proxy that checked the header.
-void drop_trailer(RequestHeader& message, std::ptrdiff_t header_fields) {
-  auto trailer = std::next(message.begin(), header_fields);
-  while (trailer != message.end()) trailer = message.erase(trailer);
+// The header's own fields, to tell them from a trailer's (drop_trailer).
+using HeaderFields = boost::container::small_vector<const void*, 16>;
+HeaderFields header_fields(const RequestHeader& message) {
+  HeaderFields fields;
+  for (const auto& field : message) fields.push_back(&field);
+  return fields;
+}
+
+// Drops the trailer fields a chunked body ended with, which Beast adds to the header's (beside a
+// header field of the same name, not at the end): they are not header fields (RFC 9110 6.5.1),
+// or a token or signature sent after the body would pass as one, unseen by any proxy that
+// checked the header.
+void drop_trailer(RequestHeader& message, const HeaderFields& header) {
+  for (auto field = message.begin(); field != message.end();)
+    if (std::find(header.begin(), header.end(), &*field) == header.end())
+      field = message.erase(field);
+    else
+      ++field;
 }
 
 // Descriptors kept for what is not a client connection: database connections, log files, the
@@ -237,8 +251,8 @@ struct Server::Impl {
   }
 
   // `head`: the answer to a HEAD request, which has the headers of the full answer but no body.
-  asio::awaitable<bool> write(const Worker& w, Worker::Live& live, Response response,
-                              unsigned version, bool keep_alive, bool head = false) {
+  asio::awaitable<bool> write(Worker::Live& live, Response response, unsigned version,
+                              bool keep_alive, bool head = false) {
     http::response<http::string_body> out{static_cast<http::status>(response.status), version};
     out.set(http::field::content_type, content_type_text(response.content_type));
     for (auto& header : response.headers) out.insert(header.name, std::move(header.value));
@@ -246,7 +260,8 @@ struct Server::Impl {
     out.body() = std::move(response.body);
     out.prepare_payload();
     if (head) out.body().clear();
-    arm(w, live, options.io_timeout);
+    // The answer gets its full time, also after a drain's end: a drain bounds waiting for clients.
+    live.deadline = SteadyClock::now() + options.io_timeout;
     auto [ec, written] = co_await http::async_write(*live.socket, out, use_tuple);
     co_return !ec;
   }
@@ -258,7 +273,7 @@ struct Server::Impl {
   asio::awaitable<void> refuse(const Worker& w, Worker::Live& live, const Pipeline& pipeline,
                                Call& call, Response response) {
     pipeline.finish(call, response);
-    if (!co_await write(w, live, std::move(response), 11, false)) co_return;
+    if (!co_await write(live, std::move(response), 11, false)) co_return;
     beast::error_code ignored;
     live.socket->shutdown(tcp::socket::shutdown_send, ignored);
     arm(w, live, kLingerTime);
@@ -346,8 +361,7 @@ struct Server::Impl {
       buffer.max_size(std::max(options.header_limit + body_limit, buffer.size()));
 
       if (!parser.is_done()) {
-        const auto header_fields =
-            parser.chunked() ? std::distance(message.begin(), message.end()) : 0;
+        const auto header = parser.chunked() ? header_fields(message) : HeaderFields{};
         arm(w, *live, options.io_timeout);
         if (beast::iequals(message[http::field::expect], "100-continue")) {
           http::response<http::empty_body> go_on{http::status::continue_, message.version()};
@@ -359,17 +373,20 @@ struct Server::Impl {
             co_await refuse(w, *live, pipeline, call, parse_failure(body_ec));
           break;
         }
-        if (parser.chunked()) drop_trailer(message, header_fields);
+        if (parser.chunked()) drop_trailer(message, header);
       }
       request.body = message.body();
 
       // No deadline while the handler works (a provider's call may take a minute): the client
-      // waits for its answer, not slow itself. A shutdown's drain still bounds it.
-      live->deadline = w.drain_until;
+      // waits for its answer, not slow itself. Nor does a shutdown's drain cut it short: the
+      // process waits for the handler anyway, and its work would be done with the answer lost.
+      live->working = true;
+      live->deadline = SteadyClock::time_point::max();
       auto response = co_await pipeline.handle(call);
+      live->working = false;
       // Decided after the handler: a shutdown that began meanwhile closes the connection.
       const bool keep_alive = message.keep_alive() && !w.stopping;
-      const bool sent = co_await write(w, *live, std::move(response), message.version(), keep_alive,
+      const bool sent = co_await write(*live, std::move(response), message.version(), keep_alive,
                                        message.method() == http::verb::head);
       if (!sent || !keep_alive) break;
     }
@@ -377,8 +394,9 @@ struct Server::Impl {
     socket.shutdown(tcp::socket::shutdown_send, ignored);
   }
 
-  // Stops accepting (on the first thread), ends idle connections now and busy ones after their
-  // response (or at the drain deadline); the sweeper then ends, and with it the worker's loop.
+  // Stops accepting (on the first thread), ends idle connections now and the others after their
+  // response; one still sending its request is cut off at the drain's end, while a handler at
+  // work is waited for and its answer written. The sweeper then ends, and with it the loop.
   void begin_shutdown(Worker& w) {
     w.stopping = true;
     w.drain_until = SteadyClock::now() + options.drain_timeout;
@@ -388,7 +406,7 @@ struct Server::Impl {
     for (auto& live : w.sessions) {
       if (live.idle)
         live.socket->cancel(ignored);
-      else
+      else if (!live.working)
         live.deadline = std::min(live.deadline, w.drain_until);
     }
   }

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 
 #include <cstddef>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -50,6 +51,7 @@ using Awaitable = boost::asio::awaitable<Response>;
 // The child's header and I/O timeouts, and a handler that takes longer than both.
 constexpr std::chrono::milliseconds kClientTimeout = 1500ms;
 constexpr std::chrono::milliseconds kSlowHandler = 2500ms;
+constexpr std::chrono::milliseconds kDrain = 500ms;  // how long SIGTERM waits for clients
 
 // What a body hashes to, the same in the child's handler and in the test.
 std::string digest(std::string_view bytes) {
@@ -174,9 +176,11 @@ void serve_test_routes(ForkedServer::Child& child) {
   RouteMetrics metrics(router);
   metrics_ref = &metrics;
   const Chain<RequestIds, AccessLog, RouteMetrics> chain(request_ids, access_log, metrics);
-  Server server(
-      ServerOptions{.threads = 2, .header_timeout = kClientTimeout, .io_timeout = kClientTimeout},
-      ListeningSocket("127.0.0.1", 0), router, chain);
+  Server server(ServerOptions{.threads = 2,
+                              .header_timeout = kClientTimeout,
+                              .io_timeout = kClientTimeout,
+                              .drain_timeout = kDrain},
+                ListeningSocket("127.0.0.1", 0), router, chain);
   server.run([&] { child.listening(server.port()); });
 }
 
@@ -364,17 +368,20 @@ TEST_F(HttpServer, HandlersReadAnyHeaderInAnyCaseTheClientAndTheRequestId) {
 }
 
 // Fields after a chunked body (a trailer) are not headers: a header a proxy checked or stripped
-// cannot be sent there instead.
+// cannot be sent there instead. The header's own fields stay, also when a trailer field repeats
+// one's name (Beast files it beside that one).
 TEST_F(HttpServer, TrailerFieldsAreNotHeaders) {
   Connection connection(port());
   ASSERT_TRUE(connection.send(
-      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nX-Other: header\r\n\r\n"
-      "2\r\n{}\r\n0\r\nX-Custom-Thing: trailer\r\nX-Other: trailer\r\n\r\n"));
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nX-Other: header\r\n"
+      "X-Missing: last\r\n\r\n2\r\n{}\r\n0\r\nX-Custom-Thing: trailer\r\nX-Other: "
+      "trailer\r\n\r\n"));
   const auto response = connection.read_response();
   ASSERT_TRUE(response);
   ASSERT_EQ(response->status, 200) << response->body;
   EXPECT_EQ(text(response->json().at("lower")), "");
   EXPECT_EQ(text(response->json().at("other")), "header");
+  EXPECT_EQ(text(response->json().at("missing")), "last");
   EXPECT_EQ(connection.exchange({.method = "GET", .target = "/echo"}).status, 200);  // goes on
 }
 
@@ -482,6 +489,19 @@ TEST_F(HttpServer, SigtermEndsTheServerWithExitCode0) {
   EXPECT_EQ(client.get("/html").status, 200);
   EXPECT_EQ(server().stop(), 0) << server().log();
   EXPECT_TRUE(e2e::connection_refused(port()));
+}
+
+// SIGTERM while a handler works: the drain bounds the wait for clients, not for the handler,
+// whose answer still goes out (its work is done either way); then the server exits 0.
+TEST_F(HttpServer, SigtermWaitsForAHandlerPastTheDrainAndSendsItsAnswer) {
+  Connection connection(port());
+  ASSERT_TRUE(connection.send(HttpRequest{.method = "POST", .target = "/slow"}));
+  std::this_thread::sleep_for(300ms);  // the handler is at work
+  auto stopped = std::async(std::launch::async, [&] { return server().stop(10s); });
+  const auto answer = connection.read_response();
+  ASSERT_TRUE(answer) << "the answer was lost";
+  EXPECT_EQ(answer->status, 200);
+  EXPECT_EQ(stopped.get(), 0) << server().log();
 }
 
 // More connections than the process's open-file limit allows: the server takes as many as the
