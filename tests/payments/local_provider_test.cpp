@@ -433,6 +433,12 @@ TEST_F(LocalPayments, ACompletedSessionIs409AndAnUnknownOneIs404) {
   }
   EXPECT_THAT(call(Method::get, "/local-pay/checkout/cs_nope").body,
               HasSubstr("No such checkout session: cs_nope"));
+  // An id that is no id (not UTF-8): refused as a page too.
+  for (const auto& response : {call(Method::get, "/local-pay/checkout/%ff"), pay("%ff", kVisa),
+                               call(Method::get, "/local-pay/portal/%ff")}) {
+    EXPECT_EQ(response.status, 422);
+    EXPECT_EQ(response.content_type, ContentType::html);
+  }
   EXPECT_TRUE(delivered.empty());
 }
 

@@ -66,11 +66,13 @@ local::Card entered_card(const FormFields& form, const LocalProvider& provider) 
   return local::read_card(form["number"], form["exp"], provider.now());
 }
 
+// The page a failure links back to (escaped there). Not checked as an id: a malformed one is
+// the handler's to refuse, inside as_page, so that the refusal is a page too.
 std::string checkout_path(const Call& call) {
-  return "/local-pay/checkout/" + path_id(call.request, "session_id");
+  return "/local-pay/checkout/" + call.request.path_param("session_id");
 }
 std::string portal_path(const Call& call) {
-  return "/local-pay/portal/" + path_id(call.request, "portal_id");
+  return "/local-pay/portal/" + call.request.path_param("portal_id");
 }
 
 // A failure as a page with the error's status and text; when the customer can try another card
