@@ -85,6 +85,12 @@ HttpOutcome perform_blocking(const HttpExchange& exchange) {
     return outcome;
   }
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &outcome.status);
+  for (const auto& name : exchange.response_headers) {
+    curl_header* header = nullptr;
+    const bool found =
+        curl_easy_header(curl, name.c_str(), 0, CURLH_HEADER, -1, &header) == CURLHE_OK;
+    outcome.header_values.emplace_back(found ? header->value : "");
+  }
   return outcome;
 }
 

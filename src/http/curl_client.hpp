@@ -13,7 +13,8 @@ struct HttpExchange {
   bool post = false;  // POST `body` as application/x-www-form-urlencoded, else GET
   std::string url;
   std::string body;
-  std::vector<std::string> headers;  // "Name: value"
+  std::vector<std::string> headers;           // "Name: value"
+  std::vector<std::string> response_headers;  // names of the answer's headers to return
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds total_timeout{20000};
 };
@@ -22,6 +23,7 @@ struct HttpOutcome {
   std::optional<std::string> transport_error;  // set when no HTTP response arrived
   long status = 0;
   std::string body;
+  std::vector<std::string> header_values;  // of response_headers, in order; "" if absent
 };
 
 // Safe to call from several threads at once (one handle each). Call curl_global_init_once()

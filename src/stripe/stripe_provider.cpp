@@ -246,11 +246,20 @@ asio::awaitable<json::value> StripeProvider::send(const Request& request,
     exchange.url += "?" + request.params.encoded();
   exchange.headers = {"Authorization: Bearer " + options_.secret_key,
                       "Stripe-Version: " + options_.api_version};
-  // Stripe answers a retried POST with the first attempt's result instead of acting twice.
-  if (request.post)
-    exchange.headers.push_back("Idempotency-Key: " + (request.idempotency_key.empty()
-                                                          ? random_hex(16)
-                                                          : request.idempotency_key));
+  // Stripe answers a retried POST with the first attempt's result instead of acting twice,
+  // failures included: a 5xx it kept for a key (Idempotent-Replayed) comes back for a day. The
+  // next attempt then goes on under the key's next generation, the same for every caller of a
+  // key made from what it is for (two tabs' checkouts still make one customer).
+  int generation = 0;
+  const auto idempotency_key = [&] {
+    if (request.idempotency_key.empty()) return random_hex(16);
+    if (generation == 0) return request.idempotency_key;
+    return request.idempotency_key + "-" + std::to_string(generation);
+  };
+  if (request.post) {
+    exchange.headers.push_back("Idempotency-Key: " + idempotency_key());
+    exchange.response_headers = {"Idempotent-Replayed"};
+  }
   exchange.connect_timeout = options_.connect_timeout;
   exchange.total_timeout = options_.total_timeout;
 
@@ -278,6 +287,10 @@ asio::awaitable<json::value> StripeProvider::send(const Request& request,
         auto [why, error] = failure(request, answer.status, body);
         outcome = why;
         throw std::move(error);
+      }
+      if (answer.status >= 500 && request.post && answer.header_values.at(0) == "true") {
+        ++generation;
+        exchange.headers.back() = "Idempotency-Key: " + idempotency_key();
       }
     }
     if (attempt >= attempts) throw provider_errors::unavailable();

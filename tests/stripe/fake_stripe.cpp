@@ -114,6 +114,7 @@ asio::awaitable<void> FakeStripe::serve(tcp::socket socket) {
     http::response<http::string_body> response{static_cast<http::status>(reply.status),
                                                request.version()};
     response.set(http::field::content_type, "application/json");
+    for (const auto& [name, value] : reply.headers) response.set(name, value);
     response.body() = std::move(reply.body);
     response.keep_alive(request.keep_alive());
     response.prepare_payload();
@@ -153,9 +154,16 @@ int FakeStripe::connections() const {
 }
 
 Reply FakeStripe::answer(const RecordedRequest& request) {
+  const auto key = request.header("idempotency-key");
+  if (const auto kept = kept_by_key_.find(key); !key.empty() && kept != kept_by_key_.end()) {
+    Reply replayed = kept->second;
+    replayed.headers.emplace_back("Idempotent-Replayed", "true");
+    return replayed;
+  }
   if (!queued_.empty()) {
     Reply next = std::move(queued_.front());
     queued_.pop_front();
+    if (next.kept_for_key && !key.empty()) kept_by_key_[key] = next;
     return next;
   }
   const auto target = urls::parse_origin_form(request.target);

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -32,6 +33,10 @@ struct Reply {
   std::string body;
   // Never answer: the connection stays open, silent, until the client gives up.
   bool stall = false;
+  // Kept, as Stripe keeps a result once its work began, for the request's idempotency key: later
+  // requests with that key get it again, with Idempotent-Replayed: true.
+  bool kept_for_key = false;
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // Stripe's error object: {"error":{"type":..,"code":..,"message":..}} (and decline_code, param
@@ -71,6 +76,7 @@ class FakeStripe {
   std::deque<Reply> queued_;
   std::map<std::string, boost::json::object> subscriptions_;
   std::map<std::string, std::string> customers_by_key_;  // idempotency key -> customer id
+  std::map<std::string, Reply> kept_by_key_;             // Reply::kept_for_key
   std::vector<RecordedRequest> requests_;
   int connections_ = 0;
   std::thread thread_;

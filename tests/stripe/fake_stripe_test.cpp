@@ -2,6 +2,7 @@
 // request and answers what each test needs: headers, the exact form encoding, retries with one
 // Idempotency-Key, timeouts, and Stripe's errors turned into fixed texts with Stripe's words and
 // our key kept out of responses and logs.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -31,6 +32,7 @@ using stripe_test::FakeStripe;
 using stripe_test::Reply;
 using stripe_test::stripe_error;
 using stripe_test::subscription_object;
+using testing::HasSubstr;
 
 constexpr std::string_view kSecretKey = "sk_test_51TopSecretKeyValue";
 constexpr std::string_view kStripeWords = "Stripe-internal-explanation-text";
@@ -341,6 +343,32 @@ TEST_F(StripeProviderFake, ARefusedHealthCheckIsUnavailable) {
   expect_error(error_of(provider->check_health()), 503, "Stripe service unavailable");
   fake.queue({.status = 401, .body = stripe_error("invalid_request_error", "", "Bad key")});
   expect_error(error_of(provider->check_health()), 503, "Stripe authentication failed");
+}
+
+// Stripe keeps a 5xx, once the work it answers for began, for the idempotency key it came with,
+// and answers it again for a day (Idempotent-Replayed). A customer's key is made from the
+// entity, so a kept failure would block the entity's checkouts for that day: the next try goes
+// on under the key's next generation, as does every later checkout (still one customer).
+TEST_F(StripeProviderFake, AFailureStripeKeptForAKeyMovesOnToItsNextGeneration) {
+  auto request = checkout();
+  request.customer_id.reset();
+  fake.queue({.status = 500,
+              .body = stripe_error("api_error", "", "Something went wrong"),
+              .kept_for_key = true});
+  run_blocking(provider->create_checkout_session(request));
+  run_blocking(provider->create_checkout_session(request));
+  const auto requests = fake.requests();
+  // The 500, its replay, the next generation's customer, the session; then the replay again,
+  // the next generation's (the same) customer, the session.
+  ASSERT_EQ(requests.size(), 7u);
+  const auto key = requests[0].header("idempotency-key");
+  EXPECT_TRUE(key.starts_with("customer-")) << key;
+  for (std::size_t i : {1u, 4u}) EXPECT_EQ(requests[i].header("idempotency-key"), key);
+  for (std::size_t i : {2u, 5u}) EXPECT_EQ(requests[i].header("idempotency-key"), key + "-1");
+  for (std::size_t i : {3u, 6u}) {
+    EXPECT_EQ(requests[i].target, "/v1/checkout/sessions");
+    EXPECT_THAT(requests[i].body, HasSubstr("&customer=cus_fake0"));
+  }
 }
 
 TEST_F(StripeProviderFake, NobodyListeningIsUnavailable) {
