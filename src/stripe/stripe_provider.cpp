@@ -86,7 +86,11 @@ asio::awaitable<std::string> StripeProvider::create_checkout_session(CheckoutReq
                   .post = true,
                   .path = "/v1/checkout/sessions"};
   auto& params = request.params;
+  // Cards only: a checkout completes paid, or not at all. A delayed method (a bank debit) would
+  // complete unpaid and be paid days later (checkout.session.async_payment_succeeded), which
+  // the plan's activation does not wait for.
   params.add("mode", "subscription")
+      .add("payment_method_types[0]", "card")
       .add("line_items[0][price]", checkout.price_id)
       .add("line_items[0][quantity]", "1")
       .add("success_url", checkout.success_url)

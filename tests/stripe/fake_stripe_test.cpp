@@ -146,6 +146,7 @@ TEST_F(StripeProviderFake, SendsTheCheckoutFormInBracketNotationPercentEncoded) 
   EXPECT_EQ(requests[0].target, "/v1/checkout/sessions");
   const std::string start =
       "mode=subscription"
+      "&payment_method_types%5B0%5D=card"
       "&line_items%5B0%5D%5Bprice%5D=price_ind_lite_monthly"
       "&line_items%5B0%5D%5Bquantity%5D=1"
       "&success_url=https%3A%2F%2Fapp.test%2Fok%3Fsession%3D%7BCHECKOUT_SESSION_ID%7D%26x%3Da%20b%"
