@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 #include <list>
 #include <thread>
 #include <utility>
@@ -52,7 +53,7 @@ struct Worker {
     tcp::socket* socket;
     SteadyClock::time_point deadline;  // the sweeper closes the socket after this
     bool idle;                         // between requests: may be closed at once on shutdown
-    bool working = false;              // its handler runs: no deadline, not even the drain's
+    bool answering = false;  // its handler runs or its answer is written: the drain waits for it
   };
   std::list<Live> sessions;
   bool stopping = false;
@@ -126,11 +127,13 @@ bool valid_target(const RequestHeader& header) {
          (header.version() < 11 || hosts == 1);
 }
 
-// The header's own fields, to tell them from a trailer's (drop_trailer).
+// The header's own fields, to tell them from a trailer's (drop_trailer): sorted, so that each
+// field is looked up in log time (a trailer may hold a quarter of a million).
 using HeaderFields = boost::container::small_vector<const void*, 16>;
 HeaderFields header_fields(const RequestHeader& message) {
   HeaderFields fields;
   for (const auto& field : message) fields.push_back(&field);
+  std::sort(fields.begin(), fields.end(), std::less<>());
   return fields;
 }
 
@@ -140,15 +143,17 @@ HeaderFields header_fields(const RequestHeader& message) {
 // checked the header.
 void drop_trailer(RequestHeader& message, const HeaderFields& header) {
   for (auto field = message.begin(); field != message.end();)
-    if (std::find(header.begin(), header.end(), &*field) == header.end())
+    if (!std::binary_search(header.begin(), header.end(), &*field, std::less<>()))
       field = message.erase(field);
     else
       ++field;
 }
 
-// Descriptors kept for what is not a client connection: database connections, log files, the
-// listening sockets, a backup's files.
+// Descriptors kept for what is not a client connection: database connections, Stripe's
+// connections, log files, the listening sockets, a backup's files; and two per I/O thread (its
+// epoll and eventfd).
 constexpr rlim_t kReservedDescriptors = 128;
+constexpr rlim_t kDescriptorsPerThread = 2;
 
 // The connections a thread takes at most: the option's number, and no more than the process's
 // open-file limit leaves, so that a flood of connections is turned away (accepted and closed at
@@ -157,9 +162,9 @@ std::size_t connection_cap(const ServerOptions& options) {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
     return options.max_connections_per_thread;
-  const rlim_t usable = limit.rlim_cur > 2 * kReservedDescriptors
-                            ? limit.rlim_cur - kReservedDescriptors
-                            : limit.rlim_cur / 2;
+  const rlim_t reserved = kReservedDescriptors + kDescriptorsPerThread * options.threads;
+  const rlim_t usable =
+      limit.rlim_cur > 2 * reserved ? limit.rlim_cur - reserved : limit.rlim_cur / 2;
   const auto per_thread =
       std::max<std::size_t>(1, usable / std::max<std::size_t>(1, options.threads));
   return std::min(options.max_connections_per_thread, per_thread);
@@ -380,14 +385,14 @@ struct Server::Impl {
       // No deadline while the handler works (a provider's call may take a minute): the client
       // waits for its answer, not slow itself. Nor does a shutdown's drain cut it short: the
       // process waits for the handler anyway, and its work would be done with the answer lost.
-      live->working = true;
+      live->answering = true;
       live->deadline = SteadyClock::time_point::max();
       auto response = co_await pipeline.handle(call);
-      live->working = false;
       // Decided after the handler: a shutdown that began meanwhile closes the connection.
       const bool keep_alive = message.keep_alive() && !w.stopping;
       const bool sent = co_await write(*live, std::move(response), message.version(), keep_alive,
                                        message.method() == http::verb::head);
+      live->answering = false;
       if (!sent || !keep_alive) break;
     }
     beast::error_code ignored;
@@ -406,7 +411,7 @@ struct Server::Impl {
     for (auto& live : w.sessions) {
       if (live.idle)
         live.socket->cancel(ignored);
-      else if (!live.working)
+      else if (!live.answering)
         live.deadline = std::min(live.deadline, w.drain_until);
     }
   }

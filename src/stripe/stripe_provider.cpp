@@ -27,6 +27,8 @@ using stripe::path_segment;
 namespace {
 
 constexpr std::size_t kLoggedBodyLimit = 2000;
+// How many generations of an idempotency key one call walks past (StripeProvider::send).
+constexpr int kMaxKeyGenerations = 16;
 
 std::string_view error_field(const json::value& body, std::string_view key) {
   const auto* object = body.if_object();
@@ -252,8 +254,10 @@ asio::awaitable<json::value> StripeProvider::send(const Request& request,
                       "Stripe-Version: " + options_.api_version};
   // Stripe answers a retried POST with the first attempt's result instead of acting twice,
   // failures included: a 5xx it kept for a key (Idempotent-Replayed) comes back for a day. The
-  // next attempt then goes on under the key's next generation, the same for every caller of a
-  // key made from what it is for (two tabs' checkouts still make one customer).
+  // call then goes on at once under the key's next generation, the same for every caller of a
+  // key made from what it is for (two tabs' checkouts still make one customer). A replay is
+  // Stripe's stored answer, not a try: it costs no attempt, so that later calls walk past every
+  // generation a failure was kept for (up to kMaxKeyGenerations).
   int generation = 0;
   const auto idempotency_key = [&] {
     if (request.idempotency_key.empty()) return random_hex(16);
@@ -268,8 +272,7 @@ asio::awaitable<json::value> StripeProvider::send(const Request& request,
   exchange.total_timeout = options_.total_timeout;
 
   const int attempts = options_.retries + 1;
-  for (int attempt = 1;; ++attempt) {
-    if (attempt > 1) metrics_.retries.add(request.endpoint);
+  for (int attempt = 1;;) {
     const auto answer =
         co_await offload(pool_.get_executor(), [&] { return perform_blocking(exchange); });
     if (answer.transport_error) {
@@ -292,15 +295,19 @@ asio::awaitable<json::value> StripeProvider::send(const Request& request,
         outcome = why;
         throw std::move(error);
       }
-      if (answer.status >= 500 && request.post && answer.header_values.at(0) == "true") {
+      if (answer.status >= 500 && request.post && answer.header_values.at(0) == "true" &&
+          generation < kMaxKeyGenerations) {
         ++generation;
         exchange.headers.back() = "Idempotency-Key: " + idempotency_key();
+        continue;  // the same attempt
       }
     }
     if (attempt >= attempts) throw provider_errors::unavailable();
     asio::steady_timer pause(co_await asio::this_coro::executor,
                              options_.backoff_base * (1 << (attempt - 1)));
     co_await pause.async_wait(asio::use_awaitable);
+    ++attempt;
+    metrics_.retries.add(request.endpoint);
   }
 }
 

@@ -385,6 +385,25 @@ TEST_F(HttpServer, TrailerFieldsAreNotHeaders) {
   EXPECT_EQ(connection.exchange({.method = "GET", .target = "/echo"}).status, 200);  // goes on
 }
 
+// A trailer as large as the largest route's buffer allows (a quarter of a million fields), after
+// a header of four thousand: dropped, field by field, in well under a second of the thread's
+// time (a lookup of each in a plain list of the header's took seconds, every other connection
+// of the thread waiting).
+TEST_F(HttpServer, AHugeTrailerIsDroppedQuickly) {
+  std::string request = "POST /large HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n";
+  for (int i = 0; i < 3500; ++i) request += "a:\r\n";
+  request += "\r\n1\r\nx\r\n0\r\n";
+  for (int i = 0; i < 250'000; ++i) request += "b:\r\n";
+  request += "\r\n";
+  Connection connection(port());
+  const auto sent = std::chrono::steady_clock::now();
+  ASSERT_TRUE(connection.send(request));
+  const auto response = connection.read_response();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200) << response->body;
+  EXPECT_LT(std::chrono::steady_clock::now() - sent, 5s);
+}
+
 TEST_F(HttpServer, PathParametersAreDecodedAndNeverEmpty) {
   HttpClient client(port());
   const auto spaced = client.get("/things/a%20b/parts");

@@ -372,6 +372,30 @@ TEST_F(StripeProviderFake, AFailureStripeKeptForAKeyMovesOnToItsNextGeneration) 
   }
 }
 
+// A replay is Stripe's stored answer, not a try: a call walks past every generation a failure was
+// kept for without spending its attempts. Three kept failures use up one call's three attempts;
+// the next call passes their replays and makes the customer under the fourth generation.
+TEST_F(StripeProviderFake, KeptFailuresOfEarlierCallsCostALaterCallNoAttempt) {
+  auto request = checkout();
+  request.customer_id.reset();
+  for (int i = 0; i < 3; ++i)
+    fake.queue({.status = 500,
+                .body = stripe_error("api_error", "", "Something went wrong"),
+                .kept_for_key = true});
+  expect_error(error_of(provider->create_checkout_session(request)), 503,
+               "Stripe service unavailable");
+  const auto failed = fake.requests().size();
+  run_blocking(provider->create_checkout_session(request));
+  const auto requests = fake.requests();
+  ASSERT_EQ(requests.size(), failed + 5);
+  const auto key = requests[0].header("idempotency-key");
+  EXPECT_EQ(requests[failed].header("idempotency-key"), key);
+  for (int generation = 1; generation <= 3; ++generation)
+    EXPECT_EQ(requests[failed + generation].header("idempotency-key"),
+              key + "-" + std::to_string(generation));
+  EXPECT_EQ(requests[failed + 4].target, "/v1/checkout/sessions");
+}
+
 TEST_F(StripeProviderFake, NobodyListeningIsUnavailable) {
   auto options = this->options();
   options.api_base = "http://127.0.0.1:1";  // a privileged port nothing of ours listens on
