@@ -382,7 +382,7 @@ struct Server::Impl {
       }
       request.body = message.body();
 
-      // No deadline while the handler works (a provider's call may take a minute): the client
+      // No deadline while the handler works (Stripe calls may take two minutes): the client
       // waits for its answer, not slow itself. Nor does a shutdown's drain cut it short: the
       // process waits for the handler anyway, and its work would be done with the answer lost.
       live->answering = true;
