@@ -348,11 +348,14 @@ class EventEffects {
   }
 
   // The entity an invoice is for: its subscription's metadata, else the plan holding the
-  // subscription or the customer (a paid invoice may arrive before the checkout completion).
+  // subscription, the owner of another subscription it is, or the plan holding the customer (a
+  // paid invoice may arrive before the checkout completion).
   std::optional<EntityRef> invoice_entity() {
     if (auto entity = metadata_entity(invoice_metadata(object_))) return entity;
-    if (auto sub = invoice_subscription(object_); sub && plausible_id(*sub))
+    if (auto sub = invoice_subscription(object_); sub && plausible_id(*sub)) {
       if (auto plan = plans().find_plan_by_subscription(*sub)) return lock_owner(plan->owner);
+      if (auto other = plans().find_other_subscription(*sub)) return lock_owner(other->owner);
+    }
     if (auto customer = text(object_, "customer"); customer && plausible_id(*customer))
       if (auto plan = plans().find_plan_by_customer(*customer)) return lock_owner(plan->owner);
     return std::nullopt;

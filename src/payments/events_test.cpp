@@ -462,6 +462,33 @@ TEST_P(Events, ASuspendedPlansSubscriptionIsKeptWhenACheckoutReplacesIt) {
 }
 
 // An invoice that credits covered is paid with nothing charged: its payment is 0, with no fee.
+// An invoice without metadata of another of the owner's subscriptions, paid by another customer
+// (a second checkout that made its own): recorded for the owner that subscription is known for.
+TEST_P(Events, AnotherSubscriptionsInvoiceWithoutMetadataIsRecordedForItsOwner) {
+  apply(checkout_completed());
+  const auto other = unique_id("sub");
+  const auto other_customer = unique_id("cus");
+  EXPECT_EQ(apply(event("checkout.session.completed", {{"id", unique_id("cs")},
+                                                       {"object", "checkout.session"},
+                                                       {"payment_status", "paid"},
+                                                       {"customer", other_customer},
+                                                       {"subscription", other},
+                                                       {"metadata", metadata("pro")}})),
+            AuditStatus::ignored);
+  const auto paid = event("invoice.payment_succeeded", {{"id", unique_id("in")},
+                                                        {"object", "invoice"},
+                                                        {"customer", other_customer},
+                                                        {"subscription", other},
+                                                        {"amount_paid", 99900},
+                                                        {"currency", "usd"}});
+  EXPECT_EQ(apply(paid), AuditStatus::ok);
+  const auto rows = payments();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].subscription_id, other);
+  EXPECT_EQ(rows[0].customer_id, other_customer);
+  EXPECT_EQ(rows[0].amount, 99900);
+}
+
 TEST_P(Events, AnInvoicePaidByCreditsIsAPaymentOfZeroWithNoFee) {
   apply(checkout_completed());
   auto object = json::parse(invoice("invoice.payment_succeeded", unique_id("in")).payload)
