@@ -31,8 +31,7 @@ boost::json::object decode_part(std::string_view part) {
 
 std::string_view string_claim(const boost::json::object& claims, std::string_view name) {
   const auto* value = claims.if_contains(name);
-  if (!value || !value->is_string() || value->get_string().empty() ||
-      value->get_string().size() > 128 || !free_of_control_characters(value->get_string()))
+  if (!value || !value->is_string() || !plausible_id(value->get_string()))
     reject(AuthFailure::claims);
   return value->get_string();
 }

@@ -232,15 +232,21 @@ class EventEffects {
       if (plan && (!subscription || plan->stripe_subscription_id == *subscription)) return plan;
       return std::nullopt;
     }
-    if (!subscription || !plausible_id(*subscription)) return std::nullopt;
-    std::optional<EntityRef> owner;
-    if (auto found = plans().find_plan_by_subscription(*subscription))
-      owner = found->owner;
-    else if (auto other = plans().find_other_subscription(*subscription))
-      owner = other->owner;
+    const auto owner = subscription_owner(subscription);
     if (!owner) return std::nullopt;
-    auto plan = plans().find_plan(lock_owner(*owner));
+    auto plan = plans().find_plan(*owner);
     if (plan && plan->stripe_subscription_id == *subscription) return plan;
+    return std::nullopt;
+  }
+
+  // The owner, locked, of the plan that holds `subscription` or of whom it is another
+  // subscription, if either is known.
+  std::optional<EntityRef> subscription_owner(std::optional<std::string_view> subscription) {
+    if (!subscription || !plausible_id(*subscription)) return std::nullopt;
+    if (auto plan = plans().find_plan_by_subscription(*subscription))
+      return lock_owner(plan->owner);
+    if (auto other = plans().find_other_subscription(*subscription))
+      return lock_owner(other->owner);
     return std::nullopt;
   }
 
@@ -352,10 +358,7 @@ class EventEffects {
   // paid invoice may arrive before the checkout completion).
   std::optional<EntityRef> invoice_entity() {
     if (auto entity = metadata_entity(invoice_metadata(object_))) return entity;
-    if (auto sub = invoice_subscription(object_); sub && plausible_id(*sub)) {
-      if (auto plan = plans().find_plan_by_subscription(*sub)) return lock_owner(plan->owner);
-      if (auto other = plans().find_other_subscription(*sub)) return lock_owner(other->owner);
-    }
+    if (auto owner = subscription_owner(invoice_subscription(object_))) return owner;
     if (auto customer = text(object_, "customer"); customer && plausible_id(*customer))
       if (auto plan = plans().find_plan_by_customer(*customer)) return lock_owner(plan->owner);
     return std::nullopt;
