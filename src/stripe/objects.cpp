@@ -1,5 +1,6 @@
 #include "stripe/objects.hpp"
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -135,8 +136,19 @@ ChargeDetails read_charge_details(const json::value& value) {
   const auto* balance = charge.if_contains("balance_transaction");
   if (!balance || !balance->is_object())
     throw std::runtime_error("Stripe sent a charge without its balance transaction");
-  ChargeDetails details{.fee = integer_or_zero(balance->get_object(), "fee"),
-                        .net = integer_or_zero(balance->get_object(), "net")};
+  const auto& txn = balance->get_object();
+  ChargeDetails details{.fee = integer_or_zero(txn, "fee"), .net = integer_or_zero(txn, "net")};
+  // The balance is kept in the account's settlement currency: a charge in another currency has
+  // its fee there too. The payment is in the charge's currency, so the fee is brought back at the
+  // rate the balance used (its amount against the charge's), and net is what remains of the
+  // charge: amount = fee + net holds to the cent in the payment's own currency.
+  const auto charged = integer_or_zero(charge, "amount");
+  const auto settled = integer_or_zero(txn, "amount");
+  if (string_or_empty(txn, "currency") != string_or_empty(charge, "currency") && charged > 0 &&
+      settled > 0) {
+    details.fee = std::llround(static_cast<long double>(details.fee) * charged / settled);
+    details.net = charged - details.fee;
+  }
   // The specification's fields of the card, not everything Stripe knows about it.
   const auto* method = charge.if_contains("payment_method_details");
   const auto* card =

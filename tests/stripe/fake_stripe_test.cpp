@@ -539,6 +539,23 @@ TEST_F(StripeProviderFake, ReadsAChargesFeeNetAndCardFromItsBalanceTransaction) 
   EXPECT_EQ(requests[0].method, "GET");
   EXPECT_EQ(requests[0].target, "/v1/charges/ch_1?expand%5B%5D=balance_transaction");
 
+  // A charge in euros on an account that settles in dollars: the balance's fee is in dollars,
+  // the payment in euros. The fee comes back at the balance's rate (10,850 cents for 10,000).
+  fake.queue({200, R"({"id":"ch_3","object":"charge","amount":10000,"currency":"eur",
+    "balance_transaction":{"id":"txn_3","object":"balance_transaction","amount":10850,
+      "currency":"usd","exchange_rate":1.085,"fee":345,"net":10505}})"});
+  const auto converted = run_blocking(provider->charge_details("ch_3"));
+  ASSERT_TRUE(converted.has_value());
+  EXPECT_EQ(converted->fee, 318);  // 345 x 10,000 / 10,850 = 317.97
+  EXPECT_EQ(converted->net, 9682);
+  fake.queue({200, R"({"id":"ch_4","object":"charge","amount":10000,"currency":"usd",
+    "balance_transaction":{"id":"txn_4","object":"balance_transaction","amount":10000,
+      "currency":"usd","fee":320,"net":9680}})"});
+  const auto same = run_blocking(provider->charge_details("ch_4"));
+  ASSERT_TRUE(same.has_value());
+  EXPECT_EQ(same->fee, 320);
+  EXPECT_EQ(same->net, 9680);
+
   // Not expanded (or not settled yet): Stripe's answer is not what was asked for.
   fake.queue({200, R"({"id":"ch_2","object":"charge","balance_transaction":"txn_2"})"});
   expect_error(error_of(provider->charge_details("ch_2")), 503, "Stripe service unavailable");
