@@ -71,7 +71,11 @@ Plan select_services(Tx& tx, const Catalog& catalog, const Identity& caller,
     throw ApiError(409, fmt::format("The {} plan is no longer offered", name_of(plan->plan_type)));
 
   auto services = resolve_services(*offer, selection.services);
-  if (services == plan->selected_services) return *plan;
+  // The same services in another order (a plan's defaults are stored in the catalog's default
+  // order, a selection in its service order) are no change: no history row.
+  if (std::is_permutation(services.begin(), services.end(), plan->selected_services.begin(),
+                          plan->selected_services.end()))
+    return *plan;
   Plan before = *plan;
   plan->selected_services = std::move(services);
   plan->updated_at = now;

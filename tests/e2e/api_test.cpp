@@ -25,6 +25,7 @@ namespace {
 namespace json = boost::json;
 using testing::ElementsAre;
 using testing::HasSubstr;
+using testing::UnorderedElementsAre;
 
 // ---------------------------------------------------------------------------------------------
 // One server per backend, shared by the tests of a suite.
@@ -525,6 +526,21 @@ TEST_P(E2eApi, ChangingThePlanTypeResetsServicesToDefaults) {
   api().ok(api().select_services(Who::hospital, world().hospital, {"medication"}));
   const auto pro = api().ok(api().select_plan(Who::admin, "pro", world().hospital));
   EXPECT_EQ(strings(pro.at("selected_services")), kLiteDefaults);
+}
+
+// A pro plan's defaults are stored in the catalog's default order, and a selection lists
+// services in the plan's order: the same services in another order are no change.
+TEST_P(E2eApi, SelectingAProPlansDefaultsAgainRecordsNoChange) {
+  api().enroll_everyone();
+  api().ok(api().select_plan(Who::admin, "pro", world().hospital));
+  const auto rows = [&] { return plan_history(api().server, "hospital_id", world().hospital); };
+  ASSERT_EQ(rows().size(), 1u);
+  const auto plan = api().ok(api().select_services(Who::hospital, world().hospital, {}));
+  EXPECT_THAT(strings(plan.at("selected_services")),
+              UnorderedElementsAre("privacy", "human_escalation", "checklist"));
+  EXPECT_EQ(rows().size(), 1u);
+  api().ok(api().select_services(Who::hospital, world().hospital, {"summary"}));
+  EXPECT_EQ(rows().size(), 2u);
 }
 
 TEST_P(E2eApi, AdminCanOnlyChooseForEntitiesThatExist) {
