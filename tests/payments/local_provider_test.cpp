@@ -167,8 +167,9 @@ class LocalPayments : public ::testing::Test {
     return "number=" + spaced + "&exp=" + std::string(expiry) + "&cvc=123";
   }
 
-  Response pay(const std::string& session_id, std::string_view number) {
-    return call(Method::post, "/local-pay/checkout/" + session_id, card_form(number));
+  Response pay(const std::string& session_id, std::string_view number,
+               std::string_view expiry = "12%2F30") {
+    return call(Method::post, "/local-pay/checkout/" + session_id, card_form(number, expiry));
   }
 
   // A paid checkout of `request` with `number`: its subscription.
@@ -518,6 +519,15 @@ TEST_F(LocalPayments, PagesEscapeEveryValue) {
   const auto missing = call(Method::get, "/local-pay/checkout/%3Cb%3E");
   EXPECT_EQ(missing.status, 404);
   EXPECT_THAT(missing.body, HasSubstr("No such checkout session: &lt;b&gt;"));
+  // Every page, an error's too, is kept from caches, Referers and frames.
+  for (const Response* response : {&page, &paid, &missing}) {
+    std::vector<std::string> headers;
+    for (const auto& header : response->headers)
+      headers.push_back(std::string(header.name) + ": " + header.value);
+    EXPECT_THAT(headers,
+                ::testing::IsSupersetOf({"Cache-Control: no-store", "Referrer-Policy: no-referrer",
+                                         "X-Frame-Options: DENY"}));
+  }
 }
 
 TEST_F(LocalPayments, PortalListsInvoicesAndCancelsAtThePeriodsEnd) {
@@ -619,10 +629,14 @@ TEST_F(LocalPayments, AFailingCardLeavesTheSubscriptionPastDueUntilPaidInThePort
   EXPECT_EQ(delivered[1].event.at("data").at("previous_attributes").at("status"),
             json::value("active"));
 
-  // Not renewed again while past due.
+  // Not invoiced again while past due: the period moves on, unpaid and unserved.
   report = advance(std::chrono::days(30));
   EXPECT_EQ(report.renewed + report.failed + report.cancelled, 0);
-  EXPECT_TRUE(delivered.empty());
+  ASSERT_THAT(delivered_types(), ElementsAre("customer.subscription.updated"));
+  EXPECT_EQ(text(delivered[0].object, "status"), "past_due");
+  EXPECT_EQ(integer(delivered[0].object, "current_period_start"), kStart + 2 * kMonth);
+  EXPECT_EQ(integer(delivered[0].object, "current_period_end"), kStart + 3 * kMonth);
+  delivered.clear();
 
   const auto portal = open_portal(subscription.customer);
   const auto page = call(Method::get, "/local-pay/portal/" + portal);
@@ -643,8 +657,9 @@ TEST_F(LocalPayments, AFailingCardLeavesTheSubscriptionPastDueUntilPaidInThePort
               ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
   EXPECT_EQ(text(delivered[0].object, "id"), invoice_id);
   EXPECT_EQ(integer(delivered[0].object, "amount_paid"), 49900);
+  // A second on from the period's move at day 60: two changes are never dated the same second.
   EXPECT_EQ(delivered[0].object.at("status_transitions").at("paid_at"),
-            json::value(kStart + 2 * kMonth));
+            json::value(kStart + 2 * kMonth + 1));
   EXPECT_EQ(text(delivered[1].object, "status"), "active");
   EXPECT_EQ(delivered[1].event.at("data").at("previous_attributes"),
             json::parse(R"({"status":"past_due"})"));
@@ -652,9 +667,32 @@ TEST_F(LocalPayments, AFailingCardLeavesTheSubscriptionPastDueUntilPaidInThePort
   EXPECT_EQ(call(Method::post, pay_path, "invoice=" + invoice_id + "&" + card_form(kVisa)).status,
             409);
 
-  // The card that paid is the card on file now: the next renewal (the period ended at day 60)
-  // goes through.
-  EXPECT_EQ(advance(std::chrono::days(20)).renewed, 1);
+  // The card that paid is the card on file now. Paid late, the subscription is not charged for
+  // the period that passed unpaid: its next renewal comes at the end of the period it is in (day
+  // 90), one period's charge, and goes through.
+  EXPECT_EQ(advance(std::chrono::days(29)).renewed, 0);
+  report = advance(std::chrono::days(1));
+  EXPECT_EQ(report.renewed, 1);
+  EXPECT_EQ(report.failed, 0);
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
+  EXPECT_EQ(integer(delivered[0].object, "amount_paid"), 49900);
+  EXPECT_EQ(integer(delivered[0].object, "period_start"), kStart + 3 * kMonth);
+}
+
+// A card on file that runs out is refused at the next renewal, as Stripe's expired_card.
+TEST_F(LocalPayments, ACardThatHasRunOutFailsItsRenewal) {
+  // 2023-11-14: good through the end of December 2023.
+  const auto paid = pay(open_checkout(checkout_request()), kVisa, "12%2F23");
+  ASSERT_EQ(paid.status, 200) << paid.body;
+  EXPECT_EQ(advance(std::chrono::days(30)).renewed, 1);  // 2023-12-14
+  const auto report = advance(std::chrono::days(30));    // 2024-01-13
+  EXPECT_EQ(report.failed, 1);
+  EXPECT_THAT(delivered_types(),
+              ElementsAre("invoice.payment_failed", "customer.subscription.updated"));
+  const auto late = pay(open_checkout(checkout_request("h2")), kVisa, "12%2F23");
+  EXPECT_EQ(late.status, 402);
+  EXPECT_THAT(late.body, HasSubstr("Your card has expired"));
 }
 
 TEST_F(LocalPayments, TheCardSavedInThePortalPaysTheRenewals) {
@@ -952,6 +990,30 @@ TEST_F(LocalPayments, AnEndedSubscriptionsUnpaidInvoiceIsVoided) {
                          "invoice=" + unpaid + "&" + card_form(kVisa));
   EXPECT_EQ(paid.status, 409);
   EXPECT_THAT(paid.body, HasSubstr("This invoice was voided: its subscription has ended"));
+}
+
+// The voided invoice's prorations were for time served before the failed renewal (pro from day
+// 15 to day 30 at the lite price): they are not voided with it but collected at the end.
+TEST_F(LocalPayments, AVoidedInvoicesProrationsAreCollectedAtTheEnd) {
+  const auto subscription = subscribe(kFailsLater);  // lite monthly, 49,900
+  advance(std::chrono::days(15));
+  run_blocking(provider.change_price(subscription.id, "price_local_hospital_pro_monthly",
+                                     PlanType::pro, BillingCycle::monthly));
+  advance(std::chrono::days(15));
+  ASSERT_EQ(delivered[0].type, "invoice.payment_failed");
+  EXPECT_EQ(integer(delivered[0].object, "amount_due"), 99900 + 49950 - 24950);
+  const auto unpaid = text(delivered[0].object, "id");
+  const auto portal = open_portal(subscription.customer);
+  ASSERT_EQ(call(Method::post, "/local-pay/portal/" + portal + "/card", card_form(kVisa)).status,
+            200);
+  run_blocking(provider.cancel_at_period_end(subscription.id));
+  advance(std::chrono::days(30));
+  ASSERT_THAT(delivered_types(), ElementsAre("invoice.voided", "invoice.payment_succeeded",
+                                             "customer.subscription.deleted"));
+  EXPECT_EQ(text(delivered[0].object, "id"), unpaid);
+  const auto& last = delivered[1].object;
+  EXPECT_EQ(integer(last, "amount_paid"), 49950 - 24950);
+  EXPECT_EQ(last.at("lines").at("data").as_array().size(), 2u);
 }
 
 // Everything the provider made is kept in the database: a provider started on it again (a

@@ -20,6 +20,18 @@ std::optional<int> whole_number(std::string_view text) {
   return value;
 }
 
+ApiError card_expired() {
+  return ApiError(402, "Your card has expired");
+}
+
+// A card is good through the last day of its expiry month.
+bool expired(int exp_month, int exp_year, TimePoint now) {
+  const std::chrono::year_month_day today{std::chrono::floor<std::chrono::days>(now)};
+  const int year = static_cast<int>(today.year());
+  const int month = static_cast<int>(static_cast<unsigned>(today.month()));
+  return exp_year < year || (exp_year == year && exp_month < month);
+}
+
 std::string without_spaces(std::string_view text) {
   std::string out;
   std::copy_if(text.begin(), text.end(), std::back_inserter(out), [](char c) { return c != ' '; });
@@ -54,15 +66,13 @@ Card read_card(std::string_view number, std::string_view expiry, TimePoint now) 
     throw ApiError(400, "The expiry date should be MM/YY");
   card.exp_month = *month;
   card.exp_year = year_text.size() == 2 ? 2000 + *year : *year;
-  const unsigned this_month = static_cast<unsigned>(today.month());
-  if (card.exp_year < this_year ||
-      (card.exp_year == this_year && static_cast<unsigned>(card.exp_month) < this_month))
-    throw ApiError(402, "Your card has expired");
+  if (expired(card.exp_month, card.exp_year, now)) throw card_expired();
   return card;
 }
 
-ChargeResult charge_result(TestCard card, Charging when) {
-  switch (card) {
+ChargeResult charge_result(const Card& card, Charging when, TimePoint now) {
+  if (expired(card.exp_month, card.exp_year, now)) return ChargeResult::expired;
+  switch (card.kind) {
     case TestCard::succeeds:
       return ChargeResult::paid;
     case TestCard::declined:
@@ -91,6 +101,8 @@ void require_paid(ChargeResult result) {
       throw provider_errors::insufficient_funds();
     case ChargeResult::needs_authentication:
       throw provider_errors::authentication_required();
+    case ChargeResult::expired:
+      throw card_expired();
   }
 }
 

@@ -51,9 +51,11 @@ enum class Charging {
   at_checkout,  // the first payment, the customer present
   later,        // renewals, and invoices paid in the portal
 };
-enum class ChargeResult { paid, declined, insufficient_funds, needs_authentication };
+enum class ChargeResult { paid, declined, insufficient_funds, needs_authentication, expired };
 
-ChargeResult charge_result(TestCard card, Charging when);
+// What charging `card` at `now` does: a card on file that has run out since it was entered fails
+// (Stripe's expired_card) whatever its number.
+ChargeResult charge_result(const Card& card, Charging when, TimePoint now);
 
 // Throws the ApiError (402) a failed charge shows the customer; nothing for `paid`.
 void require_paid(ChargeResult result);

@@ -18,6 +18,10 @@ std::int64_t unix_seconds(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
+TimePoint time_at(std::int64_t unix_seconds) {
+  return TimePoint(std::chrono::seconds(unix_seconds));
+}
+
 // A subscription's period: a "month" is 30 days, a year 365.
 std::int64_t period_seconds(BillingCycle cycle) {
   return (cycle == BillingCycle::monthly ? 30 : 365) * kDay;
@@ -150,7 +154,7 @@ WithEvents<CheckoutSession> Ledger::pay_checkout(std::string_view id, const Card
   CheckoutSession& session = payable(sessions_, id, unix_seconds(now));
   session.state = SessionState::open;  // a new card replaces one awaiting authentication
   session.card_to_confirm.reset();
-  const ChargeResult result = charge_result(card.kind, Charging::at_checkout);
+  const ChargeResult result = charge_result(card, Charging::at_checkout, now);
   if (result == ChargeResult::needs_authentication) {
     session.state = SessionState::awaiting_authentication;
     session.card_to_confirm = card;
@@ -326,7 +330,7 @@ Events Ledger::pay_invoice(std::string_view portal_id, std::string_view invoice_
   if (invoice.invoice.status == "void")
     throw ApiError(409, "This invoice was voided: its subscription has ended");
   if (invoice.invoice.status != "open") throw ApiError(409, "This invoice is already paid");
-  require_paid(charge_result(card.kind, Charging::later));
+  require_paid(charge_result(card, Charging::later, now));
   const std::int64_t at = unix_seconds(now);
   record_charge(invoice, card, true, at);
   // The card that paid becomes the card on file: the portal's way to replace a failing one.
@@ -429,7 +433,7 @@ WithEvents<RenewalReport> Ledger::renew_due(TimePoint now) {
       if (subscription.cancel_at_period_end) {
         end(subscription, at, out);
       } else if (subscription.status == "past_due") {
-        break;  // not renewed again until its open invoice is paid
+        skip_period(subscription, at, out);
       } else {
         renew(subscription, at, out);
       }
@@ -439,9 +443,9 @@ WithEvents<RenewalReport> Ledger::renew_due(TimePoint now) {
 }
 
 // An invoice it left unpaid was for a period its plan spent suspended, without service: voided,
-// not payable for nothing once the subscription is gone. The prorations it still owes are
-// collected in a last invoice, as Stripe's are at the period's end (a credit they leave goes to
-// the customer's next invoice).
+// not payable for nothing once the subscription is gone. The prorations on it were for time
+// served before that; they are collected, with those still owed, in a last invoice, as Stripe's
+// are at the period's end (a credit they leave goes to the customer's next invoice).
 void Ledger::end(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out) {
   subscription.status = "canceled";
   ++out.value.cancelled;
@@ -449,6 +453,8 @@ void Ledger::end(Subscription& subscription, std::int64_t now, WithEvents<Renewa
     if (record.invoice.subscription == subscription.id && record.invoice.status == "open") {
       record.invoice.status = "void";
       out.events.push_back(make_event("invoice.voided", invoice_json(record), now));
+      for (InvoiceItem& item : invoice_items_.rows())
+        if (item.invoice == record.invoice.id) item.invoice.reset();
     }
   const bool owes_prorations = std::any_of(
       invoice_items_.rows().begin(), invoice_items_.rows().end(),
@@ -464,20 +470,36 @@ bool Ledger::charge(const Subscription& subscription, InvoiceRecord& invoice, st
                     WithEvents<RenewalReport>& out) {
   const Card& card = customers_.at(subscription.customer, provider_errors::no_such_customer).card;
   const bool paid = invoice.invoice.amount_due == 0 ||
-                    charge_result(card.kind, Charging::later) == ChargeResult::paid;
+                    charge_result(card, Charging::later, time_at(now)) == ChargeResult::paid;
   record_charge(invoice, card, paid, now);
   out.events.push_back(make_event(paid ? "invoice.payment_succeeded" : "invoice.payment_failed",
                                   invoice_json(invoice), now));
   return paid;
 }
 
-// Invoices the next period and charges the card on file for it. The period moves on either way
-// (as Stripe's does); an unpaid invoice leaves the subscription past_due.
-void Ledger::renew(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out) {
+// Moves the subscription on to its next period, and says what the period was.
+json::object Ledger::next_period(Subscription& subscription) const {
   json::object previous{{"current_period_start", subscription.current_period_start},
                         {"current_period_end", subscription.current_period_end}};
   subscription.current_period_start = subscription.current_period_end;
   subscription.current_period_end += period_seconds(plan_of(subscription.price_id).cycle);
+  return previous;
+}
+
+// A period that begins while the subscription is past_due is not invoiced: its plan is suspended,
+// without service, until the open invoice is paid, and paying it late does not charge for the
+// periods that passed meanwhile (Stripe would invoice each and retry; here they are let go).
+void Ledger::skip_period(Subscription& subscription, std::int64_t now,
+                         WithEvents<RenewalReport>& out) {
+  json::object previous = next_period(subscription);
+  out.events.push_back(make_event("customer.subscription.updated",
+                                  subscription_object(subscription), now, std::move(previous)));
+}
+
+// Invoices the next period and charges the card on file for it. The period moves on either way
+// (as Stripe's does); an unpaid invoice leaves the subscription past_due.
+void Ledger::renew(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out) {
+  json::object previous = next_period(subscription);
   if (charge(subscription, invoice_for(subscription, "subscription_cycle", now), now, out)) {
     ++out.value.renewed;
   } else {

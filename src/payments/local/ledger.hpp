@@ -110,6 +110,8 @@ class Ledger {
   void prorate(const Subscription& subscription, std::string_view new_price_id, std::int64_t now);
   // The invoice as Stripe's JSON, with the items it billed as lines.
   boost::json::object invoice_json(const InvoiceRecord& record) const;
+  boost::json::object next_period(Subscription& subscription) const;
+  void skip_period(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out);
   void renew(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out);
   void end(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out);
   bool charge(const Subscription& subscription, InvoiceRecord& invoice, std::int64_t now,

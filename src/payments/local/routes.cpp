@@ -34,8 +34,15 @@ struct AdvanceUnit {
 };
 constexpr AdvanceUnit kAdvanceUnits[] = {{"days", days(1)}, {"seconds", seconds(1)}};
 
+// The session's id in the address is the page's only credential, as on Stripe's hosted pages:
+// kept out of caches, out of the Referer its links send, and out of other sites' frames.
 Response html(int status, std::string body) {
-  return Response{.status = status, .content_type = ContentType::html, .body = std::move(body)};
+  Response page{.status = status, .content_type = ContentType::html, .body = std::move(body)};
+  page.with_header("Cache-Control", "no-store")
+      .with_header("Referrer-Policy", "no-referrer")
+      .with_header("Content-Security-Policy", "frame-ancestors 'none'")
+      .with_header("X-Frame-Options", "DENY");
+  return page;
 }
 
 // An application/x-www-form-urlencoded body, as browsers send forms: decoded by Boost.URL, with
