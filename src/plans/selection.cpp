@@ -38,7 +38,7 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
     }
     // Every choice asks the provider, which changes nothing when the price is as chosen: a
     // withdrawal must reach it even when the last call to withdraw failed.
-    return {plan, chosen_subscription_price(plan)};
+    return {plan, chosen_subscription_price(plan), existing->pending_plan_type};
   }
   Plan plan = existing ? *existing
                        : Plan{.id = "plan_" + random_hex(12), .owner = owner, .created_at = now};
@@ -88,15 +88,35 @@ boost::asio::awaitable<void> price_subscription(Db& db, SubscriptionChanges& sub
   constexpr int kMostCalls = 3;
   Plan plan = std::move(choice.plan);
   auto price = choice.subscription_price;
-  for (int calls = 0; price && calls < kMostCalls; ++calls) {
+  if (!price) co_return;
+  std::exception_ptr refused;
+  try {
     co_await subscriptions.change_plan(plan, *price);
+  } catch (...) {
+    refused = std::current_exception();
+  }
+  if (refused) {
+    co_await db.transact([&](Tx& tx) {
+      auto& plans = tx.get<PlanRepo>();
+      auto newest = plans.find_plan(plan.owner);
+      if (!newest || newest->stripe_subscription_id != plan.stripe_subscription_id ||
+          newest->pending_plan_type != plan.pending_plan_type ||
+          newest->pending_plan_type == choice.pending_before)
+        return;
+      newest->pending_plan_type = choice.pending_before;
+      plans.save_plan(*newest);
+    });
+    std::rethrow_exception(refused);
+  }
+  for (int calls = 1;; ++calls) {
     auto newest =
         co_await db.read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(plan.owner); });
     if (!newest || newest->stripe_subscription_id != plan.stripe_subscription_id) co_return;
     const auto newest_price = chosen_subscription_price(*newest);
-    if (newest_price == price) co_return;
+    if (!newest_price || newest_price == price || calls == kMostCalls) co_return;
     plan = std::move(*newest);
     price = newest_price;
+    co_await subscriptions.change_plan(plan, *price);
   }
 }
 

@@ -25,6 +25,8 @@ struct PlanChoice {
   // an owner's choice: the type chosen, also the plan's own (a pending choice the provider may
   // have priced already is withdrawn so); none without such a subscription.
   std::optional<PlanType> subscription_price;
+  // The owner's pending choice before this one: put back if the provider refuses this one.
+  std::optional<PlanType> pending_before;
 };
 
 // POST /billing/plan/select, inside one write unit. An admin's choice is active at once (a
@@ -54,6 +56,9 @@ std::optional<PlanType> chosen_subscription_price(const Plan& plan);
 // After select_plan: asks the provider to price the subscription as `choice` says. Two choices
 // made at nearly the same time may reach the provider in the other order, so the plan is read
 // again after each call and the provider asked again while the newest choice says otherwise.
+// When the provider refuses the choice (its error is rethrown), the pending choice it recorded is
+// taken back, unless a newer one replaced it: the owner was told it failed, and nothing would
+// ever apply it.
 boost::asio::awaitable<void> price_subscription(Db& db, SubscriptionChanges& subscriptions,
                                                 PlanChoice choice);
 

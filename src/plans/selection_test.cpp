@@ -236,6 +236,44 @@ TEST_P(PlanRules, TwoChoicesThatReachTheProviderInTheOtherOrderEndAtTheNewest) {
   EXPECT_TRUE(unused.prices.empty());
 }
 
+// A provider that refuses every change, as a declined card or an outage does.
+class RefusingSubscriptions final : public SubscriptionChanges {
+ public:
+  boost::asio::awaitable<void> change_plan(Plan, PlanType) override {
+    throw ApiError(402, "Your card was declined");
+    co_return;
+  }
+};
+
+// The owner is told the choice failed: it is not left pending, which nothing would ever apply;
+// the choice before it (priced already) is put back.
+TEST_P(PlanRules, AChoiceTheProviderRefusesIsNotLeftPending) {
+  auto paid = select(admin, {PlanType::lite, hospital_id, std::nullopt});
+  paid.stripe_subscription_id = "sub_1";
+  run_blocking(db->transact([&](Tx& tx) { tx.get<PlanRepo>().save_plan(paid); }));
+  const auto pending = [&] {
+    return run_blocking(db->read([&](Tx& tx) {
+             return tx.get<PlanRepo>().find_plan({EntityKind::hospital, hospital_id});
+           }))
+        ->pending_plan_type;
+  };
+  RefusingSubscriptions refusing;
+  const auto refused = [&](PlanType type) {
+    return error_of([&] {
+      run_blocking(price_subscription(*db, refusing, choose(hospital, {type, hospital_id, {}})));
+    });
+  };
+  EXPECT_EQ(refused(PlanType::pro), "402 Your card was declined");
+  EXPECT_EQ(pending(), std::nullopt);
+
+  RecordingSubscriptions accepting;
+  run_blocking(
+      price_subscription(*db, accepting, choose(hospital, {PlanType::pro, hospital_id, {}})));
+  EXPECT_EQ(pending(), PlanType::pro);
+  EXPECT_EQ(refused(PlanType::lite), "402 Your card was declined");  // withdrawing it
+  EXPECT_EQ(pending(), PlanType::pro);
+}
+
 TEST_P(PlanRules, RefusesPlansTheCatalogDoesNotOfferAndOtherPeoplesEntities) {
   EXPECT_EQ(error_of([&] {
               select(hospital, {PlanType::hobby, hospital_id, std::nullopt});
