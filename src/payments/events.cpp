@@ -271,6 +271,11 @@ class EventEffects {
     const auto subscription = text(object_, "subscription");
     if (!customer || !subscription || !plausible_id(*customer) || !plausible_id(*subscription))
       return ignored("no customer or subscription");
+    // Its first invoice's payment names the session, whether the plan takes it up or not.
+    const auto session = text(object_, "id");
+    const auto first_invoice = text(object_, "invoice");
+    if (session && first_invoice && plausible_id(*session) && plausible_id(*first_invoice))
+      tx_.get<PaymentRepo>().link_checkout(*session, *first_invoice);
 
     // prepare_event created the entity's row if it was new, and holds it.
     const auto before = plans().find_plan(*entity);

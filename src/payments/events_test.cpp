@@ -58,13 +58,16 @@ class Events : public ::testing::TestWithParam<std::string> {
                                                     {"data", {{"object", std::move(object)}}}}));
     return parse_event(payloads.back());
   }
-  StripeEvent checkout_completed(std::string_view plan = "lite") {
-    return event("checkout.session.completed", {{"id", unique_id("cs")},
-                                                {"object", "checkout.session"},
-                                                {"payment_status", "paid"},
-                                                {"customer", customer},
-                                                {"subscription", subscription},
-                                                {"metadata", metadata(plan)}});
+  StripeEvent checkout_completed(std::string_view plan = "lite", std::string_view session = "",
+                                 std::string_view first_invoice = "") {
+    json::object object{{"id", session.empty() ? unique_id("cs") : std::string(session)},
+                        {"object", "checkout.session"},
+                        {"payment_status", "paid"},
+                        {"customer", customer},
+                        {"subscription", subscription},
+                        {"metadata", metadata(plan)}};
+    if (!first_invoice.empty()) object["invoice"] = first_invoice;
+    return event("checkout.session.completed", std::move(object));
   }
   StripeEvent invoice(std::string_view type, std::string invoice_id, std::int64_t created = 0) {
     const bool paid = type == "invoice.payment_succeeded";
@@ -571,6 +574,28 @@ TEST_P(Events, APaidInvoiceBeforeTheCheckoutIsRecordedAndActivatesNothing) {
   EXPECT_EQ(plan(), std::nullopt);
   apply(checkout_completed());
   EXPECT_EQ(plan()->status, PlanStatus::active);
+}
+
+// The payment of a checkout's first invoice names the session, whichever event comes first;
+// later invoices' payments name none.
+TEST_P(Events, ACheckoutsFirstPaymentNamesItsSessionInEitherOrder) {
+  const auto first = unique_id("in");
+  apply(checkout_completed("lite", "cs_first", first));
+  apply(invoice("invoice.payment_succeeded", first));
+  apply(invoice("invoice.payment_succeeded", unique_id("in")));
+  auto recorded = payments();
+  ASSERT_EQ(recorded.size(), 2u);
+  EXPECT_EQ(recorded[0].checkout_session_id, "cs_first");
+  EXPECT_EQ(recorded[1].checkout_session_id, std::nullopt);
+
+  subscription = unique_id("sub");  // a second checkout, its invoice's event first
+  const auto second = unique_id("in");
+  apply(invoice("invoice.payment_succeeded", second));
+  apply(checkout_completed("pro", "cs_second", second));
+  recorded = payments();
+  ASSERT_EQ(recorded.size(), 3u);
+  EXPECT_EQ(recorded[2].invoice_id, second);
+  EXPECT_EQ(recorded[2].checkout_session_id, "cs_second");
 }
 
 TEST_P(Events, AFailedPaymentSuspendsAndTheNextPaymentReactivates) {

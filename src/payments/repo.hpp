@@ -38,6 +38,9 @@ class PaymentRepo {
   // queue only a payment the unit records unless its event turns out a duplicate (whose
   // payment, recorded before, makes this one a no-op).
   virtual void queue_payment(const Payment& payment) = 0;
+  // The checkout session whose first invoice `invoice_id` is: its payment names the session,
+  // recorded already or to come.
+  virtual void link_checkout(std::string_view checkout_session_id, std::string_view invoice_id) = 0;
   virtual std::vector<Payment> payments(const EntityRef& entity) = 0;  // oldest first
   // Whether one of the entity's payments was for that subscription.
   virtual bool paid_for_subscription(const EntityRef& entity, std::string_view subscription_id) = 0;

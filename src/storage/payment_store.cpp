@@ -163,12 +163,14 @@ void SqlPaymentRepo::insert_payment(const Payment& p, std::function<void(const s
       "stripe_subscription_id, stripe_invoice_id, stripe_payment_intent_id, stripe_charge_id, "
       "role, role_entity_id, plan_type, cycle, amount, currency, net_amount, fee_amount, "
       "payment_method, paid_at, created_at) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+      "VALUES (COALESCE(?, (SELECT checkout_session_id FROM checkout_invoices WHERE invoice_id = "
+      "?)), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
       "ON CONFLICT (stripe_invoice_id) DO NOTHING RETURNING 1";
   const std::optional<std::string> paid_at =
       p.paid_at ? std::optional(iso8601_micros(*p.paid_at)) : std::nullopt;
   const auto created_at = iso8601_micros(p.created_at);
   const std::initializer_list<sql::Param> params{optional_param(p.checkout_session_id),
+                                                 optional_param(p.invoice_id),
                                                  optional_param(p.customer_id),
                                                  optional_param(p.subscription_id),
                                                  optional_param(p.invoice_id),
@@ -204,6 +206,18 @@ void SqlPaymentRepo::queue_payment(const Payment& p) {
   if (!batch_ || !p.invoice_id) return;
   queue(batch_->payments, *p.invoice_id,
         [&](RowCallback recorded) { insert_payment(p, std::move(recorded), true); });
+}
+
+void SqlPaymentRepo::link_checkout(std::string_view checkout_session_id,
+                                   std::string_view invoice_id) {
+  static constexpr sql::Query kLink =
+      "INSERT INTO checkout_invoices (invoice_id, checkout_session_id) VALUES (?, ?) "
+      "ON CONFLICT (invoice_id) DO NOTHING";
+  static constexpr sql::Query kName =
+      "UPDATE payments SET stripe_checkout_session_id = ? "
+      "WHERE stripe_invoice_id = ? AND stripe_checkout_session_id IS NULL";
+  db_.run(kLink, {invoice_id, checkout_session_id});
+  db_.run(kName, {checkout_session_id, invoice_id});
 }
 
 bool SqlPaymentRepo::complete_payment(std::string_view invoice_id, const ChargeDetails& details) {

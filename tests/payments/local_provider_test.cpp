@@ -1288,6 +1288,9 @@ class LocalPaymentsWebhook : public LocalPayments {
 
 TEST_F(LocalPaymentsWebhook, EventsDriveThePlanThroughTheServiceWebhook) {
   const auto subscription = subscribe(checkout_request(hospital.id), kFailsLater);
+  ASSERT_EQ(delivered[0].type, "checkout.session.completed");
+  const auto session = text(delivered[0].object, "id");
+  EXPECT_EQ(text(delivered[0].object, "invoice"), text(delivered[2].object, "id"));
   EXPECT_EQ(plan().status, PlanStatus::active);
   EXPECT_EQ(plan().plan_type, PlanType::lite);
   EXPECT_EQ(plan().stripe_subscription_id, subscription.id);
@@ -1317,6 +1320,8 @@ TEST_F(LocalPaymentsWebhook, EventsDriveThePlanThroughTheServiceWebhook) {
       run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); }));
   ASSERT_EQ(payments.size(), 3u);
   EXPECT_EQ(payments[0].amount, 49900);
+  EXPECT_EQ(payments[0].checkout_session_id, session);
+  EXPECT_EQ(payments[1].checkout_session_id, std::nullopt);
   EXPECT_EQ(payments[0].fee_amount, 1477);
   EXPECT_EQ(payments[0].net_amount, 48423);
   EXPECT_EQ(payments[1].invoice_id, invoice);

@@ -193,7 +193,8 @@ WithEvents<CheckoutSession> Ledger::complete_checkout(CheckoutSession& session, 
   request.customer_id = customer.customer.id;
   session.subscription_id = subscription.id;
   return {session,
-          {make_event("checkout.session.completed", checkout_session_object(session), now),
+          {make_event("checkout.session.completed",
+                      checkout_session_object(session, invoice.invoice.id), now),
            make_event("customer.subscription.created", subscription_object(subscription), now),
            make_event("invoice.payment_succeeded", invoice_json(invoice), now)}};
 }

@@ -128,7 +128,8 @@ json::object invoice_object(const InvoiceRecord& record, std::optional<Cents> pe
            {{"paid_at", record.paid_at ? json::value(*record.paid_at) : json::value(nullptr)}}}};
 }
 
-json::object checkout_session_object(const CheckoutSession& session) {
+json::object checkout_session_object(const CheckoutSession& session,
+                                     std::optional<std::string_view> invoice) {
   const CheckoutRequest& request = session.request;
   return {{"id", session.id},
           {"object", "checkout.session"},
@@ -138,6 +139,7 @@ json::object checkout_session_object(const CheckoutSession& session) {
           {"customer", optional_text(request.customer_id)},
           {"subscription", session.subscription_id.empty() ? json::value(nullptr)
                                                            : json::value(session.subscription_id)},
+          {"invoice", invoice ? json::value(*invoice) : json::value(nullptr)},
           {"client_reference_id", request.entity.id},
           {"amount_total", session.amount},
           {"currency", "usd"},

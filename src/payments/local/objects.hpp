@@ -29,7 +29,9 @@ boost::json::object subscription_object(const Subscription& subscription);
 // alone), then the invoice items it billed (prorations).
 boost::json::object invoice_object(const InvoiceRecord& invoice, std::optional<Cents> period_amount,
                                    const std::vector<InvoiceItem>& items);
-boost::json::object checkout_session_object(const CheckoutSession& session);
+// `invoice`: the first invoice, once the checkout is complete.
+boost::json::object checkout_session_object(const CheckoutSession& session,
+                                            std::optional<std::string_view> invoice = std::nullopt);
 
 // A new event: `object` as data.object, and data.previous_attributes unless empty.
 Event make_event(std::string_view type, boost::json::object object, std::int64_t created,
