@@ -31,10 +31,10 @@ void apply_dev_secrets(Config& config) {
     if (!ec && parsed.is_object()) secrets = std::move(parsed.get_object());
   }
   bool changed = false;
-  for (const char* key : {"jwt_secret", "csrf_secret"}) {
+  for (const char* key : {"jwt_secret", "csrf_secret", "webhook_secret"}) {
     if (const auto* v = secrets.if_contains(key); v && v->is_string() && !v->get_string().empty())
       continue;
-    secrets[key] = random_hex(32);
+    secrets[key] = (key == std::string_view("webhook_secret") ? "whsec_" : "") + random_hex(32);
     changed = true;
   }
   if (changed) {
@@ -45,6 +45,9 @@ void apply_dev_secrets(Config& config) {
   }
   if (config.jwt_secret.empty()) config.jwt_secret = secrets["jwt_secret"].as_string().c_str();
   if (config.csrf_secret.empty()) config.csrf_secret = secrets["csrf_secret"].as_string().c_str();
+  // Kept, and printed, so that events made up by hand can be signed for the local webhook.
+  if (config.payments == PaymentsProvider::local && config.stripe.webhook_secret.empty())
+    config.stripe.webhook_secret = secrets["webhook_secret"].as_string().c_str();
 }
 
 void seed_demo_entities(Db& db, const Catalog& catalog, const Clock& clock) {
@@ -74,6 +77,15 @@ void print_quick_start(const Config& config, const JwtCodec& jwt, const Clock& c
   const auto assistant = jwt.sign(
       {"dev-assistant-user", Role::assistant, "demo-assistant-1", "demo-hospital-1"}, expires);
   const auto base = fmt::format("http://{}:{}", config.host, port);
+  // The local provider's signing secret (never a Stripe endpoint's, which is the user's own).
+  const std::string webhook =
+      config.payments == PaymentsProvider::local
+          ? fmt::format(
+                "Events of your own for {}/stripe/webhook are signed with (Stripe-Signature:\n"
+                "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">):\n"
+                "  export WEBHOOK_SECRET={}\n\n",
+                base, config.stripe.webhook_secret)
+          : std::string();
   std::cout << fmt::format(R"text(
 billing is running on {base} (SQLite {db}, local payments). Tokens, valid for 24 hours:
 
@@ -102,11 +114,12 @@ Then a month later, as admin (renewals; card 4000 0000 0000 0341 in the portal m
   curl -s -w '\n' -X POST -H "Authorization: Bearer $ADMIN" -H "X-CSRF-Token: $CSRF" \
        -H 'Content-Type: application/json' -d '{{"days":31}}' {base}/stripe/local/clock/advance
 
-Stop with Ctrl-C.
+{webhook}Stop with Ctrl-C.
 )text",
                            fmt::arg("base", base), fmt::arg("db", config.database_url),
                            fmt::arg("admin", admin), fmt::arg("hospital", hospital),
-                           fmt::arg("individual", individual), fmt::arg("assistant", assistant))
+                           fmt::arg("individual", individual), fmt::arg("assistant", assistant),
+                           fmt::arg("webhook", webhook))
             << std::flush;
 }
 

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "auth/jwt.hpp"
+#include "payments/webhook_signature.hpp"
 #include "tests/e2e/client.hpp"
 
 namespace billing::e2e {
@@ -133,6 +134,23 @@ TEST(E2eCli, DevServesDemoDataWithGeneratedSecretsAndPrintsTokens) {
       client.get("/billing/services", {{"Authorization", "Bearer " + token_of("ASSISTANT")}});
   EXPECT_EQ(services.status, 200) << services.body;
   EXPECT_EQ(text(services.json().at("plan_type")), "lite");
+
+  // Its webhook secret is printed: an event made up by hand and signed with it is applied.
+  const auto webhook_secret = token_of("WEBHOOK_SECRET");
+  EXPECT_THAT(webhook_secret, ::testing::StartsWith("whsec_"));
+  const std::string event =
+      R"({"id":"evt_by_hand","object":"event","type":"customer.created","created":1700000000,)"
+      R"("data":{"object":{"id":"cus_by_hand","object":"customer"}}})";
+  const auto signed_event = client.post(
+      "/stripe/webhook", event,
+      {{"Stripe-Signature",
+        WebhookSignature(webhook_secret).sign(event, std::chrono::system_clock::now())}});
+  EXPECT_EQ(signed_event.status, 200) << signed_event.body;
+  const auto unsigned_event = client.post(
+      "/stripe/webhook", event,
+      {{"Stripe-Signature",
+        WebhookSignature("whsec_other").sign(event, std::chrono::system_clock::now())}});
+  EXPECT_EQ(unsigned_event.status, 400);
 
   const auto secrets = server.directory() + "/billing-dev-secrets.json";
   struct stat info {};
