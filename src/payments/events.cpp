@@ -318,7 +318,8 @@ class EventEffects {
     // suspended subscription, which may still be paid, is kept as another.
     if (!follows && before && before->status == PlanStatus::suspended &&
         before->stripe_subscription_id)
-      keep_as_other(*before, "past_due", before->last_event_created.value_or(0));
+      keep_as_other(*before, before->collection_paused ? "paused" : "past_due",
+                    before->last_event_created.value_or(0));
     if (known) plans().drop_other_subscription(known->id);
     Plan after = before
                      ? *before
@@ -336,6 +337,7 @@ class EventEffects {
     after.stripe_subscription_id = std::string(*subscription);
     after.pending_plan_type.reset();
     after.cancel_at_period_end = false;
+    after.collection_paused = known_newer && known->status == "paused";
     save(before, std::move(after),
          std::max(event_.created, known ? known->last_event_created : event_.created));
     return {};
@@ -426,7 +428,9 @@ class EventEffects {
       return outcome;  // the checkout completion, when it comes, activates the plan
     if (stale(*before)) return {AuditStatus::stale, outcome.note + "; plan left as it is"};
     Plan after = *before;
-    if (after.status == PlanStatus::suspended) after.status = PlanStatus::active;
+    // A paused subscription's plan stays suspended until the subscription is resumed.
+    if (after.status == PlanStatus::suspended && !after.collection_paused)
+      after.status = PlanStatus::active;
     save(before, std::move(after));
     return outcome;
   }
@@ -505,6 +509,7 @@ class EventEffects {
                   std::max(after.last_event_created.value_or(0), event_.created));
     after.status = PlanStatus::cancelled;
     after.cancel_at_period_end = false;
+    after.collection_paused = false;
     for (const auto& other : plans().other_subscriptions(after.owner)) {
       // One that has ended, or whose first payment is still being made (incomplete), is not.
       const auto status = plan_status_of(other.status, false);
@@ -512,6 +517,7 @@ class EventEffects {
       plans().drop_other_subscription(other.id);
       after.stripe_subscription_id = other.id;
       after.status = *status;
+      after.collection_paused = other.status == "paused";
       after.pending_plan_type.reset();  // a choice the ended subscription was to be priced at
       follow_price(after, {after.owner.kind, other.plan_type, other.cycle});
       event_time = other.last_event_created;
@@ -523,8 +529,12 @@ class EventEffects {
   Outcome subscription_updated() {
     const auto id = text(object_, "id");
     const auto status = text(object_, "status").value_or("");
+    const bool paused =
+        object_.contains("pause_collection") && !object_.at("pause_collection").is_null();
     auto before = subscription_plan(id, child(object_, "metadata"));
-    if (!before || !id) return other_subscription_event(id, status);
+    // Another subscription's pause is kept as Stripe's own `paused` status: it suspends too.
+    if (!before || !id)
+      return other_subscription_event(id, paused && !ended(status) ? "paused" : status);
     if (before->status == PlanStatus::cancelled)
       return {AuditStatus::stale, "the subscription was deleted"};
     if (stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
@@ -533,10 +543,9 @@ class EventEffects {
       if (auto priced = rules_.prices.plan_for(*price)) follow_price(after, *priced);
     if (auto* v = object_.if_contains("cancel_at_period_end"); v && v->is_bool())
       after.cancel_at_period_end = v->get_bool();
-    const bool paused =
-        object_.contains("pause_collection") && !object_.at("pause_collection").is_null();
     Outcome outcome;
     std::optional<std::int64_t> event_time;
+    after.collection_paused = paused;
     if (ended(status))
       outcome = end_subscription(after, event_time);
     else if (auto plan_status = plan_status_of(status, paused))

@@ -91,17 +91,26 @@ class Events : public ::testing::TestWithParam<std::string> {
          {"status_transitions", {{"paid_at", paid ? json::value(clock) : nullptr}}}},
         created);
   }
+  json::object subscription_object(std::string_view status, std::string_view price) const {
+    return {{"id", subscription},
+            {"object", "subscription"},
+            {"customer", customer},
+            {"status", status},
+            {"cancel_at_period_end", false},
+            {"items", {{"data", json::array{{{"id", "si_1"}, {"price", {{"id", price}}}}}}}},
+            {"metadata", metadata()}};
+  }
   StripeEvent subscription_event(std::string_view type, std::string_view status,
                                  std::string_view price, std::int64_t created = 0) {
-    return event(type,
-                 {{"id", subscription},
-                  {"object", "subscription"},
-                  {"customer", customer},
-                  {"status", status},
-                  {"cancel_at_period_end", false},
-                  {"items", {{"data", json::array{{{"id", "si_1"}, {"price", {{"id", price}}}}}}}},
-                  {"metadata", metadata()}},
-                 created);
+    return event(type, subscription_object(status, price), created);
+  }
+  // The subscription's collection paused (Stripe's pause_collection) or resumed; still active.
+  StripeEvent collection(bool paused,
+                         std::string_view price = "price_local_hospital_lite_monthly") {
+    auto object = subscription_object("active", price);
+    object["pause_collection"] =
+        paused ? json::value{{"behavior", "mark_uncollectible"}} : json::value(nullptr);
+    return event("customer.subscription.updated", std::move(object));
   }
 
   // An event of a subscription made before checkouts carried metadata: it names no owner.
@@ -596,6 +605,41 @@ TEST_P(Events, ACheckoutsFirstPaymentNamesItsSessionInEitherOrder) {
   ASSERT_EQ(recorded.size(), 3u);
   EXPECT_EQ(recorded[2].invoice_id, second);
   EXPECT_EQ(recorded[2].checkout_session_id, "cs_second");
+}
+
+// A paused subscription's plan is suspended until the subscription is resumed: an invoice paid
+// meanwhile (one marked uncollectible, paid by hand) does not reactivate it.
+TEST_P(Events, AnInvoicePaidWhileCollectionIsPausedLeavesThePlanSuspended) {
+  apply(checkout_completed());
+  apply(collection(true));
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  EXPECT_EQ(apply(invoice("invoice.payment_succeeded", unique_id("in"))), AuditStatus::ok);
+  EXPECT_EQ(payments().size(), 1u);
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  apply(collection(false));
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+}
+
+// Another subscription of the owner paused: the plan that goes on with it is suspended, until
+// it is resumed, whatever it pays meanwhile.
+TEST_P(Events, APlanGoesOnWithAPausedOtherSubscriptionSuspended) {
+  apply(checkout_completed());
+  const auto first = subscription;
+  subscription = unique_id("sub");
+  const auto second = subscription;
+  EXPECT_EQ(apply(checkout_completed("pro")), AuditStatus::ignored);  // kept as another
+  apply(collection(true, "price_local_hospital_pro_monthly"));
+  subscription = first;
+  apply(subscription_event("customer.subscription.deleted", "canceled",
+                           "price_local_hospital_lite_monthly"));
+  EXPECT_EQ(plan()->stripe_subscription_id, second);
+  EXPECT_EQ(plan()->plan_type, PlanType::pro);
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  subscription = second;
+  apply(invoice("invoice.payment_succeeded", unique_id("in")));
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  apply(collection(false, "price_local_hospital_pro_monthly"));
+  EXPECT_EQ(plan()->status, PlanStatus::active);
 }
 
 TEST_P(Events, AFailedPaymentSuspendsAndTheNextPaymentReactivates) {

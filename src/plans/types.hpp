@@ -27,6 +27,8 @@ struct Plan {
   // checkout for this one completes.
   std::optional<PlanType> pending_plan_type;
   bool cancel_at_period_end = false;
+  // The subscription's collection is paused: suspended until it is resumed, whatever is paid.
+  bool collection_paused = false;
   // Stripe's `created` (Unix seconds) of the newest event applied to this plan: an older event
   // arriving late must not move the plan back.
   std::optional<std::int64_t> last_event_created;
