@@ -190,7 +190,7 @@ class EventEffects {
   // For prepare_event: sends ahead the payment a paid invoice records, if its metadata names
   // the entity (the one invoice_paid then records).
   void queue_payment(Effect effect) {
-    if (effect != &EventEffects::invoice_paid || !invoice_id()) return;
+    if (effect != &EventEffects::invoice_paid || !invoice_id() || !amount_paid()) return;
     if (auto entity = metadata_entity(invoice_metadata(object_)))
       tx_.get<PaymentRepo>().queue_payment(payment_of(*entity));
   }
@@ -355,6 +355,13 @@ class EventEffects {
                                      .last_event_created = last});
   }
 
+  // What the invoice says was paid: whole cents, none below zero (Stripe's never are; a payment
+  // is not recorded from an amount that cannot be one).
+  std::optional<Cents> amount_paid() const {
+    const auto amount = integer(object_, "amount_paid");
+    return amount && *amount >= 0 ? amount : std::nullopt;
+  }
+
   std::optional<std::string_view> invoice_id() const {
     const auto id = text(object_, "id");
     return id && plausible_id(*id) ? id : std::nullopt;
@@ -378,7 +385,7 @@ class EventEffects {
         .invoice_id = owned(text(object_, "id")),
         .payment_intent_id = owned(text(object_, "payment_intent")),
         .entity = entity,
-        .amount = integer(object_, "amount_paid").value_or(0),
+        .amount = amount_paid().value_or(0),
         .currency = std::string(text(object_, "currency").value_or("usd")),
         .created_at = now_,
     };
@@ -416,6 +423,7 @@ class EventEffects {
 
   Outcome invoice_paid() {
     if (!invoice_id()) return ignored("invoice without an id");
+    if (!amount_paid()) return ignored("invoice without a valid amount_paid");
     const auto entity = invoice_entity();
     if (!entity) return ignored("no entity for the invoice");
     // Recorded whatever follows: queue_payment sent it ahead on these same conditions.

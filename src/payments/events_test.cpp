@@ -70,26 +70,26 @@ class Events : public ::testing::TestWithParam<std::string> {
     return event("checkout.session.completed", std::move(object));
   }
   StripeEvent invoice(std::string_view type, std::string invoice_id, std::int64_t created = 0) {
+    return event(type, invoice_object(type, std::move(invoice_id)), created);
+  }
+  json::object invoice_object(std::string_view type, std::string invoice_id) const {
     const bool paid = type == "invoice.payment_succeeded";
-    return event(
-        type,
-        {{"id", invoice_id},
-         {"object", "invoice"},
-         {"customer", customer},
-         {"subscription", subscription},
-         {"amount_paid", paid ? 49900 : 0},
-         {"currency", "usd"},
-         {"payment_intent", "pi_1"},
-         {"charge",
-          {{"id", "ch_1"},
-           {"balance_transaction", {{"fee", 1477}, {"net", 48423}}},
-           {"payment_method_details",
-            {{"type", "card"}, {"card", {{"brand", "visa"}, {"last4", "4242"}}}}}}},
-         {"subscription_details", {{"metadata", metadata()}}},
-         {"lines",
-          {{"data", json::array{{{"price", {{"id", "price_local_hospital_lite_monthly"}}}}}}}},
-         {"status_transitions", {{"paid_at", paid ? json::value(clock) : nullptr}}}},
-        created);
+    return {{"id", invoice_id},
+            {"object", "invoice"},
+            {"customer", customer},
+            {"subscription", subscription},
+            {"amount_paid", paid ? 49900 : 0},
+            {"currency", "usd"},
+            {"payment_intent", "pi_1"},
+            {"charge",
+             {{"id", "ch_1"},
+              {"balance_transaction", {{"fee", 1477}, {"net", 48423}}},
+              {"payment_method_details",
+               {{"type", "card"}, {"card", {{"brand", "visa"}, {"last4", "4242"}}}}}}},
+            {"subscription_details", {{"metadata", metadata()}}},
+            {"lines",
+             {{"data", json::array{{{"price", {{"id", "price_local_hospital_lite_monthly"}}}}}}}},
+            {"status_transitions", {{"paid_at", paid ? json::value(clock) : nullptr}}}};
   }
   json::object subscription_object(std::string_view status, std::string_view price) const {
     return {{"id", subscription},
@@ -640,6 +640,22 @@ TEST_P(Events, APlanGoesOnWithAPausedOtherSubscriptionSuspended) {
   EXPECT_EQ(plan()->status, PlanStatus::suspended);
   apply(collection(false, "price_local_hospital_pro_monthly"));
   EXPECT_EQ(plan()->status, PlanStatus::active);
+}
+
+// A signed invoice whose amount paid cannot be one (not whole cents, below zero, absent) records
+// no payment and reactivates nothing: it is audited as ignored.
+TEST_P(Events, AnInvoiceWithAnImpossibleAmountRecordsNoPayment) {
+  apply(checkout_completed());
+  apply(invoice("invoice.payment_failed", unique_id("in")));
+  for (const json::value& amount : {json::value("4990"), json::value(1e30), json::value(-500),
+                                    json::value(49.9), json::value(nullptr)}) {
+    SCOPED_TRACE(json::serialize(amount));
+    auto paid = invoice_object("invoice.payment_succeeded", unique_id("in"));
+    paid["amount_paid"] = amount;
+    EXPECT_EQ(apply(event("invoice.payment_succeeded", std::move(paid))), AuditStatus::ignored);
+  }
+  EXPECT_TRUE(payments().empty());
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
 }
 
 TEST_P(Events, AFailedPaymentSuspendsAndTheNextPaymentReactivates) {
