@@ -49,7 +49,9 @@ void Router::add(Route route) {
     throw std::logic_error("a route whose policy admits no role: " + route.pattern);
   if (route.policy.body_limit() > kLargeBodyLimit)
     throw std::logic_error("body limit above the server's largest: " + route.pattern);
-  const auto method = std::string(method_name(route.method));
+  // A GET route answers HEAD too (the server leaves the body out).
+  const auto method = route.method == Method::get ? std::string("GET, HEAD")
+                                                  : std::string(method_name(route.method));
   route.index = count_++;
   for (auto& entry : paths_) {
     if (entry.pattern != route.pattern) continue;

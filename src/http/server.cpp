@@ -61,9 +61,12 @@ struct Worker {
   asio::steady_timer sweeper{ioc};
 };
 
+// HEAD is GET without the content (RFC 9110 9.3.2: a general-purpose server supports both):
+// the GET route answers it, and write() leaves the body out.
 Method method_of(http::verb verb) {
   switch (verb) {
     case http::verb::get:
+    case http::verb::head:
       return Method::get;
     case http::verb::post:
       return Method::post;

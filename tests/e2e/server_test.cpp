@@ -87,11 +87,16 @@ TEST_F(E2eHttp, PipelinedRequestsAreAnsweredInOrder) {
 TEST_F(E2eHttp, HeadIsAnsweredWithoutABody) {
   // Whatever the status, a response to HEAD carries no content (RFC 9110 9.3.2): content would be
   // read as the start of the next response on the connection.
-  for (const char* target : {"/billing/health", "/nope"}) {
+  // A GET route answers HEAD as it answers GET, with the same status and length.
+  for (const auto& [target, status] :
+       std::vector<std::pair<std::string, int>>{{"/billing/health", 200}, {"/nope", 404}}) {
     SCOPED_TRACE(target);
     Connection connection(port());
     ASSERT_TRUE(connection.send(HttpRequest{.method = "HEAD", .target = target}));
-    ASSERT_TRUE(connection.read_response(true));
+    const auto head = connection.read_response(true);
+    ASSERT_TRUE(head);
+    EXPECT_EQ(head->status, status);
+    EXPECT_TRUE(head->body.empty());
     ASSERT_TRUE(connection.send(HttpRequest{.method = "GET", .target = "/billing/health"}));
     const auto next = connection.read_response();
     ASSERT_TRUE(next) << "the response to HEAD carried content: the next response is unreadable";
@@ -125,16 +130,18 @@ TEST_F(E2eHttp, WrongMethodIs405WithAllow) {
     const char* target;
     const char* allow;
   } cases[] = {
-      {"POST", "/billing/health", "GET"},       {"POST", "/billing/plan", "GET"},
-      {"GET", "/billing/plan/select", "POST"},  {"GET", "/billing/services/select", "POST"},
-      {"POST", "/billing/plan/current", "GET"}, {"POST", "/csrf-token", "GET"},
-      {"DELETE", "/billing/plan", "GET"},       {"PUT", "/billing/plan/select", "POST"},
+      {"POST", "/billing/health", "GET, HEAD"},       {"POST", "/billing/plan", "GET, HEAD"},
+      {"GET", "/billing/plan/select", "POST"},        {"GET", "/billing/services/select", "POST"},
+      {"POST", "/billing/plan/current", "GET, HEAD"}, {"POST", "/csrf-token", "GET, HEAD"},
+      {"DELETE", "/billing/plan", "GET, HEAD"},       {"PUT", "/billing/plan/select", "POST"},
+      {"HEAD", "/billing/plan/select", "POST"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(std::string(c.method) + " " + c.target);
     const auto response = client.send({.method = c.method, .target = c.target});
     EXPECT_EQ(response.status, 405);
-    EXPECT_EQ(response.body, R"({"detail":"Method Not Allowed"})");
+    EXPECT_EQ(response.body,
+              c.method == std::string_view("HEAD") ? "" : R"({"detail":"Method Not Allowed"})");
     EXPECT_EQ(response.header("allow"), c.allow);
   }
 }

@@ -302,12 +302,12 @@ TEST_F(Chain, NoRouteIs404OrA405NamingThePathsMethods) {
   EXPECT_EQ(other.status, 405);
   EXPECT_EQ(other.body, R"({"detail":"Method Not Allowed"})");
   EXPECT_THAT(headers_of(other),
-              ElementsAre(std::pair<std::string, std::string>{"Allow", "GET, POST"},
+              ElementsAre(std::pair<std::string, std::string>{"Allow", "GET, HEAD, POST"},
                           std::pair<std::string, std::string>{"X-Seen-By", "a"}));
 
   const auto post = handle(chain, "/only-get", Method::post);
   EXPECT_EQ(post.status, 405);
-  EXPECT_EQ(headers_of(post).front(), (std::pair<std::string, std::string>{"Allow", "GET"}));
+  EXPECT_EQ(headers_of(post).front(), (std::pair<std::string, std::string>{"Allow", "GET, HEAD"}));
   EXPECT_EQ(std::count(trace_.begin(), trace_.end(), "handler"), 0);
 }
 

@@ -84,7 +84,7 @@ TEST(Router, AKnownPathWithAnotherMethodNamesItsMethods) {
   EXPECT_EQ(find(router, "/r", Method::post).route->method, Method::post);
   const auto other = find(router, "/r", Method::other);
   EXPECT_EQ(other.route, nullptr);
-  EXPECT_EQ(other.allow, "GET, POST");
+  EXPECT_EQ(other.allow, "GET, HEAD, POST");
   const auto thing = find(router, "/things/1", Method::get);
   EXPECT_EQ(thing.route, nullptr);
   EXPECT_EQ(thing.allow, "POST");
@@ -159,7 +159,7 @@ TEST(Router, LiteralPatternsWinAndA405NeedsEveryFittingPatternToLackTheMethod) {
 
   const auto other = find(router, "/stripe/subscription/sub_1", Method::post);
   EXPECT_EQ(other.route, nullptr);
-  EXPECT_EQ(other.allow, "GET");
+  EXPECT_EQ(other.allow, "GET, HEAD");
 }
 
 TEST(Router, RefusesATokenPolicyThatAdmitsNoRole) {
