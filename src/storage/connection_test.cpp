@@ -1,6 +1,7 @@
 // The driver contract both backends keep (storage/sql.hpp), above all for statements run later:
 // they have run once the next answer comes, a failure among them surfaces once and leaves the
 // connection usable, and a unit that fails goes back to its savepoint, as group commit does.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -13,6 +14,7 @@
 #include "storage/postgres/connection.hpp"
 #include "storage/sqlite/connection.hpp"
 #include "storage/sqlite/page_cache.hpp"
+#include "storage/sqlite/sqlite_db.hpp"
 #include "storage/sqlite/wal_write_batching.hpp"
 #include "tests/support/test_db.hpp"
 
@@ -312,6 +314,22 @@ TEST(SqliteConnection, ACommitAfterPagesWereParkedSkipsTheWalkOfTheCache) {
   EXPECT_TRUE(whole(other));
   SqliteConnection reader(path, SqliteConnection::Mode::read_only);
   EXPECT_TRUE(whole(reader));
+}
+
+// A migration number recorded under another name is another migration (a number reused): the
+// database is refused rather than left without this build's migration of that number.
+TEST(Migrations, ANumberAppliedUnderAnotherNameIsRefused) {
+  const std::string path = testing::make_temp_dir() + "/billing.db";
+  SqliteDb(path).migrate();
+  SqliteConnection(path, SqliteConnection::Mode::read_write)
+      .exec("UPDATE schema_migrations SET name = '006_something_else.sql' WHERE version = 6");
+  try {
+    SqliteDb(path).migrate();
+    FAIL() << "migrated a database whose migration 6 is another";
+  } catch (const std::runtime_error& error) {
+    EXPECT_THAT(error.what(), ::testing::HasSubstr("schema migration 6 was applied to this "
+                                                   "database as 006_something_else.sql"));
+  }
 }
 
 }  // namespace

@@ -1,5 +1,11 @@
 #include "storage/transactions.hpp"
 
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include <fmt/format.h>
+
 #include "storage/sql_tx.hpp"
 
 namespace billing {
@@ -44,14 +50,22 @@ void apply_migrations(sql::Connection& connection, const std::vector<Migration>&
       "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
       "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
       "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"};
-  static constexpr sql::Query kApplied = "SELECT 1 FROM schema_migrations WHERE version = ?";
+  static constexpr sql::Query kApplied = "SELECT name FROM schema_migrations WHERE version = ?";
   static constexpr sql::Query kRecord =
       "INSERT INTO schema_migrations (version, name) VALUES (?, ?)";
   for (const Migration& m : migrations) {
     in_transaction(connection, kBegin, [&] {
       connection.exec(kCreateTable.text(connection.dialect()));
-      bool applied = false;
-      connection.run(kApplied, {std::int64_t{m.version}}, [&](const sql::Row&) { applied = true; });
+      std::optional<std::string> applied;
+      connection.run(kApplied, {std::int64_t{m.version}},
+                     [&](const sql::Row& row) { applied = std::string(row.text(0)); });
+      // A number applied under another name is another migration: skipping this one would
+      // leave the schema without it (a number is never reused; one unused is left unused).
+      if (applied && *applied != m.name)
+        throw std::runtime_error(fmt::format(
+            "schema migration {} was applied to this database as {}, and this build's is {}: "
+            "the database was migrated by a build this one does not descend from",
+            m.version, *applied, m.name));
       if (applied) return;
       connection.exec(m.sql);
       connection.run(kRecord, {std::int64_t{m.version}, m.name});
