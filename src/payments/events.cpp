@@ -435,10 +435,12 @@ class EventEffects {
     if (!before || !subscription || before->stripe_subscription_id != *subscription)
       return outcome;  // the checkout completion, when it comes, activates the plan
     if (stale(*before)) return {AuditStatus::stale, outcome.note + "; plan left as it is"};
+    // A paused subscription's plan waits for its resumption: the payment changes nothing of it,
+    // not even its event time, which a resumption sent before the payment must still pass.
+    if (before->collection_paused)
+      return {outcome.status, outcome.note + "; the plan waits for the subscription's resumption"};
     Plan after = *before;
-    // A paused subscription's plan stays suspended until the subscription is resumed.
-    if (after.status == PlanStatus::suspended && !after.collection_paused)
-      after.status = PlanStatus::active;
+    if (after.status == PlanStatus::suspended) after.status = PlanStatus::active;
     save(before, std::move(after));
     return outcome;
   }
@@ -553,7 +555,7 @@ class EventEffects {
       after.cancel_at_period_end = v->get_bool();
     Outcome outcome;
     std::optional<std::int64_t> event_time;
-    after.collection_paused = paused;
+    after.collection_paused = paused || status == "paused";
     if (ended(status))
       outcome = end_subscription(after, event_time);
     else if (auto plan_status = plan_status_of(status, paused))

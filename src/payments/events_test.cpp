@@ -618,6 +618,20 @@ TEST_P(Events, AnInvoicePaidWhileCollectionIsPausedLeavesThePlanSuspended) {
   EXPECT_EQ(plan()->status, PlanStatus::suspended);
   apply(collection(false));
   EXPECT_EQ(plan()->status, PlanStatus::active);
+
+  // Paused, resumed, then paid, the payment delivered before the resumption: the resumption
+  // still applies (the held-back payment did not move the plan's event time past it).
+  apply(collection(true));
+  const auto resumed = collection(false);
+  EXPECT_EQ(apply(invoice("invoice.payment_succeeded", unique_id("in"))), AuditStatus::ok);
+  EXPECT_EQ(apply(resumed), AuditStatus::ok);
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+
+  // Stripe's own `paused` status (a trial ended without a payment method) holds it as well.
+  apply(subscription_event("customer.subscription.updated", "paused",
+                           "price_local_hospital_lite_monthly"));
+  apply(invoice("invoice.payment_succeeded", unique_id("in")));
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
 }
 
 // Another subscription of the owner paused: the plan that goes on with it is suspended, until
