@@ -1,6 +1,7 @@
 #include "plans/selection.hpp"
 
 #include "entities/ownership.hpp"
+#include "entities/repo.hpp"
 #include "kit/crypto.hpp"
 #include "plans/history.hpp"
 #include "plans/repo.hpp"
@@ -38,7 +39,7 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
     }
     // Every choice asks the provider, which changes nothing when the price is as chosen: a
     // withdrawal must reach it even when the last call to withdraw failed.
-    return {plan, chosen_subscription_price(plan), existing->pending_plan_type};
+    return {plan, chosen_subscription_price(plan)};
   }
   Plan plan = existing ? *existing
                        : Plan{.id = "plan_" + random_hex(12), .owner = owner, .created_at = now};
@@ -96,16 +97,19 @@ boost::asio::awaitable<void> price_subscription(Db& db, SubscriptionChanges& sub
     refused = std::current_exception();
   }
   if (refused) {
-    co_await db.transact([&](Tx& tx) {
-      auto& plans = tx.get<PlanRepo>();
-      auto newest = plans.find_plan(plan.owner);
-      if (!newest || newest->stripe_subscription_id != plan.stripe_subscription_id ||
-          newest->pending_plan_type != plan.pending_plan_type ||
-          newest->pending_plan_type == choice.pending_before)
-        return;
-      newest->pending_plan_type = choice.pending_before;
-      plans.save_plan(*newest);
-    });
+    // Only a choice this request left pending is taken back (a withdrawal leaves none): the plan
+    // then follows what the provider was last told, as its events say.
+    if (plan.pending_plan_type)
+      co_await db.transact([&](Tx& tx) {
+        tx.get<EntityRepo>().entity_exists(plan.owner);  // the owner's lock, as every writer's
+        auto& plans = tx.get<PlanRepo>();
+        auto newest = plans.find_plan(plan.owner);
+        if (!newest || newest->stripe_subscription_id != plan.stripe_subscription_id ||
+            newest->pending_plan_type != plan.pending_plan_type)
+          return;
+        newest->pending_plan_type.reset();
+        plans.save_plan(*newest);
+      });
     std::rethrow_exception(refused);
   }
   for (int calls = 1;; ++calls) {

@@ -25,8 +25,6 @@ struct PlanChoice {
   // an owner's choice: the type chosen, also the plan's own (a pending choice the provider may
   // have priced already is withdrawn so); none without such a subscription.
   std::optional<PlanType> subscription_price;
-  // The owner's pending choice before this one: put back if the provider refuses this one.
-  std::optional<PlanType> pending_before;
 };
 
 // POST /billing/plan/select, inside one write unit. An admin's choice is active at once (a
@@ -58,7 +56,7 @@ std::optional<PlanType> chosen_subscription_price(const Plan& plan);
 // again after each call and the provider asked again while the newest choice says otherwise.
 // When the provider refuses the choice (its error is rethrown), the pending choice it recorded is
 // taken back, unless a newer one replaced it: the owner was told it failed, and nothing would
-// ever apply it.
+// ever apply it. A choice priced before stays with the provider, and its event still applies it.
 boost::asio::awaitable<void> price_subscription(Db& db, SubscriptionChanges& subscriptions,
                                                 PlanChoice choice);
 

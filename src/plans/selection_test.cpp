@@ -245,8 +245,9 @@ class RefusingSubscriptions final : public SubscriptionChanges {
   }
 };
 
-// The owner is told the choice failed: it is not left pending, which nothing would ever apply;
-// the choice before it (priced already) is put back.
+// The owner is told the choice failed: it is not left pending, which nothing would ever apply.
+// A refused withdrawal takes nothing back: the choice priced before it stays with the provider,
+// whose event applies it.
 TEST_P(PlanRules, AChoiceTheProviderRefusesIsNotLeftPending) {
   auto paid = select(admin, {PlanType::lite, hospital_id, std::nullopt});
   paid.stripe_subscription_id = "sub_1";
@@ -266,12 +267,21 @@ TEST_P(PlanRules, AChoiceTheProviderRefusesIsNotLeftPending) {
   EXPECT_EQ(refused(PlanType::pro), "402 Your card was declined");
   EXPECT_EQ(pending(), std::nullopt);
 
+  // Two choices, both refused (an outage), the second a withdrawal: nothing is left pending.
+  const auto pro = choose(hospital, {PlanType::pro, hospital_id, {}});
+  const auto lite = choose(hospital, {PlanType::lite, hospital_id, {}});
+  for (const auto& choice : {pro, lite})
+    EXPECT_EQ(error_of([&] { run_blocking(price_subscription(*db, refusing, choice)); }),
+              "402 Your card was declined");
+  EXPECT_EQ(pending(), std::nullopt);
+
   RecordingSubscriptions accepting;
   run_blocking(
       price_subscription(*db, accepting, choose(hospital, {PlanType::pro, hospital_id, {}})));
   EXPECT_EQ(pending(), PlanType::pro);
   EXPECT_EQ(refused(PlanType::lite), "402 Your card was declined");  // withdrawing it
-  EXPECT_EQ(pending(), PlanType::pro);
+  EXPECT_EQ(pending(), std::nullopt);
+  EXPECT_EQ(accepting.prices, std::vector<PlanType>{PlanType::pro});
 }
 
 TEST_P(PlanRules, RefusesPlansTheCatalogDoesNotOfferAndOtherPeoplesEntities) {
