@@ -945,8 +945,8 @@ TEST_F(LocalPayments, ProrationsOwedAtTheEndAreCollectedAndACreditIsKept) {
   run_blocking(provider.cancel_at_period_end(subscription.id));
   advance(std::chrono::days(16));
   ASSERT_THAT(delivered_types(),
-              ElementsAre("invoice.payment_succeeded", "customer.subscription.deleted"));
-  const auto& last = delivered[0].object;
+              ElementsAre("customer.subscription.deleted", "invoice.payment_succeeded"));
+  const auto& last = delivered[1].object;
   EXPECT_EQ(integer(last, "amount_paid"), 49950 - 24950);
   EXPECT_EQ(text(last, "billing_reason"), "subscription_update");
   const auto& lines = last.at("lines").at("data").as_array();
@@ -961,8 +961,8 @@ TEST_F(LocalPayments, ProrationsOwedAtTheEndAreCollectedAndACreditIsKept) {
   run_blocking(provider.cancel_at_period_end(second.id));
   advance(std::chrono::days(30));
   ASSERT_THAT(delivered_types(),
-              ElementsAre("invoice.payment_succeeded", "customer.subscription.deleted"));
-  EXPECT_EQ(integer(delivered[0].object, "amount_paid"), 0);
+              ElementsAre("customer.subscription.deleted", "invoice.payment_succeeded"));
+  EXPECT_EQ(integer(delivered[1].object, "amount_paid"), 0);
   delivered.clear();
   const auto third = subscribe();
   EXPECT_EQ(third.customer, subscription.customer);
@@ -1008,10 +1008,10 @@ TEST_F(LocalPayments, AVoidedInvoicesProrationsAreCollectedAtTheEnd) {
             200);
   run_blocking(provider.cancel_at_period_end(subscription.id));
   advance(std::chrono::days(30));
-  ASSERT_THAT(delivered_types(), ElementsAre("invoice.voided", "invoice.payment_succeeded",
-                                             "customer.subscription.deleted"));
+  ASSERT_THAT(delivered_types(), ElementsAre("invoice.voided", "customer.subscription.deleted",
+                                             "invoice.payment_succeeded"));
   EXPECT_EQ(text(delivered[0].object, "id"), unpaid);
-  const auto& last = delivered[1].object;
+  const auto& last = delivered[2].object;
   EXPECT_EQ(integer(last, "amount_paid"), 49950 - 24950);
   EXPECT_EQ(last.at("lines").at("data").as_array().size(), 2u);
 }
@@ -1285,6 +1285,32 @@ class LocalPaymentsWebhook : public LocalPayments {
     return *run_blocking(db->read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }));
   }
 };
+
+// A suspended plan's subscription ends owing prorations: the last invoice, paid after the
+// deletion, is recorded against the cancelled plan and reactivates nothing on the way.
+TEST_F(LocalPaymentsWebhook, TheLastInvoicePaidAtTheEndLeavesTheEndedPlanCancelled) {
+  const auto subscription = subscribe(checkout_request(hospital.id), kFailsLater);
+  advance(std::chrono::days(15));
+  run_blocking(provider.change_price(subscription.id, "price_local_hospital_pro_monthly",
+                                     PlanType::pro, BillingCycle::monthly));
+  advance(std::chrono::days(15));
+  EXPECT_EQ(plan().status, PlanStatus::suspended);
+  const auto portal = open_portal(subscription.customer);
+  ASSERT_EQ(call(Method::post, "/local-pay/portal/" + portal + "/card", card_form(kVisa)).status,
+            200);
+  run_blocking(provider.cancel_at_period_end(subscription.id));
+  advance(std::chrono::days(30));
+  EXPECT_EQ(plan().status, PlanStatus::cancelled);
+  const auto changes =
+      run_blocking(db->read([&](Tx& tx) { return tx.get<PlanRepo>().history(hospital); }));
+  ASSERT_FALSE(changes.empty());
+  EXPECT_EQ(changes.back().from_status, PlanStatus::suspended);
+  EXPECT_EQ(changes.back().to_status, PlanStatus::cancelled);
+  const auto payments =
+      run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); }));
+  ASSERT_FALSE(payments.empty());
+  EXPECT_EQ(payments.back().amount, 49950 - 24950);
+}
 
 TEST_F(LocalPaymentsWebhook, EventsDriveThePlanThroughTheServiceWebhook) {
   const auto subscription = subscribe(checkout_request(hospital.id), kFailsLater);

@@ -457,13 +457,16 @@ void Ledger::end(Subscription& subscription, std::int64_t now, WithEvents<Renewa
       for (InvoiceItem& item : invoice_items_.rows())
         if (item.invoice == record.invoice.id) item.invoice.reset();
     }
+  out.events.push_back(
+      make_event("customer.subscription.deleted", subscription_object(subscription), now));
+  // After the deletion (Stripe does not promise an order): the last invoice's payment is then
+  // recorded against the cancelled plan, where before it a paid one would reactivate a
+  // suspended plan for a moment, and a failed one suspend an active plan.
   const bool owes_prorations = std::any_of(
       invoice_items_.rows().begin(), invoice_items_.rows().end(),
       [&](const InvoiceItem& i) { return i.subscription == subscription.id && !i.invoice; });
   if (owes_prorations)
     charge(subscription, invoice_for(subscription, kProrationsOnly, now), now, out);
-  out.events.push_back(
-      make_event("customer.subscription.deleted", subscription_object(subscription), now));
 }
 
 // Charges the card on file for `invoice` (nothing to charge: paid as it is), and says how it went.
