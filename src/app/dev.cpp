@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <utility>
 
 #include <fmt/format.h>
 #include <boost/json/parse.hpp>
@@ -31,10 +32,12 @@ void apply_dev_secrets(Config& config) {
     if (!ec && parsed.is_object()) secrets = std::move(parsed.get_object());
   }
   bool changed = false;
-  for (const char* key : {"jwt_secret", "csrf_secret", "webhook_secret"}) {
+  constexpr std::pair<const char*, const char*> kSecrets[] = {
+      {"jwt_secret", ""}, {"csrf_secret", ""}, {"webhook_secret", "whsec_"}};
+  for (const auto& [key, prefix] : kSecrets) {
     if (const auto* v = secrets.if_contains(key); v && v->is_string() && !v->get_string().empty())
       continue;
-    secrets[key] = (key == std::string_view("webhook_secret") ? "whsec_" : "") + random_hex(32);
+    secrets[key] = prefix + random_hex(32);
     changed = true;
   }
   if (changed) {

@@ -539,10 +539,12 @@ class EventEffects {
   Outcome subscription_updated() {
     const auto id = text(object_, "id");
     const auto status = text(object_, "status").value_or("");
-    const bool paused =
-        object_.contains("pause_collection") && !object_.at("pause_collection").is_null();
+    // Its collection paused, or Stripe's own `paused` status (a trial ended unpaid): either holds
+    // the plan suspended until the subscription is resumed.
+    const bool paused = status == "paused" || (object_.contains("pause_collection") &&
+                                               !object_.at("pause_collection").is_null());
     auto before = subscription_plan(id, child(object_, "metadata"));
-    // Another subscription's pause is kept as Stripe's own `paused` status: it suspends too.
+    // Another subscription's pause is kept as that `paused` status.
     if (!before || !id)
       return other_subscription_event(id, paused && !ended(status) ? "paused" : status);
     if (before->status == PlanStatus::cancelled)
@@ -555,7 +557,7 @@ class EventEffects {
       after.cancel_at_period_end = v->get_bool();
     Outcome outcome;
     std::optional<std::int64_t> event_time;
-    after.collection_paused = paused || status == "paused";
+    after.collection_paused = paused;
     if (ended(status))
       outcome = end_subscription(after, event_time);
     else if (auto plan_status = plan_status_of(status, paused))

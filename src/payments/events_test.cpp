@@ -637,11 +637,7 @@ TEST_P(Events, AnInvoicePaidWhileCollectionIsPausedLeavesThePlanSuspended) {
 // Another subscription of the owner paused: the plan that goes on with it is suspended, until
 // it is resumed, whatever it pays meanwhile.
 TEST_P(Events, APlanGoesOnWithAPausedOtherSubscriptionSuspended) {
-  apply(checkout_completed());
-  const auto first = subscription;
-  subscription = unique_id("sub");
-  const auto second = subscription;
-  EXPECT_EQ(apply(checkout_completed("pro")), AuditStatus::ignored);  // kept as another
+  const auto [first, second] = plan_and_another_subscription();
   apply(collection(true, "price_local_hospital_pro_monthly"));
   subscription = first;
   apply(subscription_event("customer.subscription.deleted", "canceled",

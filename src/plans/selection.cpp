@@ -83,6 +83,27 @@ std::optional<PlanType> chosen_subscription_price(const Plan& plan) {
   return plan.pending_plan_type.value_or(plan.plan_type);
 }
 
+namespace {
+
+// Only a choice the refused request left pending is taken back (a withdrawal leaves none), and
+// only while no newer one replaced it: the plan then follows what the provider was last told,
+// as its events say.
+boost::asio::awaitable<void> take_back_refused_choice(Db& db, const Plan& chosen) {
+  if (!chosen.pending_plan_type) co_return;
+  co_await db.transact([&](Tx& tx) {
+    tx.get<EntityRepo>().entity_exists(chosen.owner);  // the owner's lock, as every writer's
+    auto& plans = tx.get<PlanRepo>();
+    auto newest = plans.find_plan(chosen.owner);
+    if (!newest || newest->stripe_subscription_id != chosen.stripe_subscription_id ||
+        newest->pending_plan_type != chosen.pending_plan_type)
+      return;
+    newest->pending_plan_type.reset();
+    plans.save_plan(*newest);
+  });
+}
+
+}  // namespace
+
 boost::asio::awaitable<void> price_subscription(Db& db, SubscriptionChanges& subscriptions,
                                                 PlanChoice choice) {
   // A few calls at most: under a stream of choices, each one's own request asks again.
@@ -97,19 +118,7 @@ boost::asio::awaitable<void> price_subscription(Db& db, SubscriptionChanges& sub
     refused = std::current_exception();
   }
   if (refused) {
-    // Only a choice this request left pending is taken back (a withdrawal leaves none): the plan
-    // then follows what the provider was last told, as its events say.
-    if (plan.pending_plan_type)
-      co_await db.transact([&](Tx& tx) {
-        tx.get<EntityRepo>().entity_exists(plan.owner);  // the owner's lock, as every writer's
-        auto& plans = tx.get<PlanRepo>();
-        auto newest = plans.find_plan(plan.owner);
-        if (!newest || newest->stripe_subscription_id != plan.stripe_subscription_id ||
-            newest->pending_plan_type != plan.pending_plan_type)
-          return;
-        newest->pending_plan_type.reset();
-        plans.save_plan(*newest);
-      });
+    co_await take_back_refused_choice(db, plan);
     std::rethrow_exception(refused);
   }
   for (int calls = 1;; ++calls) {
