@@ -184,8 +184,13 @@ class EventEffects {
 
   Outcome apply(Effect effect) { return (this->*effect)(); }
 
-  // Whether the effect may need its owner's row created (a first checkout).
-  static bool creates_owner(Effect effect) { return effect == &EventEffects::checkout_completed; }
+  // Whether the event may need its owner's row created: a first checkout, one that bought a
+  // plan (an ignored one leaves no row behind).
+  static bool creates_owner(Effect effect, const EventRules& rules, const StripeEvent& event,
+                            const EntityRef& owner) {
+    return effect == &EventEffects::checkout_completed &&
+           !checkout_refusal(rules, owner, event.object);
+  }
 
   // For prepare_event: sends ahead the payment a paid invoice records, if its metadata names
   // the entity (the one invoice_paid then records).
@@ -257,20 +262,33 @@ class EventEffects {
     return owner;
   }
 
+  // Why a completed checkout session buys `entity` no plan, if it buys one.
+  static std::optional<std::string> checkout_refusal(const EventRules& rules,
+                                                     const EntityRef& entity,
+                                                     const json::object& session) {
+    const auto* metadata = child(session, "metadata");
+    if (!metadata) return "no metadata";
+    const auto [plan_type, cycle] = metadata_plan(*metadata);
+    if (!plan_type || !cycle || !rules.catalog.find(entity.kind, *plan_type))
+      return "metadata names no plan of the catalog";
+    const auto payment_status = text(session, "payment_status").value_or("");
+    if (payment_status != "paid" && payment_status != "no_payment_required")
+      return "checkout not paid";
+    const auto customer = text(session, "customer");
+    const auto subscription = text(session, "subscription");
+    if (!customer || !subscription || !plausible_id(*customer) || !plausible_id(*subscription))
+      return "no customer or subscription";
+    return std::nullopt;
+  }
+
   Outcome checkout_completed() {
     const auto* metadata = child(object_, "metadata");
     const auto entity = metadata_entity(metadata);
     if (!entity) return ignored("no role and role_entity_id in metadata");
+    if (auto refusal = checkout_refusal(rules_, *entity, object_)) return ignored(*refusal);
     const auto [plan_type, cycle] = metadata_plan(*metadata);
-    const PlanOffer* offer = plan_type ? rules_.catalog.find(entity->kind, *plan_type) : nullptr;
-    if (!offer || !cycle) return ignored("metadata names no plan of the catalog");
-    const auto payment_status = text(object_, "payment_status").value_or("");
-    if (payment_status != "paid" && payment_status != "no_payment_required")
-      return ignored("checkout not paid");
     const auto customer = text(object_, "customer");
     const auto subscription = text(object_, "subscription");
-    if (!customer || !subscription || !plausible_id(*customer) || !plausible_id(*subscription))
-      return ignored("no customer or subscription");
     // Its first invoice's payment names the session, whether the plan takes it up or not.
     const auto session = text(object_, "id");
     const auto first_invoice = text(object_, "invoice");
@@ -290,7 +308,7 @@ class EventEffects {
     const bool known_newer = known && known->last_event_created > event_.created;
     const PlanType bought = known_newer ? known->plan_type : *plan_type;
     const BillingCycle billed = known_newer ? known->cycle : *cycle;
-    offer = rules_.catalog.find(entity->kind, bought);
+    const PlanOffer* offer = rules_.catalog.find(entity->kind, bought);
     if (!offer) return ignored("metadata names no plan of the catalog");
     // Two checkouts opened before either was paid, then both paid: the plan stays with the
     // subscription that pays for it already, and its payer can see and cancel the other one
@@ -650,7 +668,8 @@ bool prepare_event(Tx& tx, const EventRules& rules, const StripeEvent& event, Ti
     // A new owner's row is created first: its lock then comes before the claim as for every
     // event, or two deliveries of one checkout on two replicas could deadlock (one claims,
     // then locks; the other locks the row the first created, then claims).
-    if (EventEffects::creates_owner(effect)) tx.get<EntityRepo>().create_entity(*owner, now);
+    if (EventEffects::creates_owner(effect, rules, event, *owner))
+      tx.get<EntityRepo>().create_entity(*owner, now);
     tx.get<EntityRepo>().hold_entity(*owner);
     tx.get<PlanRepo>().expect_plan(*owner);
   }

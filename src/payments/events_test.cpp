@@ -211,6 +211,23 @@ TEST_P(Events, CheckoutCompletedActivatesThePlanWithDefaultServices) {
   EXPECT_EQ(rows[0].event_type, "checkout.session.completed");
 }
 
+// A checkout that buys no plan (one the catalog lacks, or unpaid) is audited and leaves no
+// hospital behind: the entity's row is made only for a plan.
+TEST_P(Events, ACheckoutThatBuysNoPlanCreatesNoEntity) {
+  const auto exists = [&] {
+    return run_blocking(
+        db->read([&](Tx& tx) { return tx.get<EntityRepo>().entity_exists(hospital); }));
+  };
+  EXPECT_EQ(apply(checkout_completed("platinum")), AuditStatus::ignored);
+  auto unpaid = checkout_completed();
+  unpaid.object["payment_status"] = "unpaid";
+  EXPECT_EQ(apply(unpaid), AuditStatus::ignored);
+  EXPECT_FALSE(exists());
+  EXPECT_FALSE(plan());
+  EXPECT_EQ(apply(checkout_completed()), AuditStatus::ok);
+  EXPECT_TRUE(exists());
+}
+
 TEST_P(Events, AnEventIsAppliedOnceAndItsRepeatAudited) {
   EXPECT_EQ(apply(checkout_completed()), AuditStatus::ok);
   const auto paid = invoice("invoice.payment_succeeded", unique_id("in"));
