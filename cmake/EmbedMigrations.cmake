@@ -8,6 +8,8 @@ function(billing_embed_migrations out_file)
     foreach(file ${files})
       get_filename_component(name "${file}" NAME_WE)
       string(REGEX MATCH "^[0-9]+" version "${name}")
+      # In C++ a leading zero makes an octal literal: 010 would be 8.
+      string(REGEX REPLACE "^0+([0-9])" "\\1" version "${version}")
       file(READ "${file}" sql)
       # An edited migration reconfigures, so the embedded copy never goes stale.
       set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${file}")
