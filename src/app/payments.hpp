@@ -12,6 +12,7 @@
 #include "payments/price_map.hpp"
 #include "payments/provider.hpp"
 #include "payments/routes.hpp"
+#include "payments/subscription_checks.hpp"
 #include "payments/webhook.hpp"
 #include "plans/catalog.hpp"
 #include "stripe/metrics.hpp"
@@ -30,9 +31,13 @@ class Payments {
   void add_routes(Router& router, Db& db);
   // Cancels the waits between a fee's retries (SIGTERM, or the end of a one-off command): what
   // is still missing is left to `billing complete-fees`.
-  void stop() { charge_completion_.stop(); }
+  void stop() {
+    charge_completion_.stop();
+    subscription_checks_.stop();
+  }
   // Before serving: the local provider loads its saved objects and delivers the events it had
-  // not delivered (nothing to do for Stripe's).
+  // not delivered (nothing to do for Stripe's); the subscription checks a restart or a long
+  // outage left are settled, one attempt each.
   boost::asio::awaitable<void> resume();
 
   struct ReplayReport {
@@ -64,7 +69,8 @@ class Payments {
   StripeMetrics stripe_metrics_;
   LocalProvider* local_ = nullptr;  // the provider, when it is the local one (its pages)
   std::unique_ptr<PaymentProvider> provider_;
-  ChargeCompletion charge_completion_;  // of paid invoices whose events name only the charge
+  ChargeCompletion charge_completion_;      // of paid invoices whose events name only the charge
+  SubscriptionChecks subscription_checks_;  // of subscriptions whose events tied
   ProviderSubscriptionChanges subscription_changes_;
   CheckoutUrls urls_;
 };

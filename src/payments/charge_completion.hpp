@@ -1,34 +1,26 @@
 #pragma once
 // A payment's fee, net and card, filled in after its event committed when the provider's event
 // named only the charge (Stripe's invoice events do; the balance transaction is another object).
-// It runs apart from the webhook's answer, so neither Stripe's retries nor its rate limit slow
-// the webhook down. A provider that fails is asked again a few times over some minutes; what is
-// still missing after that is left to `billing complete-fees`.
+// It runs apart from the webhook's answer and is retried (payments/provider_retries.hpp); what
+// is still missing after that is left to `billing complete-fees`.
 #include <chrono>
 #include <cstddef>
-#include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "core/db.hpp"
+#include "kit/stoppable_waits.hpp"
 #include "payments/provider.hpp"
+#include "payments/provider_retries.hpp"
 
 namespace billing {
 
 class ChargeCompletion {
  public:
-  using Delays = std::vector<std::chrono::milliseconds>;
-  // After a failure, the provider is asked again after each of these waits in turn.
-  static Delays default_retry_delays() {
-    return {std::chrono::seconds(1), std::chrono::seconds(10), std::chrono::minutes(1),
-            std::chrono::minutes(5)};
-  }
-
-  ChargeCompletion(Db& db, PaymentProvider& provider, Delays retry_delays = default_retry_delays())
+  ChargeCompletion(Db& db, PaymentProvider& provider,
+                   RetryDelays retry_delays = default_retry_delays())
       : db_(db), provider_(provider), retry_delays_(std::move(retry_delays)) {}
 
   // Asks the provider about `charge_id` and saves what it says on the invoice's payment, again
@@ -37,9 +29,8 @@ class ChargeCompletion {
   // detached.
   boost::asio::awaitable<void> complete(std::string invoice_id, std::string charge_id);
   // Ends the waits between retries, now and from now on (SIGTERM, or the end of a one-off
-  // command): a pending wait would keep the event loop, and the process, alive for minutes.
-  // What is still missing is left to `billing complete-fees`.
-  void stop();
+  // command). What is still missing is left to `billing complete-fees`.
+  void stop() { waits_.stop(); }
 
   struct Report {
     std::size_t completed = 0;  // saved, or found saved meanwhile
@@ -53,15 +44,11 @@ class ChargeCompletion {
   // One attempt: false when the provider has no details to give; throws what the provider or the
   // database threw.
   boost::asio::awaitable<bool> complete_once(const ChargeToComplete& charge);
-  // Waits `delay` unless stopped (then, or once stop() ends the wait, false).
-  boost::asio::awaitable<bool> wait(std::chrono::milliseconds delay);
 
   Db& db_;
   PaymentProvider& provider_;
-  Delays retry_delays_;
-  std::mutex mutex_;  // over the two below
-  bool stopped_ = false;
-  std::set<boost::asio::steady_timer*> waiting_;
+  RetryDelays retry_delays_;
+  StoppableWaits waits_;
 };
 
 }  // namespace billing

@@ -580,6 +580,10 @@ class EventEffects {
       outcome = end_subscription(after, event_time);
     else if (auto plan_status = plan_status_of(status, paused))
       after.status = *plan_status;
+    // Another event of this second set the plan otherwise: which is newer, only the provider
+    // knows.
+    if (!event_.from_provider && before->last_event_created == event_.created && after != *before)
+      tx_.get<PaymentRepo>().request_subscription_check(*id, event_.created);
     save(before, std::move(after), event_time);
     return outcome;
   }

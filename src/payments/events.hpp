@@ -22,6 +22,9 @@ struct StripeEvent {
   std::string api_version;     // the Stripe API version it is rendered at; "" if it says none
   boost::json::object object;  // data.object
   std::string_view payload;    // the raw bytes, as signed
+  // Made of the subscription's state as the provider gave it (payments/subscription_checks.hpp),
+  // not sent by it: it settles a tie, and asks for no check of its own.
+  bool from_provider = false;
 
   InboxEvent inbox() const { return {id, type, created, payload}; }
 };
@@ -40,6 +43,9 @@ struct EventRules {
 // state change older than the newest event already applied to the plan is skipped (audited as
 // stale); a payment is recorded whatever the order. Throws on a failure the caller must answer
 // 500 to (so that Stripe retries).
+// Two customer.subscription.updated events of one subscription that carry the same `created`
+// second and disagree cannot be ordered: the later delivered is applied, and the tie is recorded
+// (PaymentRepo::request_subscription_check) for the provider's state to settle it.
 boost::asio::awaitable<AuditStatus> apply_grouped(Db& db, const EventRules& rules,
                                                   const StripeEvent& event, TimePoint now);
 

@@ -18,8 +18,11 @@
 #include "kit/api_error.hpp"
 #include "kit/run_blocking.hpp"
 #include "payments/repo.hpp"
+#include "payments/subscription_checks.hpp"
+#include "payments/webhook.hpp"
 #include "plans/repo.hpp"
 #include "plans/selection.hpp"
+#include "tests/support/scripted_provider.hpp"
 #include "tests/support/test_db.hpp"
 
 namespace billing {
@@ -27,6 +30,7 @@ namespace {
 
 namespace json = boost::json;
 using testing::unique_id;
+using namespace std::chrono_literals;
 
 const Catalog& catalog() {
   static const Catalog c = Catalog::load(BILLING_SOURCE_DIR "/config/plans.json");
@@ -1024,6 +1028,156 @@ TEST_P(Events, AFailingEventLeavesNothingBehind) {
   EXPECT_TRUE(audit(e).empty());
   EXPECT_EQ(apply(e), AuditStatus::ok);  // Stripe's retry applies it
 }
+
+// Same-second updates that disagree: the events cannot say which is newer, so the provider's
+// state settles it (payments/subscription_checks.hpp).
+class SubscriptionCheckEvents : public Events {
+ protected:
+  static constexpr std::string_view kLite = "price_local_hospital_lite_monthly";
+  static constexpr std::string_view kPro = "price_local_hospital_pro_monthly";
+  ManualClock wall{now};
+
+  // The subscription as the provider tells it.
+  Subscription state(std::string_view price, std::string status = "active") const {
+    return Subscription{.id = subscription,
+                        .status = std::move(status),
+                        .customer = customer,
+                        .item_id = "si_1",
+                        .price_id = std::string(price),
+                        .metadata = {{"role", "hospital"},
+                                     {"role_entity_id", hospital.id},
+                                     {"plan", "lite"},
+                                     {"cycle", "monthly"}}};
+  }
+  static testing::ScriptedProvider::SubscriptionAnswer answer(Subscription s) {
+    return [s] { return s; };
+  }
+  std::optional<SubscriptionCheck> pending() {
+    return run_blocking(
+        db->read([&](Tx& tx) { return tx.get<PaymentRepo>().subscription_check(subscription); }));
+  }
+  // A lite plan, then lite -> pro -> lite in one second, delivered reversed: the plan is left
+  // on pro, the older price, and asks for a check of that second.
+  std::int64_t tied_updates_delivered_reversed() {
+    apply(checkout_completed());
+    const auto second = ++clock;
+    const auto to_pro = subscription_event("customer.subscription.updated", "active", kPro, second);
+    const auto to_lite =
+        subscription_event("customer.subscription.updated", "active", kLite, second);
+    EXPECT_EQ(apply(to_lite), AuditStatus::ok);
+    EXPECT_EQ(pending(), std::nullopt);  // it agreed with the plan
+    EXPECT_EQ(apply(to_pro), AuditStatus::ok);
+    EXPECT_EQ(plan()->plan_type, PlanType::pro);
+    EXPECT_EQ(pending(), (SubscriptionCheck{subscription, second}));
+    return second;
+  }
+};
+
+TEST_P(SubscriptionCheckEvents, TiedUpdatesThatDisagreeAreSettledByTheProvidersState) {
+  tied_updates_delivered_reversed();
+  testing::ScriptedProvider provider({answer(state(kLite))});
+  SubscriptionChecks checks(*db, provider, rules, wall, {1ms});
+  run_blocking(checks.settle(subscription));
+  EXPECT_EQ(provider.calls, 1);
+  EXPECT_EQ(plan()->plan_type, PlanType::lite);
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+  EXPECT_EQ(pending(), std::nullopt);
+  EXPECT_EQ(history().back().to_plan_type, PlanType::lite);
+  EXPECT_THAT(history().back().reason,
+              ::testing::StartsWith("customer.subscription.updated evt_state_"));
+
+  run_blocking(checks.settle(subscription));  // nothing pending: the provider is not asked
+  EXPECT_EQ(provider.calls, 1);
+}
+
+TEST_P(SubscriptionCheckEvents, UpdatesThatAgreeOrFollowEachOtherAskNothing) {
+  apply(checkout_completed());
+  const auto second = ++clock;
+  apply(subscription_event("customer.subscription.updated", "active", kPro, second));
+  apply(subscription_event("customer.subscription.updated", "active", kPro, second));
+  apply(subscription_event("customer.subscription.updated", "active", kLite, ++clock));
+  EXPECT_EQ(plan()->plan_type, PlanType::lite);
+  EXPECT_EQ(pending(), std::nullopt);
+}
+
+// A newer event came before the check was settled: it stands, and the check goes.
+TEST_P(SubscriptionCheckEvents, ANewerEventStandsOverTheCheck) {
+  tied_updates_delivered_reversed();
+  apply(subscription_event("customer.subscription.updated", "past_due", kPro, ++clock));
+  testing::ScriptedProvider provider({answer(state(kLite))});
+  SubscriptionChecks checks(*db, provider, rules, wall, {1ms});
+  run_blocking(checks.settle(subscription));
+  EXPECT_EQ(plan()->plan_type, PlanType::pro);
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  EXPECT_EQ(pending(), std::nullopt);
+}
+
+TEST_P(SubscriptionCheckEvents, AProviderThatFailsIsAskedAgain) {
+  tied_updates_delivered_reversed();
+  const testing::ScriptedProvider::SubscriptionAnswer unavailable = []() -> Subscription {
+    throw ApiError(503, "Stripe service unavailable");
+  };
+  {
+    testing::ScriptedProvider provider({unavailable});
+    SubscriptionChecks checks(*db, provider, rules, wall, {1ms, 1ms});
+    run_blocking(checks.settle(subscription));
+    EXPECT_EQ(provider.calls, 3);  // given up after the last wait: left for the next start
+    EXPECT_TRUE(pending());
+  }
+  {
+    testing::ScriptedProvider provider({unavailable, answer(state(kLite))});
+    SubscriptionChecks checks(*db, provider, rules, wall, {1ms, 1ms});
+    run_blocking(checks.settle(subscription));
+    EXPECT_EQ(provider.calls, 2);
+    EXPECT_EQ(plan()->plan_type, PlanType::lite);
+  }
+}
+
+TEST_P(SubscriptionCheckEvents, ASubscriptionTheProviderDoesNotKnowDropsItsCheck) {
+  const auto second = tied_updates_delivered_reversed();
+  testing::ScriptedProvider provider(
+      {[]() -> Subscription { throw ApiError(404, "No such subscription: sub_1"); }});
+  SubscriptionChecks checks(*db, provider, rules, wall, {1ms, 1ms});
+  run_blocking(checks.settle(subscription));
+  EXPECT_EQ(provider.calls, 1);
+  EXPECT_EQ(pending(), std::nullopt);
+  EXPECT_EQ(plan()->plan_type, PlanType::pro);
+  EXPECT_EQ(plan()->last_event_created, second);
+}
+
+// The webhook settles a tie it recorded by itself, once the event is answered.
+TEST_P(SubscriptionCheckEvents, TheWebhookSettlesTheTieItRecorded) {
+  apply(checkout_completed());
+  const auto second = ++clock;
+  testing::ScriptedProvider provider({answer(state(kLite))});
+  SubscriptionChecks checks(*db, provider, rules, wall, {1ms});
+  WebhookReceiver receiver(*db, rules, "whsec_test", wall, "2023-10-16");
+  receiver.check_subscriptions_with(checks);
+  const WebhookSignature signer("whsec_test");
+  for (auto price : {kLite, kPro}) {
+    const auto e = subscription_event("customer.subscription.updated", "active", price, second);
+    EXPECT_EQ(run_blocking(receiver.receive(signer.sign(e.payload, wall.now()), e.payload)),
+              AuditStatus::ok);
+  }
+  EXPECT_EQ(provider.calls, 1);  // after the second only: the first agreed with the plan
+  EXPECT_EQ(plan()->plan_type, PlanType::lite);
+  EXPECT_EQ(pending(), std::nullopt);
+}
+
+// What a restart left is settled at the next start.
+TEST_P(SubscriptionCheckEvents, PendingChecksAreSettledAtStart) {
+  tied_updates_delivered_reversed();
+  testing::ScriptedProvider provider({answer(state(kLite, "past_due"))});
+  SubscriptionChecks checks(*db, provider, rules, wall, {});
+  EXPECT_EQ(run_blocking(checks.settle_pending(100)), 1u);
+  EXPECT_EQ(plan()->plan_type, PlanType::lite);
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  EXPECT_EQ(pending(), std::nullopt);
+  EXPECT_EQ(run_blocking(checks.settle_pending(100)), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, SubscriptionCheckEvents,
+                         ::testing::ValuesIn(testing::test_backends()), testing::backend_name);
 
 INSTANTIATE_TEST_SUITE_P(Backends, Events, ::testing::ValuesIn(testing::test_backends()),
                          testing::backend_name);

@@ -43,6 +43,7 @@ struct Subscription {
   std::int64_t current_period_start = 0;  // Unix seconds
   std::int64_t current_period_end = 0;
   bool cancel_at_period_end = false;
+  bool collection_paused = false;  // Stripe's pause_collection is set (the local provider's never)
   Metadata metadata;
 };
 

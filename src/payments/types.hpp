@@ -78,8 +78,6 @@ struct Payment {
   friend bool operator==(const Payment&, const Payment&) = default;
 };
 
-// What the provider's balance says about a charge, when its events carry only the charge's id
-// (Stripe's do): the fee, what is left, and the card.
 // A payment whose fee is not known yet: its invoice and the charge that paid it.
 struct ChargeToComplete {
   std::string invoice_id;
@@ -87,10 +85,20 @@ struct ChargeToComplete {
   friend bool operator==(const ChargeToComplete&, const ChargeToComplete&) = default;
 };
 
+// What the provider's balance says about a charge, when its events carry only the charge's id
+// (Stripe's do): the fee, what is left, and the card.
 struct ChargeDetails {
   Cents fee = 0;
   Cents net = 0;
   std::optional<std::string> payment_method;  // JSON, as Payment::payment_method
+};
+
+// A subscription whose state is to be read from the provider: two of its events tied on
+// `event_created` (Stripe's `created`, Unix seconds).
+struct SubscriptionCheck {
+  std::string subscription_id;
+  std::int64_t event_created = 0;
+  friend bool operator==(const SubscriptionCheck&, const SubscriptionCheck&) = default;
 };
 
 }  // namespace billing

@@ -57,6 +57,8 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::apply(
     const bool recorded = outcome == AuditStatus::ok || outcome == AuditStatus::stale;
     if (completion_ && recorded && type == WebhookType::invoice_payment_succeeded)
       co_await complete_charge_later(event);
+    if (checks_ && outcome == AuditStatus::ok && type == WebhookType::customer_subscription_updated)
+      co_await check_subscription_later(event);
     co_return *outcome;
   }
   done(AuditStatus::failed);
@@ -88,6 +90,14 @@ boost::asio::awaitable<void> WebhookReceiver::complete_charge_later(const Stripe
       co_await boost::asio::this_coro::executor,
       completion_->complete(std::string(invoice->get_string()), std::string(charge->get_string())),
       boost::asio::detached);
+}
+
+boost::asio::awaitable<void> WebhookReceiver::check_subscription_later(const StripeEvent& event) {
+  const auto* subscription = event.object.if_contains("id");
+  if (!subscription || !subscription->is_string()) co_return;
+  boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
+                        checks_->settle(std::string(subscription->get_string())),
+                        boost::asio::detached);
 }
 
 void WebhookReceiver::write_metrics(MetricsText& out) const {

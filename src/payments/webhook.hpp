@@ -13,6 +13,7 @@
 #include "kit/metrics.hpp"
 #include "payments/charge_completion.hpp"
 #include "payments/events.hpp"
+#include "payments/subscription_checks.hpp"
 #include "payments/webhook_signature.hpp"
 
 namespace billing {
@@ -56,6 +57,9 @@ class WebhookReceiver {
   // After a paid invoice that names its charge only, `completion` fills in the payment's fee,
   // net and card (for a provider whose events do that: Stripe). Set before the first event.
   void complete_charges_with(ChargeCompletion& completion) { completion_ = &completion; }
+  // After a customer.subscription.updated event, `checks` settles the subscription's check if
+  // the event left one (a tie). Set before the first event.
+  void check_subscriptions_with(SubscriptionChecks& checks) { checks_ = &checks; }
 
   void write_metrics(MetricsText& out) const;
   std::uint64_t events(WebhookType type, AuditStatus outcome) const {
@@ -67,6 +71,8 @@ class WebhookReceiver {
                                             std::chrono::steady_clock::time_point received);
   // Starts the completion of the paid invoice's payment, detached from this event's answer.
   boost::asio::awaitable<void> complete_charge_later(const StripeEvent& event);
+  // Starts the settling of the subscription's check, if any, detached from this event's answer.
+  boost::asio::awaitable<void> check_subscription_later(const StripeEvent& event);
 
   Db& db_;
   EventRules rules_;
@@ -74,6 +80,7 @@ class WebhookReceiver {
   const Clock& clock_;
   std::string api_version_;
   ChargeCompletion* completion_ = nullptr;
+  SubscriptionChecks* checks_ = nullptr;
   CounterFamily<WebhookType, AuditStatus> events_{
       "billing_webhook_events_total",
       "Signed webhook events received, by type and outcome (failed: answered 500, Stripe retries)",

@@ -40,6 +40,11 @@ class SqlPaymentRepo : public PaymentRepo {
   bool paid_for_subscription(const EntityRef& entity, std::string_view subscription_id) override;
   bool complete_payment(std::string_view invoice_id, const ChargeDetails& details) override;
   std::vector<ChargeToComplete> payments_without_fee(std::size_t limit) override;
+  void request_subscription_check(std::string_view subscription_id,
+                                  std::int64_t event_created) override;
+  std::optional<SubscriptionCheck> subscription_check(std::string_view subscription_id) override;
+  std::vector<SubscriptionCheck> subscription_checks(std::size_t limit) override;
+  void drop_subscription_check(const SubscriptionCheck& check) override;
 
   // Writes the audit rows the batch's units left to its end.
   static void write_batch(sql::Connection& connection, const PaymentBatch& batch);

@@ -422,6 +422,37 @@ TEST_P(Storage, AuditsAndRecordsEachInvoiceOnce) {
 }
 
 // Stripe's invoice events name the charge only: its fee, net and card are filled in once, later.
+// A subscription check keeps its latest tie; settling an earlier one leaves a later one.
+TEST_P(Storage, KeepsASubscriptionsLatestCheckUntilItIsSettled) {
+  const auto subscription = unique_id("sub");
+  const auto request = [&](std::int64_t second) {
+    write([&](Tx& tx) {
+      tx.get<PaymentRepo>().request_subscription_check(subscription, second);
+      return 0;
+    });
+  };
+  const auto check = [&] {
+    return read([&](Tx& tx) { return tx.get<PaymentRepo>().subscription_check(subscription); });
+  };
+  const auto drop = [&](std::int64_t second) {
+    write([&](Tx& tx) {
+      tx.get<PaymentRepo>().drop_subscription_check({subscription, second});
+      return 0;
+    });
+  };
+  EXPECT_EQ(check(), std::nullopt);
+  request(1'700'000'005);
+  request(1'700'000'003);
+  EXPECT_EQ(check(), (SubscriptionCheck{subscription, 1'700'000'005}));
+  // The test database may be shared: other tests' checks are in the list too.
+  EXPECT_THAT(read([&](Tx& tx) { return tx.get<PaymentRepo>().subscription_checks(1'000'000); }),
+              ::testing::Contains(SubscriptionCheck{subscription, 1'700'000'005}));
+  drop(1'700'000'004);
+  EXPECT_TRUE(check());
+  drop(1'700'000'005);
+  EXPECT_EQ(check(), std::nullopt);
+}
+
 TEST_P(Storage, CompletesAPaymentsFeeOnce) {
   const EntityRef hospital{EntityKind::hospital, unique_id("hosp")};
   Payment payment{.invoice_id = unique_id("in"),

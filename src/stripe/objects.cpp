@@ -77,6 +77,8 @@ Subscription read_subscription(const json::value& value) {
   subscription.current_period_start = integer_or_zero(object, "current_period_start");
   subscription.current_period_end = integer_or_zero(object, "current_period_end");
   subscription.cancel_at_period_end = bool_or_false(object, "cancel_at_period_end");
+  const auto* pause = object.if_contains("pause_collection");
+  subscription.collection_paused = pause && !pause->is_null();
   subscription.metadata = metadata_of(object);
   // Our subscriptions have one item: the first is the one.
   if (const auto* items = object.if_contains("items"); items && items->is_object()) {

@@ -17,6 +17,7 @@
 #include "kit/api_error.hpp"
 #include "kit/run_blocking.hpp"
 #include "payments/repo.hpp"
+#include "tests/support/scripted_provider.hpp"
 #include "tests/support/test_db.hpp"
 
 namespace billing {
@@ -25,49 +26,18 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-// A provider whose charge_details answers from a script, one entry a call (the last repeats).
-class ScriptedProvider final : public PaymentProvider {
- public:
-  using Answer = std::function<std::optional<ChargeDetails>()>;
-  explicit ScriptedProvider(std::deque<Answer> script) : script_(std::move(script)) {}
-  std::atomic<int> calls = 0;
+using testing::ScriptedProvider;
 
-  asio::awaitable<std::optional<ChargeDetails>> charge_details(std::string) override {
-    ++calls;
-    const Answer answer = script_.size() > 1 ? script_.front() : script_.back();
-    if (script_.size() > 1) script_.pop_front();
-    co_return answer();
-  }
-  asio::awaitable<std::string> create_checkout_session(CheckoutRequest) override { unused(); }
-  asio::awaitable<std::string> create_portal_session(std::string, std::string) override {
-    unused();
-  }
-  asio::awaitable<Subscription> get_subscription(std::string) override { unused(); }
-  asio::awaitable<Subscription> cancel_at_period_end(std::string) override { unused(); }
-  asio::awaitable<Subscription> change_price(std::string, std::string, PlanType,
-                                             BillingCycle) override {
-    unused();
-  }
-  asio::awaitable<Page<Invoice>> list_invoices(std::string, PageRequest) override { unused(); }
-  asio::awaitable<Page<Customer>> list_customers(PageRequest) override { unused(); }
-  asio::awaitable<Page<Subscription>> list_subscriptions(PageRequest) override { unused(); }
-  asio::awaitable<void> check_health() override { unused(); }
-
- private:
-  [[noreturn]] static void unused() { throw std::logic_error("not part of this test"); }
-  std::deque<Answer> script_;
-};
-
-const ScriptedProvider::Answer kUnavailable = []() -> std::optional<ChargeDetails> {
+const ScriptedProvider::ChargeAnswer kUnavailable = []() -> std::optional<ChargeDetails> {
   throw ApiError(503, "Stripe service unavailable");
 };
-const ScriptedProvider::Answer kNoSuchCharge = []() -> std::optional<ChargeDetails> {
+const ScriptedProvider::ChargeAnswer kNoSuchCharge = []() -> std::optional<ChargeDetails> {
   throw ApiError(404, "No such charge: ch_1");
 };
-const ScriptedProvider::Answer kDetails = []() -> std::optional<ChargeDetails> {
+const ScriptedProvider::ChargeAnswer kDetails = []() -> std::optional<ChargeDetails> {
   return ChargeDetails{.fee = 1477, .net = 48423};
 };
-const ScriptedProvider::Answer kNoDetails = []() -> std::optional<ChargeDetails> {
+const ScriptedProvider::ChargeAnswer kNoDetails = []() -> std::optional<ChargeDetails> {
   return std::nullopt;
 };
 
@@ -93,7 +63,7 @@ class ChargeCompletionTest : public ::testing::Test {
   }
 };
 
-const ChargeCompletion::Delays kShortWaits{1ms, 1ms, 1ms, 1ms};
+const RetryDelays kShortWaits{1ms, 1ms, 1ms, 1ms};
 
 TEST_F(ChargeCompletionTest, AProviderThatFailsIsAskedAgainUntilItAnswers) {
   ScriptedProvider provider({kUnavailable, kUnavailable, kDetails});

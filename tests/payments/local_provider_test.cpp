@@ -1080,7 +1080,8 @@ TEST_F(LocalPayments, ChangesAtOnceDeliverEachEventOnce) {
 }
 
 // The stored format, pinned: objects saved as these rows are read back as they were (a change
-// to a record that breaks this needs a migration of the saved rows).
+// to a record that breaks this needs a migration of the saved rows). The subscription is saved as
+// earlier versions saved it, without collection_paused: a member added since takes its default.
 TEST_F(LocalPayments, ReadsObjectsInTheStoredFormat) {
   const std::string card = R"({"kind":"succeeds","last4":"4242","exp_month":12,"exp_year":2030})";
   const std::string metadata = R"([["role","hospital"],["role_entity_id","h9"],)"

@@ -39,7 +39,7 @@ BOOST_DESCRIBE_STRUCT(CheckoutRequest, (),
                       (entity, plan_type, cycle, price_id, customer_id, success_url, cancel_url))
 BOOST_DESCRIBE_STRUCT(Subscription, (),
                       (id, status, customer, item_id, price_id, current_period_start,
-                       current_period_end, cancel_at_period_end, metadata))
+                       current_period_end, cancel_at_period_end, collection_paused, metadata))
 BOOST_DESCRIBE_STRUCT(Invoice, (),
                       (id, customer, subscription, amount_due, amount_paid, currency, status,
                        created))
@@ -89,8 +89,13 @@ void add_objects(std::vector<LocalObject>& out, std::string_view kind, const Tab
                               .data = json::serialize(json::value_from(row))});
 }
 
+// A member added since the object was saved takes its default.
 template <class Row>
-void restore_into(Table<Row>& table, const json::value& data) {
+void restore_into(Table<Row>& table, json::value data) {
+  auto& saved = data.as_object();
+  const json::value defaults = json::value_from(Row{});
+  for (const auto& [key, value] : defaults.as_object())
+    if (!saved.contains(key)) saved.emplace(key, value);
   table.add(json::value_to<Row>(data));
 }
 
@@ -108,19 +113,19 @@ std::vector<LocalObject> Ledger::objects() const {
 }
 
 void Ledger::restore(const LocalObject& object) {
-  const json::value data = json::parse(object.data);
+  json::value data = json::parse(object.data);
   if (object.kind == kind::checkout_session)
-    restore_into(sessions_, data);
+    restore_into(sessions_, std::move(data));
   else if (object.kind == kind::customer)
-    restore_into(customers_, data);
+    restore_into(customers_, std::move(data));
   else if (object.kind == kind::subscription)
-    restore_into(subscriptions_, data);
+    restore_into(subscriptions_, std::move(data));
   else if (object.kind == kind::invoice)
-    restore_into(invoices_, data);
+    restore_into(invoices_, std::move(data));
   else if (object.kind == kind::invoice_item)
-    restore_into(invoice_items_, data);
+    restore_into(invoice_items_, std::move(data));
   else if (object.kind == kind::portal_session)
-    restore_into(portals_, data);
+    restore_into(portals_, std::move(data));
   else
     throw std::runtime_error("the ledger keeps no stored local provider object of kind " +
                              object.kind);
