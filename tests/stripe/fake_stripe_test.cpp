@@ -230,6 +230,16 @@ TEST_F(StripeProviderFake, ChangesThePriceOfTheSubscriptionsOneItem) {
             (Metadata{{"role", "hospital"}, {"plan", "pro"}, {"cycle", "yearly"}}));
 }
 
+// Whether its collection is paused is read, for a subscription check to keep the plan suspended.
+TEST_F(StripeProviderFake, ReadsWhetherASubscriptionsCollectionIsPaused) {
+  auto paused = subscription_object("sub_1", "si_1", "price_a");
+  paused["pause_collection"] = {{"behavior", "mark_uncollectible"}, {"resumes_at", nullptr}};
+  fake.add_subscription(paused);
+  fake.add_subscription(subscription_object("sub_2", "si_2", "price_a"));
+  EXPECT_TRUE(run_blocking(provider->get_subscription("sub_1")).collection_paused);
+  EXPECT_FALSE(run_blocking(provider->get_subscription("sub_2")).collection_paused);
+}
+
 TEST_F(StripeProviderFake, AnIdWithASlashOrAQuestionMarkStaysOnePathSegment) {
   const std::string id = "sub_1/../x?y=1#z";
   fake.add_subscription(subscription_object(id, "si_1", "price_a"));
