@@ -468,6 +468,12 @@ class EventEffects {
     auto before = subscription_plan(subscription, invoice_metadata(object_));
     if (!before || !subscription) return ignored("no plan holds the subscription");
     if (stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
+    // A failed attempt and the invoice's payment in one second (paid at once on a retry): the
+    // payment came after, whatever the order they arrive in.
+    const auto invoice = invoice_id();
+    if (before->last_event_created == event_.created && invoice &&
+        tx_.get<PaymentRepo>().payment_recorded(*invoice))
+      return {AuditStatus::stale, "the invoice is paid"};
     Plan after = *before;
     if (after.status == PlanStatus::active) after.status = PlanStatus::suspended;
     save(before, std::move(after));

@@ -701,6 +701,19 @@ TEST_P(Events, AFailedPaymentSuspendsAndTheNextPaymentReactivates) {
   EXPECT_EQ(changes[2].to_status, PlanStatus::active);
 }
 
+// An invoice's failed attempt and its payment in one second (paid at once on a retry), the
+// failure delivered last: the plan stays active. Another invoice's failure of that second still
+// suspends it.
+TEST_P(Events, AFailureTiedWithTheSameInvoicesPaymentLeavesThePlanActive) {
+  apply(checkout_completed());
+  const auto second = ++clock;
+  EXPECT_EQ(apply(invoice("invoice.payment_succeeded", "in_retried", second)), AuditStatus::ok);
+  EXPECT_EQ(apply(invoice("invoice.payment_failed", "in_retried", second)), AuditStatus::stale);
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+  EXPECT_EQ(apply(invoice("invoice.payment_failed", unique_id("in"), second)), AuditStatus::ok);
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
+}
+
 TEST_P(Events, AnOlderEventArrivingLateDoesNotMoveThePlanBack) {
   apply(checkout_completed());
   const auto failed_early = invoice("invoice.payment_failed", unique_id("in"), clock + 1);

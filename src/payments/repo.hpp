@@ -42,6 +42,7 @@ class PaymentRepo {
   // recorded already or to come.
   virtual void link_checkout(std::string_view checkout_session_id, std::string_view invoice_id) = 0;
   virtual std::vector<Payment> payments(const EntityRef& entity) = 0;  // oldest first
+  virtual bool payment_recorded(std::string_view invoice_id) = 0;
   // Whether one of the entity's payments was for that subscription.
   virtual bool paid_for_subscription(const EntityRef& entity, std::string_view subscription_id) = 0;
   // Fills in the fee, net and card (if none) of the invoice's payment; false when there is no

@@ -229,6 +229,13 @@ bool SqlPaymentRepo::complete_payment(std::string_view invoice_id, const ChargeD
                              invoice_id}) > 0;
 }
 
+bool SqlPaymentRepo::payment_recorded(std::string_view invoice_id) {
+  static constexpr sql::Query kFind = "SELECT 1 FROM payments WHERE stripe_invoice_id = ?";
+  bool found = false;
+  db_.run(kFind, {invoice_id}, [&](const sql::Row&) { found = true; });
+  return found;
+}
+
 std::vector<ChargeToComplete> SqlPaymentRepo::payments_without_fee(std::size_t limit) {
   // A scan: it serves `billing complete-fees`, and an index on a missing fee would cost every
   // payment the webhook records (each starts without its fee).

@@ -39,6 +39,7 @@ class SqlPaymentRepo : public PaymentRepo {
   std::vector<Payment> payments(const EntityRef& entity) override;
   bool paid_for_subscription(const EntityRef& entity, std::string_view subscription_id) override;
   bool complete_payment(std::string_view invoice_id, const ChargeDetails& details) override;
+  bool payment_recorded(std::string_view invoice_id) override;
   std::vector<ChargeToComplete> payments_without_fee(std::size_t limit) override;
   void request_subscription_check(std::string_view subscription_id,
                                   std::int64_t event_created) override;
