@@ -10,13 +10,15 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   postgresql redis-server curl wrk nginx-light python3 python3-stripe python3-prometheus-client
-  golang-go debootstrap
+  golang-go debootstrap chromium nodejs
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Debian's npm, unless npm came with another build of Node.js (NodeSource's nodejs has its own).
+command -v npm >/dev/null || missing+=(npm)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   sudo_cmd=()
@@ -24,3 +26,7 @@ if ((${#missing[@]})); then
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# Playwright (playwright-core, no browser of its own) for the pages' browser tests, which drive
+# Debian's Chromium: the version package-lock.json pins, from the npm registry.
+npm ci --prefix "$(dirname "$0")/../tests/pages" --no-audit --no-fund --loglevel=error

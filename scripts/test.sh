@@ -38,6 +38,7 @@ trap 'bash "$root/scripts/postgres.sh" stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
 BILLING_TEST_POSTGRES_URL=$(bash scripts/postgres.sh start "$pg_dir")
 export BILLING_TEST_POSTGRES_URL BILLING_REQUIRE_POSTGRES=1
 export BILLING_STRIPE_MOCK BILLING_REQUIRE_STRIPE_MOCK=1
+export BILLING_REQUIRE_BROWSER=1  # deps.sh installed Chromium and playwright-core
 echo "== PostgreSQL at $BILLING_TEST_POSTGRES_URL"
 
 echo "== tests (plain)"

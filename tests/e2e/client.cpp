@@ -85,13 +85,6 @@ std::string executable_dir() {
   return fs::read_symlink("/proc/self/exe").parent_path().string();
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
 // argv[0] must be a path. The child gets /dev/null as stdin, `log_path` as stdout and stderr, and
 // none of our other descriptors (sockets of other tests must not outlive us in a child).
 pid_t spawn(const std::vector<std::string>& argv, char* const* envp, const std::string& log_path,
@@ -176,6 +169,13 @@ boost::json::object valid_claims() {
 }
 
 }  // namespace
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(

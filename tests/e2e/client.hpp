@@ -56,6 +56,9 @@ class TempDir {
   std::string path_;
 };
 
+// The whole file ("" if it cannot be read).
+std::string read_file(const std::string& path);
+
 // Runs argv (argv[0] a path) to completion, output to `log_path`; returns the exit status, or
 // -1 if it could not start or did not finish in time (then it is killed).
 int run_command(const std::vector<std::string>& argv, const std::string& log_path,

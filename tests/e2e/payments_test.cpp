@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cstdlib>
+#include <filesystem>
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
@@ -378,6 +381,119 @@ TEST_P(E2ePayments, ADeclinedCardChangesNothing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(E2e, E2ePayments, ::testing::ValuesIn(backends()),
+                         [](const auto& test) { return test.param; });
+
+// The local provider's pages in a real browser: Debian's Chromium, driven by Playwright
+// (tests/pages/browse.mjs), clicking through the forms as a customer would. scripts/test.sh
+// installs both and sets BILLING_REQUIRE_BROWSER=1; without them the tests are skipped.
+class E2ePages : public E2ePayments {
+ protected:
+  void SetUp() override {
+    const bool ready =
+        std::filesystem::exists(kBrowse) &&
+        std::filesystem::exists(BILLING_SOURCE_DIR "/tests/pages/node_modules/playwright-core") &&
+        std::filesystem::exists("/usr/bin/chromium");
+    const char* required = std::getenv("BILLING_REQUIRE_BROWSER");
+    if (ready) return;
+    if (required && std::string_view(required) == "1")
+      FAIL() << "BILLING_REQUIRE_BROWSER=1 but Chromium or playwright-core is missing (run "
+                "scripts/test.sh, which installs them)";
+    GTEST_SKIP() << "no Chromium and playwright-core (scripts/test.sh installs them)";
+  }
+
+  // What the page was after each step (browse.mjs's steps); fails the test if a step failed.
+  struct Seen {
+    std::string url, title, text;
+    std::optional<int> status;
+  };
+  std::vector<Seen> browse(const json::array& steps) {
+    TempDir dir;
+    const std::string result = dir.path() + "/result.json";
+    const std::string log = dir.path() + "/browser.log";
+    const int code =
+        run_command({"/usr/bin/node", kBrowse, json::serialize(steps), result}, log, 60s);
+    if (code != 0) {
+      ADD_FAILURE() << "the browser failed (" << code << "):\n"
+                    << read_file(log) << "\nbilling's log:\n"
+                    << server->log();
+      return {};
+    }
+    std::vector<Seen> seen;
+    const json::value pages = json::parse(read_file(result));
+    for (const auto& page : pages.as_array()) {
+      const auto& o = page.as_object();
+      seen.push_back({std::string(o.at("url").as_string()), std::string(o.at("title").as_string()),
+                      std::string(o.at("text").as_string()),
+                      o.at("status").is_null() ? std::nullopt
+                                               : std::optional<int>(static_cast<int>(
+                                                     o.at("status").to_number<double>()))});
+    }
+    return seen;
+  }
+  static json::object fill_card(std::string_view form, std::string_view number) {
+    const std::string in = std::string(form) + " input[name=";
+    return {
+        {"fill", json::array{json::array{in + "number]", number}, json::array{in + "exp]", "12/30"},
+                             json::array{in + "cvc]", "123"}}}};
+  }
+  std::string checkout(std::string_view plan_type) {
+    const auto response =
+        post_json("/stripe/checkout", {{"plan_type", plan_type}, {"billing_cycle", "monthly"}},
+                  hospital_token);
+    EXPECT_EQ(response.status, 200) << response.body;
+    return std::string(response.json().at("checkout_url").as_string());
+  }
+
+  static constexpr const char* kBrowse = BILLING_SOURCE_DIR "/tests/pages/browse.mjs";
+};
+
+// Declined, tried again with the card that asks the bank's confirmation: the confirm step, then
+// paid; the plan is active with the plan bought. Then the portal: the paid invoice is listed, and
+// the subscription is cancelled at its period's end with the page's button.
+TEST_P(E2ePages, ACustomerPaysThroughTheConfirmStepAndCancelsInThePortal) {
+  const std::string url = checkout("pro");
+  const auto seen = browse(json::array{
+      {{"goto", url}},
+      fill_card("form", "4000000000000002"),
+      {{"click", "button:has-text('Pay')"}},
+      {{"click", "a:has-text('Try again')"}},
+      fill_card("form", "4000000000003220"),
+      {{"click", "button:has-text('Pay')"}},
+      {{"click", "button:has-text('Confirm payment')"}},
+  });
+  ASSERT_EQ(seen.size(), 7u);
+  EXPECT_EQ(seen[0].title, "Checkout");
+  EXPECT_NE(seen[0].text.find("$999.00 per month"), std::string::npos) << seen[0].text;
+  EXPECT_EQ(seen[2].status, 402);
+  EXPECT_EQ(seen[2].title, "Your card was declined");
+  EXPECT_EQ(seen[3].title, "Checkout");  // the session is still open
+  EXPECT_EQ(seen[5].title, "Authentication required");
+  EXPECT_NE(seen[5].text.find("card ending 3220"), std::string::npos) << seen[5].text;
+  EXPECT_EQ(seen[6].title, "Payment succeeded");
+  EXPECT_EQ(seen[6].status, 200);
+  EXPECT_EQ(plan().status, PlanStatus::active);
+  EXPECT_EQ(plan().plan_type, PlanType::pro);
+  ASSERT_EQ(payments().size(), 1u);
+  EXPECT_EQ(payments()[0].amount, 99900);
+
+  const auto response = post_json("/stripe/portal-link", json::object{}, hospital_token);
+  ASSERT_EQ(response.status, 200) << response.body;
+  const std::string portal(response.json().at("portal_url").as_string());
+  const auto portal_seen = browse(json::array{
+      {{"goto", portal}},
+      {{"click", "button:has-text(\"Cancel at the period's end\")"}},
+  });
+  ASSERT_EQ(portal_seen.size(), 2u);
+  EXPECT_EQ(portal_seen[0].title, "Billing");
+  EXPECT_NE(portal_seen[0].text.find("$999.00\tpaid"), std::string::npos) << portal_seen[0].text;
+  EXPECT_EQ(portal_seen[1].title, "Subscription cancelled");
+  EXPECT_NE(portal_seen[1].text.find("It stays active until"), std::string::npos)
+      << portal_seen[1].text;
+  EXPECT_TRUE(plan().cancel_at_period_end);
+  EXPECT_EQ(plan().status, PlanStatus::active);
+}
+
+INSTANTIATE_TEST_SUITE_P(E2e, E2ePages, ::testing::Values("sqlite"),
                          [](const auto& test) { return test.param; });
 
 }  // namespace
