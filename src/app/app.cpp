@@ -112,6 +112,7 @@ void App::serve(ListeningSocket socket, std::optional<ListeningSocket> metrics_s
   if (metrics_socket)
     server.also_serve(std::move(*metrics_socket), metrics_router_, metrics_middleware_);
   server_ = &server;
+  payments_.start_sweeping();
   server.run([&] { on_listening(server.port()); }, [this] { payments_.stop(); });
   server_ = nullptr;
 }

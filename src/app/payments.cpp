@@ -2,6 +2,7 @@
 
 #include "kit/api_error.hpp"
 #include "kit/crypto.hpp"
+#include "kit/run_blocking.hpp"
 #include "payments/local/local_provider.hpp"
 #include "payments/local/objects.hpp"
 #include "payments/repo.hpp"
@@ -21,10 +22,6 @@ std::string webhook_secret(const Config& config) {
     return config.stripe.webhook_secret;
   return "whsec_local_" + random_hex(24);
 }
-
-// A tie is rare (two disagreeing events in one second): more than this left by one outage would
-// wait for the next start, not hold this one up.
-constexpr std::size_t kChecksSettledAtStart = 100;
 
 }  // namespace
 
@@ -61,7 +58,13 @@ Payments::Payments(const Config& config, Db& db, const Catalog& catalog, const C
   webhooks_.check_subscriptions_with(subscription_checks_);
 }
 
-Payments::~Payments() = default;
+Payments::~Payments() {
+  stop();  // then the sweeper, the last member, is joined first
+}
+
+void Payments::start_sweeping() {
+  sweeper_ = std::jthread([this] { run_blocking(subscription_checks_.sweep()); });
+}
 
 boost::asio::awaitable<void> Payments::deliver(std::string signature, std::string payload) {
   co_await webhooks_.receive(signature, payload);
@@ -69,7 +72,6 @@ boost::asio::awaitable<void> Payments::deliver(std::string signature, std::strin
 
 boost::asio::awaitable<void> Payments::resume() {
   if (local_) co_await local_->resume();
-  co_await subscription_checks_.settle_pending(kChecksSettledAtStart);
 }
 
 boost::asio::awaitable<Payments::ReplayReport> Payments::replay_failed_events(std::size_t limit) {

@@ -4,6 +4,7 @@
 // link from plan choices to subscription changes.
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "app/config.hpp"
 #include "core/db.hpp"
@@ -29,15 +30,18 @@ class Payments {
   ~Payments();
 
   void add_routes(Router& router, Db& db);
-  // Cancels the waits between a fee's retries (SIGTERM, or the end of a one-off command): what
-  // is still missing is left to `billing complete-fees`.
+  // Cancels the waits between a fee's or a subscription check's retries, and the sweeps (SIGTERM,
+  // or the end of a one-off command): a missing fee is left to `billing complete-fees`, a check
+  // to the next start's sweep.
   void stop() {
     charge_completion_.stop();
     subscription_checks_.stop();
   }
+  // While serving: a thread of its own settles the subscription checks that retries, restarts
+  // and outages left, now and every few minutes, until stop().
+  void start_sweeping();
   // Before serving: the local provider loads its saved objects and delivers the events it had
-  // not delivered (nothing to do for Stripe's); the subscription checks a restart or a long
-  // outage left are settled, one attempt each.
+  // not delivered (nothing to do for Stripe's).
   boost::asio::awaitable<void> resume();
 
   struct ReplayReport {
@@ -73,6 +77,7 @@ class Payments {
   SubscriptionChecks subscription_checks_;  // of subscriptions whose events tied
   ProviderSubscriptionChanges subscription_changes_;
   CheckoutUrls urls_;
+  std::jthread sweeper_;  // last: joined before the rest goes
 };
 
 }  // namespace billing

@@ -33,4 +33,9 @@ void StoppableWaits::stop() {
     });
 }
 
+bool StoppableWaits::stopped() {
+  std::lock_guard lock(mutex_);
+  return stopped_;
+}
+
 }  // namespace billing

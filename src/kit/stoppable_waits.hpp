@@ -17,6 +17,7 @@ class StoppableWaits {
   // (or before).
   boost::asio::awaitable<bool> wait(std::chrono::milliseconds delay);
   void stop();
+  bool stopped();
 
  private:
   std::mutex mutex_;  // over the two below

@@ -5,8 +5,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
+#include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -1081,7 +1083,7 @@ class SubscriptionCheckEvents : public Events {
     EXPECT_EQ(pending(), std::nullopt);  // it agreed with the plan
     EXPECT_EQ(apply(to_pro), AuditStatus::ok);
     EXPECT_EQ(plan()->plan_type, PlanType::pro);
-    EXPECT_EQ(pending(), (SubscriptionCheck{subscription, second}));
+    EXPECT_EQ(pending(), (SubscriptionCheck{subscription, second, 1}));
     return second;
   }
 };
@@ -1113,15 +1115,52 @@ TEST_P(SubscriptionCheckEvents, UpdatesThatAgreeOrFollowEachOtherAskNothing) {
   EXPECT_EQ(pending(), std::nullopt);
 }
 
-// A newer event came before the check was settled: it stands, and the check goes.
-TEST_P(SubscriptionCheckEvents, ANewerEventStandsOverTheCheck) {
+// Events applied before the provider is asked are older than its answer, an invoice's too
+// (which moves the plan's event time but not its price): the answer is applied over them.
+TEST_P(SubscriptionCheckEvents, TheProvidersAnswerIsNewerThanTheEventsBeforeIt) {
   tied_updates_delivered_reversed();
-  apply(subscription_event("customer.subscription.updated", "past_due", kPro, ++clock));
+  EXPECT_EQ(apply(invoice("invoice.payment_succeeded", unique_id("in"), ++clock)), AuditStatus::ok);
   testing::ScriptedProvider provider({answer(state(kLite))});
   SubscriptionChecks checks(*db, provider, rules, wall, {1ms});
   run_blocking(checks.settle(subscription));
+  EXPECT_EQ(plan()->plan_type, PlanType::lite);
+  EXPECT_EQ(plan()->last_event_created, clock);
+  EXPECT_EQ(pending(), std::nullopt);
+}
+
+// An event, or another tie, while the provider is asked: its answer may be older, so it changes
+// nothing, and the provider is asked again.
+TEST_P(SubscriptionCheckEvents, AnEventWhileTheProviderIsAskedHasItAskedAgain) {
+  tied_updates_delivered_reversed();
+  const auto newer =
+      subscription_event("customer.subscription.updated", "past_due", kPro, clock + 1);
+  testing::ScriptedProvider provider({[&] {
+                                        // The event lands while the provider answers.
+                                        EXPECT_EQ(apply(newer), AuditStatus::ok);
+                                        return state(kLite);
+                                      },
+                                      answer(state(kPro, "past_due"))});
+  SubscriptionChecks checks(*db, provider, rules, wall, {1ms});
+  run_blocking(checks.settle(subscription));
+  EXPECT_EQ(provider.calls, 2);
   EXPECT_EQ(plan()->plan_type, PlanType::pro);
   EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  EXPECT_EQ(pending(), std::nullopt);
+}
+
+TEST_P(SubscriptionCheckEvents, AnotherTieWhileTheProviderIsAskedHasItAskedAgain) {
+  const auto second = tied_updates_delivered_reversed();
+  const auto again = subscription_event("customer.subscription.updated", "active", kLite, second);
+  testing::ScriptedProvider provider({[&] {
+                                        EXPECT_EQ(apply(again), AuditStatus::ok);
+                                        EXPECT_EQ(pending()->requests, 2);
+                                        return state(kPro);
+                                      },
+                                      answer(state(kLite))});
+  SubscriptionChecks checks(*db, provider, rules, wall, {1ms});
+  run_blocking(checks.settle(subscription));
+  EXPECT_EQ(provider.calls, 2);
+  EXPECT_EQ(plan()->plan_type, PlanType::lite);
   EXPECT_EQ(pending(), std::nullopt);
 }
 
@@ -1177,16 +1216,22 @@ TEST_P(SubscriptionCheckEvents, TheWebhookSettlesTheTieItRecorded) {
   EXPECT_EQ(pending(), std::nullopt);
 }
 
-// What a restart left is settled at the next start.
-TEST_P(SubscriptionCheckEvents, PendingChecksAreSettledAtStart) {
+// What retries, a restart or an outage left is settled by the sweep, which runs until stopped.
+TEST_P(SubscriptionCheckEvents, TheSweepSettlesWhatWasLeftUntilStopped) {
   tied_updates_delivered_reversed();
-  testing::ScriptedProvider provider({answer(state(kLite, "past_due"))});
-  SubscriptionChecks checks(*db, provider, rules, wall, {});
-  EXPECT_EQ(run_blocking(checks.settle_pending(100)), 1u);
+  std::atomic<bool> answered = false;
+  testing::ScriptedProvider provider({[&] {
+    answered = true;
+    return state(kLite, "past_due");
+  }});
+  SubscriptionChecks checks(*db, provider, rules, wall, {}, 10ms);
+  std::thread sweeper([&] { run_blocking(checks.sweep()); });
+  while (!answered || pending()) std::this_thread::sleep_for(5ms);
+  checks.stop();
+  sweeper.join();  // the sweep's wait ends
+  EXPECT_EQ(provider.calls, 1);
   EXPECT_EQ(plan()->plan_type, PlanType::lite);
   EXPECT_EQ(plan()->status, PlanStatus::suspended);
-  EXPECT_EQ(pending(), std::nullopt);
-  EXPECT_EQ(run_blocking(checks.settle_pending(100)), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SubscriptionCheckEvents,

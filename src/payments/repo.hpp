@@ -51,15 +51,16 @@ class PaymentRepo {
   // Payments that name their charge but not yet its fee, the earliest recorded first.
   virtual std::vector<ChargeToComplete> payments_without_fee(std::size_t limit) = 0;
 
-  // Asks that the subscription's state be read from the provider and applied as of
-  // `event_created` (two of its events tied on that second). Kept until drop_subscription_check.
+  // Asks that the subscription's state be read from the provider and applied (two of its events
+  // tied on `event_created`): one more request on its check.
   virtual void request_subscription_check(std::string_view subscription_id,
                                           std::int64_t event_created) = 0;
   virtual std::optional<SubscriptionCheck> subscription_check(std::string_view subscription_id) = 0;
   // Up to `limit` checks, the earliest tie first.
   virtual std::vector<SubscriptionCheck> subscription_checks(std::size_t limit) = 0;
-  // Drops the request if it is for `event_created` or earlier (a newer tie asks again).
-  virtual void drop_subscription_check(const SubscriptionCheck& check) = 0;
+  // Removes the check if it is still as read (no tie recorded since); false if it is not (asked
+  // again, or settled meanwhile). A unit changing the check elsewhere is waited for.
+  virtual bool take_subscription_check(const SubscriptionCheck& check) = 0;
 };
 
 }  // namespace billing

@@ -4,9 +4,16 @@
 // in the events orders them, so the plan may have taken the older one last (a quick lite -> pro
 // -> lite, delivered reversed). The event records the tie in its own commit
 // (subscription_checks); this settles it after the commit, apart from the webhook's answer,
-// retried (payments/provider_retries.hpp). What a restart or a long outage leaves is settled at
-// the next start.
+// retried (payments/provider_retries.hpp), and a sweep settles what retries and restarts left.
+//
+// The provider's answer is newer than every event the plan took before it was asked, so it is
+// applied as an event dated the newest of them (it wins the tie), in a unit that also takes the
+// check. If an event or another tie came while the provider was asked, the unit changes nothing
+// and the provider is asked again.
+#include <chrono>
 #include <cstddef>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -23,24 +30,29 @@ namespace billing {
 class SubscriptionChecks {
  public:
   SubscriptionChecks(Db& db, PaymentProvider& provider, EventRules rules, const Clock& clock,
-                     RetryDelays retry_delays = default_retry_delays())
+                     RetryDelays retry_delays = default_retry_delays(),
+                     std::chrono::milliseconds sweep_interval = std::chrono::minutes(5))
       : db_(db),
         provider_(provider),
         rules_(rules),
         clock_(clock),
-        retry_delays_(std::move(retry_delays)) {}
+        retry_delays_(std::move(retry_delays)),
+        sweep_interval_(sweep_interval) {}
 
-  // Settles the subscription's check, if one is pending: applies the provider's state as an
-  // event of the tied second (newer events still win). Never throws: it runs detached.
+  // Settles the subscription's check, if one is pending and no settle of it runs already here.
+  // Never throws: it runs detached.
   boost::asio::awaitable<void> settle(std::string subscription_id);
-  // One attempt for each of up to `limit` pending checks, the earliest first; how many were
-  // settled.
+  // One attempt for each of up to `limit` pending checks, the earliest first, until stop(); how
+  // many were settled.
   boost::asio::awaitable<std::size_t> settle_pending(std::size_t limit);
-  // Ends the waits between retries, now and from now on; what is left is settled at the next
-  // start.
+  // settle_pending now and after every sweep interval, until stop(). Never throws.
+  boost::asio::awaitable<void> sweep();
+  // Ends the waits between retries and sweeps, now and from now on.
   void stop() { waits_.stop(); }
 
  private:
+  // One attempt; throws what the provider or the database threw, or that an event or a tie came
+  // while the provider was asked.
   boost::asio::awaitable<void> settle_once(const SubscriptionCheck& check);
 
   Db& db_;
@@ -48,7 +60,10 @@ class SubscriptionChecks {
   EventRules rules_;
   const Clock& clock_;
   RetryDelays retry_delays_;
+  std::chrono::milliseconds sweep_interval_;
   StoppableWaits waits_;
+  std::mutex mutex_;                // over settling_
+  std::set<std::string> settling_;  // subscriptions settle() works on now
 };
 
 }  // namespace billing

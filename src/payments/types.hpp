@@ -94,10 +94,11 @@ struct ChargeDetails {
 };
 
 // A subscription whose state is to be read from the provider: two of its events tied on
-// `event_created` (Stripe's `created`, Unix seconds).
+// `event_created` (Stripe's `created`, Unix seconds, the latest tie's), `requests` ties so far.
 struct SubscriptionCheck {
   std::string subscription_id;
   std::int64_t event_created = 0;
+  std::int64_t requests = 1;
   friend bool operator==(const SubscriptionCheck&, const SubscriptionCheck&) = default;
 };
 

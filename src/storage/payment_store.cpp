@@ -252,9 +252,9 @@ std::vector<ChargeToComplete> SqlPaymentRepo::payments_without_fee(std::size_t l
 void SqlPaymentRepo::request_subscription_check(std::string_view subscription_id,
                                                 std::int64_t event_created) {
   static constexpr sql::Query kRequest =
-      "INSERT INTO subscription_checks (subscription_id, event_created) VALUES (?, ?) "
-      "ON CONFLICT (subscription_id) DO UPDATE SET event_created = "
-      "CASE WHEN excluded.event_created > subscription_checks.event_created "
+      "INSERT INTO subscription_checks (subscription_id, event_created, requests) VALUES (?, ?, 1) "
+      "ON CONFLICT (subscription_id) DO UPDATE SET requests = subscription_checks.requests + 1, "
+      "event_created = CASE WHEN excluded.event_created > subscription_checks.event_created "
       "THEN excluded.event_created ELSE subscription_checks.event_created END";
   db_.run(kRequest, {subscription_id, event_created});
 }
@@ -262,29 +262,31 @@ void SqlPaymentRepo::request_subscription_check(std::string_view subscription_id
 std::optional<SubscriptionCheck> SqlPaymentRepo::subscription_check(
     std::string_view subscription_id) {
   static constexpr sql::Query kFind =
-      "SELECT event_created FROM subscription_checks WHERE subscription_id = ?";
+      "SELECT event_created, requests FROM subscription_checks WHERE subscription_id = ?";
   std::optional<SubscriptionCheck> check;
   db_.run(kFind, {subscription_id}, [&](const sql::Row& row) {
-    check.emplace(SubscriptionCheck{std::string(subscription_id), row.integer(0)});
+    check.emplace(SubscriptionCheck{std::string(subscription_id), row.integer(0), row.integer(1)});
   });
   return check;
 }
 
 std::vector<SubscriptionCheck> SqlPaymentRepo::subscription_checks(std::size_t limit) {
   static constexpr sql::Query kPending =
-      "SELECT subscription_id, event_created FROM subscription_checks "
+      "SELECT subscription_id, event_created, requests FROM subscription_checks "
       "ORDER BY event_created, subscription_id LIMIT ?";
   std::vector<SubscriptionCheck> out;
   db_.run(kPending, {static_cast<std::int64_t>(limit)}, [&](const sql::Row& row) {
-    out.push_back({std::string(row.text(0)), row.integer(1)});
+    out.push_back({std::string(row.text(0)), row.integer(1), row.integer(2)});
   });
   return out;
 }
 
-void SqlPaymentRepo::drop_subscription_check(const SubscriptionCheck& check) {
-  static constexpr sql::Query kDrop =
-      "DELETE FROM subscription_checks WHERE subscription_id = ? AND event_created <= ?";
-  db_.run(kDrop, {check.subscription_id, check.event_created});
+bool SqlPaymentRepo::take_subscription_check(const SubscriptionCheck& check) {
+  // On PostgreSQL a unit that changed the row (a settle on another replica, a tie recorded) is
+  // waited for, and the row is read again as it committed it.
+  static constexpr sql::Query kTake =
+      "DELETE FROM subscription_checks WHERE subscription_id = ? AND requests = ?";
+  return db_.run(kTake, {check.subscription_id, check.requests}) > 0;
 }
 
 std::vector<Payment> SqlPaymentRepo::payments(const EntityRef& entity) {

@@ -45,7 +45,7 @@ class SqlPaymentRepo : public PaymentRepo {
                                   std::int64_t event_created) override;
   std::optional<SubscriptionCheck> subscription_check(std::string_view subscription_id) override;
   std::vector<SubscriptionCheck> subscription_checks(std::size_t limit) override;
-  void drop_subscription_check(const SubscriptionCheck& check) override;
+  bool take_subscription_check(const SubscriptionCheck& check) override;
 
   // Writes the audit rows the batch's units left to its end.
   static void write_batch(sql::Connection& connection, const PaymentBatch& batch);

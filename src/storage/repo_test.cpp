@@ -422,8 +422,8 @@ TEST_P(Storage, AuditsAndRecordsEachInvoiceOnce) {
 }
 
 // Stripe's invoice events name the charge only: its fee, net and card are filled in once, later.
-// A subscription check keeps its latest tie; settling an earlier one leaves a later one.
-TEST_P(Storage, KeepsASubscriptionsLatestCheckUntilItIsSettled) {
+// A subscription check keeps its latest tie and counts them; it is taken only as it was read.
+TEST_P(Storage, KeepsASubscriptionsLatestCheckUntilItIsTakenAsRead) {
   const auto subscription = unique_id("sub");
   const auto request = [&](std::int64_t second) {
     write([&](Tx& tx) {
@@ -434,23 +434,24 @@ TEST_P(Storage, KeepsASubscriptionsLatestCheckUntilItIsSettled) {
   const auto check = [&] {
     return read([&](Tx& tx) { return tx.get<PaymentRepo>().subscription_check(subscription); });
   };
-  const auto drop = [&](std::int64_t second) {
-    write([&](Tx& tx) {
-      tx.get<PaymentRepo>().drop_subscription_check({subscription, second});
-      return 0;
-    });
+  const auto take = [&](const SubscriptionCheck& as_read) {
+    return write([&](Tx& tx) { return tx.get<PaymentRepo>().take_subscription_check(as_read); });
   };
   EXPECT_EQ(check(), std::nullopt);
   request(1'700'000'005);
+  const SubscriptionCheck first{subscription, 1'700'000'005, 1};
+  EXPECT_EQ(check(), first);
   request(1'700'000'003);
-  EXPECT_EQ(check(), (SubscriptionCheck{subscription, 1'700'000'005}));
+  const SubscriptionCheck second{subscription, 1'700'000'005, 2};
+  EXPECT_EQ(check(), second);
   // The test database may be shared: other tests' checks are in the list too.
   EXPECT_THAT(read([&](Tx& tx) { return tx.get<PaymentRepo>().subscription_checks(1'000'000); }),
-              ::testing::Contains(SubscriptionCheck{subscription, 1'700'000'005}));
-  drop(1'700'000'004);
-  EXPECT_TRUE(check());
-  drop(1'700'000'005);
+              ::testing::Contains(second));
+  EXPECT_FALSE(take(first));  // read before the second tie
+  EXPECT_EQ(check(), second);
+  EXPECT_TRUE(take(second));
   EXPECT_EQ(check(), std::nullopt);
+  EXPECT_FALSE(take(second));
 }
 
 TEST_P(Storage, CompletesAPaymentsFeeOnce) {

@@ -14,6 +14,7 @@
 
 #include "kit/run_blocking.hpp"
 #include "payments/repo.hpp"
+#include "payments/webhook_signature.hpp"
 #include "plans/repo.hpp"
 #include "tests/e2e/client.hpp"
 
@@ -25,8 +26,10 @@ namespace json = boost::json;
 class E2ePayments : public ::testing::TestWithParam<std::string> {
  protected:
   const std::string local_account = unique_id("acct");
-  std::unique_ptr<BillingServer> server =
-      BillingServer::for_backend(GetParam(), {{"LOCAL_PAYMENTS_ACCOUNT", local_account}});
+  static constexpr const char* kWebhookSecret = "whsec_e2e_payments";
+  std::unique_ptr<BillingServer> server = BillingServer::for_backend(
+      GetParam(),
+      {{"LOCAL_PAYMENTS_ACCOUNT", local_account}, {"STRIPE_WEBHOOK_SECRET", kWebhookSecret}});
   HttpClient client{server->port()};
   const std::string hospital = unique_id("hosp");
   const EntityRef owner{EntityKind::hospital, hospital};
@@ -365,6 +368,50 @@ TEST_P(E2ePayments, ASubscriptionOutlivesAKilledService) {
   EXPECT_EQ(response.json().at("renewed").as_int64(), 1);
   EXPECT_EQ(plan().status, PlanStatus::active);
   EXPECT_EQ(payments().size(), 2u);
+}
+
+// Two updates of one second that disagree, delivered reversed (made by hand, signed with the
+// webhook secret): the plan takes the later delivered, then the service asks the provider (here
+// the local one, whose subscription is still on lite) and the plan follows it.
+TEST_P(E2ePayments, SameSecondUpdatesAreSettledByAskingTheProvider) {
+  pay_checkouts_opened_together({"lite"});
+  ASSERT_EQ(plan().plan_type, PlanType::lite);
+  const std::string subscription = *plan().stripe_subscription_id;
+  const std::int64_t second = *plan().last_event_created + 1;
+  for (const char* price :
+       {"price_local_hospital_lite_monthly", "price_local_hospital_pro_monthly"}) {
+    const std::string event = json::serialize(json::object{
+        {"id", unique_id("evt")},
+        {"object", "event"},
+        {"type", "customer.subscription.updated"},
+        {"created", second},
+        {"data",
+         {{"object",
+           {{"id", subscription},
+            {"object", "subscription"},
+            {"status", "active"},
+            {"items", {{"data", json::array{{{"id", "si_1"}, {"price", {{"id", price}}}}}}}},
+            {"metadata",
+             {{"role", "hospital"},
+              {"role_entity_id", hospital},
+              {"plan", "lite"},
+              {"cycle", "monthly"}}}}}}}});
+    const auto response = client.post(
+        "/stripe/webhook", event,
+        {{"Content-Type", "application/json"},
+         {"Stripe-Signature",
+          WebhookSignature(kWebhookSecret).sign(event, std::chrono::system_clock::now())}});
+    ASSERT_EQ(response.status, 200) << response.body;
+  }
+  EXPECT_TRUE(eventually([&] { return plan().plan_type == PlanType::lite; }, 10s, 10ms))
+      << server->log();
+  EXPECT_TRUE(server->wait_for_log("subscription check settled", 10s)) << server->log();
+  const auto rows = history();
+  ASSERT_GE(rows.size(), 2u);
+  EXPECT_EQ(rows[rows.size() - 2].to_plan_type, PlanType::pro);  // the tie, delivered last
+  EXPECT_EQ(rows.back().to_plan_type, PlanType::lite);
+  EXPECT_TRUE(last_reason().starts_with("customer.subscription.updated evt_state_"))
+      << last_reason();
 }
 
 TEST_P(E2ePayments, ADeclinedCardChangesNothing) {
