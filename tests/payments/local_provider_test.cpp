@@ -238,6 +238,7 @@ TEST_F(LocalPayments, CheckoutWithTheSucceedingCardDeliversThreeEventsInOrder) {
   const auto paid = pay(session, kVisa);
   EXPECT_EQ(paid.status, 200);
   EXPECT_THAT(paid.body, HasSubstr("Payment succeeded"));
+  EXPECT_THAT(paid.body, HasSubstr("$499.00 paid. The subscription is active."));
   EXPECT_THAT(paid.body, HasSubstr("href=\"http://app.test/paid\""));
   ASSERT_THAT(delivered_types(),
               ElementsAre("checkout.session.completed", "customer.subscription.created",
@@ -964,7 +965,11 @@ TEST_F(LocalPayments, ProrationsOwedAtTheEndAreCollectedAndACreditIsKept) {
               ElementsAre("customer.subscription.deleted", "invoice.payment_succeeded"));
   EXPECT_EQ(integer(delivered[1].object, "amount_paid"), 0);
   delivered.clear();
-  const auto third = subscribe();
+  const auto third_session = open_checkout(checkout_request());
+  const auto third_paid = pay(third_session, kVisa);
+  EXPECT_THAT(third_paid.body, HasSubstr("$0.00 paid: $499.00 with the balance of your account"));
+  const auto third =
+      run_blocking(provider.get_subscription(text(delivered.back().object, "subscription")));
   EXPECT_EQ(third.customer, subscription.customer);
   ASSERT_EQ(delivered.back().type, "invoice.payment_succeeded");
   EXPECT_EQ(integer(delivered.back().object, "amount_paid"), 0);

@@ -192,6 +192,7 @@ WithEvents<CheckoutSession> Ledger::complete_checkout(CheckoutSession& session, 
   session.card_to_confirm.reset();
   request.customer_id = customer.customer.id;
   session.subscription_id = subscription.id;
+  session.amount_paid = invoice.invoice.amount_paid;
   return {session,
           {make_event("checkout.session.completed",
                       checkout_session_object(session, invoice.invoice.id), now),

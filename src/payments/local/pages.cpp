@@ -134,7 +134,13 @@ std::string authentication_page(const CheckoutSession& session) {
 
 std::string checkout_paid_page(const CheckoutSession& session) {
   std::string body = what_is_bought(session);
-  body += fmt::format("<p>{} paid. The subscription is active.</p>\n", dollars(session.amount));
+  const Cents paid = session.amount_paid.value_or(session.amount);
+  if (paid == session.amount)
+    body += fmt::format("<p>{} paid. The subscription is active.</p>\n", dollars(paid));
+  else  // the account's balance went into the first invoice
+    body += fmt::format(
+        "<p>{} paid: {} with the balance of your account. The subscription is active.</p>\n",
+        dollars(paid), dollars(session.amount));
   body += link_html({session.request.success_url, "Continue"});
   return page("Payment succeeded", body);
 }

@@ -33,6 +33,9 @@ struct CheckoutSession {
   SessionState state = SessionState::open;
   std::optional<Card> card_to_confirm;  // awaiting_authentication: the card entered
   std::string subscription_id;          // complete: the subscription it created
+  // complete: what its first invoice charged, the account's balance (a credit left by an ended
+  // subscription, prorations owed) taken in; none for a session saved before this was kept
+  std::optional<Cents> amount_paid;
 };
 
 // A checkout can be paid for a day after it opened, Stripe's default (its `expires_at`).
