@@ -681,6 +681,38 @@ TEST_F(LocalPayments, AFailingCardLeavesTheSubscriptionPastDueUntilPaidInThePort
   EXPECT_EQ(integer(delivered[0].object, "period_start"), kStart + 3 * kMonth);
 }
 
+// An invoice paid in the portal with the card that asks the bank's confirmation, entered there:
+// the confirm step first (nothing paid), then the payment, and the card is on file.
+TEST_F(LocalPayments, APortalPaymentWithTheAuthenticationCardIsConfirmedFirst) {
+  const auto subscription = subscribe(kFailsLater);
+  EXPECT_EQ(advance(std::chrono::days(30)).failed, 1);
+  const auto invoice_id = text(delivered[0].object, "id");
+  delivered.clear();
+  const auto portal = open_portal(subscription.customer);
+  const auto path = "/local-pay/portal/" + portal;
+  EXPECT_EQ(call(Method::post, path + "/confirm").status, 409);  // nothing to confirm
+
+  const auto asked =
+      call(Method::post, path + "/pay", "invoice=" + invoice_id + "&" + card_form(kAuthenticate));
+  EXPECT_EQ(asked.status, 200) << asked.body;
+  EXPECT_THAT(asked.body, HasSubstr("Authentication required"));
+  EXPECT_THAT(asked.body, HasSubstr("confirm this payment of $499.00 with the card ending 3220"));
+  EXPECT_THAT(asked.body, HasSubstr("action=\"" + path + "/confirm\""));
+  EXPECT_TRUE(delivered.empty());
+  EXPECT_EQ(run_blocking(provider.get_subscription(subscription.id)).status, "past_due");
+
+  const auto confirmed = call(Method::post, path + "/confirm");
+  EXPECT_EQ(confirmed.status, 200) << confirmed.body;
+  EXPECT_THAT(confirmed.body, HasSubstr("Payment succeeded"));
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
+  EXPECT_EQ(text(delivered[0].object, "id"), invoice_id);
+  EXPECT_EQ(run_blocking(provider.get_subscription(subscription.id)).status, "active");
+  EXPECT_EQ(call(Method::post, path + "/confirm").status, 409);
+  // Authenticated once, the card on file pays the renewals without asking again.
+  EXPECT_EQ(advance(std::chrono::days(30)).renewed, 1);
+}
+
 // A card on file that runs out is refused at the next renewal, as Stripe's expired_card.
 TEST_F(LocalPayments, ACardThatHasRunOutFailsItsRenewal) {
   // 2023-11-14: good through the end of December 2023.

@@ -80,9 +80,8 @@ ChargeResult charge_result(const Card& card, Charging when, TimePoint now) {
     case TestCard::insufficient_funds:
       return ChargeResult::insufficient_funds;
     case TestCard::requires_authentication:
-      // Authenticated once at checkout, the card is set up for the payments that follow.
-      return when == Charging::at_checkout ? ChargeResult::needs_authentication
-                                           : ChargeResult::paid;
+      // Authenticated once, the card is set up for the payments that follow with it on file.
+      return when == Charging::on_file ? ChargeResult::paid : ChargeResult::needs_authentication;
     case TestCard::declines_after_attaching:
       // Stripe's 0341 attaches and then declines every charge; here its checkout payment goes
       // through (a demo convenience), so that a subscription exists whose renewals fail.

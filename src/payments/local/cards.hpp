@@ -49,7 +49,8 @@ Card read_card(std::string_view number, std::string_view expiry, TimePoint now);
 
 enum class Charging {
   at_checkout,  // the first payment, the customer present
-  later,        // renewals, and invoices paid in the portal
+  in_portal,    // an invoice paid in the portal with a card entered there, the customer present
+  on_file,      // renewals: the card on file, the customer away
 };
 enum class ChargeResult { paid, declined, insufficient_funds, needs_authentication, expired };
 

@@ -323,16 +323,43 @@ PortalView Ledger::portal(std::string_view id) const {
   return view;
 }
 
-Events Ledger::pay_invoice(std::string_view portal_id, std::string_view invoice_id,
-                           const Card& card, TimePoint now) {
-  const PortalSession& portal = portals_.at(portal_id, no_such_portal_session);
+InvoiceRecord& Ledger::open_invoice(const PortalSession& portal, std::string_view invoice_id) {
   InvoiceRecord& invoice = invoices_.at(invoice_id, provider_errors::no_such_invoice);
   if (invoice.invoice.customer != portal.customer)
     throw provider_errors::no_such_invoice(invoice_id);
   if (invoice.invoice.status == "void")
     throw ApiError(409, "This invoice was voided: its subscription has ended");
   if (invoice.invoice.status != "open") throw ApiError(409, "This invoice is already paid");
-  require_paid(charge_result(card, Charging::later, now));
+  return invoice;
+}
+
+WithEvents<std::optional<PaymentToConfirm>> Ledger::pay_invoice(std::string_view portal_id,
+                                                                std::string_view invoice_id,
+                                                                const Card& card, TimePoint now) {
+  PortalSession& portal = portals_.at(portal_id, no_such_portal_session);
+  InvoiceRecord& invoice = open_invoice(portal, invoice_id);
+  portal.payment_to_confirm.reset();  // a new card replaces one awaiting authentication
+  const ChargeResult result = charge_result(card, Charging::in_portal, now);
+  if (result == ChargeResult::needs_authentication) {
+    portal.payment_to_confirm =
+        PaymentToConfirm{invoice.invoice.id, invoice.invoice.amount_due, card};
+    return {portal.payment_to_confirm, {}};
+  }
+  require_paid(result);
+  return {std::nullopt, settle_invoice(portal, invoice, card, now)};
+}
+
+Events Ledger::confirm_invoice_payment(std::string_view portal_id, TimePoint now) {
+  PortalSession& portal = portals_.at(portal_id, no_such_portal_session);
+  if (!portal.payment_to_confirm) throw ApiError(409, "This portal awaits no authentication");
+  const PaymentToConfirm payment = *portal.payment_to_confirm;
+  InvoiceRecord& invoice = open_invoice(portal, payment.invoice_id);
+  portal.payment_to_confirm.reset();
+  return settle_invoice(portal, invoice, payment.card, now);
+}
+
+Events Ledger::settle_invoice(const PortalSession& portal, InvoiceRecord& invoice, const Card& card,
+                              TimePoint now) {
   const std::int64_t at = unix_seconds(now);
   record_charge(invoice, card, true, at);
   // The card that paid becomes the card on file: the portal's way to replace a failing one.
@@ -475,7 +502,7 @@ bool Ledger::charge(const Subscription& subscription, InvoiceRecord& invoice, st
                     WithEvents<RenewalReport>& out) {
   const Card& card = customers_.at(subscription.customer, provider_errors::no_such_customer).card;
   const bool paid = invoice.invoice.amount_due == 0 ||
-                    charge_result(card, Charging::later, time_at(now)) == ChargeResult::paid;
+                    charge_result(card, Charging::on_file, time_at(now)) == ChargeResult::paid;
   record_charge(invoice, card, paid, now);
   out.events.push_back(make_event(paid ? "invoice.payment_succeeded" : "invoice.payment_failed",
                                   invoice_json(invoice), now));

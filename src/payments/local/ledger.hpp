@@ -66,9 +66,14 @@ class Ledger {
 
   const PortalSession& open_portal(std::string_view customer_id, std::string return_url);
   PortalView portal(std::string_view id) const;  // 404 for an unknown id
-  // Pays an open invoice of the portal's customer; a past_due subscription is active again.
-  Events pay_invoice(std::string_view portal_id, std::string_view invoice_id, const Card& card,
-                     TimePoint now);
+  // Pays an open invoice of the portal's customer; a past_due subscription is active again. A
+  // card that asks for authentication pays nothing yet: the payment the portal then awaits the
+  // confirmation of is the value.
+  WithEvents<std::optional<PaymentToConfirm>> pay_invoice(std::string_view portal_id,
+                                                          std::string_view invoice_id,
+                                                          const Card& card, TimePoint now);
+  // Completes the payment the portal awaits authentication for (409 if it awaits none).
+  Events confirm_invoice_payment(std::string_view portal_id, TimePoint now);
   void update_card(std::string_view portal_id, const Card& card);
   WithEvents<Subscription> cancel_from_portal(std::string_view portal_id,
                                               std::string_view subscription_id, TimePoint now);
@@ -114,6 +119,11 @@ class Ledger {
   void skip_period(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out);
   void renew(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out);
   void end(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out);
+  // The portal customer's open invoice (404 for another's, 409 if paid or voided).
+  InvoiceRecord& open_invoice(const PortalSession& portal, std::string_view invoice_id);
+  // Records the portal payment of `invoice` with `card`, which becomes the card on file.
+  Events settle_invoice(const PortalSession& portal, InvoiceRecord& invoice, const Card& card,
+                        TimePoint now);
   bool charge(const Subscription& subscription, InvoiceRecord& invoice, std::int64_t now,
               WithEvents<RenewalReport>& out);
 

@@ -63,7 +63,8 @@ BOOST_DESCRIBE_STRUCT(InvoiceRecord, (),
 BOOST_DESCRIBE_STRUCT(InvoiceItem, (),
                       (id, subscription, price_id, amount, period_start, period_end, invoice))
 BOOST_DESCRIBE_STRUCT(CustomerRecord, (), (customer, card))
-BOOST_DESCRIBE_STRUCT(PortalSession, (), (id, customer, return_url))
+BOOST_DESCRIBE_STRUCT(PaymentToConfirm, (), (invoice_id, amount, card))
+BOOST_DESCRIBE_STRUCT(PortalSession, (), (id, customer, return_url, payment_to_confirm))
 
 // A member not described would be left out of the saved JSON without a word.
 template <class T>
@@ -75,7 +76,8 @@ static_assert(every_member_described<EntityRef> && every_member_described<Checko
               every_member_described<Customer> && every_member_described<Card> &&
               every_member_described<CheckoutSession> && every_member_described<Charge> &&
               every_member_described<InvoiceRecord> && every_member_described<InvoiceItem> &&
-              every_member_described<CustomerRecord> && every_member_described<PortalSession>);
+              every_member_described<CustomerRecord> && every_member_described<PortalSession> &&
+              every_member_described<PaymentToConfirm>);
 
 namespace {
 

@@ -309,10 +309,18 @@ local::PortalView LocalProvider::portal(std::string_view id) const {
   return ledger_.portal(id);
 }
 
-asio::awaitable<void> LocalProvider::pay_invoice(std::string portal_id, std::string invoice_id,
-                                                 local::Card card) {
-  co_await commit(changing([&](local::Ledger& ledger, TimePoint now) {
+asio::awaitable<std::optional<local::PaymentToConfirm>> LocalProvider::pay_invoice(
+    std::string portal_id, std::string invoice_id, local::Card card) {
+  auto [to_confirm, changes] = changing([&](local::Ledger& ledger, TimePoint now) {
     return ledger.pay_invoice(portal_id, invoice_id, card, now);
+  });
+  co_await commit(std::move(changes));
+  co_return to_confirm;
+}
+
+asio::awaitable<void> LocalProvider::confirm_invoice_payment(std::string portal_id) {
+  co_await commit(changing([&](local::Ledger& ledger, TimePoint now) {
+    return ledger.confirm_invoice_payment(portal_id, now);
   }));
 }
 

@@ -81,8 +81,11 @@ class LocalProvider final : public PaymentProvider {
                                                               local::Card card);
   boost::asio::awaitable<local::CheckoutSession> confirm_checkout(std::string session_id);
   local::PortalView portal(std::string_view id) const;
-  boost::asio::awaitable<void> pay_invoice(std::string portal_id, std::string invoice_id,
-                                           local::Card card);
+  // The payment awaiting the card's authentication, if it asks for one (nothing paid yet).
+  boost::asio::awaitable<std::optional<local::PaymentToConfirm>> pay_invoice(std::string portal_id,
+                                                                             std::string invoice_id,
+                                                                             local::Card card);
+  boost::asio::awaitable<void> confirm_invoice_payment(std::string portal_id);
   boost::asio::awaitable<void> update_card(std::string portal_id, local::Card card);
   boost::asio::awaitable<Subscription> cancel_from_portal(std::string portal_id,
                                                           std::string subscription_id);

@@ -120,15 +120,28 @@ std::string checkout_page(const CheckoutSession& session) {
   return page("Checkout", body);
 }
 
-std::string authentication_page(const CheckoutSession& session) {
-  const std::string path = checkout_path(session);
-  std::string body = what_is_bought(session);
-  body += fmt::format(
+// The bank's question and the button that answers it, posting to `path`/confirm.
+std::string confirm_form(Cents amount, std::string_view last4, std::string_view path) {
+  return fmt::format(
       "<p>Your bank asks you to confirm this payment of {} with the card ending {}.</p>\n"
       "<form method=\"post\" action=\"{}/confirm\"><button type=\"submit\">Confirm payment"
       "</button></form>\n",
-      dollars(session.amount), html_escape(session.card_to_confirm->last4), path);
+      dollars(amount), html_escape(last4), path);
+}
+
+std::string authentication_page(const CheckoutSession& session) {
+  const std::string path = checkout_path(session);
+  std::string body = what_is_bought(session);
+  body += confirm_form(session.amount, session.card_to_confirm->last4, path);
   body += link_html({path, "Use another card"});
+  return page("Authentication required", body);
+}
+
+std::string authentication_page(std::string_view portal_id, const PaymentToConfirm& payment) {
+  const std::string path = "/local-pay/portal/" + html_escape(portal_id);
+  std::string body = "<p>Invoice " + html_escape(payment.invoice_id) + "</p>\n";
+  body += confirm_form(payment.amount, payment.card.last4, path);
+  body += link_html({path, "Back to billing"});
   return page("Authentication required", body);
 }
 

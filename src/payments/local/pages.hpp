@@ -18,8 +18,10 @@ struct Link {
 };
 
 std::string checkout_page(const CheckoutSession& session);
-// The confirm step of a card that asks for authentication.
+// The confirm step of a card that asks for authentication: at checkout, and in the portal
+// (`portal_id`'s).
 std::string authentication_page(const CheckoutSession& session);
+std::string authentication_page(std::string_view portal_id, const PaymentToConfirm& payment);
 std::string checkout_paid_page(const CheckoutSession& session);
 std::string portal_page(const PortalView& portal);
 // A page that says one thing: a result, or why something failed.

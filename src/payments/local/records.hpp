@@ -80,10 +80,18 @@ struct CustomerRecord {
   Card card;  // the card on file, what renewals charge: every customer comes from a checkout
 };
 
+// An invoice the portal pays with a card that asks the bank's confirmation first.
+struct PaymentToConfirm {
+  std::string invoice_id;
+  Cents amount = 0;
+  Card card;
+};
+
 struct PortalSession {
   std::string id;
   std::string customer;
   std::string return_url;
+  std::optional<PaymentToConfirm> payment_to_confirm;  // the confirm step's, if one is shown
 };
 
 // What the portal page shows, copied out of the provider.

@@ -124,9 +124,17 @@ asio::awaitable<Response> get_portal(LocalProvider& provider, const Call& call) 
 asio::awaitable<Response> post_portal_pay(LocalProvider& provider, const Call& call) {
   const FormFields form(call.request.body);
   const std::string invoice(form["invoice"]);
-  co_await provider.pay_invoice(path_id(call.request, "portal_id"), invoice,
-                                entered_card(form, provider));
+  const std::string portal_id = path_id(call.request, "portal_id");
+  const auto to_confirm =
+      co_await provider.pay_invoice(portal_id, invoice, entered_card(form, provider));
+  if (to_confirm) co_return html(200, local::authentication_page(portal_id, *to_confirm));
   co_return html(200, local::message_page("Payment succeeded", "Invoice " + invoice + " is paid.",
+                                          {portal_path(call), "Back to billing"}));
+}
+
+asio::awaitable<Response> post_portal_confirm(LocalProvider& provider, const Call& call) {
+  co_await provider.confirm_invoice_payment(path_id(call.request, "portal_id"));
+  co_return html(200, local::message_page("Payment succeeded", "The invoice is paid.",
                                           {portal_path(call), "Back to billing"}));
 }
 
@@ -211,6 +219,10 @@ void add_local_payment_routes(Router& router, LocalProvider& provider) {
   router.add({Method::post, "/local-pay/portal/{portal_id}/pay", Policy::open(),
               [&provider](const Call& call) {
                 return as_page(post_portal_pay(provider, call), portal_path(call));
+              }});
+  router.add({Method::post, "/local-pay/portal/{portal_id}/confirm", Policy::open(),
+              [&provider](const Call& call) {
+                return as_page(post_portal_confirm(provider, call), portal_path(call));
               }});
   router.add({Method::post, "/local-pay/portal/{portal_id}/card", Policy::open(),
               [&provider](const Call& call) {
