@@ -52,14 +52,14 @@ class PaymentRepo {
   virtual std::vector<ChargeToComplete> payments_without_fee(std::size_t limit) = 0;
 
   // Asks that the subscription's state be read from the provider and applied (two of its events
-  // tied on `event_created`): one more request on its check.
+  // tied on `event_created`): the check gets a new token.
   virtual void request_subscription_check(std::string_view subscription_id,
                                           std::int64_t event_created) = 0;
   virtual std::optional<SubscriptionCheck> subscription_check(std::string_view subscription_id) = 0;
   // Up to `limit` checks, the earliest tie first.
   virtual std::vector<SubscriptionCheck> subscription_checks(std::size_t limit) = 0;
-  // Removes the check if it is still as read (no tie recorded since); false if it is not (asked
-  // again, or settled meanwhile). A unit changing the check elsewhere is waited for.
+  // Removes the check if it still carries the token read (no tie recorded since); false if not
+  // (asked again, or settled meanwhile). A unit changing the check elsewhere is waited for.
   virtual bool take_subscription_check(const SubscriptionCheck& check) = 0;
 };
 

@@ -6,6 +6,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include "entities/repo.hpp"
 #include "kit/crypto.hpp"
 #include "kit/log.hpp"
 #include "payments/repo.hpp"
@@ -65,98 +66,114 @@ std::int64_t last_event_of(const std::optional<Plan>& plan) {
   return plan ? plan->last_event_created.value_or(0) : 0;
 }
 
+// The plan that follows the subscription, read under its owner's lock.
+std::optional<Plan> locked_plan(Tx& tx, std::string_view subscription_id) {
+  auto plan = tx.get<PlanRepo>().find_plan_by_subscription(subscription_id);
+  if (!plan) return plan;
+  tx.get<EntityRepo>().entity_exists(plan->owner);
+  return tx.get<PlanRepo>().find_plan_by_subscription(subscription_id);
+}
+
 }  // namespace
 
 boost::asio::awaitable<void> SubscriptionChecks::settle_once(const SubscriptionCheck& check) {
   const auto plan_before = co_await db_.read(
       [&](Tx& tx) { return tx.get<PlanRepo>().find_plan_by_subscription(check.subscription_id); });
   const std::int64_t as_of = std::max(check.event_created, last_event_of(plan_before));
-  std::optional<Subscription> subscription;
-  try {
-    subscription = co_await provider_.get_subscription(check.subscription_id);
-  } catch (const ApiError& e) {
-    if (e.status != 404) throw;  // else the provider knows no such subscription: nothing to apply
-  }
-  const std::string payload = subscription ? state_event(*subscription, as_of) : std::string();
-  std::optional<StripeEvent> event;
-  if (subscription) {
-    event = parse_event(payload);
-    event->from_provider = true;
-  }
+  // A subscription the provider does not know (404) is another account's (a wrong key, another
+  // local provider's account on the same database): the check is kept, and logged at each sweep.
+  const Subscription subscription = co_await provider_.get_subscription(check.subscription_id);
+  if (subscription.id != check.subscription_id)
+    throw std::runtime_error("the payment provider answered for another subscription");
+  const std::string payload = state_event(subscription, as_of);
+  StripeEvent event = parse_event(payload);
+  event.from_provider = true;
   const auto now = clock_.now();
-  std::optional<AuditStatus> outcome;
+  AuditStatus outcome{};
   try {
-    outcome = co_await db_.transact([&](Tx& tx) -> std::optional<AuditStatus> {
-      if (event) prepare_event(tx, rules_, *event, now);  // the owner's lock first, as any event
+    outcome = co_await db_.transact([&](Tx& tx) {
+      // The owner's lock first, as for any event, then the check's row.
+      const auto plan = prepare_event(tx, rules_, event, now)
+                            ? tx.get<PlanRepo>().find_plan_by_subscription(check.subscription_id)
+                            : locked_plan(tx, check.subscription_id);
       auto& payments = tx.get<PaymentRepo>();
       if (!payments.take_subscription_check(check)) {
         if (payments.subscription_check(check.subscription_id))
           throw ChangedWhileAsked("another tie was recorded while the provider was asked");
         throw SettledElsewhere();
       }
-      if (!event) return std::nullopt;
-      if (last_event_of(tx.get<PlanRepo>().find_plan_by_subscription(check.subscription_id)) >
-          as_of)
-        throw ChangedWhileAsked("an event was applied while the provider was asked");
-      return apply_event(tx, rules_, *event, now);
+      if (plan != plan_before)
+        throw ChangedWhileAsked("the plan changed while the provider was asked");
+      return apply_event(tx, rules_, event, now);
     });
   } catch (const SettledElsewhere&) {
     co_return log_check(spdlog::level::info, "subscription check settled", check, "outcome",
                         "settled elsewhere");
   }
-  if (!outcome)
-    co_return log_check(spdlog::level::warn, "subscription check dropped", check, "error",
-                        "the payment provider has no such subscription");
-  log_check(spdlog::level::info, "subscription check settled", check, "outcome", name_of(*outcome));
+  log_check(spdlog::level::info, "subscription check settled", check, "outcome", name_of(outcome));
+}
+
+bool SubscriptionChecks::begin_settling(const std::string& subscription_id) {
+  std::lock_guard lock(mutex_);
+  const auto [at, added] = settling_.try_emplace(subscription_id, false);
+  if (!added) at->second = true;  // its settle goes once more when it is done
+  return added;
+}
+
+bool SubscriptionChecks::end_settling(const std::string& subscription_id) {
+  std::lock_guard lock(mutex_);
+  const auto at = settling_.find(subscription_id);
+  if (at->second && !waits_.stopped()) {
+    at->second = false;
+    return false;
+  }
+  settling_.erase(at);
+  return true;
+}
+
+boost::asio::awaitable<void> SubscriptionChecks::settle_if_pending(
+    const std::string& subscription_id) {
+  const auto pending = co_await db_.read(
+      [&](Tx& tx) { return tx.get<PaymentRepo>().subscription_check(subscription_id); });
+  if (pending) co_await settle_once(*pending);
 }
 
 boost::asio::awaitable<void> SubscriptionChecks::settle(std::string subscription_id) {
-  {
-    std::lock_guard lock(mutex_);
-    if (!settling_.insert(subscription_id).second) co_return;  // that settle will see this tie
-  }
-  struct Settled {  // however this ends
-    SubscriptionChecks& checks;
-    const std::string& id;
-    ~Settled() {
-      std::lock_guard lock(checks.mutex_);
-      checks.settling_.erase(id);
-    }
-  } const settled{*this, subscription_id};
-  std::optional<SubscriptionCheck> pending;
-  const auto settle_if_pending = [&]() -> boost::asio::awaitable<void> {
-    pending = co_await db_.read(
-        [&](Tx& tx) { return tx.get<PaymentRepo>().subscription_check(subscription_id); });
-    if (pending) co_await settle_once(*pending);
-  };
-  co_await retry_provider_work(
-      waits_, retry_delays_, settle_if_pending, [&](const RetryFailure& f) {
-        const SubscriptionCheck check = pending.value_or(SubscriptionCheck{subscription_id, 0});
-        if (f.stopped)
-          return log_check(spdlog::level::warn, "subscription check not settled", check, "error",
-                           "stopping: left to the next sweep");
-        log_check(spdlog::level::warn,
-                  f.final ? "subscription check not settled: left to the next sweep"
-                          : "subscription check not settled yet",
-                  check, "error", f.error);
-      });
+  if (!begin_settling(subscription_id)) co_return;  // the settle under way goes once more
+  do {
+    co_await retry_provider_work(
+        waits_, retry_delays_, [&] { return settle_if_pending(subscription_id); },
+        [&](const RetryFailure& f) {
+          const SubscriptionCheck check{subscription_id};
+          if (f.stopped)
+            return log_check(spdlog::level::warn, "subscription check not settled", check, "error",
+                             "stopping: left to the next sweep");
+          log_check(spdlog::level::warn,
+                    f.final ? "subscription check not settled: left to the next sweep"
+                            : "subscription check not settled yet",
+                    check, "error", f.error);
+        });
+  } while (!end_settling(subscription_id));
 }
 
 boost::asio::awaitable<std::size_t> SubscriptionChecks::settle_pending(std::size_t limit) {
   const auto checks =
       co_await db_.read([&](Tx& tx) { return tx.get<PaymentRepo>().subscription_checks(limit); });
-  std::size_t settled = 0;
+  std::size_t attempted = 0;
   for (const auto& check : checks) {
     if (waits_.stopped()) break;
-    try {
-      co_await settle_once(check);
-      ++settled;
-    } catch (const std::exception& e) {
-      log_check(spdlog::level::warn, "subscription check not settled", check, "error",
-                provider_failure(e));
-    }
+    if (!begin_settling(check.subscription_id)) continue;  // a settle of its own is under way
+    ++attempted;
+    do {
+      try {
+        co_await settle_if_pending(check.subscription_id);
+      } catch (const std::exception& e) {
+        log_check(spdlog::level::warn, "subscription check not settled", check, "error",
+                  provider_failure(e));
+      }
+    } while (!end_settling(check.subscription_id));
   }
-  co_return settled;
+  co_return attempted;
 }
 
 boost::asio::awaitable<void> SubscriptionChecks::sweep() {

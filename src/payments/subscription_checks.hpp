@@ -8,12 +8,12 @@
 //
 // The provider's answer is newer than every event the plan took before it was asked, so it is
 // applied as an event dated the newest of them (it wins the tie), in a unit that also takes the
-// check. If an event or another tie came while the provider was asked, the unit changes nothing
-// and the provider is asked again.
+// check, under the owner's lock. If the plan changed or another tie came while the provider was
+// asked, the unit changes nothing and the provider is asked again.
 #include <chrono>
 #include <cstddef>
+#include <map>
 #include <mutex>
-#include <set>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -39,11 +39,11 @@ class SubscriptionChecks {
         retry_delays_(std::move(retry_delays)),
         sweep_interval_(sweep_interval) {}
 
-  // Settles the subscription's check, if one is pending and no settle of it runs already here.
-  // Never throws: it runs detached.
+  // Settles the subscription's check, if one is pending (once more if a tie comes meanwhile; a
+  // settle of it under way here goes once more instead). Never throws: it runs detached.
   boost::asio::awaitable<void> settle(std::string subscription_id);
-  // One attempt for each of up to `limit` pending checks, the earliest first, until stop(); how
-  // many were settled.
+  // One attempt for each of up to `limit` pending checks, the earliest first, until stop(), but
+  // for those a settle() here works on already; how many were attempted.
   boost::asio::awaitable<std::size_t> settle_pending(std::size_t limit);
   // settle_pending now and after every sweep interval, until stop(). Never throws.
   boost::asio::awaitable<void> sweep();
@@ -54,6 +54,12 @@ class SubscriptionChecks {
   // One attempt; throws what the provider or the database threw, or that an event or a tie came
   // while the provider was asked.
   boost::asio::awaitable<void> settle_once(const SubscriptionCheck& check);
+  boost::asio::awaitable<void> settle_if_pending(const std::string& subscription_id);
+  // Marks the subscription as settled here; false if it is already, whose settle is then asked to
+  // go once more (a tie may have come after its last read).
+  bool begin_settling(const std::string& subscription_id);
+  // True when done: false (and still marked) if it was asked to go once more meanwhile.
+  bool end_settling(const std::string& subscription_id);
 
   Db& db_;
   PaymentProvider& provider_;
@@ -62,8 +68,9 @@ class SubscriptionChecks {
   RetryDelays retry_delays_;
   std::chrono::milliseconds sweep_interval_;
   StoppableWaits waits_;
-  std::mutex mutex_;                // over settling_
-  std::set<std::string> settling_;  // subscriptions settle() works on now
+  std::mutex mutex_;  // over settling_
+  // Subscriptions settled here now, each with whether it is to go once more.
+  std::map<std::string, bool> settling_;
 };
 
 }  // namespace billing

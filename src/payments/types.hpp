@@ -94,11 +94,12 @@ struct ChargeDetails {
 };
 
 // A subscription whose state is to be read from the provider: two of its events tied on
-// `event_created` (Stripe's `created`, Unix seconds, the latest tie's), `requests` ties so far.
+// `event_created` (Stripe's `created`, Unix seconds, the latest tie's). `token` is drawn anew at
+// each tie recorded: a settle takes the check only as it read it.
 struct SubscriptionCheck {
   std::string subscription_id;
   std::int64_t event_created = 0;
-  std::int64_t requests = 1;
+  std::int64_t token = 0;
   friend bool operator==(const SubscriptionCheck&, const SubscriptionCheck&) = default;
 };
 

@@ -1,5 +1,8 @@
 #include "storage/payment_store.hpp"
 
+#include <string>
+
+#include "kit/crypto.hpp"
 #include "kit/time.hpp"
 #include "storage/codec.hpp"
 
@@ -252,17 +255,20 @@ std::vector<ChargeToComplete> SqlPaymentRepo::payments_without_fee(std::size_t l
 void SqlPaymentRepo::request_subscription_check(std::string_view subscription_id,
                                                 std::int64_t event_created) {
   static constexpr sql::Query kRequest =
-      "INSERT INTO subscription_checks (subscription_id, event_created, requests) VALUES (?, ?, 1) "
-      "ON CONFLICT (subscription_id) DO UPDATE SET requests = subscription_checks.requests + 1, "
+      "INSERT INTO subscription_checks (subscription_id, event_created, token) VALUES (?, ?, ?) "
+      "ON CONFLICT (subscription_id) DO UPDATE SET token = excluded.token, "
       "event_created = CASE WHEN excluded.event_created > subscription_checks.event_created "
       "THEN excluded.event_created ELSE subscription_checks.event_created END";
-  db_.run(kRequest, {subscription_id, event_created});
+  // 56 random bits: never the same twice in practice, so an answer read under one token never
+  // takes a check recorded again after it.
+  const std::int64_t token = std::stoll(random_hex(7), nullptr, 16);
+  db_.run(kRequest, {subscription_id, event_created, token});
 }
 
 std::optional<SubscriptionCheck> SqlPaymentRepo::subscription_check(
     std::string_view subscription_id) {
   static constexpr sql::Query kFind =
-      "SELECT event_created, requests FROM subscription_checks WHERE subscription_id = ?";
+      "SELECT event_created, token FROM subscription_checks WHERE subscription_id = ?";
   std::optional<SubscriptionCheck> check;
   db_.run(kFind, {subscription_id}, [&](const sql::Row& row) {
     check.emplace(SubscriptionCheck{std::string(subscription_id), row.integer(0), row.integer(1)});
@@ -272,7 +278,7 @@ std::optional<SubscriptionCheck> SqlPaymentRepo::subscription_check(
 
 std::vector<SubscriptionCheck> SqlPaymentRepo::subscription_checks(std::size_t limit) {
   static constexpr sql::Query kPending =
-      "SELECT subscription_id, event_created, requests FROM subscription_checks "
+      "SELECT subscription_id, event_created, token FROM subscription_checks "
       "ORDER BY event_created, subscription_id LIMIT ?";
   std::vector<SubscriptionCheck> out;
   db_.run(kPending, {static_cast<std::int64_t>(limit)}, [&](const sql::Row& row) {
@@ -285,8 +291,8 @@ bool SqlPaymentRepo::take_subscription_check(const SubscriptionCheck& check) {
   // On PostgreSQL a unit that changed the row (a settle on another replica, a tie recorded) is
   // waited for, and the row is read again as it committed it.
   static constexpr sql::Query kTake =
-      "DELETE FROM subscription_checks WHERE subscription_id = ? AND requests = ?";
-  return db_.run(kTake, {check.subscription_id, check.requests}) > 0;
+      "DELETE FROM subscription_checks WHERE subscription_id = ? AND token = ?";
+  return db_.run(kTake, {check.subscription_id, check.token}) > 0;
 }
 
 std::vector<Payment> SqlPaymentRepo::payments(const EntityRef& entity) {
