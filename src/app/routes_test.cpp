@@ -39,6 +39,7 @@ TEST(Routes, DeclareTheSeedPermissionMatrix) {
       {{"POST", "/local-pay/checkout/{session_id}/confirm"}, {true, true, true, true, false}},
       {{"GET", "/local-pay/portal/{portal_id}"}, {true, true, true, true, false}},
       {{"POST", "/local-pay/portal/{portal_id}/pay"}, {true, true, true, true, false}},
+      {{"POST", "/local-pay/portal/{portal_id}/confirm"}, {true, true, true, true, false}},
       {{"POST", "/local-pay/portal/{portal_id}/card"}, {true, true, true, true, false}},
       {{"POST", "/local-pay/portal/{portal_id}/cancel"}, {true, true, true, true, false}},
   };

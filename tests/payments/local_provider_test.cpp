@@ -690,7 +690,10 @@ TEST_F(LocalPayments, APortalPaymentWithTheAuthenticationCardIsConfirmedFirst) {
   delivered.clear();
   const auto portal = open_portal(subscription.customer);
   const auto path = "/local-pay/portal/" + portal;
-  EXPECT_EQ(call(Method::post, path + "/confirm").status, 409);  // nothing to confirm
+  const auto confirm = [&] {
+    return call(Method::post, path + "/confirm", "invoice=" + invoice_id);
+  };
+  EXPECT_EQ(confirm().status, 409);  // nothing to confirm
 
   const auto asked =
       call(Method::post, path + "/pay", "invoice=" + invoice_id + "&" + card_form(kAuthenticate));
@@ -698,17 +701,21 @@ TEST_F(LocalPayments, APortalPaymentWithTheAuthenticationCardIsConfirmedFirst) {
   EXPECT_THAT(asked.body, HasSubstr("Authentication required"));
   EXPECT_THAT(asked.body, HasSubstr("confirm this payment of $499.00 with the card ending 3220"));
   EXPECT_THAT(asked.body, HasSubstr("action=\"" + path + "/confirm\""));
+  EXPECT_THAT(asked.body, HasSubstr("name=\"invoice\" value=\"" + invoice_id + "\""));
   EXPECT_TRUE(delivered.empty());
   EXPECT_EQ(run_blocking(provider.get_subscription(subscription.id)).status, "past_due");
+  // A page of another payment (a tab left open) confirms nothing.
+  EXPECT_EQ(call(Method::post, path + "/confirm", "invoice=in_other").status, 409);
+  EXPECT_TRUE(delivered.empty());
 
-  const auto confirmed = call(Method::post, path + "/confirm");
+  const auto confirmed = confirm();
   EXPECT_EQ(confirmed.status, 200) << confirmed.body;
   EXPECT_THAT(confirmed.body, HasSubstr("Payment succeeded"));
   ASSERT_THAT(delivered_types(),
               ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
   EXPECT_EQ(text(delivered[0].object, "id"), invoice_id);
   EXPECT_EQ(run_blocking(provider.get_subscription(subscription.id)).status, "active");
-  EXPECT_EQ(call(Method::post, path + "/confirm").status, 409);
+  EXPECT_EQ(confirm().status, 409);
   // Authenticated once, the card on file pays the renewals without asking again.
   EXPECT_EQ(advance(std::chrono::days(30)).renewed, 1);
 }
@@ -999,7 +1006,7 @@ TEST_F(LocalPayments, ProrationsOwedAtTheEndAreCollectedAndACreditIsKept) {
   delivered.clear();
   const auto third_session = open_checkout(checkout_request());
   const auto third_paid = pay(third_session, kVisa);
-  EXPECT_THAT(third_paid.body, HasSubstr("$0.00 paid: $499.00 with the balance of your account"));
+  EXPECT_THAT(third_paid.body, HasSubstr("$0.00 paid: $499.00 less the credit on your account"));
   const auto third =
       run_blocking(provider.get_subscription(text(delivered.back().object, "subscription")));
   EXPECT_EQ(third.customer, subscription.customer);

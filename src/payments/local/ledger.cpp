@@ -349,13 +349,15 @@ WithEvents<std::optional<PaymentToConfirm>> Ledger::pay_invoice(std::string_view
   return {std::nullopt, settle_invoice(portal, invoice, card, now)};
 }
 
-Events Ledger::confirm_invoice_payment(std::string_view portal_id, TimePoint now) {
+Events Ledger::confirm_invoice_payment(std::string_view portal_id, std::string_view invoice_id,
+                                       TimePoint now) {
   PortalSession& portal = portals_.at(portal_id, no_such_portal_session);
   if (!portal.payment_to_confirm) throw ApiError(409, "This portal awaits no authentication");
+  if (portal.payment_to_confirm->invoice_id != invoice_id)
+    throw ApiError(409, "A later payment replaced this one: confirm the one asked last");
   const PaymentToConfirm payment = *portal.payment_to_confirm;
-  InvoiceRecord& invoice = open_invoice(portal, payment.invoice_id);
-  portal.payment_to_confirm.reset();
-  return settle_invoice(portal, invoice, payment.card, now);
+  portal.payment_to_confirm.reset();  // also if the invoice was paid or voided meanwhile
+  return settle_invoice(portal, open_invoice(portal, payment.invoice_id), payment.card, now);
 }
 
 Events Ledger::settle_invoice(const PortalSession& portal, InvoiceRecord& invoice, const Card& card,

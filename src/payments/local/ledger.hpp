@@ -72,8 +72,10 @@ class Ledger {
   WithEvents<std::optional<PaymentToConfirm>> pay_invoice(std::string_view portal_id,
                                                           std::string_view invoice_id,
                                                           const Card& card, TimePoint now);
-  // Completes the payment the portal awaits authentication for (409 if it awaits none).
-  Events confirm_invoice_payment(std::string_view portal_id, TimePoint now);
+  // Completes the payment the portal awaits authentication for, of `invoice_id` (409 if it awaits
+  // none, or one of another invoice: a later payment replaced it).
+  Events confirm_invoice_payment(std::string_view portal_id, std::string_view invoice_id,
+                                 TimePoint now);
   void update_card(std::string_view portal_id, const Card& card);
   WithEvents<Subscription> cancel_from_portal(std::string_view portal_id,
                                               std::string_view subscription_id, TimePoint now);

@@ -91,13 +91,21 @@ void add_objects(std::vector<LocalObject>& out, std::string_view kind, const Tab
                               .data = json::serialize(json::value_from(row))});
 }
 
-// A member added since the object was saved takes its default.
+// A member added since the object was saved takes its default, in nested objects too.
+void fill_defaults(json::object& saved, const json::object& defaults) {
+  for (const auto& [key, value] : defaults) {
+    auto* present = saved.if_contains(key);
+    if (!present)
+      saved.emplace(key, value);
+    else if (present->is_object() && value.is_object())
+      fill_defaults(present->get_object(), value.get_object());
+  }
+}
+
 template <class Row>
 void restore_into(Table<Row>& table, json::value data) {
-  auto& saved = data.as_object();
   const json::value defaults = json::value_from(Row{});
-  for (const auto& [key, value] : defaults.as_object())
-    if (!saved.contains(key)) saved.emplace(key, value);
+  fill_defaults(data.as_object(), defaults.as_object());
   table.add(json::value_to<Row>(data));
 }
 

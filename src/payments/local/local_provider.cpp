@@ -318,9 +318,10 @@ asio::awaitable<std::optional<local::PaymentToConfirm>> LocalProvider::pay_invoi
   co_return to_confirm;
 }
 
-asio::awaitable<void> LocalProvider::confirm_invoice_payment(std::string portal_id) {
+asio::awaitable<void> LocalProvider::confirm_invoice_payment(std::string portal_id,
+                                                             std::string invoice_id) {
   co_await commit(changing([&](local::Ledger& ledger, TimePoint now) {
-    return ledger.confirm_invoice_payment(portal_id, now);
+    return ledger.confirm_invoice_payment(portal_id, invoice_id, now);
   }));
 }
 

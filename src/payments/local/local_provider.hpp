@@ -85,7 +85,8 @@ class LocalProvider final : public PaymentProvider {
   boost::asio::awaitable<std::optional<local::PaymentToConfirm>> pay_invoice(std::string portal_id,
                                                                              std::string invoice_id,
                                                                              local::Card card);
-  boost::asio::awaitable<void> confirm_invoice_payment(std::string portal_id);
+  boost::asio::awaitable<void> confirm_invoice_payment(std::string portal_id,
+                                                       std::string invoice_id);
   boost::asio::awaitable<void> update_card(std::string portal_id, local::Card card);
   boost::asio::awaitable<Subscription> cancel_from_portal(std::string portal_id,
                                                           std::string subscription_id);

@@ -120,13 +120,15 @@ std::string checkout_page(const CheckoutSession& session) {
   return page("Checkout", body);
 }
 
-// The bank's question and the button that answers it, posting to `path`/confirm.
-std::string confirm_form(Cents amount, std::string_view last4, std::string_view path) {
+// The bank's question and the button that answers it, posting to `path`/confirm (with `fields`,
+// hidden inputs).
+std::string confirm_form(Cents amount, std::string_view last4, std::string_view path,
+                         std::string_view fields = {}) {
   return fmt::format(
       "<p>Your bank asks you to confirm this payment of {} with the card ending {}.</p>\n"
-      "<form method=\"post\" action=\"{}/confirm\"><button type=\"submit\">Confirm payment"
+      "<form method=\"post\" action=\"{}/confirm\">{}<button type=\"submit\">Confirm payment"
       "</button></form>\n",
-      dollars(amount), html_escape(last4), path);
+      dollars(amount), html_escape(last4), path, fields);
 }
 
 std::string authentication_page(const CheckoutSession& session) {
@@ -139,8 +141,10 @@ std::string authentication_page(const CheckoutSession& session) {
 
 std::string authentication_page(std::string_view portal_id, const PaymentToConfirm& payment) {
   const std::string path = "/local-pay/portal/" + html_escape(portal_id);
-  std::string body = "<p>Invoice " + html_escape(payment.invoice_id) + "</p>\n";
-  body += confirm_form(payment.amount, payment.card.last4, path);
+  const std::string invoice = html_escape(payment.invoice_id);
+  std::string body = "<p>Invoice " + invoice + "</p>\n";
+  body += confirm_form(payment.amount, payment.card.last4, path,
+                       "<input type=\"hidden\" name=\"invoice\" value=\"" + invoice + "\">");
   body += link_html({path, "Back to billing"});
   return page("Authentication required", body);
 }
@@ -152,8 +156,9 @@ std::string checkout_paid_page(const CheckoutSession& session) {
     body += fmt::format("<p>{} paid. The subscription is active.</p>\n", dollars(paid));
   else  // the account's balance went into the first invoice
     body += fmt::format(
-        "<p>{} paid: {} with the balance of your account. The subscription is active.</p>\n",
-        dollars(paid), dollars(session.amount));
+        "<p>{} paid: {} {} The subscription is active.</p>\n", dollars(paid),
+        dollars(session.amount),
+        paid < session.amount ? "less the credit on your account." : "and what your account owed.");
   body += link_html({session.request.success_url, "Continue"});
   return page("Payment succeeded", body);
 }

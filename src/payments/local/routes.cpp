@@ -133,7 +133,9 @@ asio::awaitable<Response> post_portal_pay(LocalProvider& provider, const Call& c
 }
 
 asio::awaitable<Response> post_portal_confirm(LocalProvider& provider, const Call& call) {
-  co_await provider.confirm_invoice_payment(path_id(call.request, "portal_id"));
+  const FormFields form(call.request.body);
+  co_await provider.confirm_invoice_payment(path_id(call.request, "portal_id"),
+                                            std::string(form["invoice"]));
   co_return html(200, local::message_page("Payment succeeded", "The invoice is paid.",
                                           {portal_path(call), "Back to billing"}));
 }
