@@ -28,5 +28,11 @@ if ((${#missing[@]})); then
 fi
 
 # Playwright (playwright-core, no browser of its own) for the pages' browser tests, which drive
-# Debian's Chromium: the version package-lock.json pins, from the npm registry.
-npm ci --prefix "$(dirname "$0")/../tests/pages" --no-audit --no-fund --loglevel=error
+# Debian's Chromium: the version package-lock.json pins (1.61, the last that runs on Debian 12's
+# Node.js 18), from the npm registry, unless it is installed already.
+pages=$(realpath "$(dirname "$0")/../tests/pages")
+version_of() { node -p "require(process.argv[1])$2" "$1" 2>/dev/null || true; }
+if [ "$(version_of "$pages/package-lock.json" '.packages["node_modules/playwright-core"].version')" != \
+  "$(version_of "$pages/node_modules/playwright-core/package.json" .version)" ]; then
+  npm ci --prefix "$pages" --no-audit --no-fund --loglevel=error
+fi

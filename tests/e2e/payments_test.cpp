@@ -439,7 +439,7 @@ class E2ePages : public E2ePayments {
     const bool ready =
         std::filesystem::exists(kBrowse) &&
         std::filesystem::exists(BILLING_SOURCE_DIR "/tests/pages/node_modules/playwright-core") &&
-        std::filesystem::exists("/usr/bin/chromium");
+        std::filesystem::exists("/usr/bin/chromium") && std::filesystem::exists("/usr/bin/node");
     const char* required = std::getenv("BILLING_REQUIRE_BROWSER");
     if (ready) return;
     if (required && std::string_view(required) == "1")

@@ -15,15 +15,17 @@ import { join } from "node:path";
 const [stepsJson, resultFile] = process.argv.slice(2);
 const steps = JSON.parse(stepsJson);
 // Without the background-networking flags Chromium keeps calling Google's hosts, which a closed
-// network refuses; --no-sandbox because tests may run as root. Playwright gives it a new, empty
+// network refuses; --no-sandbox because tests may run as root; /dev/shm may be small in a
+// container. Playwright gives it a new, empty
 // profile in a temporary directory of its own.
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync"],
 });
 const page = await browser.newPage();
-page.setDefaultTimeout(10000);
+page.setDefaultTimeout(30000);  // a sanitized build of the service, under a parallel test run
 const seen = [];
 let failed = false;
 try {
