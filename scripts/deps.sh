@@ -32,7 +32,8 @@ fi
 # Node.js 18), from the npm registry, unless it is installed already.
 pages=$(realpath "$(dirname "$0")/../tests/pages")
 version_of() { node -p "require(process.argv[1])$2" "$1" 2>/dev/null || true; }
-if [ "$(version_of "$pages/package-lock.json" '.packages["node_modules/playwright-core"].version')" != \
-  "$(version_of "$pages/node_modules/playwright-core/package.json" .version)" ]; then
+locked=$(version_of "$pages/package-lock.json" '.packages["node_modules/playwright-core"].version')
+if [ -z "$locked" ] ||
+  [ "$locked" != "$(version_of "$pages/node_modules/playwright-core/package.json" .version)" ]; then
   npm ci --prefix "$pages" --no-audit --no-fund --loglevel=error
 fi

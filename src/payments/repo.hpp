@@ -56,8 +56,9 @@ class PaymentRepo {
   virtual void request_subscription_check(std::string_view subscription_id,
                                           std::int64_t event_created) = 0;
   virtual std::optional<SubscriptionCheck> subscription_check(std::string_view subscription_id) = 0;
-  // Up to `limit` checks, the earliest tie first.
-  virtual std::vector<SubscriptionCheck> subscription_checks(std::size_t limit) = 0;
+  // Up to `limit` checks, the earliest tie first (by tie, then subscription id), after `after`.
+  virtual std::vector<SubscriptionCheck> subscription_checks(
+      std::size_t limit, const std::optional<SubscriptionCheck>& after = std::nullopt) = 0;
   // Removes the check if it still carries the token read (no tie recorded since); false if not
   // (asked again, or settled meanwhile). A unit changing the check elsewhere is waited for.
   virtual bool take_subscription_check(const SubscriptionCheck& check) = 0;

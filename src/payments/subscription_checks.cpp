@@ -113,23 +113,35 @@ boost::asio::awaitable<void> SubscriptionChecks::settle_once(const SubscriptionC
   log_check(spdlog::level::info, "subscription check settled", check, "outcome", name_of(outcome));
 }
 
-bool SubscriptionChecks::begin_settling(const std::string& subscription_id) {
+bool SubscriptionChecks::begin_settling(const std::string& subscription_id, bool again) {
   std::lock_guard lock(mutex_);
   const auto [at, added] = settling_.try_emplace(subscription_id, false);
-  if (!added) at->second = true;  // its settle goes once more when it is done
+  if (!added && again) at->second = true;  // its settle goes once more when it is done
   return added;
 }
 
-bool SubscriptionChecks::end_settling(const std::string& subscription_id) {
+bool SubscriptionChecks::end_settling(const std::string& subscription_id, bool unwinding) {
   std::lock_guard lock(mutex_);
   const auto at = settling_.find(subscription_id);
-  if (at->second && !waits_.stopped()) {
+  if (at->second && !unwinding && !waits_.stopped()) {
     at->second = false;
     return false;
   }
   settling_.erase(at);
   return true;
 }
+
+// Ends the subscription's settling however the settle ends: a settle that threw must not leave
+// it marked for good.
+struct SubscriptionChecks::Settling {
+  SubscriptionChecks& checks;
+  const std::string& id;
+  bool ended = false;
+  bool go_once_more() { return !(ended = checks.end_settling(id, false)); }
+  ~Settling() {
+    if (!ended) checks.end_settling(id, true);
+  }
+};
 
 boost::asio::awaitable<void> SubscriptionChecks::settle_if_pending(
     const std::string& subscription_id) {
@@ -139,7 +151,8 @@ boost::asio::awaitable<void> SubscriptionChecks::settle_if_pending(
 }
 
 boost::asio::awaitable<void> SubscriptionChecks::settle(std::string subscription_id) {
-  if (!begin_settling(subscription_id)) co_return;  // the settle under way goes once more
+  if (!begin_settling(subscription_id, true)) co_return;  // the settle under way goes once more
+  Settling settling{*this, subscription_id};
   do {
     co_await retry_provider_work(
         waits_, retry_delays_, [&] { return settle_if_pending(subscription_id); },
@@ -153,16 +166,21 @@ boost::asio::awaitable<void> SubscriptionChecks::settle(std::string subscription
                             : "subscription check not settled yet",
                     check, "error", f.error);
         });
-  } while (!end_settling(subscription_id));
+  } while (settling.go_once_more());
 }
 
 boost::asio::awaitable<std::size_t> SubscriptionChecks::settle_pending(std::size_t limit) {
-  const auto checks =
-      co_await db_.read([&](Tx& tx) { return tx.get<PaymentRepo>().subscription_checks(limit); });
+  // Each sweep goes on after the last check the one before saw, so that checks which never
+  // settle (another account's) cannot keep the sweeps from newer ones.
+  const auto checks = co_await db_.read(
+      [&](Tx& tx) { return tx.get<PaymentRepo>().subscription_checks(limit, swept_up_to_); });
+  swept_up_to_ = checks.size() < limit ? std::nullopt : std::optional(checks.back());
   std::size_t attempted = 0;
   for (const auto& check : checks) {
     if (waits_.stopped()) break;
-    if (!begin_settling(check.subscription_id)) continue;  // a settle of its own is under way
+    // One under way here is left to its settle (which a sweep does not ask to go once more).
+    if (!begin_settling(check.subscription_id, false)) continue;
+    Settling settling{*this, check.subscription_id};
     ++attempted;
     do {
       try {
@@ -171,7 +189,7 @@ boost::asio::awaitable<std::size_t> SubscriptionChecks::settle_pending(std::size
         log_check(spdlog::level::warn, "subscription check not settled", check, "error",
                   provider_failure(e));
       }
-    } while (!end_settling(check.subscription_id));
+    } while (settling.go_once_more());
   }
   co_return attempted;
 }

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -56,10 +57,12 @@ class SubscriptionChecks {
   boost::asio::awaitable<void> settle_once(const SubscriptionCheck& check);
   boost::asio::awaitable<void> settle_if_pending(const std::string& subscription_id);
   // Marks the subscription as settled here; false if it is already, whose settle is then asked to
-  // go once more (a tie may have come after its last read).
-  bool begin_settling(const std::string& subscription_id);
-  // True when done: false (and still marked) if it was asked to go once more meanwhile.
-  bool end_settling(const std::string& subscription_id);
+  // go once more if `again` (a tie may have come after its last read).
+  bool begin_settling(const std::string& subscription_id, bool again);
+  // True when done: false (and still marked) if it was asked to go once more meanwhile and is
+  // not `unwinding` (an exception).
+  bool end_settling(const std::string& subscription_id, bool unwinding);
+  struct Settling;
 
   Db& db_;
   PaymentProvider& provider_;
@@ -71,6 +74,7 @@ class SubscriptionChecks {
   std::mutex mutex_;  // over settling_
   // Subscriptions settled here now, each with whether it is to go once more.
   std::map<std::string, bool> settling_;
+  std::optional<SubscriptionCheck> swept_up_to_;  // the last check the last sweep read, if full
 };
 
 }  // namespace billing

@@ -1,5 +1,6 @@
 #include "storage/payment_store.hpp"
 
+#include <limits>
 #include <string>
 
 #include "kit/crypto.hpp"
@@ -276,14 +277,19 @@ std::optional<SubscriptionCheck> SqlPaymentRepo::subscription_check(
   return check;
 }
 
-std::vector<SubscriptionCheck> SqlPaymentRepo::subscription_checks(std::size_t limit) {
+std::vector<SubscriptionCheck> SqlPaymentRepo::subscription_checks(
+    std::size_t limit, const std::optional<SubscriptionCheck>& after) {
   static constexpr sql::Query kPending =
       "SELECT subscription_id, event_created, token FROM subscription_checks "
+      "WHERE event_created > ? OR (event_created = ? AND subscription_id > ?) "
       "ORDER BY event_created, subscription_id LIMIT ?";
+  const std::int64_t from = after ? after->event_created : std::numeric_limits<std::int64_t>::min();
+  const std::string_view from_id = after ? std::string_view(after->subscription_id) : "";
   std::vector<SubscriptionCheck> out;
-  db_.run(kPending, {static_cast<std::int64_t>(limit)}, [&](const sql::Row& row) {
-    out.push_back({std::string(row.text(0)), row.integer(1), row.integer(2)});
-  });
+  db_.run(kPending, {from, from, from_id, static_cast<std::int64_t>(limit)},
+          [&](const sql::Row& row) {
+            out.push_back({std::string(row.text(0)), row.integer(1), row.integer(2)});
+          });
   return out;
 }
 

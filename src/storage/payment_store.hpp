@@ -44,7 +44,8 @@ class SqlPaymentRepo : public PaymentRepo {
   void request_subscription_check(std::string_view subscription_id,
                                   std::int64_t event_created) override;
   std::optional<SubscriptionCheck> subscription_check(std::string_view subscription_id) override;
-  std::vector<SubscriptionCheck> subscription_checks(std::size_t limit) override;
+  std::vector<SubscriptionCheck> subscription_checks(
+      std::size_t limit, const std::optional<SubscriptionCheck>& after) override;
   bool take_subscription_check(const SubscriptionCheck& check) override;
 
   // Writes the audit rows the batch's units left to its end.

@@ -10,9 +10,11 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/parse.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <random>
 #include <thread>
 
 #include "entities/repo.hpp"
@@ -458,7 +460,46 @@ TEST_P(Storage, KeepsASubscriptionsLatestCheckUntilItIsTakenAsRead) {
   request(1'700'000'005);
   EXPECT_FALSE(take(*second));
   EXPECT_FALSE(take(*first));
-  EXPECT_TRUE(check());
+  ASSERT_TRUE(check());
+  EXPECT_TRUE(take(*check()));  // the database may be shared: nothing is left for the next run
+}
+
+// Checks are read in pages, each after the last one of the page before.
+TEST_P(Storage, ListsSubscriptionChecksAfterAGivenOne) {
+  const auto tie = 1'700'000'000 + static_cast<std::int64_t>(std::random_device{}() % 1'000'000);
+  std::vector<std::string> ids{unique_id("sub"), unique_id("sub"), unique_id("sub")};
+  std::sort(ids.begin(), ids.end());
+  write([&](Tx& tx) {
+    for (const auto& id : ids) tx.get<PaymentRepo>().request_subscription_check(id, tie);
+    tx.get<PaymentRepo>().request_subscription_check(ids[0] + "-later", tie + 1);
+    return 0;
+  });
+  const auto page = [&](std::size_t limit, const std::optional<SubscriptionCheck>& after) {
+    std::vector<std::string> out;
+    for (const auto& c :
+         read([&](Tx& tx) { return tx.get<PaymentRepo>().subscription_checks(limit, after); }))
+      out.push_back(c.subscription_id);
+    return out;
+  };
+  const SubscriptionCheck before_them{"", tie - 1};
+  // Other tests' checks may sit between, on a shared database: only the order is checked.
+  const auto first = page(1'000'000, before_them);
+  const auto at = [&](const std::string& id) {
+    return std::find(first.begin(), first.end(), id) - first.begin();
+  };
+  EXPECT_LT(at(ids[0]), at(ids[1]));
+  EXPECT_LT(at(ids[1]), at(ids[2]));
+  EXPECT_LT(at(ids[2]), at(ids[0] + "-later"));
+  EXPECT_LT(at(ids[0] + "-later"), static_cast<std::ptrdiff_t>(first.size()));
+  const auto after_second = page(1'000'000, SubscriptionCheck{ids[1], tie});
+  EXPECT_EQ(std::find(after_second.begin(), after_second.end(), ids[1]), after_second.end());
+  EXPECT_NE(std::find(after_second.begin(), after_second.end(), ids[2]), after_second.end());
+  EXPECT_EQ(page(1, before_them).size(), 1u);
+  write([&](Tx& tx) {
+    for (auto id : {ids[0], ids[1], ids[2], ids[0] + "-later"})
+      tx.get<PaymentRepo>().take_subscription_check(*tx.get<PaymentRepo>().subscription_check(id));
+    return 0;
+  });
 }
 
 TEST_P(Storage, CompletesAPaymentsFeeOnce) {

@@ -443,9 +443,10 @@ class E2ePages : public E2ePayments {
     const char* required = std::getenv("BILLING_REQUIRE_BROWSER");
     if (ready) return;
     if (required && std::string_view(required) == "1")
-      FAIL() << "BILLING_REQUIRE_BROWSER=1 but Chromium or playwright-core is missing (run "
-                "scripts/test.sh, which installs them)";
-    GTEST_SKIP() << "no Chromium and playwright-core (scripts/test.sh installs them)";
+      FAIL()
+          << "BILLING_REQUIRE_BROWSER=1 but Chromium, Node.js or playwright-core is missing (run "
+             "scripts/test.sh, which installs them)";
+    GTEST_SKIP() << "no Chromium, Node.js and playwright-core (scripts/test.sh installs them)";
   }
 
   // What the page was after each step (browse.mjs's steps); fails the test if a step failed.

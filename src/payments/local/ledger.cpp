@@ -354,10 +354,12 @@ Events Ledger::confirm_invoice_payment(std::string_view portal_id, std::string_v
   PortalSession& portal = portals_.at(portal_id, no_such_portal_session);
   if (!portal.payment_to_confirm) throw ApiError(409, "This portal awaits no authentication");
   if (portal.payment_to_confirm->invoice_id != invoice_id)
-    throw ApiError(409, "A later payment replaced this one: confirm the one asked last");
+    throw ApiError(409,
+                   "This is not the payment awaiting confirmation: confirm the one asked last");
   const PaymentToConfirm payment = *portal.payment_to_confirm;
-  portal.payment_to_confirm.reset();  // also if the invoice was paid or voided meanwhile
-  return settle_invoice(portal, open_invoice(portal, payment.invoice_id), payment.card, now);
+  InvoiceRecord& invoice = open_invoice(portal, payment.invoice_id);  // 409 if paid meanwhile
+  portal.payment_to_confirm.reset();
+  return settle_invoice(portal, invoice, payment.card, now);
 }
 
 Events Ledger::settle_invoice(const PortalSession& portal, InvoiceRecord& invoice, const Card& card,

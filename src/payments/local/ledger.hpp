@@ -73,7 +73,8 @@ class Ledger {
                                                           std::string_view invoice_id,
                                                           const Card& card, TimePoint now);
   // Completes the payment the portal awaits authentication for, of `invoice_id` (409 if it awaits
-  // none, or one of another invoice: a later payment replaced it).
+  // none, or one of another invoice: a later payment replaced it; 409 if the invoice was paid or
+  // voided meanwhile).
   Events confirm_invoice_payment(std::string_view portal_id, std::string_view invoice_id,
                                  TimePoint now);
   void update_card(std::string_view portal_id, const Card& card);
