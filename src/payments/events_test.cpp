@@ -1247,6 +1247,34 @@ TEST_P(SubscriptionCheckEvents, TheWebhookSettlesTheTieItRecorded) {
   EXPECT_EQ(pending(), std::nullopt);
 }
 
+// A settle started while another of the same subscription is under way (a new tie's webhook)
+// does not ask the provider beside it: it returns at once, and the one under way goes once more,
+// even after a failure it would not retry (here a 404, as for another account's subscription).
+TEST_P(SubscriptionCheckEvents, ASecondSettleLeavesItToTheOneUnderWayWhichGoesOnceMore) {
+  const auto second = tied_updates_delivered_reversed();
+  std::promise<void> asked, release;
+  auto released = release.get_future().share();
+  testing::ScriptedProvider provider({[&]() -> Subscription {
+                                        asked.set_value();
+                                        released.wait();  // the provider takes its time
+                                        throw ApiError(404, "No such subscription");
+                                      },
+                                      answer(state(kLite))});
+  SubscriptionChecks checks(*db, provider, rules, wall, {1ms});
+  std::thread first([&] { run_blocking(checks.settle(subscription)); });
+  asked.get_future().wait();
+  // Another tie while it asks, and its webhook's settle: back at once, the provider not asked.
+  EXPECT_EQ(apply(subscription_event("customer.subscription.updated", "active", kLite, second)),
+            AuditStatus::ok);
+  run_blocking(checks.settle(subscription));
+  EXPECT_EQ(provider.calls, 1);
+  release.set_value();
+  first.join();
+  EXPECT_EQ(provider.calls, 2);
+  EXPECT_EQ(plan()->plan_type, PlanType::lite);
+  EXPECT_EQ(pending(), std::nullopt);
+}
+
 // What retries, a restart or an outage left is settled by the sweep, which runs until stopped.
 TEST_P(SubscriptionCheckEvents, TheSweepSettlesWhatWasLeftUntilStopped) {
   tied_updates_delivered_reversed();
