@@ -1275,6 +1275,27 @@ TEST_P(SubscriptionCheckEvents, ASecondSettleLeavesItToTheOneUnderWayWhichGoesOn
   EXPECT_EQ(pending(), std::nullopt);
 }
 
+// A check of a subscription the plan does not follow (known as another of its owner's) is
+// settled on what is known of that one, dated its newest event at least.
+TEST_P(SubscriptionCheckEvents, AnotherSubscriptionsCheckIsSettledOnWhatIsKnownOfIt) {
+  const auto [own, other] = plan_and_another_subscription();
+  run_blocking(db->transact([&](Tx& tx) {
+    tx.get<PaymentRepo>().request_subscription_check(other, 1'600'000'000);  // an old tie
+    return 0;
+  }));
+  subscription = other;
+  testing::ScriptedProvider provider({answer(state(kPro, "canceled"))});
+  SubscriptionChecks checks(*db, provider, rules, wall, {1ms});
+  run_blocking(checks.settle(other));
+  EXPECT_EQ(pending(), std::nullopt);
+  const auto known = run_blocking(
+      db->read([&](Tx& tx) { return tx.get<PlanRepo>().find_other_subscription(other); }));
+  ASSERT_TRUE(known);
+  EXPECT_EQ(known->status, "canceled");
+  EXPECT_EQ(plan()->stripe_subscription_id, own);
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+}
+
 // What retries, a restart or an outage left is settled by the sweep, which runs until stopped.
 TEST_P(SubscriptionCheckEvents, TheSweepSettlesWhatWasLeftUntilStopped) {
   tied_updates_delivered_reversed();

@@ -62,24 +62,40 @@ class ChangedWhileAsked : public std::runtime_error {
 // Thrown inside the settling unit to undo it: the check was settled meanwhile, elsewhere.
 class SettledElsewhere : public std::exception {};
 
-std::int64_t last_event_of(const std::optional<Plan>& plan) {
-  return plan ? plan->last_event_created.value_or(0) : 0;
+// What follows the subscription: the plan, or what is known of it as another subscription.
+struct Followers {
+  std::optional<Plan> plan;
+  std::optional<OtherSubscription> other;
+  friend bool operator==(const Followers&, const Followers&) = default;
+
+  // Stripe's `created` of the newest event either took.
+  std::int64_t last_event() const {
+    return std::max(plan ? plan->last_event_created.value_or(0) : 0,
+                    other ? other->last_event_created : 0);
+  }
+  const EntityRef* owner() const { return plan ? &plan->owner : other ? &other->owner : nullptr; }
+};
+
+Followers followers(Tx& tx, std::string_view subscription_id) {
+  auto& plans = tx.get<PlanRepo>();
+  return {plans.find_plan_by_subscription(subscription_id),
+          plans.find_other_subscription(subscription_id)};
 }
 
-// The plan that follows the subscription, read under its owner's lock.
-std::optional<Plan> locked_plan(Tx& tx, std::string_view subscription_id) {
-  auto plan = tx.get<PlanRepo>().find_plan_by_subscription(subscription_id);
-  if (!plan) return plan;
-  tx.get<EntityRepo>().entity_exists(plan->owner);
-  return tx.get<PlanRepo>().find_plan_by_subscription(subscription_id);
+// The same, read again under the owner's lock (taken here unless `owner_held`).
+Followers locked_followers(Tx& tx, std::string_view subscription_id, bool owner_held) {
+  if (!owner_held)
+    if (const auto found = followers(tx, subscription_id); found.owner())
+      tx.get<EntityRepo>().entity_exists(*found.owner());
+  return followers(tx, subscription_id);
 }
 
 }  // namespace
 
 boost::asio::awaitable<void> SubscriptionChecks::settle_once(const SubscriptionCheck& check) {
-  const auto plan_before = co_await db_.read(
-      [&](Tx& tx) { return tx.get<PlanRepo>().find_plan_by_subscription(check.subscription_id); });
-  const std::int64_t as_of = std::max(check.event_created, last_event_of(plan_before));
+  const auto before =
+      co_await db_.read([&](Tx& tx) { return followers(tx, check.subscription_id); });
+  const std::int64_t as_of = std::max(check.event_created, before.last_event());
   // A subscription the provider does not know (404) is another account's (a wrong key, another
   // local provider's account on the same database): the check is kept, and logged at each sweep.
   const Subscription subscription = co_await provider_.get_subscription(check.subscription_id);
@@ -93,16 +109,15 @@ boost::asio::awaitable<void> SubscriptionChecks::settle_once(const SubscriptionC
   try {
     outcome = co_await db_.transact([&](Tx& tx) {
       // The owner's lock first, as for any event, then the check's row.
-      const auto plan = prepare_event(tx, rules_, event, now)
-                            ? tx.get<PlanRepo>().find_plan_by_subscription(check.subscription_id)
-                            : locked_plan(tx, check.subscription_id);
+      const auto now_following =
+          locked_followers(tx, check.subscription_id, prepare_event(tx, rules_, event, now));
       auto& payments = tx.get<PaymentRepo>();
       if (!payments.take_subscription_check(check)) {
         if (payments.subscription_check(check.subscription_id))
           throw ChangedWhileAsked("another tie was recorded while the provider was asked");
         throw SettledElsewhere();
       }
-      if (plan != plan_before)
+      if (now_following != before)
         throw ChangedWhileAsked("the plan changed while the provider was asked");
       return apply_event(tx, rules_, event, now);
     });
