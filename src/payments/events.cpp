@@ -208,6 +208,8 @@ class EventEffects {
   bool stale(const Plan& plan) const {
     return plan.last_event_created && event_.created < *plan.last_event_created;
   }
+  // Dated the second of the newest event the plan took: the two cannot be ordered by date.
+  bool ties(const Plan& plan) const { return plan.last_event_created == event_.created; }
 
   // Saves `after` (the newest event recorded: this one, or `event_time`) and a history row if its
   // type, status or services moved.
@@ -471,8 +473,7 @@ class EventEffects {
     // A failed attempt and the invoice's payment in one second (paid at once on a retry): the
     // payment came after, whatever the order they arrive in.
     const auto invoice = invoice_id();
-    if (before->last_event_created == event_.created && invoice &&
-        tx_.get<PaymentRepo>().payment_recorded(*invoice))
+    if (ties(*before) && invoice && tx_.get<PaymentRepo>().payment_recorded(*invoice))
       return {AuditStatus::stale, "the invoice is paid"};
     Plan after = *before;
     if (after.status == PlanStatus::active) after.status = PlanStatus::suspended;
@@ -588,7 +589,7 @@ class EventEffects {
       after.status = *plan_status;
     // Another event of this second set the plan otherwise: which is newer, only the provider
     // knows.
-    if (!event_.from_provider && before->last_event_created == event_.created && after != *before)
+    if (!event_.from_provider && ties(*before) && after != *before)
       tx_.get<PaymentRepo>().request_subscription_check(*id, event_.created);
     save(before, std::move(after), event_time);
     return outcome;
