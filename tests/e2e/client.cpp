@@ -268,7 +268,9 @@ BillingServer::BillingServer(Options options) {
   if (options.dev) argv.push_back("--dev");
   pid_ = spawn(argv, envp.data(), log_path_, options.dev ? dir_.path() : std::string());
 
-  constexpr std::string_view marker = "listening on http://127.0.0.1:";
+  // The line main prints once everything it announces (the metrics port too) is written, not the
+  // server's own log line, which comes first.
+  constexpr std::string_view marker = "billing listening on http://127.0.0.1:";
   const auto deadline = Steady::now() + 15s;
   std::string problem;
   while (problem.empty()) {
