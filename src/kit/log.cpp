@@ -15,7 +15,7 @@ namespace {
 struct Event {
   std::string_view message;
   std::string_view request_id;
-  std::initializer_list<LogField> fields;
+  std::span<const LogField> fields;
 };
 // The event being logged on this thread. spdlog's synchronous loggers format on the calling
 // thread, inside the call, so the JSON formatter finds it here; plain spdlog calls find none.
@@ -101,6 +101,11 @@ void append_text_value(std::string& text, std::string_view value) {
 
 void log_event(spdlog::level::level_enum level, std::string_view message,
                std::string_view request_id, std::initializer_list<LogField> fields) {
+  log_event(level, message, request_id, std::span<const LogField>(fields.begin(), fields.size()));
+}
+
+void log_event(spdlog::level::level_enum level, std::string_view message,
+               std::string_view request_id, std::span<const LogField> fields) {
   auto* logger = spdlog::default_logger_raw();
   if (!logger->should_log(level)) return;
   // The payload is the text form, `message request_id=... name=value ...`, for the text

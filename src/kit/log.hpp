@@ -5,6 +5,7 @@
 #include <array>
 #include <initializer_list>
 #include <memory>
+#include <span>
 #include <string_view>
 
 #include <spdlog/common.h>
@@ -33,5 +34,8 @@ std::unique_ptr<spdlog::formatter> make_log_formatter(LogFormat format);
 // One line through the default logger. `request_id` may be "" (work no request asked for).
 void log_event(spdlog::level::level_enum level, std::string_view message,
                std::string_view request_id, std::initializer_list<LogField> fields = {});
+// The same, with fields chosen at run time.
+void log_event(spdlog::level::level_enum level, std::string_view message,
+               std::string_view request_id, std::span<const LogField> fields);
 
 }  // namespace billing

@@ -1,6 +1,7 @@
 #include "payments/charge_completion.hpp"
 
 #include <exception>
+#include <vector>
 
 #include "kit/log.hpp"
 #include "payments/repo.hpp"
@@ -11,31 +12,28 @@ namespace {
 // `attempt` is the automatic attempt's number, none for a one-off.
 void log_fee_failure(std::string_view message, const ChargeToComplete& charge,
                      std::string_view error, std::string_view attempt = {}) {
-  if (attempt.empty())
-    return log_event(
-        spdlog::level::warn, message, "",
-        {{"invoice_id", charge.invoice_id}, {"charge_id", charge.charge_id}, {"error", error}});
-  log_event(spdlog::level::warn, message, "",
-            {{"invoice_id", charge.invoice_id},
-             {"charge_id", charge.charge_id},
-             {"error", error},
-             {"attempt", attempt}});
+  std::vector<LogField> fields{{"invoice_id", charge.invoice_id}};
+  if (charge.charge_id) fields.push_back({"charge_id", *charge.charge_id});
+  fields.push_back({"error", error});
+  if (!attempt.empty()) fields.push_back({"attempt", attempt});
+  log_event(spdlog::level::warn, message, "", fields);
 }
 
 }  // namespace
 
 boost::asio::awaitable<bool> ChargeCompletion::complete_once(const ChargeToComplete& charge) {
-  const auto details = co_await provider_.charge_details(charge.charge_id);
+  const auto details = co_await provider_.invoice_charge(charge.invoice_id);
   if (!details) co_return false;
   const bool saved = co_await db_.transact(
       [&](Tx& tx) { return tx.get<PaymentRepo>().complete_payment(charge.invoice_id, *details); });
-  log_event(spdlog::level::info, saved ? "payment fee recorded" : "payment fee known already", "",
-            {{"invoice_id", charge.invoice_id}, {"charge_id", charge.charge_id}});
+  log_event(
+      spdlog::level::info, saved ? "payment fee recorded" : "payment fee known already", "",
+      {{"invoice_id", charge.invoice_id}, {"charge_id", details->charge_id.value_or("none")}});
   co_return true;
 }
 
 boost::asio::awaitable<void> ChargeCompletion::complete(std::string invoice_id,
-                                                        std::string charge_id) {
+                                                        std::optional<std::string> charge_id) {
   const ChargeToComplete charge{std::move(invoice_id), std::move(charge_id)};
   co_await retry_provider_work(
       waits_, retry_delays_, [&] { return complete_once(charge); },

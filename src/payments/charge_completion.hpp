@@ -23,11 +23,13 @@ class ChargeCompletion {
                    RetryDelays retry_delays = default_retry_delays())
       : db_(db), provider_(provider), retry_delays_(std::move(retry_delays)) {}
 
-  // Asks the provider about `charge_id` and saves what it says on the invoice's payment, again
+  // Asks the provider what charge paid the invoice and saves it, its fee, net and card, on the
+  // invoice's payment (`charge_id`, the one the event named, if any, is for the logs), again
   // after each retry wait while the provider or the database fails (not when the provider's
   // error is a 4xx as the service maps them: no such charge, say). Never throws: it runs
   // detached.
-  boost::asio::awaitable<void> complete(std::string invoice_id, std::string charge_id);
+  boost::asio::awaitable<void> complete(std::string invoice_id,
+                                        std::optional<std::string> charge_id);
   // Ends the waits between retries, now and from now on (SIGTERM, or the end of a one-off
   // command). What is still missing is left to `billing complete-fees`.
   void stop() { waits_.stop(); }

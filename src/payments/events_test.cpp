@@ -273,9 +273,6 @@ TEST_P(Events, APaymentIsRecordedWithTheSpecificationsFields) {
   EXPECT_TRUE(p.paid_at);
 }
 
-// Two checkouts opened before either was paid, then both paid: the plan stays with the
-// subscription that paid for it first. The second's payments are recorded all the same, and its
-// failures leave the plan alone.
 // A webhook endpoint made at Stripe API version 2025-03-31 or later gets invoices in that
 // version's shape: the subscription and its metadata under `parent.subscription_details`, a line's
 // price under `pricing.price_details`, a line's proration flag on its parent. Read as the pinned
@@ -346,6 +343,9 @@ TEST_P(Events, APaymentIsLabelledWithThePeriodsPriceNotAProrations) {
   EXPECT_EQ(rows[0].cycle, BillingCycle::monthly);
 }
 
+// Two checkouts opened before either was paid, then both paid: the plan stays with the
+// subscription that paid for it first. The second's payments are recorded all the same, and its
+// failures leave the plan alone.
 TEST_P(Events, ASecondSubscriptionLeavesTheActivePlanWithTheFirst) {
   apply(checkout_completed());
   const auto first = subscription;

@@ -99,10 +99,10 @@ class PaymentProvider {
                                                               PageRequest page) = 0;
   virtual boost::asio::awaitable<Page<Customer>> list_customers(PageRequest page) = 0;
   virtual boost::asio::awaitable<Page<Subscription>> list_subscriptions(PageRequest page) = 0;
-  // The fee, net and card of a charge, for a payment whose event named only the charge; nullopt
-  // from a provider whose events carry them already.
-  virtual boost::asio::awaitable<std::optional<ChargeDetails>> charge_details(
-      std::string charge_id) = 0;
+  // The charge that paid an invoice, with its fee, net and card, for a payment whose event named
+  // the charge at most; nullopt from a provider whose events carry all that already.
+  virtual boost::asio::awaitable<std::optional<ChargeDetails>> invoice_charge(
+      std::string invoice_id) = 0;
   // Throws the 503s when the provider cannot be reached or refuses our key.
   virtual boost::asio::awaitable<void> check_health() = 0;
 };

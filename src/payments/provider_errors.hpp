@@ -40,8 +40,5 @@ inline ApiError no_such_invoice(std::string_view id) {
 inline ApiError subscription_canceled() {
   return ApiError(409, "Subscription is already canceled");
 }
-inline ApiError no_such_charge(std::string_view id) {
-  return ApiError(404, std::string("No such charge: ").append(id));
-}
 
 }  // namespace billing::provider_errors

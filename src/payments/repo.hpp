@@ -45,10 +45,10 @@ class PaymentRepo {
   virtual bool payment_recorded(std::string_view invoice_id) = 0;
   // Whether one of the entity's payments was for that subscription.
   virtual bool paid_for_subscription(const EntityRef& entity, std::string_view subscription_id) = 0;
-  // Fills in the fee, net and card (if none) of the invoice's payment; false when there is no
-  // such payment or its fee is known already.
+  // Fills in the fee, net, and the charge and card (if none) of the invoice's payment; false when
+  // there is no such payment or its fee is known already.
   virtual bool complete_payment(std::string_view invoice_id, const ChargeDetails& details) = 0;
-  // Payments that name their charge but not yet its fee, the earliest recorded first.
+  // Payments of an invoice whose fee is not known yet, the earliest recorded first.
   virtual std::vector<ChargeToComplete> payments_without_fee(std::size_t limit) = 0;
 
   // Asks that the subscription's state be read from the provider and applied (two of its events

@@ -78,16 +78,19 @@ struct Payment {
   friend bool operator==(const Payment&, const Payment&) = default;
 };
 
-// A payment whose fee is not known yet: its invoice and the charge that paid it.
+// A payment whose fee is not known yet: its invoice, and the charge that paid it if the event
+// named one (Stripe's invoices of API versions from 2025-03-31 on do not).
 struct ChargeToComplete {
   std::string invoice_id;
-  std::string charge_id;
+  std::optional<std::string> charge_id;
   friend bool operator==(const ChargeToComplete&, const ChargeToComplete&) = default;
 };
 
-// What the provider's balance says about a charge, when its events carry only the charge's id
-// (Stripe's do): the fee, what is left, and the card.
+// What the provider's balance says about the charge that paid an invoice, when its events carry
+// the charge's id at most (Stripe's do): the charge, the fee, what is left, and the card. No
+// charge: nothing went through the provider (the invoice was paid outside it), no fee.
 struct ChargeDetails {
+  std::optional<std::string> charge_id;
   Cents fee = 0;
   Cents net = 0;
   std::optional<std::string> payment_method;  // JSON, as Payment::payment_method

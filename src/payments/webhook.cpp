@@ -84,12 +84,21 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::apply(
 
 boost::asio::awaitable<void> WebhookReceiver::complete_charge_later(const StripeEvent& event) {
   const auto* invoice = event.object.if_contains("id");
-  const auto* charge = event.object.if_contains("charge");
-  if (!invoice || !invoice->is_string() || !charge || !charge->is_string()) co_return;
-  boost::asio::co_spawn(
-      co_await boost::asio::this_coro::executor,
-      completion_->complete(std::string(invoice->get_string()), std::string(charge->get_string())),
-      boost::asio::detached);
+  if (!invoice || !invoice->is_string()) co_return;
+  // An expanded charge came with its fee (the local provider's); no charge and nothing paid is a
+  // fee of 0, recorded with the payment. Stripe names the charge, or (from API version
+  // 2025-03-31 on) not even that.
+  std::optional<std::string> charge_id;
+  if (const auto* charge = event.object.if_contains("charge"); charge && !charge->is_null()) {
+    if (!charge->is_string()) co_return;
+    charge_id = std::string(charge->get_string());
+  } else {
+    const auto* paid = event.object.if_contains("amount_paid");
+    if (!paid || !paid->is_int64() || paid->get_int64() <= 0) co_return;
+  }
+  boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
+                        completion_->complete(std::string(invoice->get_string()), charge_id),
+                        boost::asio::detached);
 }
 
 boost::asio::awaitable<void> WebhookReceiver::check_subscription_later(const StripeEvent& event) {

@@ -227,10 +227,11 @@ void SqlPaymentRepo::link_checkout(std::string_view checkout_session_id,
 bool SqlPaymentRepo::complete_payment(std::string_view invoice_id, const ChargeDetails& details) {
   static constexpr sql::Query kComplete =
       "UPDATE payments SET fee_amount = ?, net_amount = ?, "
+      "stripe_charge_id = COALESCE(stripe_charge_id, ?), "
       "payment_method = COALESCE(payment_method, ?) "
       "WHERE stripe_invoice_id = ? AND fee_amount IS NULL";
-  return db_.run(kComplete, {details.fee, details.net, optional_param(details.payment_method),
-                             invoice_id}) > 0;
+  return db_.run(kComplete, {details.fee, details.net, optional_param(details.charge_id),
+                             optional_param(details.payment_method), invoice_id}) > 0;
 }
 
 bool SqlPaymentRepo::payment_recorded(std::string_view invoice_id) {
@@ -245,10 +246,10 @@ std::vector<ChargeToComplete> SqlPaymentRepo::payments_without_fee(std::size_t l
   // payment the webhook records (each starts without its fee).
   static constexpr sql::Query kMissing =
       "SELECT stripe_invoice_id, stripe_charge_id FROM payments WHERE fee_amount IS NULL "
-      "AND stripe_charge_id IS NOT NULL AND stripe_invoice_id IS NOT NULL ORDER BY id LIMIT ?";
+      "AND stripe_invoice_id IS NOT NULL ORDER BY id LIMIT ?";
   std::vector<ChargeToComplete> out;
   db_.run(kMissing, {static_cast<std::int64_t>(limit)}, [&](const sql::Row& row) {
-    out.push_back({std::string(row.text(0)), std::string(row.text(1))});
+    out.push_back({std::string(row.text(0)), optional_text(row, 1)});
   });
   return out;
 }

@@ -524,18 +524,41 @@ TEST_P(Storage, CompletesAPaymentsFeeOnce) {
   const ChargeToComplete charge{*payment.invoice_id, "ch_1"};
   EXPECT_THAT(without_fee(), ::testing::Contains(charge));
   const std::string card = R"({"type":"card","card":{"brand":"visa","last4":"4242"}})";
-  EXPECT_TRUE(complete({.fee = 1477, .net = 48423, .payment_method = card}));
+  // The provider's charge id never replaces the one the event named.
+  EXPECT_TRUE(
+      complete({.charge_id = "ch_other", .fee = 1477, .net = 48423, .payment_method = card}));
   EXPECT_THAT(without_fee(), ::testing::Not(::testing::Contains(charge)));
   EXPECT_FALSE(complete({.fee = 1, .net = 2, .payment_method = "{}"}));  // known already
   EXPECT_FALSE(write([&](Tx& tx) {
     return tx.get<PaymentRepo>().complete_payment("in_nobody", {.fee = 1, .net = 2});
   }));
-  const auto saved = read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); });
+  auto saved = read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); });
   ASSERT_EQ(saved.size(), 1u);
+  EXPECT_EQ(saved[0].charge_id, "ch_1");
   EXPECT_EQ(saved[0].fee_amount, 1477);
   EXPECT_EQ(saved[0].net_amount, 48423);
   ASSERT_TRUE(saved[0].payment_method.has_value());
   EXPECT_EQ(boost::json::parse(*saved[0].payment_method), boost::json::parse(card));
+
+  // An invoice event that named no charge (Stripe's from API version 2025-03-31 on): the payment
+  // is listed by its invoice alone, and takes the charge the provider names.
+  Payment unnamed = payment;
+  unnamed.invoice_id = unique_id("in");
+  unnamed.charge_id.reset();
+  unnamed.paid_at = unnamed.created_at = now + std::chrono::seconds(1);
+  EXPECT_TRUE(write([&](Tx& tx) { return tx.get<PaymentRepo>().record_payment(unnamed); }));
+  const ChargeToComplete by_invoice{*unnamed.invoice_id, std::nullopt};
+  EXPECT_THAT(without_fee(), ::testing::Contains(by_invoice));
+  EXPECT_TRUE(write([&](Tx& tx) {
+    return tx.get<PaymentRepo>().complete_payment(*unnamed.invoice_id,
+                                                  {.charge_id = "ch_2", .fee = 1477, .net = 48423});
+  }));
+  EXPECT_THAT(without_fee(), ::testing::Not(::testing::Contains(by_invoice)));
+  saved = read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); });
+  ASSERT_EQ(saved.size(), 2u);
+  EXPECT_EQ(saved[1].invoice_id, unnamed.invoice_id);
+  EXPECT_EQ(saved[1].charge_id, "ch_2");
+  EXPECT_EQ(saved[1].fee_amount, 1477);
 }
 
 // The local provider's objects: kept per account in the order first saved; a save replaces an

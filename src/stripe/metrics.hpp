@@ -19,7 +19,7 @@ enum class StripeEndpoint {
   list_invoices,
   list_customers,
   list_subscriptions,
-  retrieve_charge,
+  retrieve_invoice,
   retrieve_account,
   create_customer,
 };
@@ -32,7 +32,7 @@ struct EnumNames<StripeEndpoint> {
                                                           "invoices.list",
                                                           "customers.list",
                                                           "subscriptions.list",
-                                                          "charges.retrieve",
+                                                          "invoices.retrieve",
                                                           "account.retrieve",
                                                           "customers.create"};
 };

@@ -133,13 +133,17 @@ template Page<Subscription> read_page(const json::value&, Subscription (*)(const
 template Page<Invoice> read_page(const json::value&, Invoice (*)(const json::value&));
 template Page<Customer> read_page(const json::value&, Customer (*)(const json::value&));
 
-ChargeDetails read_charge_details(const json::value& value) {
-  const auto& charge = as_object(value, "charge");
+namespace {
+
+ChargeDetails read_charge(const json::object& charge) {
   const auto* balance = charge.if_contains("balance_transaction");
   if (!balance || !balance->is_object())
     throw std::runtime_error("Stripe sent a charge without its balance transaction");
   const auto& txn = balance->get_object();
-  ChargeDetails details{.fee = integer_or_zero(txn, "fee"), .net = integer_or_zero(txn, "net")};
+  ChargeDetails details{.charge_id = optional_string(charge, "id"),
+                        .fee = integer_or_zero(txn, "fee"),
+                        .net = integer_or_zero(txn, "net")};
+  if (!details.charge_id) throw std::runtime_error("Stripe sent a charge without its id");
   // The balance is kept in the account's settlement currency: a charge in another currency has
   // its fee there too. The payment is in the charge's currency, so the fee is brought back at the
   // rate the balance used (its amount against the charge's), and net is what remains of the
@@ -164,6 +168,16 @@ ChargeDetails read_charge_details(const json::value& value) {
     details.payment_method = to_json(json::object{{"type", "card"}, {"card", std::move(shown)}});
   }
   return details;
+}
+
+}  // namespace
+
+ChargeDetails read_invoice_charge(const json::value& value) {
+  const auto& invoice = as_object(value, "invoice");
+  const auto* charge = invoice.if_contains("charge");
+  if (!charge || charge->is_null())
+    return {.fee = 0, .net = integer_or_zero(invoice, "amount_paid")};
+  return read_charge(as_object(*charge, "expanded charge"));
 }
 
 std::string read_session_url(const json::value& value) {

@@ -53,8 +53,8 @@ class StripeProvider final : public PaymentProvider {
                                                       PageRequest page) override;
   boost::asio::awaitable<Page<Customer>> list_customers(PageRequest page) override;
   boost::asio::awaitable<Page<Subscription>> list_subscriptions(PageRequest page) override;
-  boost::asio::awaitable<std::optional<ChargeDetails>> charge_details(
-      std::string charge_id) override;
+  boost::asio::awaitable<std::optional<ChargeDetails>> invoice_charge(
+      std::string invoice_id) override;
   boost::asio::awaitable<void> check_health() override;
 
  private:

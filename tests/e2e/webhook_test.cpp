@@ -25,6 +25,7 @@ namespace billing::e2e {
 namespace {
 
 namespace json = boost::json;
+using stripe_test::invoice_paid_by;
 using ::testing::HasSubstr;
 
 constexpr std::string_view kSecret = "whsec_e2e_webhooks_0123456789";
@@ -309,15 +310,15 @@ bool has_one_payment_with_fee(Db& db, const EntityRef& owner, Cents fee, Cents n
 // asked of Stripe after the event's answer and saved on the payment.
 TEST(E2eStripeCharges, APaidInvoicesFeeAndCardComeFromStripeAfterTheAnswer) {
   stripe_test::FakeStripe stripe;
-  stripe.queue({200, R"({"id":"ch_e2e","object":"charge","amount":99900,
+  const auto invoice = unique_id("in");
+  stripe.queue({200, invoice_paid_by(invoice, R"({"id":"ch_e2e","object":"charge","amount":99900,
     "balance_transaction":{"id":"txn_e2e","object":"balance_transaction","fee":2927,"net":96973},
     "payment_method_details":{"type":"card","card":{"brand":"mastercard","last4":"4444",
-      "exp_month":3,"exp_year":2031}}})"});
+      "exp_month":3,"exp_year":2031}}})")});
   auto server =
       BillingServer::for_backend("sqlite", stripe_provider_env(stripe.base_url(), kSecret));
   HttpClient client(server->port());
   const EntityRef owner{EntityKind::hospital, unique_id("hosp")};
-  const auto invoice = unique_id("in");
   const auto paid = paid_invoice(invoice, "ch_e2e", 99900, owner.id);
   const auto response = client.post("/stripe/webhook", paid.payload, paid.headers);
   ASSERT_EQ(response.status, 200) << response.body;
@@ -345,15 +346,59 @@ TEST(E2eStripeCharges, APaidInvoicesFeeAndCardComeFromStripeAfterTheAnswer) {
               "exp_month":3,"exp_year":2031}})"));
   const auto requests = stripe.requests();
   ASSERT_EQ(requests.size(), 1u);
-  EXPECT_EQ(requests[0].target, "/v1/charges/ch_e2e?expand%5B%5D=balance_transaction");
+  EXPECT_EQ(requests[0].target,
+            "/v1/invoices/" + invoice + "?expand%5B%5D=charge.balance_transaction");
+}
+
+// A webhook endpoint made at API version 2025-03-31 or later sends invoices that name no charge:
+// the invoice, read at the pinned version, names it, and the payment gets the charge, its fee,
+// net and card all the same.
+TEST(E2eStripeCharges, AnInvoiceThatNamesNoChargeHasItsFeeAndChargeToo) {
+  stripe_test::FakeStripe stripe;
+  const auto invoice = unique_id("in");
+  stripe.queue({200, invoice_paid_by(invoice, R"({"id":"ch_unnamed","object":"charge",
+    "amount":49900,"balance_transaction":{"id":"txn_u","object":"balance_transaction",
+      "fee":1477,"net":48423}})")});
+  auto server =
+      BillingServer::for_backend("sqlite", stripe_provider_env(stripe.base_url(), kSecret));
+  HttpClient client(server->port());
+  const EntityRef owner{EntityKind::hospital, unique_id("hosp")};
+  const auto payload =
+      stripe_event("invoice.payment_succeeded",
+                   {{"id", invoice},
+                    {"customer", unique_id("cus")},
+                    {"amount_paid", 49900},
+                    {"currency", "usd"},
+                    {"parent",
+                     {{"type", "subscription_details"},
+                      {"subscription_details",
+                       {{"subscription", unique_id("sub")},
+                        {"metadata", {{"role", "hospital"}, {"role_entity_id", owner.id}}}}}}}});
+  ASSERT_EQ(client
+                .post("/stripe/webhook", payload,
+                      {{"Stripe-Signature", stripe_signature(payload, kSecret, unix_now())}})
+                .status,
+            200);
+  const auto db = open_server_db(*server);
+  ASSERT_TRUE(eventually([&] { return has_one_payment_with_fee(*db, owner, 1477, 48423); }, 10s))
+      << server->log();
+  const auto saved =
+      run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(owner); }));
+  EXPECT_EQ(saved.at(0).charge_id, "ch_unnamed");
+  const auto requests = stripe.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].target,
+            "/v1/invoices/" + invoice + "?expand%5B%5D=charge.balance_transaction");
 }
 
 // Stripe does not promise order: a paid invoice older than the plan's last event leaves the plan
 // as it is, yet its payment is recorded and its fee, net and card asked for as any other's.
 TEST(E2eStripeCharges, AnInvoicePaidBeforeThePlansLastEventHasItsFeeToo) {
   stripe_test::FakeStripe stripe;
-  stripe.queue({200, R"({"id":"ch_old","object":"charge","amount":49900,
-    "balance_transaction":{"id":"txn_old","object":"balance_transaction","fee":1477,"net":48423}})"});
+  const auto invoice = unique_id("in");
+  stripe.queue({200, invoice_paid_by(invoice, R"({"id":"ch_old","object":"charge","amount":49900,
+    "balance_transaction":{"id":"txn_old","object":"balance_transaction","fee":1477,
+      "net":48423}})")});
   auto server =
       BillingServer::for_backend("sqlite", stripe_provider_env(stripe.base_url(), kSecret));
   HttpClient client(server->port());
@@ -365,7 +410,7 @@ TEST(E2eStripeCharges, AnInvoicePaidBeforeThePlansLastEventHasItsFeeToo) {
                       {{"Stripe-Signature", stripe_signature(checkout, kSecret, unix_now())}})
                 .status,
             200);
-  auto event = json::parse(paid_invoice(unique_id("in"), "ch_old", 49900, owner.id).payload);
+  auto event = json::parse(paid_invoice(invoice, "ch_old", 49900, owner.id).payload);
   event.at("created") = unix_now() - 60;
   event.at("data").at("object").at("subscription") = subscription;
   const auto payload = json::serialize(event);
@@ -390,13 +435,15 @@ TEST(E2eStripeCharges, AFeeStripeCouldNotGiveIsAskedForAgain) {
   stripe_test::FakeStripe stripe;
   for (int i = 0; i < 3; ++i)
     stripe.queue({500, stripe_test::stripe_error("api_error", "", "Stripe is having a moment")});
-  stripe.queue({200, R"({"id":"ch_late","object":"charge","amount":49900,
-    "balance_transaction":{"id":"txn_late","object":"balance_transaction","fee":1477,"net":48423}})"});
+  const auto invoice = unique_id("in");
+  stripe.queue({200, invoice_paid_by(invoice, R"({"id":"ch_late","object":"charge","amount":49900,
+    "balance_transaction":{"id":"txn_late","object":"balance_transaction","fee":1477,
+      "net":48423}})")});
   auto server =
       BillingServer::for_backend("sqlite", stripe_provider_env(stripe.base_url(), kSecret));
   HttpClient client(server->port());
   const EntityRef owner{EntityKind::hospital, unique_id("hosp")};
-  const auto paid = paid_invoice(unique_id("in"), "ch_late", 49900, owner.id);
+  const auto paid = paid_invoice(invoice, "ch_late", 49900, owner.id);
   ASSERT_EQ(client.post("/stripe/webhook", paid.payload, paid.headers).status, 200);
   const auto db = open_server_db(*server);
   ASSERT_TRUE(eventually([&] { return has_one_payment_with_fee(*db, owner, 1477, 48423); }, 15s))
@@ -428,12 +475,15 @@ TEST(E2eStripeCharges, SigtermDoesNotWaitForAFeesNextAttempt) {
 // `billing complete-fees` asks Stripe, once each, for the payments still without their fee.
 TEST(E2eStripeCharges, CompleteFeesAsksForEachPaymentStillWithoutItsFee) {
   stripe_test::FakeStripe stripe;
-  stripe.queue({200, R"({"id":"ch_known","object":"charge","amount":49900,
-    "balance_transaction":{"id":"txn_k","object":"balance_transaction","fee":1477,"net":48423}})"});
-  const stripe_test::Reply no_such_charge{
+  stripe.queue({200, invoice_paid_by("in_known", R"({"id":"ch_known","object":"charge",
+    "amount":49900,"balance_transaction":{"id":"txn_k","object":"balance_transaction","fee":1477,
+      "net":48423}})")});
+  const stripe_test::Reply no_such_invoice{
       404, stripe_test::stripe_error("invalid_request_error", "resource_missing",
-                                     "No such charge: 'ch_gone'", "", "id")};
-  stripe.queue(no_such_charge);
+                                     "No such invoice: 'in_gone'", "", "id")};
+  stripe.queue(no_such_invoice);
+  stripe.queue({200, R"({"id":"in_outside","object":"invoice","amount_paid":49900,"charge":null,
+    "paid_out_of_band":true})"});
   auto server =
       BillingServer::for_backend("sqlite", stripe_provider_env(stripe.base_url(), kSecret));
   const auto db = open_server_db(*server);
@@ -453,6 +503,9 @@ TEST(E2eStripeCharges, CompleteFeesAsksForEachPaymentStillWithoutItsFee) {
     payments.record_payment(payment("in_known", "ch_known", std::nullopt));
     payments.record_payment(payment("in_gone", "ch_gone", std::nullopt));  // Stripe knows none
     payments.record_payment(payment("in_done", "ch_done", 1477));          // not asked
+    auto outside = payment("in_outside", "", std::nullopt);
+    outside.charge_id.reset();  // an event that named no charge
+    payments.record_payment(outside);
   }));
   auto env = stripe_provider_env(stripe.base_url(), kSecret);
   env.emplace_back("JWT_SECRET_KEY", std::string(kJwtSecret));
@@ -461,24 +514,28 @@ TEST(E2eStripeCharges, CompleteFeesAsksForEachPaymentStillWithoutItsFee) {
 
   auto result = run_billing({"complete-fees"}, env);
   EXPECT_EQ(result.code, 1) << result.output;
-  EXPECT_THAT(result.output, HasSubstr("payments without their fee: 2 (1 completed, 1 failed)"));
+  EXPECT_THAT(result.output, HasSubstr("payments without their fee: 3 (2 completed, 1 failed)"));
   const auto saved =
       run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(owner); }));
-  ASSERT_EQ(saved.size(), 3u);
+  ASSERT_EQ(saved.size(), 4u);
   EXPECT_EQ(saved[0].fee_amount, 1477);
   EXPECT_EQ(saved[0].net_amount, 48423);
   EXPECT_EQ(saved[1].fee_amount, std::nullopt);
+  EXPECT_EQ(saved[3].charge_id, std::nullopt);  // nothing Stripe took: no fee, all of it net
+  EXPECT_EQ(saved[3].fee_amount, 0);
+  EXPECT_EQ(saved[3].net_amount, 49900);
   const auto requests = stripe.requests();
-  ASSERT_EQ(requests.size(), 2u);
-  EXPECT_EQ(requests[0].target, "/v1/charges/ch_known?expand%5B%5D=balance_transaction");
-  EXPECT_EQ(requests[1].target, "/v1/charges/ch_gone?expand%5B%5D=balance_transaction");
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[0].target, "/v1/invoices/in_known?expand%5B%5D=charge.balance_transaction");
+  EXPECT_EQ(requests[1].target, "/v1/invoices/in_gone?expand%5B%5D=charge.balance_transaction");
 
-  stripe.queue(no_such_charge);
+  stripe.queue(no_such_invoice);
   result = run_billing({"complete-fees", "--limit", "1"}, env);  // the one still missing
   EXPECT_EQ(result.code, 1) << result.output;
   EXPECT_THAT(result.output, HasSubstr("payments without their fee: 1 (0 completed, 1 failed)"));
-  ASSERT_EQ(stripe.requests().size(), 3u);
-  EXPECT_EQ(stripe.requests()[2].target, "/v1/charges/ch_gone?expand%5B%5D=balance_transaction");
+  ASSERT_EQ(stripe.requests().size(), 4u);
+  EXPECT_EQ(stripe.requests()[3].target,
+            "/v1/invoices/in_gone?expand%5B%5D=charge.balance_transaction");
 }
 
 INSTANTIATE_TEST_SUITE_P(E2e, E2eWebhooks, ::testing::ValuesIn(backends()),

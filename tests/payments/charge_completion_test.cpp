@@ -31,8 +31,8 @@ using testing::ScriptedProvider;
 const ScriptedProvider::ChargeAnswer kUnavailable = []() -> std::optional<ChargeDetails> {
   throw ApiError(503, "Stripe service unavailable");
 };
-const ScriptedProvider::ChargeAnswer kNoSuchCharge = []() -> std::optional<ChargeDetails> {
-  throw ApiError(404, "No such charge: ch_1");
+const ScriptedProvider::ChargeAnswer kNoSuchInvoice = []() -> std::optional<ChargeDetails> {
+  throw ApiError(404, "No such invoice: in_1");
 };
 const ScriptedProvider::ChargeAnswer kDetails = []() -> std::optional<ChargeDetails> {
   return ChargeDetails{.fee = 1477, .net = 48423};
@@ -81,8 +81,8 @@ TEST_F(ChargeCompletionTest, GivesUpAfterTheLastWait) {
   EXPECT_EQ(fee(), std::nullopt);
 }
 
-TEST_F(ChargeCompletionTest, AChargeTheProviderDoesNotKnowIsNotAskedAgain) {
-  ScriptedProvider provider({kNoSuchCharge, kDetails});
+TEST_F(ChargeCompletionTest, AnInvoiceTheProviderDoesNotKnowIsNotAskedAgain) {
+  ScriptedProvider provider({kNoSuchInvoice, kDetails});
   ChargeCompletion completion(*db, provider, kShortWaits);
   run_blocking(completion.complete("in_1", "ch_1"));
   EXPECT_EQ(provider.calls, 1);

@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/params_view.hpp>
 #include <boost/url/parse.hpp>
@@ -53,6 +54,11 @@ std::string stripe_error(std::string_view type, std::string_view code, std::stri
   if (!decline_code.empty()) error["decline_code"] = decline_code;
   if (!param.empty()) error["param"] = param;
   return json::serialize(json::object{{"error", std::move(error)}});
+}
+
+std::string invoice_paid_by(std::string_view invoice_id, std::string_view charge) {
+  return json::serialize(
+      json::object{{"id", invoice_id}, {"object", "invoice"}, {"charge", json::parse(charge)}});
 }
 
 json::object subscription_object(std::string_view id, std::string_view item_id,

@@ -44,6 +44,10 @@ struct Reply {
 std::string stripe_error(std::string_view type, std::string_view code, std::string_view message,
                          std::string_view decline_code = {}, std::string_view param = {});
 
+// An invoice as Stripe answers it with `charge.balance_transaction` expanded; `charge` is that
+// charge as JSON, or "null".
+std::string invoice_paid_by(std::string_view invoice_id, std::string_view charge);
+
 // A subscription object as Stripe sends it, with one item.
 boost::json::object subscription_object(std::string_view id, std::string_view item_id,
                                         std::string_view price_id);

@@ -29,6 +29,7 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using stripe_test::FakeStripe;
+using stripe_test::invoice_paid_by;
 using stripe_test::Reply;
 using stripe_test::stripe_error;
 using stripe_test::subscription_object;
@@ -532,13 +533,14 @@ TEST_F(StripeProviderFake, CancellingACanceledSubscriptionIsSaidPlainly) {
   EXPECT_EQ(fake.requests().size(), 5u);
 }
 
-TEST_F(StripeProviderFake, ReadsAChargesFeeNetAndCardFromItsBalanceTransaction) {
-  fake.queue({200, R"({"id":"ch_1","object":"charge","amount":49900,
+TEST_F(StripeProviderFake, ReadsTheFeeNetAndCardOfTheChargeThatPaidAnInvoice) {
+  fake.queue({200, invoice_paid_by("in_1", R"({"id":"ch_1","object":"charge","amount":49900,
     "balance_transaction":{"id":"txn_1","object":"balance_transaction","fee":1477,"net":48423},
     "payment_method_details":{"type":"card","card":{"brand":"visa","last4":"4242",
-      "exp_month":12,"exp_year":2030,"fingerprint":"not ours to keep","country":"US"}}})"});
-  const auto details = run_blocking(provider->charge_details("ch_1"));
+      "exp_month":12,"exp_year":2030,"fingerprint":"not ours to keep","country":"US"}}})")});
+  const auto details = run_blocking(provider->invoice_charge("in_1"));
   ASSERT_TRUE(details.has_value());
+  EXPECT_EQ(details->charge_id, "ch_1");
   EXPECT_EQ(details->fee, 1477);
   EXPECT_EQ(details->net, 48423);
   EXPECT_EQ(
@@ -547,32 +549,45 @@ TEST_F(StripeProviderFake, ReadsAChargesFeeNetAndCardFromItsBalanceTransaction) 
   const auto requests = fake.requests();
   ASSERT_EQ(requests.size(), 1u);
   EXPECT_EQ(requests[0].method, "GET");
-  EXPECT_EQ(requests[0].target, "/v1/charges/ch_1?expand%5B%5D=balance_transaction");
+  EXPECT_EQ(requests[0].target, "/v1/invoices/in_1?expand%5B%5D=charge.balance_transaction");
 
   // A charge in euros on an account that settles in dollars: the balance's fee is in dollars,
   // the payment in euros. The fee comes back at the balance's rate (10,850 cents for 10,000).
-  fake.queue({200, R"({"id":"ch_3","object":"charge","amount":10000,"currency":"eur",
-    "balance_transaction":{"id":"txn_3","object":"balance_transaction","amount":10850,
-      "currency":"usd","exchange_rate":1.085,"fee":345,"net":10505}})"});
-  const auto converted = run_blocking(provider->charge_details("ch_3"));
+  fake.queue({200, invoice_paid_by("in_1", R"({"id":"ch_3","object":"charge","amount":10000,
+    "currency":"eur","balance_transaction":{"id":"txn_3","object":"balance_transaction",
+      "amount":10850,"currency":"usd","exchange_rate":1.085,"fee":345,"net":10505}})")});
+  const auto converted = run_blocking(provider->invoice_charge("in_1"));
   ASSERT_TRUE(converted.has_value());
   EXPECT_EQ(converted->fee, 318);  // 345 x 10,000 / 10,850 = 317.97
   EXPECT_EQ(converted->net, 9682);
-  fake.queue({200, R"({"id":"ch_4","object":"charge","amount":10000,"currency":"usd",
-    "balance_transaction":{"id":"txn_4","object":"balance_transaction","amount":10000,
-      "currency":"usd","fee":320,"net":9680}})"});
-  const auto same = run_blocking(provider->charge_details("ch_4"));
+  fake.queue({200, invoice_paid_by("in_1", R"({"id":"ch_4","object":"charge","amount":10000,
+    "currency":"usd","balance_transaction":{"id":"txn_4","object":"balance_transaction",
+      "amount":10000,"currency":"usd","fee":320,"net":9680}})")});
+  const auto same = run_blocking(provider->invoice_charge("in_1"));
   ASSERT_TRUE(same.has_value());
   EXPECT_EQ(same->fee, 320);
   EXPECT_EQ(same->net, 9680);
 
+  // Paid outside Stripe: no charge, so no fee, and all of it is net.
+  fake.queue({200, R"({"id":"in_1","object":"invoice","amount_paid":49900,"charge":null,
+    "paid_out_of_band":true})"});
+  const auto outside = run_blocking(provider->invoice_charge("in_1"));
+  ASSERT_TRUE(outside.has_value());
+  EXPECT_EQ(outside->charge_id, std::nullopt);
+  EXPECT_EQ(outside->fee, 0);
+  EXPECT_EQ(outside->net, 49900);
+
   // Not expanded (or not settled yet): Stripe's answer is not what was asked for.
-  fake.queue({200, R"({"id":"ch_2","object":"charge","balance_transaction":"txn_2"})"});
-  expect_error(error_of(provider->charge_details("ch_2")), 503, "Stripe service unavailable");
+  fake.queue({200, invoice_paid_by("in_1", R"("ch_2")")});
+  expect_error(error_of(provider->invoice_charge("in_1")), 503, "Stripe service unavailable");
+  fake.queue({200, invoice_paid_by(
+                       "in_1", R"({"id":"ch_2","object":"charge","balance_transaction":"t"})")});
+  expect_error(error_of(provider->invoice_charge("in_1")), 503, "Stripe service unavailable");
   fake.queue(
       {404, stripe_error("invalid_request_error", "resource_missing", kStripeWords, "", "id")});
-  expect_error(error_of(provider->charge_details("ch_x")), 404, "No such charge: ch_x");
-  EXPECT_EQ(metrics.calls.value(StripeEndpoint::retrieve_charge, StripeCallOutcome::not_found), 1u);
+  expect_error(error_of(provider->invoice_charge("in_x")), 404, "No such invoice: in_x");
+  EXPECT_EQ(metrics.calls.value(StripeEndpoint::retrieve_invoice, StripeCallOutcome::not_found),
+            1u);
 }
 
 // One count per call, however many attempts it took, by endpoint and how it ended.

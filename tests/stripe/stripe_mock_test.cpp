@@ -143,9 +143,10 @@ TEST_F(StripeMockProvider, ListsSubscriptionsOfEveryStatus) {
   EXPECT_FALSE(next.data.empty());
 }
 
-TEST_F(StripeMockProvider, RetrievesAChargeWithItsBalanceTransaction) {
-  const auto details = run_blocking(provider->charge_details("ch_123"));
+TEST_F(StripeMockProvider, RetrievesTheChargeThatPaidAnInvoiceWithItsBalanceTransaction) {
+  const auto details = run_blocking(provider->invoice_charge("in_123"));
   ASSERT_TRUE(details.has_value());
+  EXPECT_TRUE(details->charge_id.has_value());
   EXPECT_GE(details->fee, 0);
   EXPECT_TRUE(details->payment_method.has_value());
 }

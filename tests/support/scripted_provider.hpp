@@ -1,6 +1,6 @@
 #pragma once
 // A payment provider for tests of the work done apart from requests (fees, subscription
-// checks): charge_details and get_subscription answer from scripts, one entry a call (the last
+// checks): invoice_charge and get_subscription answer from scripts, one entry a call (the last
 // repeats); every other call is a test's mistake.
 #include <atomic>
 #include <deque>
@@ -22,7 +22,7 @@ class ScriptedProvider final : public PaymentProvider {
       : subscriptions_(std::move(subscriptions)) {}
   std::atomic<int> calls = 0;
 
-  boost::asio::awaitable<std::optional<ChargeDetails>> charge_details(std::string) override {
+  boost::asio::awaitable<std::optional<ChargeDetails>> invoice_charge(std::string) override {
     co_return next(charges_)();
   }
   boost::asio::awaitable<Subscription> get_subscription(std::string) override {

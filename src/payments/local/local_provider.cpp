@@ -265,7 +265,7 @@ asio::awaitable<Page<Subscription>> LocalProvider::list_subscriptions(PageReques
   co_return locked([&](local::Ledger& ledger, TimePoint) { return ledger.subscriptions(page); });
 }
 
-asio::awaitable<std::optional<ChargeDetails>> LocalProvider::charge_details(std::string) {
+asio::awaitable<std::optional<ChargeDetails>> LocalProvider::invoice_charge(std::string) {
   co_return std::nullopt;  // its invoice events carry the charge expanded, fee and card included
 }
 
