@@ -1,6 +1,8 @@
 #include "kit/time.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <climits>
 #include <ctime>
 
@@ -60,6 +62,16 @@ void append_iso8601_micros(std::string& out, TimePoint t) {
   char digits[8] = {'.', '0', '0', '0', '0', '0', '0', 'Z'};
   for (int i = 6; i >= 1; --i, frac /= 10) digits[i] = static_cast<char>('0' + frac % 10);
   out.append(digits, sizeof digits);
+}
+
+TimePoint add_months(TimePoint t, int months) {
+  using namespace std::chrono;
+  const auto midnight = floor<days>(t);
+  const year_month_day date{midnight};
+  const year_month month = year_month{date.year(), date.month()} + std::chrono::months(months);
+  const day last = year_month_day_last{month.year(), month_day_last{month.month()}}.day();
+  const year_month_day shifted{month.year(), month.month(), std::min(date.day(), last)};
+  return TimePoint(sys_days(shifted)) + (t - midnight);
 }
 
 std::optional<TimePoint> parse_iso8601(std::string_view text) {

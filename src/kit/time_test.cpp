@@ -35,5 +35,24 @@ TEST(Time, AppendsMicrosAcrossSecondsAndBeforeTheEpoch) {
   EXPECT_EQ(iso8601_micros(from_unix_micros(0)), "1970-01-01T00:00:00.000000Z");
 }
 
+TEST(Time, AddsCalendarMonthsKeepingTheDayOrTheMonthsLast) {
+  const auto after = [](std::string_view from, int months) {
+    return iso8601(add_months(*parse_iso8601(from), months));
+  };
+  EXPECT_EQ(after("2023-11-14T22:13:20Z", 1), "2023-12-14T22:13:20Z");  // 30 days
+  EXPECT_EQ(after("2023-11-14T22:13:20Z", 2), "2024-01-14T22:13:20Z");  // 61
+  EXPECT_EQ(after("2024-01-31T09:00:00Z", 1), "2024-02-29T09:00:00Z");  // a leap year's last
+  EXPECT_EQ(after("2023-01-31T09:00:00Z", 1), "2023-02-28T09:00:00Z");
+  EXPECT_EQ(after("2024-01-31T09:00:00Z", 2), "2024-03-31T09:00:00Z");  // from the first day kept
+  EXPECT_EQ(after("2024-03-31T09:00:00Z", 1), "2024-04-30T09:00:00Z");
+  EXPECT_EQ(after("2024-12-15T00:00:00Z", 1), "2025-01-15T00:00:00Z");  // across the year
+  EXPECT_EQ(after("2024-02-29T12:00:00Z", 12), "2025-02-28T12:00:00Z");
+  EXPECT_EQ(after("2024-02-29T12:00:00Z", 48), "2028-02-29T12:00:00Z");
+  EXPECT_EQ(after("2024-05-31T23:59:59Z", 0), "2024-05-31T23:59:59Z");
+  // Fractions of a second stay.
+  const auto t = from_unix_micros(1'700'000'000'123'456);
+  EXPECT_EQ(to_unix_micros(add_months(t, 1)) - to_unix_micros(t), 30LL * 86'400'000'000 + 0);
+}
+
 }  // namespace
 }  // namespace billing

@@ -42,6 +42,9 @@ struct Subscription {
   std::string price_id;  // that item's price
   std::int64_t current_period_start = 0;  // Unix seconds
   std::int64_t current_period_end = 0;
+  // Periods end whole calendar months (or years) after it, as Stripe's do (Unix seconds; 0 when
+  // not known).
+  std::int64_t billing_cycle_anchor = 0;
   bool cancel_at_period_end = false;
   bool collection_paused = false;  // Stripe's pause_collection is set (the local provider's never)
   Metadata metadata;

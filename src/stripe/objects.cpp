@@ -76,6 +76,7 @@ Subscription read_subscription(const json::value& value) {
   subscription.customer = optional_id(object, "customer").value_or("");
   subscription.current_period_start = integer_or_zero(object, "current_period_start");
   subscription.current_period_end = integer_or_zero(object, "current_period_end");
+  subscription.billing_cycle_anchor = integer_or_zero(object, "billing_cycle_anchor");
   subscription.cancel_at_period_end = bool_or_false(object, "cancel_at_period_end");
   const auto* pause = object.if_contains("pause_collection");
   subscription.collection_paused = pause && !pause->is_null();

@@ -306,6 +306,14 @@ bool has_one_payment_with_fee(Db& db, const EntityRef& owner, Cents fee, Cents n
   return saved.size() == 1 && saved[0].fee_amount == fee && saved[0].net_amount == net;
 }
 
+// Posts `payload` to the webhook, signed now with kSecret: the status.
+int post_signed(HttpClient& client, const std::string& payload) {
+  return client
+      .post("/stripe/webhook", payload,
+            {{"Stripe-Signature", stripe_signature(payload, kSecret, unix_now())}})
+      .status;
+}
+
 // With Stripe as the provider a paid invoice names its charge only: the fee, net and card are
 // asked of Stripe after the event's answer and saved on the payment.
 TEST(E2eStripeCharges, APaidInvoicesFeeAndCardComeFromStripeAfterTheAnswer) {
@@ -374,11 +382,7 @@ TEST(E2eStripeCharges, AnInvoiceThatNamesNoChargeHasItsFeeAndChargeToo) {
                       {"subscription_details",
                        {{"subscription", unique_id("sub")},
                         {"metadata", {{"role", "hospital"}, {"role_entity_id", owner.id}}}}}}}});
-  ASSERT_EQ(client
-                .post("/stripe/webhook", payload,
-                      {{"Stripe-Signature", stripe_signature(payload, kSecret, unix_now())}})
-                .status,
-            200);
+  ASSERT_EQ(post_signed(client, payload), 200);
   const auto db = open_server_db(*server);
   ASSERT_TRUE(eventually([&] { return has_one_payment_with_fee(*db, owner, 1477, 48423); }, 10s))
       << server->log();
@@ -405,20 +409,12 @@ TEST(E2eStripeCharges, AnInvoicePaidBeforeThePlansLastEventHasItsFeeToo) {
   const EntityRef owner{EntityKind::hospital, unique_id("hosp")};
   const auto subscription = unique_id("sub");
   const auto checkout = stripe_checkout_completed(owner.id, unique_id("cus"), subscription);
-  ASSERT_EQ(client
-                .post("/stripe/webhook", checkout,
-                      {{"Stripe-Signature", stripe_signature(checkout, kSecret, unix_now())}})
-                .status,
-            200);
+  ASSERT_EQ(post_signed(client, checkout), 200);
   auto event = json::parse(paid_invoice(invoice, "ch_old", 49900, owner.id).payload);
   event.at("created") = unix_now() - 60;
   event.at("data").at("object").at("subscription") = subscription;
   const auto payload = json::serialize(event);
-  ASSERT_EQ(client
-                .post("/stripe/webhook", payload,
-                      {{"Stripe-Signature", stripe_signature(payload, kSecret, unix_now())}})
-                .status,
-            200);
+  ASSERT_EQ(post_signed(client, payload), 200);
 
   const auto db = open_server_db(*server);
   const auto audits = run_blocking(db->read(

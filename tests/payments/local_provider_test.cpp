@@ -6,6 +6,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include <fmt/format.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -44,7 +46,12 @@ constexpr std::string_view kSecret = "whsec_local_test";
 constexpr std::string_view kBaseUrl = "http://127.0.0.1:8000";
 constexpr std::int64_t kStart = 1'700'000'000;  // 2023-11-14T22:13:20Z
 constexpr std::int64_t kDay = 24 * 60 * 60;
-constexpr std::int64_t kMonth = 30 * kDay;
+// Where monthly periods from kStart end: whole calendar months later (2023-12-14, 2024-01-14,
+// 2024-02-14, 2024-03-14, 2024-04-14), 30, 31, 31, 29 and 31 days apart.
+constexpr std::int64_t month_end(int months) {
+  constexpr std::array<std::int64_t, 6> days{0, 30, 61, 92, 121, 152};
+  return kStart + days.at(static_cast<std::size_t>(months)) * kDay;
+}
 constexpr std::string_view kVisa = "4242424242424242";
 constexpr std::string_view kDeclined = "4000000000000002";
 constexpr std::string_view kNoFunds = "4000000000009995";
@@ -195,6 +202,11 @@ class LocalPayments : public ::testing::Test {
     delivered.clear();
     return run_blocking(provider.advance(by));
   }
+  // On to `unix_seconds` on the provider's clock (a period's end, say).
+  RenewalReport advance_to(std::int64_t unix_seconds) {
+    return advance(std::chrono::seconds(unix_seconds) -
+                   std::chrono::floor<std::chrono::seconds>(provider.now().time_since_epoch()));
+  }
 
   // The provider as a restart makes it: a new one on the same database and account, resumed.
   std::unique_ptr<LocalProvider> restarted() {
@@ -275,7 +287,7 @@ TEST_F(LocalPayments, CheckoutWithTheSucceedingCardDeliversThreeEventsInOrder) {
   EXPECT_EQ(text(created, "status"), "active");
   EXPECT_EQ(created.at("cancel_at_period_end"), json::value(false));
   EXPECT_EQ(integer(created, "current_period_start"), kStart);
-  EXPECT_EQ(integer(created, "current_period_end"), kStart + kMonth);
+  EXPECT_EQ(integer(created, "current_period_end"), month_end(1));
   const auto& item = created.at("items").at("data").as_array().at(0).as_object();
   EXPECT_THAT(text(item, "id"), StartsWith("si_"));
   EXPECT_EQ(item.at("price").at("id"), json::value("price_local_hospital_lite_monthly"));
@@ -302,23 +314,42 @@ TEST_F(LocalPayments, CheckoutWithTheSucceedingCardDeliversThreeEventsInOrder) {
             json::parse(R"({"type":"card","card":{"brand":"visa","last4":"4242",)"
                         R"("exp_month":12,"exp_year":2030}})"));
   EXPECT_EQ(integer(invoice, "period_start"), kStart);
-  EXPECT_EQ(integer(invoice, "period_end"), kStart + kMonth);
+  EXPECT_EQ(integer(invoice, "period_end"), month_end(1));
   EXPECT_EQ(invoice.at("subscription_details").at("metadata"), metadata);
   const auto& line = invoice.at("lines").at("data").as_array().at(0).as_object();
   EXPECT_EQ(line.at("price").at("id"), json::value("price_local_hospital_lite_monthly"));
-  EXPECT_EQ(line.at("period"),
-            json::value(json::object{{"start", kStart}, {"end", kStart + kMonth}}));
+  EXPECT_EQ(line.at("period"), json::value(json::object{{"start", kStart}, {"end", month_end(1)}}));
   EXPECT_EQ(invoice.at("status_transitions").at("paid_at"), json::value(kStart));
 
   const auto subscription = run_blocking(provider.get_subscription(subscription_id));
   EXPECT_EQ(subscription.status, "active");
   EXPECT_EQ(subscription.customer, customer);
   EXPECT_EQ(subscription.price_id, "price_local_hospital_lite_monthly");
-  EXPECT_EQ(subscription.current_period_end, kStart + kMonth);
+  EXPECT_EQ(subscription.current_period_end, month_end(1));
   EXPECT_EQ(
       subscription.metadata,
       (Metadata{
           {"role", "hospital"}, {"role_entity_id", "h1"}, {"plan", "lite"}, {"cycle", "monthly"}}));
+}
+
+// Periods end whole calendar months after the subscription began, as Stripe's: one begun on
+// January 31 renews on February 29 (2024 is a leap year), then on March 31, not the 29th.
+TEST_F(LocalPayments, PeriodsEndWholeCalendarMonthsAfterTheStart) {
+  constexpr std::int64_t kJanuary31 = 1'706'691'600;  // 2024-01-31T09:00:00Z
+  advance_to(kJanuary31);
+  const auto subscription = subscribe();
+  EXPECT_EQ(subscription.billing_cycle_anchor, kJanuary31);
+  EXPECT_EQ(integer(delivered[1].object, "billing_cycle_anchor"), kJanuary31);
+  EXPECT_EQ(subscription.current_period_end, kJanuary31 + 29 * kDay);  // 2024-02-29
+  EXPECT_EQ(advance_to(kJanuary31 + 29 * kDay - 1).renewed, 0);
+  EXPECT_EQ(advance(std::chrono::seconds(1)).renewed, 1);
+  EXPECT_EQ(run_blocking(provider.get_subscription(subscription.id)).current_period_end,
+            kJanuary31 + 60 * kDay);  // 2024-03-31
+  EXPECT_EQ(advance_to(kJanuary31 + 60 * kDay).renewed, 1);
+  const auto april = run_blocking(provider.get_subscription(subscription.id));
+  EXPECT_EQ(april.current_period_start, kJanuary31 + 60 * kDay);
+  EXPECT_EQ(april.current_period_end, kJanuary31 + 90 * kDay);  // 2024-04-30
+  EXPECT_EQ(april.billing_cycle_anchor, kJanuary31);
 }
 
 TEST_F(LocalPayments, YearlyCheckoutChargesTheYearlyPriceForAYear) {
@@ -326,7 +357,8 @@ TEST_F(LocalPayments, YearlyCheckoutChargesTheYearlyPriceForAYear) {
   const auto& completed = delivered[0].object;
   EXPECT_EQ(integer(completed, "amount_total"), 479040);
   EXPECT_EQ(completed.at("metadata").at("cycle"), json::value("yearly"));
-  EXPECT_EQ(integer(delivered[1].object, "current_period_end"), kStart + 365 * kDay);
+  // A calendar year: 2024 has a February 29.
+  EXPECT_EQ(integer(delivered[1].object, "current_period_end"), kStart + 366 * kDay);
   const auto& invoice = delivered[2].object;
   EXPECT_EQ(integer(invoice, "amount_paid"), 479040);
   // 2.9% of 4790.40 is 138.9216, rounded to 138.92, plus 0.30.
@@ -489,7 +521,7 @@ TEST_F(LocalPayments, ChangesInOneSecondAreDatedInTheOrderMade) {
   const auto subscription = subscribe(kFailsLater);
   EXPECT_EQ(advance(std::chrono::days(30)).failed, 1);
   const auto failed_at = integer(delivered.at(0).event, "created");
-  EXPECT_EQ(failed_at, kStart + kMonth);
+  EXPECT_EQ(failed_at, month_end(1));
   const auto portal = open_portal(subscription.customer);
   const auto unpaid = run_blocking(provider.list_invoices(subscription.customer, {})).data.at(0);
   delivered.clear();
@@ -500,7 +532,7 @@ TEST_F(LocalPayments, ChangesInOneSecondAreDatedInTheOrderMade) {
   ASSERT_THAT(delivered_types(),
               ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
   for (const auto& d : delivered) EXPECT_EQ(integer(d.event, "created"), failed_at + 1);
-  EXPECT_EQ(provider.now(), TimePoint(std::chrono::seconds(kStart + kMonth + 1)));
+  EXPECT_EQ(provider.now(), TimePoint(std::chrono::seconds(month_end(1) + 1)));
 }
 
 TEST_F(LocalPayments, PagesEscapeEveryValue) {
@@ -572,7 +604,7 @@ TEST_F(LocalPayments, PortalListsInvoicesAndCancelsAtThePeriodsEnd) {
 TEST_F(LocalPayments, AdvancingRenewsWithTheCardOnFileAsOftenAsDue) {
   const auto subscription = subscribe();
   auto report = advance(std::chrono::days(30));
-  EXPECT_EQ(report.now, TimePoint(std::chrono::seconds(kStart + kMonth)));
+  EXPECT_EQ(report.now, TimePoint(std::chrono::seconds(month_end(1))));
   EXPECT_EQ(report.renewed, 1);
   EXPECT_EQ(report.failed, 0);
   ASSERT_THAT(delivered_types(),
@@ -580,31 +612,31 @@ TEST_F(LocalPayments, AdvancingRenewsWithTheCardOnFileAsOftenAsDue) {
   const auto& invoice = delivered[0].object;
   EXPECT_EQ(text(invoice, "billing_reason"), "subscription_cycle");
   EXPECT_EQ(text(invoice, "status"), "paid");
-  EXPECT_EQ(integer(invoice, "period_start"), kStart + kMonth);
-  EXPECT_EQ(integer(invoice, "period_end"), kStart + 2 * kMonth);
-  EXPECT_EQ(integer(invoice, "created"), kStart + kMonth);
-  EXPECT_EQ(integer(delivered[0].event, "created"), kStart + kMonth);
+  EXPECT_EQ(integer(invoice, "period_start"), month_end(1));
+  EXPECT_EQ(integer(invoice, "period_end"), month_end(2));
+  EXPECT_EQ(integer(invoice, "created"), month_end(1));
+  EXPECT_EQ(integer(delivered[0].event, "created"), month_end(1));
   EXPECT_EQ(invoice.at("charge").at("balance_transaction"),
             json::parse(R"({"fee":1477,"net":48423})"));
   const auto& updated = delivered[1].object;
   EXPECT_EQ(text(updated, "status"), "active");
-  EXPECT_EQ(integer(updated, "current_period_start"), kStart + kMonth);
-  EXPECT_EQ(integer(updated, "current_period_end"), kStart + 2 * kMonth);
+  EXPECT_EQ(integer(updated, "current_period_start"), month_end(1));
+  EXPECT_EQ(integer(updated, "current_period_end"), month_end(2));
   EXPECT_EQ(delivered[1].event.at("data").at("previous_attributes"),
             json::value(json::object{{"current_period_start", kStart},
-                                     {"current_period_end", kStart + kMonth}}));
+                                     {"current_period_end", month_end(1)}}));
   // The service's clock has not moved: the signatures (checked in receive) still carry its now.
   EXPECT_EQ(clock.now(), TimePoint(std::chrono::seconds(kStart)));
-  EXPECT_EQ(provider.now(), TimePoint(std::chrono::seconds(kStart + kMonth)));
+  EXPECT_EQ(provider.now(), TimePoint(std::chrono::seconds(month_end(1))));
 
   // Two periods over at once: two renewals, in order.
   report = advance(std::chrono::days(65));
   EXPECT_EQ(report.renewed, 2);
   ASSERT_EQ(delivered.size(), 4u);
-  EXPECT_EQ(integer(delivered[0].object, "period_start"), kStart + 2 * kMonth);
-  EXPECT_EQ(integer(delivered[2].object, "period_start"), kStart + 3 * kMonth);
+  EXPECT_EQ(integer(delivered[0].object, "period_start"), month_end(2));
+  EXPECT_EQ(integer(delivered[2].object, "period_start"), month_end(3));
   EXPECT_EQ(run_blocking(provider.get_subscription(subscription.id)).current_period_end,
-            kStart + 4 * kMonth);
+            month_end(4));
   EXPECT_EQ(run_blocking(provider.list_invoices(subscription.customer, {})).data.size(), 4u);
 }
 
@@ -631,12 +663,12 @@ TEST_F(LocalPayments, AFailingCardLeavesTheSubscriptionPastDueUntilPaidInThePort
             json::value("active"));
 
   // Not invoiced again while past due: the period moves on, unpaid and unserved.
-  report = advance(std::chrono::days(30));
+  report = advance_to(month_end(2));
   EXPECT_EQ(report.renewed + report.failed + report.cancelled, 0);
   ASSERT_THAT(delivered_types(), ElementsAre("customer.subscription.updated"));
   EXPECT_EQ(text(delivered[0].object, "status"), "past_due");
-  EXPECT_EQ(integer(delivered[0].object, "current_period_start"), kStart + 2 * kMonth);
-  EXPECT_EQ(integer(delivered[0].object, "current_period_end"), kStart + 3 * kMonth);
+  EXPECT_EQ(integer(delivered[0].object, "current_period_start"), month_end(2));
+  EXPECT_EQ(integer(delivered[0].object, "current_period_end"), month_end(3));
   delivered.clear();
 
   const auto portal = open_portal(subscription.customer);
@@ -658,9 +690,9 @@ TEST_F(LocalPayments, AFailingCardLeavesTheSubscriptionPastDueUntilPaidInThePort
               ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
   EXPECT_EQ(text(delivered[0].object, "id"), invoice_id);
   EXPECT_EQ(integer(delivered[0].object, "amount_paid"), 49900);
-  // A second on from the period's move at day 60: two changes are never dated the same second.
+  // A second on from the period's move: two changes are never dated the same second.
   EXPECT_EQ(delivered[0].object.at("status_transitions").at("paid_at"),
-            json::value(kStart + 2 * kMonth + 1));
+            json::value(month_end(2) + 1));
   EXPECT_EQ(text(delivered[1].object, "status"), "active");
   EXPECT_EQ(delivered[1].event.at("data").at("previous_attributes"),
             json::parse(R"({"status":"past_due"})"));
@@ -669,16 +701,16 @@ TEST_F(LocalPayments, AFailingCardLeavesTheSubscriptionPastDueUntilPaidInThePort
             409);
 
   // The card that paid is the card on file now. Paid late, the subscription is not charged for
-  // the period that passed unpaid: its next renewal comes at the end of the period it is in (day
-  // 90), one period's charge, and goes through.
-  EXPECT_EQ(advance(std::chrono::days(29)).renewed, 0);
-  report = advance(std::chrono::days(1));
+  // the period that passed unpaid: its next renewal comes at the end of the period it is in
+  // (2024-02-14), one period's charge, and goes through.
+  EXPECT_EQ(advance_to(month_end(3) - 1).renewed, 0);
+  report = advance_to(month_end(3));
   EXPECT_EQ(report.renewed, 1);
   EXPECT_EQ(report.failed, 0);
   ASSERT_THAT(delivered_types(),
               ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
   EXPECT_EQ(integer(delivered[0].object, "amount_paid"), 49900);
-  EXPECT_EQ(integer(delivered[0].object, "period_start"), kStart + 3 * kMonth);
+  EXPECT_EQ(integer(delivered[0].object, "period_start"), month_end(3));
 }
 
 // An invoice paid in the portal with the card that asks the bank's confirmation, entered there:
@@ -717,7 +749,7 @@ TEST_F(LocalPayments, APortalPaymentWithTheAuthenticationCardIsConfirmedFirst) {
   EXPECT_EQ(run_blocking(provider.get_subscription(subscription.id)).status, "active");
   EXPECT_EQ(confirm().status, 409);
   // Authenticated once, the card on file pays the renewals without asking again.
-  EXPECT_EQ(advance(std::chrono::days(30)).renewed, 1);
+  EXPECT_EQ(advance_to(month_end(2)).renewed, 1);
 }
 
 // A card on file that runs out is refused at the next renewal, as Stripe's expired_card.
@@ -726,7 +758,7 @@ TEST_F(LocalPayments, ACardThatHasRunOutFailsItsRenewal) {
   const auto paid = pay(open_checkout(checkout_request()), kVisa, "12%2F23");
   ASSERT_EQ(paid.status, 200) << paid.body;
   EXPECT_EQ(advance(std::chrono::days(30)).renewed, 1);  // 2023-12-14
-  const auto report = advance(std::chrono::days(30));    // 2024-01-13
+  const auto report = advance_to(month_end(2));          // 2024-01-14
   EXPECT_EQ(report.failed, 1);
   EXPECT_THAT(delivered_types(),
               ElementsAre("invoice.payment_failed", "customer.subscription.updated"));
@@ -794,7 +826,7 @@ TEST_F(LocalPayments, ChangePriceDeliversUpdatedWithThePreviousItemsAndMetadata)
   delivered.clear();
   advance(std::chrono::days(30));
   EXPECT_EQ(integer(delivered[0].object, "amount_paid"), 959040);
-  EXPECT_EQ(integer(delivered[0].object, "period_end"), kStart + kMonth + 365 * kDay);
+  EXPECT_EQ(integer(delivered[0].object, "period_end"), month_end(1) + 366 * kDay);
 
   EXPECT_THROW(run_blocking(provider.change_price(subscription.id, "price_unknown", PlanType::pro,
                                                   BillingCycle::yearly)),
@@ -827,7 +859,7 @@ TEST_F(LocalPayments, APriceChangedMidPeriodIsProratedOnTheNextInvoice) {
   // Back to lite as the period starts: a whole period's credit, more than lite's invoice.
   run_blocking(provider.change_price(subscription.id, "price_local_hospital_lite_monthly",
                                      PlanType::lite, BillingCycle::monthly));
-  advance(std::chrono::days(30));
+  advance_to(month_end(2));
   ASSERT_EQ(delivered[0].type, "invoice.payment_succeeded");
   invoice = delivered[0].object;
   EXPECT_EQ(integer(invoice, "amount_due"), 0);  // 49,900 - 99,900 + 49,900 = -100
@@ -838,7 +870,7 @@ TEST_F(LocalPayments, APriceChangedMidPeriodIsProratedOnTheNextInvoice) {
   // The 100 left over comes off the next one, after a restart too.
   const auto again = restarted();
   delivered.clear();
-  run_blocking(again->advance(std::chrono::days(30)));
+  run_blocking(again->advance(std::chrono::days(31)));  // to 2024-02-14
   ASSERT_EQ(delivered[0].type, "invoice.payment_succeeded");
   EXPECT_EQ(integer(delivered[0].object, "amount_paid"), 49800);
 }
@@ -883,7 +915,7 @@ TEST_F(LocalPayments, ListsPageNewestFirstWithACursor) {
   EXPECT_TRUE(invoices.has_more);
   // Five seconds later: each checkout after the first, made in the same second of the service's
   // clock, moved the provider's on by one.
-  EXPECT_EQ(invoices.data[0].created, kStart + kMonth + 5);
+  EXPECT_EQ(invoices.data[0].created, month_end(1) + 5);
   const auto older = run_blocking(
       provider.list_invoices(customers[0], {.limit = 1, .starting_after = invoices.data[0].id}));
   ASSERT_EQ(older.data.size(), 1u);
@@ -999,7 +1031,7 @@ TEST_F(LocalPayments, ProrationsOwedAtTheEndAreCollectedAndACreditIsKept) {
   run_blocking(provider.change_price(second.id, "price_local_hospital_lite_monthly", PlanType::lite,
                                      BillingCycle::monthly));
   run_blocking(provider.cancel_at_period_end(second.id));
-  advance(std::chrono::days(30));
+  advance(std::chrono::days(31));  // a calendar month from its start
   ASSERT_THAT(delivered_types(),
               ElementsAre("customer.subscription.deleted", "invoice.payment_succeeded"));
   EXPECT_EQ(integer(delivered[1].object, "amount_paid"), 0);
@@ -1012,7 +1044,7 @@ TEST_F(LocalPayments, ProrationsOwedAtTheEndAreCollectedAndACreditIsKept) {
   EXPECT_EQ(third.customer, subscription.customer);
   ASSERT_EQ(delivered.back().type, "invoice.payment_succeeded");
   EXPECT_EQ(integer(delivered.back().object, "amount_paid"), 0);
-  advance(std::chrono::days(30));
+  advance(std::chrono::days(31));  // a calendar month from its start
   EXPECT_EQ(integer(delivered[0].object, "amount_paid"), 49800);
 }
 
@@ -1051,7 +1083,7 @@ TEST_F(LocalPayments, AVoidedInvoicesProrationsAreCollectedAtTheEnd) {
   ASSERT_EQ(call(Method::post, "/local-pay/portal/" + portal + "/card", card_form(kVisa)).status,
             200);
   run_blocking(provider.cancel_at_period_end(subscription.id));
-  advance(std::chrono::days(30));
+  advance_to(month_end(2));
   ASSERT_THAT(delivered_types(), ElementsAre("invoice.voided", "customer.subscription.deleted",
                                              "invoice.payment_succeeded"));
   EXPECT_EQ(text(delivered[0].object, "id"), unpaid);
@@ -1125,7 +1157,8 @@ TEST_F(LocalPayments, ChangesAtOnceDeliverEachEventOnce) {
 
 // The stored format, pinned: objects saved as these rows are read back as they were (a change
 // to a record that breaks this needs a migration of the saved rows). The subscription is saved as
-// earlier versions saved it, without collection_paused: a member added since takes its default.
+// earlier versions saved it, without collection_paused and billing_cycle_anchor: members added
+// since take their defaults, and with no anchor its months count from its period's end.
 TEST_F(LocalPayments, ReadsObjectsInTheStoredFormat) {
   const std::string card = R"({"kind":"succeeds","last4":"4242","exp_month":12,"exp_year":2030})";
   const std::string metadata = R"([["role","hospital"],["role_entity_id","h9"],)"
@@ -1171,6 +1204,10 @@ TEST_F(LocalPayments, ReadsObjectsInTheStoredFormat) {
   EXPECT_EQ(run_blocking(again->advance(std::chrono::days(30))).renewed, 1);
   EXPECT_THAT(delivered_types(),
               ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
+  const auto renewed = run_blocking(again->get_subscription("sub_saved"));
+  EXPECT_EQ(renewed.billing_cycle_anchor, 1702592000);
+  EXPECT_EQ(renewed.current_period_start, 1702592000);
+  EXPECT_EQ(renewed.current_period_end, 1702592000 + 31 * kDay);  // 2023-12-14 to 2024-01-14
 }
 
 // A saved object it cannot read stops the start, naming the object.
@@ -1283,13 +1320,14 @@ TEST_F(LocalPayments, AdvanceRouteIsTheAdminsAndAnswersTheProviderClock) {
   const auto response = call(Method::post, "/stripe/local/clock/advance", R"({"days": 30})");
   EXPECT_EQ(response.status, 200);
   const auto start = kStart + 1;
-  EXPECT_EQ(json::parse(response.body),
-            json::parse(R"({"now":")" + iso8601(TimePoint(std::chrono::seconds(start + kMonth))) +
-                        R"(","renewed":1,"failed":1,"cancelled":0,"expired_checkouts":0})"));
+  EXPECT_EQ(
+      json::parse(response.body),
+      json::parse(R"({"now":")" + iso8601(TimePoint(std::chrono::seconds(start + 30 * kDay))) +
+                  R"(","renewed":1,"failed":1,"cancelled":0,"expired_checkouts":0})"));
   const auto seconds =
       call(Method::post, "/stripe/local/clock/advance", R"({"seconds": 90, "days": 1})");
   EXPECT_EQ(json::parse(seconds.body).at("now"),
-            json::value(iso8601(TimePoint(std::chrono::seconds(start + kMonth + kDay + 90)))));
+            json::value(iso8601(TimePoint(std::chrono::seconds(start + 30 * kDay + kDay + 90)))));
 
   const auto loc_of = [&](const std::string& body) {
     try {
@@ -1344,7 +1382,7 @@ TEST_F(LocalPaymentsWebhook, TheLastInvoicePaidAtTheEndLeavesTheEndedPlanCancell
   ASSERT_EQ(call(Method::post, "/local-pay/portal/" + portal + "/card", card_form(kVisa)).status,
             200);
   run_blocking(provider.cancel_at_period_end(subscription.id));
-  advance(std::chrono::days(30));
+  advance_to(month_end(2));
   EXPECT_EQ(plan().status, PlanStatus::cancelled);
   const auto changes =
       run_blocking(db->read([&](Tx& tx) { return tx.get<PlanRepo>().history(hospital); }));
@@ -1384,7 +1422,7 @@ TEST_F(LocalPaymentsWebhook, EventsDriveThePlanThroughTheServiceWebhook) {
 
   run_blocking(provider.cancel_at_period_end(subscription.id));
   EXPECT_TRUE(plan().cancel_at_period_end);
-  advance(std::chrono::days(30));
+  advance_to(month_end(2));
   EXPECT_EQ(plan().status, PlanStatus::cancelled);
 
   const auto payments =

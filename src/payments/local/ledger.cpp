@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "kit/crypto.hpp"
+#include "kit/time.hpp"
 #include "payments/local/objects.hpp"
 #include "payments/provider_errors.hpp"
 
@@ -22,9 +23,18 @@ TimePoint time_at(std::int64_t unix_seconds) {
   return TimePoint(std::chrono::seconds(unix_seconds));
 }
 
-// A subscription's period: a "month" is 30 days, a year 365.
-std::int64_t period_seconds(BillingCycle cycle) {
-  return (cycle == BillingCycle::monthly ? 30 : 365) * kDay;
+// The first end of a period after `t`: periods end whole calendar months (or years) after the
+// subscription's anchor, as Stripe's do, so one begun on January 31 renews on February 29 (or
+// 28), then on March 31.
+std::int64_t period_end_after(std::int64_t anchor, BillingCycle cycle, std::int64_t t) {
+  const int months = cycle == BillingCycle::monthly ? 1 : 12;
+  // No month is longer than 31 days: a count of periods not past `t`, then counted on to `t`.
+  std::int64_t periods = std::max<std::int64_t>((t - anchor) / (31 * kDay * months), 0) + 1;
+  const auto end = [&] {
+    return unix_seconds(add_months(time_at(anchor), static_cast<int>(periods * months)));
+  };
+  while (end() <= t) ++periods;
+  return end();
 }
 
 std::string new_id(std::string_view prefix) {
@@ -183,7 +193,8 @@ WithEvents<CheckoutSession> Ledger::complete_checkout(CheckoutSession& session, 
       .item_id = new_id("si_"),
       .price_id = request.price_id,
       .current_period_start = now,
-      .current_period_end = now + period_seconds(request.cycle),
+      .current_period_end = period_end_after(now, request.cycle, now),
+      .billing_cycle_anchor = now,
       .metadata = checkout_metadata(request),
   });
   InvoiceRecord& invoice = invoice_for(subscription, "subscription_create", now);
@@ -417,9 +428,12 @@ WithEvents<Subscription> Ledger::change_price(std::string_view id, std::string_v
   plan_of(price_id);                                                 // a price the map knows
   if (subscription.price_id == price_id) return {subscription, {}};  // as Stripe's does
   // Prorated for the rest of the period, billed with the next invoice (proration_behavior
-  // create_prorations). A change of interval keeps the period here, which Stripe would restart.
+  // create_prorations). A change of interval keeps the period here, which Stripe would restart,
+  // and the new interval's periods count from its end.
   if (plan_of(price_id).cycle == plan_of(subscription.price_id).cycle)
     prorate(subscription, price_id, unix_seconds(now));
+  else
+    subscription.billing_cycle_anchor = subscription.current_period_end;
   json::object previous{{"items", items_object(subscription)},
                         {"metadata", metadata_object(subscription.metadata)}};
   subscription.price_id = price_id;
@@ -517,8 +531,13 @@ bool Ledger::charge(const Subscription& subscription, InvoiceRecord& invoice, st
 json::object Ledger::next_period(Subscription& subscription) const {
   json::object previous{{"current_period_start", subscription.current_period_start},
                         {"current_period_end", subscription.current_period_end}};
+  // Saved before anchors were kept: its periods count on from the one ending.
+  if (subscription.billing_cycle_anchor == 0)
+    subscription.billing_cycle_anchor = subscription.current_period_end;
   subscription.current_period_start = subscription.current_period_end;
-  subscription.current_period_end += period_seconds(plan_of(subscription.price_id).cycle);
+  subscription.current_period_end =
+      period_end_after(subscription.billing_cycle_anchor, plan_of(subscription.price_id).cycle,
+                       subscription.current_period_start);
   return previous;
 }
 

@@ -39,7 +39,8 @@ BOOST_DESCRIBE_STRUCT(CheckoutRequest, (),
                       (entity, plan_type, cycle, price_id, customer_id, success_url, cancel_url))
 BOOST_DESCRIBE_STRUCT(Subscription, (),
                       (id, status, customer, item_id, price_id, current_period_start,
-                       current_period_end, cancel_at_period_end, collection_paused, metadata))
+                       current_period_end, billing_cycle_anchor, cancel_at_period_end,
+                       collection_paused, metadata))
 BOOST_DESCRIBE_STRUCT(Invoice, (),
                       (id, customer, subscription, amount_due, amount_paid, currency, status,
                        created))

@@ -82,6 +82,7 @@ json::object subscription_object(const Subscription& subscription) {
           {"cancel_at_period_end", subscription.cancel_at_period_end},
           {"current_period_start", subscription.current_period_start},
           {"current_period_end", subscription.current_period_end},
+          {"billing_cycle_anchor", subscription.billing_cycle_anchor},
           {"items", items_object(subscription)},
           {"metadata", metadata_object(subscription.metadata)}};
 }
