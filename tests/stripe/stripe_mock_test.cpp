@@ -73,6 +73,7 @@ void expect_subscription(const Subscription& subscription) {
   EXPECT_FALSE(subscription.item_id.empty());
   EXPECT_FALSE(subscription.price_id.empty());
   EXPECT_GT(subscription.current_period_end, 0);
+  EXPECT_GT(subscription.billing_cycle_anchor, 0);
 }
 
 TEST_F(StripeMockProvider, CreatesACheckoutSession) {
