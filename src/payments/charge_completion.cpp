@@ -26,9 +26,9 @@ boost::asio::awaitable<bool> ChargeCompletion::complete_once(const ChargeToCompl
   if (!details) co_return false;
   const bool saved = co_await db_.transact(
       [&](Tx& tx) { return tx.get<PaymentRepo>().complete_payment(charge.invoice_id, *details); });
-  log_event(
-      spdlog::level::info, saved ? "payment fee recorded" : "payment fee known already", "",
-      {{"invoice_id", charge.invoice_id}, {"charge_id", details->charge_id.value_or("none")}});
+  // The fee, which is 0 when it was paid outside the provider (no charge).
+  log_event(spdlog::level::info, saved ? "payment fee recorded" : "payment fee known already", "",
+            {{"invoice_id", charge.invoice_id}, {"fee", std::to_string(details->fee)}});
   co_return true;
 }
 

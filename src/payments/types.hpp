@@ -91,6 +91,7 @@ struct ChargeToComplete {
 // charge: nothing went through the provider (the invoice was paid outside it), no fee.
 struct ChargeDetails {
   std::optional<std::string> charge_id;
+  std::optional<std::string> payment_intent_id;  // what the event did not name, if known
   Cents fee = 0;
   Cents net = 0;
   std::optional<std::string> payment_method;  // JSON, as Payment::payment_method

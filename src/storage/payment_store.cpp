@@ -228,9 +228,11 @@ bool SqlPaymentRepo::complete_payment(std::string_view invoice_id, const ChargeD
   static constexpr sql::Query kComplete =
       "UPDATE payments SET fee_amount = ?, net_amount = ?, "
       "stripe_charge_id = COALESCE(stripe_charge_id, ?), "
+      "stripe_payment_intent_id = COALESCE(stripe_payment_intent_id, ?), "
       "payment_method = COALESCE(payment_method, ?) "
       "WHERE stripe_invoice_id = ? AND fee_amount IS NULL";
   return db_.run(kComplete, {details.fee, details.net, optional_param(details.charge_id),
+                             optional_param(details.payment_intent_id),
                              optional_param(details.payment_method), invoice_id}) > 0;
 }
 

@@ -173,12 +173,22 @@ ChargeDetails read_charge(const json::object& charge) {
 
 }  // namespace
 
-ChargeDetails read_invoice_charge(const json::value& value) {
+std::optional<ChargeDetails> read_invoice_charge(const json::value& value) {
   const auto& invoice = as_object(value, "invoice");
   const auto* charge = invoice.if_contains("charge");
-  if (!charge || charge->is_null())
-    return {.fee = 0, .net = integer_or_zero(invoice, "amount_paid")};
-  return read_charge(as_object(*charge, "expanded charge"));
+  if (!charge) throw std::runtime_error("Stripe sent an invoice without its charge member");
+  if (charge->is_null()) {
+    // Marked paid outside Stripe: Stripe took nothing, so no fee. Any other invoice with no
+    // charge (its cash balance, say) is not guessed at.
+    if (!bool_or_false(invoice, "paid_out_of_band")) return std::nullopt;
+    const auto* paid = invoice.if_contains("amount_paid");
+    if (!paid || !paid->is_int64())
+      throw std::runtime_error("Stripe sent an invoice without its amount_paid");
+    return ChargeDetails{.fee = 0, .net = paid->get_int64()};
+  }
+  auto details = read_charge(as_object(*charge, "expanded charge"));
+  details.payment_intent_id = optional_id(invoice, "payment_intent");
+  return details;
 }
 
 std::string read_session_url(const json::value& value) {

@@ -18,10 +18,11 @@ Page<T> read_page(const boost::json::value& json, T (*read)(const boost::json::v
 
 // An invoice retrieved with `charge.balance_transaction` expanded: the charge that paid it, with
 // the fee and net from its balance transaction (in the charge's currency, also when the balance
-// settles in another) and the card as {"type":"card","card":{brand,last4,exp_month,exp_year}}.
-// No charge: paid outside Stripe (a fee of 0). Throws if the charge or its balance transaction is
-// not there (not expanded, or the charge not settled).
-ChargeDetails read_invoice_charge(const boost::json::value& json);
+// settles in another) and the card as {"type":"card","card":{brand,last4,exp_month,exp_year}},
+// and its payment intent. No charge: a fee of 0 if it was marked paid outside Stripe, else
+// nullopt. Throws if the charge or its balance transaction is not there (another API version,
+// not expanded, or the charge not settled).
+std::optional<ChargeDetails> read_invoice_charge(const boost::json::value& json);
 
 // The `url` of a Checkout or portal session.
 std::string read_session_url(const boost::json::value& json);

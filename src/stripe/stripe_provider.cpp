@@ -213,18 +213,17 @@ asio::awaitable<Page<Subscription>> StripeProvider::list_subscriptions(PageReque
   });
 }
 
-// Read at the pinned API version, where an invoice names its charge (from 2025-03-31 on it does
-// not, and events of endpoints made at those versions come without it): one call for both.
+// Read at 2023-10-16 whatever STRIPE_API_VERSION says: from 2025-03-31 on an invoice names no
+// charge (nor do the events of endpoints made at those versions), at 2023-10-16 it does. One call
+// serves invoice events of either.
 asio::awaitable<std::optional<ChargeDetails>> StripeProvider::invoice_charge(
     std::string invoice_id) {
   Request request{.endpoint = StripeEndpoint::retrieve_invoice,
-                  .path = "/v1/invoices/" + path_segment(invoice_id)};
+                  .path = "/v1/invoices/" + path_segment(invoice_id),
+                  .api_version = "2023-10-16"};
   request.params.add("expand[]", "charge.balance_transaction");
   request.named.push_back({"", invoice_id, provider_errors::no_such_invoice});
-  co_return co_await call(std::move(request),
-                          [](const json::value& invoice) -> std::optional<ChargeDetails> {
-                            return stripe::read_invoice_charge(invoice);
-                          });
+  co_return co_await call(std::move(request), stripe::read_invoice_charge);
 }
 
 asio::awaitable<void> StripeProvider::check_health() {
@@ -252,8 +251,10 @@ asio::awaitable<json::value> StripeProvider::send(const Request& request,
     exchange.body = request.params.encoded();
   else if (!request.params.empty())
     exchange.url += "?" + request.params.encoded();
-  exchange.headers = {"Authorization: Bearer " + options_.secret_key,
-                      "Stripe-Version: " + options_.api_version};
+  exchange.headers = {
+      "Authorization: Bearer " + options_.secret_key,
+      "Stripe-Version: " +
+          std::string(request.api_version.empty() ? options_.api_version : request.api_version)};
   // Stripe answers a retried POST with the first attempt's result instead of acting twice,
   // failures included: a 5xx it kept for a key (Idempotent-Replayed) comes back for a day. The
   // call then goes on at once under the key's next generation, the same for every caller of a

@@ -68,8 +68,9 @@ class StripeProvider final : public PaymentProvider {
   struct Request {
     StripeEndpoint endpoint = StripeEndpoint::retrieve_account;
     bool post = false;
-    std::string path;           // path segments already escaped
-    stripe::FormParams params;  // the body of a POST, the query of a GET
+    std::string path;              // path segments already escaped
+    std::string_view api_version;  // Stripe-Version; empty: StripeOptions::api_version
+    stripe::FormParams params;     // the body of a POST, the query of a GET
     std::vector<Named> named;
     std::string idempotency_key;  // for a POST; empty: a fresh random one for this call
   };

@@ -358,6 +358,47 @@ TEST(E2eStripeCharges, APaidInvoicesFeeAndCardComeFromStripeAfterTheAnswer) {
             "/v1/invoices/" + invoice + "?expand%5B%5D=charge.balance_transaction");
 }
 
+// What an invoice event says already is not asked for: nothing paid (credit covered it) is a fee
+// of 0, and an expanded charge brings its fee. Stripe is asked about neither.
+TEST(E2eStripeCharges, AnInvoiceWithItsFeeOrWithNothingPaidAsksStripeNothing) {
+  stripe_test::FakeStripe stripe;
+  auto server =
+      BillingServer::for_backend("sqlite", stripe_provider_env(stripe.base_url(), kSecret));
+  HttpClient client(server->port());
+  const EntityRef owner{EntityKind::hospital, unique_id("hosp")};
+  const auto invoice = [&](Cents paid, json::value charge) {
+    return stripe_event("invoice.payment_succeeded",
+                        {{"id", unique_id("in")},
+                         {"customer", unique_id("cus")},
+                         {"subscription", unique_id("sub")},
+                         {"charge", std::move(charge)},
+                         {"amount_paid", paid},
+                         {"currency", "usd"},
+                         {"subscription_details",
+                          {{"metadata", {{"role", "hospital"}, {"role_entity_id", owner.id}}}}}});
+  };
+  ASSERT_EQ(post_signed(client, invoice(0, nullptr)), 200);
+  ASSERT_EQ(post_signed(client, invoice(49900, json::parse(R"({"id":"ch_in_event",
+    "balance_transaction":{"fee":1477,"net":48423}})"))),
+            200);
+  const auto db = open_server_db(*server);
+  const auto saved =
+      run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(owner); }));
+  ASSERT_EQ(saved.size(), 2u);
+  EXPECT_EQ(saved[0].fee_amount, 0);
+  EXPECT_EQ(saved[1].fee_amount, 1477);
+  EXPECT_EQ(saved[1].net_amount, 48423);
+  // A paid invoice naming its charge, sent last, is asked for: once its request is seen, none
+  // came before it.
+  const auto asked_id = unique_id("in");
+  const auto asked = paid_invoice(asked_id, "ch_asked", 49900, owner.id);
+  ASSERT_EQ(client.post("/stripe/webhook", asked.payload, asked.headers).status, 200);
+  ASSERT_TRUE(eventually([&] { return !stripe.requests().empty(); }, 10s));
+  const auto requests = stripe.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_THAT(requests[0].target, HasSubstr("/v1/invoices/" + asked_id + "?"));
+}
+
 // A webhook endpoint made at API version 2025-03-31 or later sends invoices that name no charge:
 // the invoice, read at the pinned version, names it, and the payment gets the charge, its fee,
 // net and card all the same.
@@ -389,6 +430,7 @@ TEST(E2eStripeCharges, AnInvoiceThatNamesNoChargeHasItsFeeAndChargeToo) {
   const auto saved =
       run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(owner); }));
   EXPECT_EQ(saved.at(0).charge_id, "ch_unnamed");
+  EXPECT_EQ(saved.at(0).payment_intent_id, "pi_for_" + invoice);  // nor a payment intent
   const auto requests = stripe.requests();
   ASSERT_EQ(requests.size(), 1u);
   EXPECT_EQ(requests[0].target,
@@ -524,6 +566,7 @@ TEST(E2eStripeCharges, CompleteFeesAsksForEachPaymentStillWithoutItsFee) {
   ASSERT_EQ(requests.size(), 3u);
   EXPECT_EQ(requests[0].target, "/v1/invoices/in_known?expand%5B%5D=charge.balance_transaction");
   EXPECT_EQ(requests[1].target, "/v1/invoices/in_gone?expand%5B%5D=charge.balance_transaction");
+  EXPECT_EQ(requests[2].target, "/v1/invoices/in_outside?expand%5B%5D=charge.balance_transaction");
 
   stripe.queue(no_such_invoice);
   result = run_billing({"complete-fees", "--limit", "1"}, env);  // the one still missing

@@ -57,8 +57,10 @@ std::string stripe_error(std::string_view type, std::string_view code, std::stri
 }
 
 std::string invoice_paid_by(std::string_view invoice_id, std::string_view charge) {
-  return json::serialize(
-      json::object{{"id", invoice_id}, {"object", "invoice"}, {"charge", json::parse(charge)}});
+  return json::serialize(json::object{{"id", invoice_id},
+                                      {"object", "invoice"},
+                                      {"payment_intent", "pi_for_" + std::string(invoice_id)},
+                                      {"charge", json::parse(charge)}});
 }
 
 json::object subscription_object(std::string_view id, std::string_view item_id,

@@ -45,7 +45,7 @@ std::string stripe_error(std::string_view type, std::string_view code, std::stri
                          std::string_view decline_code = {}, std::string_view param = {});
 
 // An invoice as Stripe answers it with `charge.balance_transaction` expanded; `charge` is that
-// charge as JSON, or "null".
+// charge as JSON, or "null". Its payment intent is "pi_for_" and the invoice's id.
 std::string invoice_paid_by(std::string_view invoice_id, std::string_view charge);
 
 // A subscription object as Stripe sends it, with one item.

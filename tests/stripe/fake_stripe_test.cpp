@@ -534,6 +534,10 @@ TEST_F(StripeProviderFake, CancellingACanceledSubscriptionIsSaidPlainly) {
 }
 
 TEST_F(StripeProviderFake, ReadsTheFeeNetAndCardOfTheChargeThatPaidAnInvoice) {
+  // At 2025-03-31 and later invoices name no charge: this one read asks 2023-10-16 regardless.
+  auto newer = options();
+  newer.api_version = "2025-03-31.basil";
+  use(newer);
   fake.queue({200, invoice_paid_by("in_1", R"({"id":"ch_1","object":"charge","amount":49900,
     "balance_transaction":{"id":"txn_1","object":"balance_transaction","fee":1477,"net":48423},
     "payment_method_details":{"type":"card","card":{"brand":"visa","last4":"4242",
@@ -541,6 +545,7 @@ TEST_F(StripeProviderFake, ReadsTheFeeNetAndCardOfTheChargeThatPaidAnInvoice) {
   const auto details = run_blocking(provider->invoice_charge("in_1"));
   ASSERT_TRUE(details.has_value());
   EXPECT_EQ(details->charge_id, "ch_1");
+  EXPECT_EQ(details->payment_intent_id, "pi_for_in_1");
   EXPECT_EQ(details->fee, 1477);
   EXPECT_EQ(details->net, 48423);
   EXPECT_EQ(
@@ -550,6 +555,7 @@ TEST_F(StripeProviderFake, ReadsTheFeeNetAndCardOfTheChargeThatPaidAnInvoice) {
   ASSERT_EQ(requests.size(), 1u);
   EXPECT_EQ(requests[0].method, "GET");
   EXPECT_EQ(requests[0].target, "/v1/invoices/in_1?expand%5B%5D=charge.balance_transaction");
+  EXPECT_EQ(requests[0].header("stripe-version"), "2023-10-16");
 
   // A charge in euros on an account that settles in dollars: the balance's fee is in dollars,
   // the payment in euros. The fee comes back at the balance's rate (10,850 cents for 10,000).
@@ -576,6 +582,13 @@ TEST_F(StripeProviderFake, ReadsTheFeeNetAndCardOfTheChargeThatPaidAnInvoice) {
   EXPECT_EQ(outside->charge_id, std::nullopt);
   EXPECT_EQ(outside->fee, 0);
   EXPECT_EQ(outside->net, 49900);
+  // No charge otherwise (its cash balance, say): not guessed at, no details.
+  fake.queue({200, R"({"id":"in_1","object":"invoice","amount_paid":49900,"charge":null,
+    "paid_out_of_band":false})"});
+  EXPECT_EQ(run_blocking(provider->invoice_charge("in_1")), std::nullopt);
+  // No charge member at all: not the version asked for.
+  fake.queue({200, R"({"id":"in_1","object":"invoice","amount_paid":49900})"});
+  expect_error(error_of(provider->invoice_charge("in_1")), 503, "Stripe service unavailable");
 
   // Not expanded (or not settled yet): Stripe's answer is not what was asked for.
   fake.queue({200, invoice_paid_by("in_1", R"("ch_2")")});
