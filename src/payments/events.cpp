@@ -478,7 +478,7 @@ class EventEffects {
     Plan after = *before;
     if (after.status == PlanStatus::active) after.status = PlanStatus::suspended;
     save(before, std::move(after));
-    return {};
+    return {AuditStatus::ok, "payment failed: plan suspended until the invoice is paid"};
   }
 
   // The plan type and services after a price change, keeping the services the new plan offers.

@@ -23,6 +23,10 @@ namespace json = boost::json;
 
 constexpr RoleSet kOwners{Role::hospital, Role::individual};
 constexpr RoleSet kOwnersAndAdmins{Role::admin, Role::hospital, Role::individual};
+// A subscription, a customer's invoices: another's billing, as the specification words it
+// whoever asks (an assistant, or an owner whose billing it is not).
+constexpr Policy kOwnBillingRead = Policy::read(kOwnersAndAdmins).denying_with("Unauthorized");
+constexpr Policy kOwnBillingWrite = Policy::write(kOwnersAndAdmins).denying_with("Unauthorized");
 // How long GET /stripe/health answers with the outcome of its last check of the provider.
 constexpr auto kHealthFreshFor = std::chrono::seconds(5);
 
@@ -235,12 +239,11 @@ void add_payment_routes(Router& router, Db& db, PaymentProvider& provider, const
               [&db, &provider, shared_urls](const Call& call) {
                 return post_portal_link(db, provider, *shared_urls, call);
               }});
-  router.add({Method::get, "/stripe/subscription/{sub_id}", Policy::read(kOwnersAndAdmins),
+  router.add({Method::get, "/stripe/subscription/{sub_id}", kOwnBillingRead,
               [&db, &provider](const Call& call) { return get_subscription(db, provider, call); }});
-  router.add({Method::post, "/stripe/subscription/cancel", Policy::write(kOwnersAndAdmins),
+  router.add({Method::post, "/stripe/subscription/cancel", kOwnBillingWrite,
               [&db, &provider](const Call& call) { return post_cancel(db, provider, call); }});
-  router.add({Method::get, "/stripe/customer/{customer_id}/invoices",
-              Policy::read(kOwnersAndAdmins),
+  router.add({Method::get, "/stripe/customer/{customer_id}/invoices", kOwnBillingRead,
               [&db, &provider](const Call& call) { return get_invoices(db, provider, call); }});
   router.add({Method::get, "/stripe/admin/customers", Policy::read({Role::admin}),
               [&provider](const Call& call) { return get_customers(provider, call); }});

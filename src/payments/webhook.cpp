@@ -13,6 +13,14 @@
 #include "payments/repo.hpp"
 
 namespace billing {
+namespace {
+
+std::string_view string_member(const boost::json::object& object, std::string_view key) {
+  const auto* value = object.if_contains(key);
+  return value && value->is_string() ? std::string_view(value->get_string()) : std::string_view();
+}
+
+}  // namespace
 
 boost::asio::awaitable<AuditStatus> WebhookReceiver::receive(std::string_view signature,
                                                              std::string_view payload) {
@@ -55,6 +63,12 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::apply(
               {{"event_id", event.id}, {"type", event.type}, {"outcome", name_of(*outcome)}});
     // Whenever the event recorded its payment: also when the plan had moved on (stale).
     const bool recorded = outcome == AuditStatus::ok || outcome == AuditStatus::stale;
+    // The specification's "logs failure for follow-up": a line to act on, beside the audit row.
+    if (outcome == AuditStatus::ok && type == WebhookType::invoice_payment_failed)
+      log_event(spdlog::level::warn, "payment failed: plan suspended until the invoice is paid", "",
+                {{"event_id", event.id},
+                 {"invoice_id", string_member(event.object, "id")},
+                 {"customer_id", string_member(event.object, "customer")}});
     if (completion_ && recorded && type == WebhookType::invoice_payment_succeeded)
       co_await complete_charge_later(event);
     if (checks_ && outcome == AuditStatus::ok && type == WebhookType::customer_subscription_updated)

@@ -136,6 +136,10 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   EXPECT_EQ(response.json().at("failed").as_int64(), 1);
   EXPECT_EQ(plan().status, PlanStatus::suspended);
   EXPECT_EQ(payments().size(), 1u);
+  EXPECT_TRUE(last_reason().starts_with("invoice.payment_failed evt_"));
+  EXPECT_EQ(audited(last_reason()), AuditStatus::ok);
+  EXPECT_TRUE(server->wait_for_log("payment failed: plan suspended until the invoice is paid", 5s))
+      << server->log();
   // Suspended, the plan waits for that invoice: neither another plan nor a second subscription
   // (the first would still be charged) until it is paid.
   const auto history_rows = history().size();
@@ -163,6 +167,8 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
                        "invoice=" + invoice + "&number=4242424242424242&exp=12%2F30&cvc=123");
   ASSERT_LT(response.status, 400) << response.body;
   EXPECT_EQ(plan().status, PlanStatus::active);
+  EXPECT_TRUE(last_reason().starts_with("invoice.payment_succeeded evt_"));
+  EXPECT_EQ(audited(last_reason()), AuditStatus::ok);
   paid = payments();
   ASSERT_EQ(paid.size(), 2u);
   EXPECT_EQ(paid[1].invoice_id, invoice);
@@ -176,6 +182,7 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   EXPECT_EQ(p.status, PlanStatus::active);
   EXPECT_EQ(p.pending_plan_type, std::nullopt);
   EXPECT_TRUE(last_reason().starts_with("customer.subscription.updated evt_"));
+  EXPECT_EQ(audited(last_reason()), AuditStatus::ok);
   // An admin's manual contract would be undone by the subscription's next event: refused.
   response =
       post_json("/billing/plan/select", {{"plan_type", "lite"}, {"id", hospital}}, admin_token);
@@ -194,6 +201,7 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   p = plan();
   EXPECT_EQ(p.status, PlanStatus::cancelled);
   EXPECT_TRUE(last_reason().starts_with("customer.subscription.deleted evt_"));
+  EXPECT_EQ(audited(last_reason()), AuditStatus::ok);
   // Nothing left to cancel: said plainly, not as a provider failure.
   response = post_json("/stripe/subscription/cancel",
                        {{"subscription_id", *p.stripe_subscription_id}}, hospital_token);
@@ -287,14 +295,17 @@ TEST_P(E2ePayments, UsersReachOnlyTheirOwnBilling) {
             200);
   const Plan p = plan();
   const auto stranger = sign_token(hospital_user(unique_id("hosp")));
+  const auto assistant = sign_token(assistant_user(unique_id("asst"), hospital));
   for (const auto& target : {"/stripe/subscription/" + *p.stripe_subscription_id,
                              "/stripe/customer/" + *p.stripe_customer_id + "/invoices"}) {
     SCOPED_TRACE(target);
     EXPECT_EQ(client.get(target, bearer(hospital_token)).status, 200);
     EXPECT_EQ(client.get(target, bearer(admin_token)).status, 200);
-    response = client.get(target, bearer(stranger));
-    EXPECT_EQ(response.status, 403);
-    EXPECT_EQ(response.detail_text(), "Unauthorized");
+    for (const auto& other : {stranger, assistant}) {
+      response = client.get(target, bearer(other));
+      EXPECT_EQ(response.status, 403);
+      EXPECT_EQ(response.detail_text(), "Unauthorized");
+    }
   }
   response =
       client.get("/stripe/subscription/" + *p.stripe_subscription_id, bearer(hospital_token));
