@@ -269,11 +269,11 @@ TEST(E2eStripeMetrics, CallsToStripeAreCountedByEndpointAndOutcome) {
       client.post("/stripe/checkout", R"({"plan_type":"lite","billing_cycle":"monthly"})", headers);
   ASSERT_EQ(checkout.status, 200) << checkout.body;
   ASSERT_EQ(client.get("/stripe/admin/customers?limit=2", bearer(admin_token)).status, 200);
-  // A plan with no price mapped is refused before any call.
-  EXPECT_EQ(
-      client.post("/stripe/checkout", R"({"plan_type":"pro","billing_cycle":"monthly"})", headers)
-          .status,
-      400);
+  // A plan with no price mapped is refused before any call, in the specification's words.
+  const auto unmapped =
+      client.post("/stripe/checkout", R"({"plan_type":"pro","billing_cycle":"monthly"})", headers);
+  EXPECT_EQ(unmapped.status, 400);
+  EXPECT_EQ(unmapped.detail_text(), "Price mapping not found for (hospital, pro, monthly)");
 
   const auto metrics = scrape(client);
   EXPECT_EQ(metrics.type("billing_stripe_api_calls"), "counter");

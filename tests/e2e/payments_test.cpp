@@ -285,6 +285,53 @@ TEST_P(E2ePayments, WhenThePlansSubscriptionEndsItGoesOnWithTheSecond) {
   EXPECT_EQ(paid.back().subscription_id, p.stripe_subscription_id);
 }
 
+// Lists page as Stripe's do: `limit`, then `starting_after` the last id seen, until `has_more`
+// is false; newest first. Three hospitals' customers and subscriptions, one's two invoices.
+TEST_P(E2ePayments, ListsPageAsStripesDo) {
+  for (int i = 0; i < 3; ++i) {
+    const auto token = i == 0 ? hospital_token : sign_token(hospital_user(unique_id("hosp")));
+    const auto response =
+        post_json("/stripe/checkout", {{"plan_type", "lite"}, {"billing_cycle", "monthly"}}, token);
+    ASSERT_EQ(response.status, 200) << response.body;
+    ASSERT_EQ(post_form(response.json().at("checkout_url").as_string().c_str(),
+                        "number=4242424242424242&exp=12%2F30&cvc=123")
+                  .status,
+              200);
+  }
+  const auto oldest_customer = *plan().stripe_customer_id;  // the fixture's hospital's, first
+  const auto page = [&](const std::string& target) {
+    const auto response = client.get(target, bearer(admin_token));
+    EXPECT_EQ(response.status, 200) << target << ": " << response.body;
+    const auto body = response.json();
+    EXPECT_EQ(body.at("object").as_string(), "list") << target;
+    std::vector<std::string> ids;
+    for (const auto& item : body.at("data").as_array()) ids.emplace_back(item.at("id").as_string());
+    return std::pair(ids, body.at("has_more").as_bool());
+  };
+  for (const std::string list : {"/stripe/admin/customers", "/stripe/admin/subscriptions"}) {
+    SCOPED_TRACE(list);
+    const auto [first, more] = page(list + "?limit=2");
+    ASSERT_EQ(first.size(), 2u);
+    EXPECT_TRUE(more);
+    const auto [rest, more_after] = page(list + "?limit=2&starting_after=" + first.back());
+    ASSERT_EQ(rest.size(), 1u);
+    EXPECT_FALSE(more_after);
+    EXPECT_EQ(page(list).first, (std::vector{first[0], first[1], rest[0]}));  // limit 10
+  }
+  // The oldest customer is the last of the newest-first list.
+  EXPECT_EQ(page("/stripe/admin/customers").first.back(), oldest_customer);
+
+  ASSERT_EQ(advance_days(31).status, 200);  // every subscription renews: a second invoice each
+  const auto invoices = "/stripe/customer/" + oldest_customer + "/invoices";
+  const auto [newest, more] = page(invoices + "?limit=1");
+  ASSERT_EQ(newest.size(), 1u);
+  EXPECT_TRUE(more);
+  const auto [older, more_after] = page(invoices + "?limit=1&starting_after=" + newest[0]);
+  ASSERT_EQ(older.size(), 1u);
+  EXPECT_FALSE(more_after);
+  EXPECT_EQ(page(invoices).first, (std::vector{newest[0], older[0]}));
+}
+
 TEST_P(E2ePayments, UsersReachOnlyTheirOwnBilling) {
   auto response = post_json("/stripe/checkout",
                             {{"plan_type", "lite"}, {"billing_cycle", "monthly"}}, hospital_token);

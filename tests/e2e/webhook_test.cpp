@@ -18,6 +18,8 @@
 #include "payments/repo.hpp"
 #include "payments/webhook_signature.hpp"
 #include "plans/repo.hpp"
+#include "storage/postgres/connection.hpp"
+#include "storage/sqlite/connection.hpp"
 #include "tests/e2e/client.hpp"
 #include "tests/stripe/fake_stripe.hpp"
 
@@ -230,6 +232,70 @@ TEST_P(E2eWebhooks, KilledMidBatchThenRedeliveredAppliesEachOnce) {
     }
     return 0;
   }));
+}
+
+// Runs `script` on the server's database, as an operator would with sqlite3 or psql.
+void run_sql(const BillingServer& server, const std::string& script) {
+  constexpr std::string_view kSqlite = "sqlite://";
+  const std::string& url = server.database_url();
+  if (url.starts_with(kSqlite))
+    SqliteConnection(url.substr(kSqlite.size()), SqliteConnection::Mode::read_write).exec(script);
+  else
+    PostgresConnection(url).exec(script);
+}
+
+// A real failure, the database refusing the event's write: 500 with the fixed text, and nothing
+// of the event kept but its failure (the inbox row failed, with the error; a failed audit row).
+// Stripe's retry, once the database takes the write, applies it once.
+TEST_P(E2eWebhooks, AnEventTheDatabaseRefusesAnswers500AndLeavesNothingBehind) {
+  const std::string trigger = "\"refuse_" + hospital + "\"";
+  if (GetParam() == "sqlite") {
+    run_sql(*server, "CREATE TRIGGER " + trigger +
+                         " BEFORE INSERT ON plans WHEN NEW.hospital_id = '" + hospital +
+                         "' BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+  } else {
+    run_sql(*server, "CREATE FUNCTION " + trigger +
+                         "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION "
+                         "'injected failure'; END $$; CREATE TRIGGER " +
+                         trigger +
+                         " BEFORE INSERT ON plans FOR EACH ROW WHEN (NEW.hospital_id = '" +
+                         hospital + "') EXECUTE FUNCTION " + trigger + "()");
+  }
+  const auto payload = checkout_completed();
+  const auto id = parse_event(payload).id;
+  auto response = deliver(payload, signature(payload, unix_now()));
+  EXPECT_EQ(response.status, 500);
+  EXPECT_EQ(response.detail_text(), "Webhook processing failed");
+  EXPECT_THAT(response.body, Not(HasSubstr("injected")));
+  EXPECT_EQ(plan(), std::nullopt);
+  const auto db = open_server_db(*server);
+  const auto inbox = [&] {
+    return run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(id); }));
+  };
+  const auto audits = [&] {
+    return run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().audit_entries(id); }));
+  };
+  auto record = inbox();
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ(record->status, InboxStatus::failed);
+  EXPECT_THAT(record->last_error.value_or(""), HasSubstr("injected failure"));
+  ASSERT_EQ(audits().size(), 1u);
+  EXPECT_EQ(audits()[0].status, AuditStatus::failed);
+
+  run_sql(*server, GetParam() == "sqlite"
+                       ? "DROP TRIGGER " + trigger
+                       : "DROP TRIGGER " + trigger + " ON plans; DROP FUNCTION " + trigger + "()");
+  response = deliver(payload, signature(payload, unix_now()));  // Stripe's retry
+  EXPECT_EQ(response.status, 200) << response.body;
+  ASSERT_TRUE(plan().has_value());
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+  record = inbox();
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ(record->status, InboxStatus::processed);
+  const auto rows = audits();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].status, AuditStatus::failed);
+  EXPECT_EQ(rows[1].status, AuditStatus::ok);
 }
 
 // An event whose processing failed stays in the inbox as failed; `billing replay-events` applies
