@@ -225,6 +225,50 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   EXPECT_EQ(response.status, 200) << response.body;
 }
 
+// A plan no subscription pays for (an admin's contract) stays active while its owner's choice of
+// another waits as pending; the checkout for that one, once paid, makes it the plan and clears
+// the pending choice.
+TEST_P(E2ePayments, APendingChoiceBecomesThePlanWhenItsCheckoutIsPaid) {
+  // The hospital's own first choice makes it known (inactive until paid); the admin's is active.
+  auto response =
+      post_json("/billing/plan/select", {{"plan_type", "lite"}, {"id", hospital}}, hospital_token);
+  ASSERT_EQ(response.status, 200) << response.body;
+  response =
+      post_json("/billing/plan/select", {{"plan_type", "lite"}, {"id", hospital}}, admin_token);
+  ASSERT_EQ(response.status, 200) << response.body;
+  response =
+      post_json("/billing/plan/select", {{"plan_type", "pro"}, {"id", hospital}}, hospital_token);
+  ASSERT_EQ(response.status, 200) << response.body;
+  const auto waiting = [&] {
+    const Plan p = plan();
+    EXPECT_EQ(p.status, PlanStatus::active);
+    EXPECT_EQ(p.plan_type, PlanType::lite);
+    EXPECT_EQ(p.pending_plan_type, PlanType::pro);
+  };
+  waiting();
+  response = post_json("/stripe/checkout", {{"plan_type", "pro"}, {"billing_cycle", "monthly"}},
+                       hospital_token);
+  ASSERT_EQ(response.status, 200) << response.body;
+  const std::string checkout_url(response.json().at("checkout_url").as_string());
+  waiting();  // opening a checkout changes nothing
+  response = post_form(checkout_url, "number=4000000000000002&exp=12%2F30&cvc=123");
+  EXPECT_EQ(response.status, 402);  // declined: nothing either
+  waiting();
+
+  ASSERT_EQ(post_form(checkout_url, "number=4242424242424242&exp=12%2F30&cvc=123").status, 200);
+  const Plan p = plan();
+  EXPECT_EQ(p.status, PlanStatus::active);
+  EXPECT_EQ(p.plan_type, PlanType::pro);
+  EXPECT_EQ(p.pending_plan_type, std::nullopt);
+  EXPECT_TRUE(p.stripe_subscription_id.has_value());
+  EXPECT_TRUE(last_reason().starts_with("checkout.session.completed evt_"));
+  EXPECT_EQ(audited(last_reason()), AuditStatus::ok);
+  const auto paid = payments();
+  ASSERT_EQ(paid.size(), 1u);
+  EXPECT_EQ(paid[0].amount, 99900);
+  EXPECT_EQ(paid[0].plan_type, PlanType::pro);
+}
+
 // Two checkouts opened before either was paid (two tabs), then both paid: the plan stays with the
 // first subscription, both payments are recorded, and the payer can see and cancel the second.
 TEST_P(E2ePayments, TheSecondOfTwoPaidCheckoutsIsItsPayersToCancel) {
