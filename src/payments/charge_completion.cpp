@@ -19,6 +19,11 @@ void log_fee_failure(std::string_view message, const ChargeToComplete& charge,
   log_event(spdlog::level::warn, message, "", fields);
 }
 
+// Stripe's invoice paid with no charge and not marked paid outside it (from a cash balance, say):
+// no fee is guessed at.
+constexpr std::string_view kNoCharge =
+    "the payment provider names no charge for the invoice: a look by hand";
+
 }  // namespace
 
 boost::asio::awaitable<bool> ChargeCompletion::complete_once(const ChargeToComplete& charge) {
@@ -36,7 +41,11 @@ boost::asio::awaitable<void> ChargeCompletion::complete(std::string invoice_id,
                                                         std::optional<std::string> charge_id) {
   const ChargeToComplete charge{std::move(invoice_id), std::move(charge_id)};
   co_await retry_provider_work(
-      waits_, retry_delays_, [&] { return complete_once(charge); },
+      waits_, retry_delays_,
+      [&]() -> boost::asio::awaitable<void> {
+        if (!co_await complete_once(charge))
+          log_fee_failure("payment fee not recorded", charge, kNoCharge);
+      },
       [&](const RetryFailure& f) {
         if (f.stopped)
           return log_fee_failure("payment fee not recorded", charge,
@@ -58,8 +67,7 @@ boost::asio::awaitable<ChargeCompletion::Report> ChargeCompletion::complete_miss
         continue;
       }
       ++report.failed;
-      log_fee_failure("payment fee not recorded", charge,
-                      "the payment provider gives no charge details (not Stripe?)");
+      log_fee_failure("payment fee not recorded", charge, kNoCharge);
     } catch (const std::exception& e) {
       ++report.failed;
       log_fee_failure("payment fee not recorded", charge, provider_failure(e));

@@ -475,9 +475,12 @@ class EventEffects {
     const auto invoice = invoice_id();
     if (ties(*before) && invoice && tx_.get<PaymentRepo>().payment_recorded(*invoice))
       return {AuditStatus::stale, "the invoice is paid"};
+    const PlanStatus was = before->status;
     Plan after = *before;
-    if (after.status == PlanStatus::active) after.status = PlanStatus::suspended;
+    if (was == PlanStatus::active) after.status = PlanStatus::suspended;
     save(before, std::move(after));
+    if (was != PlanStatus::active)
+      return {AuditStatus::ok, "payment failed: plan left " + std::string(name_of(was))};
     return {AuditStatus::ok, "payment failed: plan suspended until the invoice is paid"};
   }
 
@@ -616,8 +619,25 @@ class EventEffects {
 
 }  // namespace
 
+namespace {
+
+// Whether a JSON text has a string holding U+0000 (`\u0000`, its only way to): no Stripe event
+// does, and PostgreSQL's text and jsonb cannot store one.
+bool holds_nul(std::string_view json_text) {
+  for (auto at = json_text.find("u0000"); at != std::string_view::npos;
+       at = json_text.find("u0000", at + 1)) {
+    std::size_t backslashes = 0;
+    while (backslashes < at && json_text[at - 1 - backslashes] == '\\') ++backslashes;
+    if (backslashes % 2 == 1) return true;  // an escape, not an escaped backslash and text
+  }
+  return false;
+}
+
+}  // namespace
+
 StripeEvent parse_event(std::string_view payload) {
   const auto invalid = [] { return ApiError(400, "Invalid webhook payload"); };
+  if (holds_nul(payload)) throw invalid();
   boost::system::error_code ec;
   auto value = json::parse(payload, ec);
   if (ec || !value.is_object()) throw invalid();

@@ -693,8 +693,14 @@ TEST_P(Events, AnInvoiceWithAnImpossibleAmountRecordsNoPayment) {
 
 TEST_P(Events, AFailedPaymentSuspendsAndTheNextPaymentReactivates) {
   apply(checkout_completed());
-  apply(invoice("invoice.payment_failed", unique_id("in")));
+  const auto failed = invoice("invoice.payment_failed", unique_id("in"));
+  apply(failed);
   EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  // The audit row says what became of the plan, for whoever follows the failure up.
+  EXPECT_EQ(audit(failed).at(0).note, "payment failed: plan suspended until the invoice is paid");
+  const auto again = invoice("invoice.payment_failed", unique_id("in"));  // Stripe's next attempt
+  EXPECT_EQ(apply(again), AuditStatus::ok);
+  EXPECT_EQ(audit(again).at(0).note, "payment failed: plan left suspended");
   apply(invoice("invoice.payment_succeeded", unique_id("in")));
   EXPECT_EQ(plan()->status, PlanStatus::active);
   const auto changes = history();
@@ -1325,10 +1331,14 @@ INSTANTIATE_TEST_SUITE_P(Backends, Events, ::testing::ValuesIn(testing::test_bac
                          testing::backend_name);
 
 TEST(ParseEvent, RefusesWhatIsNotAnEvent) {
-  for (const char* bad : {"", "[]", "not json", R"({"id":"evt_1","type":"x","created":1})",
-                          R"({"id":"evt_1","type":"x","data":{"object":{}}})",
-                          R"({"id":1,"type":"x","created":1,"data":{"object":{}}})",
-                          R"({"id":"evt_1","type":"x","created":1,"data":{"object":[]}})"}) {
+  for (const char* bad :
+       {"", "[]", "not json", R"({"id":"evt_1","type":"x","created":1})",
+        R"({"id":"evt_1","type":"x","data":{"object":{}}})",
+        R"({"id":1,"type":"x","created":1,"data":{"object":{}}})",
+        R"({"id":"evt_1","type":"x","created":1,"data":{"object":[]}})",
+        // U+0000 in a string, which PostgreSQL cannot store: never Stripe's.
+        R"({"id":"evt_1","type":"x","created":1,"data":{"object":{"a":"\u0000"}}})",
+        R"({"id":"evt_1","type":"x","created":1,"data":{"object":{"a":"\\\u0000"}}})"}) {
     SCOPED_TRACE(bad);
     try {
       parse_event(bad);
@@ -1338,6 +1348,12 @@ TEST(ParseEvent, RefusesWhatIsNotAnEvent) {
       EXPECT_EQ(e.detail.as_string(), "Invalid webhook payload");
     }
   }
+  // A backslash and then the text u0000 is no U+0000.
+  EXPECT_EQ(
+      parse_event(R"({"id":"evt_1","type":"x","created":1,"data":{"object":{"a":"\\u0000"}}})")
+          .object.at("a")
+          .as_string(),
+      "\\u0000");
   const auto e = parse_event(R"({"id":"evt_1","type":"x","created":7,"data":{"object":{"a":1}}})");
   EXPECT_EQ(e.id, "evt_1");
   EXPECT_EQ(e.created, 7);

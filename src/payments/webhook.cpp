@@ -63,9 +63,10 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::apply(
               {{"event_id", event.id}, {"type", event.type}, {"outcome", name_of(*outcome)}});
     // Whenever the event recorded its payment: also when the plan had moved on (stale).
     const bool recorded = outcome == AuditStatus::ok || outcome == AuditStatus::stale;
-    // The specification's "logs failure for follow-up": a line to act on, beside the audit row.
+    // The specification's "logs failure for follow-up": a line to act on, beside the audit row
+    // (which says what became of the plan). Each failed attempt at the invoice has its own.
     if (outcome == AuditStatus::ok && type == WebhookType::invoice_payment_failed)
-      log_event(spdlog::level::warn, "payment failed: plan suspended until the invoice is paid", "",
+      log_event(spdlog::level::info, "payment failed: to follow up", "",
                 {{"event_id", event.id},
                  {"invoice_id", string_member(event.object, "id")},
                  {"customer_id", string_member(event.object, "customer")}});

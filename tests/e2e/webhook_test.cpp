@@ -6,13 +6,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <thread>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/url/url.hpp>
 
+#include "entities/repo.hpp"
 #include "kit/run_blocking.hpp"
 #include "payments/events.hpp"
 #include "payments/repo.hpp"
@@ -234,41 +238,89 @@ TEST_P(E2eWebhooks, KilledMidBatchThenRedeliveredAppliesEachOnce) {
   }));
 }
 
-// Runs `script` on the server's database, as an operator would with sqlite3 or psql.
-void run_sql(const BillingServer& server, const std::string& script) {
-  constexpr std::string_view kSqlite = "sqlite://";
-  const std::string& url = server.database_url();
-  if (url.starts_with(kSqlite))
-    SqliteConnection(url.substr(kSqlite.size()), SqliteConnection::Mode::read_write).exec(script);
-  else
-    PostgresConnection(url).exec(script);
-}
+// A server on a database of its own: on PostgreSQL one created in the test cluster for it
+// and dropped afterwards (a trigger on the shared one would hold other tests' writes, and an event
+// failed there would be theirs to replay). `run_sql` runs a script on it, as an operator would.
+class ServerOnItsOwnDatabase {
+ public:
+  ServerOnItsOwnDatabase(const std::string& backend, Env env)
+      : database_(backend == "postgres" ? "billing_own_" + unique_hex() : ""),
+        created_(create(database_)),
+        server_({.database_url = created_, .env = std::move(env)}) {}
+  ~ServerOnItsOwnDatabase() {
+    if (database_.empty()) return;
+    server_.signal(SIGKILL);  // its connections first
+    server_.wait_exit(std::chrono::seconds(5));
+    try {
+      PostgresConnection(shared_url())
+          .exec("DROP DATABASE IF EXISTS " + database_ + " WITH (FORCE)");
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "database " << database_ << " not dropped: " << e.what();
+    }
+  }
+  BillingServer& server() { return server_; }
+  void run_sql(const std::string& script) const {
+    constexpr std::string_view kSqlite = "sqlite://";
+    const std::string& url = server_.database_url();
+    if (url.starts_with(kSqlite))
+      SqliteConnection(url.substr(kSqlite.size()), SqliteConnection::Mode::read_write).exec(script);
+    else
+      PostgresConnection(url).exec(script);
+  }
+
+ private:
+  static std::string shared_url() {
+    const char* url = std::getenv("BILLING_TEST_POSTGRES_URL");
+    return url ? url : "";
+  }
+  static std::string unique_hex() {
+    std::string id = unique_id("");
+    std::erase_if(id, [](char c) { return !std::isxdigit(static_cast<unsigned char>(c)); });
+    return id;
+  }
+  // The URL of `database`, made in the shared cluster; "" (SQLite: the server's own file) if none.
+  static std::string create(const std::string& database) {
+    if (database.empty()) return "";
+    PostgresConnection(shared_url()).exec("CREATE DATABASE " + database);
+    boost::urls::url url(shared_url());
+    url.set_path("/" + database);
+    return std::string(url.buffer());
+  }
+
+  std::string database_;
+  std::string created_;
+  BillingServer server_;
+};
 
 // A real failure, the database refusing the event's write: 500 with the fixed text, and nothing
 // of the event kept but its failure (the inbox row failed, with the error; a failed audit row).
 // Stripe's retry, once the database takes the write, applies it once.
 TEST_P(E2eWebhooks, AnEventTheDatabaseRefusesAnswers500AndLeavesNothingBehind) {
-  const std::string trigger = "\"refuse_" + hospital + "\"";
-  if (GetParam() == "sqlite") {
-    run_sql(*server, "CREATE TRIGGER " + trigger +
-                         " BEFORE INSERT ON plans WHEN NEW.hospital_id = '" + hospital +
-                         "' BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+  ServerOnItsOwnDatabase own(GetParam(), {{"STRIPE_WEBHOOK_SECRET", std::string(kSecret)}});
+  HttpClient own_client(own.server().port());
+  const auto send = [&](const std::string& payload) {
+    return own_client.post("/stripe/webhook", payload,
+                           {{"Stripe-Signature", signature(payload, unix_now())}});
+  };
+  const bool sqlite = GetParam() == "sqlite";
+  if (sqlite) {
+    own.run_sql(
+        "CREATE TRIGGER refuse BEFORE INSERT ON plans "
+        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
   } else {
-    run_sql(*server, "CREATE FUNCTION " + trigger +
-                         "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION "
-                         "'injected failure'; END $$; CREATE TRIGGER " +
-                         trigger +
-                         " BEFORE INSERT ON plans FOR EACH ROW WHEN (NEW.hospital_id = '" +
-                         hospital + "') EXECUTE FUNCTION " + trigger + "()");
+    own.run_sql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE "
+        "EXCEPTION 'injected failure'; END $$; CREATE TRIGGER refuse BEFORE INSERT ON "
+        "plans FOR EACH ROW EXECUTE FUNCTION refuse()");
   }
   const auto payload = checkout_completed();
   const auto id = parse_event(payload).id;
-  auto response = deliver(payload, signature(payload, unix_now()));
+  auto response = send(payload);
   EXPECT_EQ(response.status, 500);
   EXPECT_EQ(response.detail_text(), "Webhook processing failed");
   EXPECT_THAT(response.body, Not(HasSubstr("injected")));
-  EXPECT_EQ(plan(), std::nullopt);
-  const auto db = open_server_db(*server);
+  const auto db = open_server_db(own.server());
+  const EntityRef owner{EntityKind::hospital, hospital};
   const auto inbox = [&] {
     return run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(id); }));
   };
@@ -281,14 +333,21 @@ TEST_P(E2eWebhooks, AnEventTheDatabaseRefusesAnswers500AndLeavesNothingBehind) {
   EXPECT_THAT(record->last_error.value_or(""), HasSubstr("injected failure"));
   ASSERT_EQ(audits().size(), 1u);
   EXPECT_EQ(audits()[0].status, AuditStatus::failed);
+  run_blocking(db->read([&](Tx& tx) {
+    EXPECT_FALSE(tx.get<EntityRepo>().entity_exists(owner));  // not even the hospital's row
+    EXPECT_EQ(tx.get<PlanRepo>().find_plan(owner), std::nullopt);
+    EXPECT_TRUE(tx.get<PlanRepo>().history(owner).empty());
+    EXPECT_TRUE(tx.get<PaymentRepo>().payments(owner).empty());
+    return 0;
+  }));
 
-  run_sql(*server, GetParam() == "sqlite"
-                       ? "DROP TRIGGER " + trigger
-                       : "DROP TRIGGER " + trigger + " ON plans; DROP FUNCTION " + trigger + "()");
-  response = deliver(payload, signature(payload, unix_now()));  // Stripe's retry
+  own.run_sql(sqlite ? "DROP TRIGGER refuse" : "DROP TRIGGER refuse ON plans");
+  response = send(payload);  // Stripe's retry
   EXPECT_EQ(response.status, 200) << response.body;
-  ASSERT_TRUE(plan().has_value());
-  EXPECT_EQ(plan()->status, PlanStatus::active);
+  const auto plan =
+      run_blocking(db->read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(owner); }));
+  ASSERT_TRUE(plan.has_value());
+  EXPECT_EQ(plan->status, PlanStatus::active);
   record = inbox();
   ASSERT_TRUE(record.has_value());
   EXPECT_EQ(record->status, InboxStatus::processed);

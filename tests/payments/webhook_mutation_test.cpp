@@ -47,17 +47,18 @@ void collect(json::value& value, std::vector<json::value*>& out) {
     for (auto& element : *array) collect(element, out);
 }
 
-// Another value in `target`'s place, or (in an object) no member at all.
-void mutate(json::value& root, std::mt19937_64& random) {
+// Another value in `target`'s place, or (in an object) no member at all. `token` is this run's
+// text: an id it becomes is new to a database shared with earlier runs.
+void mutate(json::value& root, std::mt19937_64& random, const std::string& token) {
   std::vector<json::value*> values;
   collect(root, values);
   json::value& target = *values[random() % values.size()];
-  switch (random() % 12) {
+  switch (random() % 13) {
     case 0:
       target = nullptr;
       break;
     case 1:
-      target = "x";
+      target = token;
       break;
     case 2:
       target = std::string(20'000, '9');
@@ -84,13 +85,16 @@ void mutate(json::value& root, std::mt19937_64& random) {
       target = json::object{};
       break;
     case 10:
-      target = json::array{json::value(nullptr), json::value("\xF0\x9F\x92\xB3\0x")};
+      target = json::array{nullptr, json::value(std::string_view("\xF0\x9F\x92\xB3\0x", 6))};
+      break;
+    case 11:
+      target = std::string_view("in_\0x", 5);  // U+0000, which PostgreSQL cannot store
       break;
     default:
       if (auto* object = target.if_object(); object && !object->empty())
         object->erase(object->begin() + static_cast<std::ptrdiff_t>(random() % object->size()));
       else
-        target = "'; DROP TABLE plans; --";
+        target = token + "'; DROP TABLE plans; --";
   }
 }
 
@@ -175,11 +179,12 @@ class WebhookMutations : public ::testing::TestWithParam<std::string> {
 
 TEST_P(WebhookMutations, AnyShapeIsAnsweredWithoutAFailure) {
   std::mt19937_64 random(20261127);
+  const std::string token = unique_id("m");
   int answered = 0;
   for (int round = 0; round < kEventsPerShape; ++round) {
     for (auto& shape : shapes()) {
       const int mutations = 1 + static_cast<int>(random() % 3);
-      for (int i = 0; i < mutations; ++i) mutate(shape, random);
+      for (int i = 0; i < mutations; ++i) mutate(shape, random, token);
       const std::string payload = json::serialize(shape);
       const int status = deliver(payload);
       EXPECT_TRUE(status == 200 || status == 400) << status << " for " << payload.substr(0, 2000);
