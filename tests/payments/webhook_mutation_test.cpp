@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
-#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -22,6 +21,7 @@
 #include "payments/webhook_signature.hpp"
 #include "plans/catalog.hpp"
 #include "plans/repo.hpp"
+#include "tests/support/json_mutations.hpp"
 #include "tests/support/test_db.hpp"
 
 namespace billing {
@@ -36,66 +36,6 @@ constexpr int kEventsPerShape = 150;
 const Catalog& catalog() {
   static const Catalog c = Catalog::load(BILLING_SOURCE_DIR "/config/plans.json");
   return c;
-}
-
-// Every value in `value`, the root included, for a mutation to pick.
-void collect(json::value& value, std::vector<json::value*>& out) {
-  out.push_back(&value);
-  if (auto* object = value.if_object())
-    for (auto& member : *object) collect(member.value(), out);
-  else if (auto* array = value.if_array())
-    for (auto& element : *array) collect(element, out);
-}
-
-// Another value in `target`'s place, or (in an object) no member at all. `token` is this run's
-// text: an id it becomes is new to a database shared with earlier runs.
-void mutate(json::value& root, std::mt19937_64& random, const std::string& token) {
-  std::vector<json::value*> values;
-  collect(root, values);
-  json::value& target = *values[random() % values.size()];
-  switch (random() % 13) {
-    case 0:
-      target = nullptr;
-      break;
-    case 1:
-      target = token;
-      break;
-    case 2:
-      target = std::string(20'000, '9');
-      break;
-    case 3:
-      target = std::numeric_limits<std::int64_t>::max();
-      break;
-    case 4:
-      target = std::numeric_limits<std::int64_t>::min();
-      break;
-    case 5:
-      target = -1;
-      break;
-    case 6:
-      target = std::numeric_limits<std::uint64_t>::max();
-      break;
-    case 7:
-      target = 1e308;
-      break;
-    case 8:
-      target = true;
-      break;
-    case 9:
-      target = json::object{};
-      break;
-    case 10:
-      target = json::array{nullptr, json::value(std::string_view("\xF0\x9F\x92\xB3\0x", 6))};
-      break;
-    case 11:
-      target = std::string_view("in_\0x", 5);  // U+0000, which PostgreSQL cannot store
-      break;
-    default:
-      if (auto* object = target.if_object(); object && !object->empty())
-        object->erase(object->begin() + static_cast<std::ptrdiff_t>(random() % object->size()));
-      else
-        target = token + "'; DROP TABLE plans; --";
-  }
 }
 
 class WebhookMutations : public ::testing::TestWithParam<std::string> {
@@ -184,7 +124,7 @@ TEST_P(WebhookMutations, AnyShapeIsAnsweredWithoutAFailure) {
   for (int round = 0; round < kEventsPerShape; ++round) {
     for (auto& shape : shapes()) {
       const int mutations = 1 + static_cast<int>(random() % 3);
-      for (int i = 0; i < mutations; ++i) mutate(shape, random, token);
+      for (int i = 0; i < mutations; ++i) testing::mutate(shape, random, token);
       const std::string payload = json::serialize(shape);
       const int status = deliver(payload);
       EXPECT_TRUE(status == 200 || status == 400) << status << " for " << payload.substr(0, 2000);
