@@ -1,5 +1,7 @@
 #include "payments/routes.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 
 #include <boost/json/array.hpp>
@@ -79,8 +81,20 @@ Response page_response(const Page<T>& page, ToJson to_json) {
       json::object{{"object", "list"}, {"data", std::move(data)}, {"has_more", page.has_more}});
 }
 
-// Stripe's pagination parameters: limit 1-100 (default 10), starting_after an id.
-PageRequest page_request(const Request& request) {
+// What a provider answers for an id that names none of its objects.
+using NoSuch = ApiError (*)(std::string_view id);
+
+// Stripe's ids (and the local provider's) are letters, digits, '_' and '-'. Any other names no
+// object: said so here, as the provider would, rather than sent to one that may refuse it as a
+// malformed request of ours (a 502).
+std::string provider_id(std::string id, NoSuch no_such) {
+  const auto allowed = [](unsigned char c) { return std::isalnum(c) || c == '_' || c == '-'; };
+  if (!std::all_of(id.begin(), id.end(), allowed)) throw no_such(id);
+  return id;
+}
+
+// Stripe's pagination parameters: limit 1-100 (default 10), starting_after an id of the list's.
+PageRequest page_request(const Request& request, NoSuch no_such) {
   PageRequest page;
   if (auto limit = request.query_param("limit")) {
     const auto end = limit->data() + limit->size();
@@ -88,7 +102,8 @@ PageRequest page_request(const Request& request) {
     if (ec != std::errc() || ptr != end || page.limit < 1 || page.limit > 100)
       throw query_error("limit", "int_parsing", "An integer from 1 to 100");
   }
-  page.starting_after = query_id(request, "starting_after");
+  if (auto after = query_id(request, "starting_after"))
+    page.starting_after = provider_id(std::move(*after), no_such);
   return page;
 }
 
@@ -174,6 +189,7 @@ asio::awaitable<void> require_own_subscription(Db& db, const Identity& caller,
 asio::awaitable<Response> get_subscription(Db& db, PaymentProvider& provider, const Call& call) {
   auto id = path_id(call.request, "sub_id");
   co_await require_own_subscription(db, call.caller(), id);
+  id = provider_id(std::move(id), provider_errors::no_such_subscription);  // an admin's
   co_return json_response(subscription_json(co_await provider.get_subscription(std::move(id))));
 }
 
@@ -182,6 +198,7 @@ asio::awaitable<Response> post_cancel(Db& db, PaymentProvider& provider, const C
   auto id = body.required_string("subscription_id");
   body.finish();
   co_await require_own_subscription(db, call.caller(), id);
+  id = provider_id(std::move(id), provider_errors::no_such_subscription);
   const auto subscription = co_await provider.cancel_at_period_end(std::move(id));
   co_return json_response(json::object{{"status", subscription.status},
                                        {"cancel_at_period_end", subscription.cancel_at_period_end},
@@ -190,19 +207,22 @@ asio::awaitable<Response> post_cancel(Db& db, PaymentProvider& provider, const C
 
 asio::awaitable<Response> get_invoices(Db& db, PaymentProvider& provider, const Call& call) {
   auto id = path_id(call.request, "customer_id");
-  const auto page = page_request(call.request);
+  const auto page = page_request(call.request, provider_errors::no_such_invoice);
   co_await require_own_customer(db, call.caller(), id);
+  id = provider_id(std::move(id), provider_errors::no_such_customer);
   const auto invoices = co_await provider.list_invoices(std::move(id), page);
   co_return page_response(invoices, invoice_json);
 }
 
 asio::awaitable<Response> get_customers(PaymentProvider& provider, const Call& call) {
-  co_return page_response(co_await provider.list_customers(page_request(call.request)),
+  co_return page_response(co_await provider.list_customers(
+                              page_request(call.request, provider_errors::no_such_customer)),
                           customer_json);
 }
 
 asio::awaitable<Response> get_subscriptions(PaymentProvider& provider, const Call& call) {
-  co_return page_response(co_await provider.list_subscriptions(page_request(call.request)),
+  co_return page_response(co_await provider.list_subscriptions(
+                              page_request(call.request, provider_errors::no_such_subscription)),
                           subscription_json);
 }
 

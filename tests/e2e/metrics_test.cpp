@@ -247,14 +247,9 @@ TEST_P(E2eMetrics, WebhookEventsAreCountedByTypeAndOutcome) {
 // The service in Stripe mode against stripe-mock: each call to Stripe's API is counted once, by
 // endpoint (as Stripe's libraries name it) and outcome.
 TEST(E2eStripeMetrics, CallsToStripeAreCountedByEndpointAndOutcome) {
-  const auto binary = stripe_test::stripe_mock_binary();
-  if (!binary) {
-    if (stripe_test::stripe_mock_required())
-      FAIL() << "BILLING_REQUIRE_STRIPE_MOCK=1 but " << stripe_test::kNoStripeMock;
-    GTEST_SKIP() << stripe_test::kNoStripeMock;
-  }
-  stripe_test::StripeMock mock(*binary);
-  auto env = stripe_provider_env(mock.base_url(), "whsec_e2e_stripe_metrics");
+  const auto mock = stripe_test::started_or_skipped();
+  if (!mock) return;
+  auto env = stripe_provider_env(mock->base_url(), "whsec_e2e_stripe_metrics");
   env.emplace_back("PRICE_HOSP_LITE_MONTHLY", "price_hosp_lite_monthly");
   auto server = BillingServer::for_backend("sqlite", std::move(env));
   HttpClient client(server->port());

@@ -15,6 +15,7 @@
 #include "kit/run_blocking.hpp"
 #include "plans/repo.hpp"
 #include "tests/e2e/client.hpp"
+#include "tests/stripe/stripe_mock.hpp"
 #include "tests/support/json_mutations.hpp"
 
 namespace billing::e2e {
@@ -172,6 +173,40 @@ TEST_P(E2eMutations, NoRequestIsAnsweredWithAServerError) {
   EXPECT_GT(statuses[422], 200);
   EXPECT_EQ(client.get("/billing/health").status, 200);
   EXPECT_EQ(server->wait_exit(std::chrono::milliseconds(0)), std::nullopt) << server->log();
+}
+
+// With Stripe as the provider (stripe-mock, which refuses what Stripe refuses): junk that reaches
+// the provider's API is a 4xx of ours too, never Stripe's refusal passed on as a 502.
+TEST(E2eStripeMutations, JunkForStripeIsAnsweredWithoutAServerError) {
+  const auto mock = stripe_test::started_or_skipped();
+  if (!mock) return;
+  auto env = stripe_provider_env(mock->base_url(), "whsec_e2e_stripe_mutations");
+  env.emplace_back("RATE_LIMITS", "off");
+  auto server = BillingServer::for_backend("sqlite", std::move(env));
+  HttpClient client(server->port());
+  const auto admin_token = sign_token(admin_user());
+  auto headers = bearer(admin_token);
+  headers.emplace_back("X-CSRF-Token", fetch_csrf_token(client, admin_token));
+  headers.emplace_back("Content-Type", "application/json");
+  for (const auto& value : junk()) {
+    for (const std::string& target :
+         {"/stripe/subscription/" + value, "/stripe/customer/" + value + "/invoices",
+          "/stripe/customer/cus_123/invoices?limit=" + value + "&starting_after=" + value,
+          "/stripe/admin/customers?limit=" + value,
+          "/stripe/admin/subscriptions?starting_after=" + value}) {
+      const auto response = client.get(target, bearer(admin_token));
+      EXPECT_LT(response.status, 500) << "GET " << target.substr(0, 300) << "\n" << response.body;
+    }
+  }
+  std::mt19937_64 random(20261127);
+  const std::string token = unique_id("m");
+  for (int i = 0; i < kMutationsPerRoute; ++i) {
+    json::value body = {{"subscription_id", "sub_123"}};
+    testing::mutate(body, random, token);
+    const auto text = json::serialize(body);
+    const auto response = client.post("/stripe/subscription/cancel", text, headers);
+    EXPECT_LT(response.status, 500) << text.substr(0, 300) << "\n" << response.body;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(E2e, E2eMutations, ::testing::ValuesIn(backends()),

@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -121,6 +123,16 @@ void StripeMock::stop() {
     std::this_thread::sleep_for(5ms);
   }
   pid_ = -1;
+}
+
+std::unique_ptr<StripeMock> started_or_skipped() {
+  const auto binary = stripe_mock_binary();
+  if (binary) return std::make_unique<StripeMock>(*binary);
+  if (stripe_mock_required())
+    ADD_FAILURE() << "BILLING_REQUIRE_STRIPE_MOCK=1 but " << kNoStripeMock;
+  else
+    [] { GTEST_SKIP() << kNoStripeMock; }();  // a skip recorded for the test that called
+  return nullptr;
 }
 
 }  // namespace billing::stripe_test

@@ -3,6 +3,7 @@
 // on ports the system picks (so two tests never race for one), stopped with the object.
 #include <sys/types.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,5 +40,11 @@ class StripeMock {
   pid_t pid_ = -1;
   unsigned short port_ = 0;
 };
+
+// A started stripe-mock for a test of its own; without a binary, nullptr and the test skipped
+// (failed when BILLING_REQUIRE_STRIPE_MOCK=1), so that the caller returns:
+//   const auto mock = stripe_test::started_or_skipped();
+//   if (!mock) return;
+std::unique_ptr<StripeMock> started_or_skipped();
 
 }  // namespace billing::stripe_test
