@@ -54,7 +54,8 @@ Payments::Payments(const Config& config, Db& db, const Catalog& catalog, const C
       subscription_checks_(db, *provider_, EventRules{catalog, prices_}, clock),
       subscription_changes_(*provider_, prices_),
       urls_{config.stripe.success_url, config.stripe.cancel_url} {
-  webhooks_.complete_charges_with(charge_completion_);
+  // The local provider's invoice events carry their charge's fee and card: nothing to complete.
+  if (!local_) webhooks_.complete_charges_with(charge_completion_);
   webhooks_.check_subscriptions_with(subscription_checks_);
 }
 
