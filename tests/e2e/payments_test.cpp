@@ -139,6 +139,15 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   EXPECT_TRUE(last_reason().starts_with("invoice.payment_failed evt_"));
   EXPECT_EQ(audited(last_reason()), AuditStatus::ok);
   EXPECT_TRUE(server->wait_for_log("payment failed: to follow up", 5s)) << server->log();
+  const auto follow_ups = [&] {
+    const auto log = server->log();
+    std::size_t count = 0;
+    for (auto at = log.find("payment failed: to follow up"); at != std::string::npos;
+         at = log.find("payment failed: to follow up", at + 1))
+      ++count;
+    return count;
+  };
+  EXPECT_EQ(follow_ups(), 1u);  // one failed attempt, one line
   // Suspended, the plan waits for that invoice: neither another plan nor a second subscription
   // (the first would still be charged) until it is paid.
   const auto history_rows = history().size();
