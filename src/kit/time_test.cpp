@@ -50,7 +50,7 @@ TEST(Time, AddsCalendarMonthsKeepingTheDayOrTheMonthsLast) {
   EXPECT_EQ(after("2024-02-29T12:00:00Z", 48), "2028-02-29T12:00:00Z");
   EXPECT_EQ(after("2024-05-31T23:59:59Z", 0), "2024-05-31T23:59:59Z");
   EXPECT_EQ(after("2024-03-31T09:00:00Z", -1), "2024-02-29T09:00:00Z");  // back, clamped too
-  EXPECT_EQ(after("1969-12-31T23:59:59Z", 2), "1970-02-28T23:59:59Z");  // before the epoch
+  EXPECT_EQ(after("1969-12-31T23:59:59Z", 2), "1970-02-28T23:59:59Z");   // before the epoch
   // Fractions of a second stay.
   const auto t = from_unix_micros(1'700'000'000'123'456);
   EXPECT_EQ(to_unix_micros(add_months(t, 1)) - to_unix_micros(t), 30LL * 86'400'000'000 + 0);

@@ -8,6 +8,7 @@
 #include "kit/crypto.hpp"
 #include "kit/json.hpp"
 #include "kit/text.hpp"
+#include "payments/event_members.hpp"
 #include "payments/repo.hpp"
 #include "plans/history.hpp"
 #include "plans/repo.hpp"
@@ -21,24 +22,9 @@ namespace json = boost::json;
 // Who changed a plan, in plan_update_history, when an event did.
 constexpr std::string_view kChangedBy = "stripe";
 
-std::optional<std::string_view> text(const json::object& o, std::string_view key) {
-  if (auto* v = o.if_contains(key); v && v->is_string()) return std::string_view(v->get_string());
-  return std::nullopt;
-}
-
-std::optional<std::int64_t> integer(const json::object& o, std::string_view key) {
-  if (auto* v = o.if_contains(key)) {
-    if (v->is_int64()) return v->get_int64();
-    if (v->is_uint64() && v->get_uint64() <= INT64_MAX)
-      return static_cast<std::int64_t>(v->get_uint64());
-  }
-  return std::nullopt;
-}
-
-const json::object* child(const json::object& o, std::string_view key) {
-  if (auto* v = o.if_contains(key); v && v->is_object()) return &v->get_object();
-  return nullptr;
-}
+using event_members::child;
+using event_members::integer;
+using event_members::text;
 
 std::optional<std::string> owned(std::optional<std::string_view> s) {
   if (s) return std::string(*s);

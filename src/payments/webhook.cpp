@@ -10,17 +10,10 @@
 
 #include "kit/api_error.hpp"
 #include "kit/log.hpp"
+#include "payments/event_members.hpp"
 #include "payments/repo.hpp"
 
 namespace billing {
-namespace {
-
-std::string_view string_member(const boost::json::object& object, std::string_view key) {
-  const auto* value = object.if_contains(key);
-  return value && value->is_string() ? std::string_view(value->get_string()) : std::string_view();
-}
-
-}  // namespace
 
 boost::asio::awaitable<AuditStatus> WebhookReceiver::receive(std::string_view signature,
                                                              std::string_view payload) {
@@ -68,8 +61,8 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::apply(
     if (outcome == AuditStatus::ok && type == WebhookType::invoice_payment_failed)
       log_event(spdlog::level::info, "payment failed: to follow up", "",
                 {{"event_id", event.id},
-                 {"invoice_id", string_member(event.object, "id")},
-                 {"customer_id", string_member(event.object, "customer")}});
+                 {"invoice_id", event_members::text(event.object, "id").value_or("")},
+                 {"customer_id", event_members::text(event.object, "customer").value_or("")}});
     if (completion_ && recorded && type == WebhookType::invoice_payment_succeeded)
       co_await complete_charge_later(event);
     if (checks_ && outcome == AuditStatus::ok && type == WebhookType::customer_subscription_updated)
@@ -98,8 +91,8 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::apply(
 }
 
 boost::asio::awaitable<void> WebhookReceiver::complete_charge_later(const StripeEvent& event) {
-  const auto* invoice = event.object.if_contains("id");
-  if (!invoice || !invoice->is_string()) co_return;
+  const auto invoice = event_members::text(event.object, "id");
+  if (!invoice) co_return;
   // An expanded charge came with its fee (the local provider's); no charge and nothing paid is a
   // fee of 0, recorded with the payment. Stripe names the charge, or (from API version
   // 2025-03-31 on) not even that.
@@ -107,12 +100,11 @@ boost::asio::awaitable<void> WebhookReceiver::complete_charge_later(const Stripe
   if (const auto* charge = event.object.if_contains("charge"); charge && !charge->is_null()) {
     if (!charge->is_string()) co_return;
     charge_id = std::string(charge->get_string());
-  } else {
-    const auto* paid = event.object.if_contains("amount_paid");
-    if (!paid || !paid->is_int64() || paid->get_int64() <= 0) co_return;
+  } else if (event_members::integer(event.object, "amount_paid").value_or(0) <= 0) {
+    co_return;
   }
   boost::asio::co_spawn(co_await boost::asio::this_coro::executor,
-                        completion_->complete(std::string(invoice->get_string()), charge_id),
+                        completion_->complete(std::string(*invoice), charge_id),
                         boost::asio::detached);
 }
 
