@@ -22,6 +22,9 @@ bool contains(const std::vector<ServiceType>& list, ServiceType s) {
 asio::awaitable<Response> get_services(Db& db, const Catalog& catalog, const Call& call) {
   const auto [entity, plan] = co_await queried_plan(db, call);
   const PlanOffer* offer = plan ? catalog.find(plan->owner.kind, plan->plan_type) : nullptr;
+  // Only an active plan's services can be used: one awaiting payment, suspended or cancelled
+  // lists its offer and selection, none of them available (as the rate limits treat it).
+  const bool usable = plan && plan->status == PlanStatus::active;
 
   std::vector<ServiceType> listed;
   if (entity) {
@@ -38,7 +41,7 @@ asio::awaitable<Response> get_services(Db& db, const Catalog& catalog, const Cal
         {"description", info.description},
         {"is_default", offer && contains(offer->default_services, s)},
         {"is_selected", plan && contains(plan->selected_services, s)},
-        {"is_available", entity ? offer && contains(offer->services, s) : true},
+        {"is_available", entity ? usable && offer && contains(offer->services, s) : true},
     });
   }
   boost::json::object out{{"services", std::move(services)}};

@@ -418,6 +418,24 @@ TEST_P(E2eApi, ServicesOfAnActiveLitePlan) {
   EXPECT_EQ(api().get(Who::admin, "/billing/services?entity_id={hospital}").body, response.body);
 }
 
+// A plan awaiting payment lists its offer and default selection, none of it usable yet (the
+// lifecycle test checks a suspended one).
+TEST_P(E2eApi, ServicesOfAPlanAwaitingPaymentAreNotAvailable) {
+  api().prepare(Setup::hospital_plan_inactive);
+  const auto response = api().get(Who::hospital, "/billing/services");
+  ASSERT_EQ(response.status, 200) << response.body;
+  const auto body = response.json().as_object();
+  EXPECT_EQ(body.at("plan_type"), "pro");
+  EXPECT_EQ(body.at("status"), "inactive");
+  std::vector<std::string> selected;
+  for (const auto& item : body.at("services").as_array()) {
+    EXPECT_EQ(item.at("is_available"), false) << item.at("id");
+    if (item.at("is_selected").as_bool()) selected.emplace_back(item.at("id").as_string());
+  }
+  EXPECT_EQ(selected, (std::vector<std::string>{"checklist", "privacy", "human_escalation"}));
+  EXPECT_EQ(api().get(Who::assistant, "/billing/services").body, response.body);
+}
+
 TEST_P(E2eApi, ServicesForAdminWithoutEntityListTheWholeCatalog) {
   const auto response = api().get(Who::admin, "/billing/services");
   ASSERT_EQ(response.status, 200) << response.body;

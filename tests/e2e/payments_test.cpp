@@ -61,6 +61,16 @@ class E2ePayments : public ::testing::TestWithParam<std::string> {
     if (!p) throw std::runtime_error("no plan");
     return *p;
   }
+  // How many services GET /billing/services says the hospital can use now.
+  std::size_t services_available() {
+    const auto response = client.get("/billing/services", bearer(hospital_token));
+    if (response.status != 200) throw std::runtime_error("GET /billing/services: " + response.body);
+    const auto body = response.json();
+    std::size_t available = 0;
+    for (const auto& service : body.at("services").as_array())
+      available += service.at("is_available").as_bool();
+    return available;
+  }
   std::vector<Payment> payments() {
     return run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(owner); }));
   }
@@ -116,6 +126,7 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   EXPECT_EQ(p.billing_cycle, BillingCycle::monthly);
   ASSERT_TRUE(p.stripe_customer_id && p.stripe_subscription_id);
   EXPECT_EQ(p.selected_services.size(), 3u);  // lite's defaults
+  EXPECT_EQ(services_available(), 5u);        // lite's offer
   auto paid = payments();
   ASSERT_EQ(paid.size(), 1u);
   EXPECT_EQ(paid[0].amount, 49900);
@@ -135,6 +146,7 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   ASSERT_EQ(response.status, 200) << response.body;
   EXPECT_EQ(response.json().at("failed").as_int64(), 1);
   EXPECT_EQ(plan().status, PlanStatus::suspended);
+  EXPECT_EQ(services_available(), 0u);
   EXPECT_EQ(payments().size(), 1u);
   EXPECT_TRUE(last_reason().starts_with("invoice.payment_failed evt_"));
   EXPECT_EQ(audited(last_reason()), AuditStatus::ok);
@@ -175,6 +187,7 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
                        "invoice=" + invoice + "&number=4242424242424242&exp=12%2F30&cvc=123");
   ASSERT_LT(response.status, 400) << response.body;
   EXPECT_EQ(plan().status, PlanStatus::active);
+  EXPECT_EQ(services_available(), 5u);
   EXPECT_TRUE(last_reason().starts_with("invoice.payment_succeeded evt_"));
   EXPECT_EQ(audited(last_reason()), AuditStatus::ok);
   paid = payments();
@@ -208,6 +221,7 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   ASSERT_EQ(advance_days(31).status, 200);
   p = plan();
   EXPECT_EQ(p.status, PlanStatus::cancelled);
+  EXPECT_EQ(services_available(), 0u);
   EXPECT_TRUE(last_reason().starts_with("customer.subscription.deleted evt_"));
   EXPECT_EQ(audited(last_reason()), AuditStatus::ok);
   // Nothing left to cancel: said plainly, not as a provider failure.
