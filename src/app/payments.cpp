@@ -1,8 +1,11 @@
 #include "app/payments.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include "kit/api_error.hpp"
 #include "kit/crypto.hpp"
-#include "kit/run_blocking.hpp"
 #include "payments/local/local_provider.hpp"
 #include "payments/local/objects.hpp"
 #include "payments/repo.hpp"
@@ -64,7 +67,18 @@ Payments::~Payments() {
 }
 
 void Payments::start_sweeping() {
-  sweeper_ = std::jthread([this] { run_blocking(subscription_checks_.sweep()); });
+  sweeper_ = std::jthread([this] {
+    boost::asio::io_context sweeps;
+    boost::asio::co_spawn(sweeps, subscription_checks_.sweep(), boost::asio::detached);
+    if (local_) boost::asio::co_spawn(sweeps, local_->redeliver(), boost::asio::detached);
+    sweeps.run();
+  });
+}
+
+void Payments::stop() {
+  charge_completion_.stop();
+  subscription_checks_.stop();
+  if (local_) local_->stop();
 }
 
 boost::asio::awaitable<void> Payments::deliver(std::string signature, std::string payload) {

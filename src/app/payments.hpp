@@ -32,13 +32,11 @@ class Payments {
   void add_routes(Router& router, Db& db);
   // Cancels the waits between a fee's or a subscription check's retries, and the sweeps (SIGTERM,
   // or the end of a one-off command): a missing fee is left to `billing complete-fees`, a check
-  // to the next start's sweep.
-  void stop() {
-    charge_completion_.stop();
-    subscription_checks_.stop();
-  }
+  // to the next start's sweep, an event of the local provider to its next change or start.
+  void stop();
   // While serving: a thread of its own settles the subscription checks that retries, restarts
-  // and outages left, now and every few minutes, until stop().
+  // and outages left, now and every few minutes, and delivers again the local provider's events
+  // the webhook refused, until stop().
   void start_sweeping();
   // Before serving: the local provider loads its saved objects and delivers the events it had
   // not delivered (nothing to do for Stripe's).

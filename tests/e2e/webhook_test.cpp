@@ -269,6 +269,18 @@ class ServerOnItsOwnDatabase {
     else
       PostgresConnection(url).exec(script);
   }
+  // The database refuses every new plan, as a failing disk or constraint would; then takes them.
+  void refuse_new_plans() const {
+    run_sql(database_.empty() ? "CREATE TRIGGER refuse BEFORE INSERT ON plans "
+                                "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+                              : "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                                "BEGIN RAISE EXCEPTION 'injected failure'; END $$; "
+                                "CREATE TRIGGER refuse BEFORE INSERT ON plans FOR EACH ROW "
+                                "EXECUTE FUNCTION refuse()");
+  }
+  void take_new_plans() const {
+    run_sql(database_.empty() ? "DROP TRIGGER refuse" : "DROP TRIGGER refuse ON plans");
+  }
 
  private:
   static std::string shared_url() {
@@ -304,17 +316,7 @@ TEST_P(E2eWebhooks, AnEventTheDatabaseRefusesAnswers500AndLeavesNothingBehind) {
     return own_client.post("/stripe/webhook", payload,
                            {{"Stripe-Signature", signature(payload, unix_now())}});
   };
-  const bool sqlite = GetParam() == "sqlite";
-  if (sqlite) {
-    own.run_sql(
-        "CREATE TRIGGER refuse BEFORE INSERT ON plans "
-        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
-  } else {
-    own.run_sql(
-        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE "
-        "EXCEPTION 'injected failure'; END $$; CREATE TRIGGER refuse BEFORE INSERT ON "
-        "plans FOR EACH ROW EXECUTE FUNCTION refuse()");
-  }
+  own.refuse_new_plans();
   const auto payload = checkout_completed();
   const auto id = parse_event(payload).id;
   auto response = send(payload);
@@ -343,7 +345,7 @@ TEST_P(E2eWebhooks, AnEventTheDatabaseRefusesAnswers500AndLeavesNothingBehind) {
     return 0;
   }));
 
-  own.run_sql(sqlite ? "DROP TRIGGER refuse" : "DROP TRIGGER refuse ON plans");
+  own.take_new_plans();
   response = send(payload);  // Stripe's retry
   EXPECT_EQ(response.status, 200) << response.body;
   const auto plan =
@@ -357,6 +359,48 @@ TEST_P(E2eWebhooks, AnEventTheDatabaseRefusesAnswers500AndLeavesNothingBehind) {
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].status, AuditStatus::failed);
   EXPECT_EQ(rows[1].status, AuditStatus::ok);
+}
+
+// A local payment whose events the webhook refuses is paid all the same (its page says so, as
+// Stripe's does whatever the webhook answers); the service sends the events again, as Stripe
+// retries, and the plan follows once the database takes them.
+TEST_P(E2eWebhooks, ALocalPaymentsRefusedEventsAreSentAgain) {
+  ServerOnItsOwnDatabase own(GetParam(), {});
+  HttpClient own_client(own.server().port());
+  const std::string token = sign_token(hospital_user(hospital));
+  auto headers = bearer(token);
+  headers.emplace_back("X-CSRF-Token", fetch_csrf_token(own_client, token));
+  headers.emplace_back("Content-Type", "application/json");
+  auto response = own_client.post("/stripe/checkout",
+                                  R"({"plan_type":"lite","billing_cycle":"monthly"})", headers);
+  ASSERT_EQ(response.status, 200) << response.body;
+  const std::string url(response.json().at("checkout_url").as_string());
+  own.refuse_new_plans();
+  response = own_client.post(url.substr(url.find("/local-pay/")),
+                             "number=4242424242424242&exp=12%2F30&cvc=123",
+                             {{"Content-Type", "application/x-www-form-urlencoded"}});
+  EXPECT_EQ(response.status, 200) << response.body;
+  EXPECT_THAT(response.body, HasSubstr("Payment succeeded"));
+  EXPECT_TRUE(own.server().wait_for_log("local provider event not delivered yet: sent again later",
+                                        std::chrono::seconds(5)))
+      << own.server().log();
+  const auto db = open_server_db(own.server());
+  const auto plan = [&] {
+    return run_blocking(db->read([&](Tx& tx) {
+      return tx.get<PlanRepo>().find_plan({EntityKind::hospital, hospital});
+    }));
+  };
+  EXPECT_EQ(plan(), std::nullopt);
+
+  own.take_new_plans();
+  // The first retry comes 10 s after the refusal.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+  while (!plan() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const auto paid = plan();
+  ASSERT_TRUE(paid.has_value()) << own.server().log();
+  EXPECT_EQ(paid->status, PlanStatus::active);
+  EXPECT_EQ(paid->plan_type, PlanType::lite);
 }
 
 // An event whose processing failed stays in the inbox as failed; `billing replay-events` applies

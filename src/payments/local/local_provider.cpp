@@ -76,10 +76,7 @@ auto LocalProvider::changing(Change change, std::chrono::seconds advance) {
 
 LocalProvider::Unsaved LocalProvider::unsaved_locked(local::Events events) {
   Unsaved unsaved;
-  for (auto& event : events) {
-    unsaved.events.push_back(event.id);
-    pending_.push_back({std::move(event.id), std::move(event.payload)});
-  }
+  for (auto& event : events) pending_.push_back({std::move(event.id), std::move(event.payload)});
   auto objects = ledger_.objects();
   objects.push_back({.kind = std::string(kClock),
                      .id = std::string(kClockId),
@@ -107,7 +104,7 @@ void LocalProvider::log_undelivered(const Refusal& refusal) {
     reason = e.what();
   } catch (...) {
   }
-  log_event(spdlog::level::warn, "local provider event not delivered yet", "",
+  log_event(spdlog::level::warn, "local provider event not delivered yet: sent again later", "",
             {{"event_id", refusal.event_id}, {"error", reason}});
 }
 
@@ -130,16 +127,26 @@ asio::awaitable<void> LocalProvider::commit(Unsaved change) {
         for (auto& event : pending_)
           if (event.id == object.id) event.saved = true;
   }
-  std::exception_ptr own_refusal;
-  for (const auto& refusal : co_await deliver_pending()) {
-    if (std::find(change.events.begin(), change.events.end(), refusal.event_id) !=
-        change.events.end()) {
-      if (!own_refusal) own_refusal = refusal.error;
-    } else {
-      log_undelivered(refusal);
+  for (const auto& refusal : co_await deliver_pending()) log_undelivered(refusal);
+}
+
+asio::awaitable<void> LocalProvider::redeliver(std::chrono::milliseconds first_wait,
+                                               std::chrono::milliseconds longest_wait) {
+  auto wait = first_wait;
+  while (co_await waits_.wait(wait)) {
+    bool refused = false;
+    try {
+      for (const auto& refusal : co_await deliver_pending()) {
+        log_undelivered(refusal);
+        refused = true;
+      }
+    } catch (const std::exception& e) {
+      log_event(spdlog::level::warn, "local provider events not delivered", "",
+                {{"error", e.what()}});
+      refused = true;
     }
+    wait = refused ? std::min(wait * 2, longest_wait) : first_wait;
   }
-  if (own_refusal) std::rethrow_exception(own_refusal);
 }
 
 asio::awaitable<std::vector<LocalProvider::Refusal>> LocalProvider::deliver_pending() {

@@ -23,6 +23,7 @@
 #include "core/db.hpp"
 #include "http/route.hpp"
 #include "kit/clock.hpp"
+#include "kit/stoppable_waits.hpp"
 #include "payments/local/ledger.hpp"
 #include "payments/price_map.hpp"
 #include "payments/provider.hpp"
@@ -50,6 +51,14 @@ class LocalProvider final : public PaymentProvider {
   // Loads the objects saved before (once, at start-up, before any other call), then delivers
   // the events that were left undelivered; one the service refuses is logged and kept.
   boost::asio::awaitable<void> resume();
+  // As Stripe retries a delivery the service refused: the pending events go out again after each
+  // wait, `first_wait` at first, doubling while one is refused (up to `longest_wait`), back to
+  // `first_wait` once none is; until stop(). Never throws.
+  boost::asio::awaitable<void> redeliver(
+      std::chrono::milliseconds first_wait = std::chrono::seconds(10),
+      std::chrono::milliseconds longest_wait = std::chrono::minutes(10));
+  // Ends redeliver(), now and from now on.
+  void stop() { waits_.stop(); }
 
   boost::asio::awaitable<std::string> create_checkout_session(CheckoutRequest request) override;
   boost::asio::awaitable<std::string> create_portal_session(std::string customer_id,
@@ -102,10 +111,9 @@ class LocalProvider final : public PaymentProvider {
     std::string event_id;
     std::exception_ptr error;
   };
-  // What a change leaves to commit(): the objects to save, and the ids of the events it caused.
+  // What a change leaves to commit(): the objects to save.
   struct Unsaved {
     std::vector<LocalObject> objects;
-    std::vector<std::string> events;
   };
 
   TimePoint now_locked() const;
@@ -127,18 +135,19 @@ class LocalProvider final : public PaymentProvider {
   // Under the mutex: the objects (the clock and pending events among them) that differ from what
   // was saved last, each with a new version; `events` become pending first.
   Unsaved unsaved_locked(local::Events events);
-  // Saves the objects in one transaction, then delivers the pending events. Throws what the
-  // service answered if it refused one of the change's own events (others it refuses are logged).
-  // If the save fails, the change stays made in memory, unsaved (the next change saves it), and
-  // its events go out once saved.
+  // Saves the objects in one transaction, then delivers the pending events. An event the service
+  // refuses is logged and stays pending for redeliver(): the change is made, as a call to Stripe's
+  // API succeeds whatever its webhook answers (a page says "paid" once paid). If the save fails,
+  // the change stays made in memory, unsaved (the next change saves it), and its events go out
+  // once saved.
   boost::asio::awaitable<void> commit(Unsaved change);
   // Signs each saved pending event that no other call is sending at the service's now and
   // delivers them one after the other, oldest first; each accepted one is then dropped from the
   // pending ones and the database. An event the service refuses stays pending and does not hold
   // back the others (the webhook orders events by their `created`).
   boost::asio::awaitable<std::vector<Refusal>> deliver_pending();
-  // An event the service refused, not the call's own: it stays pending, tried again with the
-  // next change or at the next start.
+  // An event the service refused: it stays pending, tried again by redeliver(), with the next
+  // change, or at the next start.
   static void log_undelivered(const Refusal& refusal);
 
   const Clock& clock_;
@@ -147,6 +156,7 @@ class LocalProvider final : public PaymentProvider {
   WebhookSignature signature_;
   std::string base_url_;
   DeliverEvent deliver_;
+  StoppableWaits waits_;      // redeliver()'s
   mutable std::mutex mutex_;  // never held across a co_await
   std::chrono::seconds offset_{0};
   std::chrono::sys_seconds last_events_at_{};  // the second of the last change that made events
