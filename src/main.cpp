@@ -116,8 +116,7 @@ int main(int argc, char** argv) {
     }
     if (*migrate) {
       open_database(config);
-      spdlog::info("migrations applied to {}",
-                   config.sqlite_path() ? config.database_url : "PostgreSQL");
+      spdlog::info("migrations applied to {}", config.database_shown());
       return 0;
     }
     if (*backup) {

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
 
 #include "storage/redis/rate_counters.hpp"
 
@@ -51,6 +52,16 @@ std::optional<std::string> Config::sqlite_path() const {
   constexpr std::string_view prefix = "sqlite:///";
   if (!database_url.starts_with(prefix)) return std::nullopt;
   return database_url.substr(prefix.size());
+}
+
+std::string Config::database_shown() const {
+  if (sqlite_path()) return "SQLite " + database_url;
+  const auto parsed = boost::urls::parse_uri(database_url);
+  if (!parsed) return "PostgreSQL";
+  boost::urls::url shown(*parsed);
+  if (shown.has_password()) shown.set_password("***");
+  shown.remove_query();  // may hold a password too
+  return "PostgreSQL " + std::string(shown.buffer());
 }
 
 Environment process_environment() {

@@ -70,6 +70,8 @@ struct Config {
   // The path of a sqlite:/// URL (SQLAlchemy's form: a fourth slash makes it absolute), or
   // nothing for PostgreSQL.
   std::optional<std::string> sqlite_path() const;
+  // The database as a log or banner may name it: its kind and where it is, never a password.
+  std::string database_shown() const;
 };
 
 using Environment = std::function<std::optional<std::string>(const char* name)>;

@@ -84,6 +84,18 @@ TEST(Config, RateLimitsAreOnUnlessTurnedOff) {
   EXPECT_EQ(c.redis_url, "unix:///run/redis/redis.sock");
 }
 
+TEST(Config, ShowsTheDatabaseWithoutAPassword) {
+  const auto shown = [](std::string url) {
+    Config c;
+    c.database_url = std::move(url);
+    return c.database_shown();
+  };
+  EXPECT_EQ(shown("sqlite:///billing.db"), "SQLite sqlite:///billing.db");
+  EXPECT_EQ(shown("postgresql://u:secret@db.internal:5433/billing?password=other&sslmode=require"),
+            "PostgreSQL postgresql://u:***@db.internal:5433/billing");
+  EXPECT_EQ(shown("postgresql://u@localhost/db"), "PostgreSQL postgresql://u@localhost/db");
+}
+
 TEST(Config, ReadsTheSeedsVariables) {
   auto values = kMinimal;
   values.insert({{"DATABASE_URL", "postgresql://u@localhost/db"},

@@ -89,8 +89,9 @@ void print_quick_start(const Config& config, const JwtCodec& jwt, const Clock& c
                 "  export WEBHOOK_SECRET={}\n\n",
                 base, config.stripe.webhook_secret)
           : std::string();
-  std::cout << fmt::format(R"text(
-billing is running on {base} (SQLite {db}, local payments). Tokens, valid for 24 hours:
+  std::cout << fmt::format(
+                   R"text(
+billing is running on {base} ({db}, {payments} payments). Tokens, valid for 24 hours:
 
   export ADMIN={admin}
   export HOSPITAL={hospital}
@@ -112,6 +113,8 @@ Pay for a plan (local payments: open the checkout_url in a browser, card 4242 42
   curl -s -w '\n' -X POST -H "Authorization: Bearer $INDIVIDUAL" -H "X-CSRF-Token: $CSRF" \
        -H 'Content-Type: application/json' \
        -d '{{"plan_type":"pro","billing_cycle":"monthly"}}' {base}/stripe/checkout
+Its invoices, a new card, or cancel, on the portal (a link valid for an hour):
+  curl -s -w '\n' -X POST -H "Authorization: Bearer $INDIVIDUAL" -H "X-CSRF-Token: $CSRF" {base}/stripe/portal-link
 Then a month later, as admin (renewals; card 4000 0000 0000 0341 in the portal makes one fail):
   CSRF=$(curl -s -H "Authorization: Bearer $ADMIN" {base}/csrf-token | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/')
   curl -s -w '\n' -X POST -H "Authorization: Bearer $ADMIN" -H "X-CSRF-Token: $CSRF" \
@@ -119,10 +122,12 @@ Then a month later, as admin (renewals; card 4000 0000 0000 0341 in the portal m
 
 {webhook}Stop with Ctrl-C.
 )text",
-                           fmt::arg("base", base), fmt::arg("db", config.database_url),
-                           fmt::arg("admin", admin), fmt::arg("hospital", hospital),
-                           fmt::arg("individual", individual), fmt::arg("assistant", assistant),
-                           fmt::arg("webhook", webhook))
+                   fmt::arg("base", base), fmt::arg("db", config.database_shown()),
+                   fmt::arg("payments",
+                            config.payments == PaymentsProvider::local ? "local" : "Stripe"),
+                   fmt::arg("admin", admin), fmt::arg("hospital", hospital),
+                   fmt::arg("individual", individual), fmt::arg("assistant", assistant),
+                   fmt::arg("webhook", webhook))
             << std::flush;
 }
 

@@ -120,6 +120,8 @@ TEST(E2eCli, DevServesDemoDataWithGeneratedSecretsAndPrintsTokens) {
   ASSERT_TRUE(server.wait_for_log("Stop with Ctrl-C", 10s)) << server.log();
   const std::string log = server.log();
   EXPECT_THAT(log, HasSubstr("curl -s"));
+  EXPECT_THAT(log, HasSubstr("(SQLite sqlite:///billing.db, local payments)"));
+  EXPECT_THAT(log, HasSubstr("/stripe/portal-link"));
   const auto token_of = [&](std::string_view name) {
     const auto at = log.find(std::string(name) + "=");
     return log.substr(at + name.size() + 1, log.find('\n', at) - at - name.size() - 1);

@@ -139,7 +139,7 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   // The card on file starts failing; the renewal a month later fails: suspended.
   response = post_json("/stripe/portal-link", json::object{}, hospital_token);
   ASSERT_EQ(response.status, 200) << response.body;
-  const std::string portal_url(response.json().at("portal_url").as_string());
+  std::string portal_url(response.json().at("portal_url").as_string());
   response = post_form(portal_url + "/card", "number=4000000000000341&exp=12%2F30&cvc=123");
   ASSERT_LT(response.status, 400) << response.body;
   response = advance_days(31);
@@ -176,7 +176,12 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   EXPECT_EQ(plan().plan_type, PlanType::lite);
   EXPECT_EQ(history().size(), history_rows);
 
-  // The portal shows the open invoice; paying it there reactivates the plan.
+  // The month-old portal link has expired; a new one shows the open invoice, and paying it there
+  // reactivates the plan.
+  EXPECT_EQ(client.get(path_of(portal_url)).status, 410);
+  response = post_json("/stripe/portal-link", json::object{}, hospital_token);
+  ASSERT_EQ(response.status, 200) << response.body;
+  portal_url = response.json().at("portal_url").as_string();
   response = client.get(path_of(portal_url));
   ASSERT_EQ(response.status, 200);
   const auto open_at = response.body.find("name=\"invoice\" value=\"in_");

@@ -565,6 +565,42 @@ TEST_F(LocalPayments, PagesEscapeEveryValue) {
   }
 }
 
+// A portal link works for an hour, as Stripe's are short-lived: its page and every form then
+// answer 410, so a link left in a browser's history cannot pay, change the card or cancel. One
+// saved before links were dated has expired.
+TEST_F(LocalPayments, APortalLinkExpiresAfterAnHour) {
+  const auto subscription = subscribe();
+  const auto portal = open_portal(subscription.customer);
+  const std::string path = "/local-pay/portal/" + portal;
+  advance(std::chrono::hours(1) - std::chrono::seconds(1));
+  EXPECT_EQ(call(Method::get, path).status, 200);
+
+  advance(std::chrono::seconds(1));
+  for (const auto& response :
+       {call(Method::get, path), call(Method::post, path + "/card", card_form(kVisa)),
+        call(Method::post, path + "/pay", "invoice=in_x&" + card_form(kVisa)),
+        call(Method::post, path + "/confirm", "invoice=in_x"),
+        call(Method::post, path + "/cancel", "subscription=" + subscription.id)}) {
+    EXPECT_EQ(response.status, 410);
+    EXPECT_THAT(response.body,
+                HasSubstr("This portal link has expired: open a new one from the service"));
+  }
+  EXPECT_FALSE(run_blocking(provider.get_subscription(subscription.id)).cancel_at_period_end);
+  EXPECT_TRUE(delivered.empty());
+  const auto fresh = open_portal(subscription.customer);
+  EXPECT_EQ(call(Method::get, "/local-pay/portal/" + fresh).status, 200);
+
+  sql("UPDATE local_provider_objects SET data = json_remove(data, '$.created') "
+      "WHERE kind = 'portal_session'");
+  const auto again = restarted();
+  try {
+    again->portal(fresh);
+    ADD_FAILURE() << "an undated portal link was usable";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 410);
+  }
+}
+
 TEST_F(LocalPayments, PortalListsInvoicesAndCancelsAtThePeriodsEnd) {
   const auto subscription = subscribe();
   const auto invoice = text(delivered[2].object, "id");

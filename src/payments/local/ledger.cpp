@@ -59,6 +59,15 @@ auto& payable(Sessions& sessions, std::string_view id, std::int64_t now) {
   return session;
 }
 
+// The portal `id` while it can be used at `now`, from a const or a mutable table.
+template <class Portals>
+auto& usable(Portals& portals, std::string_view id, std::int64_t now) {
+  auto& portal = portals.at(id, no_such_portal_session);
+  if (now >= expires_at(portal))
+    throw ApiError(410, "This portal link has expired: open a new one from the service");
+  return portal;
+}
+
 Metadata customer_metadata(const EntityRef& entity) {
   return {{"role", std::string(name_of(entity.kind))}, {"role_entity_id", entity.id}};
 }
@@ -315,15 +324,17 @@ json::object Ledger::invoice_json(const InvoiceRecord& record) const {
   return invoice_object(record, period_amount, items);
 }
 
-const PortalSession& Ledger::open_portal(std::string_view customer_id, std::string return_url) {
+const PortalSession& Ledger::open_portal(std::string_view customer_id, std::string return_url,
+                                         TimePoint now) {
   customers_.at(customer_id, provider_errors::no_such_customer);
   return portals_.add(PortalSession{.id = new_id("bps_"),
                                     .customer = std::string(customer_id),
-                                    .return_url = std::move(return_url)});
+                                    .return_url = std::move(return_url),
+                                    .created = unix_seconds(now)});
 }
 
-PortalView Ledger::portal(std::string_view id) const {
-  const PortalSession& portal = portals_.at(id, no_such_portal_session);
+PortalView Ledger::portal(std::string_view id, TimePoint now) const {
+  const PortalSession& portal = usable(portals_, id, unix_seconds(now));
   PortalView view{.id = portal.id,
                   .return_url = portal.return_url,
                   .card = customers_.at(portal.customer, provider_errors::no_such_customer).card};
@@ -347,7 +358,7 @@ InvoiceRecord& Ledger::open_invoice(const PortalSession& portal, std::string_vie
 WithEvents<std::optional<PaymentToConfirm>> Ledger::pay_invoice(std::string_view portal_id,
                                                                 std::string_view invoice_id,
                                                                 const Card& card, TimePoint now) {
-  PortalSession& portal = portals_.at(portal_id, no_such_portal_session);
+  PortalSession& portal = usable(portals_, portal_id, unix_seconds(now));
   InvoiceRecord& invoice = open_invoice(portal, invoice_id);
   portal.payment_to_confirm.reset();  // a new card replaces one awaiting authentication
   const ChargeResult result = charge_result(card, Charging::in_portal, now);
@@ -362,7 +373,7 @@ WithEvents<std::optional<PaymentToConfirm>> Ledger::pay_invoice(std::string_view
 
 Events Ledger::confirm_invoice_payment(std::string_view portal_id, std::string_view invoice_id,
                                        TimePoint now) {
-  PortalSession& portal = portals_.at(portal_id, no_such_portal_session);
+  PortalSession& portal = usable(portals_, portal_id, unix_seconds(now));
   if (!portal.payment_to_confirm) throw ApiError(409, "This portal awaits no authentication");
   if (portal.payment_to_confirm->invoice_id != invoice_id)
     throw ApiError(409,
@@ -390,8 +401,8 @@ Events Ledger::settle_invoice(const PortalSession& portal, InvoiceRecord& invoic
   return events;
 }
 
-void Ledger::update_card(std::string_view portal_id, const Card& card) {
-  const PortalSession& portal = portals_.at(portal_id, no_such_portal_session);
+void Ledger::update_card(std::string_view portal_id, const Card& card, TimePoint now) {
+  const PortalSession& portal = usable(portals_, portal_id, unix_seconds(now));
   // Saving a card checks it without charging it: only a card declined outright is refused.
   if (card.kind == TestCard::declined) throw provider_errors::card_declined();
   customers_.at(portal.customer, provider_errors::no_such_customer).card = card;
@@ -400,7 +411,7 @@ void Ledger::update_card(std::string_view portal_id, const Card& card) {
 WithEvents<Subscription> Ledger::cancel_from_portal(std::string_view portal_id,
                                                     std::string_view subscription_id,
                                                     TimePoint now) {
-  const PortalSession& portal = portals_.at(portal_id, no_such_portal_session);
+  const PortalSession& portal = usable(portals_, portal_id, unix_seconds(now));
   if (subscription(subscription_id).customer != portal.customer)
     throw provider_errors::no_such_subscription(subscription_id);
   return cancel_at_period_end(subscription_id, now);

@@ -64,8 +64,10 @@ class Ledger {
   // Completes the payment the session awaits authentication for (409 if it awaits none).
   WithEvents<CheckoutSession> confirm_checkout(std::string_view id, TimePoint now);
 
-  const PortalSession& open_portal(std::string_view customer_id, std::string return_url);
-  PortalView portal(std::string_view id) const;  // 404 for an unknown id
+  const PortalSession& open_portal(std::string_view customer_id, std::string return_url,
+                                   TimePoint now);
+  // 404 for an unknown id; 410 once it has expired, as for every use of a portal below.
+  PortalView portal(std::string_view id, TimePoint now) const;
   // Pays an open invoice of the portal's customer; a past_due subscription is active again. A
   // card that asks for authentication pays nothing yet: the payment the portal then awaits the
   // confirmation of is the value.
@@ -77,7 +79,7 @@ class Ledger {
   // voided meanwhile).
   Events confirm_invoice_payment(std::string_view portal_id, std::string_view invoice_id,
                                  TimePoint now);
-  void update_card(std::string_view portal_id, const Card& card);
+  void update_card(std::string_view portal_id, const Card& card, TimePoint now);
   WithEvents<Subscription> cancel_from_portal(std::string_view portal_id,
                                               std::string_view subscription_id, TimePoint now);
 

@@ -65,7 +65,7 @@ BOOST_DESCRIBE_STRUCT(InvoiceItem, (),
                       (id, subscription, price_id, amount, period_start, period_end, invoice))
 BOOST_DESCRIBE_STRUCT(CustomerRecord, (), (customer, card))
 BOOST_DESCRIBE_STRUCT(PaymentToConfirm, (), (invoice_id, amount, card))
-BOOST_DESCRIBE_STRUCT(PortalSession, (), (id, customer, return_url, payment_to_confirm))
+BOOST_DESCRIBE_STRUCT(PortalSession, (), (id, customer, return_url, payment_to_confirm, created))
 
 // A member not described would be left out of the saved JSON without a word.
 template <class T>

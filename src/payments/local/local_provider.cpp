@@ -231,8 +231,8 @@ asio::awaitable<std::string> LocalProvider::create_checkout_session(CheckoutRequ
 
 asio::awaitable<std::string> LocalProvider::create_portal_session(std::string customer_id,
                                                                   std::string return_url) {
-  auto [id, changes] = changing([&](local::Ledger& ledger, TimePoint) {
-    return ledger.open_portal(customer_id, std::move(return_url)).id;
+  auto [id, changes] = changing([&](local::Ledger& ledger, TimePoint now) {
+    return ledger.open_portal(customer_id, std::move(return_url), now).id;
   });
   co_await commit(std::move(changes));
   co_return base_url_ + "/local-pay/portal/" + id;
@@ -313,7 +313,7 @@ asio::awaitable<local::CheckoutSession> LocalProvider::confirm_checkout(std::str
 
 local::PortalView LocalProvider::portal(std::string_view id) const {
   std::lock_guard lock(mutex_);
-  return ledger_.portal(id);
+  return ledger_.portal(id, now_locked());
 }
 
 asio::awaitable<std::optional<local::PaymentToConfirm>> LocalProvider::pay_invoice(
@@ -333,8 +333,8 @@ asio::awaitable<void> LocalProvider::confirm_invoice_payment(std::string portal_
 }
 
 asio::awaitable<void> LocalProvider::update_card(std::string portal_id, local::Card card) {
-  co_await commit(changing([&](local::Ledger& ledger, TimePoint) {
-    ledger.update_card(portal_id, card);
+  co_await commit(changing([&](local::Ledger& ledger, TimePoint now) {
+    ledger.update_card(portal_id, card, now);
     return local::Events{};
   }));
 }

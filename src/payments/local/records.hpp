@@ -92,7 +92,14 @@ struct PortalSession {
   std::string customer;
   std::string return_url;
   std::optional<PaymentToConfirm> payment_to_confirm;  // the confirm step's, if one is shown
+  std::int64_t created = 0;  // none for a session saved before this was kept: expired
 };
+
+// A portal link is short-lived, as Stripe's: anyone holding it can pay, change the card and
+// cancel, so one left in a browser's history or a shared screen must not work for long.
+inline std::int64_t expires_at(const PortalSession& portal) {
+  return portal.created + 60 * 60;
+}
 
 // What the portal page shows, copied out of the provider.
 struct PortalView {
