@@ -11,6 +11,7 @@
 #include "app/app.hpp"
 #include "app/dev.hpp"
 #include "kit/run_blocking.hpp"
+#include "kit/text.hpp"
 #include "storage/sqlite/backup.hpp"
 
 namespace {
@@ -105,13 +106,22 @@ int main(int argc, char** argv) {
       if (!role) throw ConfigError("--role must be admin, hospital, individual or assistant");
       if (*role == Role::assistant && hospital.empty())
         throw ConfigError("--hospital is required for an assistant token");
+      if (*role != Role::admin && entity.empty()) throw ConfigError("--entity must not be empty");
+      const Identity identity{subject.empty() ? "user-" + entity : subject, *role,
+                              *role == Role::admin ? "" : entity, hospital};
+      // The service refuses a token whose ids it would refuse from a client (auth/jwt.cpp).
+      for (const auto& [flag, id] :
+           {std::pair{"--entity", identity.entity_id},
+            std::pair{"--hospital", identity.hospital_id},
+            std::pair{subject.empty() ? "--sub (by default user-<entity>)" : "--sub",
+                      identity.subject}})
+        if (!id.empty() && !plausible_id(id))
+          throw ConfigError(
+              fmt::format("{} must be 1-128 bytes of UTF-8 without control characters", flag));
       SystemClock clock;
       JwtCodec jwt(config.jwt_secret, clock);
       const auto lifetime = minutes ? std::chrono::minutes(*minutes) : config.jwt_expiry;
-      std::cout << jwt.sign({subject.empty() ? "user-" + entity : subject, *role,
-                             *role == Role::admin ? "" : entity, hospital},
-                            clock.now() + lifetime)
-                << "\n";
+      std::cout << jwt.sign(identity, clock.now() + lifetime) << "\n";
       return 0;
     }
     if (*migrate) {

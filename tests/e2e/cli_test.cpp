@@ -104,6 +104,30 @@ TEST(E2eCli, TokenPrintsAJwtSignedWithTheSecret) {
   EXPECT_EQ(refused.code, 2);
   EXPECT_THAT(refused.output, HasSubstr("--hospital is required"));
   EXPECT_NE(run_billing({"token", "--role", "owner", "--entity", "a"}, kSecrets).code, 0);
+  // Ids the service would refuse in a token are refused here, not printed.
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--role", "hospital", "--entity", ""}, "--entity must not be empty"},
+           {{"--role", "hospital", "--entity", std::string(129, 'h')}, "--entity must be 1-128"},
+           {{"--role", "assistant", "--entity", "a", "--hospital", std::string(129, 'h')},
+            "--hospital must be 1-128"},
+           {{"--role", "admin", "--entity", "a", "--sub", "x\ty"}, "--sub must be 1-128"}}) {
+    std::vector<std::string> command{"token"};
+    command.insert(command.end(), args.begin(), args.end());
+    const auto bad = run_billing(command, kSecrets);
+    EXPECT_EQ(bad.code, 2) << message;
+    EXPECT_THAT(bad.output, HasSubstr(message));
+  }
+  const auto defaulted =
+      run_billing({"token", "--role", "hospital", "--entity", std::string(124, 'h')}, kSecrets);
+  EXPECT_EQ(defaulted.code, 2);
+  EXPECT_THAT(defaulted.output, HasSubstr("--sub (by default user-<entity>) must be 1-128"));
+  const auto longest = run_billing(
+      {"token", "--role", "hospital", "--entity", std::string(128, 'h'), "--sub", "u"}, kSecrets);
+  ASSERT_EQ(longest.code, 0) << longest.output;
+  EXPECT_EQ(JwtCodec(kJwtSecret, clock)
+                .verify(longest.output.substr(0, longest.output.find('\n')))
+                .entity_id,
+            std::string(128, 'h'));
 }
 
 TEST(E2eCli, MigrateAppliesTheSchemaAndIsRepeatable) {
