@@ -23,6 +23,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/container/small_vector.hpp>
+#include <boost/url/parse.hpp>
 
 #include "http/errors.hpp"
 
@@ -82,9 +83,24 @@ bool is_quiet_end(const beast::error_code& ec) {
          ec.category() != http::make_error_code(http::error::end_of_stream).category();
 }
 
-Response parse_failure(const beast::error_code& ec) {
+// Whether `received` starts with a well-formed request line of an HTTP major version other than
+// 1 ("GET / HTTP/2.0"), which Beast refuses as it refuses a malformed version.
+bool other_major_version(std::string_view received) {
+  const auto line = received.substr(0, received.find("\r\n"));
+  if (line.size() == received.size()) return false;
+  const auto version = line.substr(line.rfind(' ') + 1);
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  return line.find(' ') < line.rfind(' ') && version.size() == 8 && version.starts_with("HTTP/") &&
+         digit(version[5]) && version[6] == '.' && digit(version[7]) && version[5] != '1';
+}
+
+// `received`: the bytes read so far, from the start of the request.
+Response parse_failure(const beast::error_code& ec, std::string_view received = {}) {
   if (ec == http::error::body_limit) return detail_response(413, "Request body too large");
   if (ec == http::error::header_limit) return detail_response(431, "Request headers too large");
+  // RFC 9110 15.6.6.
+  if (ec == http::error::bad_version && other_major_version(received))
+    return detail_response(505, "HTTP version not supported");
   return detail_response(400, "Malformed HTTP request");
 }
 
@@ -121,13 +137,36 @@ std::optional<Response> framing_problem(const RequestHeader& header) {
   return std::nullopt;
 }
 
-// An origin-form target, and one Host (RFC 9112 3.2: HTTP/1.1 needs it; two are 400 in any
-// version).
-bool valid_target(const RequestHeader& header) {
-  const std::string_view target = header.target();
+struct Target {
+  std::string_view path;
+  std::string_view query;
+};
+
+// The path and query of an origin-form target ("/a?b"), or of an absolute-form one
+// ("http://host/a?b", which RFC 9112 3.2.2 says a server MUST accept: its host is ignored, as the
+// Host field names this server); nothing for the other forms ("*", "host:port").
+std::optional<Target> origin_of(std::string_view target) {
+  if (target.starts_with('/')) {
+    const auto question = target.find('?');
+    return Target{target.substr(0, question), question == std::string_view::npos
+                                                  ? std::string_view{}
+                                                  : target.substr(question + 1)};
+  }
+  const auto uri = boost::urls::parse_absolute_uri(target);
+  if (!uri ||
+      (uri->scheme_id() != boost::urls::scheme::http &&
+       uri->scheme_id() != boost::urls::scheme::https) ||
+      !uri->has_authority())
+    return std::nullopt;
+  const std::string_view path = uri->encoded_path();
+  // An empty path is "/" (RFC 9112 3.2.1).
+  return Target{path.empty() ? std::string_view("/") : path, uri->encoded_query()};
+}
+
+// One Host (RFC 9112 3.2: HTTP/1.1 needs it; two are 400 in any version).
+bool valid_host(const RequestHeader& header) {
   const auto hosts = header.count(http::field::host);
-  return !target.empty() && target.front() == '/' && hosts <= 1 &&
-         (header.version() < 11 || hosts == 1);
+  return hosts <= 1 && (header.version() < 11 || hosts == 1);
 }
 
 // The header's own fields, to tell them from a trailer's (drop_trailer): sorted, so that each
@@ -332,7 +371,9 @@ struct Server::Impl {
       if (header_ec) {
         Call call{request};
         if (!is_quiet_end(header_ec))
-          co_await refuse(w, *live, pipeline, call, parse_failure(header_ec));
+          co_await refuse(w, *live, pipeline, call,
+                          parse_failure(header_ec, {static_cast<const char*>(buffer.data().data()),
+                                                    buffer.size()}));
         break;
       }
 
@@ -341,15 +382,13 @@ struct Server::Impl {
         const auto field = message.find(name);
         return field == message.end() ? std::string_view{} : std::string_view(field->value());
       };
-      const std::string_view target = message.target();
-      const auto question = target.find('?');
+      const auto target = origin_of(message.target());
       request.method = method_of(message.method());
-      request.path = target.substr(0, question);
-      request.query =
-          question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
+      request.path = target ? target->path : std::string_view(message.target());  // for the log
+      if (target) request.query = target->query;
       request.header_lookup = lookup;
       Call call{request};
-      if (!valid_target(message)) {
+      if (!target || !valid_host(message)) {
         co_await refuse(w, *live, pipeline, call, detail_response(400, "Malformed HTTP request"));
         break;
       }

@@ -200,8 +200,11 @@ TEST_F(E2eHttp, MalformedRequestsAre400AndClosed) {
        "Malformed HTTP request"},
       {"asterisk target", "GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400, "Malformed HTTP request",
        false},
-      {"absolute-form target", "GET http://x/billing/health HTTP/1.1\r\nHost: x\r\n\r\n", 400,
-       "Malformed HTTP request", false},
+      {"absolute-form target of another scheme",
+       "GET ftp://x/billing/health HTTP/1.1\r\nHost: x\r\n\r\n", 400, "Malformed HTTP request",
+       false},
+      {"a major version not spoken", "GET /billing/health HTTP/2.0\r\nHost: x\r\n\r\n", 505,
+       "HTTP version not supported"},
       {"bad content-length",
        "POST /billing/plan/select HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400,
        "Malformed HTTP request"},
@@ -227,6 +230,39 @@ TEST_F(E2eHttp, MalformedRequestsAre400AndClosed) {
   }
   HttpClient client(port());
   EXPECT_EQ(client.get("/billing/health").status, 200);  // and the server is still fine
+}
+
+// RFC 9112 3.2.2: a server MUST accept the absolute-form a proxy sends; its path and query are
+// the request's, its host is ignored (Host names the server).
+TEST_F(E2eHttp, AnAbsoluteFormTargetIsServedAsItsPathAndQuery) {
+  Connection connection(port());
+  for (const auto* target :
+       {"http://x/billing/health", "HTTPS://billing.example:8443/billing/health",
+        "http://x/billing/health?probe=1"}) {
+    ASSERT_TRUE(connection.send(std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto response = connection.read_response();
+    ASSERT_TRUE(response) << target;
+    EXPECT_EQ(response->status, 200) << target << ": " << response->body;
+  }
+  // An empty path is "/"; a path nothing serves is 404 as in origin-form.
+  for (const auto* target : {"http://x", "http://x/nothing-here"}) {
+    ASSERT_TRUE(connection.send(std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto response = connection.read_response();
+    ASSERT_TRUE(response) << target;
+    EXPECT_EQ(response->status, 404) << target << ": " << response->body;
+  }
+  // The query reaches the route: an admin's entity_id names the plan asked for.
+  HttpClient client(port());
+  const auto by_origin = client.get("/billing/plan/current?entity_id=nobody-here",
+                                    {{"Authorization", "Bearer " + sign_token(admin_user())}});
+  ASSERT_TRUE(
+      connection.send("GET http://x/billing/plan/current?entity_id=nobody-here HTTP/1.1\r\n"
+                      "Host: x\r\nAuthorization: Bearer " +
+                      sign_token(admin_user()) + "\r\n\r\n"));
+  const auto by_absolute = connection.read_response();
+  ASSERT_TRUE(by_absolute);
+  EXPECT_EQ(by_absolute->status, by_origin.status);
+  EXPECT_EQ(by_absolute->body, by_origin.body);
 }
 
 TEST_F(E2eHttp, Http11RequestWithoutHostOrWithTwoIs400) {
