@@ -10,8 +10,8 @@
 #include <fmt/format.h>
 #include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
-#include <boost/url/url.hpp>
 
+#include "storage/postgres/connection.hpp"
 #include "storage/redis/rate_counters.hpp"
 
 namespace billing {
@@ -56,12 +56,8 @@ std::optional<std::string> Config::sqlite_path() const {
 
 std::string Config::database_shown() const {
   if (sqlite_path()) return "SQLite " + database_url;
-  const auto parsed = boost::urls::parse_uri(database_url);
-  if (!parsed) return "PostgreSQL";
-  boost::urls::url shown(*parsed);
-  if (shown.has_password()) shown.set_password("***");
-  shown.remove_query();  // may hold a password too
-  return "PostgreSQL " + std::string(shown.buffer());
+  const auto destination = postgres_destination(database_url);
+  return destination.empty() ? "PostgreSQL" : "PostgreSQL " + destination;
 }
 
 Environment process_environment() {

@@ -84,6 +84,8 @@ TEST(Config, RateLimitsAreOnUnlessTurnedOff) {
   EXPECT_EQ(c.redis_url, "unix:///run/redis/redis.sock");
 }
 
+// Where the database is, as libpq reads the URL, never its password: also one that holds `#`,
+// `?` or `:` unencoded, which libpq takes as part of the password.
 TEST(Config, ShowsTheDatabaseWithoutAPassword) {
   const auto shown = [](std::string url) {
     Config c;
@@ -91,9 +93,18 @@ TEST(Config, ShowsTheDatabaseWithoutAPassword) {
     return c.database_shown();
   };
   EXPECT_EQ(shown("sqlite:///billing.db"), "SQLite sqlite:///billing.db");
-  EXPECT_EQ(shown("postgresql://u:secret@db.internal:5433/billing?password=other&sslmode=require"),
-            "PostgreSQL postgresql://u:***@db.internal:5433/billing");
-  EXPECT_EQ(shown("postgresql://u@localhost/db"), "PostgreSQL postgresql://u@localhost/db");
+  EXPECT_EQ(shown("postgresql://u:secret@db.internal:5433/billing?sslmode=require"),
+            "PostgreSQL u@db.internal:5433/billing");
+  EXPECT_EQ(shown("postgresql://u@localhost/db?password=secret"), "PostgreSQL u@localhost/db");
+  for (const auto* url : {"postgresql://billing:p#ss@db/billing", "postgresql://u:12?34@db/billing",
+                          "postgresql://u:a:b@db/billing"}) {
+    const auto text = shown(url);
+    EXPECT_EQ(text.find("ss@"), std::string::npos) << url << " -> " << text;
+    EXPECT_EQ(text.find("34"), std::string::npos) << url << " -> " << text;
+    EXPECT_EQ(text.find(":b"), std::string::npos) << url << " -> " << text;
+    EXPECT_TRUE(text.starts_with("PostgreSQL")) << text;
+  }
+  EXPECT_EQ(shown("postgresql://%zz"), "PostgreSQL");  // libpq cannot read it
 }
 
 TEST(Config, ReadsTheSeedsVariables) {

@@ -69,6 +69,45 @@ void seed_demo_entities(Db& db, const Catalog& catalog, const Clock& clock) {
   }));
 }
 
+namespace {
+
+// How to pay with the provider in use: the local one's pages, clock and signing secret (never a
+// Stripe endpoint's, which is the user's own), or Stripe's own pages.
+std::string payment_steps(const Config& config, const std::string& base) {
+  constexpr std::string_view kCheckout =
+      R"text(  CSRF=$(curl -s -H "Authorization: Bearer $INDIVIDUAL" {base}/csrf-token | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/')
+  curl -s -w '\n' -X POST -H "Authorization: Bearer $INDIVIDUAL" -H "X-CSRF-Token: $CSRF" \
+       -H 'Content-Type: application/json' \
+       -d '{{"plan_type":"pro","billing_cycle":"monthly"}}' {base}/stripe/checkout
+)text";
+  constexpr std::string_view kPortal =
+      R"text(  curl -s -w '\n' -X POST -H "Authorization: Bearer $INDIVIDUAL" -H "X-CSRF-Token: $CSRF" {base}/stripe/portal-link
+)text";
+  const auto checkout = fmt::format(fmt::runtime(kCheckout), fmt::arg("base", base));
+  const auto portal = fmt::format(fmt::runtime(kPortal), fmt::arg("base", base));
+  if (config.payments != PaymentsProvider::local)
+    return "Pay for a plan on Stripe's checkout page (open the checkout_url), then manage it on "
+           "Stripe's portal:\n" +
+           checkout + portal + "\n";
+  return fmt::format(
+      R"text(Pay for a plan (local payments: open the checkout_url in a browser, card 4242 4242 4242 4242):
+{checkout}Its invoices, a new card, or cancel, on the portal (a link valid for an hour):
+{portal}Then a month later, as admin (renewals; card 4000 0000 0000 0341 in the portal makes one fail):
+  CSRF=$(curl -s -H "Authorization: Bearer $ADMIN" {base}/csrf-token | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/')
+  curl -s -w '\n' -X POST -H "Authorization: Bearer $ADMIN" -H "X-CSRF-Token: $CSRF" \
+       -H 'Content-Type: application/json' -d '{{"days":31}}' {base}/stripe/local/clock/advance
+
+Events of your own for {base}/stripe/webhook are signed with (Stripe-Signature:
+t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">):
+  export WEBHOOK_SECRET={secret}
+
+)text",
+      fmt::arg("base", base), fmt::arg("checkout", checkout), fmt::arg("portal", portal),
+      fmt::arg("secret", config.stripe.webhook_secret));
+}
+
+}  // namespace
+
 void print_quick_start(const Config& config, const JwtCodec& jwt, const Clock& clock,
                        unsigned short port) {
   const auto expires = clock.now() + std::chrono::hours(24);
@@ -80,15 +119,6 @@ void print_quick_start(const Config& config, const JwtCodec& jwt, const Clock& c
   const auto assistant = jwt.sign(
       {"dev-assistant-user", Role::assistant, "demo-assistant-1", "demo-hospital-1"}, expires);
   const auto base = fmt::format("http://{}:{}", config.host, port);
-  // The local provider's signing secret (never a Stripe endpoint's, which is the user's own).
-  const std::string webhook =
-      config.payments == PaymentsProvider::local
-          ? fmt::format(
-                "Events of your own for {}/stripe/webhook are signed with (Stripe-Signature:\n"
-                "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">):\n"
-                "  export WEBHOOK_SECRET={}\n\n",
-                base, config.stripe.webhook_secret)
-          : std::string();
   std::cout << fmt::format(
                    R"text(
 billing is running on {base} ({db}, {payments} payments). Tokens, valid for 24 hours:
@@ -108,26 +138,14 @@ Try:
        -d '{{"hospital_id":"demo-hospital-1","services":["medication"]}}' {base}/billing/services/select
   curl -s -w '\n' -H "Authorization: Bearer $ADMIN" "{base}/billing/plan/current?entity_id=demo-hospital-1"
 
-Pay for a plan (local payments: open the checkout_url in a browser, card 4242 4242 4242 4242):
-  CSRF=$(curl -s -H "Authorization: Bearer $INDIVIDUAL" {base}/csrf-token | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/')
-  curl -s -w '\n' -X POST -H "Authorization: Bearer $INDIVIDUAL" -H "X-CSRF-Token: $CSRF" \
-       -H 'Content-Type: application/json' \
-       -d '{{"plan_type":"pro","billing_cycle":"monthly"}}' {base}/stripe/checkout
-Its invoices, a new card, or cancel, on the portal (a link valid for an hour):
-  curl -s -w '\n' -X POST -H "Authorization: Bearer $INDIVIDUAL" -H "X-CSRF-Token: $CSRF" {base}/stripe/portal-link
-Then a month later, as admin (renewals; card 4000 0000 0000 0341 in the portal makes one fail):
-  CSRF=$(curl -s -H "Authorization: Bearer $ADMIN" {base}/csrf-token | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/')
-  curl -s -w '\n' -X POST -H "Authorization: Bearer $ADMIN" -H "X-CSRF-Token: $CSRF" \
-       -H 'Content-Type: application/json' -d '{{"days":31}}' {base}/stripe/local/clock/advance
-
-{webhook}Stop with Ctrl-C.
+{payment_steps}Stop with Ctrl-C.
 )text",
                    fmt::arg("base", base), fmt::arg("db", config.database_shown()),
                    fmt::arg("payments",
                             config.payments == PaymentsProvider::local ? "local" : "Stripe"),
                    fmt::arg("admin", admin), fmt::arg("hospital", hospital),
                    fmt::arg("individual", individual), fmt::arg("assistant", assistant),
-                   fmt::arg("webhook", webhook))
+                   fmt::arg("payment_steps", payment_steps(config, base)))
             << std::flush;
 }
 

@@ -84,14 +84,18 @@ bool is_quiet_end(const beast::error_code& ec) {
 }
 
 // Whether `received` starts with a well-formed request line of an HTTP major version other than
-// 1 ("GET / HTTP/2.0"), which Beast refuses as it refuses a malformed version.
+// 1 ("GET / HTTP/2.0"), which Beast refuses as it refuses a malformed version, as soon as the
+// version is in (its CRLF may not have come yet).
 bool other_major_version(std::string_view received) {
   const auto line = received.substr(0, received.find("\r\n"));
-  if (line.size() == received.size()) return false;
-  const auto version = line.substr(line.rfind(' ') + 1);
+  const auto first_space = line.find(' ');
+  const auto last_space = line.rfind(' ');
+  if (first_space == std::string_view::npos || line.find(' ', first_space + 1) != last_space)
+    return false;  // not method SP target SP version
+  const auto version = line.substr(last_space + 1);
   const auto digit = [](char c) { return c >= '0' && c <= '9'; };
-  return line.find(' ') < line.rfind(' ') && version.size() == 8 && version.starts_with("HTTP/") &&
-         digit(version[5]) && version[6] == '.' && digit(version[7]) && version[5] != '1';
+  return version.size() == 8 && version.starts_with("HTTP/") && digit(version[5]) &&
+         version[6] == '.' && digit(version[7]) && version[5] != '1';
 }
 
 // `received`: the bytes read so far, from the start of the request.
@@ -144,23 +148,29 @@ struct Target {
 
 // The path and query of an origin-form target ("/a?b"), or of an absolute-form one
 // ("http://host/a?b", which RFC 9112 3.2.2 says a server MUST accept: its host is ignored, as the
-// Host field names this server); nothing for the other forms ("*", "host:port").
+// Host field names this server); nothing for the other forms ("*", "host:port"). After the
+// authority both forms are read alike, so that they take the same bytes.
 std::optional<Target> origin_of(std::string_view target) {
-  if (target.starts_with('/')) {
-    const auto question = target.find('?');
-    return Target{target.substr(0, question), question == std::string_view::npos
-                                                  ? std::string_view{}
-                                                  : target.substr(question + 1)};
-  }
-  const auto uri = boost::urls::parse_absolute_uri(target);
-  if (!uri ||
-      (uri->scheme_id() != boost::urls::scheme::http &&
-       uri->scheme_id() != boost::urls::scheme::https) ||
-      !uri->has_authority())
+  const auto origin = [](std::string_view path_and_query) {
+    const auto question = path_and_query.find('?');
+    if (question == std::string_view::npos) return Target{path_and_query, {}};
+    // An empty path is "/" (RFC 9112 3.2.1).
+    return Target{question == 0 ? std::string_view("/") : path_and_query.substr(0, question),
+                  path_and_query.substr(question + 1)};
+  };
+  if (target.starts_with('/')) return origin(target);
+  const auto scheme_end = target.find("://");
+  if (scheme_end == std::string_view::npos) return std::nullopt;
+  const auto scheme = target.substr(0, scheme_end);
+  if (!beast::iequals(scheme, "http") && !beast::iequals(scheme, "https")) return std::nullopt;
+  const auto rest = target.substr(scheme_end + 3);
+  const auto authority_end = std::min(rest.find_first_of("/?"), rest.size());
+  const auto authority = boost::urls::parse_authority(rest.substr(0, authority_end));
+  // RFC 9110 4.2.1 and 4.2.4: an http URI names a host, and no userinfo.
+  if (!authority || authority->has_userinfo() || authority->encoded_host().empty())
     return std::nullopt;
-  const std::string_view path = uri->encoded_path();
-  // An empty path is "/" (RFC 9112 3.2.1).
-  return Target{path.empty() ? std::string_view("/") : path, uri->encoded_query()};
+  const auto path_and_query = rest.substr(authority_end);
+  return path_and_query.empty() ? Target{"/", {}} : origin(path_and_query);
 }
 
 // One Host (RFC 9112 3.2: HTTP/1.1 needs it; two are 400 in any version).
@@ -384,8 +394,10 @@ struct Server::Impl {
       };
       const auto target = origin_of(message.target());
       request.method = method_of(message.method());
-      request.path = target ? target->path : std::string_view(message.target());  // for the log
-      if (target) request.query = target->query;
+      if (target) {
+        request.path = target->path;
+        request.query = target->query;
+      }
       request.header_lookup = lookup;
       Call call{request};
       if (!target || !valid_host(message)) {

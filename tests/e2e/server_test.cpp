@@ -205,6 +205,10 @@ TEST_F(E2eHttp, MalformedRequestsAre400AndClosed) {
        false},
       {"a major version not spoken", "GET /billing/health HTTP/2.0\r\nHost: x\r\n\r\n", 505,
        "HTTP version not supported"},
+      {"a major version not spoken, its line not ended yet", "GET /billing/health HTTP/3.0", 505,
+       "HTTP version not supported"},
+      {"a malformed line of another version", "GET /a b HTTP/2.0\r\nHost: x\r\n\r\n", 400,
+       "Malformed HTTP request"},
       {"bad content-length",
        "POST /billing/plan/select HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400,
        "Malformed HTTP request"},
@@ -238,14 +242,14 @@ TEST_F(E2eHttp, AnAbsoluteFormTargetIsServedAsItsPathAndQuery) {
   Connection connection(port());
   for (const auto* target :
        {"http://x/billing/health", "HTTPS://billing.example:8443/billing/health",
-        "http://x/billing/health?probe=1"}) {
+        "http://x/billing/health?probe=1", "http://x/billing/health?a=|{}^`"}) {
     ASSERT_TRUE(connection.send(std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\n\r\n"));
     const auto response = connection.read_response();
     ASSERT_TRUE(response) << target;
     EXPECT_EQ(response->status, 200) << target << ": " << response->body;
   }
   // An empty path is "/"; a path nothing serves is 404 as in origin-form.
-  for (const auto* target : {"http://x", "http://x/nothing-here"}) {
+  for (const auto* target : {"http://x", "http://x?probe=1", "http://x/nothing-here"}) {
     ASSERT_TRUE(connection.send(std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\n\r\n"));
     const auto response = connection.read_response();
     ASSERT_TRUE(response) << target;
@@ -263,6 +267,16 @@ TEST_F(E2eHttp, AnAbsoluteFormTargetIsServedAsItsPathAndQuery) {
   ASSERT_TRUE(by_absolute);
   EXPECT_EQ(by_absolute->status, by_origin.status);
   EXPECT_EQ(by_absolute->body, by_origin.body);
+
+  // RFC 9110 4.2.1 and 4.2.4: no host, or userinfo, is not an http URI.
+  for (const auto* target : {"http:///billing/health", "http://:80/billing/health",
+                             "http://u:p@x/billing/health", "http//x/billing/health"}) {
+    Connection refused(port());
+    ASSERT_TRUE(refused.send(std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto response = refused.read_response();
+    ASSERT_TRUE(response) << target;
+    EXPECT_EQ(response->status, 400) << target << ": " << response->body;
+  }
 }
 
 TEST_F(E2eHttp, Http11RequestWithoutHostOrWithTwoIs400) {

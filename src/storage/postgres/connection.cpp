@@ -257,4 +257,27 @@ std::int64_t PostgresConnection::finish_pipeline(sql::RowVisitor on_row) {
   return rows_of(last.get(), on_row);
 }
 
+std::string postgres_destination(const std::string& url) {
+  char* error = nullptr;
+  const std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(
+      PQconninfoParse(url.c_str(), &error), &PQconninfoFree);
+  PQfreemem(error);
+  if (!options) return "";
+  std::string_view user, host, port, dbname;
+  for (const auto* option = options.get(); option->keyword; ++option) {
+    if (!option->val) continue;
+    const std::string_view keyword = option->keyword;
+    if (keyword == "user") user = option->val;
+    if (keyword == "host" || (keyword == "hostaddr" && host.empty())) host = option->val;
+    if (keyword == "port") port = option->val;
+    if (keyword == "dbname") dbname = option->val;
+  }
+  std::string out;
+  if (!user.empty()) out.append(user).append("@");
+  out.append(host);
+  if (!port.empty()) out.append(":").append(port);
+  if (!dbname.empty()) out.append("/").append(dbname);
+  return out;
+}
+
 }  // namespace billing

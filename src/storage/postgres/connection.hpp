@@ -52,4 +52,8 @@ class PostgresConnection final : public sql::Connection {
   bool needs_reset_ = false;  // left in a state no statement can follow: broken() until reconnect
 };
 
+// Where a connection string leads, as libpq reads it: "user@host:port/dbname" (the parts it
+// names), never its password; "" if libpq cannot read it.
+std::string postgres_destination(const std::string& url);
+
 }  // namespace billing
