@@ -327,6 +327,11 @@ json::object Ledger::invoice_json(const InvoiceRecord& record) const {
 const PortalSession& Ledger::open_portal(std::string_view customer_id, std::string return_url,
                                          TimePoint now) {
   customers_.at(customer_id, provider_errors::no_such_customer);
+  // Those expired a week ago go (each would be saved and compared forever); a link expired since
+  // less still says so rather than "no such session".
+  constexpr std::int64_t kWeek = 7 * 24 * 60 * 60;
+  portals_.erase_if(
+      [at = unix_seconds(now)](const PortalSession& p) { return at >= expires_at(p) + kWeek; });
   return portals_.add(PortalSession{.id = new_id("bps_"),
                                     .customer = std::string(customer_id),
                                     .return_url = std::move(return_url),

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <set>
 #include <stdexcept>
 #include <type_traits>
 
@@ -24,13 +25,14 @@ constexpr std::string_view kEvent = "event";
 
 LocalProvider::LocalProvider(const Catalog& catalog, PriceMap prices, const Clock& clock, Db& db,
                              std::string account, std::string webhook_secret, std::string base_url,
-                             DeliverEvent deliver)
+                             DeliverEvent deliver, RedeliveryWaits redelivery)
     : clock_(clock),
       db_(db),
       account_(std::move(account)),
       signature_(webhook_secret),
       base_url_(std::move(base_url)),
       deliver_(std::move(deliver)),
+      redelivery_(redelivery),
       ledger_(catalog, std::move(prices)) {}
 
 TimePoint LocalProvider::now_locked() const {
@@ -84,6 +86,17 @@ LocalProvider::Unsaved LocalProvider::unsaved_locked(local::Events events) {
   for (const auto& event : pending_)
     objects.push_back({.kind = std::string(kEvent), .id = event.id, .data = event.payload});
   ++version_;
+  std::set<std::pair<std::string_view, std::string_view>> present;
+  for (const auto& object : objects) present.emplace(object.kind, object.id);
+  // What the ledger dropped (expired portal sessions); events go once delivered (deliver()).
+  for (auto it = saved_.begin(); it != saved_.end();) {
+    if (it->first.first == kEvent || present.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    unsaved.removed.push_back(it->first);
+    it = saved_.erase(it);
+  }
   for (auto& object : objects) {
     auto& saved = saved_[{object.kind, object.id}];
     if (saved == object.data) continue;
@@ -113,6 +126,7 @@ asio::awaitable<void> LocalProvider::commit(Unsaved change) {
     co_await db_.transact([&](Tx& tx) {
       auto& repo = tx.get<LocalProviderRepo>();
       for (const auto& object : change.objects) repo.save_local_object(account_, object);
+      for (const auto& [kind, id] : change.removed) repo.delete_local_object(account_, kind, id);
     });
   } catch (...) {
     // Not saved after all: the next change saves every object again.
@@ -120,45 +134,48 @@ asio::awaitable<void> LocalProvider::commit(Unsaved change) {
     saved_.clear();
     throw;
   }
+  std::vector<PendingEvent> events;
   {
+    // In the same hold of the mutex: redeliver() cannot take the change's events from its call.
     std::lock_guard lock(mutex_);
     for (const auto& object : change.objects)
       if (object.kind == kEvent)
         for (auto& event : pending_)
           if (event.id == object.id) event.saved = true;
+    events = take_locked(std::nullopt);
   }
-  for (const auto& refusal : co_await deliver_pending()) log_undelivered(refusal);
+  co_await deliver(std::move(events));
 }
 
-asio::awaitable<void> LocalProvider::redeliver(std::chrono::milliseconds first_wait,
-                                               std::chrono::milliseconds longest_wait) {
-  auto wait = first_wait;
-  while (co_await waits_.wait(wait)) {
-    bool refused = false;
+asio::awaitable<void> LocalProvider::redeliver(std::chrono::milliseconds tick) {
+  while (co_await waits_.wait(tick)) {
+    std::vector<PendingEvent> due;
+    {
+      std::lock_guard lock(mutex_);
+      due = take_locked(clock_.now());
+    }
+    if (due.empty()) continue;
     try {
-      for (const auto& refusal : co_await deliver_pending()) {
-        log_undelivered(refusal);
-        refused = true;
-      }
+      co_await deliver(std::move(due));
     } catch (const std::exception& e) {
       log_event(spdlog::level::warn, "local provider events not delivered", "",
                 {{"error", e.what()}});
-      refused = true;
     }
-    wait = refused ? std::min(wait * 2, longest_wait) : first_wait;
   }
 }
 
-asio::awaitable<std::vector<LocalProvider::Refusal>> LocalProvider::deliver_pending() {
+std::vector<LocalProvider::PendingEvent> LocalProvider::take_locked(
+    std::optional<TimePoint> due_by) {
   std::vector<PendingEvent> events;
-  {
-    std::lock_guard lock(mutex_);
-    for (auto& event : pending_)
-      if (event.saved && !event.in_flight) {
-        event.in_flight = true;
-        events.push_back(event);
-      }
-  }
+  for (auto& event : pending_)
+    if (event.saved && !event.in_flight && (!due_by || event.retry_at <= *due_by)) {
+      event.in_flight = true;
+      events.push_back(event);
+    }
+  return events;
+}
+
+asio::awaitable<void> LocalProvider::deliver(std::vector<PendingEvent> events) {
   std::vector<std::string> delivered;
   std::vector<Refusal> refusals;
   for (auto& event : events) {
@@ -176,11 +193,19 @@ asio::awaitable<std::vector<LocalProvider::Refusal>> LocalProvider::deliver_pend
       std::erase_if(pending_, [&](const PendingEvent& e) { return e.id == id; });
       saved_.erase({std::string(kEvent), id});
     }
+    const auto now = clock_.now();
     for (const auto& refusal : refusals)
       for (auto& event : pending_)
-        if (event.id == refusal.event_id) event.in_flight = false;
+        if (event.id == refusal.event_id) {
+          event.in_flight = false;
+          // Stripe's retries wait longer each time, too.
+          const auto wait = redelivery_.first * (std::int64_t{1} << std::min(event.refusals, 20));
+          event.retry_at = now + std::min<std::chrono::milliseconds>(wait, redelivery_.longest);
+          ++event.refusals;
+        }
   }
-  if (delivered.empty()) co_return refusals;
+  for (const auto& refusal : refusals) log_undelivered(refusal);
+  if (delivered.empty()) co_return;
   try {
     co_await db_.transact([&](Tx& tx) {
       auto& repo = tx.get<LocalProviderRepo>();
@@ -191,7 +216,6 @@ asio::awaitable<std::vector<LocalProvider::Refusal>> LocalProvider::deliver_pend
     log_event(spdlog::level::warn, "local provider delivered events not forgotten", "",
               {{"events", std::to_string(delivered.size())}, {"error", e.what()}});
   }
-  co_return refusals;
 }
 
 asio::awaitable<void> LocalProvider::resume() {
@@ -218,7 +242,12 @@ asio::awaitable<void> LocalProvider::resume() {
       version_ = std::max(version_, object.version);
     }
   }
-  for (const auto& refusal : co_await deliver_pending()) log_undelivered(refusal);
+  std::vector<PendingEvent> events;
+  {
+    std::lock_guard lock(mutex_);
+    events = take_locked(std::nullopt);
+  }
+  co_await deliver(std::move(events));
 }
 
 asio::awaitable<std::string> LocalProvider::create_checkout_session(CheckoutRequest request) {

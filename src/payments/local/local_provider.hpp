@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,6 +35,13 @@ namespace billing {
 
 using RenewalReport = local::RenewalReport;
 
+// How long an event the service refused waits to be sent again, on the service's clock: `first`
+// after its first refusal, twice as long after each further one, never more than `longest`.
+struct RedeliveryWaits {
+  std::chrono::milliseconds first = std::chrono::seconds(10);
+  std::chrono::milliseconds longest = std::chrono::minutes(10);
+};
+
 class LocalProvider final : public PaymentProvider {
  public:
   // Delivers one signed event through the service's webhook path (the code behind POST
@@ -46,17 +54,15 @@ class LocalProvider final : public PaymentProvider {
   // Its objects are kept in `db` under `account` (LOCAL_PAYMENTS_ACCOUNT).
   LocalProvider(const Catalog& catalog, PriceMap prices, const Clock& clock, Db& db,
                 std::string account, std::string webhook_secret, std::string base_url,
-                DeliverEvent deliver);
+                DeliverEvent deliver, RedeliveryWaits redelivery = {});
 
   // Loads the objects saved before (once, at start-up, before any other call), then delivers
   // the events that were left undelivered; one the service refuses is logged and kept.
   boost::asio::awaitable<void> resume();
-  // As Stripe retries a delivery the service refused: the pending events go out again after each
-  // wait, `first_wait` at first, doubling while one is refused (up to `longest_wait`), back to
-  // `first_wait` once none is; until stop(). Never throws.
-  boost::asio::awaitable<void> redeliver(
-      std::chrono::milliseconds first_wait = std::chrono::seconds(10),
-      std::chrono::milliseconds longest_wait = std::chrono::minutes(10));
+  // As Stripe retries a delivery the service refused: every `tick`, sends again each refused
+  // event whose wait (RedeliveryWaits) is over, until stop(); until the service takes it, however
+  // long that takes. Never throws.
+  boost::asio::awaitable<void> redeliver(std::chrono::milliseconds tick = std::chrono::seconds(1));
   // Ends redeliver(), now and from now on.
   void stop() { waits_.stop(); }
 
@@ -105,15 +111,18 @@ class LocalProvider final : public PaymentProvider {
     std::string id;
     std::string payload;
     bool saved = false;      // in the database: it may go out
-    bool in_flight = false;  // a deliver_pending() is sending it
+    bool in_flight = false;  // a deliver() is sending it
+    int refusals = 0;        // by the service, so far
+    TimePoint retry_at{};    // after a refusal: when redeliver() sends it again
   };
   struct Refusal {
     std::string event_id;
     std::exception_ptr error;
   };
-  // What a change leaves to commit(): the objects to save.
+  // What a change leaves to commit(): the objects to save, and the kind and id of each to delete.
   struct Unsaved {
     std::vector<LocalObject> objects;
+    std::vector<std::pair<std::string, std::string>> removed;
   };
 
   TimePoint now_locked() const;
@@ -141,11 +150,15 @@ class LocalProvider final : public PaymentProvider {
   // the change stays made in memory, unsaved (the next change saves it), and its events go out
   // once saved.
   boost::asio::awaitable<void> commit(Unsaved change);
-  // Signs each saved pending event that no other call is sending at the service's now and
-  // delivers them one after the other, oldest first; each accepted one is then dropped from the
-  // pending ones and the database. An event the service refuses stays pending and does not hold
-  // back the others (the webhook orders events by their `created`).
-  boost::asio::awaitable<std::vector<Refusal>> deliver_pending();
+  // Under the mutex: the saved pending events no deliver() is sending (of those, the ones due to
+  // be sent again by `due_by`, if given), marked as being sent.
+  std::vector<PendingEvent> take_locked(std::optional<TimePoint> due_by);
+  // Signs each of `events` (taken by take_locked) at the service's now and delivers them one
+  // after the other, oldest first; each accepted one is then dropped from the pending ones and
+  // the database. One the service refuses is logged and stays pending, to be sent again once
+  // its wait is over, and does not hold back the others (the webhook orders events by their
+  // `created`).
+  boost::asio::awaitable<void> deliver(std::vector<PendingEvent> events);
   // An event the service refused: it stays pending, tried again by redeliver(), with the next
   // change, or at the next start.
   static void log_undelivered(const Refusal& refusal);
@@ -156,6 +169,7 @@ class LocalProvider final : public PaymentProvider {
   WebhookSignature signature_;
   std::string base_url_;
   DeliverEvent deliver_;
+  RedeliveryWaits redelivery_;
   StoppableWaits waits_;      // redeliver()'s
   mutable std::mutex mutex_;  // never held across a co_await
   std::chrono::seconds offset_{0};

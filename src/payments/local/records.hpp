@@ -158,6 +158,13 @@ class Table {
   }
   std::deque<Row>& rows() { return rows_; }
   const std::deque<Row>& rows() const { return rows_; }
+  // Drops the rows `drop` picks (references to any row are invalid after).
+  template <class Pick>
+  void erase_if(Pick drop) {
+    std::erase_if(rows_, drop);
+    index_.clear();
+    for (std::size_t i = 0; i < rows_.size(); ++i) index_.emplace(id_of(rows_[i]), i);
+  }
 
  private:
   std::deque<Row> rows_;
