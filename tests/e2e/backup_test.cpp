@@ -153,6 +153,15 @@ TEST(E2eBackup, RefusesWhatItCannotDoWithAClearMessage) {
   const auto onto_itself = run_billing({"backup", "--to", database}, env);
   EXPECT_NE(onto_itself.code, 0);
   EXPECT_THAT(onto_itself.output, HasSubstr("onto itself"));
+  // Nor onto the files SQLite keeps beside it, there or not: a backup renamed over the live
+  // write-ahead log would lose what it holds.
+  for (const auto& beside : {database + "-wal", database + "-shm", database + "-journal",
+                             dir.path() + "/./billing.db-wal"}) {
+    const auto refused = run_billing({"backup", "--to", beside}, env);
+    EXPECT_NE(refused.code, 0) << beside;
+    EXPECT_THAT(refused.output, HasSubstr("onto itself or the files beside it")) << beside;
+  }
+  EXPECT_FALSE(std::filesystem::exists(database + "-journal"));
 
   const auto no_database = run_billing({"backup", "--to", dir.path() + "/b.db"},
                                        backup_env("sqlite:///" + dir.path() + "/absent.db"));

@@ -81,15 +81,33 @@ class PartialFile {
   std::string path_;
 };
 
+// Whether `destination` is the database or a file SQLite keeps beside it (its write-ahead log,
+// shared memory, rollback journal), existing or not: a backup renamed over the live log loses
+// what the log holds, and one left where the log goes would be replayed into the database.
+bool a_database_file(const std::string& source, const std::string& destination) {
+  std::error_code ec;
+  const auto target = fs::weakly_canonical(destination, ec);
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    const std::string file = source + suffix;
+    std::error_code file_ec;
+    if (fs::equivalent(file, destination, file_ec)) return true;
+    const auto canonical = fs::weakly_canonical(file, file_ec);
+    if (!ec && !file_ec && canonical == target) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 SqliteBackupResult backup_sqlite(const std::string& source, const std::string& destination) {
   std::error_code ec;
   if (!fs::is_regular_file(source, ec))
     throw std::runtime_error(fmt::format("no SQLite database at {}", source));
-  if (fs::equivalent(source, destination, ec))
+  if (a_database_file(source, destination))
     throw std::runtime_error(
-        fmt::format("cannot back up {} onto itself: name another file with --to", source));
+        fmt::format("cannot back up {0} onto itself or the files beside it ({0}-wal, {0}-shm, "
+                    "{0}-journal): name another file with --to",
+                    source));
   PartialFile partial(destination);
   SqliteBackupResult result;
   {
