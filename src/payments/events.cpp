@@ -185,6 +185,12 @@ class EventEffects {
     if (auto entity = metadata_entity(invoice_metadata(object_)))
       tx_.get<PaymentRepo>().queue_payment(payment_of(*entity));
   }
+  // For apply_event, when the event turns out a duplicate: what queue_payment sent ahead is not
+  // this delivery's to record.
+  void withdraw_payment(Effect effect) {
+    if (effect == &EventEffects::invoice_paid && invoice_id())
+      tx_.get<PaymentRepo>().withdraw_queued_payment(*invoice_id());
+  }
 
  private:
   PlanRepo& plans() { return tx_.get<PlanRepo>(); }
@@ -706,9 +712,11 @@ AuditStatus apply_event(Tx& tx, const EventRules& rules, const StripeEvent& even
                                      .created_at = now});
     return outcome.status;
   };
-  if (!payments.claim_event(event.inbox(), now))
-    return audit({AuditStatus::duplicate, "already processed"});
   const auto effect = EventEffects::effect_of(event.type);
+  if (!payments.claim_event(event.inbox(), now)) {
+    if (effect) EventEffects(tx, rules, event, now).withdraw_payment(effect);
+    return audit({AuditStatus::duplicate, "already processed"});
+  }
   if (!effect) return audit(ignored("event type not handled"));
   return audit(EventEffects(tx, rules, event, now).apply(effect));
 }

@@ -35,9 +35,13 @@ class PaymentRepo {
   // The unit will record the payment soon: storage may record it along with the unit's next
   // statement (in a batch, with every unit's first), and record_payment of the same invoice
   // then answers from there. The payment is recorded even if record_payment does not follow:
-  // queue only a payment the unit records unless its event turns out a duplicate (whose
-  // payment, recorded before, makes this one a no-op).
+  // queue only a payment the unit records unless its event turns out a duplicate, and then
+  // withdraw it.
   virtual void queue_payment(const Payment& payment) = 0;
+  // The unit's event turned out a duplicate: the payment it queued for `invoice_id`, if its
+  // statement recorded one, is removed. A true copy's was a no-op (recorded before); this undoes
+  // one of an event id that came again with another invoice.
+  virtual void withdraw_queued_payment(std::string_view invoice_id) = 0;
   // The checkout session whose first invoice `invoice_id` is: its payment names the session,
   // recorded already or to come.
   virtual void link_checkout(std::string_view checkout_session_id, std::string_view invoice_id) = 0;

@@ -212,6 +212,13 @@ void SqlPaymentRepo::queue_payment(const Payment& p) {
         [&](RowCallback recorded) { insert_payment(p, std::move(recorded), true); });
 }
 
+void SqlPaymentRepo::withdraw_queued_payment(std::string_view invoice_id) {
+  static constexpr sql::Query kRemove = "DELETE FROM payments WHERE stripe_invoice_id = ?";
+  if (!batch_) return;
+  if (const auto* queued = answer_queued(batch_->payments, invoice_id); queued && queued->done)
+    db_.run(kRemove, {invoice_id});
+}
+
 void SqlPaymentRepo::link_checkout(std::string_view checkout_session_id,
                                    std::string_view invoice_id) {
   static constexpr sql::Query kLink =

@@ -35,6 +35,7 @@ class SqlPaymentRepo : public PaymentRepo {
   std::vector<AuditEntry> audit_entries(std::string_view event_id) override;
   bool record_payment(const Payment& payment) override;
   void queue_payment(const Payment& payment) override;
+  void withdraw_queued_payment(std::string_view invoice_id) override;
   void link_checkout(std::string_view checkout_session_id, std::string_view invoice_id) override;
   std::vector<Payment> payments(const EntityRef& entity) override;
   bool paid_for_subscription(const EntityRef& entity, std::string_view subscription_id) override;

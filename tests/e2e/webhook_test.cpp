@@ -449,6 +449,29 @@ TEST_P(E2eWebhooks, ReplayAppliesAFailedEventOnce) {
   EXPECT_EQ(audits[1].status, AuditStatus::duplicate);
 }
 
+// An event id that comes again is a duplicate whatever it holds: one that comes back with
+// another invoice records no payment (Stripe never does this; a replayed id must not pay).
+TEST_P(E2eWebhooks, AnEventIdThatComesAgainWithAnotherInvoiceRecordsNoPayment) {
+  const auto first = invoice_paid();
+  auto again = json::parse(invoice_paid()).as_object();
+  again["id"] = parse_event(first).id;
+  const auto second = json::serialize(again);
+  for (const auto* payload : {&first, &second}) {
+    const auto response = deliver(*payload, signature(*payload, unix_now()));
+    EXPECT_EQ(response.status, 200) << response.body;
+  }
+  const auto db = open_server_db(*server);
+  const auto paid = run_blocking(db->read([&](Tx& tx) {
+    return tx.get<PaymentRepo>().payments({EntityKind::hospital, hospital});
+  }));
+  ASSERT_EQ(paid.size(), 1u);
+  EXPECT_EQ(paid[0].invoice_id, parse_event(first).object.at("id").as_string());
+  const auto audits = run_blocking(
+      db->read([&](Tx& tx) { return tx.get<PaymentRepo>().audit_entries(parse_event(first).id); }));
+  ASSERT_EQ(audits.size(), 2u);
+  EXPECT_EQ(audits[1].status, AuditStatus::duplicate);
+}
+
 // A paid invoice as Stripe sends it, naming its charge only, and its signature header.
 struct PaidInvoice {
   std::string payload;
