@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
+#include <regex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -38,6 +39,16 @@ std::string url(const Environment& env, const char* name, std::string fallback) 
   const auto parsed = boost::urls::parse_absolute_uri(text);
   if (!parsed || (parsed->scheme() != "http" && parsed->scheme() != "https"))
     bad(name, fmt::format("must be an http(s) URL (got \"{}\")", text));
+  return text;
+}
+
+// A key, secret, id or version, which goes into Stripe's headers and forms: printable ASCII
+// without spaces. A trailing newline (a secrets file's) would end the Authorization header early.
+// The value is not repeated: it may be a secret.
+std::string word(const Environment& env, const char* name, std::string fallback) {
+  auto text = env(name).value_or(std::move(fallback));
+  if (std::any_of(text.begin(), text.end(), [](char c) { return c <= ' ' || c > '~'; }))
+    bad(name, "must be printable ASCII without spaces or control characters (a trailing newline?)");
   return text;
 }
 
@@ -109,16 +120,20 @@ Config load_config(const Environment& env, bool dev) {
       number<long>(env, "CSRF_TOKEN_EXPIRE_MINUTES", c.csrf_expiry.count(), 1, 60 * 24));
 
   auto& s = c.stripe;
-  s.secret_key = env("STRIPE_SECRET_KEY").value_or("");
-  s.publishable_key = env("STRIPE_PUBLISHABLE_KEY").value_or("");
-  s.webhook_secret = env("STRIPE_WEBHOOK_SECRET").value_or("");
-  s.api_version = env("STRIPE_API_VERSION").value_or(s.api_version);
-  if (s.api_version.empty()) bad("STRIPE_API_VERSION", "must not be empty");
+  s.secret_key = word(env, "STRIPE_SECRET_KEY", "");
+  s.publishable_key = word(env, "STRIPE_PUBLISHABLE_KEY", "");
+  s.webhook_secret = word(env, "STRIPE_WEBHOOK_SECRET", "");
+  s.api_version = word(env, "STRIPE_API_VERSION", s.api_version);
+  // Stripe's form: a date, and from 2024-09-30 on a release name ("2024-09-30.acacia").
+  static const std::regex kApiVersion(R"(\d{4}-\d{2}-\d{2}(\.[a-z]+)?)");
+  if (!std::regex_match(s.api_version, kApiVersion))
+    bad("STRIPE_API_VERSION",
+        fmt::format("must be a Stripe API version such as 2023-10-16 (got \"{}\")", s.api_version));
   s.api_base = url(env, "STRIPE_API_BASE", s.api_base);
   s.success_url = url(env, "STRIPE_SUCCESS_URL", "");
   s.cancel_url = url(env, "STRIPE_CANCEL_URL", "");
   for (std::size_t i = 0; i < kPriceVariables.size(); ++i)
-    s.prices[i] = env(kPriceVariables[i]).value_or("");
+    s.prices[i] = word(env, kPriceVariables[i], "");
 
   const auto provider =
       env("PAYMENTS_PROVIDER").value_or(s.secret_key.empty() ? "local" : "stripe");

@@ -9,6 +9,7 @@ namespace billing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 Environment env_of(std::map<std::string, std::string> values) {
   return [values = std::move(values)](const char* name) -> std::optional<std::string> {
@@ -153,6 +154,15 @@ TEST(Config, EveryBadValueNamesItsVariable) {
       {{{"STRIPE_API_BASE", "ftp://x"}}, "STRIPE_API_BASE"},
       {{{"STRIPE_SUCCESS_URL", "nope"}}, "STRIPE_SUCCESS_URL"},
       {{{"STRIPE_API_VERSION", ""}}, "STRIPE_API_VERSION"},
+      {{{"STRIPE_API_VERSION", "garbage"}}, "STRIPE_API_VERSION must be a Stripe API version"},
+      {{{"STRIPE_API_VERSION", "2023-10-16\r\nX-Evil: 1"}}, "STRIPE_API_VERSION must be printable"},
+      // A secrets file's trailing newline would end the Authorization header early; the message
+      // does not repeat the value.
+      {{{"STRIPE_SECRET_KEY", "sk_test_abc\n"}}, "STRIPE_SECRET_KEY must be printable ASCII"},
+      {{{"STRIPE_SECRET_KEY", "hello world"}}, "STRIPE_SECRET_KEY must be printable ASCII"},
+      {{{"STRIPE_WEBHOOK_SECRET", "whsec_x\n"}}, "STRIPE_WEBHOOK_SECRET must be printable"},
+      {{{"STRIPE_PUBLISHABLE_KEY", "pk_\t"}}, "STRIPE_PUBLISHABLE_KEY must be printable"},
+      {{{"PRICE_HOSP_LITE_MONTHLY", "price_1 "}}, "PRICE_HOSP_LITE_MONTHLY must be printable"},
       {{{"LOCAL_PAYMENTS_ACCOUNT", ""}}, "LOCAL_PAYMENTS_ACCOUNT"},
       {{{"LOCAL_PAYMENTS_ACCOUNT", "a b"}}, "LOCAL_PAYMENTS_ACCOUNT"},
       {{{"LOCAL_PAYMENTS_ACCOUNT", std::string(65, 'a')}}, "LOCAL_PAYMENTS_ACCOUNT"},
@@ -173,6 +183,9 @@ TEST(Config, EveryBadValueNamesItsVariable) {
   for (const auto& [extra, name] : cases) EXPECT_THAT(error_with(extra), HasSubstr(name));
   EXPECT_EQ(error_with({{"MONGODB_URL", "mongodb://x"}, {"DATABASE_URL", "sqlite:///a.db"}}),
             "accepted");
+  EXPECT_EQ(error_with({{"STRIPE_API_VERSION", "2024-09-30.acacia"}}), "accepted");
+  EXPECT_THAT(error_with({{"STRIPE_SECRET_KEY", "sk_test_secret\n"}}),
+              Not(HasSubstr("sk_test_secret")));
   EXPECT_EQ(error_with({{"LOCAL_PAYMENTS_ACCOUNT", "staging_2-eu"}}), "accepted");
 }
 
