@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
     if (*replay || *fees) {
       // The service's own composition, not serving: the same receiver applies the events, the
       // same provider is asked for the fees.
-      const auto base_url = fmt::format("http://{}:{}", config.host, config.port);
+      const auto base_url = http_url(config.host, config.port);
       App app(std::move(config), base_url);
       if (*replay) {
         const auto report = run_blocking([&]() -> boost::asio::awaitable<Payments::ReplayReport> {
@@ -170,16 +170,16 @@ int main(int argc, char** argv) {
     std::optional<ListeningSocket> metrics_socket;
     if (config.metrics_port) metrics_socket.emplace(config.host, *config.metrics_port);
     const auto metrics_port = metrics_socket ? metrics_socket->port() : 0;
-    const auto base_url = fmt::format("http://{}:{}", socket.host(), socket.port());
+    const auto base_url = http_url(socket.host(), socket.port());
     App app(std::move(config), base_url);
     if (dev) seed_demo_entities(app.db(), app.catalog(), app.clock());
     run_blocking(app.payments().resume());
     app.serve(std::move(socket), std::move(metrics_socket), [&](unsigned short bound) {
       // Always printed, whatever LOG_LEVEL says: with --port 0 it is how to learn the port.
       if (metrics_port)
-        std::cout << "billing metrics on http://" << app.config().host << ":" << metrics_port
+        std::cout << "billing metrics on " << http_url(app.config().host, metrics_port)
                   << "/metrics" << std::endl;
-      std::cout << "billing listening on http://" << app.config().host << ":" << bound << std::endl;
+      std::cout << "billing listening on " << http_url(app.config().host, bound) << std::endl;
       if (dev) print_quick_start(app.config(), app.jwt(), app.clock(), bound);
     });
     return 0;

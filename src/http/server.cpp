@@ -26,6 +26,7 @@
 #include <boost/url/parse.hpp>
 
 #include "http/errors.hpp"
+#include "kit/text.hpp"
 
 namespace billing {
 namespace {
@@ -534,7 +535,7 @@ void Server::run(const std::function<void()>& on_ready, const std::function<void
       asio::post(w->ioc, [this, &w = *w] { impl_->begin_shutdown(w); });
   });
   for (const auto& listener : impl_->listeners)
-    spdlog::info("listening on http://{}:{} with {} threads", listener->host, listener->port,
+    spdlog::info("listening on {} with {} threads", http_url(listener->host, listener->port),
                  workers.size());
   if (on_ready) on_ready();
 

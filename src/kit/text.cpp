@@ -1,5 +1,7 @@
 #include "kit/text.hpp"
 
+#include <fmt/format.h>
+
 namespace billing {
 
 bool valid_utf8(std::string_view text) {
@@ -35,6 +37,11 @@ bool valid_utf8(std::string_view text) {
     i += length;
   }
   return true;
+}
+
+std::string http_url(std::string_view host, unsigned short port) {
+  if (host.find(':') != std::string_view::npos) return fmt::format("http://[{}]:{}", host, port);
+  return fmt::format("http://{}:{}", host, port);
 }
 
 }  // namespace billing

@@ -1,5 +1,6 @@
 #pragma once
 #include <algorithm>
+#include <string>
 #include <string_view>
 
 namespace billing {
@@ -20,5 +21,8 @@ bool valid_utf8(std::string_view text);
 inline bool plausible_id(std::string_view id) {
   return !id.empty() && id.size() <= 128 && free_of_control_characters(id) && valid_utf8(id);
 }
+
+// "http://host:port", an IPv6 address in brackets (RFC 3986 3.2.2), as a browser or curl takes it.
+std::string http_url(std::string_view host, unsigned short port);
 
 }  // namespace billing

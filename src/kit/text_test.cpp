@@ -43,5 +43,12 @@ TEST(PlausibleId, IsOneTo128BytesOfUtf8WithoutControlCharacters) {
   EXPECT_FALSE(plausible_id("\xff"));
 }
 
+TEST(HttpUrl, PutsAnIpv6AddressInBrackets) {
+  EXPECT_EQ(http_url("127.0.0.1", 8000), "http://127.0.0.1:8000");
+  EXPECT_EQ(http_url("localhost", 80), "http://localhost:80");
+  EXPECT_EQ(http_url("::1", 34989), "http://[::1]:34989");
+  EXPECT_EQ(http_url("fe80::1", 8000), "http://[fe80::1]:8000");
+}
+
 }  // namespace
 }  // namespace billing
