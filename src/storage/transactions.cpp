@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "kit/log.hpp"
 #include "storage/sql_tx.hpp"
 
 namespace billing {
@@ -71,6 +72,19 @@ void apply_migrations(sql::Connection& connection, const std::vector<Migration>&
       connection.run(kRecord, {std::int64_t{m.version}, m.name});
     });
   }
+  // A newer build migrated it (a rolling upgrade, or a rollback): this one serves on, as its
+  // schema's additions leave this build's statements working, but says so.
+  static constexpr sql::Query kNewer =
+      "SELECT version, name FROM schema_migrations WHERE version > ? ORDER BY version";
+  if (migrations.empty()) return;
+  std::string newer;
+  connection.run(kNewer, {std::int64_t{migrations.back().version}}, [&](const sql::Row& row) {
+    newer += fmt::format("{}{} {}", newer.empty() ? "" : ", ", row.integer(0), row.text(1));
+  });
+  if (!newer.empty())
+    log_event(spdlog::level::warn, "the database was migrated by a newer build", "",
+              {{"unknown_migrations", newer},
+               {"known_up_to", std::to_string(migrations.back().version)}});
 }
 
 }  // namespace billing

@@ -14,12 +14,14 @@
 
 #include "auth/jwt.hpp"
 #include "payments/webhook_signature.hpp"
+#include "storage/sqlite/connection.hpp"
 #include "tests/e2e/client.hpp"
 
 namespace billing::e2e {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 const Env kSecrets{{"JWT_SECRET_KEY", std::string(kJwtSecret)},
                    {"CSRF_SECRET_KEY", std::string(kCsrfSecret)}};
@@ -137,6 +139,15 @@ TEST(E2eCli, MigrateAppliesTheSchemaAndIsRepeatable) {
   const auto again = run_billing({"migrate"}, env);
   EXPECT_EQ(again.code, 0) << again.output;
   EXPECT_TRUE(std::filesystem::exists(dir.path() + "/billing.db"));
+  EXPECT_THAT(again.output, Not(HasSubstr("newer build")));
+
+  // Migrated by a newer build: this one goes on, and says so.
+  SqliteConnection(dir.path() + "/billing.db", SqliteConnection::Mode::read_write)
+      .exec("INSERT INTO schema_migrations (version, name) VALUES (999, '999_future.sql')");
+  const auto older = run_billing({"migrate"}, env);
+  EXPECT_EQ(older.code, 0) << older.output;
+  EXPECT_THAT(older.output, HasSubstr("the database was migrated by a newer build"));
+  EXPECT_THAT(older.output, HasSubstr("999 999_future.sql"));
 }
 
 TEST(E2eCli, DevServesDemoDataWithGeneratedSecretsAndPrintsTokens) {
