@@ -203,6 +203,16 @@ class EventEffects {
   // Dated the second of the newest event the plan took: the two cannot be ordered by date.
   bool ties(const Plan& plan) const { return plan.last_event_created == event_.created; }
 
+  // For a subscription event that shows the subscription otherwise than the plan follows it,
+  // yet cannot say it is newer: one of the same second as the plan's last event (a tie), or an
+  // older one, which cannot move the plan back but may be news no later event brought (a price
+  // change or a deletion delivered after the next invoice's event). The provider's present state
+  // settles it (payments/subscription_checks.hpp).
+  void ask_the_provider_later(std::string_view subscription_id) {
+    if (!event_.from_provider)
+      tx_.get<PaymentRepo>().request_subscription_check(subscription_id, event_.created);
+  }
+
   // Saves `after` (the newest event recorded: this one, or `event_time`) and a history row if its
   // type, status or services moved.
   void save(const std::optional<Plan>& before, Plan after,
@@ -478,8 +488,9 @@ class EventEffects {
 
   // The plan type and services after a price change, keeping the services the new plan offers.
   void follow_price(Plan& plan, const PricedPlan& priced) {
+    if (priced.role != plan.owner.kind) return;  // another role's price: nothing of it
     plan.billing_cycle = priced.cycle;
-    if (priced.role != plan.owner.kind || priced.plan_type == plan.plan_type) return;
+    if (priced.plan_type == plan.plan_type) return;
     const PlanOffer* offer = rules_.catalog.find(plan.owner.kind, priced.plan_type);
     if (!offer) return;
     std::vector<ServiceType> kept;
@@ -569,23 +580,25 @@ class EventEffects {
       return other_subscription_event(id, paused && !ended(status) ? "paused" : status);
     if (before->status == PlanStatus::cancelled)
       return {AuditStatus::stale, "the subscription was deleted"};
-    if (stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
     Plan after = *before;
     if (auto price = item_price(object_))
       if (auto priced = rules_.prices.plan_for(*price)) follow_price(after, *priced);
     if (auto* v = object_.if_contains("cancel_at_period_end"); v && v->is_bool())
       after.cancel_at_period_end = v->get_bool();
+    after.collection_paused = paused;
+    const bool ends = ended(status);
+    if (!ends)
+      if (auto plan_status = plan_status_of(status, paused)) after.status = *plan_status;
+    if (stale(*before)) {
+      if (ends || after != *before) ask_the_provider_later(*id);
+      return {AuditStatus::stale, "older than the plan's last event"};
+    }
     Outcome outcome;
     std::optional<std::int64_t> event_time;
-    after.collection_paused = paused;
-    if (ended(status))
-      outcome = end_subscription(after, event_time);
-    else if (auto plan_status = plan_status_of(status, paused))
-      after.status = *plan_status;
+    if (ends) outcome = end_subscription(after, event_time);
     // Another event of this second set the plan otherwise: which is newer, only the provider
     // knows.
-    if (!event_.from_provider && ties(*before) && after != *before)
-      tx_.get<PaymentRepo>().request_subscription_check(*id, event_.created);
+    if (ties(*before) && after != *before) ask_the_provider_later(*id);
     save(before, std::move(after), event_time);
     return outcome;
   }
@@ -594,7 +607,10 @@ class EventEffects {
     const auto id = text(object_, "id");
     auto before = subscription_plan(id, child(object_, "metadata"));
     if (!before || !id) return other_subscription_event(id, "canceled");
-    if (stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
+    if (stale(*before)) {
+      if (before->status != PlanStatus::cancelled) ask_the_provider_later(*id);
+      return {AuditStatus::stale, "older than the plan's last event"};
+    }
     Plan after = *before;
     std::optional<std::int64_t> event_time;
     const auto outcome = end_subscription(after, event_time);

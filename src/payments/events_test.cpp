@@ -1324,6 +1324,65 @@ TEST_P(SubscriptionCheckEvents, TheSweepSettlesWhatWasLeftUntilStopped) {
   EXPECT_EQ(plan()->status, PlanStatus::suspended);
 }
 
+// A price change delivered after the next invoice's event is older than the plan's last event:
+// it cannot move the plan, yet it is news. The provider is asked, and its state is applied.
+TEST_P(SubscriptionCheckEvents, AStaleUpdateThatShowsTheSubscriptionOtherwiseAsksTheProvider) {
+  apply(checkout_completed());
+  const auto changed_at = ++clock;
+  EXPECT_EQ(apply(invoice("invoice.payment_succeeded", unique_id("in"), ++clock)), AuditStatus::ok);
+  EXPECT_EQ(apply(subscription_event("customer.subscription.updated", "active", kPro, changed_at)),
+            AuditStatus::stale);
+  EXPECT_EQ(plan()->plan_type, PlanType::lite);
+  ASSERT_TRUE(pending().has_value());
+  EXPECT_EQ(pending()->event_created, changed_at);
+
+  testing::ScriptedProvider provider({answer(state(kPro))});
+  SubscriptionChecks checks(*db, provider, rules, wall, {1ms});
+  run_blocking(checks.settle(subscription));
+  EXPECT_EQ(provider.calls, 1);
+  EXPECT_EQ(plan()->plan_type, PlanType::pro);
+  EXPECT_EQ(pending(), std::nullopt);
+}
+
+// One that shows the subscription as the plan follows it is only old: nothing to ask.
+TEST_P(SubscriptionCheckEvents, AStaleUpdateThatShowsNothingNewAsksNothing) {
+  apply(checkout_completed());
+  const auto old = ++clock;
+  apply(invoice("invoice.payment_succeeded", unique_id("in"), ++clock));
+  EXPECT_EQ(apply(subscription_event("customer.subscription.updated", "active", kLite, old)),
+            AuditStatus::stale);
+  EXPECT_EQ(pending(), std::nullopt);
+}
+
+// A deletion delivered after a later invoice's event (the last invoice Stripe sends after it)
+// would leave the plan active for good: the provider is asked, and the plan ends.
+TEST_P(SubscriptionCheckEvents, AStaleDeletionAsksTheProviderAndEndsThePlan) {
+  apply(checkout_completed());
+  const auto deleted_at = ++clock;
+  apply(invoice("invoice.payment_succeeded", unique_id("in"), ++clock));
+  EXPECT_EQ(
+      apply(subscription_event("customer.subscription.deleted", "canceled", kLite, deleted_at)),
+      AuditStatus::stale);
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+  ASSERT_TRUE(pending().has_value());
+
+  testing::ScriptedProvider provider({answer(state(kLite, "canceled"))});
+  SubscriptionChecks checks(*db, provider, rules, wall, {1ms});
+  run_blocking(checks.settle(subscription));
+  EXPECT_EQ(plan()->status, PlanStatus::cancelled);
+  EXPECT_EQ(pending(), std::nullopt);
+}
+
+// Another role's price (an individual's on a hospital's subscription) changes nothing of the
+// plan, its cycle neither.
+TEST_P(SubscriptionCheckEvents, AnotherRolesPriceChangesNothing) {
+  apply(checkout_completed());
+  apply(subscription_event("customer.subscription.updated", "active",
+                           "price_local_individual_pro_yearly", ++clock));
+  EXPECT_EQ(plan()->plan_type, PlanType::lite);
+  EXPECT_EQ(plan()->billing_cycle, BillingCycle::monthly);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, SubscriptionCheckEvents,
                          ::testing::ValuesIn(testing::test_backends()), testing::backend_name);
 
