@@ -47,8 +47,9 @@ class PaymentRepo {
   virtual void link_checkout(std::string_view checkout_session_id, std::string_view invoice_id) = 0;
   virtual std::vector<Payment> payments(const EntityRef& entity) = 0;  // oldest first
   virtual bool payment_recorded(std::string_view invoice_id) = 0;
-  // Whether one of the entity's payments was for that subscription.
-  virtual bool paid_for_subscription(const EntityRef& entity, std::string_view subscription_id) = 0;
+  // Whether one of the entity's payments was for that subscription, or by that customer.
+  enum class PaidThrough { subscription, customer };
+  virtual bool paid_through(const EntityRef& entity, PaidThrough through, std::string_view id) = 0;
   // Fills in the fee, net, and the charge and card (if none) of the invoice's payment; false when
   // there is no such payment or its fee is known already.
   virtual bool complete_payment(std::string_view invoice_id, const ChargeDetails& details) = 0;

@@ -114,11 +114,31 @@ asio::awaitable<std::optional<Plan>> own_plan(Db& db, const Identity& caller) {
   co_return co_await db.read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(*entity); });
 }
 
-// Users reach only their own plan's customer; admins reach all.
+// Whether the caller's plan follows the subscription or customer `id`, or one of the caller's
+// payments names it.
+asio::awaitable<bool> own_payments_name(Db& db, const Identity& caller,
+                                        PaymentRepo::PaidThrough through, std::string_view id) {
+  const auto entity = own_entity(caller);
+  if (!entity) co_return false;
+  const bool named = co_await db.read([&](Tx& tx) {
+    if (const auto plan = tx.get<PlanRepo>().find_plan(*entity)) {
+      const auto& followed = through == PaymentRepo::PaidThrough::subscription
+                                 ? plan->stripe_subscription_id
+                                 : plan->stripe_customer_id;
+      if (followed == id) return true;
+    }
+    return tx.get<PaymentRepo>().paid_through(*entity, through, id);
+  });
+  co_return named;
+}
+
+// A user reaches their plan's customer, and any their payments name (a checkout's that paid for a
+// subscription the plan does not follow: its payer must see its invoices); an admin reaches all.
+// Decided from our own records, before any call to the provider, as for subscriptions below.
 asio::awaitable<void> require_own_customer(Db& db, const Identity& caller, std::string_view id) {
   if (caller.role == Role::admin) co_return;
-  const auto plan = co_await own_plan(db, caller);
-  if (!plan || plan->stripe_customer_id != id) throw ApiError(403, "Unauthorized");
+  const bool own = co_await own_payments_name(db, caller, PaymentRepo::PaidThrough::customer, id);
+  if (!own) throw ApiError(403, "Unauthorized");
 }
 
 // The checkout `caller` asks for in `body`, for a plan `current` (if any) that no subscription
@@ -176,13 +196,8 @@ asio::awaitable<Response> post_portal_link(Db& db, PaymentProvider& provider,
 asio::awaitable<void> require_own_subscription(Db& db, const Identity& caller,
                                                std::string_view id) {
   if (caller.role == Role::admin) co_return;
-  const auto entity = own_entity(caller);
-  if (!entity) throw ApiError(403, "Unauthorized");
-  const bool own = co_await db.read([&](Tx& tx) {
-    if (const auto plan = tx.get<PlanRepo>().find_plan(*entity))
-      if (plan->stripe_subscription_id == id) return true;
-    return tx.get<PaymentRepo>().paid_for_subscription(*entity, id);
-  });
+  const bool own =
+      co_await own_payments_name(db, caller, PaymentRepo::PaidThrough::subscription, id);
   if (!own) throw ApiError(403, "Unauthorized");
 }
 

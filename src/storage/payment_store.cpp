@@ -347,14 +347,17 @@ std::vector<Payment> SqlPaymentRepo::payments(const EntityRef& entity) {
   return out;
 }
 
-bool SqlPaymentRepo::paid_for_subscription(const EntityRef& entity,
-                                           std::string_view subscription_id) {
-  static constexpr sql::Query kAny =
+bool SqlPaymentRepo::paid_through(const EntityRef& entity, PaidThrough through,
+                                  std::string_view id) {
+  static constexpr sql::Query kBySubscription =
       "SELECT 1 FROM payments WHERE role = ? AND role_entity_id = ? "
       "AND stripe_subscription_id = ? LIMIT 1";
+  static constexpr sql::Query kByCustomer =
+      "SELECT 1 FROM payments WHERE role = ? AND role_entity_id = ? "
+      "AND stripe_customer_id = ? LIMIT 1";
   bool found = false;
-  db_.run(kAny, {name_of(entity.kind), entity.id, subscription_id},
-          [&](const sql::Row&) { found = true; });
+  db_.run(through == PaidThrough::subscription ? kBySubscription : kByCustomer,
+          {name_of(entity.kind), entity.id, id}, [&](const sql::Row&) { found = true; });
   return found;
 }
 

@@ -38,7 +38,7 @@ class SqlPaymentRepo : public PaymentRepo {
   void withdraw_queued_payment(std::string_view invoice_id) override;
   void link_checkout(std::string_view checkout_session_id, std::string_view invoice_id) override;
   std::vector<Payment> payments(const EntityRef& entity) override;
-  bool paid_for_subscription(const EntityRef& entity, std::string_view subscription_id) override;
+  bool paid_through(const EntityRef& entity, PaidThrough through, std::string_view id) override;
   bool complete_payment(std::string_view invoice_id, const ChargeDetails& details) override;
   bool payment_recorded(std::string_view invoice_id) override;
   std::vector<ChargeToComplete> payments_without_fee(std::size_t limit) override;

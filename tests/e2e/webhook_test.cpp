@@ -472,6 +472,25 @@ TEST_P(E2eWebhooks, AnEventIdThatComesAgainWithAnotherInvoiceRecordsNoPayment) {
   EXPECT_EQ(audits[1].status, AuditStatus::duplicate);
 }
 
+// A customer the hospital's payments name is the hospital's to reach, as such a subscription is,
+// though its plan follows none (this invoice came before any checkout): the provider is asked
+// (and knows no such customer here), where anyone else gets 403.
+TEST_P(E2eWebhooks, ACustomerThePaymentsNameIsTheirs) {
+  const auto paid = invoice_paid();
+  ASSERT_EQ(deliver(paid, signature(paid, unix_now())).status, 200);
+  const auto target = "/stripe/customer/" + customer + "/invoices";
+  auto response = client.get(target, bearer(sign_token(hospital_user(hospital))));
+  EXPECT_EQ(response.status, 404) << response.body;
+  EXPECT_EQ(response.detail_text(), "No such customer: " + customer);
+  response = client.get("/stripe/subscription/" + subscription,
+                        bearer(sign_token(hospital_user(hospital))));
+  EXPECT_EQ(response.status, 404) << response.body;
+  for (const auto& path : {target, "/stripe/subscription/" + subscription}) {
+    response = client.get(path, bearer(sign_token(hospital_user(unique_id("hosp")))));
+    EXPECT_EQ(response.status, 403) << path << ": " << response.body;
+  }
+}
+
 // A paid invoice as Stripe sends it, naming its charge only, and its signature header.
 struct PaidInvoice {
   std::string payload;
