@@ -181,15 +181,13 @@ class EventEffects {
   // For prepare_event: sends ahead the payment a paid invoice records, if its metadata names
   // the entity (the one invoice_paid then records).
   void queue_payment(Effect effect) {
-    if (effect != &EventEffects::invoice_paid || !invoice_id() || !amount_paid()) return;
-    if (auto entity = metadata_entity(invoice_metadata(object_)))
+    if (auto entity = queued_payment_owner(effect))
       tx_.get<PaymentRepo>().queue_payment(payment_of(*entity));
   }
   // For apply_event, when the event turns out a duplicate: what queue_payment sent ahead is not
-  // this delivery's to record.
+  // this delivery's to record (and only what it sent: another unit's is that unit's).
   void withdraw_payment(Effect effect) {
-    if (effect == &EventEffects::invoice_paid && invoice_id())
-      tx_.get<PaymentRepo>().withdraw_queued_payment(*invoice_id());
+    if (queued_payment_owner(effect)) tx_.get<PaymentRepo>().withdraw_queued_payment(*invoice_id());
   }
 
  private:
@@ -202,6 +200,12 @@ class EventEffects {
   }
   // Dated the second of the newest event the plan took: the two cannot be ordered by date.
   bool ties(const Plan& plan) const { return plan.last_event_created == event_.created; }
+
+  // The entity whose payment queue_payment sends ahead for this event, if it does.
+  std::optional<EntityRef> queued_payment_owner(Effect effect) const {
+    if (effect != &EventEffects::invoice_paid || !invoice_id() || !amount_paid()) return {};
+    return metadata_entity(invoice_metadata(object_));
+  }
 
   // For a subscription event that shows the subscription otherwise than the plan follows it,
   // yet cannot say it is newer: one of the same second as the plan's last event (a tie), or an

@@ -5,9 +5,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <map>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
@@ -754,6 +756,37 @@ TEST_P(Events, OutOfOrderEventsInsideOneBatch) {
   EXPECT_EQ(payments().size(), 1u);
 }
 
+// A copy of a processed event id that names another invoice, in one batch with that invoice's
+// own event and ahead of it: the copy records nothing, and the invoice's own event its payment
+// (the copy's insert, sent ahead, took the row; withdrawn, the other records it itself).
+TEST_P(Events, ACopyWithAnotherInvoiceLeavesThatInvoicesOwnPaymentInOneBatch) {
+  apply(checkout_completed());
+  const auto first = invoice("invoice.payment_succeeded", unique_id("in"));
+  EXPECT_EQ(apply(first), AuditStatus::ok);
+  const auto other_invoice = unique_id("in");
+  auto copy = invoice("invoice.payment_succeeded", other_invoice);
+  copy.id = first.id;
+  const auto own = invoice("invoice.payment_succeeded", other_invoice);
+  std::map<const StripeEvent*, AuditStatus> outcomes;
+  boost::asio::io_context ioc;
+  for (const StripeEvent* e : std::array<const StripeEvent*, 2>{&copy, &own})
+    boost::asio::co_spawn(
+        ioc,
+        [&, e]() -> boost::asio::awaitable<void> {
+          outcomes[e] = co_await apply_grouped(*db, rules, *e, now);
+        },
+        boost::asio::detached);
+  ioc.run();
+  EXPECT_EQ(outcomes[&copy], AuditStatus::duplicate);
+  EXPECT_EQ(outcomes[&own], AuditStatus::ok);
+  std::vector<std::string> invoices;
+  for (const auto& p : payments()) invoices.push_back(p.invoice_id.value_or(""));
+  EXPECT_THAT(invoices, ::testing::UnorderedElementsAre(
+                            std::string(first.object.at("id").as_string()), other_invoice));
+  ASSERT_FALSE(audit(own).empty());
+  EXPECT_EQ(audit(own).back().status, AuditStatus::ok);
+}
+
 // Read before the other replica's commit, the plan would still be active: the paid invoice would
 // change only its event time and leave it suspended, with the newer event's time.
 TEST_P(Events, AnEventWaitsForAnotherReplicasChangeToItsPlanAndBuildsOnIt) {
@@ -1250,6 +1283,25 @@ TEST_P(SubscriptionCheckEvents, TheWebhookSettlesTheTieItRecorded) {
   }
   EXPECT_EQ(provider.calls, 1);  // after the second only: the first agreed with the plan
   EXPECT_EQ(plan()->plan_type, PlanType::lite);
+  EXPECT_EQ(pending(), std::nullopt);
+}
+
+// And an older deletion it recorded a check for: the provider is asked once it is answered, not
+// at the next sweep.
+TEST_P(SubscriptionCheckEvents, TheWebhookSettlesTheCheckAStaleDeletionRecorded) {
+  apply(checkout_completed());
+  const auto deleted_at = ++clock;
+  apply(invoice("invoice.payment_succeeded", unique_id("in"), ++clock));
+  testing::ScriptedProvider provider({answer(state(kLite, "canceled"))});
+  SubscriptionChecks checks(*db, provider, rules, wall, {1ms});
+  WebhookReceiver receiver(*db, rules, "whsec_test", wall, "2023-10-16");
+  receiver.check_subscriptions_with(checks);
+  const auto e = subscription_event("customer.subscription.deleted", "canceled", kLite, deleted_at);
+  EXPECT_EQ(run_blocking(receiver.receive(
+                WebhookSignature("whsec_test").sign(e.payload, wall.now()), e.payload)),
+            AuditStatus::stale);
+  EXPECT_EQ(provider.calls, 1);
+  EXPECT_EQ(plan()->status, PlanStatus::cancelled);
   EXPECT_EQ(pending(), std::nullopt);
 }
 

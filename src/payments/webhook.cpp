@@ -65,7 +65,11 @@ boost::asio::awaitable<AuditStatus> WebhookReceiver::apply(
                  {"customer_id", event_members::text(event.object, "customer").value_or("")}});
     if (completion_ && recorded && type == WebhookType::invoice_payment_succeeded)
       co_await complete_charge_later(event);
-    if (checks_ && outcome == AuditStatus::ok && type == WebhookType::customer_subscription_updated)
+    // A tie, or an older event that showed something new, recorded a check to settle (if none
+    // was recorded, the settle finds none and asks the provider nothing).
+    if (checks_ && recorded &&
+        (type == WebhookType::customer_subscription_updated ||
+         type == WebhookType::customer_subscription_deleted))
       co_await check_subscription_later(event);
     co_return *outcome;
   }

@@ -215,8 +215,13 @@ void SqlPaymentRepo::queue_payment(const Payment& p) {
 void SqlPaymentRepo::withdraw_queued_payment(std::string_view invoice_id) {
   static constexpr sql::Query kRemove = "DELETE FROM payments WHERE stripe_invoice_id = ?";
   if (!batch_) return;
-  if (const auto* queued = answer_queued(batch_->payments, invoice_id); queued && queued->done)
-    db_.run(kRemove, {invoice_id});
+  const auto* queued = answer_queued(batch_->payments, invoice_id);
+  if (!queued || !queued->done) return;
+  db_.run(kRemove, {invoice_id});
+  // Another unit's insert of the invoice, queued behind this one, found the row this one made:
+  // it records the payment itself instead (record_payment finds no queued answer).
+  for (auto& entry : batch_->payments)
+    if (!entry.answered && entry.key == invoice_id) entry.answered = true;
 }
 
 void SqlPaymentRepo::link_checkout(std::string_view checkout_session_id,
