@@ -149,11 +149,7 @@ asio::awaitable<void> LocalProvider::commit(Unsaved change) {
 
 asio::awaitable<void> LocalProvider::redeliver(std::chrono::milliseconds tick) {
   while (co_await waits_.wait(tick)) {
-    std::vector<PendingEvent> due;
-    {
-      std::lock_guard lock(mutex_);
-      due = take_locked(clock_.now());
-    }
+    auto due = take(clock_.now());
     if (due.empty()) continue;
     try {
       co_await deliver(std::move(due));
@@ -173,6 +169,11 @@ std::vector<LocalProvider::PendingEvent> LocalProvider::take_locked(
       events.push_back(event);
     }
   return events;
+}
+
+std::vector<LocalProvider::PendingEvent> LocalProvider::take(std::optional<TimePoint> due_by) {
+  std::lock_guard lock(mutex_);
+  return take_locked(due_by);
 }
 
 asio::awaitable<void> LocalProvider::deliver(std::vector<PendingEvent> events) {
@@ -242,12 +243,7 @@ asio::awaitable<void> LocalProvider::resume() {
       version_ = std::max(version_, object.version);
     }
   }
-  std::vector<PendingEvent> events;
-  {
-    std::lock_guard lock(mutex_);
-    events = take_locked(std::nullopt);
-  }
-  co_await deliver(std::move(events));
+  co_await deliver(take(std::nullopt));
 }
 
 asio::awaitable<std::string> LocalProvider::create_checkout_session(CheckoutRequest request) {

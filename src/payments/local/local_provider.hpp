@@ -153,6 +153,7 @@ class LocalProvider final : public PaymentProvider {
   // Under the mutex: the saved pending events no deliver() is sending (of those, the ones due to
   // be sent again by `due_by`, if given), marked as being sent.
   std::vector<PendingEvent> take_locked(std::optional<TimePoint> due_by);
+  std::vector<PendingEvent> take(std::optional<TimePoint> due_by);  // the same, taking the mutex
   // Signs each of `events` (taken by take_locked) at the service's now and delivers them one
   // after the other, oldest first; each accepted one is then dropped from the pending ones and
   // the database. One the service refuses is logged and stays pending, to be sent again once
