@@ -132,8 +132,16 @@ Config load_config(const Environment& env, bool dev) {
   s.api_base = url(env, "STRIPE_API_BASE", s.api_base);
   s.success_url = url(env, "STRIPE_SUCCESS_URL", "");
   s.cancel_url = url(env, "STRIPE_CANCEL_URL", "");
-  for (std::size_t i = 0; i < kPriceVariables.size(); ++i)
+  for (std::size_t i = 0; i < kPriceVariables.size(); ++i) {
     s.prices[i] = word(env, kPriceVariables[i], "");
+    // A role's four offers are four in a row; a price that two of them shared would not tell
+    // which plan a subscription pays for. Hospitals and individuals may share one.
+    for (std::size_t j = i - i % 4; j < i; ++j)
+      if (!s.prices[i].empty() && s.prices[i] == s.prices[j])
+        bad(kPriceVariables[i],
+            fmt::format("must differ from {}: a price charges for one plan and cycle of a role",
+                        kPriceVariables[j]));
+  }
 
   const auto provider =
       env("PAYMENTS_PROVIDER").value_or(s.secret_key.empty() ? "local" : "stripe");

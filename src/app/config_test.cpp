@@ -179,6 +179,11 @@ TEST(Config, EveryBadValueNamesItsVariable) {
       {{{"METRICS_TOKEN", "sixteen chars or more"}}, "METRICS_TOKEN"},
       {{{"METRICS_PORT", "x"}}, "METRICS_PORT"},
       {{{"METRICS_PORT", "8000"}}, "METRICS_PORT must differ from PORT"},
+      // A price of two of a role's offers would not tell which plan a subscription pays for.
+      {{{"PRICE_HOSP_LITE_MONTHLY", "price_1"}, {"PRICE_HOSP_PRO_YEARLY", "price_1"}},
+       "PRICE_HOSP_PRO_YEARLY must differ from PRICE_HOSP_LITE_MONTHLY"},
+      {{{"PRICE_IND_LITE_YEARLY", "price_2"}, {"PRICE_IND_PRO_YEARLY", "price_2"}},
+       "PRICE_IND_PRO_YEARLY must differ from PRICE_IND_LITE_YEARLY"},
   };
   for (const auto& [extra, name] : cases) EXPECT_THAT(error_with(extra), HasSubstr(name));
   EXPECT_EQ(error_with({{"MONGODB_URL", "mongodb://x"}, {"DATABASE_URL", "sqlite:///a.db"}}),
@@ -187,6 +192,10 @@ TEST(Config, EveryBadValueNamesItsVariable) {
   EXPECT_THAT(error_with({{"STRIPE_SECRET_KEY", "sk_test_secret\n"}}),
               Not(HasSubstr("sk_test_secret")));
   EXPECT_EQ(error_with({{"LOCAL_PAYMENTS_ACCOUNT", "staging_2-eu"}}), "accepted");
+  // Hospitals and individuals may pay through one price.
+  EXPECT_EQ(
+      error_with({{"PRICE_HOSP_LITE_MONTHLY", "price_1"}, {"PRICE_IND_LITE_MONTHLY", "price_1"}}),
+      "accepted");
 }
 
 }  // namespace

@@ -421,7 +421,7 @@ class EventEffects {
       p.cycle = named.cycle;
     }
     if (auto price = invoice_price(object_))
-      if (auto priced = rules_.prices.plan_for(*price)) {
+      if (auto priced = rules_.prices.plan_for(entity.kind, *price)) {
         p.plan_type = priced->plan_type;
         p.cycle = priced->cycle;
       }
@@ -533,8 +533,7 @@ class EventEffects {
                                 .created = event_.created};
     }
     if (auto price = item_price(object_))
-      if (auto priced = rules_.prices.plan_for(*price);
-          priced && priced->role == other->owner.kind) {
+      if (auto priced = rules_.prices.plan_for(other->owner.kind, *price)) {
         other->plan_type = priced->plan_type;
         other->cycle = priced->cycle;
       }
@@ -586,7 +585,8 @@ class EventEffects {
       return {AuditStatus::stale, "the subscription was deleted"};
     Plan after = *before;
     if (auto price = item_price(object_))
-      if (auto priced = rules_.prices.plan_for(*price)) follow_price(after, *priced);
+      if (auto priced = rules_.prices.plan_for(after.owner.kind, *price))
+        follow_price(after, *priced);
     if (auto* v = object_.if_contains("cancel_at_period_end"); v && v->is_bool())
       after.cancel_at_period_end = v->get_bool();
     after.collection_paused = paused;

@@ -1435,6 +1435,36 @@ TEST_P(SubscriptionCheckEvents, AnotherRolesPriceChangesNothing) {
   EXPECT_EQ(plan()->billing_cycle, BillingCycle::monthly);
 }
 
+// One price for both roles' lite monthly offers: each plan reads it as its own role's offer.
+TEST_P(Events, APriceBothRolesShareIsReadAsTheOwnersRoles) {
+  // Individual lite monthly charges by hospital lite monthly's price.
+  const std::array<std::string, 8> shared{"price_hl_m", "price_hl_y", "price_hp_m", "price_hp_y",
+                                          "price_hl_m", "price_il_y", "price_ip_m", "price_ip_y"};
+  const PriceMap prices_shared(shared);
+  const EventRules rules_shared{catalog(), prices_shared};
+  const EntityRef individual{EntityKind::individual, unique_id("ind")};
+  auto individuals = [&](json::object object) {
+    object["metadata"] = json::object{{"role", "individual"},
+                                      {"role_entity_id", individual.id},
+                                      {"plan", "pro"},
+                                      {"cycle", "yearly"}};
+    return object;
+  };
+  auto applied = [&](const StripeEvent& e) {
+    return run_blocking(apply_grouped(*db, rules_shared, e, now));
+  };
+  ASSERT_EQ(applied(event("checkout.session.completed", individuals(checkout_completed().object))),
+            AuditStatus::ok);
+  ASSERT_EQ(applied(event("customer.subscription.updated",
+                          individuals(subscription_object("active", "price_hl_m")))),
+            AuditStatus::ok);
+  const auto plan =
+      run_blocking(db->read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(individual); }));
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(plan->plan_type, PlanType::lite);
+  EXPECT_EQ(plan->billing_cycle, BillingCycle::monthly);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, SubscriptionCheckEvents,
                          ::testing::ValuesIn(testing::test_backends()), testing::backend_name);
 

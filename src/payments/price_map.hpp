@@ -51,10 +51,21 @@ class PriceMap {
       if (kOrder[i] == plan && !ids_[i].empty()) return ids_[i];
     return std::nullopt;
   }
-  std::optional<PricedPlan> plan_for(std::string_view price_id) const {
+  // The role's offer that `price_id` charges for. One price may serve both roles (an operator
+  // whose hospitals and individuals pay the same), never two offers of one role: Config refuses
+  // that, as a price would then not say which plan was bought.
+  std::optional<PricedPlan> plan_for(EntityKind role, std::string_view price_id) const {
     for (std::size_t i = 0; i < kOrder.size(); ++i)
-      if (!price_id.empty() && ids_[i] == price_id) return kOrder[i];
+      if (kOrder[i].role == role && !price_id.empty() && ids_[i] == price_id) return kOrder[i];
     return std::nullopt;
+  }
+  // Where no role is known (the local provider's own prices, one per offer): the one offer
+  // `price_id` charges for, none if it serves both roles.
+  std::optional<PricedPlan> plan_for(std::string_view price_id) const {
+    const auto hospital = plan_for(EntityKind::hospital, price_id);
+    const auto individual = plan_for(EntityKind::individual, price_id);
+    if (hospital && individual) return std::nullopt;
+    return hospital ? hospital : individual;
   }
 
  private:
