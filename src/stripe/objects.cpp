@@ -46,6 +46,23 @@ std::int64_t integer_or_zero(const json::object& object, std::string_view key) {
   return 0;
 }
 
+// What Stripe always sends: an answer without it is not Stripe's (a proxy's page, a truncated
+// body), and is not shown as a zero.
+std::int64_t required_integer(const json::object& object, std::string_view key,
+                              std::string_view what) {
+  const auto* value = object.if_contains(key);
+  if (value && value->is_int64()) return value->get_int64();
+  throw std::runtime_error(std::string(what) + " without its " + std::string(key));
+}
+
+std::string required_string(const json::object& object, std::string_view key,
+                            std::string_view what) {
+  auto text = optional_string(object, key);
+  if (!text || text->empty())
+    throw std::runtime_error(std::string(what) + " without its " + std::string(key));
+  return std::move(*text);
+}
+
 bool bool_or_false(const json::object& object, std::string_view key) {
   const auto* value = object.if_contains(key);
   return value && value->is_bool() && value->get_bool();
@@ -72,24 +89,31 @@ Subscription read_subscription(const json::value& value) {
   const auto& object = as_object(value, "subscription");
   Subscription subscription;
   subscription.id = required_id(object, "subscription");
-  subscription.status = string_or_empty(object, "status");
+  subscription.status = required_string(object, "status", "subscription");
   subscription.customer = optional_id(object, "customer").value_or("");
-  subscription.current_period_start = integer_or_zero(object, "current_period_start");
-  subscription.current_period_end = integer_or_zero(object, "current_period_end");
+  if (subscription.customer.empty()) throw std::runtime_error("subscription without its customer");
   subscription.billing_cycle_anchor = integer_or_zero(object, "billing_cycle_anchor");
   subscription.cancel_at_period_end = bool_or_false(object, "cancel_at_period_end");
   const auto* pause = object.if_contains("pause_collection");
   subscription.collection_paused = pause && !pause->is_null();
   subscription.metadata = metadata_of(object);
   // Our subscriptions have one item: the first is the one.
+  const json::object* item = nullptr;
   if (const auto* items = object.if_contains("items"); items && items->is_object()) {
     const auto* data = items->get_object().if_contains("data");
     if (data && data->is_array() && !data->get_array().empty()) {
-      const auto& item = as_object(data->get_array().front(), "subscription item");
-      subscription.item_id = string_or_empty(item, "id");
-      subscription.price_id = optional_id(item, "price").value_or("");
+      item = &as_object(data->get_array().front(), "subscription item");
+      subscription.item_id = required_string(*item, "id", "subscription item");
+      subscription.price_id = optional_id(*item, "price").value_or("");
+      if (subscription.price_id.empty())
+        throw std::runtime_error("subscription item without its price");
     }
   }
+  // From API version 2025-03-31 on, the period is the item's, no longer the subscription's.
+  const json::object& period = object.contains("current_period_end") || !item ? object : *item;
+  subscription.current_period_start =
+      required_integer(period, "current_period_start", "subscription");
+  subscription.current_period_end = required_integer(period, "current_period_end", "subscription");
   return subscription;
 }
 
@@ -99,11 +123,11 @@ Invoice read_invoice(const json::value& value) {
   invoice.id = required_id(object, "invoice");
   invoice.customer = optional_id(object, "customer").value_or("");
   invoice.subscription = optional_id(object, "subscription");
-  invoice.amount_due = integer_or_zero(object, "amount_due");
-  invoice.amount_paid = integer_or_zero(object, "amount_paid");
-  invoice.currency = string_or_empty(object, "currency");
-  invoice.status = string_or_empty(object, "status");
-  invoice.created = integer_or_zero(object, "created");
+  invoice.amount_due = required_integer(object, "amount_due", "invoice");
+  invoice.amount_paid = required_integer(object, "amount_paid", "invoice");
+  invoice.currency = required_string(object, "currency", "invoice");
+  invoice.status = string_or_empty(object, "status");  // none while a draft is made
+  invoice.created = required_integer(object, "created", "invoice");
   return invoice;
 }
 
@@ -113,7 +137,7 @@ Customer read_customer(const json::value& value) {
   customer.id = required_id(object, "customer");
   customer.email = optional_string(object, "email");
   customer.name = optional_string(object, "name");
-  customer.created = integer_or_zero(object, "created");
+  customer.created = required_integer(object, "created", "customer");
   customer.metadata = metadata_of(object);
   return customer;
 }
@@ -142,19 +166,20 @@ ChargeDetails read_charge(const json::object& charge) {
     throw std::runtime_error("Stripe sent a charge without its balance transaction");
   const auto& txn = balance->get_object();
   ChargeDetails details{.charge_id = optional_string(charge, "id"),
-                        .fee = integer_or_zero(txn, "fee"),
-                        .net = integer_or_zero(txn, "net")};
+                        .fee = required_integer(txn, "fee", "balance transaction"),
+                        .net = required_integer(txn, "net", "balance transaction")};
   if (!details.charge_id) throw std::runtime_error("Stripe sent a charge without its id");
   // The balance is kept in the account's settlement currency: a charge in another currency has
   // its fee there too. The payment is in the charge's currency, so the fee is brought back at the
   // rate the balance used (its amount against the charge's), and net is what remains of the
   // charge: amount = fee + net holds to the cent in the payment's own currency.
-  const auto charged = integer_or_zero(charge, "amount");
-  const auto settled = integer_or_zero(txn, "amount");
-  if (string_or_empty(txn, "currency") != string_or_empty(charge, "currency") && charged > 0 &&
-      settled > 0) {
-    details.fee = std::llround(static_cast<long double>(details.fee) * charged / settled);
-    details.net = charged - details.fee;
+  if (string_or_empty(txn, "currency") != string_or_empty(charge, "currency")) {
+    const auto charged = required_integer(charge, "amount", "charge");
+    const auto settled = required_integer(txn, "amount", "balance transaction");
+    if (charged > 0 && settled > 0) {
+      details.fee = std::llround(static_cast<long double>(details.fee) * charged / settled);
+      details.net = charged - details.fee;
+    }
   }
   // The specification's fields of the card, not everything Stripe knows about it.
   const auto* method = charge.if_contains("payment_method_details");

@@ -1,7 +1,7 @@
 #pragma once
 // Stripe's JSON objects read into the provider's structs. Absent or null optional fields read
-// as empty; a response that is not the object asked for (no `id`, not an object) throws
-// std::runtime_error.
+// as empty; a response that is not the object asked for (not an object, or without a field
+// Stripe always sends: an id, a status, an amount, a currency) throws std::runtime_error.
 #include <boost/json/value.hpp>
 
 #include "payments/provider.hpp"

@@ -46,6 +46,16 @@ void add_page(Request& request, const PageRequest& page, ApiError (*missing)(std
   request.named.push_back({"starting_after", *page.starting_after, missing});
 }
 
+// A call about one subscription: an answer about another is not Stripe's.
+auto the_subscription(std::string id) {
+  return [id = std::move(id)](const json::value& answer) {
+    auto subscription = stripe::read_subscription(answer);
+    if (subscription.id != id)
+      throw std::runtime_error("Stripe answered about another subscription");
+    return subscription;
+  };
+}
+
 }  // namespace
 
 StripeProvider::StripeProvider(StripeOptions options, StripeMetrics& metrics)
@@ -141,7 +151,7 @@ asio::awaitable<Subscription> StripeProvider::get_subscription(std::string id) {
   Request request{.endpoint = StripeEndpoint::retrieve_subscription,
                   .path = "/v1/subscriptions/" + path_segment(id)};
   request.named.push_back({"", id, provider_errors::no_such_subscription});
-  co_return co_await call(std::move(request), stripe::read_subscription);
+  co_return co_await call(std::move(request), the_subscription(std::move(id)));
 }
 
 asio::awaitable<Subscription> StripeProvider::cancel_at_period_end(std::string id) {
@@ -151,7 +161,7 @@ asio::awaitable<Subscription> StripeProvider::cancel_at_period_end(std::string i
   request.params.add("cancel_at_period_end", "true");
   request.named.push_back({"", id, provider_errors::no_such_subscription});
   try {
-    co_return co_await call(std::move(request), stripe::read_subscription);
+    co_return co_await call(std::move(request), the_subscription(id));
   } catch (const ApiError& error) {
     if (error.status != provider_errors::rejected().status) throw;
   }
@@ -182,7 +192,7 @@ asio::awaitable<Subscription> StripeProvider::change_price(std::string id, std::
       .add("metadata[plan]", name_of(plan_type))
       .add("metadata[cycle]", name_of(cycle));
   request.named.push_back({"", id, provider_errors::no_such_subscription});
-  co_return co_await call(std::move(request), stripe::read_subscription);
+  co_return co_await call(std::move(request), the_subscription(std::move(id)));
 }
 
 asio::awaitable<Page<Invoice>> StripeProvider::list_invoices(std::string customer_id,

@@ -183,7 +183,8 @@ Reply FakeStripe::answer(const RecordedRequest& request) {
     // As Stripe keeps idempotency keys: a key used before gets the first answer again.
     const auto [known, made] = customers_by_key_.try_emplace(
         request.header("idempotency-key"), "cus_fake" + std::to_string(customers_by_key_.size()));
-    return json_reply(200, json::object{{"id", known->second}, {"object", "customer"}});
+    return json_reply(
+        200, json::object{{"id", known->second}, {"object", "customer"}, {"created", 1700000000}});
   }
   if (request.method == "POST" && target->path() == "/v1/checkout/sessions")
     return json_reply(200, json::object{{"id", "cs_fake"},

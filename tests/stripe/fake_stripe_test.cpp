@@ -231,6 +231,74 @@ TEST_F(StripeProviderFake, ChangesThePriceOfTheSubscriptionsOneItem) {
             (Metadata{{"role", "hospital"}, {"plan", "pro"}, {"cycle", "yearly"}}));
 }
 
+// An answer without what Stripe always sends (or about another object) is Stripe unusable, not
+// zeros and empty strings shown to the caller or applied to a plan.
+TEST_F(StripeProviderFake, AnAnswerWithoutWhatStripeAlwaysSendsIsUnavailable) {
+  const auto body = [](const boost::json::object& object) {
+    return boost::json::serialize(object);
+  };
+  auto without = [&](std::string_view key) {
+    auto subscription = subscription_object("sub_1", "si_1", "price_a");
+    subscription.erase(key);
+    return body(subscription);
+  };
+  auto list_of = [](std::string element) {
+    return R"({"object":"list","has_more":false,"data":[)" + element + "]}";
+  };
+  const std::vector<std::pair<std::string, std::function<asio::awaitable<void>()>>> cases{
+      {body(subscription_object("sub_2", "si_1", "price_a")),
+       [&]() -> asio::awaitable<void> { co_await provider->get_subscription("sub_1"); }},
+      {body(subscription_object("sub_2", "si_1", "price_a")),
+       [&]() -> asio::awaitable<void> { co_await provider->cancel_at_period_end("sub_1"); }},
+      {without("status"),
+       [&]() -> asio::awaitable<void> { co_await provider->get_subscription("sub_1"); }},
+      {without("customer"),
+       [&]() -> asio::awaitable<void> { co_await provider->get_subscription("sub_1"); }},
+      {without("current_period_end"),
+       [&]() -> asio::awaitable<void> { co_await provider->get_subscription("sub_1"); }},
+      {body(subscription_object("sub_1", "si_1", "")),
+       [&]() -> asio::awaitable<void> { co_await provider->get_subscription("sub_1"); }},
+      {list_of(R"({"id":"in_1","customer":"cus_1","amount_paid":4990,"currency":"usd",)"
+               R"("status":"paid","created":1700000001})"),
+       [&]() -> asio::awaitable<void> { co_await provider->list_invoices("cus_1", {}); }},
+      {list_of(R"({"id":"in_1","customer":"cus_1","amount_due":"4990","amount_paid":4990,)"
+               R"("currency":"usd","status":"paid","created":1700000001})"),
+       [&]() -> asio::awaitable<void> { co_await provider->list_invoices("cus_1", {}); }},
+      {list_of(R"({"id":"in_1","customer":"cus_1","amount_due":4990,"amount_paid":4990,)"
+               R"("status":"paid","created":1700000001})"),
+       [&]() -> asio::awaitable<void> { co_await provider->list_invoices("cus_1", {}); }},
+      {list_of(R"({"id":"cus_1","email":null})"),
+       [&]() -> asio::awaitable<void> { co_await provider->list_customers({}); }},
+      {invoice_paid_by("in_1",
+                       R"({"id":"ch_1","amount":4990,"currency":"usd",)"
+                       R"("balance_transaction":{"amount":4990,"currency":"usd","net":4815}})"),
+       [&]() -> asio::awaitable<void> { co_await provider->invoice_charge("in_1"); }},
+      // Settled in another currency, at a rate it does not give.
+      {invoice_paid_by("in_1", R"({"id":"ch_1","amount":4990,"currency":"eur",)"
+                               R"("balance_transaction":{"currency":"usd","fee":175,"net":5240}})"),
+       [&]() -> asio::awaitable<void> { co_await provider->invoice_charge("in_1"); }},
+  };
+  for (const auto& [answer, call] : cases) {
+    SCOPED_TRACE(answer);
+    fake.queue({200, answer});
+    expect_error(error_of(call()), 503, "Stripe service unavailable");
+  }
+}
+
+// From API version 2025-03-31 on, a subscription's period is its item's.
+TEST_F(StripeProviderFake, ReadsThePeriodFromTheItemWhereNewerVersionsKeepIt) {
+  auto subscription = subscription_object("sub_1", "si_1", "price_a");
+  subscription.erase("current_period_start");
+  subscription.erase("current_period_end");
+  auto& item = subscription["items"].as_object()["data"].as_array()[0].as_object();
+  item["current_period_start"] = 1710000000;
+  item["current_period_end"] = 1712592000;
+  fake.add_subscription(subscription);
+  const auto read = run_blocking(provider->get_subscription("sub_1"));
+  EXPECT_EQ(read.current_period_start, 1710000000);
+  EXPECT_EQ(read.current_period_end, 1712592000);
+}
+
 // Whether its collection is paused is read, for a subscription check to keep the plan suspended.
 TEST_F(StripeProviderFake, ReadsWhetherASubscriptionsCollectionIsPaused) {
   auto paused = subscription_object("sub_1", "si_1", "price_a");
@@ -539,7 +607,8 @@ TEST_F(StripeProviderFake, ReadsTheFeeNetAndCardOfTheChargeThatPaidAnInvoice) {
   newer.api_version = "2025-03-31.basil";
   use(newer);
   fake.queue({200, invoice_paid_by("in_1", R"({"id":"ch_1","object":"charge","amount":49900,
-    "balance_transaction":{"id":"txn_1","object":"balance_transaction","fee":1477,"net":48423},
+    "currency":"usd","balance_transaction":{"id":"txn_1","object":"balance_transaction",
+      "amount":49900,"currency":"usd","fee":1477,"net":48423},
     "payment_method_details":{"type":"card","card":{"brand":"visa","last4":"4242",
       "exp_month":12,"exp_year":2030,"fingerprint":"not ours to keep","country":"US"}}})")});
   const auto details = run_blocking(provider->invoice_charge("in_1"));
