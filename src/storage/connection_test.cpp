@@ -186,6 +186,28 @@ TEST_P(Connections, AStatementNotPreparedIsPreparedAgain) {
   EXPECT_EQ(value, 70);
 }
 
+// A commit answers once it is durable, whatever the server's or the URL's settings say.
+TEST_P(Connections, CommitsAreDurableWhateverTheSettingsSay) {
+  const auto setting = [](sql::Connection& c, const char* query) {
+    std::string value;
+    c.run(query, {}, [&](const sql::Row& row) { value = row.text(0); });
+    return value;
+  };
+  if (GetParam() == "sqlite") {
+    EXPECT_EQ(setting(*connection, "PRAGMA synchronous"), "2");  // FULL
+    return;
+  }
+  std::string url = std::getenv("BILLING_TEST_POSTGRES_URL");
+  url += url.find('?') == std::string::npos ? '?' : '&';
+  PostgresConnection off(url + "options=-c%20synchronous_commit%3Doff");
+  EXPECT_EQ(setting(off, "SHOW synchronous_commit"), "on");
+  off.reconnect();
+  EXPECT_EQ(setting(off, "SHOW synchronous_commit"), "on");
+  // A stronger setting (a synchronous replica's) stays.
+  PostgresConnection stronger(url + "options=-c%20synchronous_commit%3Dremote_apply");
+  EXPECT_EQ(setting(stronger, "SHOW synchronous_commit"), "remote_apply");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Connections, ::testing::ValuesIn(testing::test_backends()),
                          testing::backend_name);
 

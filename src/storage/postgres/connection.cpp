@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 #include <libpq-fe.h>
+#include <spdlog/spdlog.h>
 
 namespace billing {
 namespace {
@@ -128,6 +129,17 @@ PostgresConnection::PostgresConnection(const std::string& url) {
     PQfinish(conn_);
     throw std::runtime_error("cannot connect to PostgreSQL: " + message);
   }
+  keep_commits_durable();
+}
+
+// A commit answers only once its WAL is flushed: a 200 means the change is kept. The server's,
+// database's or role's `synchronous_commit = off`, or one in the URL's options, would answer
+// before; stronger settings (remote_apply, for a replica) stay.
+void PostgresConnection::keep_commits_durable() {
+  const Result shown = checked(conn_, PQexec(conn_, "SHOW synchronous_commit"));
+  if (std::string_view(PQgetvalue(shown.get(), 0, 0)) != "off") return;
+  checked(conn_, PQexec(conn_, "SET synchronous_commit = on"));
+  spdlog::warn("postgres: synchronous_commit was off for billing's connection; set to on");
 }
 
 PostgresConnection::~PostgresConnection() {
@@ -145,6 +157,7 @@ void PostgresConnection::reconnect() {
   needs_reset_ = false;
   PQreset(conn_);
   if (broken()) throw std::runtime_error(std::string("cannot reconnect: ") + PQerrorMessage(conn_));
+  keep_commits_durable();
 }
 
 void PostgresConnection::exec(std::string_view script) {

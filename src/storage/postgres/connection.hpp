@@ -34,6 +34,7 @@ class PostgresConnection final : public sql::Connection {
   void reconnect();              // after the server went away; prepared statements are made again
 
  private:
+  void keep_commits_durable();  // synchronous_commit on, unless stronger
   const std::string& statement_name(const char* statement);
   // In pipeline mode: sends the statement (and its preparation, on first use).
   void send(const char* statement, std::initializer_list<sql::Param> params);
