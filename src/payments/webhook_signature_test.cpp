@@ -41,13 +41,15 @@ TEST(WebhookSignature, RefusesAnyChangeToTheBodyTheTimeOrTheSecret) {
   EXPECT_FALSE(signature.verify(flipped, kPayload, kSent));
 }
 
-TEST(WebhookSignature, HonoursTheToleranceBothWays) {
+// As Stripe's libraries verify: a signature older than 300 s is refused, one from the future
+// (this clock behind Stripe's) is not.
+TEST(WebhookSignature, RefusesWhatIsOlderThanTheTolerance) {
   const WebhookSignature signature(kSecret);
   const std::string header = signature.sign(kPayload, kSent);
   EXPECT_TRUE(signature.verify(header, kPayload, kSent + 300s));
-  EXPECT_TRUE(signature.verify(header, kPayload, kSent - 300s));
   EXPECT_FALSE(signature.verify(header, kPayload, kSent + 301s));  // an old delivery replayed
-  EXPECT_FALSE(signature.verify(header, kPayload, kSent - 301s));  // from the future
+  EXPECT_TRUE(signature.verify(header, kPayload, kSent - 300s));
+  EXPECT_TRUE(signature.verify(header, kPayload, kSent - 1h));
 }
 
 TEST(WebhookSignature, TriesEveryV1AndOnlyV1) {
