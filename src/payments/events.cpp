@@ -554,6 +554,7 @@ class EventEffects {
     after.status = PlanStatus::cancelled;
     after.cancel_at_period_end = false;
     after.collection_paused = false;
+    after.pending_plan_type.reset();  // a choice the ended subscription was to be priced at
     for (const auto& other : plans().other_subscriptions(after.owner)) {
       // One that has ended, or whose first payment is still being made (incomplete), is not.
       const auto status = plan_status_of(other.status, false);
@@ -562,7 +563,6 @@ class EventEffects {
       after.stripe_subscription_id = other.id;
       after.status = *status;
       after.collection_paused = other.status == "paused";
-      after.pending_plan_type.reset();  // a choice the ended subscription was to be priced at
       follow_price(after, {after.owner.kind, other.plan_type, other.cycle});
       event_time = other.last_event_created;
       return {AuditStatus::ok, "the plan goes on with the subscription " + other.id};

@@ -405,6 +405,21 @@ TEST_P(Events, ThePlanGoesOnWithAnExtraSubscriptionWhenItsOwnEnds) {
   EXPECT_EQ(plan()->status, PlanStatus::cancelled);
 }
 
+// A choice the subscription was to be priced at goes with it: nothing will apply it any more.
+TEST_P(Events, APlansEndDropsTheChoiceItsSubscriptionWasToBePricedAt) {
+  apply(checkout_completed());
+  const Identity owner{.subject = "user-1", .role = Role::hospital, .entity_id = hospital.id};
+  run_blocking(db->transact([&](Tx& tx) {
+    select_plan(tx, catalog(), owner, {.plan_type = PlanType::pro, .id = hospital.id}, now);
+  }));
+  ASSERT_EQ(plan()->pending_plan_type, PlanType::pro);
+  EXPECT_EQ(apply(subscription_event("customer.subscription.deleted", "canceled",
+                                     "price_local_hospital_lite_monthly")),
+            AuditStatus::ok);
+  EXPECT_EQ(plan()->status, PlanStatus::cancelled);
+  EXPECT_EQ(plan()->pending_plan_type, std::nullopt);
+}
+
 // An extra subscription that ends first is forgotten: the plan's own end then ends the plan.
 TEST_P(Events, AnExtraSubscriptionThatEndedIsNotGoneOnWith) {
   apply(checkout_completed());
