@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
     if (*replay || *fees) {
       // The service's own composition, not serving: the same receiver applies the events, the
       // same provider is asked for the fees.
-      const auto base_url = http_url(config.host, config.port);
+      const auto base_url = config.url_for_clients(config.port);
       App app(std::move(config), base_url);
       if (*replay) {
         const auto report = run_blocking([&]() -> boost::asio::awaitable<Payments::ReplayReport> {
@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
     std::optional<ListeningSocket> metrics_socket;
     if (config.metrics_port) metrics_socket.emplace(config.host, *config.metrics_port);
     const auto metrics_port = metrics_socket ? metrics_socket->port() : 0;
-    const auto base_url = http_url(socket.host(), socket.port());
+    const auto base_url = config.url_for_clients(socket.port());
     App app(std::move(config), base_url);
     if (dev) seed_demo_entities(app.db(), app.catalog(), app.clock());
     run_blocking(app.payments().resume());

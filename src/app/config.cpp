@@ -12,6 +12,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
 
+#include "kit/text.hpp"
 #include "storage/postgres/connection.hpp"
 #include "storage/redis/rate_counters.hpp"
 
@@ -79,6 +80,15 @@ Environment process_environment() {
   };
 }
 
+std::string Config::url_for_clients(unsigned short bound_port) const {
+  if (!public_url.empty()) return public_url;
+  boost::system::error_code error;
+  const auto address = boost::asio::ip::make_address(host, error);
+  if (!error && address.is_unspecified())
+    return http_url(address.is_v4() ? "127.0.0.1" : "::1", bound_port);
+  return http_url(host, bound_port);
+}
+
 Config load_config(const Environment& env, bool dev) {
   Config c;
   c.host = env("HOST").value_or(c.host);
@@ -97,6 +107,16 @@ Config load_config(const Environment& env, bool dev) {
     bad("MONGODB_URL",
         "is set, but MongoDB is not supported: set DATABASE_URL to "
         "sqlite:///path/to.db or postgresql://...");
+  c.public_url = url(env, "PUBLIC_URL", "");
+  if (!c.public_url.empty()) {
+    const auto parsed = boost::urls::parse_absolute_uri(c.public_url);
+    if (parsed->has_userinfo() || parsed->has_query() || parsed->has_fragment() ||
+        parsed->host().empty())
+      bad("PUBLIC_URL", fmt::format("must be http(s)://host[:port][/path], without user, query "
+                                    "or fragment (got \"{}\")",
+                                    c.public_url));
+    while (c.public_url.ends_with('/')) c.public_url.pop_back();
+  }
   c.database_url = database.value_or(c.database_url);
   const bool postgres =
       c.database_url.starts_with("postgresql://") || c.database_url.starts_with("postgres://");
@@ -143,8 +163,10 @@ Config load_config(const Environment& env, bool dev) {
                         kPriceVariables[j]));
   }
 
+  // --dev pays locally even where a Stripe key is in the environment (a developer's shell);
+  // PAYMENTS_PROVIDER=stripe says otherwise.
   const auto provider =
-      env("PAYMENTS_PROVIDER").value_or(s.secret_key.empty() ? "local" : "stripe");
+      env("PAYMENTS_PROVIDER").value_or(dev || s.secret_key.empty() ? "local" : "stripe");
   if (provider == "local") {
     c.payments = PaymentsProvider::local;
   } else if (provider == "stripe") {

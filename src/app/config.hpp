@@ -40,6 +40,9 @@ inline constexpr std::array<const char*, 8> kPriceVariables{
 struct Config {
   std::string host = "127.0.0.1";
   unsigned short port = 8000;
+  // Where browsers reach the service (behind a proxy, or bound to every address): the base of
+  // the local provider's checkout and portal links. Empty: this machine's address of `host`.
+  std::string public_url;
   std::size_t http_threads = 2;
   std::chrono::milliseconds header_timeout{10'000};
 
@@ -72,6 +75,9 @@ struct Config {
   std::optional<std::string> sqlite_path() const;
   // The database as a log or banner may name it: its kind and where it is, never a password.
   std::string database_shown() const;
+  // The service's URL for a client: PUBLIC_URL, else `host` at `port` (the bound one), a
+  // wildcard address (0.0.0.0, ::) as this machine's loopback, which a browser can open.
+  std::string url_for_clients(unsigned short bound_port) const;
 };
 
 using Environment = std::function<std::optional<std::string>(const char* name)>;

@@ -122,6 +122,10 @@ TEST(Config, ReadsTheSeedsVariables) {
   const auto c = load_config(env_of(values), false);
   EXPECT_EQ(c.sqlite_path(), std::nullopt);
   EXPECT_EQ(c.payments, PaymentsProvider::stripe);
+  // --dev pays locally whatever key the shell holds, unless told otherwise.
+  EXPECT_EQ(load_config(env_of(values), true).payments, PaymentsProvider::local);
+  values.insert({"PAYMENTS_PROVIDER", "stripe"});
+  EXPECT_EQ(load_config(env_of(values), true).payments, PaymentsProvider::stripe);
   EXPECT_EQ(c.stripe.prices[7], "price_9");
   EXPECT_EQ(c.jwt_expiry, std::chrono::minutes(15));
   EXPECT_EQ(c.port, 9001);
@@ -179,6 +183,9 @@ TEST(Config, EveryBadValueNamesItsVariable) {
       {{{"METRICS_TOKEN", "sixteen chars or more"}}, "METRICS_TOKEN"},
       {{{"METRICS_PORT", "x"}}, "METRICS_PORT"},
       {{{"METRICS_PORT", "8000"}}, "METRICS_PORT must differ from PORT"},
+      {{{"PUBLIC_URL", "billing.example.com"}}, "PUBLIC_URL must be an http(s) URL"},
+      {{{"PUBLIC_URL", "https://u:p@billing.example.com"}}, "PUBLIC_URL must be http(s)://host"},
+      {{{"PUBLIC_URL", "https://billing.example.com/?a=1"}}, "PUBLIC_URL must be http(s)://host"},
       // A price of two of a role's offers would not tell which plan a subscription pays for.
       {{{"PRICE_HOSP_LITE_MONTHLY", "price_1"}, {"PRICE_HOSP_PRO_YEARLY", "price_1"}},
        "PRICE_HOSP_PRO_YEARLY must differ from PRICE_HOSP_LITE_MONTHLY"},
@@ -196,6 +203,22 @@ TEST(Config, EveryBadValueNamesItsVariable) {
   EXPECT_EQ(
       error_with({{"PRICE_HOSP_LITE_MONTHLY", "price_1"}, {"PRICE_IND_LITE_MONTHLY", "price_1"}}),
       "accepted");
+}
+
+// The local provider's links: PUBLIC_URL where browsers reach the service, else where it listens,
+// an address of every interface as this machine's loopback.
+TEST(Config, LinksForClientsUsePublicUrlElseAnAddressABrowserCanOpen) {
+  auto at = [](std::string host, std::string public_url = "") {
+    auto values = kMinimal;
+    values["HOST"] = std::move(host);
+    if (!public_url.empty()) values["PUBLIC_URL"] = std::move(public_url);
+    return load_config(env_of(values), false).url_for_clients(8123);
+  };
+  EXPECT_EQ(at("127.0.0.1"), "http://127.0.0.1:8123");
+  EXPECT_EQ(at("0.0.0.0"), "http://127.0.0.1:8123");
+  EXPECT_EQ(at("::"), "http://[::1]:8123");
+  EXPECT_EQ(at("192.0.2.7"), "http://192.0.2.7:8123");
+  EXPECT_EQ(at("0.0.0.0", "https://billing.example.com/pay/"), "https://billing.example.com/pay");
 }
 
 }  // namespace

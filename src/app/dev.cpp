@@ -15,7 +15,6 @@
 #include "kit/crypto.hpp"
 #include "kit/json.hpp"
 #include "kit/run_blocking.hpp"
-#include "kit/text.hpp"
 #include "plans/repo.hpp"
 #include "plans/selection.hpp"
 
@@ -119,7 +118,7 @@ void print_quick_start(const Config& config, const JwtCodec& jwt, const Clock& c
       jwt.sign({"dev-individual-user", Role::individual, "demo-individual-1", ""}, expires);
   const auto assistant = jwt.sign(
       {"dev-assistant-user", Role::assistant, "demo-assistant-1", "demo-hospital-1"}, expires);
-  const auto base = http_url(config.host, port);
+  const auto base = config.url_for_clients(port);
   std::cout << fmt::format(
                    R"text(
 billing is running on {base} ({db}, {payments} payments). Tokens, valid for 24 hours:
