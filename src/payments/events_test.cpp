@@ -12,6 +12,7 @@
 #include <map>
 #include <thread>
 
+#include <fmt/format.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -20,6 +21,7 @@
 
 #include "entities/repo.hpp"
 #include "kit/api_error.hpp"
+#include "kit/crypto.hpp"
 #include "kit/run_blocking.hpp"
 #include "payments/repo.hpp"
 #include "payments/subscription_checks.hpp"
@@ -140,6 +142,21 @@ class Events : public ::testing::TestWithParam<std::string> {
 
   AuditStatus apply(const StripeEvent& e) {
     return run_blocking(apply_grouped(*db, rules, e, now));
+  }
+  // Applies the events as the webhook does, in one commit batch, queued in this order: the
+  // outcome of each, none for one that threw.
+  std::vector<std::optional<AuditStatus>> apply_in_one_batch(
+      std::vector<const StripeEvent*> events) {
+    std::vector<std::optional<AuditStatus>> outcomes(events.size());
+    testing::run_in_one_batch(
+        *db, events.size(),
+        [&](std::size_t i, Tx& tx) {
+          outcomes[i].reset();
+          outcomes[i] = apply_event(tx, rules, *events[i], now);
+        },
+        [&](std::size_t i) { return event_affinity(*events[i]); },
+        [&](std::size_t i, Tx& tx) { return prepare_event(tx, rules, *events[i], now); });
+    return outcomes;
   }
   std::optional<Plan> plan() {
     return run_blocking(db->read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(hospital); }));
@@ -755,20 +772,50 @@ TEST_P(Events, OutOfOrderEventsInsideOneBatch) {
   apply(checkout_completed());
   const auto failed_early = invoice("invoice.payment_failed", unique_id("in"), clock + 1);
   const auto paid_later = invoice("invoice.payment_succeeded", unique_id("in"), clock + 2);
-  std::vector<AuditStatus> outcomes;
-  boost::asio::io_context ioc;
-  for (const StripeEvent* e : {&paid_later, &failed_early, &paid_later})
-    boost::asio::co_spawn(
-        ioc,
-        [&, e]() -> boost::asio::awaitable<void> {
-          outcomes.push_back(co_await apply_grouped(*db, rules, *e, now));
-        },
-        boost::asio::detached);
-  ioc.run();
-  EXPECT_THAT(outcomes, ::testing::UnorderedElementsAre(AuditStatus::ok, AuditStatus::stale,
-                                                        AuditStatus::duplicate));
+  EXPECT_THAT(apply_in_one_batch({&paid_later, &failed_early, &paid_later}),
+              ::testing::ElementsAre(AuditStatus::ok, AuditStatus::stale, AuditStatus::duplicate));
   EXPECT_EQ(plan()->status, PlanStatus::active);
   EXPECT_EQ(payments().size(), 1u);
+}
+
+// An event that fails inside a batch rolls back alone, to nothing of it: the others of its batch
+// are committed, and it is applied when it comes again.
+TEST_P(Events, AnEventThatFailsInsideABatchLeavesTheOthersCommitted) {
+  auto [own, run_sql] = testing::open_test_db_with_sql(GetParam());
+  db = std::move(own);
+  apply(checkout_completed());
+  const auto refused_invoice = unique_id("in");
+  const auto trigger = "refuse_" + random_hex(6);
+  if (GetParam() == "sqlite")
+    run_sql(
+        fmt::format("CREATE TRIGGER {0} BEFORE INSERT ON payments WHEN "
+                    "NEW.stripe_invoice_id = '{1}' BEGIN SELECT RAISE(ABORT, 'injected'); END",
+                    trigger, refused_invoice));
+  else
+    run_sql(
+        fmt::format("CREATE FUNCTION {0}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    "RAISE EXCEPTION 'injected'; END $$; CREATE TRIGGER {0} BEFORE INSERT ON "
+                    "payments FOR EACH ROW WHEN (NEW.stripe_invoice_id = '{1}') EXECUTE "
+                    "FUNCTION {0}()",
+                    trigger, refused_invoice));
+  const auto before = invoice("invoice.payment_succeeded", unique_id("in"));
+  const auto refused = invoice("invoice.payment_succeeded", refused_invoice);
+  const auto after = invoice("invoice.payment_succeeded", unique_id("in"));
+  EXPECT_THAT(apply_in_one_batch({&before, &refused, &after}),
+              ::testing::ElementsAre(AuditStatus::ok, std::nullopt, AuditStatus::ok));
+  EXPECT_EQ(payments().size(), 2u);
+  EXPECT_TRUE(audit(refused).empty());
+  EXPECT_EQ(run_blocking(
+                db->read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(refused.id); })),
+            std::nullopt);
+  EXPECT_EQ(audit(after).size(), 1u);
+
+  run_sql(GetParam() == "sqlite"
+              ? "DROP TRIGGER " + trigger
+              : fmt::format("DROP TRIGGER {0} ON payments; DROP FUNCTION {0}()", trigger));
+  // Older than `after`, which the plan took: stale for the plan, its payment recorded.
+  EXPECT_EQ(apply(refused), AuditStatus::stale);
+  EXPECT_EQ(payments().size(), 3u);
 }
 
 // A copy of a processed event id that names another invoice, in one batch with that invoice's
@@ -782,18 +829,8 @@ TEST_P(Events, ACopyWithAnotherInvoiceLeavesThatInvoicesOwnPaymentInOneBatch) {
   auto copy = invoice("invoice.payment_succeeded", other_invoice);
   copy.id = first.id;
   const auto own = invoice("invoice.payment_succeeded", other_invoice);
-  std::map<const StripeEvent*, AuditStatus> outcomes;
-  boost::asio::io_context ioc;
-  for (const StripeEvent* e : std::array<const StripeEvent*, 2>{&copy, &own})
-    boost::asio::co_spawn(
-        ioc,
-        [&, e]() -> boost::asio::awaitable<void> {
-          outcomes[e] = co_await apply_grouped(*db, rules, *e, now);
-        },
-        boost::asio::detached);
-  ioc.run();
-  EXPECT_EQ(outcomes[&copy], AuditStatus::duplicate);
-  EXPECT_EQ(outcomes[&own], AuditStatus::ok);
+  EXPECT_THAT(apply_in_one_batch({&copy, &own}),
+              ::testing::ElementsAre(AuditStatus::duplicate, AuditStatus::ok));
   std::vector<std::string> invoices;
   for (const auto& p : payments()) invoices.push_back(p.invoice_id.value_or(""));
   EXPECT_THAT(invoices, ::testing::UnorderedElementsAre(

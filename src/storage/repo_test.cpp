@@ -57,59 +57,6 @@ class Storage : public ::testing::TestWithParam<std::string> {
   // A multiple of every lane count up to 16: units of such affinities share the lane of 0.
   static constexpr std::size_t kLaneOfZero = 720720;
 
-  // Runs `count` grouped units on one writer, all queued while another unit holds it, so that
-  // they share one commit batch; unit i runs work(i, tx), queued i-th with affinity(i) (a
-  // multiple of kLaneOfZero; 0 by default) and prepare(i, tx) as its prepare, if given.
-  // Returns how many threw.
-  int run_in_one_batch(std::size_t count, std::function<void(std::size_t, Tx&)> work,
-                       std::function<std::size_t(std::size_t)> affinity = {},
-                       std::function<bool(std::size_t, Tx&)> prepare = {}) {
-    // A holder unit takes the writer and keeps it until every unit is queued behind it, so that
-    // none joins the holder's batch and all share the next one.
-    std::promise<void> all_queued;
-    std::atomic<bool> holding = false;
-    std::exception_ptr holder_failed;
-    std::thread holder([&, released = all_queued.get_future()] {
-      try {
-        run_blocking(db->transact_grouped(
-            [&](Tx&) {
-              holding = true;
-              released.wait();
-            },
-            0));
-      } catch (...) {
-        holder_failed = std::current_exception();
-      }
-      holding = true;  // also when it failed before it ran
-    });
-    while (!holding) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    boost::asio::io_context ioc;
-    int failed = 0;
-    for (std::size_t i = 0; i < count; ++i)
-      boost::asio::co_spawn(
-          ioc,
-          [&, i]() -> boost::asio::awaitable<void> {
-            try {
-              if (prepare)
-                co_await db->transact_grouped([&](Tx& tx) { work(i, tx); },
-                                              affinity ? affinity(i) : 0,
-                                              [&](Tx& tx) { return prepare(i, tx); });
-              else
-                co_await db->transact_grouped([&](Tx& tx) { work(i, tx); },
-                                              affinity ? affinity(i) : 0);
-            } catch (const std::exception&) {
-              ++failed;
-            }
-          },
-          boost::asio::detached);
-    ioc.poll();  // each unit runs until it waits in the writer's queue
-    all_queued.set_value();
-    ioc.run();
-    holder.join();
-    if (holder_failed) std::rethrow_exception(holder_failed);
-    return failed;
-  }
-
   // A payment of `owner` for `invoice`.
   Payment payment_for(const EntityRef& owner, const std::string& invoice) const {
     return Payment{.invoice_id = invoice,
@@ -659,7 +606,7 @@ TEST_P(Storage, UnitsOfOneBatchSeeWhatTheEarlierOnesChanged) {
     subscriptions.push_back(i % 2 == 0 ? unique_id("sub") : subscriptions.back());
   const auto event_id = unique_id("evt");
   std::vector<int> runs(kUnits);
-  const int failed = run_in_one_batch(kUnits, [&](std::size_t i, Tx& tx) {
+  const int failed = testing::run_in_one_batch(*db, kUnits, [&](std::size_t i, Tx& tx) {
     ++runs[i];
     auto& plans = tx.get<PlanRepo>();
     const auto before = plans.find_plan_by_subscription(subscriptions[i]);
@@ -706,8 +653,8 @@ TEST_P(Storage, UnitsOfOneBatchSeeWhatTheEarlierOnesChanged) {
 TEST_P(Storage, ABatchRunsItsUnitsInAscendingAffinityThenInTheirOrder) {
   const std::size_t affinities[] = {3, 1, 2, 1, 0};
   std::vector<std::size_t> order;
-  EXPECT_EQ(run_in_one_batch(
-                5, [&](std::size_t i, Tx&) { order.push_back(i); },
+  EXPECT_EQ(testing::run_in_one_batch(
+                *db, 5, [&](std::size_t i, Tx&) { order.push_back(i); },
                 [&](std::size_t i) { return affinities[i] * kLaneOfZero; }),
             0);
   EXPECT_THAT(order, ::testing::ElementsAre(4, 1, 3, 2, 0));
@@ -720,7 +667,7 @@ TEST_P(Storage, UnitsOfOneBatchFindAPlanAnEarlierOneCreated) {
   auto plan = sample_plan(hospital);
   plan.stripe_customer_id = unique_id("cus");
   std::vector<int> runs(3);
-  const int failed = run_in_one_batch(3, [&](std::size_t i, Tx& tx) {
+  const int failed = testing::run_in_one_batch(*db, 3, [&](std::size_t i, Tx& tx) {
     ++runs[i];
     auto& plans = tx.get<PlanRepo>();
     if (i == 0) return plans.save_plan(plan);
@@ -751,7 +698,7 @@ TEST_P(Storage, APlanExpectedInABatchIsReadAsTheBatchLeftIt) {
   constexpr std::size_t kUnits = 4;
   std::vector<std::optional<Plan>> found(kUnits);
   std::vector<int> runs(kUnits);
-  const int failed = run_in_one_batch(kUnits, [&](std::size_t i, Tx& tx) {
+  const int failed = testing::run_in_one_batch(*db, kUnits, [&](std::size_t i, Tx& tx) {
     ++runs[i];
     auto& plans = tx.get<PlanRepo>();
     const auto owner = i % 2 == 0 ? hospital : planless;
@@ -784,7 +731,7 @@ TEST_P(Storage, AWriteRefusedAtTheBatchsEndFailsOnlyItsUnit) {
     write([&](Tx& tx) { tx.get<PlanRepo>().save_plan(plans.back()); });
   }
   std::vector<int> runs(kUnits);
-  const int failed = run_in_one_batch(kUnits, [&](std::size_t i, Tx& tx) {
+  const int failed = testing::run_in_one_batch(*db, kUnits, [&](std::size_t i, Tx& tx) {
     ++runs[i];
     auto& repo = tx.get<PlanRepo>();
     const auto before = *repo.find_plan(plans[i].owner);
@@ -816,7 +763,7 @@ TEST_P(Storage, ABatchClaimsEachEventAndRecordsEachInvoiceOnce) {
   const std::vector<std::string> invoices{new_invoice, old_invoice, new_invoice, new_invoice,
                                           old_invoice};
   std::vector<int> claimed(events.size()), recorded(events.size());
-  const int failed = run_in_one_batch(events.size(), [&](std::size_t i, Tx& tx) {
+  const int failed = testing::run_in_one_batch(*db, events.size(), [&](std::size_t i, Tx& tx) {
     auto& payments = tx.get<PaymentRepo>();
     claimed[i] = payments.claim_event({events[i], "invoice.paid", 2, "{}"}, now);
     recorded[i] = payments.record_payment(payment_for(hospital, invoices[i]));
@@ -841,8 +788,8 @@ TEST_P(Storage, ABatchPreparesItsUnitsAheadUpToOneThatWillLockMore) {
   const std::vector<std::string> events{twice, once, twice, unqueued};
   std::vector<std::string> steps;
   std::vector<int> claimed(events.size());
-  const int failed = run_in_one_batch(
-      events.size(),
+  const int failed = testing::run_in_one_batch(
+      *db, events.size(),
       [&](std::size_t i, Tx& tx) {
         steps.push_back("work " + std::to_string(i));
         claimed[i] = tx.get<PaymentRepo>().claim_event({events[i], "test", 1, "{}"}, now);
@@ -875,8 +822,8 @@ TEST_P(Storage, ABatchRecordsQueuedPaymentsOnceAndAnswersFromThem) {
   write([&](Tx& tx) { tx.get<PaymentRepo>().record_payment(payment_for(hospital, old)); });
   const std::vector<std::string> invoices{fresh, old, fresh, unanswered};
   std::vector<int> recorded(invoices.size(), -1);
-  const int failed = run_in_one_batch(
-      invoices.size(),
+  const int failed = testing::run_in_one_batch(
+      *db, invoices.size(),
       [&](std::size_t i, Tx& tx) {
         if (invoices[i] != unanswered)
           recorded[i] = tx.get<PaymentRepo>().record_payment(payment_for(hospital, invoices[i]));
@@ -902,8 +849,8 @@ TEST_P(Storage, AfterAUnitThrowsEachUnitIsPreparedAgainBeforeItWorks) {
   for (std::size_t i = 0; i < kUnits; ++i) events.push_back(unique_id("evt"));
   std::vector<std::string> steps;
   std::vector<int> claimed(kUnits);
-  const int failed = run_in_one_batch(
-      kUnits,
+  const int failed = testing::run_in_one_batch(
+      *db, kUnits,
       [&](std::size_t i, Tx& tx) {
         steps.push_back("work " + std::to_string(i));
         claimed[i] = tx.get<PaymentRepo>().claim_event({events[i], "test", 1, "{}"}, now);
@@ -939,7 +886,7 @@ TEST_P(Storage, AUnitThatThrowsInABatchLeavesTheOthersAppliedOnce) {
   std::vector<std::string> events;
   for (std::size_t i = 0; i < kUnits; ++i) events.push_back(unique_id("evt"));
   std::vector<int> runs(kUnits);
-  const int failed = run_in_one_batch(kUnits, [&](std::size_t i, Tx& tx) {
+  const int failed = testing::run_in_one_batch(*db, kUnits, [&](std::size_t i, Tx& tx) {
     ++runs[i];
     auto& plans = tx.get<PlanRepo>();
     if (!tx.get<PaymentRepo>().claim_event({events[i], "test", 1, "{}"}, now))
