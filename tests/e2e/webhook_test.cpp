@@ -727,6 +727,61 @@ TEST(E2eStripeCharges, SigtermDoesNotWaitForAFeesNextAttempt) {
   EXPECT_THAT(server->log(), HasSubstr("stopping: left to billing complete-fees"));
 }
 
+// What Stripe says when it fails reaches the client only as the fixed, reviewed texts, and the
+// log never holds the key.
+TEST(E2eStripeFailures, AreAnsweredWithFixedTextsAndTheKeyIsNeverLogged) {
+  constexpr std::string_view kStripesWords = "Stripe's own words, req_8hFk2: for the log";
+  stripe_test::FakeStripe stripe;
+  auto env = stripe_provider_env(stripe.base_url(), kSecret);
+  env.emplace_back("PRICE_HOSP_PRO_MONTHLY", "price_hp_m");
+  auto server = BillingServer::for_backend("sqlite", std::move(env));
+  HttpClient client(server->port());
+  const auto hospital_token = sign_token(hospital_user(unique_id("hosp")));
+  const auto admin_token = sign_token(admin_user());
+  auto writing = bearer(hospital_token);
+  writing.emplace_back("X-CSRF-Token", fetch_csrf_token(client, hospital_token));
+  writing.emplace_back("Content-Type", "application/json");
+  const auto checkout = [&] {
+    return client.post("/stripe/checkout", R"({"plan_type":"pro","billing_cycle":"monthly"})",
+                       writing);
+  };
+  const auto stripe_error = [&](std::string_view type, std::string_view code,
+                                std::string_view decline_code = {}) {
+    return stripe_test::stripe_error(type, code, kStripesWords, decline_code);
+  };
+  std::vector<HttpResponse> answers;
+  const auto expect = [&](const HttpResponse& response, int status, std::string_view detail) {
+    EXPECT_EQ(response.status, status) << response.body;
+    EXPECT_EQ(response.detail_text(), detail);
+    answers.push_back(response);
+  };
+
+  // Down: every attempt (the first and its 2 retries) answered 503.
+  for (int i = 0; i < 3; ++i) stripe.queue({503, stripe_error("api_error", "")});
+  expect(checkout(), 503, "Stripe service unavailable");
+  // The key refused.
+  stripe.queue({401, stripe_error("invalid_request_error", "")});
+  expect(client.get("/stripe/subscription/sub_1", bearer(admin_token)), 503,
+         "Stripe authentication failed");
+  // The health check, Stripe down.
+  for (int i = 0; i < 3; ++i) stripe.queue({500, "<html>upstream error</html>"});
+  expect(client.get("/stripe/health"), 503, "Stripe service unavailable");
+  // A card Stripe declines, after the customer is made.
+  stripe.queue({402, stripe_error("card_error", "card_declined", "generic_decline")});
+  expect(checkout(), 402, "Your card was declined");
+  // A request Stripe refuses.
+  stripe.queue({400, stripe_error("invalid_request_error", "parameter_unknown")});
+  expect(checkout(), 502, "Stripe rejected the request");
+
+  for (const auto& answer : answers) {
+    EXPECT_EQ(answer.body.find("req_8hFk2"), std::string::npos) << answer.body;
+    EXPECT_EQ(answer.body.find("sk_test_123"), std::string::npos) << answer.body;
+  }
+  const auto log = server->log();
+  EXPECT_THAT(log, HasSubstr("req_8hFk2"));  // Stripe's words are for the operator
+  EXPECT_EQ(log.find("sk_test_123"), std::string::npos);
+}
+
 // `billing complete-fees` asks Stripe, once each, for the payments still without their fee.
 TEST(E2eStripeCharges, CompleteFeesAsksForEachPaymentStillWithoutItsFee) {
   stripe_test::FakeStripe stripe;
