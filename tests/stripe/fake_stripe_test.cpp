@@ -5,10 +5,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
@@ -473,6 +480,56 @@ TEST_F(StripeProviderFake, KeptFailuresOfEarlierCallsCostALaterCallNoAttempt) {
     EXPECT_EQ(requests[failed + generation].header("idempotency-key"),
               key + "-" + std::to_string(generation));
   EXPECT_EQ(requests[failed + 4].target, "/v1/checkout/sessions");
+}
+
+// Attempt n+1 waits backoff_base * 2^(n-1): 100 ms, then 200 ms.
+TEST_F(StripeProviderFake, EachRetryWaitsTwiceAsLongAsTheOneBefore) {
+  auto options = this->options();
+  options.backoff_base = 100ms;
+  use(options);
+  for (int i = 0; i < 3; ++i) fake.queue({503, "<html>upstream down</html>"});
+  const auto start = std::chrono::steady_clock::now();
+  expect_error(error_of(provider->get_subscription("sub_1")), 503, "Stripe service unavailable");
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 3s);
+  EXPECT_EQ(fake.requests().size(), 3u);
+}
+
+// A server whose connection queue is full drops the handshake: the connect timeout ends it.
+TEST_F(StripeProviderFake, AConnectionThatIsNotAcceptedEndsAtTheConnectTimeout) {
+  const auto open_socket = [] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0) throw std::runtime_error("socket");
+    return fd;
+  };
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int listener = open_socket();
+  socklen_t length = sizeof address;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener, 0), 0);  // never accepts; queues one connection
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  std::vector<int> fillers;
+  for (int i = 0; i < 4; ++i) {
+    fillers.push_back(open_socket());
+    ::connect(fillers.back(), reinterpret_cast<sockaddr*>(&address), sizeof address);
+  }
+  std::this_thread::sleep_for(50ms);  // the queue fills
+
+  auto options = this->options();
+  options.api_base = "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  options.connect_timeout = 300ms;
+  options.retries = 0;
+  use(options);
+  const auto start = std::chrono::steady_clock::now();
+  expect_error(error_of(provider->get_subscription("sub_1")), 503, "Stripe service unavailable");
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 3s);  // not the total timeout (5 s)
+  for (const int fd : fillers) ::close(fd);
+  ::close(listener);
 }
 
 TEST_F(StripeProviderFake, NobodyListeningIsUnavailable) {
