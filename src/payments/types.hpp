@@ -32,10 +32,15 @@ struct StoredEvent {
   std::string payload;
 };
 
+// An event's row in the inbox (its payload aside).
 struct InboxRecord {
   InboxStatus status = InboxStatus::processed;
   int attempts = 0;
   std::optional<std::string> last_error;
+  std::string type;
+  std::int64_t created = 0;  // Stripe's
+  TimePoint received_at;     // first
+  std::optional<TimePoint> processed_at;
   friend bool operator==(const InboxRecord&, const InboxRecord&) = default;
 };
 

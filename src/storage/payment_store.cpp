@@ -93,13 +93,22 @@ std::vector<StoredEvent> SqlPaymentRepo::failed_events(std::size_t limit) {
 }
 
 std::optional<InboxRecord> SqlPaymentRepo::inbox_record(std::string_view event_id) {
-  static constexpr sql::Query kFind =
-      "SELECT status, attempts, last_error FROM webhook_events WHERE event_id = ?";
+  static constexpr sql::Query kFind{
+      "SELECT status, attempts, last_error, event_type, created, received_at, processed_at "
+      "FROM webhook_events WHERE event_id = ?",
+      "SELECT status, attempts, last_error, event_type, created, " BILLING_PG_ISO8601(
+          "received_at") ", " BILLING_PG_ISO8601("processed_at") " FROM webhook_events "
+                                                                 "WHERE event_id = ?"};
   std::optional<InboxRecord> record;
   db_.run(kFind, {event_id}, [&](const sql::Row& row) {
-    record.emplace(InboxRecord{.status = decode_enum<InboxStatus>(row.text(0)),
-                               .attempts = static_cast<int>(row.integer(1)),
-                               .last_error = optional_text(row, 2)});
+    record.emplace(InboxRecord{
+        .status = decode_enum<InboxStatus>(row.text(0)),
+        .attempts = static_cast<int>(row.integer(1)),
+        .last_error = optional_text(row, 2),
+        .type = std::string(row.text(3)),
+        .created = row.integer(4),
+        .received_at = decode_time(row.text(5)),
+        .processed_at = row.is_null(6) ? std::nullopt : std::optional(decode_time(row.text(6)))});
   });
   return record;
 }

@@ -316,14 +316,25 @@ TEST_P(Storage, ClaimsAnEventOnceAndRetriesAFailedOne) {
   };
   write([&](Tx& tx) { tx.get<PaymentRepo>().record_event_failure(event, "boom", now); });
   EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(id); }),
-            (InboxRecord{InboxStatus::failed, 1, "boom"}));
+            (InboxRecord{.status = InboxStatus::failed,
+                         .attempts = 1,
+                         .last_error = "boom",
+                         .type = "invoice.paid",
+                         .created = 1'700'000'000,
+                         .received_at = now}));
   EXPECT_THAT(failed_here(), ElementsAre(R"({"id":"x"})"));
-  EXPECT_TRUE(write([&](Tx& tx) { return tx.get<PaymentRepo>().claim_event(event, now); }));
+  const auto later = now + std::chrono::seconds(30);
+  EXPECT_TRUE(write([&](Tx& tx) { return tx.get<PaymentRepo>().claim_event(event, later); }));
   EXPECT_THAT(failed_here(), ::testing::IsEmpty());
-  EXPECT_FALSE(write([&](Tx& tx) { return tx.get<PaymentRepo>().claim_event(event, now); }));
-  write([&](Tx& tx) { tx.get<PaymentRepo>().record_event_failure(event, "late", now); });
+  EXPECT_FALSE(write([&](Tx& tx) { return tx.get<PaymentRepo>().claim_event(event, later); }));
+  write([&](Tx& tx) { tx.get<PaymentRepo>().record_event_failure(event, "late", later); });
   EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record(id); }),
-            (InboxRecord{InboxStatus::processed, 2, std::nullopt}));
+            (InboxRecord{.status = InboxStatus::processed,
+                         .attempts = 2,
+                         .type = "invoice.paid",
+                         .created = 1'700'000'000,
+                         .received_at = now,
+                         .processed_at = later}));
   EXPECT_EQ(read([&](Tx& tx) { return tx.get<PaymentRepo>().inbox_record("evt_none"); }),
             std::nullopt);
 }
