@@ -79,6 +79,19 @@ class E2ePayments : public ::testing::TestWithParam<std::string> {
   }
   // The newest history row's reason: "<event type> <event id>" when an event made it.
   std::string last_reason() { return history().back().reason; }
+  // The id of the newest event of `type` the server applied, as its log says.
+  std::string last_applied(std::string_view type) {
+    const auto log = server->log();
+    std::string id;
+    for (std::size_t start = 0, end; start < log.size(); start = end + 1) {
+      end = std::min(log.find('\n', start), log.size());
+      const std::string_view line(log.data() + start, end - start);
+      if (line.find("\"webhook event applied\"") == std::string_view::npos) continue;
+      const auto entry = json::parse(line).as_object();
+      if (entry.at("type").as_string() == type) id = entry.at("event_id").as_string();
+    }
+    return id;
+  }
   // The audit status of the event a history reason names (its one audit row).
   AuditStatus audited(const std::string& reason) {
     const auto event_id = reason.substr(reason.rfind(' ') + 1);
@@ -226,6 +239,8 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   EXPECT_EQ(p.pending_plan_type, std::nullopt);
   EXPECT_TRUE(last_reason().starts_with("customer.subscription.updated evt_"));
   EXPECT_EQ(audited(last_reason()), AuditStatus::ok);
+  // Prorated: billed with the next invoice, nothing now.
+  EXPECT_EQ(payments().size(), 2u);
   // An admin's manual contract would be undone by the subscription's next event: refused.
   response =
       post_json("/billing/plan/select", {{"plan_type", "lite"}, {"id", hospital}}, admin_token);
@@ -240,12 +255,28 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   EXPECT_TRUE(response.json().at("cancel_at_period_end").as_bool());
   EXPECT_EQ(plan().status, PlanStatus::active);
   EXPECT_TRUE(plan().cancel_at_period_end);
+  // Its event changed no plan type or status (no history row), and is audited all the same.
+  const auto cancelling = last_applied("customer.subscription.updated");
+  ASSERT_FALSE(cancelling.empty()) << server->log();
+  EXPECT_NE(last_reason(), "customer.subscription.updated " + cancelling);
+  EXPECT_EQ(audited("customer.subscription.updated " + cancelling), AuditStatus::ok);
   ASSERT_EQ(advance_days(31).status, 200);
   p = plan();
   EXPECT_EQ(p.status, PlanStatus::cancelled);
   EXPECT_EQ(services_available(), 0u);
   EXPECT_TRUE(last_reason().starts_with("customer.subscription.deleted evt_"));
   EXPECT_EQ(audited(last_reason()), AuditStatus::ok);
+  // The period's end collects the prorations of the change to pro: a last payment, for the
+  // rest of the month at pro less the unused part of lite, recorded for the cancelled plan.
+  paid = payments();
+  ASSERT_EQ(paid.size(), 3u);
+  EXPECT_GT(paid[2].amount, 0);
+  EXPECT_EQ(paid[2].plan_type, PlanType::pro);
+  ASSERT_TRUE(paid[2].fee_amount && paid[2].net_amount);
+  EXPECT_EQ(*paid[2].fee_amount + *paid[2].net_amount, paid[2].amount);
+  EXPECT_EQ(audited("invoice.payment_succeeded " + last_applied("invoice.payment_succeeded")),
+            AuditStatus::ok);
+  EXPECT_EQ(plan().status, PlanStatus::cancelled);  // a payment reactivates no ended plan
   // Nothing left to cancel: said plainly, not as a provider failure.
   response = post_json("/stripe/subscription/cancel",
                        {{"subscription_id", *p.stripe_subscription_id}}, hospital_token);
