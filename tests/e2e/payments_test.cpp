@@ -485,6 +485,35 @@ TEST_P(E2ePayments, UsersReachOnlyTheirOwnBilling) {
                        {{"subscription_id", *p.stripe_subscription_id}}, stranger);
   EXPECT_EQ(response.status, 403);
 
+  // An individual pays for their own plan: they reach their billing, not the hospital's, nor
+  // the hospital theirs.
+  const EntityRef practitioner{EntityKind::individual, unique_id("ind")};
+  const auto individual_token = sign_token(individual_user(practitioner.id));
+  response = post_json("/stripe/checkout", {{"plan_type", "pro"}, {"billing_cycle", "yearly"}},
+                       individual_token);
+  ASSERT_EQ(response.status, 200) << response.body;
+  ASSERT_EQ(post_form(std::string(response.json().at("checkout_url").as_string()),
+                      "number=4242424242424242&exp=12%2F30&cvc=123")
+                .status,
+            200);
+  const auto theirs =
+      *run_blocking(db->read([&](Tx& tx) { return tx.get<PlanRepo>().find_plan(practitioner); }));
+  for (const auto& [own, others] : {std::pair(std::pair(individual_token, theirs), hospital_token),
+                                    std::pair(std::pair(hospital_token, p), individual_token)}) {
+    const auto& [token, owned] = own;
+    for (const auto& target : {"/stripe/subscription/" + *owned.stripe_subscription_id,
+                               "/stripe/customer/" + *owned.stripe_customer_id + "/invoices"}) {
+      SCOPED_TRACE(target);
+      EXPECT_EQ(client.get(target, bearer(token)).status, 200);
+      response = client.get(target, bearer(others));
+      EXPECT_EQ(response.status, 403);
+      EXPECT_EQ(response.detail_text(), "Unauthorized");
+    }
+    response = post_json("/stripe/subscription/cancel",
+                         {{"subscription_id", *owned.stripe_subscription_id}}, others);
+    EXPECT_EQ(response.status, 403);
+  }
+
   // Admin lists, paginated as Stripe paginates.
   response = client.get("/stripe/admin/customers?limit=1", bearer(admin_token));
   ASSERT_EQ(response.status, 200) << response.body;
@@ -497,7 +526,9 @@ TEST_P(E2ePayments, UsersReachOnlyTheirOwnBilling) {
   response = client.get("/stripe/subscription/sub_nothing", bearer(admin_token));
   EXPECT_EQ(response.status, 404);
   EXPECT_EQ(response.detail_text(), "No such subscription: sub_nothing");
-  EXPECT_EQ(client.get("/stripe/health").status, 200);
+  response = client.get("/stripe/health");
+  EXPECT_EQ(response.status, 200);
+  EXPECT_EQ(response.json(), (json::value{{"status", "healthy"}, {"service", "stripe"}}));
 
   // A second checkout while a subscription pays: refused, the plan change goes another way.
   response = post_json("/stripe/checkout", {{"plan_type", "pro"}, {"billing_cycle", "monthly"}},
