@@ -1,5 +1,7 @@
 #include "payments/events.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <boost/json/parse.hpp>
 
@@ -203,7 +205,7 @@ class EventEffects {
 
   // The entity whose payment queue_payment sends ahead for this event, if it does.
   std::optional<EntityRef> queued_payment_owner(Effect effect) const {
-    if (effect != &EventEffects::invoice_paid || !invoice_id() || !amount_paid()) return {};
+    if (effect != &EventEffects::invoice_paid || why_no_payment()) return {};
     return metadata_entity(invoice_metadata(object_));
   }
 
@@ -381,11 +383,26 @@ class EventEffects {
                                      .last_event_created = last});
   }
 
-  // What the invoice says was paid: whole cents, none below zero (Stripe's never are; a payment
-  // is not recorded from an amount that cannot be one).
+  // What the invoice says was paid: whole cents, none below zero nor of more than Stripe's 12
+  // digits (a payment is not recorded from an amount that cannot be one).
   std::optional<Cents> amount_paid() const {
     const auto amount = integer(object_, "amount_paid");
-    return amount && *amount >= 0 ? amount : std::nullopt;
+    return amount && *amount >= 0 && *amount <= 999'999'999'999 ? amount : std::nullopt;
+  }
+  // Its ISO 4217 code, in Stripe's lower case.
+  std::optional<std::string_view> currency() const {
+    const auto code = text(object_, "currency");
+    const auto lower = [](char c) { return c >= 'a' && c <= 'z'; };
+    return code && code->size() == 3 && std::all_of(code->begin(), code->end(), lower)
+               ? code
+               : std::nullopt;
+  }
+  // Why a paid invoice records no payment, if it does not: it lacks what a payment is made of.
+  std::optional<std::string_view> why_no_payment() const {
+    if (!invoice_id()) return "invoice without an id";
+    if (!amount_paid()) return "invoice without a valid amount_paid";
+    if (!currency()) return "invoice without a valid currency";
+    return std::nullopt;
   }
 
   std::optional<std::string_view> invoice_id() const {
@@ -412,7 +429,7 @@ class EventEffects {
         .payment_intent_id = owned(text(object_, "payment_intent")),
         .entity = entity,
         .amount = amount_paid().value_or(0),
-        .currency = std::string(text(object_, "currency").value_or("usd")),
+        .currency = std::string(currency().value_or("")),
         .created_at = now_,
     };
     if (const auto* metadata = invoice_metadata(object_)) {
@@ -443,13 +460,13 @@ class EventEffects {
     }
     const auto* transitions = child(object_, "status_transitions");
     const auto paid_at = transitions ? integer(*transitions, "paid_at") : std::nullopt;
-    p.paid_at = TimePoint(std::chrono::seconds(paid_at.value_or(event_.created)));
+    // Stripe's time, after 1970, else the event's own.
+    p.paid_at = TimePoint(std::chrono::seconds(paid_at > 0 ? *paid_at : event_.created));
     return p;
   }
 
   Outcome invoice_paid() {
-    if (!invoice_id()) return ignored("invoice without an id");
-    if (!amount_paid()) return ignored("invoice without a valid amount_paid");
+    if (const auto why = why_no_payment()) return ignored(std::string(*why));
     const auto entity = invoice_entity();
     if (!entity) return ignored("no entity for the invoice");
     // Recorded whatever follows: queue_payment sent it ahead on these same conditions.
@@ -658,8 +675,8 @@ StripeEvent parse_event(std::string_view payload) {
   const auto type = text(event, "type");
   const auto created = integer(event, "created");
   auto* data = event.if_contains("data");
-  if (!id || !type || !created || !plausible_id(*id) || !plausible_id(*type) || !data ||
-      !data->is_object())
+  if (!id || !type || !created || *created <= 0 || !plausible_id(*id) || !plausible_id(*type) ||
+      !data || !data->is_object())
     throw invalid();
   auto* object = data->get_object().if_contains("object");
   if (!object || !object->is_object()) throw invalid();

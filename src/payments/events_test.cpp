@@ -715,20 +715,50 @@ TEST_P(Events, APlanGoesOnWithAPausedOtherSubscriptionSuspended) {
   EXPECT_EQ(plan()->status, PlanStatus::active);
 }
 
-// A signed invoice whose amount paid cannot be one (not whole cents, below zero, absent) records
-// no payment and reactivates nothing: it is audited as ignored.
+// A signed invoice whose amount paid cannot be one (not whole cents, below zero, more than
+// Stripe's 12 digits, absent), or whose currency is no ISO 4217 code, records no payment and
+// reactivates nothing: it is audited as ignored, with why.
 TEST_P(Events, AnInvoiceWithAnImpossibleAmountRecordsNoPayment) {
   apply(checkout_completed());
   apply(invoice("invoice.payment_failed", unique_id("in")));
-  for (const json::value& amount : {json::value("4990"), json::value(1e30), json::value(-500),
-                                    json::value(49.9), json::value(nullptr)}) {
+  for (const json::value& amount :
+       {json::value("4990"), json::value(1e30), json::value(-500), json::value(49.9),
+        json::value(nullptr), json::value(1'000'000'000'000)}) {
     SCOPED_TRACE(json::serialize(amount));
     auto paid = invoice_object("invoice.payment_succeeded", unique_id("in"));
     paid["amount_paid"] = amount;
-    EXPECT_EQ(apply(event("invoice.payment_succeeded", std::move(paid))), AuditStatus::ignored);
+    const auto e = event("invoice.payment_succeeded", std::move(paid));
+    EXPECT_EQ(apply(e), AuditStatus::ignored);
+    EXPECT_EQ(audit(e).at(0).note, "invoice without a valid amount_paid");
+  }
+  for (const json::value& currency : {json::value(nullptr), json::value("US"), json::value("USD"),
+                                      json::value("usdt"), json::value(840)}) {
+    SCOPED_TRACE(json::serialize(currency));
+    auto paid = invoice_object("invoice.payment_succeeded", unique_id("in"));
+    paid["currency"] = currency;
+    const auto e = event("invoice.payment_succeeded", std::move(paid));
+    EXPECT_EQ(apply(e), AuditStatus::ignored);
+    EXPECT_EQ(audit(e).at(0).note, "invoice without a valid currency");
   }
   EXPECT_TRUE(payments().empty());
   EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  // The largest amount Stripe takes is one.
+  auto largest = invoice_object("invoice.payment_succeeded", unique_id("in"));
+  largest["amount_paid"] = 999'999'999'999;
+  EXPECT_EQ(apply(event("invoice.payment_succeeded", std::move(largest))), AuditStatus::ok);
+  ASSERT_EQ(payments().size(), 1u);
+  EXPECT_EQ(payments()[0].amount, 999'999'999'999);
+}
+
+// A paid_at before 1970 is no time Stripe sends: the payment is dated by the event.
+TEST_P(Events, APaidAtBefore1970IsTheEventsTime) {
+  apply(checkout_completed());
+  auto paid = invoice_object("invoice.payment_succeeded", unique_id("in"));
+  paid["status_transitions"] = {{"paid_at", -86400}};
+  const auto e = event("invoice.payment_succeeded", std::move(paid));
+  EXPECT_EQ(apply(e), AuditStatus::ok);
+  ASSERT_EQ(payments().size(), 1u);
+  EXPECT_EQ(payments()[0].paid_at, TimePoint(std::chrono::seconds(e.created)));
 }
 
 TEST_P(Events, AFailedPaymentSuspendsAndTheNextPaymentReactivates) {
@@ -1534,6 +1564,8 @@ TEST(ParseEvent, RefusesWhatIsNotAnEvent) {
        {"", "[]", "not json", R"({"id":"evt_1","type":"x","created":1})",
         R"({"id":"evt_1","type":"x","data":{"object":{}}})",
         R"({"id":1,"type":"x","created":1,"data":{"object":{}}})",
+        R"({"id":"evt_1","type":"x","created":0,"data":{"object":{}}})",
+        R"({"id":"evt_1","type":"x","created":-5,"data":{"object":{}}})",
         R"({"id":"evt_1","type":"x","created":1,"data":{"object":[]}})",
         // U+0000 in a string, which PostgreSQL cannot store: never Stripe's.
         R"({"id":"evt_1","type":"x","created":1,"data":{"object":{"a":"\u0000"}}})",
