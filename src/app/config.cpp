@@ -110,12 +110,15 @@ Config load_config(const Environment& env, bool dev) {
   c.public_url = url(env, "PUBLIC_URL", "");
   if (!c.public_url.empty()) {
     const auto parsed = boost::urls::parse_absolute_uri(c.public_url);
+    // No path: the local pages' forms post to paths from the root, which a proxy serving the
+    // service under a prefix would not send on.
     if (parsed->has_userinfo() || parsed->has_query() || parsed->has_fragment() ||
-        parsed->host().empty())
-      bad("PUBLIC_URL", fmt::format("must be http(s)://host[:port][/path], without user, query "
-                                    "or fragment (got \"{}\")",
-                                    c.public_url));
-    while (c.public_url.ends_with('/')) c.public_url.pop_back();
+        parsed->host().empty() || (!parsed->path().empty() && parsed->path() != "/"))
+      bad("PUBLIC_URL",
+          fmt::format("must be http(s)://host[:port], without user, path, query or fragment (got "
+                      "\"{}\")",
+                      c.public_url));
+    if (c.public_url.ends_with('/')) c.public_url.pop_back();
   }
   c.database_url = database.value_or(c.database_url);
   const bool postgres =

@@ -186,6 +186,7 @@ TEST(Config, EveryBadValueNamesItsVariable) {
       {{{"PUBLIC_URL", "billing.example.com"}}, "PUBLIC_URL must be an http(s) URL"},
       {{{"PUBLIC_URL", "https://u:p@billing.example.com"}}, "PUBLIC_URL must be http(s)://host"},
       {{{"PUBLIC_URL", "https://billing.example.com/?a=1"}}, "PUBLIC_URL must be http(s)://host"},
+      {{{"PUBLIC_URL", "https://example.com/billing"}}, "PUBLIC_URL must be http(s)://host"},
       // A price of two of a role's offers would not tell which plan a subscription pays for.
       {{{"PRICE_HOSP_LITE_MONTHLY", "price_1"}, {"PRICE_HOSP_PRO_YEARLY", "price_1"}},
        "PRICE_HOSP_PRO_YEARLY must differ from PRICE_HOSP_LITE_MONTHLY"},
@@ -218,7 +219,8 @@ TEST(Config, LinksForClientsUsePublicUrlElseAnAddressABrowserCanOpen) {
   EXPECT_EQ(at("0.0.0.0"), "http://127.0.0.1:8123");
   EXPECT_EQ(at("::"), "http://[::1]:8123");
   EXPECT_EQ(at("192.0.2.7"), "http://192.0.2.7:8123");
-  EXPECT_EQ(at("0.0.0.0", "https://billing.example.com/pay/"), "https://billing.example.com/pay");
+  EXPECT_EQ(at("0.0.0.0", "https://billing.example.com/"), "https://billing.example.com");
+  EXPECT_EQ(at("0.0.0.0", "http://[2001:db8::7]:8443"), "http://[2001:db8::7]:8443");
 }
 
 }  // namespace

@@ -99,6 +99,7 @@ boost::asio::awaitable<void> SubscriptionChecks::settle_once(const SubscriptionC
   // A subscription the provider does not know (404) is another account's (a wrong key, another
   // local provider's account on the same database): the check is kept, and logged at each sweep.
   const Subscription subscription = co_await provider_.get_subscription(check.subscription_id);
+  // Stripe's client refuses such an answer itself; this holds for any provider.
   if (subscription.id != check.subscription_id)
     throw std::runtime_error("the payment provider answered for another subscription");
   const std::string payload = state_event(subscription, as_of);

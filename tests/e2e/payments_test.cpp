@@ -121,7 +121,7 @@ class E2ePayments : public ::testing::TestWithParam<std::string> {
 // Behind a proxy, the local pages' links are where browsers reach the service (PUBLIC_URL).
 TEST(E2eLocalPayments, LinksAreMadeOnThePublicUrl) {
   auto server =
-      BillingServer::for_backend("sqlite", {{"PUBLIC_URL", "https://billing.example.test/pay/"},
+      BillingServer::for_backend("sqlite", {{"PUBLIC_URL", "https://billing.example.test:8443"},
                                             {"STRIPE_WEBHOOK_SECRET", "whsec_e2e_public"}});
   HttpClient client(server->port());
   const auto token = sign_token(hospital_user(unique_id("hosp")));
@@ -132,7 +132,7 @@ TEST(E2eLocalPayments, LinksAreMadeOnThePublicUrl) {
                    {"Content-Type", "application/json"}});
   ASSERT_EQ(response.status, 200) << response.body;
   const std::string url(response.json().at("checkout_url").as_string());
-  EXPECT_TRUE(url.starts_with("https://billing.example.test/pay/local-pay/checkout/cs_")) << url;
+  EXPECT_TRUE(url.starts_with("https://billing.example.test:8443/local-pay/checkout/cs_")) << url;
 }
 
 TEST_P(E2ePayments, APaidPlansWholeLife) {

@@ -766,7 +766,7 @@ TEST(E2eStripeFailures, AreAnsweredWithFixedTextsAndTheKeyIsNeverLogged) {
   // The health check, Stripe down.
   for (int i = 0; i < 3; ++i) stripe.queue({500, "<html>upstream error</html>"});
   expect(client.get("/stripe/health"), 503, "Stripe service unavailable");
-  // A card Stripe declines, after the customer is made.
+  // A card Stripe declines (answering the checkout's first call, which makes its customer).
   stripe.queue({402, stripe_error("card_error", "card_declined", "generic_decline")});
   expect(checkout(), 402, "Your card was declined");
   // A request Stripe refuses.

@@ -482,18 +482,20 @@ TEST_F(StripeProviderFake, KeptFailuresOfEarlierCallsCostALaterCallNoAttempt) {
   EXPECT_EQ(requests[failed + 4].target, "/v1/checkout/sessions");
 }
 
-// Attempt n+1 waits backoff_base * 2^(n-1): 100 ms, then 200 ms.
+// Attempt n+1 waits backoff_base * 2^(n-1): 100, 200, then 400 ms (waits that grew by the same
+// step, or stayed alike, would take 600 ms or less).
 TEST_F(StripeProviderFake, EachRetryWaitsTwiceAsLongAsTheOneBefore) {
   auto options = this->options();
   options.backoff_base = 100ms;
+  options.retries = 3;
   use(options);
-  for (int i = 0; i < 3; ++i) fake.queue({503, "<html>upstream down</html>"});
+  for (int i = 0; i < 4; ++i) fake.queue({503, "<html>upstream down</html>"});
   const auto start = std::chrono::steady_clock::now();
   expect_error(error_of(provider->get_subscription("sub_1")), 503, "Stripe service unavailable");
   const auto took = std::chrono::steady_clock::now() - start;
-  EXPECT_GE(took, 300ms);
+  EXPECT_GE(took, 700ms);
   EXPECT_LT(took, 3s);
-  EXPECT_EQ(fake.requests().size(), 3u);
+  EXPECT_EQ(fake.requests().size(), 4u);
 }
 
 // A server whose connection queue is full drops the handshake: the connect timeout ends it.

@@ -27,7 +27,8 @@ std::pair<std::unique_ptr<Db>, RunSql> open_test_db_with_sql(const std::string& 
 
 // Runs `count` grouped units of `db` on one writer, all queued while another unit holds it, so
 // that they share one commit batch: unit i runs work(i, tx), queued i-th with affinity(i) (0 by
-// default; each on the writer of affinity(0)) and prepare(i, tx) as its prepare, if given.
+// default) and prepare(i, tx) as its prepare, if given. Only the writer of affinity(0) is held:
+// every affinity(i) must map to it (be equal, or a multiple of every lane count, such as 720720).
 // Returns how many threw.
 int run_in_one_batch(Db& db, std::size_t count, std::function<void(std::size_t, Tx&)> work,
                      std::function<std::size_t(std::size_t)> affinity = {},

@@ -129,12 +129,19 @@ PostgresConnection::PostgresConnection(const std::string& url) {
     PQfinish(conn_);
     throw std::runtime_error("cannot connect to PostgreSQL: " + message);
   }
-  keep_commits_durable();
+  try {
+    keep_commits_durable();
+  } catch (...) {
+    PQfinish(conn_);  // no destructor runs for a constructor that throws
+    throw;
+  }
 }
 
-// A commit answers only once its WAL is flushed: a 200 means the change is kept. The server's,
-// database's or role's `synchronous_commit = off`, or one in the URL's options, would answer
-// before; stronger settings (remote_apply, for a replica) stay.
+// A commit answers only once its WAL is flushed here: a 200 means the change is kept. The
+// server's, database's or role's `synchronous_commit = off`, or one in the URL's options, would
+// answer before. Every other setting waits for that flush (and some for a standby too), so it
+// stays. A pooler that shares server connections between sessions (PgBouncer's transaction mode)
+// would not keep this session's setting: there the server's own must be on.
 void PostgresConnection::keep_commits_durable() {
   const Result shown = checked(conn_, PQexec(conn_, "SHOW synchronous_commit"));
   if (std::string_view(PQgetvalue(shown.get(), 0, 0)) != "off") return;
@@ -157,7 +164,12 @@ void PostgresConnection::reconnect() {
   needs_reset_ = false;
   PQreset(conn_);
   if (broken()) throw std::runtime_error(std::string("cannot reconnect: ") + PQerrorMessage(conn_));
-  keep_commits_durable();
+  try {
+    keep_commits_durable();
+  } catch (...) {
+    needs_reset_ = true;  // not to be used without the setting
+    throw;
+  }
 }
 
 void PostgresConnection::exec(std::string_view script) {
