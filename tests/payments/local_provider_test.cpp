@@ -132,6 +132,12 @@ class LocalPayments : public ::testing::Test {
     if (webhook) co_await webhook(std::move(signature), std::move(payload));
   }
 
+  // The last delivered event of `type`'s object.
+  const json::object& last_delivered(std::string_view type) const {
+    for (auto it = delivered.rbegin(); it != delivered.rend(); ++it)
+      if (it->type == type) return it->object;
+    throw std::runtime_error("no " + std::string(type) + " delivered");
+  }
   std::vector<std::string> delivered_types() const {
     std::vector<std::string> types;
     for (const auto& d : delivered) types.push_back(d.type);
@@ -375,7 +381,10 @@ TEST_F(LocalPayments, CardFeeIsStripesUsPricingRoundedHalfUpInCents) {
   EXPECT_EQ(local::card_fee(500), 45);    // 14.5 -> 15: half rounds up
   EXPECT_EQ(local::card_fee(1500), 74);   // 43.5 -> 44
   EXPECT_EQ(local::card_fee(1), 30);
-  EXPECT_EQ(local::dollars(479040), "$4790.40");
+  EXPECT_EQ(local::dollars(479040), "$4,790.40");  // as the specification writes it
+  EXPECT_EQ(local::dollars(99999999999), "$999,999,999.99");
+  EXPECT_EQ(local::dollars(100000), "$1,000.00");
+  EXPECT_EQ(local::dollars(99999), "$999.99");
   EXPECT_EQ(local::dollars(5), "$0.05");
 }
 
@@ -1103,6 +1112,48 @@ TEST_F(LocalPayments, ProrationsOwedAtTheEndAreCollectedAndACreditIsKept) {
   EXPECT_EQ(integer(delivered.back().object, "amount_paid"), 0);
   advance(std::chrono::days(31));  // a calendar month from its start
   EXPECT_EQ(integer(delivered[0].object, "amount_paid"), 49800);
+}
+
+// A renewal that prorations bring below Stripe's smallest charge (50 cents) is not charged: it
+// is paid with nothing taken (no fee, so no negative net) and the amount goes to the next one.
+TEST_F(LocalPayments, LessThanTheSmallestChargeIsCarriedToTheNextInvoice) {
+  const auto subscription = subscribe(checkout_request("h1", BillingCycle::monthly, PlanType::pro));
+  // Pro to lite a moment into the period: the rest at lite less the rest at pro nearly cancels
+  // the next period's lite price. The lines are rounded as the ledger rounds them.
+  const std::int64_t period = subscription.current_period_end - subscription.current_period_start;
+  const std::int64_t elapsed = period / 400;
+  const std::int64_t left = period - elapsed;
+  const auto rest = [&](Cents price) { return (price * left + period / 2) / period; };
+  const Cents owed = 49900 + rest(49900) - rest(99900);
+  ASSERT_GT(owed, 0);
+  ASSERT_LT(owed, 50);
+  advance(std::chrono::seconds(elapsed));
+  run_blocking(provider.change_price(subscription.id, "price_local_hospital_lite_monthly",
+                                     PlanType::lite, BillingCycle::monthly));
+  advance_to(subscription.current_period_end);
+  const auto& carried = last_delivered("invoice.payment_succeeded");
+  EXPECT_EQ(integer(carried, "amount_paid"), 0);
+  EXPECT_TRUE(carried.at("charge").is_null());
+  const auto next = run_blocking(provider.get_subscription(subscription.id));
+  advance_to(next.current_period_end);
+  EXPECT_EQ(integer(last_delivered("invoice.payment_succeeded"), "amount_paid"), 49900 + owed);
+}
+
+// A balance carried from an invoice is the customer's, not prorations the subscription owes: its
+// end makes no invoice of it, and the customer's next subscription takes it.
+TEST_F(LocalPayments, ABalanceAloneMakesNoFinalInvoice) {
+  const auto subscription = subscribe(checkout_request("h1", BillingCycle::monthly, PlanType::pro));
+  // Pro to lite at once: a credit of the whole pro month, less the lite month, on the renewal,
+  // which leaves 100 cents over.
+  run_blocking(provider.change_price(subscription.id, "price_local_hospital_lite_monthly",
+                                     PlanType::lite, BillingCycle::monthly));
+  advance_to(subscription.current_period_end);
+  ASSERT_EQ(integer(last_delivered("invoice.payment_succeeded"), "amount_paid"), 0);
+  run_blocking(provider.cancel_at_period_end(subscription.id));
+  advance_to(run_blocking(provider.get_subscription(subscription.id)).current_period_end);
+  EXPECT_THAT(delivered_types(), ElementsAre("customer.subscription.deleted"));
+  subscribe();  // lite monthly, 49,900 less the 100 left
+  EXPECT_EQ(integer(last_delivered("invoice.payment_succeeded"), "amount_paid"), 49800);
 }
 
 // A past-due subscription that ends (cancelled at its period's end) voids the invoice it left

@@ -14,6 +14,8 @@ namespace {
 namespace json = boost::json;
 
 constexpr std::int64_t kDay = 24 * 60 * 60;
+// Stripe's smallest charge in US dollars: less is not charged but carried to the next invoice.
+constexpr Cents kSmallestCharge = 50;
 
 std::int64_t unix_seconds(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
@@ -255,16 +257,19 @@ InvoiceRecord& Ledger::invoice_for(const Subscription& subscription,
   Cents total = billing_reason == kProrationsOnly ? 0 : amount_of(subscription.price_id);
   for (InvoiceItem& item : invoice_items_.rows()) {
     if (item.invoice) continue;
-    // Its own items, and a credit an ended subscription of the same customer left.
+    // Its own items, and the balance an ended subscription of the same customer left.
     const Subscription* of = subscriptions_.find(item.subscription);
-    const bool customers_credit = item.amount < 0 && of && of->id != subscription.id &&
-                                  of->status == "canceled" && of->customer == subscription.customer;
-    if (item.subscription != subscription.id && !customers_credit) continue;
+    const bool customers_balance = item.price_id.empty() && of && of->id != subscription.id &&
+                                   of->status == "canceled" &&
+                                   of->customer == subscription.customer;
+    if (item.subscription != subscription.id && !customers_balance) continue;
     item.invoice = id;
     total += item.amount;
   }
-  // Credits beyond the invoice go to the next one (Stripe keeps them as the customer's balance).
-  if (total < 0)
+  // Credits beyond the invoice, and an amount below the smallest charge, go to the next one,
+  // which Stripe keeps as the customer's balance: this invoice is paid with no charge.
+  const bool carried = total < 0 || (total > 0 && total < kSmallestCharge);
+  if (carried)
     invoice_items_.add(InvoiceItem{.id = new_id("ii_"),
                                    .subscription = subscription.id,
                                    .amount = total,
@@ -274,7 +279,7 @@ InvoiceRecord& Ledger::invoice_for(const Subscription& subscription,
       .invoice = {.id = std::move(id),
                   .customer = subscription.customer,
                   .subscription = subscription.id,
-                  .amount_due = std::max<Cents>(total, 0),
+                  .amount_due = carried ? 0 : total,
                   .currency = "usd",
                   .status = "open",
                   .created = now},
@@ -524,9 +529,11 @@ void Ledger::end(Subscription& subscription, std::int64_t now, WithEvents<Renewa
   // After the deletion (Stripe does not promise an order): the last invoice's payment is then
   // recorded against the cancelled plan, where before it a paid one would reactivate a
   // suspended plan for a moment, and a failed one suspend an active plan.
+  // Prorations, not a balance carried from an invoice (a customer's, not an invoice's own).
   const bool owes_prorations = std::any_of(
-      invoice_items_.rows().begin(), invoice_items_.rows().end(),
-      [&](const InvoiceItem& i) { return i.subscription == subscription.id && !i.invoice; });
+      invoice_items_.rows().begin(), invoice_items_.rows().end(), [&](const InvoiceItem& i) {
+        return i.subscription == subscription.id && !i.invoice && !i.price_id.empty();
+      });
   if (owes_prorations)
     charge(subscription, invoice_for(subscription, kProrationsOnly, now), now, out);
 }

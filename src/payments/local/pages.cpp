@@ -104,7 +104,10 @@ std::string html_escape(std::string_view text) {
 }
 
 std::string dollars(Cents cents) {
-  return fmt::format("${}.{:02}", cents / 100, cents % 100);
+  std::string whole = std::to_string(cents / 100);
+  for (auto at = static_cast<std::ptrdiff_t>(whole.size()) - 3; at > 0; at -= 3)
+    whole.insert(static_cast<std::size_t>(at), 1, ',');
+  return fmt::format("${}.{:02}", whole, cents % 100);
 }
 
 std::string checkout_page(const CheckoutSession& session) {

@@ -68,7 +68,7 @@ struct InvoiceRecord {
 struct InvoiceItem {
   std::string id;
   std::string subscription;
-  std::string price_id;  // none: a credit carried over from an invoice it exceeded
+  std::string price_id;  // none: a balance carried over (a credit, or less than a charge)
   Cents amount = 0;
   std::int64_t period_start = 0;
   std::int64_t period_end = 0;
