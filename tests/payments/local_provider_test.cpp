@@ -1103,7 +1103,14 @@ TEST_F(LocalPayments, ProrationsOwedAtTheEndAreCollectedAndACreditIsKept) {
   EXPECT_EQ(integer(delivered[1].object, "amount_paid"), 0);
   delivered.clear();
   const auto third_session = open_checkout(checkout_request());
-  const auto third_paid = pay(third_session, kVisa);
+  // The page, and the bank's question, name what is due now, not the list price.
+  const auto page = call(Method::get, "/local-pay/checkout/" + third_session);
+  EXPECT_THAT(page.body, HasSubstr("$499.00 per month"));
+  EXPECT_THAT(page.body, HasSubstr("Due now: $0.00, the balance of your account taken in."));
+  EXPECT_THAT(page.body, HasSubstr("Pay $0.00"));
+  EXPECT_THAT(pay(third_session, kAuthenticate).body,
+              HasSubstr("confirm this payment of $0.00 with the card ending 3220"));
+  const auto third_paid = call(Method::post, "/local-pay/checkout/" + third_session + "/confirm");
   EXPECT_THAT(third_paid.body, HasSubstr("$0.00 paid: $499.00 less the credit on your account"));
   const auto third =
       run_blocking(provider.get_subscription(text(delivered.back().object, "subscription")));

@@ -226,11 +226,10 @@ WithEvents<CheckoutSession> Ledger::complete_checkout(CheckoutSession& session, 
 // first's completion reached the plan), else a new one; the card entered becomes the card on file.
 CustomerRecord& Ledger::checkout_customer(const CheckoutRequest& request, const Card& card,
                                           std::int64_t now) {
-  CustomerRecord* known =
-      request.customer_id ? customers_.find(*request.customer_id) : customer_of(request.entity);
-  if (known) {
-    known->card = card;
-    return *known;
+  if (const auto known = paying_customer(request)) {
+    CustomerRecord& customer = *customers_.find(*known);
+    customer.card = card;
+    return customer;
   }
   const std::string id = request.customer_id ? *request.customer_id : new_id("cus_");
   // A given id this ledger does not know (the plans in the database name customers made under
@@ -241,14 +240,33 @@ CustomerRecord& Ledger::checkout_customer(const CheckoutRequest& request, const 
   });
 }
 
-// Customers are made only by checkout_customer, with exactly this metadata.
-CustomerRecord* Ledger::customer_of(const EntityRef& entity) {
-  const Metadata names = customer_metadata(entity);
-  auto& rows = customers_.rows();
+// Customers are made only by checkout_customer, with exactly this metadata: the entity's newest.
+std::optional<std::string> Ledger::paying_customer(const CheckoutRequest& request) const {
+  if (request.customer_id) {
+    if (customers_.find(*request.customer_id)) return request.customer_id;
+    return std::nullopt;
+  }
+  const Metadata names = customer_metadata(request.entity);
+  const auto& rows = customers_.rows();
   const auto found = std::find_if(rows.rbegin(), rows.rend(), [&](const CustomerRecord& r) {
     return r.customer.metadata == names;
   });
-  return found == rows.rend() ? nullptr : &*found;
+  if (found == rows.rend()) return std::nullopt;
+  return found->customer.id;
+}
+
+bool Ledger::customers_balance(const InvoiceItem& item, std::string_view customer) const {
+  const Subscription* of = subscriptions_.find(item.subscription);
+  return !item.invoice && item.price_id.empty() && of && of->status == "canceled" &&
+         of->customer == customer;
+}
+
+Cents Ledger::due_at_checkout(const CheckoutSession& session) const {
+  Cents total = session.amount;
+  if (const auto customer = paying_customer(session.request))
+    for (const InvoiceItem& item : invoice_items_.rows())
+      if (customers_balance(item, *customer)) total += item.amount;
+  return total < kSmallestCharge ? 0 : total;  // what invoice_for carries is not charged
 }
 
 InvoiceRecord& Ledger::invoice_for(const Subscription& subscription,
@@ -258,11 +276,8 @@ InvoiceRecord& Ledger::invoice_for(const Subscription& subscription,
   for (InvoiceItem& item : invoice_items_.rows()) {
     if (item.invoice) continue;
     // Its own items, and the balance an ended subscription of the same customer left.
-    const Subscription* of = subscriptions_.find(item.subscription);
-    const bool customers_balance = item.price_id.empty() && of && of->id != subscription.id &&
-                                   of->status == "canceled" &&
-                                   of->customer == subscription.customer;
-    if (item.subscription != subscription.id && !customers_balance) continue;
+    if (item.subscription != subscription.id && !customers_balance(item, subscription.customer))
+      continue;
     item.invoice = id;
     total += item.amount;
   }

@@ -58,6 +58,8 @@ class Ledger {
   // The session while it can be paid at `now`: 404 for an unknown id, 409 once complete, 410 once
   // expired.
   const CheckoutSession& payable_session(std::string_view id, TimePoint now) const;
+  // What paying the session now would charge: its price, the customer's balance taken in.
+  Cents due_at_checkout(const CheckoutSession& session) const;
   // Charges `card` for the session: the completed session and its events, or the session
   // awaiting authentication (no events). A failed charge throws its 402 and leaves it open.
   WithEvents<CheckoutSession> pay_checkout(std::string_view id, const Card& card, TimePoint now);
@@ -112,7 +114,11 @@ class Ledger {
                                                 std::int64_t now);
   CustomerRecord& checkout_customer(const CheckoutRequest& request, const Card& card,
                                     std::int64_t now);
-  CustomerRecord* customer_of(const EntityRef& entity);  // the newest made for it, if any
+  // The known customer a checkout of `request` pays as, if any (else it makes one).
+  std::optional<std::string> paying_customer(const CheckoutRequest& request) const;
+  // Whether `item` is a balance an ended subscription of `customer` left (a credit, or less than
+  // a charge), which the customer's next invoice takes.
+  bool customers_balance(const InvoiceItem& item, std::string_view customer) const;
   // The subscription's invoice for its current period, with its pending invoice items.
   InvoiceRecord& invoice_for(const Subscription& subscription, std::string_view billing_reason,
                              std::int64_t now);

@@ -319,6 +319,11 @@ local::CheckoutSession LocalProvider::payable_session(std::string_view id) const
   return ledger_.payable_session(id, now_locked());
 }
 
+Cents LocalProvider::due_at_checkout(const local::CheckoutSession& session) const {
+  std::lock_guard lock(mutex_);
+  return ledger_.due_at_checkout(session);
+}
+
 asio::awaitable<local::CheckoutSession> LocalProvider::pay_checkout(std::string session_id,
                                                                     local::Card card) {
   auto [session, changes] = changing([&](local::Ledger& ledger, TimePoint now) {

@@ -92,6 +92,7 @@ class LocalProvider final : public PaymentProvider {
 
   // What the pages do (payments/local/routes.cpp); failures are ApiErrors for the page to show.
   local::CheckoutSession payable_session(std::string_view id) const;
+  Cents due_at_checkout(const local::CheckoutSession& session) const;  // see Ledger's
   boost::asio::awaitable<local::CheckoutSession> pay_checkout(std::string session_id,
                                                               local::Card card);
   boost::asio::awaitable<local::CheckoutSession> confirm_checkout(std::string session_id);

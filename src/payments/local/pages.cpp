@@ -110,14 +110,17 @@ std::string dollars(Cents cents) {
   return fmt::format("${}.{:02}", whole, cents % 100);
 }
 
-std::string checkout_page(const CheckoutSession& session) {
-  const std::string amount = dollars(session.amount);
+std::string checkout_page(const CheckoutSession& session, Cents due) {
   std::string body = what_is_bought(session);
-  body += fmt::format("<p><strong>{} per {}</strong></p>\n", amount, per(session.request.cycle));
+  body += fmt::format("<p><strong>{} per {}</strong></p>\n", dollars(session.amount),
+                      per(session.request.cycle));
+  if (due != session.amount)
+    body +=
+        fmt::format("<p>Due now: {}, the balance of your account taken in.</p>\n", dollars(due));
   body += fmt::format(
       "<form method=\"post\" action=\"{}\">\n{}<button type=\"submit\">Pay {}"
       "</button>\n</form>\n",
-      checkout_path(session), kCardFields, amount);
+      checkout_path(session), kCardFields, dollars(due));
   body += link_html({session.request.cancel_url, "Cancel and go back"});
   body += test_cards();
   return page("Checkout", body);
@@ -134,10 +137,10 @@ std::string confirm_form(Cents amount, std::string_view last4, std::string_view 
       dollars(amount), html_escape(last4), path, fields);
 }
 
-std::string authentication_page(const CheckoutSession& session) {
+std::string authentication_page(const CheckoutSession& session, Cents due) {
   const std::string path = checkout_path(session);
   std::string body = what_is_bought(session);
-  body += confirm_form(session.amount, session.card_to_confirm->last4, path);
+  body += confirm_form(due, session.card_to_confirm->last4, path);
   body += link_html({path, "Use another card"});
   return page("Authentication required", body);
 }

@@ -100,7 +100,7 @@ asio::awaitable<Response> as_page(asio::awaitable<Response> page, std::string fo
 
 asio::awaitable<Response> get_checkout(LocalProvider& provider, const Call& call) {
   const auto session = provider.payable_session(path_id(call.request, "session_id"));
-  co_return html(200, local::checkout_page(session));
+  co_return html(200, local::checkout_page(session, provider.due_at_checkout(session)));
 }
 
 asio::awaitable<Response> post_checkout(LocalProvider& provider, const Call& call) {
@@ -109,7 +109,7 @@ asio::awaitable<Response> post_checkout(LocalProvider& provider, const Call& cal
       co_await provider.pay_checkout(path_id(call.request, "session_id"), std::move(card));
   co_return html(200, session.state == local::SessionState::complete
                           ? local::checkout_paid_page(session)
-                          : local::authentication_page(session));
+                          : local::authentication_page(session, provider.due_at_checkout(session)));
 }
 
 asio::awaitable<Response> post_confirm(LocalProvider& provider, const Call& call) {
