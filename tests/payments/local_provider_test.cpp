@@ -1163,6 +1163,56 @@ TEST_F(LocalPayments, ABalanceAloneMakesNoFinalInvoice) {
   EXPECT_EQ(integer(last_delivered("invoice.payment_succeeded"), "amount_paid"), 49800);
 }
 
+// The bank confirms the amount it was asked about: when another checkout of the account took the
+// credit meanwhile, confirming charges nothing but says so, and paying again names the new amount.
+TEST_F(LocalPayments, AConfirmationChargesOnlyTheAmountItNamed) {
+  const auto ended = subscribe(checkout_request("h1", BillingCycle::monthly, PlanType::pro));
+  run_blocking(provider.change_price(ended.id, "price_local_hospital_lite_monthly", PlanType::lite,
+                                     BillingCycle::monthly));
+  run_blocking(provider.cancel_at_period_end(ended.id));
+  advance(std::chrono::days(31));  // ended: a credit of 50,000 for the customer's next invoice
+  const auto first_tab = open_checkout(checkout_request());
+  const auto second_tab = open_checkout(checkout_request());
+  EXPECT_THAT(pay(second_tab, kAuthenticate).body,
+              HasSubstr("confirm this payment of $0.00 with the card ending 3220"));
+  EXPECT_THAT(pay(first_tab, kVisa).body, HasSubstr("$0.00 paid"));  // the credit, 100 left
+  delivered.clear();
+  const auto confirmed = call(Method::post, "/local-pay/checkout/" + second_tab + "/confirm");
+  EXPECT_EQ(confirmed.status, 409);
+  EXPECT_THAT(confirmed.body, HasSubstr("The amount due has changed since you confirmed it"));
+  EXPECT_THAT(confirmed.body, HasSubstr("/local-pay/checkout/" + second_tab));  // try again
+  EXPECT_TRUE(delivered.empty());                                               // nothing charged
+  EXPECT_THAT(pay(second_tab, kAuthenticate).body,
+              HasSubstr("confirm this payment of $499.00 with the card ending 3220"));
+  EXPECT_THAT(call(Method::post, "/local-pay/checkout/" + second_tab + "/confirm").body,
+              HasSubstr("$499.00 paid"));
+  EXPECT_EQ(integer(last_delivered("invoice.payment_succeeded"), "amount_paid"), 49900);
+}
+
+// A debit an ended subscription carried (a last invoice below the smallest charge) is added to
+// the customer's next checkout, on its page and in its charge.
+TEST_F(LocalPayments, ADebitCarriedFromAnEndedSubscriptionIsAddedToTheNextCheckout) {
+  const auto subscription = subscribe();  // lite monthly
+  const std::int64_t period = subscription.current_period_end - subscription.current_period_start;
+  const std::int64_t left = 1800;  // to lite's end: the change to pro is prorated for it
+  const auto rest = [&](Cents price) { return (price * left + period / 2) / period; };
+  const Cents owed = rest(99900) - rest(49900);
+  ASSERT_GT(owed, 0);
+  ASSERT_LT(owed, 50);
+  advance_to(subscription.current_period_end - left);
+  run_blocking(provider.change_price(subscription.id, "price_local_hospital_pro_monthly",
+                                     PlanType::pro, BillingCycle::monthly));
+  run_blocking(provider.cancel_at_period_end(subscription.id));
+  advance_to(subscription.current_period_end);
+  ASSERT_EQ(integer(last_delivered("invoice.payment_succeeded"), "amount_paid"), 0);  // carried
+  const auto session = open_checkout(checkout_request());
+  EXPECT_THAT(call(Method::get, "/local-pay/checkout/" + session).body,
+              HasSubstr("Due now: " + local::dollars(49900 + owed)));
+  EXPECT_THAT(pay(session, kVisa).body, HasSubstr(local::dollars(49900 + owed) +
+                                                  " paid: $499.00 and what your account owed"));
+  EXPECT_EQ(integer(last_delivered("invoice.payment_succeeded"), "amount_paid"), 49900 + owed);
+}
+
 // A past-due subscription that ends (cancelled at its period's end) voids the invoice it left
 // unpaid: that period was spent suspended, and paying it now would buy nothing.
 TEST_F(LocalPayments, AnEndedSubscriptionsUnpaidInvoiceIsVoided) {

@@ -175,10 +175,12 @@ WithEvents<CheckoutSession> Ledger::pay_checkout(std::string_view id, const Card
   CheckoutSession& session = payable(sessions_, id, unix_seconds(now));
   session.state = SessionState::open;  // a new card replaces one awaiting authentication
   session.card_to_confirm.reset();
+  session.due_to_confirm.reset();
   const ChargeResult result = charge_result(card, Charging::at_checkout, now);
   if (result == ChargeResult::needs_authentication) {
     session.state = SessionState::awaiting_authentication;
     session.card_to_confirm = card;
+    session.due_to_confirm = due_at_checkout(session);
     return {session, {}};
   }
   require_paid(result);
@@ -189,6 +191,10 @@ WithEvents<CheckoutSession> Ledger::confirm_checkout(std::string_view id, TimePo
   CheckoutSession& session = payable(sessions_, id, unix_seconds(now));
   if (session.state != SessionState::awaiting_authentication)
     throw ApiError(409, "This checkout awaits no authentication");
+  // The bank was asked about that amount: another payment may have taken the account's credit
+  // since (a checkout in another tab), and a different amount needs its own confirmation.
+  if (session.due_to_confirm && *session.due_to_confirm != due_at_checkout(session))
+    throw ApiError(409, "The amount due has changed since you confirmed it: enter your card again");
   const Card card = *session.card_to_confirm;
   return complete_checkout(session, card, unix_seconds(now));
 }
@@ -212,6 +218,7 @@ WithEvents<CheckoutSession> Ledger::complete_checkout(CheckoutSession& session, 
   record_charge(invoice, card, true, now);
   session.state = SessionState::complete;
   session.card_to_confirm.reset();
+  session.due_to_confirm.reset();
   request.customer_id = customer.customer.id;
   session.subscription_id = subscription.id;
   session.amount_paid = invoice.invoice.amount_paid;
@@ -262,7 +269,8 @@ bool Ledger::customers_balance(const InvoiceItem& item, std::string_view custome
 }
 
 Cents Ledger::due_at_checkout(const CheckoutSession& session) const {
-  Cents total = session.amount;
+  // The price as invoice_for takes it, now (the session's is as it was when it opened).
+  Cents total = price_amount(session.request.price_id).value_or(session.amount);
   if (const auto customer = paying_customer(session.request))
     for (const InvoiceItem& item : invoice_items_.rows())
       if (customers_balance(item, *customer)) total += item.amount;

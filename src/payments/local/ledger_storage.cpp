@@ -56,7 +56,7 @@ BOOST_DESCRIBE_ENUM(SessionState, open, awaiting_authentication, complete, expir
 BOOST_DESCRIBE_STRUCT(Card, (), (kind, last4, exp_month, exp_year))
 BOOST_DESCRIBE_STRUCT(CheckoutSession, (),
                       (id, request, plan_name, amount, created, state, card_to_confirm,
-                       subscription_id, amount_paid))
+                       due_to_confirm, subscription_id, amount_paid))
 BOOST_DESCRIBE_STRUCT(Charge, (), (id, amount, paid, card))
 BOOST_DESCRIBE_STRUCT(InvoiceRecord, (),
                       (invoice, billing_reason, price_id, period_start, period_end, metadata,

@@ -32,7 +32,9 @@ struct CheckoutSession {
   std::int64_t created = 0;
   SessionState state = SessionState::open;
   std::optional<Card> card_to_confirm;  // awaiting_authentication: the card entered
-  std::string subscription_id;          // complete: the subscription it created
+  // awaiting_authentication: what the bank's question named, what confirming may charge
+  std::optional<Cents> due_to_confirm;
+  std::string subscription_id;  // complete: the subscription it created
   // complete: what its first invoice charged, the account's balance (a credit left by an ended
   // subscription, prorations owed) taken in; none for a session saved before this was kept
   std::optional<Cents> amount_paid;

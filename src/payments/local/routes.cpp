@@ -83,13 +83,14 @@ std::string portal_path(const Call& call) {
 }
 
 // A failure as a page with the error's status and text; when the customer can try another card
-// (400, 402), with a link back to the form.
+// (400, 402) or the form again (409: the checkout or invoice moved on meanwhile), with a link
+// back to the form.
 asio::awaitable<Response> as_page(asio::awaitable<Response> page, std::string form_path) {
   std::optional<Response> failure;
   try {
     co_return co_await std::move(page);
   } catch (const ApiError& error) {
-    const bool retry = error.status == 400 || error.status == 402;
+    const bool retry = error.status == 400 || error.status == 402 || error.status == 409;
     const auto title = error.detail.is_string() ? std::string_view(error.detail.get_string())
                                                 : std::string_view("The request failed");
     failure = html(error.status,
@@ -109,7 +110,7 @@ asio::awaitable<Response> post_checkout(LocalProvider& provider, const Call& cal
       co_await provider.pay_checkout(path_id(call.request, "session_id"), std::move(card));
   co_return html(200, session.state == local::SessionState::complete
                           ? local::checkout_paid_page(session)
-                          : local::authentication_page(session, provider.due_at_checkout(session)));
+                          : local::authentication_page(session, *session.due_to_confirm));
 }
 
 asio::awaitable<Response> post_confirm(LocalProvider& provider, const Call& call) {
