@@ -371,24 +371,18 @@ TEST_P(Storage, AuditsAndRecordsEachInvoiceOnce) {
   EXPECT_FALSE(write([&](Tx& tx) { return tx.get<PaymentRepo>().record_payment(payment); }));
   EXPECT_THAT(read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); }),
               ElementsAre(payment));
-  using PaidThrough = PaymentRepo::PaidThrough;
-  const auto paid_for = [&](const EntityRef& entity, std::string_view subscription) {
-    return read([&](Tx& tx) {
-      return tx.get<PaymentRepo>().paid_through(entity, PaidThrough::subscription, subscription);
-    });
+  using enum PaymentRepo::PaidThrough;
+  const auto paid_through = [&](const EntityRef& entity, PaymentRepo::PaidThrough through,
+                                std::string_view id) {
+    return read([&](Tx& tx) { return tx.get<PaymentRepo>().paid_through(entity, through, id); });
   };
-  EXPECT_TRUE(paid_for(hospital, "sub_1"));
-  EXPECT_FALSE(paid_for(hospital, "sub_2"));
-  EXPECT_FALSE(paid_for({EntityKind::individual, hospital.id}, "sub_1"));
-  EXPECT_FALSE(paid_for({EntityKind::hospital, unique_id("hosp")}, "sub_1"));
-  const auto paid_by = [&](const EntityRef& entity, std::string_view customer) {
-    return read([&](Tx& tx) {
-      return tx.get<PaymentRepo>().paid_through(entity, PaidThrough::customer, customer);
-    });
-  };
-  EXPECT_TRUE(paid_by(hospital, "cus_1"));
-  EXPECT_FALSE(paid_by(hospital, "sub_1"));
-  EXPECT_FALSE(paid_by({EntityKind::individual, hospital.id}, "cus_1"));
+  EXPECT_TRUE(paid_through(hospital, subscription, "sub_1"));
+  EXPECT_FALSE(paid_through(hospital, subscription, "sub_2"));
+  EXPECT_FALSE(paid_through({EntityKind::individual, hospital.id}, subscription, "sub_1"));
+  EXPECT_FALSE(paid_through({EntityKind::hospital, unique_id("hosp")}, subscription, "sub_1"));
+  EXPECT_TRUE(paid_through(hospital, customer, "cus_1"));
+  EXPECT_FALSE(paid_through(hospital, customer, "sub_1"));
+  EXPECT_FALSE(paid_through({EntityKind::individual, hospital.id}, customer, "cus_1"));
 }
 
 // Stripe's invoice events name the charge only: its fee, net and card are filled in once, later.

@@ -77,18 +77,12 @@ Metadata metadata_of(const json::object& object) {
   return metadata;
 }
 
-std::string required_id(const json::object& object, std::string_view what) {
-  auto id = optional_string(object, "id");
-  if (!id || id->empty()) throw std::runtime_error(std::string(what) + " without an id");
-  return std::move(*id);
-}
-
 }  // namespace
 
 Subscription read_subscription(const json::value& value) {
   const auto& object = as_object(value, "subscription");
   Subscription subscription;
-  subscription.id = required_id(object, "subscription");
+  subscription.id = required_string(object, "id", "subscription");
   subscription.status = required_string(object, "status", "subscription");
   subscription.customer = optional_id(object, "customer").value_or("");
   if (subscription.customer.empty()) throw std::runtime_error("subscription without its customer");
@@ -120,7 +114,7 @@ Subscription read_subscription(const json::value& value) {
 Invoice read_invoice(const json::value& value) {
   const auto& object = as_object(value, "invoice");
   Invoice invoice;
-  invoice.id = required_id(object, "invoice");
+  invoice.id = required_string(object, "id", "invoice");
   invoice.customer = optional_id(object, "customer").value_or("");
   invoice.subscription = optional_id(object, "subscription");
   invoice.amount_due = required_integer(object, "amount_due", "invoice");
@@ -134,7 +128,7 @@ Invoice read_invoice(const json::value& value) {
 Customer read_customer(const json::value& value) {
   const auto& object = as_object(value, "customer");
   Customer customer;
-  customer.id = required_id(object, "customer");
+  customer.id = required_string(object, "id", "customer");
   customer.email = optional_string(object, "email");
   customer.name = optional_string(object, "name");
   customer.created = required_integer(object, "created", "customer");

@@ -14,8 +14,12 @@ namespace {
 namespace json = boost::json;
 
 constexpr std::int64_t kDay = 24 * 60 * 60;
-// Stripe's smallest charge in US dollars: less is not charged but carried to the next invoice.
-constexpr Cents kSmallestCharge = 50;
+// What an invoice of `total` charges: nothing for a credit, nor below Stripe's smallest charge
+// in US dollars (50 cents); invoice_for carries such a total to the next invoice.
+Cents charged_for(Cents total) {
+  constexpr Cents kSmallestCharge = 50;
+  return total < kSmallestCharge ? 0 : total;
+}
 
 std::int64_t unix_seconds(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
@@ -274,7 +278,7 @@ Cents Ledger::due_at_checkout(const CheckoutSession& session) const {
   if (const auto customer = paying_customer(session.request))
     for (const InvoiceItem& item : invoice_items_.rows())
       if (customers_balance(item, *customer)) total += item.amount;
-  return total < kSmallestCharge ? 0 : total;  // what invoice_for carries is not charged
+  return charged_for(total);
 }
 
 InvoiceRecord& Ledger::invoice_for(const Subscription& subscription,
@@ -291,8 +295,8 @@ InvoiceRecord& Ledger::invoice_for(const Subscription& subscription,
   }
   // Credits beyond the invoice, and an amount below the smallest charge, go to the next one,
   // which Stripe keeps as the customer's balance: this invoice is paid with no charge.
-  const bool carried = total < 0 || (total > 0 && total < kSmallestCharge);
-  if (carried)
+  const Cents amount_due = charged_for(total);
+  if (amount_due != total)
     invoice_items_.add(InvoiceItem{.id = new_id("ii_"),
                                    .subscription = subscription.id,
                                    .amount = total,
@@ -302,7 +306,7 @@ InvoiceRecord& Ledger::invoice_for(const Subscription& subscription,
       .invoice = {.id = std::move(id),
                   .customer = subscription.customer,
                   .subscription = subscription.id,
-                  .amount_due = carried ? 0 : total,
+                  .amount_due = amount_due,
                   .currency = "usd",
                   .status = "open",
                   .created = now},

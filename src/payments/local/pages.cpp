@@ -137,10 +137,11 @@ std::string confirm_form(Cents amount, std::string_view last4, std::string_view 
       dollars(amount), html_escape(last4), path, fields);
 }
 
-std::string authentication_page(const CheckoutSession& session, Cents due) {
+std::string authentication_page(const CheckoutSession& session) {
   const std::string path = checkout_path(session);
   std::string body = what_is_bought(session);
-  body += confirm_form(due, session.card_to_confirm->last4, path);
+  body += confirm_form(session.due_to_confirm.value_or(session.amount),
+                       session.card_to_confirm->last4, path);
   body += link_html({path, "Use another card"});
   return page("Authentication required", body);
 }

@@ -21,7 +21,7 @@ struct Link {
 std::string checkout_page(const CheckoutSession& session, Cents due);
 // The confirm step of a card that asks for authentication: at checkout, and in the portal
 // (`portal_id`'s).
-std::string authentication_page(const CheckoutSession& session, Cents due);
+std::string authentication_page(const CheckoutSession& session);
 std::string authentication_page(std::string_view portal_id, const PaymentToConfirm& payment);
 std::string checkout_paid_page(const CheckoutSession& session);
 std::string portal_page(const PortalView& portal);

@@ -110,7 +110,7 @@ asio::awaitable<Response> post_checkout(LocalProvider& provider, const Call& cal
       co_await provider.pay_checkout(path_id(call.request, "session_id"), std::move(card));
   co_return html(200, session.state == local::SessionState::complete
                           ? local::checkout_paid_page(session)
-                          : local::authentication_page(session, *session.due_to_confirm));
+                          : local::authentication_page(session));
 }
 
 asio::awaitable<Response> post_confirm(LocalProvider& provider, const Call& call) {
