@@ -364,6 +364,7 @@ class EventEffects {
     after.stripe_customer_id = std::string(*customer);
     after.stripe_subscription_id = std::string(*subscription);
     after.pending_plan_type.reset();
+    after.pending_billing_cycle.reset();
     after.cancel_at_period_end = false;
     after.collection_paused = known_newer && known->status == "paused";
     save(before, std::move(after),
@@ -511,6 +512,7 @@ class EventEffects {
   void follow_price(Plan& plan, const PricedPlan& priced) {
     if (priced.role != plan.owner.kind) return;  // another role's price: nothing of it
     plan.billing_cycle = priced.cycle;
+    if (plan.pending_billing_cycle == priced.cycle) plan.pending_billing_cycle.reset();
     if (priced.plan_type == plan.plan_type) return;
     const PlanOffer* offer = rules_.catalog.find(plan.owner.kind, priced.plan_type);
     if (!offer) return;
@@ -571,7 +573,9 @@ class EventEffects {
     after.status = PlanStatus::cancelled;
     after.cancel_at_period_end = false;
     after.collection_paused = false;
-    after.pending_plan_type.reset();  // a choice the ended subscription was to be priced at
+    // A choice the ended subscription was to be priced at.
+    after.pending_plan_type.reset();
+    after.pending_billing_cycle.reset();
     for (const auto& other : plans().other_subscriptions(after.owner)) {
       // One that has ended, or whose first payment is still being made (incomplete), is not.
       const auto status = plan_status_of(other.status, false);

@@ -140,6 +140,17 @@ class Events : public ::testing::TestWithParam<std::string> {
     return {own, subscription};
   }
 
+  // The hospital's own choice of pro, billed yearly: pending on a plan a subscription pays for.
+  void choose_pro_yearly() {
+    const Identity owner{.subject = "user-1", .role = Role::hospital, .entity_id = hospital.id};
+    run_blocking(db->transact([&](Tx& tx) {
+      select_plan(
+          tx, catalog(), owner,
+          {.plan_type = PlanType::pro, .id = hospital.id, .billing_cycle = BillingCycle::yearly},
+          now);
+    }));
+  }
+
   AuditStatus apply(const StripeEvent& e) {
     return run_blocking(apply_grouped(*db, rules, e, now));
   }
@@ -431,16 +442,35 @@ TEST_P(Events, ThePlanGoesOnWithAnExtraSubscriptionWhenItsOwnEnds) {
 // A choice the subscription was to be priced at goes with it: nothing will apply it any more.
 TEST_P(Events, APlansEndDropsTheChoiceItsSubscriptionWasToBePricedAt) {
   apply(checkout_completed());
-  const Identity owner{.subject = "user-1", .role = Role::hospital, .entity_id = hospital.id};
-  run_blocking(db->transact([&](Tx& tx) {
-    select_plan(tx, catalog(), owner, {.plan_type = PlanType::pro, .id = hospital.id}, now);
-  }));
+  choose_pro_yearly();
   ASSERT_EQ(plan()->pending_plan_type, PlanType::pro);
+  ASSERT_EQ(plan()->pending_billing_cycle, BillingCycle::yearly);
   EXPECT_EQ(apply(subscription_event("customer.subscription.deleted", "canceled",
                                      "price_local_hospital_lite_monthly")),
             AuditStatus::ok);
   EXPECT_EQ(plan()->status, PlanStatus::cancelled);
   EXPECT_EQ(plan()->pending_plan_type, std::nullopt);
+  EXPECT_EQ(plan()->pending_billing_cycle, std::nullopt);
+}
+
+// The provider confirming the cycle chosen makes it the plan's; one confirming an older choice
+// (the type alone) leaves the newer cycle pending.
+TEST_P(Events, TheProviderConfirmsACycleChosen) {
+  apply(checkout_completed());  // lite monthly
+  choose_pro_yearly();
+  EXPECT_EQ(apply(subscription_event("customer.subscription.updated", "active",
+                                     "price_local_hospital_pro_monthly")),
+            AuditStatus::ok);
+  EXPECT_EQ(plan()->plan_type, PlanType::pro);
+  EXPECT_EQ(plan()->billing_cycle, BillingCycle::monthly);
+  EXPECT_EQ(plan()->pending_plan_type, std::nullopt);
+  EXPECT_EQ(plan()->pending_billing_cycle, BillingCycle::yearly);
+  EXPECT_EQ(apply(subscription_event("customer.subscription.updated", "active",
+                                     "price_local_hospital_pro_yearly")),
+            AuditStatus::ok);
+  EXPECT_EQ(plan()->billing_cycle, BillingCycle::yearly);
+  EXPECT_EQ(plan()->pending_billing_cycle, std::nullopt);
+  EXPECT_EQ(plan()->status, PlanStatus::active);
 }
 
 // An extra subscription that ends first is forgotten: the plan's own end then ends the plan.

@@ -254,13 +254,12 @@ asio::awaitable<Response> post_webhook(WebhookReceiver& webhooks, const Call& ca
 
 }  // namespace
 
-asio::awaitable<void> ProviderSubscriptionChanges::change_plan(Plan plan, PlanType plan_type) {
-  const PricedPlan priced{plan.owner.kind, plan_type,
-                          plan.billing_cycle.value_or(BillingCycle::monthly)};
-  const auto price = prices_.price_for(priced);
-  if (!price) throw price_not_found(priced);
-  co_await provider_.change_price(*plan.stripe_subscription_id, std::string(*price), plan_type,
-                                  priced.cycle);
+asio::awaitable<void> ProviderSubscriptionChanges::change_plan(Plan plan, SubscriptionPrice price) {
+  const PricedPlan priced{plan.owner.kind, price.plan_type, price.cycle};
+  const auto price_id = prices_.price_for(priced);
+  if (!price_id) throw price_not_found(priced);
+  co_await provider_.change_price(*plan.stripe_subscription_id, std::string(*price_id),
+                                  price.plan_type, price.cycle);
 }
 
 void add_payment_routes(Router& router, Db& db, PaymentProvider& provider, const PriceMap& prices,

@@ -25,7 +25,7 @@ class ProviderSubscriptionChanges final : public SubscriptionChanges {
  public:
   ProviderSubscriptionChanges(PaymentProvider& provider, const PriceMap& prices)
       : provider_(provider), prices_(prices) {}
-  boost::asio::awaitable<void> change_plan(Plan plan, PlanType plan_type) override;
+  boost::asio::awaitable<void> change_plan(Plan plan, SubscriptionPrice price) override;
 
  private:
   PaymentProvider& provider_;

@@ -7,7 +7,8 @@
 namespace billing {
 
 void PlanMetrics::selected(const Call& call, PlanType chosen, const Plan& plan) {
-  const auto effect = plan.pending_plan_type              ? SelectionEffect::pending
+  const bool pending = plan.pending_plan_type || plan.pending_billing_cycle;
+  const auto effect = pending                             ? SelectionEffect::pending
                       : plan.status == PlanStatus::active ? SelectionEffect::active
                                                           : SelectionEffect::awaiting_payment;
   selections_.add(plan.owner.kind, chosen, effect);

@@ -86,6 +86,7 @@ asio::awaitable<Response> post_plan_select(Db& db, const Catalog& catalog, const
       .plan_type = body.required_enum<PlanType>("plan_type"),
       .id = body.required_string("id"),
       .role = body.optional_enum<EntityKind>("role"),
+      .billing_cycle = body.optional_enum<BillingCycle>("billing_cycle"),
   };
   body.finish();
   auto choice = co_await db.transact(

@@ -33,6 +33,8 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
     plan.pending_plan_type = selection.plan_type == existing->plan_type
                                  ? std::nullopt
                                  : std::optional(selection.plan_type);
+    plan.pending_billing_cycle =
+        selection.billing_cycle == existing->billing_cycle ? std::nullopt : selection.billing_cycle;
     if (plan != *existing) {
       plan.updated_at = now;
       plans.save_plan(plan);
@@ -47,6 +49,8 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
   plan.plan_type = selection.plan_type;
   plan.status = owner_choice ? PlanStatus::inactive : PlanStatus::active;
   plan.pending_plan_type.reset();
+  plan.pending_billing_cycle.reset();
+  if (selection.billing_cycle) plan.billing_cycle = selection.billing_cycle;
   // No subscription pays for the plan from here on (any it held has ended): a later checkout
   // must not be taken for one that still pays, nor a choice sent to the provider for it.
   plan.stripe_subscription_id.reset();
@@ -78,9 +82,11 @@ ApiError settle_subscription_first() {
       "billing portal (POST /stripe/portal-link) first");
 }
 
-std::optional<PlanType> chosen_subscription_price(const Plan& plan) {
+std::optional<SubscriptionPrice> chosen_subscription_price(const Plan& plan) {
   if (plan.status != PlanStatus::active || !plan.stripe_subscription_id) return std::nullopt;
-  return plan.pending_plan_type.value_or(plan.plan_type);
+  return SubscriptionPrice{
+      plan.pending_plan_type.value_or(plan.plan_type),
+      plan.pending_billing_cycle.value_or(plan.billing_cycle.value_or(BillingCycle::monthly))};
 }
 
 namespace {
@@ -89,15 +95,17 @@ namespace {
 // only while no newer one replaced it: the plan then follows what the provider was last told,
 // as its events say.
 boost::asio::awaitable<void> take_back_refused_choice(Db& db, const Plan& chosen) {
-  if (!chosen.pending_plan_type) co_return;
+  if (!chosen.pending_plan_type && !chosen.pending_billing_cycle) co_return;
   co_await db.transact([&](Tx& tx) {
     tx.get<EntityRepo>().entity_exists(chosen.owner);  // the owner's lock, as every writer's
     auto& plans = tx.get<PlanRepo>();
     auto newest = plans.find_plan(chosen.owner);
     if (!newest || newest->stripe_subscription_id != chosen.stripe_subscription_id ||
-        newest->pending_plan_type != chosen.pending_plan_type)
+        newest->pending_plan_type != chosen.pending_plan_type ||
+        newest->pending_billing_cycle != chosen.pending_billing_cycle)
       return;
     newest->pending_plan_type.reset();
+    newest->pending_billing_cycle.reset();
     plans.save_plan(*newest);
   });
 }

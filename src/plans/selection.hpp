@@ -17,20 +17,23 @@ struct PlanSelection {
   PlanType plan_type;
   std::string id;                  // the hospital or individual
   std::optional<EntityKind> role;  // admins may say which kind `id` is; otherwise it is looked up
+  // The cycle the plan is to be billed at; none: as it is now.
+  std::optional<BillingCycle> billing_cycle;
 };
 
 struct PlanChoice {
   Plan plan;
-  // The plan type the subscription that pays for an active plan should now be priced at, after
-  // an owner's choice: the type chosen, also the plan's own (a pending choice the provider may
+  // What the subscription that pays for an active plan should now be priced at, after an owner's
+  // choice: the type and cycle chosen, also the plan's own (a pending choice the provider may
   // have priced already is withdrawn so); none without such a subscription.
-  std::optional<PlanType> subscription_price;
+  std::optional<SubscriptionPrice> subscription_price;
 };
 
 // POST /billing/plan/select, inside one write unit. An admin's choice is active at once (a
 // manual contract, paid by no subscription); a hospital's or individual's own choice waits for
 // payment (inactive), or, on an active plan, for the provider to confirm the subscription's new
-// price (pending).
+// price (pending: the type, the cycle, or both). A cycle chosen for a plan no subscription pays
+// for is the plan's billing cycle from then on; the checkout that pays for it says its own.
 PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
                        const PlanSelection& selection, TimePoint now);
 
@@ -47,9 +50,10 @@ bool subscription_pays(const Plan& plan);
 bool suspended_by_its_subscription(const Plan& plan);
 ApiError settle_subscription_first();
 
-// The type the subscription that pays for `plan` should be priced at: its owner's newest choice
-// (the pending one, else the plan's own type); none unless a subscription pays for an active plan.
-std::optional<PlanType> chosen_subscription_price(const Plan& plan);
+// What the subscription that pays for `plan` should be priced at: its owner's newest choice (the
+// pending type and cycle, else the plan's own); none unless a subscription pays for an active
+// plan.
+std::optional<SubscriptionPrice> chosen_subscription_price(const Plan& plan);
 
 // After select_plan: asks the provider to price the subscription as `choice` says. Two choices
 // made at nearly the same time may reach the provider in the other order, so the plan is read

@@ -121,8 +121,11 @@ TEST_P(PlanRules, TheSubscriptionIsPricedAsTheLastChoiceSays) {
   auto paid = select(admin, {PlanType::lite, hospital_id, std::nullopt});
   paid.stripe_subscription_id = "sub_1";
   run_blocking(db->transact([&](Tx& tx) { tx.get<PlanRepo>().save_plan(paid); }));
-  const auto price_after = [&](PlanType chosen) {
-    return choose(hospital, {chosen, hospital_id, std::nullopt}).subscription_price;
+  const auto price_after = [&](PlanType chosen) -> std::optional<PlanType> {
+    const auto price = choose(hospital, {chosen, hospital_id, std::nullopt}).subscription_price;
+    if (!price) return std::nullopt;
+    EXPECT_EQ(price->cycle, BillingCycle::monthly);  // the plan's (an admin's plan names none)
+    return price->plan_type;
   };
   EXPECT_EQ(price_after(PlanType::pro), PlanType::pro);
   EXPECT_EQ(price_after(PlanType::pro), PlanType::pro);    // again: the last call may have failed
@@ -199,12 +202,12 @@ TEST_P(PlanRules, ASuspendedPlanWaitsForItsUnpaidInvoice) {
 // lands, as another request that overtakes it would.
 class RecordingSubscriptions final : public SubscriptionChanges {
  public:
-  std::vector<PlanType> prices;
+  std::vector<SubscriptionPrice> prices;
   std::function<boost::asio::awaitable<void>()> meanwhile;
 
-  boost::asio::awaitable<void> change_plan(Plan, PlanType plan_type) override {
+  boost::asio::awaitable<void> change_plan(Plan, SubscriptionPrice price) override {
     if (auto overtaking = std::exchange(meanwhile, nullptr)) co_await overtaking();
-    prices.push_back(plan_type);
+    prices.push_back(price);
   }
 };
 
@@ -223,8 +226,9 @@ TEST_P(PlanRules, TwoChoicesThatReachTheProviderInTheOtherOrderEndAtTheNewest) {
     co_await price_subscription(*db, provider, lite);
   };
   run_blocking(price_subscription(*db, provider, pro));
-  EXPECT_EQ(provider.prices,
-            (std::vector<PlanType>{PlanType::lite, PlanType::pro, PlanType::lite}));
+  constexpr SubscriptionPrice kLite{PlanType::lite, BillingCycle::monthly};
+  constexpr SubscriptionPrice kPro{PlanType::pro, BillingCycle::monthly};
+  EXPECT_EQ(provider.prices, (std::vector<SubscriptionPrice>{kLite, kPro, kLite}));
   // Without a subscription paying for an active plan, nobody is asked.
   auto ended = *run_blocking(db->read([&](Tx& tx) {
     return tx.get<PlanRepo>().find_plan({EntityKind::hospital, hospital_id});
@@ -239,7 +243,7 @@ TEST_P(PlanRules, TwoChoicesThatReachTheProviderInTheOtherOrderEndAtTheNewest) {
 // A provider that refuses every change, as a declined card or an outage does.
 class RefusingSubscriptions final : public SubscriptionChanges {
  public:
-  boost::asio::awaitable<void> change_plan(Plan, PlanType) override {
+  boost::asio::awaitable<void> change_plan(Plan, SubscriptionPrice) override {
     throw ApiError(402, "Your card was declined");
     co_return;
   }
@@ -281,7 +285,65 @@ TEST_P(PlanRules, AChoiceTheProviderRefusesIsNotLeftPending) {
   EXPECT_EQ(pending(), PlanType::pro);
   EXPECT_EQ(refused(PlanType::lite), "402 Your card was declined");  // withdrawing it
   EXPECT_EQ(pending(), std::nullopt);
-  EXPECT_EQ(accepting.prices, std::vector<PlanType>{PlanType::pro});
+  EXPECT_EQ(accepting.prices,
+            (std::vector<SubscriptionPrice>{{PlanType::pro, BillingCycle::monthly}}));
+}
+
+// A cycle is chosen as a type is: pending on a plan a subscription pays for until the provider
+// confirms it, withdrawn by choosing the plan as it is, taken back when the provider refuses it;
+// on a plan no subscription pays for, the plan's cycle at once.
+TEST_P(PlanRules, ACycleIsChosenAsAPlanTypeIs) {
+  auto paid = select(admin, {PlanType::lite, hospital_id, std::nullopt});
+  paid.stripe_subscription_id = "sub_1";
+  paid.billing_cycle = BillingCycle::monthly;
+  run_blocking(db->transact([&](Tx& tx) { tx.get<PlanRepo>().save_plan(paid); }));
+  RecordingSubscriptions provider;
+  const auto price = [&](PlanType type, std::optional<BillingCycle> cycle) {
+    const auto choice = choose(hospital, {type, hospital_id, std::nullopt, cycle});
+    run_blocking(price_subscription(*db, provider, choice));
+    return choice.plan;
+  };
+  const auto yearly = price(PlanType::lite, BillingCycle::yearly);
+  EXPECT_EQ(yearly.status, PlanStatus::active);
+  EXPECT_EQ(yearly.billing_cycle, BillingCycle::monthly);
+  EXPECT_EQ(yearly.pending_billing_cycle, BillingCycle::yearly);
+  EXPECT_EQ(yearly.pending_plan_type, std::nullopt);
+  const auto pro_yearly = price(PlanType::pro, BillingCycle::yearly);
+  EXPECT_EQ(pro_yearly.pending_plan_type, PlanType::pro);
+  EXPECT_EQ(pro_yearly.pending_billing_cycle, BillingCycle::yearly);
+  const auto as_it_is = price(PlanType::lite, std::nullopt);  // the cycle it has: withdrawn
+  EXPECT_EQ(as_it_is.pending_plan_type, std::nullopt);
+  EXPECT_EQ(as_it_is.pending_billing_cycle, std::nullopt);
+  EXPECT_EQ(price(PlanType::lite, BillingCycle::monthly), as_it_is);
+  EXPECT_EQ(provider.prices, (std::vector<SubscriptionPrice>{
+                                 {PlanType::lite, BillingCycle::yearly},
+                                 {PlanType::pro, BillingCycle::yearly},
+                                 {PlanType::lite, BillingCycle::monthly},
+                                 {PlanType::lite, BillingCycle::monthly},
+                             }));
+
+  RefusingSubscriptions refusing;
+  EXPECT_EQ(
+      error_of([&] {
+        run_blocking(price_subscription(
+            *db, refusing,
+            choose(hospital, {PlanType::lite, hospital_id, std::nullopt, BillingCycle::yearly})));
+      }),
+      "402 Your card was declined");
+  const auto plan = run_blocking(db->read([&](Tx& tx) {
+    return tx.get<PlanRepo>().find_plan({EntityKind::hospital, hospital_id});
+  }));
+  EXPECT_EQ(plan->pending_billing_cycle, std::nullopt);
+
+  // Once no subscription pays for it, the plan takes the cycle chosen; the checkout says its own.
+  auto ended = *plan;
+  ended.status = PlanStatus::cancelled;
+  run_blocking(db->transact([&](Tx& tx) { tx.get<PlanRepo>().save_plan(ended); }));
+  const auto chosen =
+      select(hospital, {PlanType::pro, hospital_id, std::nullopt, BillingCycle::yearly});
+  EXPECT_EQ(chosen.status, PlanStatus::inactive);
+  EXPECT_EQ(chosen.billing_cycle, BillingCycle::yearly);
+  EXPECT_EQ(chosen.pending_billing_cycle, std::nullopt);
 }
 
 TEST_P(PlanRules, RefusesPlansTheCatalogDoesNotOfferAndOtherPeoplesEntities) {

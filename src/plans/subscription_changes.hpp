@@ -7,12 +7,19 @@
 
 namespace billing {
 
+// What a subscription is priced at: a plan type billed each cycle.
+struct SubscriptionPrice {
+  PlanType plan_type = PlanType::lite;
+  BillingCycle cycle = BillingCycle::monthly;
+  friend bool operator==(const SubscriptionPrice&, const SubscriptionPrice&) = default;
+};
+
 class SubscriptionChanges {
  public:
   virtual ~SubscriptionChanges() = default;
-  // Asks the provider to move `plan`'s subscription to `plan_type`, prorated. The plan follows
-  // when the provider confirms (customer.subscription.updated).
-  virtual boost::asio::awaitable<void> change_plan(Plan plan, PlanType plan_type) = 0;
+  // Asks the provider to move `plan`'s subscription to `price`, prorated. The plan follows when
+  // the provider confirms (customer.subscription.updated).
+  virtual boost::asio::awaitable<void> change_plan(Plan plan, SubscriptionPrice price) = 0;
 };
 
 }  // namespace billing

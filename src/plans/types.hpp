@@ -26,6 +26,8 @@ struct Plan {
   // A plan chosen while another is active and not yet paid for: the active one stays until
   // checkout for this one completes.
   std::optional<PlanType> pending_plan_type;
+  // A cycle chosen for the subscription that pays for the plan, until the provider confirms it.
+  std::optional<BillingCycle> pending_billing_cycle;
   bool cancel_at_period_end = false;
   // The subscription's collection is paused: suspended until it is resumed, whatever is paid.
   bool collection_paused = false;

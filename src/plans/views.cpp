@@ -64,6 +64,9 @@ boost::json::object plan_json(const Plan& plan, const Catalog& catalog) {
       {"pending_plan_type", plan.pending_plan_type
                                 ? boost::json::value(name_of(*plan.pending_plan_type))
                                 : boost::json::value(nullptr)},
+      {"pending_billing_cycle", plan.pending_billing_cycle
+                                    ? boost::json::value(name_of(*plan.pending_billing_cycle))
+                                    : boost::json::value(nullptr)},
       {"cancel_at_period_end", plan.cancel_at_period_end},
       {"created_at", iso8601(plan.created_at)},
       {"updated_at", iso8601(plan.updated_at)},

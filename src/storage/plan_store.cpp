@@ -11,8 +11,8 @@ namespace billing {
 #define BILLING_PLAN_COLUMNS(created_at, updated_at)                                          \
   "SELECT id, hospital_id, individual_id, plan_type, status, max_agents, selected_services, " \
   "stripe_customer_id, stripe_subscription_id, billing_cycle, pending_plan_type, "            \
-  "cancel_at_period_end, collection_paused, last_event_created, " created_at ", " updated_at  \
-  " FROM plans "
+  "pending_billing_cycle, cancel_at_period_end, collection_paused, "                          \
+  "last_event_created, " created_at ", " updated_at " FROM plans "
 #define BILLING_PLAN_QUERY(where)                                       \
   sql::Query {                                                          \
     BILLING_PLAN_COLUMNS("created_at", "updated_at")                    \
@@ -37,11 +37,12 @@ Plan decode_plan(const sql::Row& row) {
       .stripe_subscription_id = optional_text(row, 8),
       .billing_cycle = optional_decoded<BillingCycle>(row, 9),
       .pending_plan_type = optional_decoded<PlanType>(row, 10),
-      .cancel_at_period_end = row.integer(11) != 0,
-      .collection_paused = row.integer(12) != 0,
-      .last_event_created = optional_integer(row, 13),
-      .created_at = decode_time(row.text(14)),
-      .updated_at = decode_time(row.text(15)),
+      .pending_billing_cycle = optional_decoded<BillingCycle>(row, 11),
+      .cancel_at_period_end = row.integer(12) != 0,
+      .collection_paused = row.integer(13) != 0,
+      .last_event_created = optional_integer(row, 14),
+      .created_at = decode_time(row.text(15)),
+      .updated_at = decode_time(row.text(16)),
   };
 }
 
@@ -160,31 +161,33 @@ void SqlPlanRepo::write_plan(sql::Connection& connection, const Plan& plan) {
   static constexpr sql::Query kUpdate =
       "UPDATE plans SET plan_type = ?, status = ?, max_agents = ?, selected_services = ?, "
       "stripe_customer_id = ?, stripe_subscription_id = ?, billing_cycle = ?, "
-      "pending_plan_type = ?, cancel_at_period_end = ?, collection_paused = ?, "
-      "last_event_created = ?, updated_at = ? WHERE id = ?";
+      "pending_plan_type = ?, pending_billing_cycle = ?, cancel_at_period_end = ?, "
+      "collection_paused = ?, last_event_created = ?, updated_at = ? WHERE id = ?";
   static constexpr sql::Query kInsert =
       "INSERT INTO plans (plan_type, status, max_agents, selected_services, stripe_customer_id, "
-      "stripe_subscription_id, billing_cycle, pending_plan_type, cancel_at_period_end, "
-      "collection_paused, last_event_created, updated_at, id, hospital_id, individual_id, "
-      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+      "stripe_subscription_id, billing_cycle, pending_plan_type, pending_billing_cycle, "
+      "cancel_at_period_end, collection_paused, last_event_created, updated_at, id, "
+      "hospital_id, individual_id, created_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
   const auto services = encode_services(plan.selected_services);
   const auto updated_at = iso8601_micros(plan.updated_at);
   const auto changed = connection.run(
-      kUpdate,
+      kUpdate, {name_of(plan.plan_type), name_of(plan.status), std::int64_t{plan.max_agents},
+                services, optional_param(plan.stripe_customer_id),
+                optional_param(plan.stripe_subscription_id), optional_enum(plan.billing_cycle),
+                optional_enum(plan.pending_plan_type), optional_enum(plan.pending_billing_cycle),
+                std::int64_t{plan.cancel_at_period_end}, std::int64_t{plan.collection_paused},
+                optional_param(plan.last_event_created), updated_at, plan.id});
+  if (changed > 0) return;
+  connection.run(
+      kInsert,
       {name_of(plan.plan_type), name_of(plan.status), std::int64_t{plan.max_agents}, services,
        optional_param(plan.stripe_customer_id), optional_param(plan.stripe_subscription_id),
        optional_enum(plan.billing_cycle), optional_enum(plan.pending_plan_type),
-       std::int64_t{plan.cancel_at_period_end}, std::int64_t{plan.collection_paused},
-       optional_param(plan.last_event_created), updated_at, plan.id});
-  if (changed > 0) return;
-  connection.run(
-      kInsert, {name_of(plan.plan_type), name_of(plan.status), std::int64_t{plan.max_agents},
-                services, optional_param(plan.stripe_customer_id),
-                optional_param(plan.stripe_subscription_id), optional_enum(plan.billing_cycle),
-                optional_enum(plan.pending_plan_type), std::int64_t{plan.cancel_at_period_end},
-                std::int64_t{plan.collection_paused}, optional_param(plan.last_event_created),
-                updated_at, plan.id, owner_column(plan.owner, EntityKind::hospital),
-                owner_column(plan.owner, EntityKind::individual), iso8601_micros(plan.created_at)});
+       optional_enum(plan.pending_billing_cycle), std::int64_t{plan.cancel_at_period_end},
+       std::int64_t{plan.collection_paused}, optional_param(plan.last_event_created), updated_at,
+       plan.id, owner_column(plan.owner, EntityKind::hospital),
+       owner_column(plan.owner, EntityKind::individual), iso8601_micros(plan.created_at)});
 }
 
 void SqlPlanRepo::save_plan(const Plan& plan) {

@@ -911,6 +911,9 @@ const ErrorCase kErrors[] = {
     {"unknown_service", Setup::plans_active, Who::hospital, "POST", kServicesSelect,
      R"({"hospital_id":"{hospital}","services":["teleportation"]})", 422, "enum",
      Match::validation_type},
+    {"unknown_billing_cycle", Setup::plans_active, Who::hospital, "POST", kPlanSelect,
+     R"({"plan_type":"pro","id":"{hospital}","billing_cycle":"weekly"})", 422, "enum",
+     Match::validation_type},
     // 403 Invalid CSRF token, on both state-changing endpoints.
     {"csrf_missing_plan", Setup::enrolled, Who::hospital, "POST", kPlanSelect, kLiteForHospital,
      403, kInvalidCsrf, Match::exact, Csrf::none},

@@ -300,6 +300,44 @@ TEST_P(E2ePayments, APaidPlansWholeLife) {
   EXPECT_EQ(response.status, 200) << response.body;
 }
 
+// A paying owner moves to the yearly cycle with POST /billing/plan/select (checkout refuses a
+// second subscription): the subscription's price changes, the plan follows, and a year is billed
+// from then on.
+TEST_P(E2ePayments, APaidPlanMovesToTheYearlyCycle) {
+  pay_checkouts_opened_together({"lite"});
+  auto response = post_json("/stripe/checkout",
+                            {{"plan_type", "lite"}, {"billing_cycle", "yearly"}}, hospital_token);
+  EXPECT_EQ(response.status, 409) << response.body;
+  response = post_json("/billing/plan/select",
+                       {{"plan_type", "lite"}, {"id", hospital}, {"billing_cycle", "yearly"}},
+                       hospital_token);
+  ASSERT_EQ(response.status, 200) << response.body;
+  // The answer is the choice as made: pending until the provider confirms it.
+  EXPECT_EQ(response.json().at("billing_cycle"), "monthly");
+  EXPECT_EQ(response.json().at("pending_billing_cycle"), "yearly");
+  Plan p = plan();
+  EXPECT_EQ(p.status, PlanStatus::active);
+  EXPECT_EQ(p.plan_type, PlanType::lite);
+  EXPECT_EQ(p.billing_cycle, BillingCycle::yearly);
+  EXPECT_EQ(p.pending_billing_cycle, std::nullopt);
+  const auto changed = last_applied("customer.subscription.updated");
+  ASSERT_FALSE(changed.empty()) << server->log();
+  EXPECT_EQ(audited("customer.subscription.updated " + changed), AuditStatus::ok);
+  response = client.get("/billing/plan/current", bearer(hospital_token));
+  EXPECT_EQ(response.json().at("billing_cycle"), "yearly") << response.body;
+
+  // The year is billed at once, less the month unused (all of it, but for a few seconds).
+  auto paid = payments();
+  ASSERT_EQ(paid.size(), 2u);
+  EXPECT_EQ(paid[1].amount, 479040 - 49900);
+  EXPECT_EQ(paid[1].cycle, BillingCycle::yearly);
+  EXPECT_EQ(paid[1].plan_type, PlanType::lite);
+  // The month's end renews nothing.
+  ASSERT_EQ(advance_days(31).status, 200);
+  EXPECT_EQ(payments().size(), 2u);
+  EXPECT_EQ(plan().status, PlanStatus::active);
+}
+
 // A plan no subscription pays for (an admin's contract) stays active while its owner's choice of
 // another waits as pending; the checkout for that one, once paid, makes it the plan and clears
 // the pending choice.

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <map>
+#include <set>
 
 #include <fmt/format.h>
 #include <boost/asio/co_spawn.hpp>
@@ -128,8 +130,29 @@ class LocalPayments : public ::testing::Test {
     if (refuse_deliveries) throw ApiError(500, "Webhook processing failed");
     auto event = json::parse(payload).as_object();
     auto object = event.at("data").at("object").as_object();
+    if (text(event, "type").starts_with("invoice.")) check_balances(object);
     delivered.push_back({text(event, "type"), std::move(event), std::move(object)});
     if (webhook) co_await webhook(std::move(signature), std::move(payload));
+  }
+
+  // Every invoice adds up as Stripe's do: its lines to its total, which with the customer's
+  // balance before it is what it asks now and their balance after; and each invoice starts from
+  // the balance the customer's invoice before it left.
+  std::map<std::string, Cents, std::less<>> balances;  // by customer
+  std::set<std::string, std::less<>> invoices_seen;
+  void check_balances(const json::object& invoice) {
+    Cents lines = 0;
+    for (const auto& line : invoice.at("lines").at("data").as_array())
+      lines += integer(line.as_object(), "amount");
+    const std::string id = text(invoice, "id");
+    EXPECT_EQ(lines, integer(invoice, "total")) << id;
+    EXPECT_EQ(integer(invoice, "total") + integer(invoice, "starting_balance"),
+              integer(invoice, "amount_due") + integer(invoice, "ending_balance"))
+        << id;
+    if (!invoices_seen.insert(id).second) return;  // a later event of an invoice
+    Cents& balance = balances[text(invoice, "customer")];
+    EXPECT_EQ(integer(invoice, "starting_balance"), balance) << id;
+    balance = integer(invoice, "ending_balance");
   }
 
   // The last delivered event of `type`'s object.
@@ -877,7 +900,8 @@ TEST_F(LocalPayments, ChangePriceDeliversUpdatedWithThePreviousItemsAndMetadata)
       changed.metadata,
       (Metadata{
           {"role", "hospital"}, {"role_entity_id", "h1"}, {"plan", "pro"}, {"cycle", "yearly"}}));
-  ASSERT_THAT(delivered_types(), ElementsAre("customer.subscription.updated"));
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("customer.subscription.updated", "invoice.payment_succeeded"));
   const auto& object = delivered[0].object;
   EXPECT_EQ(object.at("items").at("data").at(0).at("price").at("id"),
             json::value("price_local_hospital_pro_yearly"));
@@ -888,15 +912,52 @@ TEST_F(LocalPayments, ChangePriceDeliversUpdatedWithThePreviousItemsAndMetadata)
   EXPECT_EQ(previous.at("metadata").at("plan"), json::value("lite"));
   EXPECT_EQ(previous.at("metadata").at("cycle"), json::value("monthly"));
 
-  // The renewal charges the new price (a year from the period's end: the period is kept).
-  delivered.clear();
-  advance(std::chrono::days(30));
-  EXPECT_EQ(integer(delivered[0].object, "amount_paid"), 959040);
-  EXPECT_EQ(integer(delivered[0].object, "period_end"), month_end(1) + 366 * kDay);
+  // A new interval starts a period now, as Stripe's does: the year is invoiced at once, less
+  // the month unused at the old price.
+  EXPECT_EQ(previous.at("current_period_end"), json::value(month_end(1)));
+  // (A second on: the checkout's events had this second.)
+  EXPECT_EQ(changed.current_period_start, kStart + 1);
+  EXPECT_EQ(changed.current_period_end, kStart + 1 + 366 * kDay);
+  EXPECT_EQ(changed.status, "active");
+  const auto& invoice = delivered[1].object;
+  EXPECT_EQ(text(invoice, "billing_reason"), "subscription_update");
+  EXPECT_EQ(integer(invoice, "amount_paid"), 959040 - 49900);
+  EXPECT_EQ(integer(invoice, "period_end"), kStart + 1 + 366 * kDay);
+  const auto& lines = invoice.at("lines").at("data").as_array();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0].at("price").at("id"), json::value("price_local_hospital_pro_yearly"));
+  EXPECT_EQ(lines[0].at("amount").as_int64(), 959040);
+  EXPECT_FALSE(lines[0].at("proration").as_bool());
+  EXPECT_EQ(lines[1].at("price").at("id"), json::value("price_local_hospital_lite_monthly"));
+  EXPECT_EQ(lines[1].at("amount").as_int64(), -49900);
+  EXPECT_TRUE(lines[1].at("proration").as_bool());
+  // Nothing more until the year is over.
+  advance(std::chrono::days(365));
+  EXPECT_TRUE(delivered.empty());
+  advance(std::chrono::days(1));
+  EXPECT_EQ(integer(last_delivered("invoice.payment_succeeded"), "amount_paid"), 959040);
 
   EXPECT_THROW(run_blocking(provider.change_price(subscription.id, "price_unknown", PlanType::pro,
                                                   BillingCycle::yearly)),
                ApiError);
+}
+
+// A change of interval the card on file fails to pay leaves the subscription past_due, as a
+// failed renewal does; its new period has begun.
+TEST_F(LocalPayments, AChangeOfIntervalTheCardFailsLeavesItPastDue) {
+  const auto subscription = subscribe(kFailsLater);  // lite monthly
+  advance(std::chrono::days(10));
+  const auto changed = run_blocking(provider.change_price(
+      subscription.id, "price_local_hospital_lite_yearly", PlanType::lite, BillingCycle::yearly));
+  EXPECT_EQ(changed.status, "past_due");
+  EXPECT_EQ(changed.current_period_start, kStart + 10 * kDay);
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("customer.subscription.updated", "invoice.payment_failed"));
+  EXPECT_EQ(text(delivered[0].object, "status"), "past_due");
+  const std::int64_t period = subscription.current_period_end - subscription.current_period_start;
+  const std::int64_t left = subscription.current_period_end - (kStart + 10 * kDay);
+  EXPECT_EQ(integer(delivered[1].object, "amount_due"),
+            479040 - (49900 * left + period / 2) / period);
 }
 
 // A price changed mid-period is prorated as Stripe's create_prorations does: the rest of the
@@ -1182,11 +1243,12 @@ TEST_F(LocalPayments, AConfirmationChargesOnlyTheAmountItNamed) {
   EXPECT_THAT(confirmed.body, HasSubstr("The amount due has changed since you confirmed it"));
   EXPECT_THAT(confirmed.body, HasSubstr("/local-pay/checkout/" + second_tab));  // try again
   EXPECT_TRUE(delivered.empty());                                               // nothing charged
+  // The 100 the first left is the customer's: the second's invoice takes it.
   EXPECT_THAT(pay(second_tab, kAuthenticate).body,
-              HasSubstr("confirm this payment of $499.00 with the card ending 3220"));
+              HasSubstr("confirm this payment of $498.00 with the card ending 3220"));
   EXPECT_THAT(call(Method::post, "/local-pay/checkout/" + second_tab + "/confirm").body,
-              HasSubstr("$499.00 paid"));
-  EXPECT_EQ(integer(last_delivered("invoice.payment_succeeded"), "amount_paid"), 49900);
+              HasSubstr("$498.00 paid"));
+  EXPECT_EQ(integer(last_delivered("invoice.payment_succeeded"), "amount_paid"), 49800);
 }
 
 // A debit an ended subscription carried (a last invoice below the smallest charge) is added to
@@ -1272,8 +1334,8 @@ TEST_F(LocalPayments, ARestartKeepsItsObjectsAndItsClock) {
   EXPECT_TRUE(delivered.empty());  // nothing was left undelivered
   EXPECT_EQ(again->now(), provider.now());
   EXPECT_EQ(listed(*again, subscription.customer), before);
-  EXPECT_EQ(again->payable_session(unpaid_session).amount,
-            provider.payable_session(unpaid_session).amount);
+  EXPECT_EQ(again->payable_checkout(unpaid_session).session.amount,
+            provider.payable_checkout(unpaid_session).session.amount);
   const auto view = again->portal(portal);
   EXPECT_EQ(view.card.last4, "0341");
   ASSERT_EQ(view.invoices.size(), 2u);

@@ -116,6 +116,20 @@ auto newest_first(const Table<Row>& table, const PageRequest& request,
 
 const auto kEvery = [](const auto&) { return true; };
 
+// Stripe's name for why an invoice was made.
+std::string_view billing_reason(InvoicePurpose purpose) {
+  switch (purpose) {
+    case InvoicePurpose::checkout:
+      return "subscription_create";
+    case InvoicePurpose::renewal:
+      return "subscription_cycle";
+    case InvoicePurpose::interval_change:
+    case InvoicePurpose::prorations_owed:
+      break;
+  }
+  return kProrationsOnly;
+}
+
 // Records an attempt to charge `card` for `invoice`; a paid one settles it.
 void record_charge(InvoiceRecord& invoice, const Card& card, bool paid, std::int64_t now) {
   // An invoice that credits covered is paid as it is, with no charge (as Stripe's is).
@@ -218,7 +232,7 @@ WithEvents<CheckoutSession> Ledger::complete_checkout(CheckoutSession& session, 
       .billing_cycle_anchor = now,
       .metadata = checkout_metadata(request),
   });
-  InvoiceRecord& invoice = invoice_for(subscription, "subscription_create", now);
+  InvoiceRecord& invoice = invoice_for(subscription, InvoicePurpose::checkout, now);
   record_charge(invoice, card, true, now);
   session.state = SessionState::complete;
   session.card_to_confirm.reset();
@@ -268,8 +282,7 @@ std::optional<std::string> Ledger::paying_customer(const CheckoutRequest& reques
 
 bool Ledger::customers_balance(const InvoiceItem& item, std::string_view customer) const {
   const Subscription* of = subscriptions_.find(item.subscription);
-  return !item.invoice && item.price_id.empty() && of && of->status == "canceled" &&
-         of->customer == customer;
+  return !item.invoice && item.price_id.empty() && of && of->customer == customer;
 }
 
 Cents Ledger::due_at_checkout(const CheckoutSession& session) const {
@@ -281,13 +294,14 @@ Cents Ledger::due_at_checkout(const CheckoutSession& session) const {
   return charged_for(total);
 }
 
-InvoiceRecord& Ledger::invoice_for(const Subscription& subscription,
-                                   std::string_view billing_reason, std::int64_t now) {
+InvoiceRecord& Ledger::invoice_for(const Subscription& subscription, InvoicePurpose purpose,
+                                   std::int64_t now) {
   std::string id = new_id("in_");
-  Cents total = billing_reason == kProrationsOnly ? 0 : amount_of(subscription.price_id);
+  const bool bills_period = purpose != InvoicePurpose::prorations_owed;
+  Cents total = bills_period ? amount_of(subscription.price_id) : 0;
   for (InvoiceItem& item : invoice_items_.rows()) {
     if (item.invoice) continue;
-    // Its own items, and the balance an ended subscription of the same customer left.
+    // Its own items, and the customer's balance.
     if (item.subscription != subscription.id && !customers_balance(item, subscription.customer))
       continue;
     item.invoice = id;
@@ -310,7 +324,8 @@ InvoiceRecord& Ledger::invoice_for(const Subscription& subscription,
                   .currency = "usd",
                   .status = "open",
                   .created = now},
-      .billing_reason = std::string(billing_reason),
+      .billing_reason = std::string(billing_reason(purpose)),
+      .starts_period = purpose == InvoicePurpose::interval_change,
       .price_id = subscription.price_id,
       .period_start = subscription.current_period_start,
       .period_end = subscription.current_period_end,
@@ -320,7 +335,7 @@ InvoiceRecord& Ledger::invoice_for(const Subscription& subscription,
 }
 
 void Ledger::prorate(const Subscription& subscription, std::string_view new_price_id,
-                     std::int64_t now) {
+                     std::int64_t now, Proration lines) {
   const std::int64_t period = subscription.current_period_end - subscription.current_period_start;
   const std::int64_t left =
       std::clamp<std::int64_t>(subscription.current_period_end - now, 0, period);
@@ -331,13 +346,15 @@ void Ledger::prorate(const Subscription& subscription, std::string_view new_pric
   };
   // The charge first: an invoice of prorations alone then names the new price first.
   for (const auto& [price_id, sign] :
-       {std::pair<std::string_view, Cents>{new_price_id, 1}, {subscription.price_id, -1}})
+       {std::pair<std::string_view, Cents>{new_price_id, 1}, {subscription.price_id, -1}}) {
+    if (sign > 0 && lines == Proration::credit) continue;
     invoice_items_.add(InvoiceItem{.id = new_id("ii_"),
                                    .subscription = subscription.id,
                                    .price_id = std::string(price_id),
                                    .amount = sign * rest_of_period(price_id),
                                    .period_start = now,
                                    .period_end = subscription.current_period_end});
+  }
 }
 
 json::object Ledger::invoice_json(const InvoiceRecord& record) const {
@@ -350,7 +367,8 @@ json::object Ledger::invoice_json(const InvoiceRecord& record) const {
     }
   // The price as the map says now; if the map no longer knows it (a PRICE_* changed across a
   // restart), what the invoice charged less its items: an invoice paid must still be sent.
-  if (record.billing_reason == kProrationsOnly) return invoice_object(record, std::nullopt, items);
+  if (record.billing_reason == kProrationsOnly && !record.starts_period)
+    return invoice_object(record, std::nullopt, items);
   const Cents period_amount =
       price_amount(record.price_id).value_or(record.invoice.amount_due - items_total);
   return invoice_object(record, period_amount, items);
@@ -475,21 +493,35 @@ WithEvents<Subscription> Ledger::change_price(std::string_view id, std::string_v
   if (subscription.status == "canceled") throw provider_errors::rejected();
   plan_of(price_id);                                                 // a price the map knows
   if (subscription.price_id == price_id) return {subscription, {}};  // as Stripe's does
-  // Prorated for the rest of the period, billed with the next invoice (proration_behavior
-  // create_prorations). A change of interval keeps the period here, which Stripe would restart,
-  // and the new interval's periods count from its end.
-  if (plan_of(price_id).cycle == plan_of(subscription.price_id).cycle)
-    prorate(subscription, price_id, unix_seconds(now));
-  else
-    subscription.billing_cycle_anchor = subscription.current_period_end;
+  const std::int64_t at = unix_seconds(now);
+  const bool new_interval = plan_of(price_id).cycle != plan_of(subscription.price_id).cycle;
   json::object previous{{"items", items_object(subscription)},
                         {"metadata", metadata_object(subscription.metadata)}};
+  // Prorated for the rest of the period (proration_behavior create_prorations): billed with the
+  // next invoice, or at once with a change of interval, which starts a period now, as Stripe's
+  // does.
+  prorate(subscription, price_id, at, new_interval ? Proration::credit : Proration::both);
   subscription.price_id = price_id;
   set_metadata(subscription.metadata, "plan", name_of(plan_type));
   set_metadata(subscription.metadata, "cycle", name_of(cycle));
-  return {subscription,
-          {make_event("customer.subscription.updated", subscription_object(subscription),
-                      unix_seconds(now), std::move(previous))}};
+  if (!new_interval)
+    return {subscription,
+            {make_event("customer.subscription.updated", subscription_object(subscription), at,
+                        std::move(previous))}};
+  previous["current_period_start"] = subscription.current_period_start;
+  previous["current_period_end"] = subscription.current_period_end;
+  subscription.billing_cycle_anchor = subscription.current_period_start = at;
+  subscription.current_period_end = period_end_after(at, cycle, at);
+  WithEvents<RenewalReport> charged;
+  if (!charge(subscription, invoice_for(subscription, InvoicePurpose::interval_change, at), at,
+              charged)) {
+    previous["status"] = subscription.status;
+    subscription.status = "past_due";
+  }
+  charged.events.insert(charged.events.begin(),
+                        make_event("customer.subscription.updated",
+                                   subscription_object(subscription), at, std::move(previous)));
+  return {subscription, std::move(charged.events)};
 }
 
 Page<Invoice> Ledger::invoices(std::string_view customer_id, const PageRequest& page) const {
@@ -562,7 +594,7 @@ void Ledger::end(Subscription& subscription, std::int64_t now, WithEvents<Renewa
         return i.subscription == subscription.id && !i.invoice && !i.price_id.empty();
       });
   if (owes_prorations)
-    charge(subscription, invoice_for(subscription, kProrationsOnly, now), now, out);
+    charge(subscription, invoice_for(subscription, InvoicePurpose::prorations_owed, now), now, out);
 }
 
 // Charges the card on file for `invoice` (nothing to charge: paid as it is), and says how it went.
@@ -605,7 +637,7 @@ void Ledger::skip_period(Subscription& subscription, std::int64_t now,
 // (as Stripe's does); an unpaid invoice leaves the subscription past_due.
 void Ledger::renew(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out) {
   json::object previous = next_period(subscription);
-  if (charge(subscription, invoice_for(subscription, "subscription_cycle", now), now, out)) {
+  if (charge(subscription, invoice_for(subscription, InvoicePurpose::renewal, now), now, out)) {
     ++out.value.renewed;
   } else {
     ++out.value.failed;

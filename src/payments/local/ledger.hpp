@@ -21,10 +21,19 @@ namespace billing::local {
 
 using Events = std::vector<Event>;  // in delivery order
 
-// The kinds of stored object (LocalObject::kind) the ledger keeps.
-// The billing reason of a subscription's last invoice, for the prorations it still owed: Stripe's
-// for an invoice a subscription change made.
+// The billing reason of an invoice a subscription change made (Stripe's): of a subscription's last
+// invoice, for the prorations it still owed, and of a change of interval's.
 inline constexpr std::string_view kProrationsOnly = "subscription_update";
+
+// What an invoice bills, with the subscription's pending items.
+enum class InvoicePurpose {
+  checkout,         // the first period
+  renewal,          // the next period
+  interval_change,  // a period at the new interval, from now
+  prorations_owed,  // nothing more: the subscription's end
+};
+
+// The kinds of stored object (LocalObject::kind) the ledger keeps.
 
 namespace kind {
 inline constexpr std::string_view checkout_session = "checkout_session";
@@ -116,14 +125,19 @@ class Ledger {
                                     std::int64_t now);
   // The known customer a checkout of `request` pays as, if any (else it makes one).
   std::optional<std::string> paying_customer(const CheckoutRequest& request) const;
-  // Whether `item` is a balance an ended subscription of `customer` left (a credit, or less than
-  // a charge), which the customer's next invoice takes.
+  // Whether `item` is a balance an invoice of `customer` left (a credit, or less than a charge),
+  // which the customer's next invoice takes, whichever subscription it is for (Stripe keeps it on
+  // the customer).
   bool customers_balance(const InvoiceItem& item, std::string_view customer) const;
   // The subscription's invoice for its current period, with its pending invoice items.
-  InvoiceRecord& invoice_for(const Subscription& subscription, std::string_view billing_reason,
+  InvoiceRecord& invoice_for(const Subscription& subscription, InvoicePurpose purpose,
                              std::int64_t now);
-  // Prorations of a price change at `now` (same interval) for the next invoice.
-  void prorate(const Subscription& subscription, std::string_view new_price_id, std::int64_t now);
+  // Prorations of a price change at `now` for the next invoice: the rest of the period at the new
+  // price and a credit for it at the old one, or the credit alone (a change of interval, which
+  // bills a new period instead).
+  enum class Proration { both, credit };
+  void prorate(const Subscription& subscription, std::string_view new_price_id, std::int64_t now,
+               Proration lines);
   // The invoice as Stripe's JSON, with the items it billed as lines.
   boost::json::object invoice_json(const InvoiceRecord& record) const;
   boost::json::object next_period(Subscription& subscription) const;

@@ -59,8 +59,8 @@ BOOST_DESCRIBE_STRUCT(CheckoutSession, (),
                        due_to_confirm, subscription_id, amount_paid))
 BOOST_DESCRIBE_STRUCT(Charge, (), (id, amount, paid, card))
 BOOST_DESCRIBE_STRUCT(InvoiceRecord, (),
-                      (invoice, billing_reason, price_id, period_start, period_end, metadata,
-                       payment_intent, charge, paid_at))
+                      (invoice, billing_reason, starts_period, price_id, period_start, period_end,
+                       metadata, payment_intent, charge, paid_at))
 BOOST_DESCRIBE_STRUCT(InvoiceItem, (),
                       (id, subscription, price_id, amount, period_start, period_end, invoice))
 BOOST_DESCRIBE_STRUCT(CustomerRecord, (), (customer, card))

@@ -314,14 +314,10 @@ asio::awaitable<RenewalReport> LocalProvider::advance(std::chrono::seconds by) {
   co_return report;
 }
 
-local::CheckoutSession LocalProvider::payable_session(std::string_view id) const {
+LocalProvider::PayableCheckout LocalProvider::payable_checkout(std::string_view id) const {
   std::lock_guard lock(mutex_);
-  return ledger_.payable_session(id, now_locked());
-}
-
-Cents LocalProvider::due_at_checkout(const local::CheckoutSession& session) const {
-  std::lock_guard lock(mutex_);
-  return ledger_.due_at_checkout(session);
+  const local::CheckoutSession& session = ledger_.payable_session(id, now_locked());
+  return {session, ledger_.due_at_checkout(session)};
 }
 
 asio::awaitable<local::CheckoutSession> LocalProvider::pay_checkout(std::string session_id,

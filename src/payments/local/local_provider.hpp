@@ -91,8 +91,11 @@ class LocalProvider final : public PaymentProvider {
   boost::asio::awaitable<RenewalReport> advance(std::chrono::seconds by);
 
   // What the pages do (payments/local/routes.cpp); failures are ApiErrors for the page to show.
-  local::CheckoutSession payable_session(std::string_view id) const;
-  Cents due_at_checkout(const local::CheckoutSession& session) const;  // see Ledger's
+  struct PayableCheckout {
+    local::CheckoutSession session;
+    Cents due = 0;  // what paying it charges now (Ledger::due_at_checkout)
+  };
+  PayableCheckout payable_checkout(std::string_view id) const;
   boost::asio::awaitable<local::CheckoutSession> pay_checkout(std::string session_id,
                                                               local::Card card);
   boost::asio::awaitable<local::CheckoutSession> confirm_checkout(std::string session_id);

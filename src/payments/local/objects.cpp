@@ -92,27 +92,40 @@ json::object invoice_object(const InvoiceRecord& record, std::optional<Cents> pe
   const Invoice& invoice = record.invoice;
   const json::object period{{"start", record.period_start}, {"end", record.period_end}};
   json::array lines;
+  Cents total = period_amount.value_or(0);
+  Cents starting_balance = 0;
   if (period_amount)
     lines.push_back(json::object{{"type", "subscription"},
                                  {"proration", false},
                                  {"amount", *period_amount},
                                  {"price", {{"id", record.price_id}}},
                                  {"period", period}});
-  for (const InvoiceItem& item : items)
-    lines.push_back(json::object{
-        {"type", "invoiceitem"},
-        {"amount", item.amount},
-        {"proration", !item.price_id.empty()},
-        {"price", item.price_id.empty() ? json::value(nullptr)
-                                        : json::value(json::object{{"id", item.price_id}})},
-        {"period", {{"start", item.period_start}, {"end", item.period_end}}}});
+  for (const InvoiceItem& item : items) {
+    if (item.price_id.empty()) {  // the customer's balance, as Stripe applies it: not a line
+      starting_balance += item.amount;
+      continue;
+    }
+    total += item.amount;
+    lines.push_back(
+        json::object{{"type", "invoiceitem"},
+                     {"amount", item.amount},
+                     {"proration", true},
+                     {"price", {{"id", item.price_id}}},
+                     {"period", {{"start", item.period_start}, {"end", item.period_end}}}});
+  }
   return {{"id", invoice.id},
           {"object", "invoice"},
           {"customer", invoice.customer},
           {"subscription", optional_text(invoice.subscription)},
           {"status", invoice.status},
+          // The lines add up to `total`; with the balance the customer had, that is what is due
+          // now, and what is not (a credit left, less than the smallest charge) is their balance
+          // after.
+          {"total", total},
+          {"starting_balance", starting_balance},
           {"amount_due", invoice.amount_due},
           {"amount_paid", invoice.amount_paid},
+          {"ending_balance", total + starting_balance - invoice.amount_due},
           {"currency", invoice.currency},
           {"created", invoice.created},
           {"billing_reason", record.billing_reason},

@@ -54,7 +54,10 @@ struct Charge {
 
 struct InvoiceRecord {
   Invoice invoice;
-  std::string billing_reason;  // subscription_create, subscription_cycle
+  std::string billing_reason;  // subscription_create, subscription_cycle, subscription_update
+  // A change of interval's (subscription_update): it bills the new period, where the other
+  // subscription_update invoice bills the prorations owed alone.
+  bool starts_period = false;
   std::string price_id;
   std::int64_t period_start = 0;
   std::int64_t period_end = 0;

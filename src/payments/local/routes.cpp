@@ -100,8 +100,8 @@ asio::awaitable<Response> as_page(asio::awaitable<Response> page, std::string fo
 }
 
 asio::awaitable<Response> get_checkout(LocalProvider& provider, const Call& call) {
-  const auto session = provider.payable_session(path_id(call.request, "session_id"));
-  co_return html(200, local::checkout_page(session, provider.due_at_checkout(session)));
+  const auto checkout = provider.payable_checkout(path_id(call.request, "session_id"));
+  co_return html(200, local::checkout_page(checkout.session, checkout.due));
 }
 
 asio::awaitable<Response> post_checkout(LocalProvider& provider, const Call& call) {

@@ -1,0 +1,3 @@
+-- A billing cycle chosen for a plan a subscription pays for (POST /billing/plan/select with
+-- `billing_cycle`), until the provider confirms the subscription's new price.
+ALTER TABLE plans ADD COLUMN pending_billing_cycle TEXT;
