@@ -28,13 +28,16 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
   if (existing && existing->status == PlanStatus::active && owner_choice) {
     // An owner's choice never takes an active plan away: it waits as pending until paid for
     // (checkout, or the provider confirming a price change of the subscription). Choosing the
-    // active plan again withdraws a pending choice.
+    // active plan again withdraws a pending choice; a choice that names no cycle keeps the one
+    // chosen (a change of interval is charged at once: leaving it out must not undo it).
     Plan plan = *existing;
     plan.pending_plan_type = selection.plan_type == existing->plan_type
                                  ? std::nullopt
                                  : std::optional(selection.plan_type);
-    plan.pending_billing_cycle =
-        selection.billing_cycle == existing->billing_cycle ? std::nullopt : selection.billing_cycle;
+    if (selection.billing_cycle)
+      plan.pending_billing_cycle = selection.billing_cycle == existing->billing_cycle
+                                       ? std::nullopt
+                                       : selection.billing_cycle;
     if (plan != *existing) {
       plan.updated_at = now;
       plans.save_plan(plan);
@@ -58,11 +61,16 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
   if (!same_type) plan.selected_services = offer->default_services;
 
   if (existing && plan == *existing) return {plan};  // nothing changes, nothing to record
+  // The history records types, statuses and services: a cycle alone changes none of them.
+  Plan as_before_but_cycle = plan;
+  if (existing) as_before_but_cycle.billing_cycle = existing->billing_cycle;
+  const bool cycle_alone = existing && as_before_but_cycle == *existing;
   plan.updated_at = now;
   plans.save_plan(plan);
-  plans.append_history(plan_change(
-      existing ? &*existing : nullptr, plan, caller.subject, now,
-      owner_choice ? "selected, awaiting payment" : "selected by admin (manual contract)"));
+  if (!cycle_alone)
+    plans.append_history(plan_change(
+        existing ? &*existing : nullptr, plan, caller.subject, now,
+        owner_choice ? "selected, awaiting payment" : "selected by admin (manual contract)"));
   return {plan};
 }
 

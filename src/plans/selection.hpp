@@ -17,7 +17,7 @@ struct PlanSelection {
   PlanType plan_type;
   std::string id;                  // the hospital or individual
   std::optional<EntityKind> role;  // admins may say which kind `id` is; otherwise it is looked up
-  // The cycle the plan is to be billed at; none: as it is now.
+  // The cycle the plan is to be billed at; none: as it is, or as chosen while pending.
   std::optional<BillingCycle> billing_cycle;
 };
 
@@ -32,8 +32,9 @@ struct PlanChoice {
 // POST /billing/plan/select, inside one write unit. An admin's choice is active at once (a
 // manual contract, paid by no subscription); a hospital's or individual's own choice waits for
 // payment (inactive), or, on an active plan, for the provider to confirm the subscription's new
-// price (pending: the type, the cycle, or both). A cycle chosen for a plan no subscription pays
-// for is the plan's billing cycle from then on; the checkout that pays for it says its own.
+// price (pending: the type, the cycle, or both). A cycle chosen for a plan that is not active
+// (or by an admin) is the plan's billing cycle from then on; the checkout that pays for it says
+// its own.
 PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
                        const PlanSelection& selection, TimePoint now);
 

@@ -311,13 +311,19 @@ TEST_P(PlanRules, ACycleIsChosenAsAPlanTypeIs) {
   const auto pro_yearly = price(PlanType::pro, BillingCycle::yearly);
   EXPECT_EQ(pro_yearly.pending_plan_type, PlanType::pro);
   EXPECT_EQ(pro_yearly.pending_billing_cycle, BillingCycle::yearly);
-  const auto as_it_is = price(PlanType::lite, std::nullopt);  // the cycle it has: withdrawn
+  // Naming no cycle keeps the one chosen (it may have been charged already); naming the plan's
+  // own withdraws it.
+  const auto type_withdrawn = price(PlanType::lite, std::nullopt);
+  EXPECT_EQ(type_withdrawn.pending_plan_type, std::nullopt);
+  EXPECT_EQ(type_withdrawn.pending_billing_cycle, BillingCycle::yearly);
+  const auto as_it_is = price(PlanType::lite, BillingCycle::monthly);
   EXPECT_EQ(as_it_is.pending_plan_type, std::nullopt);
   EXPECT_EQ(as_it_is.pending_billing_cycle, std::nullopt);
-  EXPECT_EQ(price(PlanType::lite, BillingCycle::monthly), as_it_is);
+  EXPECT_EQ(price(PlanType::lite, std::nullopt), as_it_is);
   EXPECT_EQ(provider.prices, (std::vector<SubscriptionPrice>{
                                  {PlanType::lite, BillingCycle::yearly},
                                  {PlanType::pro, BillingCycle::yearly},
+                                 {PlanType::lite, BillingCycle::yearly},
                                  {PlanType::lite, BillingCycle::monthly},
                                  {PlanType::lite, BillingCycle::monthly},
                              }));
@@ -336,6 +342,7 @@ TEST_P(PlanRules, ACycleIsChosenAsAPlanTypeIs) {
   EXPECT_EQ(plan->pending_billing_cycle, std::nullopt);
 
   // Once no subscription pays for it, the plan takes the cycle chosen; the checkout says its own.
+  // The cycle alone is no row of history, which records types, statuses and services.
   auto ended = *plan;
   ended.status = PlanStatus::cancelled;
   run_blocking(db->transact([&](Tx& tx) { tx.get<PlanRepo>().save_plan(ended); }));
@@ -344,6 +351,11 @@ TEST_P(PlanRules, ACycleIsChosenAsAPlanTypeIs) {
   EXPECT_EQ(chosen.status, PlanStatus::inactive);
   EXPECT_EQ(chosen.billing_cycle, BillingCycle::yearly);
   EXPECT_EQ(chosen.pending_billing_cycle, std::nullopt);
+  const auto rows = history().size();
+  EXPECT_EQ(select(hospital, {PlanType::pro, hospital_id, std::nullopt, BillingCycle::monthly})
+                .billing_cycle,
+            BillingCycle::monthly);
+  EXPECT_EQ(history().size(), rows);
 }
 
 TEST_P(PlanRules, RefusesPlansTheCatalogDoesNotOfferAndOtherPeoplesEntities) {

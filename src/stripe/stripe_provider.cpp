@@ -189,6 +189,9 @@ asio::awaitable<Subscription> StripeProvider::change_price(std::string id, std::
   request.params.add("items[0][id]", current.item_id)
       .add("items[0][price]", price_id)
       .add("proration_behavior", "create_prorations")
+      // A change of interval is invoiced at once: a card that fails it refuses the change (402),
+      // as the local provider does, rather than leave the subscription past_due.
+      .add("payment_behavior", "error_if_incomplete")
       .add("metadata[plan]", name_of(plan_type))
       .add("metadata[cycle]", name_of(cycle));
   request.named.push_back({"", id, provider_errors::no_such_subscription});

@@ -338,6 +338,27 @@ TEST_P(E2ePayments, APaidPlanMovesToTheYearlyCycle) {
   EXPECT_EQ(plan().status, PlanStatus::active);
 }
 
+// A change of interval the card on file cannot pay is refused with the card's error, and nothing
+// of it stays: the plan paid for goes on as it was.
+TEST_P(E2ePayments, ACycleChangeTheCardRefusesLeavesThePlanAsItWas) {
+  auto response = post_json("/stripe/checkout",
+                            {{"plan_type", "lite"}, {"billing_cycle", "monthly"}}, hospital_token);
+  ASSERT_EQ(response.status, 200) << response.body;
+  const std::string checkout_url(response.json().at("checkout_url").as_string());
+  // Stripe's 0341 card: the checkout goes through, later charges are declined.
+  ASSERT_EQ(post_form(checkout_url, "number=4000000000000341&exp=12%2F30&cvc=123").status, 200);
+  response = post_json("/billing/plan/select",
+                       {{"plan_type", "lite"}, {"id", hospital}, {"billing_cycle", "yearly"}},
+                       hospital_token);
+  EXPECT_EQ(response.status, 402) << response.body;
+  EXPECT_EQ(response.detail_text(), "Your card was declined");
+  const Plan p = plan();
+  EXPECT_EQ(p.status, PlanStatus::active);
+  EXPECT_EQ(p.billing_cycle, BillingCycle::monthly);
+  EXPECT_EQ(p.pending_billing_cycle, std::nullopt);
+  EXPECT_EQ(payments().size(), 1u);
+}
+
 // A plan no subscription pays for (an admin's contract) stays active while its owner's choice of
 // another waits as pending; the checkout for that one, once paid, makes it the plan and clears
 // the pending choice.

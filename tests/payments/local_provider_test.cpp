@@ -130,7 +130,7 @@ class LocalPayments : public ::testing::Test {
     if (refuse_deliveries) throw ApiError(500, "Webhook processing failed");
     auto event = json::parse(payload).as_object();
     auto object = event.at("data").at("object").as_object();
-    if (text(event, "type").starts_with("invoice.")) check_balances(object);
+    if (text(event, "type").starts_with("invoice.")) check_balances(text(event, "type"), object);
     delivered.push_back({text(event, "type"), std::move(event), std::move(object)});
     if (webhook) co_await webhook(std::move(signature), std::move(payload));
   }
@@ -140,7 +140,7 @@ class LocalPayments : public ::testing::Test {
   // the balance the customer's invoice before it left.
   std::map<std::string, Cents, std::less<>> balances;  // by customer
   std::set<std::string, std::less<>> invoices_seen;
-  void check_balances(const json::object& invoice) {
+  void check_balances(std::string_view type, const json::object& invoice) {
     Cents lines = 0;
     for (const auto& line : invoice.at("lines").at("data").as_array())
       lines += integer(line.as_object(), "amount");
@@ -149,8 +149,10 @@ class LocalPayments : public ::testing::Test {
     EXPECT_EQ(integer(invoice, "total") + integer(invoice, "starting_balance"),
               integer(invoice, "amount_due") + integer(invoice, "ending_balance"))
         << id;
-    if (!invoices_seen.insert(id).second) return;  // a later event of an invoice
     Cents& balance = balances[text(invoice, "customer")];
+    // A voided invoice gives back the balance it took (an open one carried none).
+    if (type == "invoice.voided") balance += integer(invoice, "starting_balance");
+    if (!invoices_seen.insert(id).second) return;  // a later event of an invoice
     EXPECT_EQ(integer(invoice, "starting_balance"), balance) << id;
     balance = integer(invoice, "ending_balance");
   }
@@ -942,22 +944,48 @@ TEST_F(LocalPayments, ChangePriceDeliversUpdatedWithThePreviousItemsAndMetadata)
                ApiError);
 }
 
-// A change of interval the card on file fails to pay leaves the subscription past_due, as a
-// failed renewal does; its new period has begun.
-TEST_F(LocalPayments, AChangeOfIntervalTheCardFailsLeavesItPastDue) {
+// A change of interval the card on file would fail to pay is refused, and changes nothing (as
+// Stripe's payment_behavior error_if_incomplete): a plan paid for is not left past_due.
+TEST_F(LocalPayments, AChangeOfIntervalTheCardWouldFailIsRefused) {
   const auto subscription = subscribe(kFailsLater);  // lite monthly
   advance(std::chrono::days(10));
-  const auto changed = run_blocking(provider.change_price(
-      subscription.id, "price_local_hospital_lite_yearly", PlanType::lite, BillingCycle::yearly));
-  EXPECT_EQ(changed.status, "past_due");
-  EXPECT_EQ(changed.current_period_start, kStart + 10 * kDay);
-  ASSERT_THAT(delivered_types(),
-              ElementsAre("customer.subscription.updated", "invoice.payment_failed"));
-  EXPECT_EQ(text(delivered[0].object, "status"), "past_due");
-  const std::int64_t period = subscription.current_period_end - subscription.current_period_start;
-  const std::int64_t left = subscription.current_period_end - (kStart + 10 * kDay);
-  EXPECT_EQ(integer(delivered[1].object, "amount_due"),
-            479040 - (49900 * left + period / 2) / period);
+  try {
+    run_blocking(provider.change_price(subscription.id, "price_local_hospital_lite_yearly",
+                                       PlanType::lite, BillingCycle::yearly));
+    ADD_FAILURE() << "changed";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 402);
+  }
+  EXPECT_TRUE(delivered.empty());
+  const auto unchanged = run_blocking(provider.get_subscription(subscription.id));
+  EXPECT_EQ(unchanged.price_id, subscription.price_id);
+  EXPECT_EQ(unchanged.status, "active");
+  EXPECT_EQ(unchanged.current_period_start, subscription.current_period_start);
+  EXPECT_EQ(unchanged.current_period_end, subscription.current_period_end);
+  // A change within the interval charges nothing now: it goes through.
+  run_blocking(provider.change_price(subscription.id, "price_local_hospital_pro_monthly",
+                                     PlanType::pro, BillingCycle::monthly));
+  EXPECT_THAT(delivered_types(), ElementsAre("customer.subscription.updated"));
+}
+
+// Back from yearly to monthly: the unused rest of the year is more than a month, so the change's
+// invoice charges nothing and the credit left is the customer's, taken by the invoices after it.
+TEST_F(LocalPayments, BackToMonthlyTheUnusedYearIsCreditedToTheCustomer) {
+  const auto subscription = subscribe(checkout_request("h1", BillingCycle::yearly));
+  advance(std::chrono::days(100));
+  const auto monthly = run_blocking(provider.change_price(
+      subscription.id, "price_local_hospital_lite_monthly", PlanType::lite, BillingCycle::monthly));
+  const std::int64_t year = subscription.current_period_end - subscription.current_period_start;
+  const std::int64_t left = subscription.current_period_end - monthly.current_period_start;
+  const Cents credit = (479040 * left + year / 2) / year;
+  const auto& changed = last_delivered("invoice.payment_succeeded");
+  EXPECT_EQ(integer(changed, "amount_paid"), 0);
+  EXPECT_EQ(integer(changed, "ending_balance"), 49900 - credit);
+  advance_to(monthly.current_period_end);
+  const auto& renewal = last_delivered("invoice.payment_succeeded");
+  EXPECT_EQ(integer(renewal, "starting_balance"), 49900 - credit);
+  EXPECT_EQ(integer(renewal, "amount_paid"), 0);
+  EXPECT_EQ(integer(renewal, "ending_balance"), 2 * 49900 - credit);
 }
 
 // A price changed mid-period is prorated as Stripe's create_prorations does: the rest of the

@@ -300,10 +300,7 @@ InvoiceRecord& Ledger::invoice_for(const Subscription& subscription, InvoicePurp
   const bool bills_period = purpose != InvoicePurpose::prorations_owed;
   Cents total = bills_period ? amount_of(subscription.price_id) : 0;
   for (InvoiceItem& item : invoice_items_.rows()) {
-    if (item.invoice) continue;
-    // Its own items, and the customer's balance.
-    if (item.subscription != subscription.id && !customers_balance(item, subscription.customer))
-      continue;
+    if (!invoiced_next(item, subscription)) continue;
     item.invoice = id;
     total += item.amount;
   }
@@ -334,15 +331,26 @@ InvoiceRecord& Ledger::invoice_for(const Subscription& subscription, InvoicePurp
   });
 }
 
-void Ledger::prorate(const Subscription& subscription, std::string_view new_price_id,
-                     std::int64_t now, Proration lines) {
+bool Ledger::invoiced_next(const InvoiceItem& item, const Subscription& subscription) const {
+  // Its own items, and the customer's balance.
+  return !item.invoice &&
+         (item.subscription == subscription.id || customers_balance(item, subscription.customer));
+}
+
+Cents Ledger::rest_of_period(const Subscription& subscription, std::string_view price_id,
+                             std::int64_t now) const {
   const std::int64_t period = subscription.current_period_end - subscription.current_period_start;
   const std::int64_t left =
       std::clamp<std::int64_t>(subscription.current_period_end - now, 0, period);
-  if (left == 0) return;
-  // The rest of the period, to the second, each line rounded half up.
+  // To the second, rounded half up.
+  return period > 0 ? (amount_of(price_id) * left + period / 2) / period : 0;
+}
+
+void Ledger::prorate(const Subscription& subscription, std::string_view new_price_id,
+                     std::int64_t now, Proration lines) {
+  if (subscription.current_period_end <= now) return;
   const auto rest_of_period = [&](std::string_view price_id) {
-    return (amount_of(price_id) * left + period / 2) / period;
+    return this->rest_of_period(subscription, price_id, now);
   };
   // The charge first: an invoice of prorations alone then names the new price first.
   for (const auto& [price_id, sign] :
@@ -494,7 +502,19 @@ WithEvents<Subscription> Ledger::change_price(std::string_view id, std::string_v
   plan_of(price_id);                                                 // a price the map knows
   if (subscription.price_id == price_id) return {subscription, {}};  // as Stripe's does
   const std::int64_t at = unix_seconds(now);
-  const bool new_interval = plan_of(price_id).cycle != plan_of(subscription.price_id).cycle;
+  const BillingCycle new_cycle = plan_of(price_id).cycle;
+  const bool new_interval = new_cycle != plan_of(subscription.price_id).cycle;
+  if (new_interval) {
+    // The new period is charged at once: a card that would fail it refuses the change, which
+    // then changes nothing (Stripe's payment_behavior error_if_incomplete); nor does a period
+    // start while one is unpaid.
+    if (subscription.status != "active") throw provider_errors::rejected();
+    Cents due = amount_of(price_id) - rest_of_period(subscription, subscription.price_id, at);
+    for (const InvoiceItem& item : invoice_items_.rows())
+      if (invoiced_next(item, subscription)) due += item.amount;
+    const Card& card = customers_.at(subscription.customer, provider_errors::no_such_customer).card;
+    if (charged_for(due) > 0) require_paid(charge_result(card, Charging::on_file, now));
+  }
   json::object previous{{"items", items_object(subscription)},
                         {"metadata", metadata_object(subscription.metadata)}};
   // Prorated for the rest of the period (proration_behavior create_prorations): billed with the
@@ -511,13 +531,9 @@ WithEvents<Subscription> Ledger::change_price(std::string_view id, std::string_v
   previous["current_period_start"] = subscription.current_period_start;
   previous["current_period_end"] = subscription.current_period_end;
   subscription.billing_cycle_anchor = subscription.current_period_start = at;
-  subscription.current_period_end = period_end_after(at, cycle, at);
+  subscription.current_period_end = period_end_after(at, new_cycle, at);
   WithEvents<RenewalReport> charged;
-  if (!charge(subscription, invoice_for(subscription, InvoicePurpose::interval_change, at), at,
-              charged)) {
-    previous["status"] = subscription.status;
-    subscription.status = "past_due";
-  }
+  charge(subscription, invoice_for(subscription, InvoicePurpose::interval_change, at), at, charged);
   charged.events.insert(charged.events.begin(),
                         make_event("customer.subscription.updated",
                                    subscription_object(subscription), at, std::move(previous)));

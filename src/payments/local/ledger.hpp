@@ -129,6 +129,11 @@ class Ledger {
   // which the customer's next invoice takes, whichever subscription it is for (Stripe keeps it on
   // the customer).
   bool customers_balance(const InvoiceItem& item, std::string_view customer) const;
+  // Whether the subscription's next invoice takes `item`: its own, and the customer's balance.
+  bool invoiced_next(const InvoiceItem& item, const Subscription& subscription) const;
+  // `price_id`'s amount for the rest of the subscription's period at `now`.
+  Cents rest_of_period(const Subscription& subscription, std::string_view price_id,
+                       std::int64_t now) const;
   // The subscription's invoice for its current period, with its pending invoice items.
   InvoiceRecord& invoice_for(const Subscription& subscription, InvoicePurpose purpose,
                              std::int64_t now);
