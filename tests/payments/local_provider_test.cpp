@@ -752,14 +752,25 @@ TEST_F(LocalPayments, AFailingCardLeavesTheSubscriptionPastDueUntilPaidInThePort
   EXPECT_EQ(text(delivered[1].object, "status"), "past_due");
   EXPECT_EQ(delivered[1].event.at("data").at("previous_attributes").at("status"),
             json::value("active"));
+  EXPECT_EQ(integer(invoice, "attempt_count"), 1);
+  EXPECT_EQ(invoice.at("next_payment_attempt"), json::value(month_end(1) + 3 * kDay));
 
-  // Not invoiced again while past due: the period moves on, unpaid and unserved.
+  // Tried again 3, 5 and 7 days after the failure, in vain; not invoiced again while past due:
+  // the period moves on, unpaid and unserved.
   report = advance_to(month_end(2));
   EXPECT_EQ(report.renewed + report.failed + report.cancelled, 0);
-  ASSERT_THAT(delivered_types(), ElementsAre("customer.subscription.updated"));
-  EXPECT_EQ(text(delivered[0].object, "status"), "past_due");
-  EXPECT_EQ(integer(delivered[0].object, "current_period_start"), month_end(2));
-  EXPECT_EQ(integer(delivered[0].object, "current_period_end"), month_end(3));
+  EXPECT_EQ(report.retried, 3);
+  EXPECT_EQ(report.recovered, 0);
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("invoice.payment_failed", "invoice.payment_failed",
+                          "invoice.payment_failed", "customer.subscription.updated"));
+  EXPECT_EQ(integer(delivered[0].object, "next_payment_attempt"), month_end(1) + 5 * kDay);
+  EXPECT_EQ(integer(delivered[1].object, "next_payment_attempt"), month_end(1) + 7 * kDay);
+  EXPECT_EQ(integer(delivered[2].object, "attempt_count"), 4);
+  EXPECT_TRUE(delivered[2].object.at("next_payment_attempt").is_null());
+  EXPECT_EQ(text(delivered[3].object, "status"), "past_due");
+  EXPECT_EQ(integer(delivered[3].object, "current_period_start"), month_end(2));
+  EXPECT_EQ(integer(delivered[3].object, "current_period_end"), month_end(3));
   delivered.clear();
 
   const auto portal = open_portal(subscription.customer);
@@ -1310,10 +1321,13 @@ TEST_F(LocalPayments, AnEndedSubscriptionsUnpaidInvoiceIsVoided) {
   EXPECT_EQ(advance(std::chrono::days(31)).failed, 1);
   const auto unpaid = text(delivered[0].object, "id");
   run_blocking(provider.cancel_at_period_end(subscription.id));
-  advance(std::chrono::days(31));
-  EXPECT_THAT(delivered_types(), ElementsAre("invoice.voided", "customer.subscription.deleted"));
-  EXPECT_EQ(text(delivered[0].object, "id"), unpaid);
-  EXPECT_EQ(text(delivered[0].object, "status"), "void");
+  advance(std::chrono::days(31));  // three retries in vain, then the end
+  EXPECT_THAT(delivered_types(), ElementsAre("invoice.payment_failed", "invoice.payment_failed",
+                                             "invoice.payment_failed", "invoice.voided",
+                                             "customer.subscription.deleted"));
+  EXPECT_EQ(text(delivered[3].object, "id"), unpaid);
+  EXPECT_EQ(text(delivered[3].object, "status"), "void");
+  EXPECT_TRUE(delivered[3].object.at("next_payment_attempt").is_null());
   const auto portal = open_portal(subscription.customer);
   const auto page = call(Method::get, "/local-pay/portal/" + portal);
   EXPECT_THAT(page.body, Not(HasSubstr("value=\"" + unpaid + "\"")));  // no Pay form for it
@@ -1334,6 +1348,7 @@ TEST_F(LocalPayments, AVoidedInvoicesProrationsAreCollectedAtTheEnd) {
   ASSERT_EQ(delivered[0].type, "invoice.payment_failed");
   EXPECT_EQ(integer(delivered[0].object, "amount_due"), 99900 + 49950 - 24950);
   const auto unpaid = text(delivered[0].object, "id");
+  EXPECT_EQ(advance(std::chrono::days(8)).retried, 3);  // in vain: the retries are over
   const auto portal = open_portal(subscription.customer);
   ASSERT_EQ(call(Method::post, "/local-pay/portal/" + portal + "/card", card_form(kVisa)).status,
             200);
@@ -1628,8 +1643,9 @@ TEST_F(LocalPayments, AdvanceRouteIsTheAdminsAndAnswersTheProviderClock) {
   const auto start = kStart + 1;
   EXPECT_EQ(
       json::parse(response.body),
-      json::parse(R"({"now":")" + iso8601(TimePoint(std::chrono::seconds(start + 30 * kDay))) +
-                  R"(","renewed":1,"failed":1,"cancelled":0,"expired_checkouts":0})"));
+      json::parse(
+          R"({"now":")" + iso8601(TimePoint(std::chrono::seconds(start + 30 * kDay))) +
+          R"(","renewed":1,"failed":1,"cancelled":0,"expired_checkouts":0,"retried":0,"recovered":0})"));
   const auto seconds =
       call(Method::post, "/stripe/local/clock/advance", R"({"seconds": 90, "days": 1})");
   EXPECT_EQ(json::parse(seconds.body).at("now"),
@@ -1684,6 +1700,8 @@ TEST_F(LocalPaymentsWebhook, TheLastInvoicePaidAtTheEndLeavesTheEndedPlanCancell
                                      PlanType::pro, BillingCycle::monthly));
   advance(std::chrono::days(15));
   EXPECT_EQ(plan().status, PlanStatus::suspended);
+  advance(std::chrono::days(8));  // the retries, in vain
+  EXPECT_EQ(plan().status, PlanStatus::suspended);
   const auto portal = open_portal(subscription.customer);
   ASSERT_EQ(call(Method::post, "/local-pay/portal/" + portal + "/card", card_form(kVisa)).status,
             200);
@@ -1699,6 +1717,34 @@ TEST_F(LocalPaymentsWebhook, TheLastInvoicePaidAtTheEndLeavesTheEndedPlanCancell
       run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); }));
   ASSERT_FALSE(payments.empty());
   EXPECT_EQ(payments.back().amount, 49950 - 24950);
+}
+
+// A card replaced in the portal is charged at the next retry of the unpaid invoice, which
+// reactivates the subscription, and the plan with it, without a visit to pay the invoice.
+TEST_F(LocalPaymentsWebhook, ACardReplacedInThePortalPaysAtTheNextRetry) {
+  const auto subscription = subscribe(checkout_request(hospital.id), kFailsLater);
+  advance(std::chrono::days(30));
+  ASSERT_EQ(plan().status, PlanStatus::suspended);
+  const auto unpaid = text(last_delivered("invoice.payment_failed"), "id");
+  const auto portal = open_portal(subscription.customer);
+  delivered.clear();
+  ASSERT_EQ(call(Method::post, "/local-pay/portal/" + portal + "/card", card_form(kVisa)).status,
+            200);
+  EXPECT_TRUE(delivered.empty());  // saved, not charged: the retry charges it
+  const auto report = advance(std::chrono::days(3));
+  EXPECT_EQ(report.retried, 1);
+  EXPECT_EQ(report.recovered, 1);
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("invoice.payment_succeeded", "customer.subscription.updated"));
+  EXPECT_EQ(text(delivered[0].object, "id"), unpaid);
+  EXPECT_EQ(integer(delivered[0].object, "attempt_count"), 2);
+  EXPECT_EQ(text(delivered[1].object, "status"), "active");
+  EXPECT_EQ(plan().status, PlanStatus::active);
+  const auto payments =
+      run_blocking(db->read([&](Tx& tx) { return tx.get<PaymentRepo>().payments(hospital); }));
+  ASSERT_EQ(payments.size(), 2u);
+  EXPECT_EQ(payments.back().invoice_id, unpaid);
+  EXPECT_EQ(advance(std::chrono::days(10)).retried, 0);  // nothing left to retry
 }
 
 TEST_F(LocalPaymentsWebhook, EventsDriveThePlanThroughTheServiceWebhook) {

@@ -1,6 +1,7 @@
 #include "payments/local/ledger.hpp"
 
 #include <algorithm>
+#include <array>
 #include <type_traits>
 
 #include "kit/crypto.hpp"
@@ -133,13 +134,27 @@ std::string_view billing_reason(InvoicePurpose purpose) {
 // Records an attempt to charge `card` for `invoice`; a paid one settles it.
 void record_charge(InvoiceRecord& invoice, const Card& card, bool paid, std::int64_t now) {
   // An invoice that credits covered is paid as it is, with no charge (as Stripe's is).
-  if (invoice.invoice.amount_due > 0)
+  if (invoice.invoice.amount_due > 0) {
     invoice.charge = Charge{
         .id = new_id("ch_"), .amount = invoice.invoice.amount_due, .paid = paid, .card = card};
+    ++invoice.attempt_count;
+  }
+  invoice.next_payment_attempt.reset();
   if (!paid) return;
   invoice.invoice.status = "paid";
   invoice.invoice.amount_paid = invoice.invoice.amount_due;
   invoice.paid_at = now;
+}
+
+// Stripe's automatic retries of an unpaid subscription invoice, here 3, 5 and 7 days after it was
+// made; after the last, the subscription stays past_due until the invoice is paid in the portal.
+constexpr std::array<std::int64_t, 3> kRetryDays{3, 5, 7};
+
+std::optional<std::int64_t> next_payment_attempt(const InvoiceRecord& invoice) {
+  if (invoice.attempt_count < 1) return std::nullopt;
+  const auto retries = static_cast<std::size_t>(invoice.attempt_count - 1);  // after the first
+  if (retries >= kRetryDays.size()) return std::nullopt;
+  return invoice.invoice.created + kRetryDays[retries] * 24 * 60 * 60;
 }
 
 }  // namespace
@@ -572,8 +587,15 @@ WithEvents<RenewalReport> Ledger::renew_due(TimePoint now) {
                                       expires_at(session)));
     }
   for (Subscription& subscription : subscriptions_.rows()) {
-    while (subscription.status != "canceled" && subscription.current_period_end <= at) {
-      if (subscription.cancel_at_period_end) {
+    // What falls due first goes first: a retry before the period's end can make it a renewal.
+    while (subscription.status != "canceled") {
+      InvoiceRecord* unpaid = invoice_to_retry(subscription);
+      if (unpaid && *unpaid->next_payment_attempt <= at &&
+          *unpaid->next_payment_attempt <= subscription.current_period_end) {
+        retry(subscription, *unpaid, at, out);
+      } else if (subscription.current_period_end > at) {
+        break;
+      } else if (subscription.cancel_at_period_end) {
         end(subscription, at, out);
       } else if (subscription.status == "past_due") {
         skip_period(subscription, at, out);
@@ -583,6 +605,28 @@ WithEvents<RenewalReport> Ledger::renew_due(TimePoint now) {
     }
   }
   return out;
+}
+
+InvoiceRecord* Ledger::invoice_to_retry(const Subscription& subscription) {
+  for (InvoiceRecord& record : invoices_.rows())
+    if (record.invoice.subscription == subscription.id && record.invoice.status == "open" &&
+        record.next_payment_attempt)
+      return &record;
+  return nullptr;
+}
+
+// The card on file, tried again for an unpaid invoice (one replaced in the portal pays here): paid,
+// it reactivates the subscription, as a payment in the portal does.
+void Ledger::retry(Subscription& subscription, InvoiceRecord& invoice, std::int64_t now,
+                   WithEvents<RenewalReport>& out) {
+  ++out.value.retried;
+  if (!charge(subscription, invoice, now, out)) return;
+  ++out.value.recovered;
+  if (subscription.status != "past_due") return;
+  subscription.status = "active";
+  out.events.push_back(make_event("customer.subscription.updated",
+                                  subscription_object(subscription), now,
+                                  {{"status", "past_due"}}));
 }
 
 // An invoice it left unpaid was for a period its plan spent suspended, without service: voided,
@@ -595,6 +639,7 @@ void Ledger::end(Subscription& subscription, std::int64_t now, WithEvents<Renewa
   for (InvoiceRecord& record : invoices_.rows())
     if (record.invoice.subscription == subscription.id && record.invoice.status == "open") {
       record.invoice.status = "void";
+      record.next_payment_attempt.reset();
       out.events.push_back(make_event("invoice.voided", invoice_json(record), now));
       for (InvoiceItem& item : invoice_items_.rows())
         if (item.invoice == record.invoice.id) item.invoice.reset();
@@ -620,6 +665,9 @@ bool Ledger::charge(const Subscription& subscription, InvoiceRecord& invoice, st
   const bool paid = invoice.invoice.amount_due == 0 ||
                     charge_result(card, Charging::on_file, time_at(now)) == ChargeResult::paid;
   record_charge(invoice, card, paid, now);
+  // An ended subscription's last invoice is not tried again: nothing it pays for goes on.
+  if (!paid && subscription.status != "canceled")
+    invoice.next_payment_attempt = next_payment_attempt(invoice);
   out.events.push_back(make_event(paid ? "invoice.payment_succeeded" : "invoice.payment_failed",
                                   invoice_json(invoice), now));
   return paid;

@@ -56,6 +56,8 @@ struct RenewalReport {
   int failed = 0;
   int cancelled = 0;
   int expired_checkouts = 0;
+  int retried = 0;    // unpaid invoices charged again
+  int recovered = 0;  // of which paid
 };
 
 class Ledger {
@@ -149,6 +151,10 @@ class Ledger {
   void skip_period(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out);
   void renew(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out);
   void end(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out);
+  // The subscription's open invoice the card on file is to be tried again for, if any.
+  InvoiceRecord* invoice_to_retry(const Subscription& subscription);
+  void retry(Subscription& subscription, InvoiceRecord& invoice, std::int64_t now,
+             WithEvents<RenewalReport>& out);
   // The portal customer's open invoice (404 for another's, 409 if paid or voided).
   InvoiceRecord& open_invoice(const PortalSession& portal, std::string_view invoice_id);
   // Records the portal payment of `invoice` with `card`, which becomes the card on file.

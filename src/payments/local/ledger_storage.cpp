@@ -60,7 +60,8 @@ BOOST_DESCRIBE_STRUCT(CheckoutSession, (),
 BOOST_DESCRIBE_STRUCT(Charge, (), (id, amount, paid, card))
 BOOST_DESCRIBE_STRUCT(InvoiceRecord, (),
                       (invoice, billing_reason, starts_period, price_id, period_start, period_end,
-                       metadata, payment_intent, charge, paid_at))
+                       metadata, payment_intent, charge, paid_at, attempt_count,
+                       next_payment_attempt))
 BOOST_DESCRIBE_STRUCT(InvoiceItem, (),
                       (id, subscription, price_id, amount, period_start, period_end, invoice))
 BOOST_DESCRIBE_STRUCT(CustomerRecord, (), (customer, card))

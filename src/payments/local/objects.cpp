@@ -138,6 +138,10 @@ json::object invoice_object(const InvoiceRecord& record, std::optional<Cents> pe
           {"period_end", record.period_end},
           {"subscription_details", {{"metadata", metadata_object(record.metadata)}}},
           {"lines", {{"object", "list"}, {"data", std::move(lines)}}},
+          {"attempt_count", record.attempt_count},
+          {"next_payment_attempt", record.next_payment_attempt
+                                       ? json::value(*record.next_payment_attempt)
+                                       : json::value(nullptr)},
           {"status_transitions",
            {{"paid_at", record.paid_at ? json::value(*record.paid_at) : json::value(nullptr)}}}};
 }

@@ -65,6 +65,9 @@ struct InvoiceRecord {
   std::string payment_intent;
   Charge charge;  // the latest attempt
   std::optional<std::int64_t> paid_at;
+  int attempt_count = 0;  // charges tried
+  // When the card on file is tried again for it, unpaid (Stripe's automatic retries).
+  std::optional<std::int64_t> next_payment_attempt;
 };
 
 // A line waiting for its subscription's next invoice, as Stripe's pending invoice items: a price

@@ -197,7 +197,9 @@ asio::awaitable<Response> post_clock_advance(LocalProvider& provider, const Call
                                        {"renewed", report.renewed},
                                        {"failed", report.failed},
                                        {"cancelled", report.cancelled},
-                                       {"expired_checkouts", report.expired_checkouts}});
+                                       {"expired_checkouts", report.expired_checkouts},
+                                       {"retried", report.retried},
+                                       {"recovered", report.recovered}});
 }
 
 }  // namespace
