@@ -56,6 +56,12 @@ struct Invoice {
   std::optional<std::string> subscription;
   Cents amount_due = 0;
   Cents amount_paid = 0;
+  // What its lines add up to, and the customer's balance before and after it (negative: a
+  // credit): total + starting_balance = amount_due + ending_balance. None where unknown (Stripe
+  // sends no ending balance before the invoice is finalized).
+  std::optional<Cents> total;
+  std::optional<Cents> starting_balance;
+  std::optional<Cents> ending_balance;
   std::string currency;
   std::string status;  // draft, open, paid, uncollectible, void
   std::int64_t created = 0;

@@ -53,10 +53,17 @@ json::object subscription_json(const Subscription& s) {
           {"metadata", metadata_json(s.metadata)}};
 }
 
+json::value optional_json(std::optional<Cents> amount) {
+  return amount ? json::value(*amount) : json::value(nullptr);
+}
+
 json::object invoice_json(const Invoice& i) {
   return {{"id", i.id},
           {"amount_due", i.amount_due},
           {"amount_paid", i.amount_paid},
+          {"total", optional_json(i.total)},
+          {"starting_balance", optional_json(i.starting_balance)},
+          {"ending_balance", optional_json(i.ending_balance)},
           {"currency", i.currency},
           {"status", i.status},
           {"created", i.created}};

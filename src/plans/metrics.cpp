@@ -8,6 +8,7 @@ namespace billing {
 
 void PlanMetrics::selected(const Call& call, PlanType chosen, const Plan& plan) {
   const bool pending = plan.pending_plan_type || plan.pending_billing_cycle;
+  const auto cycle = plan.pending_billing_cycle ? plan.pending_billing_cycle : plan.billing_cycle;
   const auto effect = pending                             ? SelectionEffect::pending
                       : plan.status == PlanStatus::active ? SelectionEffect::active
                                                           : SelectionEffect::awaiting_payment;
@@ -18,7 +19,7 @@ void PlanMetrics::selected(const Call& call, PlanType chosen, const Plan& plan) 
              {"plan", name_of(chosen)},
              {"effect", name_of(effect)},
              {"status", name_of(plan.status)},
-             {"cycle", plan.billing_cycle ? name_of(*plan.billing_cycle) : "none"},
+             {"cycle", cycle ? name_of(*cycle) : "none"},
              {"by", name_of(call.caller().role)}});
 }
 

@@ -91,9 +91,10 @@ asio::awaitable<Response> post_plan_select(Db& db, const Catalog& catalog, const
   body.finish();
   auto choice = co_await db.transact(
       [&](Tx& tx) { return select_plan(tx, catalog, call.caller(), selection, clock.now()); });
-  metrics.selected(call, selection.plan_type, choice.plan);
   auto response = json_response(plan_json(choice.plan, catalog));
-  co_await price_subscription(db, subscriptions, std::move(choice));
+  const Plan chosen = choice.plan;
+  co_await price_subscription(db, subscriptions, std::move(choice));  // a refusal is no selection
+  metrics.selected(call, selection.plan_type, chosen);
   co_return response;
 }
 

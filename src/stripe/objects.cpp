@@ -46,6 +46,12 @@ std::int64_t integer_or_zero(const json::object& object, std::string_view key) {
   return 0;
 }
 
+std::optional<std::int64_t> optional_integer(const json::object& object, std::string_view key) {
+  const auto* value = object.if_contains(key);
+  if (value && value->is_int64()) return value->get_int64();
+  return std::nullopt;
+}
+
 // What Stripe always sends: an answer without it is not Stripe's (a proxy's page, a truncated
 // body), and is not shown as a zero.
 std::int64_t required_integer(const json::object& object, std::string_view key,
@@ -119,6 +125,9 @@ Invoice read_invoice(const json::value& value) {
   invoice.subscription = optional_id(object, "subscription");
   invoice.amount_due = required_integer(object, "amount_due", "invoice");
   invoice.amount_paid = required_integer(object, "amount_paid", "invoice");
+  invoice.total = optional_integer(object, "total");
+  invoice.starting_balance = optional_integer(object, "starting_balance");
+  invoice.ending_balance = optional_integer(object, "ending_balance");
   invoice.currency = required_string(object, "currency", "invoice");
   invoice.status = string_or_empty(object, "status");  // none while a draft is made
   invoice.created = required_integer(object, "created", "invoice");

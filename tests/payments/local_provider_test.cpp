@@ -997,6 +997,16 @@ TEST_F(LocalPayments, BackToMonthlyTheUnusedYearIsCreditedToTheCustomer) {
   EXPECT_EQ(integer(renewal, "starting_balance"), 49900 - credit);
   EXPECT_EQ(integer(renewal, "amount_paid"), 0);
   EXPECT_EQ(integer(renewal, "ending_balance"), 2 * 49900 - credit);
+  // The customer sees it: in the invoices listed, and on the portal's page.
+  const auto listed =
+      run_blocking(provider.list_invoices(subscription.customer, PageRequest{.limit = 1}));
+  ASSERT_EQ(listed.data.size(), 1u);
+  EXPECT_EQ(listed.data[0].total, 49900);
+  EXPECT_EQ(listed.data[0].starting_balance, 49900 - credit);
+  EXPECT_EQ(listed.data[0].ending_balance, 2 * 49900 - credit);
+  const auto page = call(Method::get, "/local-pay/portal/" + open_portal(subscription.customer));
+  EXPECT_THAT(page.body, HasSubstr("Credit on your account: " + local::dollars(credit - 2 * 49900) +
+                                   ", taken off your next invoices."));
 }
 
 // A price changed mid-period is prorated as Stripe's create_prorations does: the rest of the

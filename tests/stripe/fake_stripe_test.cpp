@@ -330,6 +330,7 @@ TEST_F(StripeProviderFake, AnIdWithASlashOrAQuestionMarkStaysOnePathSegment) {
 TEST_F(StripeProviderFake, ListsSendTheCursorAndReadThePage) {
   fake.queue({200, R"({"object":"list","has_more":true,"data":[
     {"id":"in_2","customer":"cus 1","subscription":"sub_1","amount_due":4990,"amount_paid":4990,
+     "total":5090,"starting_balance":-100,"ending_balance":0,
      "currency":"eur","status":"paid","created":1700000001},
     {"id":"in_3","customer":{"id":"cus 1"},"subscription":null,"amount_due":100,"amount_paid":0,
      "currency":"eur","status":"open","created":1700000002}]})"});
@@ -342,7 +343,11 @@ TEST_F(StripeProviderFake, ListsSendTheCursorAndReadThePage) {
   EXPECT_EQ(invoices.data[0].subscription, "sub_1");
   EXPECT_EQ(invoices.data[0].amount_paid, 4990);
   EXPECT_EQ(invoices.data[0].status, "paid");
-  EXPECT_EQ(invoices.data[1].customer, "cus 1");  // expanded: its id
+  EXPECT_EQ(invoices.data[0].total, 5090);
+  EXPECT_EQ(invoices.data[0].starting_balance, -100);
+  EXPECT_EQ(invoices.data[0].ending_balance, 0);
+  EXPECT_EQ(invoices.data[1].customer, "cus 1");             // expanded: its id
+  EXPECT_EQ(invoices.data[1].ending_balance, std::nullopt);  // not finalized: Stripe sends null
   EXPECT_EQ(invoices.data[1].subscription, std::nullopt);
 
   fake.queue({200, R"({"object":"list","has_more":false,"data":[

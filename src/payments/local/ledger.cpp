@@ -380,21 +380,34 @@ void Ledger::prorate(const Subscription& subscription, std::string_view new_pric
   }
 }
 
-json::object Ledger::invoice_json(const InvoiceRecord& record) const {
-  std::vector<InvoiceItem> items;
+Ledger::Billed Ledger::billed(const InvoiceRecord& record) const {
+  Billed out{.invoice = record.invoice};
   Cents items_total = 0;
   for (const InvoiceItem& item : invoice_items_.rows())
     if (item.invoice == record.invoice.id) {
-      items.push_back(item);
+      out.items.push_back(item);
       items_total += item.amount;
     }
   // The price as the map says now; if the map no longer knows it (a PRICE_* changed across a
   // restart), what the invoice charged less its items: an invoice paid must still be sent.
-  if (record.billing_reason == kProrationsOnly && !record.starts_period)
-    return invoice_object(record, std::nullopt, items);
-  const Cents period_amount =
-      price_amount(record.price_id).value_or(record.invoice.amount_due - items_total);
-  return invoice_object(record, period_amount, items);
+  if (record.billing_reason != kProrationsOnly || record.starts_period)
+    out.period_amount =
+        price_amount(record.price_id).value_or(record.invoice.amount_due - items_total);
+  // The lines add up to the total; with the customer's balance before it, that is what is due
+  // now, and what is not (a credit left, less than the smallest charge) their balance after.
+  Cents total = out.period_amount.value_or(0);
+  Cents starting_balance = 0;
+  for (const InvoiceItem& item : out.items)
+    (item.price_id.empty() ? starting_balance : total) += item.amount;
+  out.invoice.total = total;
+  out.invoice.starting_balance = starting_balance;
+  out.invoice.ending_balance = total + starting_balance - record.invoice.amount_due;
+  return out;
+}
+
+json::object Ledger::invoice_json(const InvoiceRecord& record) const {
+  const Billed billed = this->billed(record);
+  return invoice_object(record, billed.invoice, billed.period_amount, billed.items);
 }
 
 const PortalSession& Ledger::open_portal(std::string_view customer_id, std::string return_url,
@@ -419,7 +432,9 @@ PortalView Ledger::portal(std::string_view id, TimePoint now) const {
   for (auto s = subscriptions_.rows().rbegin(); s != subscriptions_.rows().rend(); ++s)
     if (s->customer == portal.customer) view.subscriptions.push_back(*s);
   for (auto i = invoices_.rows().rbegin(); i != invoices_.rows().rend(); ++i)
-    if (i->invoice.customer == portal.customer) view.invoices.push_back(i->invoice);
+    if (i->invoice.customer == portal.customer) view.invoices.push_back(billed(*i).invoice);
+  for (const InvoiceItem& item : invoice_items_.rows())
+    if (customers_balance(item, portal.customer)) view.balance += item.amount;
   return view;
 }
 
@@ -560,7 +575,7 @@ Page<Invoice> Ledger::invoices(std::string_view customer_id, const PageRequest& 
   return newest_first(
       invoices_, page, provider_errors::no_such_invoice,
       [&](const InvoiceRecord& r) { return r.invoice.customer == customer_id; },
-      [](const InvoiceRecord& r) { return r.invoice; });
+      [this](const InvoiceRecord& r) { return billed(r).invoice; });
 }
 
 Page<Customer> Ledger::customers(const PageRequest& page) const {

@@ -145,6 +145,14 @@ class Ledger {
   enum class Proration { both, credit };
   void prorate(const Subscription& subscription, std::string_view new_price_id, std::int64_t now,
                Proration lines);
+  // What an invoice billed: the period at the price (none: prorations owed alone), its items
+  // (lines, and the balance it took), and the invoice with its total and balances.
+  struct Billed {
+    Invoice invoice;
+    std::optional<Cents> period_amount;
+    std::vector<InvoiceItem> items;
+  };
+  Billed billed(const InvoiceRecord& record) const;
   // The invoice as Stripe's JSON, with the items it billed as lines.
   boost::json::object invoice_json(const InvoiceRecord& record) const;
   boost::json::object next_period(Subscription& subscription) const;

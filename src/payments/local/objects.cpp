@@ -87,13 +87,11 @@ json::object subscription_object(const Subscription& subscription) {
           {"metadata", metadata_object(subscription.metadata)}};
 }
 
-json::object invoice_object(const InvoiceRecord& record, std::optional<Cents> period_amount,
+json::object invoice_object(const InvoiceRecord& record, const Invoice& invoice,
+                            std::optional<Cents> period_amount,
                             const std::vector<InvoiceItem>& items) {
-  const Invoice& invoice = record.invoice;
   const json::object period{{"start", record.period_start}, {"end", record.period_end}};
   json::array lines;
-  Cents total = period_amount.value_or(0);
-  Cents starting_balance = 0;
   if (period_amount)
     lines.push_back(json::object{{"type", "subscription"},
                                  {"proration", false},
@@ -101,11 +99,7 @@ json::object invoice_object(const InvoiceRecord& record, std::optional<Cents> pe
                                  {"price", {{"id", record.price_id}}},
                                  {"period", period}});
   for (const InvoiceItem& item : items) {
-    if (item.price_id.empty()) {  // the customer's balance, as Stripe applies it: not a line
-      starting_balance += item.amount;
-      continue;
-    }
-    total += item.amount;
+    if (item.price_id.empty()) continue;  // the customer's balance (starting_balance): no line
     lines.push_back(
         json::object{{"type", "invoiceitem"},
                      {"amount", item.amount},
@@ -118,14 +112,11 @@ json::object invoice_object(const InvoiceRecord& record, std::optional<Cents> pe
           {"customer", invoice.customer},
           {"subscription", optional_text(invoice.subscription)},
           {"status", invoice.status},
-          // The lines add up to `total`; with the balance the customer had, that is what is due
-          // now, and what is not (a credit left, less than the smallest charge) is their balance
-          // after.
-          {"total", total},
-          {"starting_balance", starting_balance},
+          {"total", invoice.total.value_or(0)},
+          {"starting_balance", invoice.starting_balance.value_or(0)},
           {"amount_due", invoice.amount_due},
           {"amount_paid", invoice.amount_paid},
-          {"ending_balance", total + starting_balance - invoice.amount_due},
+          {"ending_balance", invoice.ending_balance.value_or(0)},
           {"currency", invoice.currency},
           {"created", invoice.created},
           {"billing_reason", record.billing_reason},

@@ -27,7 +27,9 @@ boost::json::object subscription_object(const Subscription& subscription);
 // With the charge expanded (Stripe sends its id) so that the fee, net and card are recorded; its
 // lines: the period at the subscription's price (`period_amount`; none: an invoice of items
 // alone), then the invoice items it billed (prorations).
-boost::json::object invoice_object(const InvoiceRecord& invoice, std::optional<Cents> period_amount,
+// `invoice`: the record's, with its total and balances.
+boost::json::object invoice_object(const InvoiceRecord& record, const Invoice& invoice,
+                                   std::optional<Cents> period_amount,
                                    const std::vector<InvoiceItem>& items);
 // `invoice`: the first invoice, once the checkout is complete.
 boost::json::object checkout_session_object(const CheckoutSession& session,

@@ -70,6 +70,18 @@ std::string what_is_bought(const CheckoutSession& session) {
                      name_of(request.entity.kind), html_escape(request.entity.id));
 }
 
+// The customer's balance, which their next invoice takes: a credit, or what a charge too small
+// to make left owed.
+std::string balance_html(Cents balance) {
+  if (balance < 0)
+    return fmt::format("<p>Credit on your account: {}, taken off your next invoices.</p>\n",
+                       dollars(-balance));
+  if (balance > 0)
+    return fmt::format("<p>Owed on your account: {}, added to your next invoice.</p>\n",
+                       dollars(balance));
+  return "";
+}
+
 std::string checkout_path(const CheckoutSession& session) {
   return "/local-pay/checkout/" + html_escape(session.id);
 }
@@ -192,10 +204,11 @@ std::string portal_page(const PortalView& portal) {
     body += "</td></tr>\n";
   }
   body +=
-      "</table>\n<h2>Invoices</h2>\n<table>\n<tr><th>Invoice</th><th>Amount</th>"
-      "<th>Status</th><th>Date</th><th></th></tr>\n";
+      "</table>\n<h2>Invoices</h2>\n<table>\n<tr><th>Invoice</th><th>Total</th>"
+      "<th>Amount due</th><th>Status</th><th>Date</th><th></th></tr>\n";
   for (const Invoice& i : portal.invoices) {
-    body += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>", html_escape(i.id),
+    body += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>",
+                        html_escape(i.id), dollars(i.total.value_or(i.amount_due)),
                         dollars(i.amount_due), html_escape(i.status), date(i.created));
     if (i.status == "open")
       body += fmt::format(
@@ -207,12 +220,12 @@ std::string portal_page(const PortalView& portal) {
     body += "</td></tr>\n";
   }
   body += fmt::format(
-      "</table>\n<h2>Card on file</h2>\n<p>Visa ending {}, expires {:02}/{}. Renewals charge it; "
-      "a card that pays an invoice here replaces it.</p>\n"
+      "</table>\n{}<h2>Card on file</h2>\n<p>Visa ending {}, expires {:02}/{}. Renewals, and the "
+      "retries of an unpaid invoice, charge it; a card that pays an invoice here replaces it.</p>\n"
       "<form method=\"post\" action=\"{}/card\">\n{}<button type=\"submit\">Update card</button>\n"
       "</form>\n",
-      html_escape(portal.card.last4), portal.card.exp_month, portal.card.exp_year, path,
-      kCardFields);
+      balance_html(portal.balance), html_escape(portal.card.last4), portal.card.exp_month,
+      portal.card.exp_year, path, kCardFields);
   body += link_html({portal.return_url, "Return to the service"});
   body += test_cards();
   return page("Billing", body);

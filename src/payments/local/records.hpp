@@ -116,6 +116,7 @@ struct PortalView {
   Card card;
   std::vector<Subscription> subscriptions;  // newest first
   std::vector<Invoice> invoices;            // newest first
+  Cents balance = 0;  // the customer's, for their next invoice (negative: a credit)
 };
 
 inline const std::string& id_of(const CheckoutSession& s) {
