@@ -357,6 +357,7 @@ TEST_P(E2ePayments, ACycleChangeTheCardRefusesLeavesThePlanAsItWas) {
   EXPECT_EQ(p.billing_cycle, BillingCycle::monthly);
   EXPECT_EQ(p.pending_billing_cycle, std::nullopt);
   EXPECT_EQ(payments().size(), 1u);
+  EXPECT_EQ(server->log().find("\"plan selected\""), std::string::npos);  // refused: none made
 }
 
 // A plan no subscription pays for (an admin's contract) stays active while its owner's choice of
