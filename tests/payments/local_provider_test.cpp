@@ -411,6 +411,8 @@ TEST_F(LocalPayments, CardFeeIsStripesUsPricingRoundedHalfUpInCents) {
   EXPECT_EQ(local::dollars(100000), "$1,000.00");
   EXPECT_EQ(local::dollars(99999), "$999.99");
   EXPECT_EQ(local::dollars(5), "$0.05");
+  EXPECT_EQ(local::dollars(-2900), "-$29.00");  // a credit
+  EXPECT_EQ(local::dollars(-85914), "-$859.14");
 }
 
 TEST_F(LocalPayments, DeclinedCardsAnswer402WithoutEventsAndTheSessionStaysOpen) {
@@ -1007,6 +1009,9 @@ TEST_F(LocalPayments, BackToMonthlyTheUnusedYearIsCreditedToTheCustomer) {
   const auto page = call(Method::get, "/local-pay/portal/" + open_portal(subscription.customer));
   EXPECT_THAT(page.body, HasSubstr("Credit on your account: " + local::dollars(credit - 2 * 49900) +
                                    ", taken off your next invoices."));
+  // The change's own invoice: its total a credit, nothing due.
+  EXPECT_THAT(page.body,
+              HasSubstr("<td>" + local::dollars(49900 - credit) + "</td><td>$0.00</td>"));
 }
 
 // A price changed mid-period is prorated as Stripe's create_prorations does: the rest of the
@@ -1370,6 +1375,16 @@ TEST_F(LocalPayments, AVoidedInvoicesProrationsAreCollectedAtTheEnd) {
   const auto& last = delivered[2].object;
   EXPECT_EQ(integer(last, "amount_paid"), 49950 - 24950);
   EXPECT_EQ(last.at("lines").at("data").as_array().size(), 2u);
+  // Voided, the invoice still says what it was: its items went on to the last one.
+  const auto listed =
+      run_blocking(provider.list_invoices(subscription.customer, PageRequest{.limit = 10}));
+  const auto voided = std::find_if(listed.data.begin(), listed.data.end(),
+                                   [&](const Invoice& i) { return i.id == unpaid; });
+  ASSERT_NE(voided, listed.data.end());
+  EXPECT_EQ(voided->status, "void");
+  EXPECT_EQ(voided->total, 99900 + 49950 - 24950);
+  EXPECT_EQ(voided->starting_balance, 0);
+  EXPECT_EQ(voided->ending_balance, 0);
 }
 
 // Everything the provider made is kept in the database: a provider started on it again (a

@@ -314,10 +314,12 @@ InvoiceRecord& Ledger::invoice_for(const Subscription& subscription, InvoicePurp
   std::string id = new_id("in_");
   const bool bills_period = purpose != InvoicePurpose::prorations_owed;
   Cents total = bills_period ? amount_of(subscription.price_id) : 0;
+  Cents starting_balance = 0;
   for (InvoiceItem& item : invoice_items_.rows()) {
     if (!invoiced_next(item, subscription)) continue;
     item.invoice = id;
     total += item.amount;
+    if (item.price_id.empty()) starting_balance += item.amount;
   }
   // Credits beyond the invoice, and an amount below the smallest charge, go to the next one,
   // which Stripe keeps as the customer's balance: this invoice is paid with no charge.
@@ -333,6 +335,9 @@ InvoiceRecord& Ledger::invoice_for(const Subscription& subscription, InvoicePurp
                   .customer = subscription.customer,
                   .subscription = subscription.id,
                   .amount_due = amount_due,
+                  .total = total - starting_balance,
+                  .starting_balance = starting_balance,
+                  .ending_balance = total - amount_due,
                   .currency = "usd",
                   .status = "open",
                   .created = now},
@@ -393,8 +398,11 @@ Ledger::Billed Ledger::billed(const InvoiceRecord& record) const {
   if (record.billing_reason != kProrationsOnly || record.starts_period)
     out.period_amount =
         price_amount(record.price_id).value_or(record.invoice.amount_due - items_total);
-  // The lines add up to the total; with the customer's balance before it, that is what is due
-  // now, and what is not (a credit left, less than the smallest charge) their balance after.
+  // Kept as the invoice was made (a voided one has let its items go); an invoice saved before
+  // they were kept works them out from its items. The lines add up to the total; with the
+  // customer's balance before it, that is what is due now, and what is not (a credit left, less
+  // than the smallest charge) their balance after.
+  if (record.invoice.total) return out;
   Cents total = out.period_amount.value_or(0);
   Cents starting_balance = 0;
   for (const InvoiceItem& item : out.items)

@@ -41,7 +41,6 @@ BOOST_DESCRIBE_STRUCT(Subscription, (),
                       (id, status, customer, item_id, price_id, current_period_start,
                        current_period_end, billing_cycle_anchor, cancel_at_period_end,
                        collection_paused, metadata))
-// (The ledger works out an invoice's total and balances from its items when it shows it.)
 BOOST_DESCRIBE_STRUCT(Invoice, (),
                       (id, customer, subscription, amount_due, amount_paid, total, starting_balance,
                        ending_balance, currency, status, created))

@@ -116,6 +116,7 @@ std::string html_escape(std::string_view text) {
 }
 
 std::string dollars(Cents cents) {
+  if (cents < 0) return "-" + dollars(-cents);  // a credit: -$29.00, as Stripe writes it
   std::string whole = std::to_string(cents / 100);
   for (auto at = static_cast<std::ptrdiff_t>(whole.size()) - 3; at > 0; at -= 3)
     whole.insert(static_cast<std::size_t>(at), 1, ',');

@@ -10,7 +10,7 @@
 namespace billing::local {
 
 std::string html_escape(std::string_view text);
-std::string dollars(Cents cents);  // 49900 -> "$499.00", 479040 -> "$4,790.40" (not below 0)
+std::string dollars(Cents cents);  // 49900 -> "$499.00", 479040 -> "$4,790.40", -2900 -> "-$29.00"
 
 struct Link {
   std::string_view href;  // empty: no link
