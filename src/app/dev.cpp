@@ -83,6 +83,11 @@ std::string payment_steps(const Config& config, const std::string& base) {
   constexpr std::string_view kPortal =
       R"text(  curl -s -w '\n' -X POST -H "Authorization: Bearer $INDIVIDUAL" -H "X-CSRF-Token: $CSRF" {base}/stripe/portal-link
 )text";
+  constexpr std::string_view kYearly =
+      R"text(  curl -s -w '\n' -X POST -H "Authorization: Bearer $INDIVIDUAL" -H "X-CSRF-Token: $CSRF" \
+       -H 'Content-Type: application/json' \
+       -d '{{"plan_type":"pro","id":"demo-individual-1","billing_cycle":"yearly"}}' {base}/billing/plan/select
+)text";
   const auto checkout = fmt::format(fmt::runtime(kCheckout), fmt::arg("base", base));
   const auto portal = fmt::format(fmt::runtime(kPortal), fmt::arg("base", base));
   if (config.payments != PaymentsProvider::local)
@@ -92,7 +97,8 @@ std::string payment_steps(const Config& config, const std::string& base) {
   return fmt::format(
       R"text(Pay for a plan (local payments: open the checkout_url in a browser, card 4242 4242 4242 4242):
 {checkout}Its invoices, a new card, or cancel, on the portal (a link valid for an hour):
-{portal}Then a month later, as admin (renewals; card 4000 0000 0000 0341 in the portal makes one fail):
+{portal}Yearly instead, once paid (a year charged at once, less the unused rest of the month):
+{yearly}Then a month later, as admin (renewals; card 4000 0000 0000 0341 in the portal makes one fail):
   CSRF=$(curl -s -H "Authorization: Bearer $ADMIN" {base}/csrf-token | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/')
   curl -s -w '\n' -X POST -H "Authorization: Bearer $ADMIN" -H "X-CSRF-Token: $CSRF" \
        -H 'Content-Type: application/json' -d '{{"days":31}}' {base}/stripe/local/clock/advance
@@ -103,6 +109,7 @@ t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">):
 
 )text",
       fmt::arg("base", base), fmt::arg("checkout", checkout), fmt::arg("portal", portal),
+      fmt::arg("yearly", fmt::format(fmt::runtime(kYearly), fmt::arg("base", base))),
       fmt::arg("secret", config.stripe.webhook_secret));
 }
 

@@ -157,6 +157,7 @@ TEST(E2eCli, DevServesDemoDataWithGeneratedSecretsAndPrintsTokens) {
   EXPECT_THAT(log, HasSubstr("curl -s"));
   EXPECT_THAT(log, HasSubstr("(SQLite sqlite:///billing.db, local payments)"));
   EXPECT_THAT(log, HasSubstr("/stripe/portal-link"));
+  EXPECT_THAT(log, HasSubstr(R"("billing_cycle":"yearly"}' http://)"));
   const auto token_of = [&](std::string_view name) {
     const auto at = log.find(std::string(name) + "=");
     return log.substr(at + name.size() + 1, log.find('\n', at) - at - name.size() - 1);
