@@ -492,13 +492,9 @@ Events Ledger::settle_invoice(const PortalSession& portal, InvoiceRecord& invoic
   // The card that paid becomes the card on file: the portal's way to replace a failing one.
   customers_.at(portal.customer, provider_errors::no_such_customer).card = card;
   Events events{make_event("invoice.payment_succeeded", invoice_json(invoice), at)};
-  Subscription* subscription =
-      invoice.invoice.subscription ? subscriptions_.find(*invoice.invoice.subscription) : nullptr;
-  if (subscription && subscription->status == "past_due") {
-    subscription->status = "active";
-    events.push_back(make_event("customer.subscription.updated", subscription_object(*subscription),
-                                at, {{"status", "past_due"}}));
-  }
+  if (invoice.invoice.subscription)
+    if (Subscription* subscription = subscriptions_.find(*invoice.invoice.subscription))
+      reactivate(*subscription, at, events);
   return events;
 }
 
@@ -645,11 +641,15 @@ void Ledger::retry(Subscription& subscription, InvoiceRecord& invoice, std::int6
   ++out.value.retried;
   if (!charge(subscription, invoice, now, out)) return;
   ++out.value.recovered;
+  reactivate(subscription, now, out.events);
+}
+
+// A past_due subscription whose unpaid invoice was paid is active again.
+void Ledger::reactivate(Subscription& subscription, std::int64_t now, Events& events) {
   if (subscription.status != "past_due") return;
   subscription.status = "active";
-  out.events.push_back(make_event("customer.subscription.updated",
-                                  subscription_object(subscription), now,
-                                  {{"status", "past_due"}}));
+  events.push_back(make_event("customer.subscription.updated", subscription_object(subscription),
+                              now, {{"status", "past_due"}}));
 }
 
 // An invoice it left unpaid was for a period its plan spent suspended, without service: voided,

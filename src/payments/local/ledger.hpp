@@ -163,6 +163,7 @@ class Ledger {
   InvoiceRecord* invoice_to_retry(const Subscription& subscription);
   void retry(Subscription& subscription, InvoiceRecord& invoice, std::int64_t now,
              WithEvents<RenewalReport>& out);
+  void reactivate(Subscription& subscription, std::int64_t now, Events& events);
   // The portal customer's open invoice (404 for another's, 409 if paid or voided).
   InvoiceRecord& open_invoice(const PortalSession& portal, std::string_view invoice_id);
   // Records the portal payment of `invoice` with `card`, which becomes the card on file.
