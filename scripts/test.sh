@@ -22,7 +22,7 @@ build() {  # build DIR [cmake options...]
 }
 
 echo "== build (plain)"
-build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+build build -DCMAKE_BUILD_TYPE=Release  # as scripts/dev.sh, the package and bench/ build it
 echo "== build (address + undefined sanitizers)"
 build build-sanitize -DCMAKE_BUILD_TYPE=Debug -DBILLING_SANITIZE=ON
 echo "== build (stripe-mock, Stripe's API emulator for tests/stripe/)"

@@ -1,5 +1,6 @@
 #include "kit/rate_limit.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace billing {
@@ -70,8 +71,8 @@ TEST(RateLimit, LocalCountersForgetFullBucketsOnlyWhenTheyAreFull) {
   for (int i = 0; i < 3; ++i) counters.take("busy", 3, kMinute, later);
   // Many other keys came and went earlier, and more come now: the sweeps drop the full ones,
   // never a bucket in use.
-  for (int i = 0; i < 20'000; ++i) counters.take("k" + std::to_string(i), 3, kMinute, kStart + i);
-  for (int i = 0; i < 20'000; ++i) counters.take("n" + std::to_string(i), 3, kMinute, later);
+  for (int i = 0; i < 20'000; ++i) counters.take(fmt::format("k{}", i), 3, kMinute, kStart + i);
+  for (int i = 0; i < 20'000; ++i) counters.take(fmt::format("n{}", i), 3, kMinute, later);
   EXPECT_FALSE(counters.take("busy", 3, kMinute, later).allowed);
 }
 

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -413,6 +414,8 @@ TEST_F(LocalPayments, CardFeeIsStripesUsPricingRoundedHalfUpInCents) {
   EXPECT_EQ(local::dollars(5), "$0.05");
   EXPECT_EQ(local::dollars(-2900), "-$29.00");  // a credit
   EXPECT_EQ(local::dollars(-85914), "-$859.14");
+  EXPECT_EQ(local::dollars(std::numeric_limits<Cents>::min()), "-$92,233,720,368,547,758.08");
+  EXPECT_EQ(local::dollars(std::numeric_limits<Cents>::max()), "$92,233,720,368,547,758.07");
 }
 
 TEST_F(LocalPayments, DeclinedCardsAnswer402WithoutEventsAndTheSessionStaysOpen) {

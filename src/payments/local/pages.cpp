@@ -1,6 +1,7 @@
 #include "payments/local/pages.hpp"
 
 #include <chrono>
+#include <cstdint>
 
 #include <fmt/format.h>
 
@@ -116,11 +117,14 @@ std::string html_escape(std::string_view text) {
 }
 
 std::string dollars(Cents cents) {
-  if (cents < 0) return "-" + dollars(-cents);  // a credit: -$29.00, as Stripe writes it
-  std::string whole = std::to_string(cents / 100);
+  // A credit is written -$29.00, as Stripe writes it. Unsigned, so that every amount's
+  // magnitude fits (INT64_MIN's too).
+  const auto magnitude = cents < 0 ? std::uint64_t{0} - static_cast<std::uint64_t>(cents)
+                                   : static_cast<std::uint64_t>(cents);
+  std::string whole = std::to_string(magnitude / 100);
   for (auto at = static_cast<std::ptrdiff_t>(whole.size()) - 3; at > 0; at -= 3)
     whole.insert(static_cast<std::size_t>(at), 1, ',');
-  return fmt::format("${}.{:02}", whole, cents % 100);
+  return fmt::format("{}${}.{:02}", cents < 0 ? "-" : "", whole, magnitude % 100);
 }
 
 std::string checkout_page(const CheckoutSession& session, Cents due) {
