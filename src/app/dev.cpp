@@ -84,7 +84,8 @@ std::string payment_steps(const Config& config, const std::string& base) {
       R"text(  curl -s -w '\n' -X POST -H "Authorization: Bearer $INDIVIDUAL" -H "X-CSRF-Token: $CSRF" {base}/stripe/portal-link
 )text";
   constexpr std::string_view kYearly =
-      R"text(  curl -s -w '\n' -X POST -H "Authorization: Bearer $INDIVIDUAL" -H "X-CSRF-Token: $CSRF" \
+      R"text(  CSRF=$(curl -s -H "Authorization: Bearer $INDIVIDUAL" {base}/csrf-token | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/')
+  curl -s -w '\n' -X POST -H "Authorization: Bearer $INDIVIDUAL" -H "X-CSRF-Token: $CSRF" \
        -H 'Content-Type: application/json' \
        -d '{{"plan_type":"pro","id":"demo-individual-1","billing_cycle":"yearly"}}' {base}/billing/plan/select
 )text";
@@ -97,15 +98,19 @@ std::string payment_steps(const Config& config, const std::string& base) {
   return fmt::format(
       R"text(Pay for a plan (local payments: open the checkout_url in a browser, card 4242 4242 4242 4242):
 {checkout}Its invoices, a new card, or cancel, on the portal (a link valid for an hour):
-{portal}Yearly instead, once paid (a year charged at once, less the unused rest of the month):
-{yearly}Then a month later, as admin (renewals; card 4000 0000 0000 0341 in the portal makes one fail):
+{portal}A month later, as admin (the monthly renewal; card 4000 0000 0000 0341, set in the portal,
+makes it fail and suspends the plan until it is paid there):
   CSRF=$(curl -s -H "Authorization: Bearer $ADMIN" {base}/csrf-token | sed 's/.*"csrf_token":"\([^"]*\)".*/\1/')
   curl -s -w '\n' -X POST -H "Authorization: Bearer $ADMIN" -H "X-CSRF-Token: $CSRF" \
        -H 'Content-Type: application/json' -d '{{"days":31}}' {base}/stripe/local/clock/advance
-
+Then yearly instead (a year charged at once, less the unused rest of the month; renewals then
+come a year on):
+{yearly}
 Events of your own for {base}/stripe/webhook are signed with (Stripe-Signature:
-t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">):
+t=<unix seconds now>,v1=<hex HMAC-SHA256 of "<t>.<body>">):
   export WEBHOOK_SECRET={secret}
+Their "created" is compared with the plan's last event, which the local clock dates: after an
+advance, date them after the clock's "now", or they are older and change nothing ("stale").
 
 )text",
       fmt::arg("base", base), fmt::arg("checkout", checkout), fmt::arg("portal", portal),

@@ -158,6 +158,9 @@ TEST(E2eCli, DevServesDemoDataWithGeneratedSecretsAndPrintsTokens) {
   EXPECT_THAT(log, HasSubstr("(SQLite sqlite:///billing.db, local payments)"));
   EXPECT_THAT(log, HasSubstr("/stripe/portal-link"));
   EXPECT_THAT(log, HasSubstr(R"("billing_cycle":"yearly"}' http://)"));
+  // The monthly renewal comes before the switch to yearly, which would put it a year off.
+  EXPECT_LT(log.find("/stripe/local/clock/advance"), log.find(R"("billing_cycle":"yearly")"));
+  EXPECT_THAT(log, HasSubstr(R"(date them after the clock's "now")"));
   const auto token_of = [&](std::string_view name) {
     const auto at = log.find(std::string(name) + "=");
     return log.substr(at + name.size() + 1, log.find('\n', at) - at - name.size() - 1);

@@ -1695,6 +1695,23 @@ TEST_F(LocalPayments, AdvanceRouteIsTheAdminsAndAnswersTheProviderClock) {
   EXPECT_EQ(loc_of(R"({"days": 1.5})"), R"(["body","days"])");
   EXPECT_EQ(loc_of(R"({"days": -1})"), R"(["body","days"])");
   EXPECT_EQ(loc_of(R"({"days": 401})"), R"(["body","days"])");
+  // Each bound's own type and message, as FastAPI words them.
+  const auto error_of = [&](const std::string& body) {
+    try {
+      call(Method::post, "/stripe/local/clock/advance", body);
+    } catch (const ApiError& e) {
+      const auto& detail = e.detail.at(0);
+      return std::string(detail.at("type").as_string()) + ": " +
+             std::string(detail.at("msg").as_string());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(error_of(R"({"days": -5})"),
+            "greater_than_equal: Input should be greater than or equal to 0");
+  EXPECT_EQ(error_of(R"({"days": 401})"),
+            "less_than_equal: Input should be less than or equal to 400");
+  EXPECT_EQ(error_of(R"({"seconds": 34560001})"),
+            "less_than_equal: Input should be less than or equal to 34560000");
   EXPECT_EQ(loc_of(R"({"seconds": 99999999999999999999})"), R"(["body","seconds"])");
   EXPECT_EQ(loc_of(R"({"days": 0})"), R"(["body"])");
   EXPECT_EQ(loc_of(R"({"days": 400, "seconds": 1})"), R"(["body"])");

@@ -179,9 +179,13 @@ seconds requested_advance(std::string_view raw) {
     if (!value->is_int64())
       throw advance_error({"body", field}, "int_type", "Input should be a valid integer");
     const std::int64_t count = value->get_int64();
-    if (count < 0 || count > kMaxAdvance / unit)
-      throw advance_error({"body", field}, "less_than_equal",
-                          "Input should be from 0 to " + std::to_string(kMaxAdvance / unit));
+    if (count < 0)
+      throw advance_error({"body", field}, "greater_than_equal",
+                          "Input should be greater than or equal to 0");
+    if (count > kMaxAdvance / unit)
+      throw advance_error(
+          {"body", field}, "less_than_equal",
+          "Input should be less than or equal to " + std::to_string(kMaxAdvance / unit));
     total += count * unit;
   }
   if (!given) throw advance_error({"body", "days"}, "missing", "Field required: days or seconds");
