@@ -38,13 +38,12 @@ PlanChoice select_plan(Tx& tx, const Catalog& catalog, const Identity& caller,
       plan.pending_billing_cycle = selection.billing_cycle == existing->billing_cycle
                                        ? std::nullopt
                                        : selection.billing_cycle;
-    if (plan != *existing) {
-      plan.updated_at = now;
-      plans.save_plan(plan);
-    }
+    if (plan == *existing) return {plan, chosen_subscription_price(plan)};
+    plan.updated_at = now;
+    plans.save_plan(plan);
     // Every choice asks the provider, which changes nothing when the price is as chosen: a
     // withdrawal must reach it even when the last call to withdraw failed.
-    return {plan, chosen_subscription_price(plan)};
+    return {plan, chosen_subscription_price(plan), *existing};
   }
   Plan plan = existing ? *existing
                        : Plan{.id = "plan_" + random_hex(12), .owner = owner, .created_at = now};
@@ -102,7 +101,8 @@ namespace {
 // Only a choice the refused request left pending is taken back (a withdrawal leaves none), and
 // only while no newer one replaced it: the plan then follows what the provider was last told,
 // as its events say.
-boost::asio::awaitable<void> take_back_refused_choice(Db& db, const Plan& chosen) {
+boost::asio::awaitable<void> take_back_refused_choice(Db& db, const Plan& chosen,
+                                                      const std::optional<Plan>& replaced) {
   if (!chosen.pending_plan_type && !chosen.pending_billing_cycle) co_return;
   co_await db.transact([&](Tx& tx) {
     tx.get<EntityRepo>().entity_exists(chosen.owner);  // the owner's lock, as every writer's
@@ -114,6 +114,12 @@ boost::asio::awaitable<void> take_back_refused_choice(Db& db, const Plan& chosen
       return;
     newest->pending_plan_type.reset();
     newest->pending_billing_cycle.reset();
+    // Back as it was before the choice (no other change came since): as of then.
+    if (replaced) {
+      Plan as_replaced = *replaced;
+      as_replaced.updated_at = newest->updated_at;
+      if (*newest == as_replaced) newest->updated_at = replaced->updated_at;
+    }
     plans.save_plan(*newest);
   });
 }
@@ -134,7 +140,7 @@ boost::asio::awaitable<void> price_subscription(Db& db, SubscriptionChanges& sub
     refused = std::current_exception();
   }
   if (refused) {
-    co_await take_back_refused_choice(db, plan);
+    co_await take_back_refused_choice(db, plan, choice.replaced);
     std::rethrow_exception(refused);
   }
   for (int calls = 1;; ++calls) {

@@ -27,6 +27,9 @@ struct PlanChoice {
   // choice: the type and cycle chosen, also the plan's own (a pending choice the provider may
   // have priced already is withdrawn so); none without such a subscription.
   std::optional<SubscriptionPrice> subscription_price;
+  // The plan as it was before a choice that was sent to the provider saved it: a refusal that
+  // takes the choice back leaves the plan as it was, its updated_at too.
+  std::optional<Plan> replaced;
 };
 
 // POST /billing/plan/select, inside one write unit. An admin's choice is active at once (a

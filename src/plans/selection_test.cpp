@@ -268,8 +268,15 @@ TEST_P(PlanRules, AChoiceTheProviderRefusesIsNotLeftPending) {
       run_blocking(price_subscription(*db, refusing, choose(hospital, {type, hospital_id, {}})));
     });
   };
+  const auto stored = [&] {
+    return run_blocking(db->read([&](Tx& tx) {
+      return tx.get<PlanRepo>().find_plan({EntityKind::hospital, hospital_id});
+    }));
+  };
+  const auto before = stored();
+  clock.advance(std::chrono::minutes(1));
   EXPECT_EQ(refused(PlanType::pro), "402 Your card was declined");
-  EXPECT_EQ(pending(), std::nullopt);
+  EXPECT_EQ(stored(), before);  // as it was, its updated_at too
 
   // Two choices, both refused (an outage), the second a withdrawal: nothing is left pending.
   const auto pro = choose(hospital, {PlanType::pro, hospital_id, {}});
