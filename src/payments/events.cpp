@@ -461,8 +461,9 @@ class EventEffects {
     }
     const auto* transitions = child(object_, "status_transitions");
     const auto paid_at = transitions ? integer(*transitions, "paid_at") : std::nullopt;
-    // Stripe's time, after 1970, else the event's own.
-    p.paid_at = TimePoint(std::chrono::seconds(paid_at > 0 ? *paid_at : event_.created));
+    // Stripe's time, if one (after 1970, before the latest an event may have), else the event's.
+    p.paid_at = TimePoint(
+        std::chrono::seconds(paid_at > 0 && paid_at <= kLatestCreated ? *paid_at : event_.created));
     return p;
   }
 
@@ -679,8 +680,8 @@ StripeEvent parse_event(std::string_view payload) {
   const auto type = text(event, "type");
   const auto created = integer(event, "created");
   auto* data = event.if_contains("data");
-  if (!id || !type || !created || *created <= 0 || !plausible_id(*id) || !plausible_id(*type) ||
-      !data || !data->is_object())
+  if (!id || !type || !created || *created <= 0 || *created > kLatestCreated ||
+      !plausible_id(*id) || !plausible_id(*type) || !data || !data->is_object())
     throw invalid();
   auto* object = data->get_object().if_contains("object");
   if (!object || !object->is_object()) throw invalid();

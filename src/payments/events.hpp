@@ -29,8 +29,13 @@ struct StripeEvent {
   InboxEvent inbox() const { return {id, type, created, payload}; }
 };
 
+// The latest `created` an event may have (2200-01-01): past any real event, and a time every
+// TimePoint (64-bit nanoseconds, to 2262) holds.
+inline constexpr std::int64_t kLatestCreated = 7'258'118'400;
+
 // The event in `payload` (already verified). 400 "Invalid webhook payload" when it is not an
-// event: not JSON, or no string id and type, or no numeric created, or no data.object.
+// event: not JSON, or no string id and type, or no created from 1970 to kLatestCreated, or no
+// data.object.
 StripeEvent parse_event(std::string_view payload);
 
 struct EventRules {

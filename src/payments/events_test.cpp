@@ -5,10 +5,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <limits>
 #include <map>
 #include <thread>
 
@@ -775,15 +777,24 @@ TEST_P(Events, AnInvoiceWithAnImpossibleAmountRecordsNoPayment) {
   EXPECT_EQ(payments()[0].amount, 999'999'999'999);
 }
 
-// A paid_at before 1970 is no time Stripe sends: the payment is dated by the event.
-TEST_P(Events, APaidAtBefore1970IsTheEventsTime) {
+// A paid_at before 1970, or after the latest an event may be dated, is no time Stripe sends
+// (the largest overflowed a TimePoint into 1969): the payment is dated by the event.
+TEST_P(Events, APaidAtBefore1970OrPast2200IsTheEventsTime) {
   apply(checkout_completed());
-  auto paid = invoice_object("invoice.payment_succeeded", unique_id("in"));
-  paid["status_transitions"] = {{"paid_at", -86400}};
-  const auto e = event("invoice.payment_succeeded", std::move(paid));
-  EXPECT_EQ(apply(e), AuditStatus::ok);
-  ASSERT_EQ(payments().size(), 1u);
-  EXPECT_EQ(payments()[0].paid_at, TimePoint(std::chrono::seconds(e.created)));
+  for (const std::int64_t paid_at :
+       {std::int64_t{-86400}, kLatestCreated + 1, std::numeric_limits<std::int64_t>::max()}) {
+    SCOPED_TRACE(paid_at);
+    const auto invoice = unique_id("in");
+    auto paid = invoice_object("invoice.payment_succeeded", invoice);
+    paid["status_transitions"] = {{"paid_at", paid_at}};
+    const auto e = event("invoice.payment_succeeded", std::move(paid));
+    EXPECT_EQ(apply(e), AuditStatus::ok);
+    const auto rows = payments();
+    const auto recorded = std::find_if(rows.begin(), rows.end(),
+                                       [&](const Payment& p) { return p.invoice_id == invoice; });
+    ASSERT_NE(recorded, rows.end());
+    EXPECT_EQ(recorded->paid_at, TimePoint(std::chrono::seconds(e.created)));
+  }
 }
 
 TEST_P(Events, AFailedPaymentSuspendsAndTheNextPaymentReactivates) {
@@ -1591,6 +1602,9 @@ TEST(ParseEvent, RefusesWhatIsNotAnEvent) {
         R"({"id":1,"type":"x","created":1,"data":{"object":{}}})",
         R"({"id":"evt_1","type":"x","created":0,"data":{"object":{}}})",
         R"({"id":"evt_1","type":"x","created":-5,"data":{"object":{}}})",
+        // After 2200 (which no TimePoint holds from 2262 on, and no Stripe event is).
+        R"({"id":"evt_1","type":"x","created":7258118401,"data":{"object":{}}})",
+        R"({"id":"evt_1","type":"x","created":9223372036854775807,"data":{"object":{}}})",
         R"({"id":"evt_1","type":"x","created":1,"data":{"object":[]}})",
         // U+0000 in a string, which PostgreSQL cannot store: never Stripe's.
         R"({"id":"evt_1","type":"x","created":1,"data":{"object":{"a":"\u0000"}}})",
@@ -1610,6 +1624,9 @@ TEST(ParseEvent, RefusesWhatIsNotAnEvent) {
           .object.at("a")
           .as_string(),
       "\\u0000");
+  EXPECT_EQ(
+      parse_event(R"({"id":"evt_1","type":"x","created":7258118400,"data":{"object":{}}})").created,
+      kLatestCreated);
   const auto e = parse_event(R"({"id":"evt_1","type":"x","created":7,"data":{"object":{"a":1}}})");
   EXPECT_EQ(e.id, "evt_1");
   EXPECT_EQ(e.created, 7);
