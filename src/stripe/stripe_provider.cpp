@@ -188,9 +188,11 @@ asio::awaitable<Subscription> StripeProvider::change_price(std::string id, std::
                   .path = "/v1/subscriptions/" + path_segment(id)};
   request.params.add("items[0][id]", current.item_id)
       .add("items[0][price]", price_id)
-      .add("proration_behavior", "create_prorations")
-      // A change of interval is invoiced at once: a card that fails it refuses the change (402),
-      // as the local provider does, rather than leave the subscription past_due.
+      // Invoiced at once, so that no plan is had before it is paid for (a dearer plan prorated
+      // onto the next invoice could be used for a period, then left unpaid); a card that fails
+      // refuses the change (402), as the local provider does, rather than leave the
+      // subscription past_due. A cheaper price leaves a credit for the next invoice.
+      .add("proration_behavior", "always_invoice")
       .add("payment_behavior", "error_if_incomplete")
       .add("metadata[plan]", name_of(plan_type))
       .add("metadata[cycle]", name_of(cycle));

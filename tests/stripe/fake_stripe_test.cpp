@@ -225,7 +225,7 @@ TEST_F(StripeProviderFake, ChangesThePriceOfTheSubscriptionsOneItem) {
   EXPECT_EQ(requests[1].target, "/v1/subscriptions/sub_1");
   EXPECT_EQ(requests[1].body,
             "items%5B0%5D%5Bid%5D=si_1&items%5B0%5D%5Bprice%5D=price_new"
-            "&proration_behavior=create_prorations&payment_behavior=error_if_incomplete"
+            "&proration_behavior=always_invoice&payment_behavior=error_if_incomplete"
             "&metadata%5Bplan%5D=pro"
             "&metadata%5Bcycle%5D=yearly");
 

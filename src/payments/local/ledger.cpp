@@ -125,7 +125,7 @@ std::string_view billing_reason(InvoicePurpose purpose) {
     case InvoicePurpose::renewal:
       return "subscription_cycle";
     case InvoicePurpose::interval_change:
-    case InvoicePurpose::prorations_owed:
+    case InvoicePurpose::price_change:
       break;
   }
   return kProrationsOnly;
@@ -312,7 +312,7 @@ Cents Ledger::due_at_checkout(const CheckoutSession& session) const {
 InvoiceRecord& Ledger::invoice_for(const Subscription& subscription, InvoicePurpose purpose,
                                    std::int64_t now) {
   std::string id = new_id("in_");
-  const bool bills_period = purpose != InvoicePurpose::prorations_owed;
+  const bool bills_period = purpose != InvoicePurpose::price_change;
   Cents total = bills_period ? amount_of(subscription.price_id) : 0;
   Cents starting_balance = 0;
   for (InvoiceItem& item : invoice_items_.rows()) {
@@ -538,36 +538,39 @@ WithEvents<Subscription> Ledger::change_price(std::string_view id, std::string_v
   const std::int64_t at = unix_seconds(now);
   const BillingCycle new_cycle = plan_of(price_id).cycle;
   const bool new_interval = new_cycle != plan_of(subscription.price_id).cycle;
-  if (new_interval) {
-    // The new period is charged at once: a card that would fail it refuses the change, which
-    // then changes nothing (Stripe's payment_behavior error_if_incomplete); nor does a period
-    // start while one is unpaid.
-    if (subscription.status != "active") throw provider_errors::rejected();
-    Cents due = amount_of(price_id) - rest_of_period(subscription, subscription.price_id, at);
-    for (const InvoiceItem& item : invoice_items_.rows())
-      if (invoiced_next(item, subscription)) due += item.amount;
-    const Card& card = customers_.at(subscription.customer, provider_errors::no_such_customer).card;
-    if (charged_for(due) > 0) require_paid(charge_result(card, Charging::on_file, now));
-  }
+  // Charged at once (Stripe's proration_behavior always_invoice), so that no plan is had before
+  // it is paid for: the rest of the period at the new price, or with a change of interval a new
+  // period, less the unused rest at the old one. A card that would fail refuses the change, which
+  // then changes nothing (Stripe's payment_behavior error_if_incomplete); nor does a price change
+  // while an invoice is unpaid. A cheaper price leaves a credit for the next invoice.
+  if (subscription.status != "active") throw provider_errors::rejected();
+  const bool in_period = subscription.current_period_end > at;
+  Cents due = (new_interval ? amount_of(price_id) : rest_of_period(subscription, price_id, at)) -
+              rest_of_period(subscription, subscription.price_id, at);
+  for (const InvoiceItem& item : invoice_items_.rows())
+    if (invoiced_next(item, subscription)) due += item.amount;
+  const Card& card = customers_.at(subscription.customer, provider_errors::no_such_customer).card;
+  if (charged_for(due) > 0) require_paid(charge_result(card, Charging::on_file, now));
+
   json::object previous{{"items", items_object(subscription)},
                         {"metadata", metadata_object(subscription.metadata)}};
-  // Prorated for the rest of the period (proration_behavior create_prorations): billed with the
-  // next invoice, or at once with a change of interval, which starts a period now, as Stripe's
-  // does.
   prorate(subscription, price_id, at, new_interval ? Proration::credit : Proration::both);
   subscription.price_id = price_id;
   set_metadata(subscription.metadata, "plan", name_of(plan_type));
   set_metadata(subscription.metadata, "cycle", name_of(cycle));
-  if (!new_interval)
-    return {subscription,
-            {make_event("customer.subscription.updated", subscription_object(subscription), at,
-                        std::move(previous))}};
-  previous["current_period_start"] = subscription.current_period_start;
-  previous["current_period_end"] = subscription.current_period_end;
-  subscription.billing_cycle_anchor = subscription.current_period_start = at;
-  subscription.current_period_end = period_end_after(at, new_cycle, at);
+  if (new_interval) {  // a period starts now, as Stripe's does
+    previous["current_period_start"] = subscription.current_period_start;
+    previous["current_period_end"] = subscription.current_period_end;
+    subscription.billing_cycle_anchor = subscription.current_period_start = at;
+    subscription.current_period_end = period_end_after(at, new_cycle, at);
+  }
   WithEvents<RenewalReport> charged;
-  charge(subscription, invoice_for(subscription, InvoicePurpose::interval_change, at), at, charged);
+  if (new_interval || in_period)
+    charge(subscription,
+           invoice_for(
+               subscription,
+               new_interval ? InvoicePurpose::interval_change : InvoicePurpose::price_change, at),
+           at, charged);
   charged.events.insert(charged.events.begin(),
                         make_event("customer.subscription.updated",
                                    subscription_object(subscription), at, std::move(previous)));
@@ -653,9 +656,9 @@ void Ledger::reactivate(Subscription& subscription, std::int64_t now, Events& ev
 }
 
 // An invoice it left unpaid was for a period its plan spent suspended, without service: voided,
-// not payable for nothing once the subscription is gone. The prorations on it were for time
-// served before that; they are collected, with those still owed, in a last invoice, as Stripe's
-// are at the period's end (a credit they leave goes to the customer's next invoice).
+// not payable for nothing once the subscription is gone. The customer's balance it took in (a
+// credit or a debit carried) is theirs again, for their next invoice. Nothing else is owed:
+// prorations are invoiced when the price changes.
 void Ledger::end(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out) {
   subscription.status = "canceled";
   ++out.value.cancelled;
@@ -669,16 +672,6 @@ void Ledger::end(Subscription& subscription, std::int64_t now, WithEvents<Renewa
     }
   out.events.push_back(
       make_event("customer.subscription.deleted", subscription_object(subscription), now));
-  // After the deletion (Stripe does not promise an order): the last invoice's payment is then
-  // recorded against the cancelled plan, where before it a paid one would reactivate a
-  // suspended plan for a moment, and a failed one suspend an active plan.
-  // Prorations, not a balance carried from an invoice (a customer's, not an invoice's own).
-  const bool owes_prorations = std::any_of(
-      invoice_items_.rows().begin(), invoice_items_.rows().end(), [&](const InvoiceItem& i) {
-        return i.subscription == subscription.id && !i.invoice && !i.price_id.empty();
-      });
-  if (owes_prorations)
-    charge(subscription, invoice_for(subscription, InvoicePurpose::prorations_owed, now), now, out);
 }
 
 // Charges the card on file for `invoice` (nothing to charge: paid as it is), and says how it went.

@@ -30,7 +30,7 @@ enum class InvoicePurpose {
   checkout,         // the first period
   renewal,          // the next period
   interval_change,  // a period at the new interval, from now
-  prorations_owed,  // nothing more: the subscription's end
+  price_change,     // prorations alone: the rest of the period at a new price
 };
 
 // The kinds of stored object (LocalObject::kind) the ledger keeps.
