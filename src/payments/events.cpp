@@ -254,6 +254,26 @@ class EventEffects {
     return std::nullopt;
   }
 
+  // Whether the subscription or the customer is known as another entity's than `entity`, the
+  // one an event's metadata names for them: such an event (signed, yet naming the wrong entity)
+  // is not taken, or it would record a payment for an entity that does not make it, and show
+  // that entity the subscription and invoices of another. Read only when the entity's plan does
+  // not follow the subscription already (a first invoice, a first checkout).
+  bool anothers(const EntityRef& entity, std::optional<std::string_view> subscription,
+                std::optional<std::string_view> customer) {
+    const auto other = [&](const EntityRef& owner) { return !(owner == entity); };
+    if (subscription && plausible_id(*subscription)) {
+      if (const auto plan = plans().find_plan_by_subscription(*subscription))
+        if (other(plan->owner)) return true;
+      if (const auto known = plans().find_other_subscription(*subscription))
+        if (other(known->owner)) return true;
+    }
+    if (customer && plausible_id(*customer))
+      if (const auto plan = plans().find_plan_by_customer(*customer))
+        if (other(plan->owner)) return true;
+    return false;
+  }
+
   // The owner, locked, of the plan that holds `subscription` or of whom it is another
   // subscription, if either is known.
   std::optional<EntityRef> subscription_owner(std::optional<std::string_view> subscription) {
@@ -308,6 +328,8 @@ class EventEffects {
     // prepare_event created the entity's row if it was new, and holds it.
     const auto before = plans().find_plan(*entity);
     const bool follows = before && before->stripe_subscription_id == *subscription;
+    if (!follows && anothers(*entity, subscription, customer))
+      return ignored("the subscription or customer is another entity's");
     if (follows && before->status == PlanStatus::cancelled)
       return {AuditStatus::stale, "the subscription was deleted"};
     if (follows && stale(*before)) return {AuditStatus::stale, "older than the plan's last event"};
@@ -471,14 +493,17 @@ class EventEffects {
     if (const auto why = why_no_payment()) return ignored(std::string(*why));
     const auto entity = invoice_entity();
     if (!entity) return ignored("no entity for the invoice");
+    const auto subscription = invoice_subscription(object_);
+    auto before = plans().find_plan(*entity);
+    const bool follows = before && subscription && before->stripe_subscription_id == *subscription;
+    if (!follows && anothers(*entity, subscription, text(object_, "customer"))) {
+      withdraw_payment(&EventEffects::invoice_paid);  // what queue_payment sent ahead
+      return ignored("the subscription or customer is another entity's");
+    }
     // Recorded whatever follows: queue_payment sent it ahead on these same conditions.
     const bool recorded = tx_.get<PaymentRepo>().record_payment(payment_of(*entity));
     Outcome outcome{AuditStatus::ok, recorded ? "payment recorded" : "payment already recorded"};
-
-    const auto subscription = invoice_subscription(object_);
-    auto before = plans().find_plan(*entity);
-    if (!before || !subscription || before->stripe_subscription_id != *subscription)
-      return outcome;  // the checkout completion, when it comes, activates the plan
+    if (!follows) return outcome;  // the checkout completion, when it comes, activates the plan
     if (stale(*before)) return {AuditStatus::stale, outcome.note + "; plan left as it is"};
     // A paused subscription's plan waits for its resumption: the payment changes nothing of it,
     // not even its event time, which a resumption sent before the payment must still pass.

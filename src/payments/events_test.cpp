@@ -777,6 +777,48 @@ TEST_P(Events, AnInvoiceWithAnImpossibleAmountRecordsNoPayment) {
   EXPECT_EQ(payments()[0].amount, 999'999'999'999);
 }
 
+// A signed event whose metadata names another entity than the one its subscription or customer
+// is known for (metadata forged, or edited at the provider) is not taken: no payment is recorded
+// for that entity, and no plan of its follows the subscription (which would show it another's
+// subscription and invoices).
+TEST_P(Events, MetadataNamingAnotherEntityThanTheSubscriptionsIsNotTaken) {
+  apply(checkout_completed());  // the hospital's plan follows the subscription and customer
+  const EntityRef other{EntityKind::hospital, unique_id("h")};
+  run_blocking(db->transact([&](Tx& tx) { tx.get<EntityRepo>().create_entity(other, now); }));
+  const json::object named_other{
+      {"role", "hospital"}, {"role_entity_id", other.id}, {"plan", "lite"}, {"cycle", "monthly"}};
+  const auto paid_for_other = [&] {
+    auto object = invoice_object("invoice.payment_succeeded", unique_id("in"));
+    object["subscription_details"] = {{"metadata", named_other}};
+    return event("invoice.payment_succeeded", std::move(object));
+  };
+  const auto checkout_for_other = [&] {
+    auto object = checkout_completed().object;
+    object["id"] = unique_id("cs");
+    object["metadata"] = named_other;
+    return event("checkout.session.completed", std::move(object));
+  };
+  const auto others = [&] {
+    return run_blocking(db->read([&](Tx& tx) {
+      return std::pair(tx.get<PaymentRepo>().payments(other), tx.get<PlanRepo>().find_plan(other));
+    }));
+  };
+  const auto paid = paid_for_other();
+  EXPECT_EQ(apply(paid), AuditStatus::ignored);
+  EXPECT_EQ(audit(paid).at(0).note, "the subscription or customer is another entity's");
+  EXPECT_EQ(apply(checkout_for_other()), AuditStatus::ignored);
+  // Another subscription of the same customer: the customer says whose it is.
+  subscription = unique_id("sub");
+  EXPECT_EQ(apply(paid_for_other()), AuditStatus::ignored);
+  EXPECT_EQ(apply(checkout_for_other()), AuditStatus::ignored);
+  const auto [payments_of_other, plan_of_other] = others();
+  EXPECT_TRUE(payments_of_other.empty());
+  EXPECT_EQ(plan_of_other, std::nullopt);
+  // Named for its owner, such an invoice is taken.
+  EXPECT_EQ(apply(invoice("invoice.payment_succeeded", unique_id("in"))), AuditStatus::ok);
+  EXPECT_EQ(payments().size(), 1u);
+}
+
 // A paid_at before 1970, or after the latest an event may be dated, is no time Stripe sends
 // (the largest overflowed a TimePoint into 1969): the payment is dated by the event.
 TEST_P(Events, APaidAtBefore1970OrPast2200IsTheEventsTime) {
