@@ -1367,6 +1367,40 @@ TEST_F(LocalPayments, AnEndedSubscriptionsUnpaidInvoiceIsVoided) {
   EXPECT_THAT(paid.body, HasSubstr("This invoice was voided: its subscription has ended"));
 }
 
+// A ledger stored before price changes were invoiced at once may still owe prorations: the
+// subscription's end collects them, in a last invoice sent after the deletion.
+TEST_F(LocalPayments, ProrationsAnOlderLedgerOwesAreCollectedAtTheEnd) {
+  const auto subscription = subscribe();  // lite monthly
+  // The two lines an older version left pending for a change to pro at the half.
+  run_blocking(db->transact([&](Tx& tx) {
+    for (const auto& [id, price, amount] :
+         {std::tuple{"ii_older_1", "price_local_hospital_pro_monthly", 49950},
+          std::tuple{"ii_older_2", "price_local_hospital_lite_monthly", -24950}})
+      tx.get<LocalProviderRepo>().save_local_object(
+          "test",
+          {.kind = std::string(local::kind::invoice_item),
+           .id = id,
+           .version = 1,
+           .data = json::serialize(json::object{{"id", id},
+                                                {"subscription", subscription.id},
+                                                {"price_id", price},
+                                                {"amount", amount},
+                                                {"period_start", subscription.current_period_start},
+                                                {"period_end", subscription.current_period_end},
+                                                {"invoice", nullptr}})});
+  }));
+  const auto again = restarted();
+  run_blocking(again->cancel_at_period_end(subscription.id));
+  delivered.clear();
+  run_blocking(again->advance(std::chrono::days(31)));
+  ASSERT_THAT(delivered_types(),
+              ElementsAre("customer.subscription.deleted", "invoice.payment_succeeded"));
+  const auto& last = delivered[1].object;
+  EXPECT_EQ(integer(last, "amount_paid"), 49950 - 24950);
+  EXPECT_EQ(text(last, "billing_reason"), "subscription_update");
+  EXPECT_EQ(last.at("lines").at("data").as_array().size(), 2u);
+}
+
 // A voided invoice still says what it billed, listed with its total.
 TEST_F(LocalPayments, AVoidedInvoiceIsListedWithWhatItBilled) {
   const auto subscription = subscribe(kFailsLater);  // lite monthly, 49,900

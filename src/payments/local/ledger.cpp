@@ -657,8 +657,9 @@ void Ledger::reactivate(Subscription& subscription, std::int64_t now, Events& ev
 
 // An invoice it left unpaid was for a period its plan spent suspended, without service: voided,
 // not payable for nothing once the subscription is gone. The customer's balance it took in (a
-// credit or a debit carried) is theirs again, for their next invoice. Nothing else is owed:
-// prorations are invoiced when the price changes.
+// credit or a debit carried) is theirs again, for their next invoice. Prorations are invoiced
+// when the price changes; those a ledger stored before that still owes (on a voided invoice too:
+// time served before the failure) are collected in a last invoice, as Stripe's are at the end.
 void Ledger::end(Subscription& subscription, std::int64_t now, WithEvents<RenewalReport>& out) {
   subscription.status = "canceled";
   ++out.value.cancelled;
@@ -672,6 +673,14 @@ void Ledger::end(Subscription& subscription, std::int64_t now, WithEvents<Renewa
     }
   out.events.push_back(
       make_event("customer.subscription.deleted", subscription_object(subscription), now));
+  // After the deletion (Stripe does not promise an order): its payment is then recorded against
+  // the cancelled plan, which it does not reactivate on the way.
+  const bool owes_prorations = std::any_of(
+      invoice_items_.rows().begin(), invoice_items_.rows().end(), [&](const InvoiceItem& i) {
+        return i.subscription == subscription.id && !i.invoice && !i.price_id.empty();
+      });
+  if (owes_prorations)
+    charge(subscription, invoice_for(subscription, InvoicePurpose::price_change, now), now, out);
 }
 
 // Charges the card on file for `invoice` (nothing to charge: paid as it is), and says how it went.

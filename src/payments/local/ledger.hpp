@@ -21,8 +21,9 @@ namespace billing::local {
 
 using Events = std::vector<Event>;  // in delivery order
 
-// The billing reason of an invoice a subscription change made (Stripe's): of a subscription's last
-// invoice, for the prorations it still owed, and of a change of interval's.
+// The billing reason of an invoice a subscription change made (Stripe's): a price change's
+// prorations, a change of interval's new period, and a subscription's last invoice of the
+// prorations a ledger stored before price changes were invoiced at once still owed.
 inline constexpr std::string_view kProrationsOnly = "subscription_update";
 
 // What an invoice bills, with the subscription's pending items.
@@ -139,9 +140,9 @@ class Ledger {
   // The subscription's invoice for its current period, with its pending invoice items.
   InvoiceRecord& invoice_for(const Subscription& subscription, InvoicePurpose purpose,
                              std::int64_t now);
-  // Prorations of a price change at `now` for the next invoice: the rest of the period at the new
-  // price and a credit for it at the old one, or the credit alone (a change of interval, which
-  // bills a new period instead).
+  // Prorations of a price change at `now`, for the invoice made then: the rest of the period at
+  // the new price and a credit for it at the old one, or the credit alone (a change of interval,
+  // which bills a new period instead).
   enum class Proration { both, credit };
   void prorate(const Subscription& subscription, std::string_view new_price_id, std::int64_t now,
                Proration lines);

@@ -35,8 +35,8 @@ struct CheckoutSession {
   // awaiting_authentication: what the bank's question named, what confirming may charge
   std::optional<Cents> due_to_confirm;
   std::string subscription_id;  // complete: the subscription it created
-  // complete: what its first invoice charged, the account's balance (a credit left by an ended
-  // subscription, prorations owed) taken in; none for a session saved before this was kept
+  // complete: what its first invoice charged, the account's balance (a credit, or a debit below
+  // the smallest charge) taken in; none for a session saved before this was kept
   std::optional<Cents> amount_paid;
 };
 
@@ -56,7 +56,7 @@ struct InvoiceRecord {
   Invoice invoice;
   std::string billing_reason;  // subscription_create, subscription_cycle, subscription_update
   // A change of interval's (subscription_update): it bills the new period, where the other
-  // subscription_update invoice bills the prorations owed alone.
+  // subscription_update invoices bill prorations alone.
   bool starts_period = false;
   std::string price_id;
   std::int64_t period_start = 0;
@@ -70,9 +70,9 @@ struct InvoiceRecord {
   std::optional<std::int64_t> next_payment_attempt;
 };
 
-// A line waiting for its subscription's next invoice, as Stripe's pending invoice items: a price
-// changed mid-period leaves two (prorations), the rest of the period at the old price as a credit
-// (negative) and at the new price as a charge.
+// A line of an invoice, or waiting for the customer's next one, as Stripe's invoice items: a price
+// changed mid-period makes two (prorations, invoiced at once), the rest of the period at the old
+// price as a credit (negative) and at the new price as a charge; a balance carried has no price.
 struct InvoiceItem {
   std::string id;
   std::string subscription;
