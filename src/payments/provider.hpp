@@ -32,6 +32,7 @@ struct CheckoutRequest {
   std::string cancel_url;
   // Sent as metadata role, role_entity_id, plan, cycle (on the session and on the
   // subscription it creates) and as client_reference_id = entity.id.
+  friend bool operator==(const CheckoutRequest&, const CheckoutRequest&) = default;
 };
 
 struct Subscription {

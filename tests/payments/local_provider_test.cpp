@@ -1293,6 +1293,28 @@ TEST_F(LocalPayments, ABalanceAloneMakesNoFinalInvoice) {
   EXPECT_EQ(integer(last_delivered("invoice.payment_succeeded"), "amount_paid"), 49800);
 }
 
+// Checkout sessions do not pile up, each saved and compared on every change: past five open for
+// an entity, the same checkout asked for again is the newest such one (another entity's are its
+// own), and one never paid is dropped a week after it expired.
+TEST_F(LocalPayments, CheckoutSessionsDoNotPileUp) {
+  std::set<std::string> opened;
+  std::string newest;
+  for (int i = 0; i < 5; ++i) opened.insert(newest = open_checkout(checkout_request("h1")));
+  EXPECT_EQ(opened.size(), 5u);
+  EXPECT_EQ(open_checkout(checkout_request("h1")), newest);
+  EXPECT_EQ(open_checkout(checkout_request("h1")), newest);
+  const auto yearly = open_checkout(checkout_request("h1", BillingCycle::yearly));
+  EXPECT_NE(yearly, newest);  // another price
+  EXPECT_EQ(open_checkout(checkout_request("h1", BillingCycle::yearly)), yearly);
+  EXPECT_NE(open_checkout(checkout_request("h2")), newest);
+
+  advance(std::chrono::days(2));  // expired
+  EXPECT_EQ(call(Method::get, "/local-pay/checkout/" + newest).status, 410);
+  advance(std::chrono::days(7));
+  open_checkout(checkout_request("h3"));  // drops those expired a week ago
+  EXPECT_EQ(call(Method::get, "/local-pay/checkout/" + newest).status, 404);
+}
+
 // The bank confirms the amount it was asked about: when another checkout of the account took the
 // credit meanwhile, confirming charges nothing but says so, and paying again names the new amount.
 TEST_F(LocalPayments, AConfirmationChargesOnlyTheAmountItNamed) {

@@ -15,6 +15,7 @@ namespace {
 namespace json = boost::json;
 
 constexpr std::int64_t kDay = 24 * 60 * 60;
+constexpr std::int64_t kWeek = 7 * kDay;
 // What an invoice of `total` charges: nothing for a credit, nor below Stripe's smallest charge
 // in US dollars (50 cents); invoice_for carries such a total to the next invoice.
 Cents charged_for(Cents total) {
@@ -192,11 +193,28 @@ const CheckoutSession& Ledger::open_checkout(CheckoutRequest request, TimePoint 
   if (plan != PricedPlan{request.entity.kind, request.plan_type, request.cycle})
     throw provider_errors::rejected();
   const Cents amount = amount_of(request.price_id);
+  const std::int64_t at = unix_seconds(now);
+  // Each would be saved and compared forever: those never paid go a week after they expired, as
+  // portal links do; and past a few open at once for an entity (two tabs are fine), the same
+  // checkout asked for again is the newest such one, so that no entity can pile them up.
+  constexpr std::size_t kOpenPerEntity = 5;
+  sessions_.erase_if([at](const CheckoutSession& s) {
+    return s.state == SessionState::expired && at >= expires_at(s) + kWeek;
+  });
+  std::size_t open = 0;
+  const CheckoutSession* same = nullptr;
+  for (auto it = sessions_.rows().rbegin(); it != sessions_.rows().rend(); ++it)
+    if (it->state == SessionState::open && at < expires_at(*it) &&
+        it->request.entity == request.entity) {
+      ++open;
+      if (!same && it->request == request) same = &*it;
+    }
+  if (same && open >= kOpenPerEntity) return *same;
   return sessions_.add(CheckoutSession{.id = new_id("cs_"),
                                        .request = std::move(request),
                                        .plan_name = offer_for(plan).name,
                                        .amount = amount,
-                                       .created = unix_seconds(now)});
+                                       .created = at});
 }
 
 const CheckoutSession& Ledger::payable_session(std::string_view id, TimePoint now) const {
@@ -423,7 +441,6 @@ const PortalSession& Ledger::open_portal(std::string_view customer_id, std::stri
   customers_.at(customer_id, provider_errors::no_such_customer);
   // Those expired a week ago go (each would be saved and compared forever); a link expired since
   // less still says so rather than "no such session".
-  constexpr std::int64_t kWeek = 7 * 24 * 60 * 60;
   portals_.erase_if(
       [at = unix_seconds(now)](const PortalSession& p) { return at >= expires_at(p) + kWeek; });
   return portals_.add(PortalSession{.id = new_id("bps_"),
