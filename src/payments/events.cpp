@@ -259,8 +259,8 @@ class EventEffects {
   // is not taken, or it would record a payment for an entity that does not make it, and show
   // that entity the subscription and invoices of another. Read only when the entity's plan does
   // not follow the subscription already (a first invoice, a first checkout).
-  bool anothers(const EntityRef& entity, std::optional<std::string_view> subscription,
-                std::optional<std::string_view> customer) {
+  bool belongs_to_another(const EntityRef& entity, std::optional<std::string_view> subscription,
+                          std::optional<std::string_view> customer) {
     const auto other = [&](const EntityRef& owner) { return !(owner == entity); };
     if (subscription && plausible_id(*subscription)) {
       if (const auto plan = plans().find_plan_by_subscription(*subscription))
@@ -328,7 +328,7 @@ class EventEffects {
     // prepare_event created the entity's row if it was new, and holds it.
     const auto before = plans().find_plan(*entity);
     const bool follows = before && before->stripe_subscription_id == *subscription;
-    if (!follows && anothers(*entity, subscription, customer))
+    if (!follows && belongs_to_another(*entity, subscription, customer))
       return ignored("the subscription or customer is another entity's");
     if (follows && before->status == PlanStatus::cancelled)
       return {AuditStatus::stale, "the subscription was deleted"};
@@ -496,7 +496,7 @@ class EventEffects {
     const auto subscription = invoice_subscription(object_);
     auto before = plans().find_plan(*entity);
     const bool follows = before && subscription && before->stripe_subscription_id == *subscription;
-    if (!follows && anothers(*entity, subscription, text(object_, "customer"))) {
+    if (!follows && belongs_to_another(*entity, subscription, text(object_, "customer"))) {
       withdraw_payment(&EventEffects::invoice_paid);  // what queue_payment sent ahead
       return ignored("the subscription or customer is another entity's");
     }

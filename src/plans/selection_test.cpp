@@ -256,22 +256,17 @@ TEST_P(PlanRules, AChoiceTheProviderRefusesIsNotLeftPending) {
   auto paid = select(admin, {PlanType::lite, hospital_id, std::nullopt});
   paid.stripe_subscription_id = "sub_1";
   run_blocking(db->transact([&](Tx& tx) { tx.get<PlanRepo>().save_plan(paid); }));
-  const auto pending = [&] {
+  const auto stored = [&] {
     return run_blocking(db->read([&](Tx& tx) {
-             return tx.get<PlanRepo>().find_plan({EntityKind::hospital, hospital_id});
-           }))
-        ->pending_plan_type;
+      return tx.get<PlanRepo>().find_plan({EntityKind::hospital, hospital_id});
+    }));
   };
+  const auto pending = [&] { return stored()->pending_plan_type; };
   RefusingSubscriptions refusing;
   const auto refused = [&](PlanType type) {
     return error_of([&] {
       run_blocking(price_subscription(*db, refusing, choose(hospital, {type, hospital_id, {}})));
     });
-  };
-  const auto stored = [&] {
-    return run_blocking(db->read([&](Tx& tx) {
-      return tx.get<PlanRepo>().find_plan({EntityKind::hospital, hospital_id});
-    }));
   };
   const auto before = stored();
   clock.advance(std::chrono::minutes(1));
