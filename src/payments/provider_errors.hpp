@@ -36,6 +36,12 @@ inline ApiError no_such_customer(std::string_view id) {
 inline ApiError no_such_invoice(std::string_view id) {
   return ApiError(404, std::string("No such invoice: ").append(id));
 }
+// The local provider changes no price while an invoice is unpaid (its plan is suspended then).
+inline ApiError subscription_unpaid() {
+  return ApiError(409,
+                  "The subscription has an unpaid invoice: settle it in the billing portal "
+                  "(POST /stripe/portal-link) first");
+}
 // Stripe changes nothing on a canceled subscription (it answers a generic invalid request).
 inline ApiError subscription_canceled() {
   return ApiError(409, "Subscription is already canceled");

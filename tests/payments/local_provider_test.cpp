@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <set>
@@ -243,14 +245,18 @@ class LocalPayments : public ::testing::Test {
   }
 
   // The provider as a restart makes it: a new one on the same database and account, resumed.
-  std::unique_ptr<LocalProvider> restarted() {
-    auto again = std::make_unique<LocalProvider>(
-        catalog(), prices, clock, *db, "test", std::string(kSecret), std::string(kBaseUrl),
+  std::unique_ptr<LocalProvider> restarted(const Catalog& offering = catalog()) {
+    auto again = another(offering);
+    run_blocking(again->resume());
+    return again;
+  }
+  // A provider on the same database and account, not resumed.
+  std::unique_ptr<LocalProvider> another(const Catalog& offering) {
+    return std::make_unique<LocalProvider>(
+        offering, prices, clock, *db, "test", std::string(kSecret), std::string(kBaseUrl),
         [this](std::string signature, std::string payload) {
           return receive(std::move(signature), std::move(payload));
         });
-    run_blocking(again->resume());
-    return again;
   }
 };
 
@@ -985,6 +991,26 @@ TEST_F(LocalPayments, AChangeOfPriceTheCardWouldFailIsRefused) {
   }
 }
 
+// While an invoice is unpaid no price changes (the plan is suspended then, and select answers
+// 409 first): the same 409 when the provider is asked anyway, nothing charged or changed.
+TEST_F(LocalPayments, APastDueSubscriptionChangesNoPrice) {
+  const auto subscription = subscribe(kFailsLater);
+  EXPECT_EQ(advance(std::chrono::days(31)).failed, 1);
+  delivered.clear();
+  try {
+    run_blocking(provider.change_price(subscription.id, "price_local_hospital_pro_monthly",
+                                       PlanType::pro, BillingCycle::monthly));
+    ADD_FAILURE() << "changed";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 409);
+    EXPECT_THAT(std::string(e.detail.as_string()), HasSubstr("unpaid invoice"));
+  }
+  EXPECT_TRUE(delivered.empty());
+  const auto unchanged = run_blocking(provider.get_subscription(subscription.id));
+  EXPECT_EQ(unchanged.price_id, subscription.price_id);
+  EXPECT_EQ(unchanged.status, "past_due");
+}
+
 // Back from yearly to monthly: the unused rest of the year is more than a month, so the change's
 // invoice charges nothing and the credit left is the customer's, taken by the invoices after it.
 TEST_F(LocalPayments, BackToMonthlyTheUnusedYearIsCreditedToTheCustomer) {
@@ -1603,25 +1629,117 @@ TEST_F(LocalPayments, RefusedEventsAreKeptAndDeliveredLater) {
   EXPECT_TRUE(delivered.empty());
 }
 
-// A change the database refuses fails its call, and its events are not sent; the provider's next
-// change saves everything again, and they go out then.
-TEST_F(LocalPayments, AChangeNotSavedSendsNothingAndTheNextChangeSavesIt) {
+// A change the database refuses fails its call and is undone: nothing is sent, and no later
+// change saves it (a caller told it failed would otherwise have it happen after all). Made again
+// once the database takes it, it is made once.
+TEST_F(LocalPayments, AChangeTheDatabaseRefusesIsUndone) {
   const auto subscription = subscribe();
   sql("CREATE TRIGGER refuse_saves BEFORE INSERT ON local_provider_objects "
       "BEGIN SELECT RAISE(ABORT, 'disk full'); END");
   delivered.clear();
   EXPECT_THROW(run_blocking(provider.cancel_at_period_end(subscription.id)), std::runtime_error);
   EXPECT_TRUE(delivered.empty());
-  EXPECT_FALSE(run_blocking(restarted()->get_subscription(subscription.id)).cancel_at_period_end);
+  EXPECT_FALSE(run_blocking(provider.get_subscription(subscription.id)).cancel_at_period_end);
 
   sql("DROP TRIGGER refuse_saves");
   open_portal(subscription.customer);  // a change of its own, without events
+  EXPECT_TRUE(delivered.empty());
+  EXPECT_FALSE(run_blocking(restarted()->get_subscription(subscription.id)).cancel_at_period_end);
+  EXPECT_TRUE(run_blocking(provider.cancel_at_period_end(subscription.id)).cancel_at_period_end);
   EXPECT_THAT(delivered_types(), ElementsAre("customer.subscription.updated"));
   delivered.clear();
   auto again = restarted();
   EXPECT_TRUE(delivered.empty());
   EXPECT_TRUE(run_blocking(again->get_subscription(subscription.id)).cancel_at_period_end);
   EXPECT_EQ(listed(*again, subscription.customer), listed(provider, subscription.customer));
+}
+
+// The audit's double charge: a checkout paid while the database refuses the save answers an
+// error and stays payable; paid again once the database takes it, it makes one subscription,
+// charged once, and its events go out once.
+TEST_F(LocalPayments, ACheckoutPaidWhileTheDatabaseRefusesStaysPayable) {
+  const auto session = open_checkout(checkout_request());
+  sql("CREATE TRIGGER refuse_saves BEFORE INSERT ON local_provider_objects "
+      "BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+  EXPECT_THROW(pay(session, kVisa), std::runtime_error);
+  EXPECT_TRUE(delivered.empty());
+  EXPECT_NO_THROW(provider.payable_checkout(session));
+  EXPECT_TRUE(run_blocking(provider.list_subscriptions({.limit = 100})).data.empty());
+
+  sql("DROP TRIGGER refuse_saves");
+  open_checkout(checkout_request("h2"));  // a change of its own, without events
+  EXPECT_TRUE(delivered.empty());
+  const auto paid = pay(session, kVisa);
+  EXPECT_EQ(paid.status, 200) << paid.body;
+  EXPECT_THAT(delivered_types(),
+              ElementsAre("checkout.session.completed", "customer.subscription.created",
+                          "invoice.payment_succeeded"));
+  EXPECT_EQ(run_blocking(provider.list_subscriptions({.limit = 100})).data.size(), 1u);
+  EXPECT_EQ(integer(last_delivered("invoice.payment_succeeded"), "amount_paid"), 49900);
+  EXPECT_EQ(pay(session, kVisa).status, 409);
+}
+
+// An advance the database refuses moves no clock and renews nothing.
+TEST_F(LocalPayments, AnAdvanceTheDatabaseRefusesMovesNothing) {
+  const auto subscription = subscribe();
+  const auto before = provider.now();
+  sql("CREATE TRIGGER refuse_saves BEFORE UPDATE ON local_provider_objects "
+      "BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+  EXPECT_THROW(advance(std::chrono::days(31)), std::runtime_error);
+  EXPECT_TRUE(delivered.empty());
+  EXPECT_EQ(provider.now(), before);
+  EXPECT_EQ(run_blocking(provider.get_subscription(subscription.id)).current_period_end,
+            subscription.current_period_end);
+
+  sql("DROP TRIGGER refuse_saves");
+  EXPECT_EQ(advance(std::chrono::days(31)).renewed, 1);
+  EXPECT_EQ(listed(*restarted(), subscription.customer), listed(provider, subscription.customer));
+}
+
+// A catalog without a plan that live subscriptions are priced at is refused at the start (they
+// could not be renewed). A change that throws halfway, as such a renewal would, changes nothing.
+TEST_F(LocalPayments, AStartRefusesACatalogWithoutASubscribedPlan) {
+  const auto lite = subscribe(checkout_request("h1"));
+  const auto pro = subscribe(checkout_request("h2", BillingCycle::monthly, PlanType::pro));
+  std::ifstream in(BILLING_SOURCE_DIR "/config/plans.json");
+  auto plans = json::parse(std::string(std::istreambuf_iterator<char>(in), {})).as_object();
+  json::array offered;
+  for (const auto& plan : plans.at("plans").as_array())
+    if (plan.at("role").as_string() != "hospital" || plan.at("plan_type").as_string() != "pro")
+      offered.push_back(plan);
+  plans["plans"] = std::move(offered);
+  const std::string path = testing::make_temp_dir() + "/plans.json";
+  std::ofstream(path) << json::serialize(plans);
+  const Catalog without_pro = Catalog::load(path);
+  try {
+    restarted(without_pro);
+    ADD_FAILURE() << "started";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("LOCAL_PAYMENTS_ACCOUNT test"));
+    EXPECT_THAT(e.what(), HasSubstr("subscription " + pro.id + " is priced"));
+    EXPECT_THAT(e.what(), HasSubstr("PLANS_CONFIG"));
+  }
+
+  // Such a provider all the same (the catalog changed under a running one): a renewal of both
+  // throws at the one it cannot price, and the other's, made before, is undone with it.
+  const auto changed = another(without_pro);
+  const auto saved = [&] {
+    std::vector<std::string> lines;
+    for (const auto& object : run_blocking(
+             db->read([](Tx& tx) { return tx.get<LocalProviderRepo>().local_objects("test"); })))
+      lines.push_back(object.kind + " " + object.id + " " + object.data);
+    return lines;
+  };
+  const auto objects = saved();
+  EXPECT_THROW(run_blocking(changed->resume()), std::runtime_error);
+  const auto before = changed->now();
+  delivered.clear();
+  EXPECT_THROW(run_blocking(changed->advance(std::chrono::days(31))), ApiError);
+  EXPECT_TRUE(delivered.empty());
+  EXPECT_EQ(changed->now(), before);
+  EXPECT_EQ(run_blocking(changed->get_subscription(lite.id)).current_period_end,
+            lite.current_period_end);
+  EXPECT_EQ(saved(), objects);
 }
 
 // An event the webhook accepted but the database did not forget goes out again at the next

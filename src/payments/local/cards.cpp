@@ -90,19 +90,24 @@ ChargeResult charge_result(const Card& card, Charging when, TimePoint now) {
   return ChargeResult::declined;
 }
 
-void require_paid(ChargeResult result) {
+std::optional<ApiError> refusal_of(ChargeResult result) {
   switch (result) {
     case ChargeResult::paid:
-      return;
+      return std::nullopt;
     case ChargeResult::declined:
-      throw provider_errors::card_declined();
+      return provider_errors::card_declined();
     case ChargeResult::insufficient_funds:
-      throw provider_errors::insufficient_funds();
+      return provider_errors::insufficient_funds();
     case ChargeResult::needs_authentication:
-      throw provider_errors::authentication_required();
+      return provider_errors::authentication_required();
     case ChargeResult::expired:
-      throw card_expired();
+      return card_expired();
   }
+  return std::nullopt;
+}
+
+void require_paid(ChargeResult result) {
+  if (auto refusal = refusal_of(result)) throw std::move(*refusal);
 }
 
 }  // namespace billing::local

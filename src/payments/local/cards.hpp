@@ -3,9 +3,11 @@
 // Only these numbers are accepted: the local provider is for trying the paid flow, and a real
 // card number typed into it by mistake is refused rather than kept.
 #include <array>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "kit/api_error.hpp"
 #include "kit/clock.hpp"
 
 namespace billing::local {
@@ -58,7 +60,9 @@ enum class ChargeResult { paid, declined, insufficient_funds, needs_authenticati
 // (Stripe's expired_card) whatever its number.
 ChargeResult charge_result(const Card& card, Charging when, TimePoint now);
 
-// Throws the ApiError (402) a failed charge shows the customer; nothing for `paid`.
+// The ApiError (402) a failed charge shows the customer; none for `paid`.
+std::optional<ApiError> refusal_of(ChargeResult result);
+// Throws refusal_of(result), if any.
 void require_paid(ChargeResult result);
 
 }  // namespace billing::local

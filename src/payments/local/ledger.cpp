@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <stdexcept>
 #include <type_traits>
 
 #include "kit/crypto.hpp"
@@ -161,7 +162,7 @@ std::optional<std::int64_t> next_payment_attempt(const InvoiceRecord& invoice) {
 }  // namespace
 
 Ledger::Ledger(const Catalog& catalog, PriceMap prices)
-    : catalog_(catalog), prices_(std::move(prices)) {}
+    : catalog_(&catalog), prices_(std::move(prices)) {}
 
 PricedPlan Ledger::plan_of(std::string_view price_id) const {
   const auto plan = prices_.plan_for(price_id);
@@ -170,17 +171,26 @@ PricedPlan Ledger::plan_of(std::string_view price_id) const {
 }
 
 const PlanOffer& Ledger::offer_for(const PricedPlan& plan) const {
-  const PlanOffer* offer = catalog_.find(plan.role, plan.plan_type);
+  const PlanOffer* offer = catalog_->find(plan.role, plan.plan_type);
   if (!offer) throw provider_errors::rejected();
   return *offer;
 }
 
 std::optional<Cents> Ledger::price_amount(std::string_view price_id) const {
   const auto plan = prices_.plan_for(price_id);
-  const PlanOffer* offer = plan ? catalog_.find(plan->role, plan->plan_type) : nullptr;
+  const PlanOffer* offer = plan ? catalog_->find(plan->role, plan->plan_type) : nullptr;
   if (!offer) return std::nullopt;
   return plan->cycle == BillingCycle::monthly ? offer->price_monthly_cents
                                               : offer->price_yearly_cents;
+}
+
+void Ledger::require_offered_prices() const {
+  for (const Subscription& subscription : subscriptions_.rows())
+    if (subscription.status != "canceled" && !price_amount(subscription.price_id))
+      throw std::runtime_error("subscription " + subscription.id + " is priced " +
+                               subscription.price_id +
+                               ", of a plan the catalog (PLANS_CONFIG) does not offer: put the "
+                               "plan back in the catalog to renew it");
 }
 
 Cents Ledger::amount_of(std::string_view price_id) const {
@@ -234,7 +244,8 @@ WithEvents<CheckoutSession> Ledger::pay_checkout(std::string_view id, const Card
     session.due_to_confirm = due_at_checkout(session);
     return {session, {}};
   }
-  require_paid(result);
+  // Refused, the card awaiting authentication is replaced all the same.
+  if (auto refusal = refusal_of(result)) return {session, {}, std::move(refusal)};
   return complete_checkout(session, card, unix_seconds(now));
 }
 
@@ -485,7 +496,8 @@ WithEvents<std::optional<PaymentToConfirm>> Ledger::pay_invoice(std::string_view
         PaymentToConfirm{invoice.invoice.id, invoice.invoice.amount_due, card};
     return {portal.payment_to_confirm, {}};
   }
-  require_paid(result);
+  // Refused, the payment awaiting authentication is replaced all the same.
+  if (auto refusal = refusal_of(result)) return {std::nullopt, {}, std::move(refusal)};
   return {std::nullopt, settle_invoice(portal, invoice, card, now)};
 }
 
@@ -560,7 +572,7 @@ WithEvents<Subscription> Ledger::change_price(std::string_view id, std::string_v
   // period, less the unused rest at the old one. A card that would fail refuses the change, which
   // then changes nothing (Stripe's payment_behavior error_if_incomplete); nor does a price change
   // while an invoice is unpaid. A cheaper price leaves a credit for the next invoice.
-  if (subscription.status != "active") throw provider_errors::rejected();
+  if (subscription.status != "active") throw provider_errors::subscription_unpaid();
   const bool in_period = subscription.current_period_end > at;
   Cents due = (new_interval ? amount_of(price_id) : rest_of_period(subscription, price_id, at)) -
               rest_of_period(subscription, subscription.price_id, at);

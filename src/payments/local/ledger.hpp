@@ -11,6 +11,7 @@
 
 #include <boost/json/object.hpp>
 
+#include "kit/api_error.hpp"
 #include "kit/clock.hpp"
 #include "payments/local/records.hpp"
 #include "payments/local/repo.hpp"
@@ -49,6 +50,9 @@ template <class T>
 struct WithEvents {
   T value;
   Events events;
+  // A payment refused (a declined card, say) by a change that is kept all the same: thrown once
+  // the change is saved.
+  std::optional<ApiError> refusal;
 };
 
 struct RenewalReport {
@@ -115,6 +119,10 @@ class Ledger {
   // Adds an object objects() gave, at start-up. Throws std::runtime_error for a kind the ledger
   // does not keep, boost::system::system_error for data it cannot read.
   void restore(const LocalObject& object);
+  // Throws std::runtime_error naming a subscription not canceled whose price is of no plan the
+  // catalog offers (a plan taken out of it): it could not be renewed, nor any renewal be made
+  // once one fails.
+  void require_offered_prices() const;
 
  private:
   PricedPlan plan_of(std::string_view price_id) const;
@@ -173,7 +181,7 @@ class Ledger {
   bool charge(const Subscription& subscription, InvoiceRecord& invoice, std::int64_t now,
               WithEvents<RenewalReport>& out);
 
-  const Catalog& catalog_;
+  const Catalog* catalog_;  // not a reference: a ledger is copied back to undo a change
   PriceMap prices_;
   Table<CheckoutSession> sessions_;
   Table<CustomerRecord> customers_;

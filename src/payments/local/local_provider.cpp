@@ -58,27 +58,55 @@ TimePoint LocalProvider::change_time_locked(std::chrono::seconds advance) {
 }
 
 template <class Change>
-auto LocalProvider::changing(Change change, std::chrono::seconds advance) {
+LocalProvider::Made<LocalProvider::ChangeValue<Change>> LocalProvider::changing(
+    Change fn, std::chrono::seconds advance) {
   std::lock_guard lock(mutex_);
-  const TimePoint now = change_time_locked(advance);
-  auto result = change(ledger_, now);
-  const auto events_made = [&](const local::Events& events) {
-    if (!events.empty()) last_events_at_ = std::chrono::floor<std::chrono::seconds>(now);
-  };
-  if constexpr (std::is_same_v<decltype(result), local::Events>) {
-    events_made(result);
-    return unsaved_locked(std::move(result));
-  } else if constexpr (requires { result.events; }) {
-    events_made(result.events);
-    return std::pair(std::move(result.value), unsaved_locked(std::move(result.events)));
-  } else {
-    return std::pair(std::move(result), unsaved_locked({}));
+  local::Ledger ledger_before = ledger_;
+  const std::chrono::seconds offset_before = offset_;
+  try {
+    const TimePoint now = change_time_locked(advance);
+    auto result = fn(ledger_, now);
+    const auto made = [&](auto value, local::Events events,
+                          std::optional<ApiError> refusal = std::nullopt) {
+      if (!events.empty()) last_events_at_ = std::chrono::floor<std::chrono::seconds>(now);
+      Made<ChangeValue<Change>> out{std::move(value), unsaved_locked(std::move(events)),
+                                    std::move(refusal)};
+      out.unsaved.ledger_before.emplace(std::move(ledger_before));
+      out.unsaved.offset_before = offset_before;
+      return out;
+    };
+    if constexpr (std::is_same_v<decltype(result), local::Events>)
+      return made(std::monostate{}, std::move(result));
+    else if constexpr (requires { result.events; })
+      return made(std::move(result.value), std::move(result.events), std::move(result.refusal));
+    else
+      return made(std::move(result), {});
+  } catch (...) {
+    // A change that throws halfway (a renewal of many subscriptions, say) changes nothing.
+    ledger_ = std::move(ledger_before);
+    offset_ = offset_before;
+    throw;
   }
+}
+
+template <class Change>
+asio::awaitable<LocalProvider::ChangeValue<Change>> LocalProvider::change(
+    Change fn, std::chrono::seconds advance) {
+  AsyncMutex::Turn turn = co_await changes_.lock();
+  auto made = changing(std::move(fn), advance);
+  co_await save(made.unsaved);
+  turn.release();
+  co_await deliver(take_saved(made.unsaved));
+  if (made.refusal) throw std::move(*made.refusal);
+  co_return std::move(made.value);
 }
 
 LocalProvider::Unsaved LocalProvider::unsaved_locked(local::Events events) {
   Unsaved unsaved;
-  for (auto& event : events) pending_.push_back({std::move(event.id), std::move(event.payload)});
+  for (auto& event : events) {
+    unsaved.events.push_back(event.id);
+    pending_.push_back({std::move(event.id), std::move(event.payload)});
+  }
   auto objects = ledger_.objects();
   objects.push_back({.kind = std::string(kClock),
                      .id = std::string(kClockId),
@@ -121,7 +149,7 @@ void LocalProvider::log_undelivered(const Refusal& refusal) {
             {{"event_id", refusal.event_id}, {"error", reason}});
 }
 
-asio::awaitable<void> LocalProvider::commit(Unsaved change) {
+asio::awaitable<void> LocalProvider::save(Unsaved& change) {
   try {
     co_await db_.transact([&](Tx& tx) {
       auto& repo = tx.get<LocalProviderRepo>();
@@ -129,22 +157,26 @@ asio::awaitable<void> LocalProvider::commit(Unsaved change) {
       for (const auto& [kind, id] : change.removed) repo.delete_local_object(account_, kind, id);
     });
   } catch (...) {
-    // Not saved after all: the next change saves every object again.
+    // Not saved: undone, and the next change saves every object again.
     std::lock_guard lock(mutex_);
+    ledger_ = std::move(*change.ledger_before);
+    offset_ = change.offset_before;
+    std::erase_if(pending_, [&](const PendingEvent& event) {
+      return std::ranges::find(change.events, event.id) != change.events.end();
+    });
     saved_.clear();
     throw;
   }
-  std::vector<PendingEvent> events;
-  {
-    // In the same hold of the mutex: redeliver() cannot take the change's events from its call.
-    std::lock_guard lock(mutex_);
-    for (const auto& object : change.objects)
-      if (object.kind == kEvent)
-        for (auto& event : pending_)
-          if (event.id == object.id) event.saved = true;
-    events = take_locked(std::nullopt);
-  }
-  co_await deliver(std::move(events));
+}
+
+std::vector<LocalProvider::PendingEvent> LocalProvider::take_saved(const Unsaved& change) {
+  // In the same hold of the mutex: redeliver() cannot take the change's events from its call.
+  std::lock_guard lock(mutex_);
+  for (const auto& object : change.objects)
+    if (object.kind == kEvent)
+      for (auto& event : pending_)
+        if (event.id == object.id) event.saved = true;
+  return take_locked(std::nullopt);
 }
 
 asio::awaitable<void> LocalProvider::redeliver(std::chrono::milliseconds tick) {
@@ -242,24 +274,28 @@ asio::awaitable<void> LocalProvider::resume() {
       saved_[{object.kind, object.id}] = object.data;
       version_ = std::max(version_, object.version);
     }
+    try {
+      ledger_.require_offered_prices();
+    } catch (const std::exception& e) {
+      throw std::runtime_error(
+          fmt::format("the local provider (LOCAL_PAYMENTS_ACCOUNT {}): {}", account_, e.what()));
+    }
   }
   co_await deliver(take(std::nullopt));
 }
 
 asio::awaitable<std::string> LocalProvider::create_checkout_session(CheckoutRequest request) {
-  auto [id, changes] = changing([&](local::Ledger& ledger, TimePoint now) {
+  auto id = co_await change([&](local::Ledger& ledger, TimePoint now) {
     return ledger.open_checkout(std::move(request), now).id;
   });
-  co_await commit(std::move(changes));
   co_return base_url_ + "/local-pay/checkout/" + id;
 }
 
 asio::awaitable<std::string> LocalProvider::create_portal_session(std::string customer_id,
                                                                   std::string return_url) {
-  auto [id, changes] = changing([&](local::Ledger& ledger, TimePoint now) {
+  auto id = co_await change([&](local::Ledger& ledger, TimePoint now) {
     return ledger.open_portal(customer_id, std::move(return_url), now).id;
   });
-  co_await commit(std::move(changes));
   co_return base_url_ + "/local-pay/portal/" + id;
 }
 
@@ -268,19 +304,15 @@ asio::awaitable<Subscription> LocalProvider::get_subscription(std::string id) {
 }
 
 asio::awaitable<Subscription> LocalProvider::cancel_at_period_end(std::string id) {
-  auto [subscription, changes] = changing(
+  co_return co_await change(
       [&](local::Ledger& ledger, TimePoint now) { return ledger.cancel_at_period_end(id, now); });
-  co_await commit(std::move(changes));
-  co_return subscription;
 }
 
 asio::awaitable<Subscription> LocalProvider::change_price(std::string id, std::string price_id,
                                                           PlanType plan_type, BillingCycle cycle) {
-  auto [subscription, changes] = changing([&](local::Ledger& ledger, TimePoint now) {
+  co_return co_await change([&](local::Ledger& ledger, TimePoint now) {
     return ledger.change_price(id, price_id, plan_type, cycle, now);
   });
-  co_await commit(std::move(changes));
-  co_return subscription;
 }
 
 asio::awaitable<Page<Invoice>> LocalProvider::list_invoices(std::string customer_id,
@@ -308,10 +340,8 @@ asio::awaitable<void> LocalProvider::check_health() {
 asio::awaitable<RenewalReport> LocalProvider::advance(std::chrono::seconds by) {
   if (by < std::chrono::seconds::zero())
     throw std::invalid_argument("the provider's clock only moves forward");
-  auto [report, changes] =
-      changing([&](local::Ledger& ledger, TimePoint now) { return ledger.renew_due(now); }, by);
-  co_await commit(std::move(changes));
-  co_return report;
+  co_return co_await change(
+      [&](local::Ledger& ledger, TimePoint now) { return ledger.renew_due(now); }, by);
 }
 
 LocalProvider::PayableCheckout LocalProvider::payable_checkout(std::string_view id) const {
@@ -322,19 +352,15 @@ LocalProvider::PayableCheckout LocalProvider::payable_checkout(std::string_view 
 
 asio::awaitable<local::CheckoutSession> LocalProvider::pay_checkout(std::string session_id,
                                                                     local::Card card) {
-  auto [session, changes] = changing([&](local::Ledger& ledger, TimePoint now) {
+  co_return co_await change([&](local::Ledger& ledger, TimePoint now) {
     return ledger.pay_checkout(session_id, card, now);
   });
-  co_await commit(std::move(changes));
-  co_return session;
 }
 
 asio::awaitable<local::CheckoutSession> LocalProvider::confirm_checkout(std::string session_id) {
-  auto [session, changes] = changing([&](local::Ledger& ledger, TimePoint now) {
+  co_return co_await change([&](local::Ledger& ledger, TimePoint now) {
     return ledger.confirm_checkout(session_id, now);
   });
-  co_await commit(std::move(changes));
-  co_return session;
 }
 
 local::PortalView LocalProvider::portal(std::string_view id) const {
@@ -344,34 +370,30 @@ local::PortalView LocalProvider::portal(std::string_view id) const {
 
 asio::awaitable<std::optional<local::PaymentToConfirm>> LocalProvider::pay_invoice(
     std::string portal_id, std::string invoice_id, local::Card card) {
-  auto [to_confirm, changes] = changing([&](local::Ledger& ledger, TimePoint now) {
+  co_return co_await change([&](local::Ledger& ledger, TimePoint now) {
     return ledger.pay_invoice(portal_id, invoice_id, card, now);
   });
-  co_await commit(std::move(changes));
-  co_return to_confirm;
 }
 
 asio::awaitable<void> LocalProvider::confirm_invoice_payment(std::string portal_id,
                                                              std::string invoice_id) {
-  co_await commit(changing([&](local::Ledger& ledger, TimePoint now) {
+  co_await change([&](local::Ledger& ledger, TimePoint now) {
     return ledger.confirm_invoice_payment(portal_id, invoice_id, now);
-  }));
+  });
 }
 
 asio::awaitable<void> LocalProvider::update_card(std::string portal_id, local::Card card) {
-  co_await commit(changing([&](local::Ledger& ledger, TimePoint now) {
+  co_await change([&](local::Ledger& ledger, TimePoint now) {
     ledger.update_card(portal_id, card, now);
     return local::Events{};
-  }));
+  });
 }
 
 asio::awaitable<Subscription> LocalProvider::cancel_from_portal(std::string portal_id,
                                                                 std::string subscription_id) {
-  auto [subscription, changes] = changing([&](local::Ledger& ledger, TimePoint now) {
+  co_return co_await change([&](local::Ledger& ledger, TimePoint now) {
     return ledger.cancel_from_portal(portal_id, subscription_id, now);
   });
-  co_await commit(std::move(changes));
-  co_return subscription;
 }
 
 }  // namespace billing

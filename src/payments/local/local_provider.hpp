@@ -16,13 +16,16 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
 #include "core/db.hpp"
 #include "http/route.hpp"
+#include "kit/async_mutex.hpp"
 #include "kit/clock.hpp"
 #include "kit/stoppable_waits.hpp"
 #include "payments/local/ledger.hpp"
@@ -32,6 +35,22 @@
 #include "plans/catalog.hpp"
 
 namespace billing {
+
+namespace local {
+// What a change of the ledger returns, less its events (std::monostate when only events).
+template <class R>
+struct ChangeValueOf {
+  using type = R;
+};
+template <class T>
+struct ChangeValueOf<WithEvents<T>> {
+  using type = T;
+};
+template <>
+struct ChangeValueOf<Events> {
+  using type = std::monostate;
+};
+}  // namespace local
 
 using RenewalReport = local::RenewalReport;
 
@@ -57,7 +76,8 @@ class LocalProvider final : public PaymentProvider {
                 DeliverEvent deliver, RedeliveryWaits redelivery = {});
 
   // Loads the objects saved before (once, at start-up, before any other call), then delivers
-  // the events that were left undelivered; one the service refuses is logged and kept.
+  // the events that were left undelivered; one the service refuses is logged and kept. Throws
+  // if an object cannot be read, or a live subscription's plan is no longer in the catalog.
   boost::asio::awaitable<void> resume();
   // As Stripe retries a delivery the service refused: every `tick`, sends again each refused
   // event whose wait (RedeliveryWaits) is over, until stop(); until the service takes it, however
@@ -123,10 +143,26 @@ class LocalProvider final : public PaymentProvider {
     std::string event_id;
     std::exception_ptr error;
   };
-  // What a change leaves to commit(): the objects to save, and the kind and id of each to delete.
+  // What a change leaves to commit(): the objects to save, the kind and id of each to delete,
+  // and what undoes it in memory should the save fail (the ledger and clock before it, and the
+  // ids of the events it made).
   struct Unsaved {
     std::vector<LocalObject> objects;
     std::vector<std::pair<std::string, std::string>> removed;
+    std::optional<local::Ledger> ledger_before;
+    std::chrono::seconds offset_before{0};
+    std::vector<std::string> events;
+  };
+  // What `Change` returns, less its events.
+  template <class Change>
+  using ChangeValue =
+      typename local::ChangeValueOf<std::invoke_result_t<Change&, local::Ledger&, TimePoint>>::type;
+  // A change's value, what it left, and the refusal to throw once it is saved.
+  template <class T>
+  struct Made {
+    T value;
+    Unsaved unsaved;
+    std::optional<ApiError> refusal;
   };
 
   TimePoint now_locked() const;
@@ -141,19 +177,28 @@ class LocalProvider final : public PaymentProvider {
   // change's events are newer than the last change's, whatever order their deliveries (which
   // overlap when two changes are made at once) arrive in.
   TimePoint change_time_locked(std::chrono::seconds advance);
-  // locked() for a change, at change_time_locked(advance): its events join the pending ones, and
-  // it returns, beside what the change returned (less its events), what commit() needs.
+  // Makes a change and saves it, one change at a time (changes_, held until it is saved): runs
+  // change(ledger, now) under the mutex at change_time_locked(advance), its events joining the
+  // pending ones, saves it, then delivers the pending events. Returns what the change returned,
+  // less its events. A change that throws, or whose save fails, is undone whole in memory
+  // (ledger, clock, events): what its caller was told failed does not happen later, with another
+  // change's save. An event the service refuses is logged and stays pending for redeliver(): the
+  // change is made, as a call to Stripe's API succeeds whatever its webhook answers (a page says
+  // "paid" once paid).
   template <class Change>
-  auto changing(Change change, std::chrono::seconds advance = std::chrono::seconds(0));
+  boost::asio::awaitable<ChangeValue<Change>> change(
+      Change change, std::chrono::seconds advance = std::chrono::seconds(0));
+  // The synchronous part of change(), under the mutex.
+  template <class Change>
+  Made<ChangeValue<Change>> changing(Change change, std::chrono::seconds advance);
   // Under the mutex: the objects (the clock and pending events among them) that differ from what
   // was saved last, each with a new version; `events` become pending first.
   Unsaved unsaved_locked(local::Events events);
-  // Saves the objects in one transaction, then delivers the pending events. An event the service
-  // refuses is logged and stays pending for redeliver(): the change is made, as a call to Stripe's
-  // API succeeds whatever its webhook answers (a page says "paid" once paid). If the save fails,
-  // the change stays made in memory, unsaved (the next change saves it), and its events go out
-  // once saved.
-  boost::asio::awaitable<void> commit(Unsaved change);
+  // Saves the change's objects in one transaction; if that fails, undoes the change in memory
+  // and throws.
+  boost::asio::awaitable<void> save(Unsaved& change);
+  // Marks the change's events saved (they may go out) and takes every saved pending event.
+  std::vector<PendingEvent> take_saved(const Unsaved& change);
   // Under the mutex: the saved pending events no deliver() is sending (of those, the ones due to
   // be sent again by `due_by`, if given), marked as being sent.
   std::vector<PendingEvent> take_locked(std::optional<TimePoint> due_by);
@@ -176,6 +221,7 @@ class LocalProvider final : public PaymentProvider {
   DeliverEvent deliver_;
   RedeliveryWaits redelivery_;
   StoppableWaits waits_;      // redeliver()'s
+  AsyncMutex changes_;        // held by a change until it is saved
   mutable std::mutex mutex_;  // never held across a co_await
   std::chrono::seconds offset_{0};
   std::chrono::sys_seconds last_events_at_{};  // the second of the last change that made events
