@@ -187,7 +187,7 @@ int main(int argc, char** argv) {
     std::cerr << "billing: configuration error: " << e.what() << "\n";
     return 2;
   } catch (const CatalogError& e) {
-    std::cerr << "billing: plan catalog error: " << e.what() << "\n";
+    std::cerr << "billing: plan catalog (PLANS_CONFIG) error: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "billing: " << e.what() << "\n";

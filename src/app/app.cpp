@@ -24,13 +24,17 @@ Router with_metrics_route(Router router, const MetricsRegistry& registry, const 
 }  // namespace
 
 std::unique_ptr<Db> open_database(const Config& config) {
-  std::unique_ptr<Db> db;
-  if (auto path = config.sqlite_path())
-    db = std::make_unique<SqliteDb>(*path);
-  else
-    db = std::make_unique<PostgresDb>(config.database_url, config.database_pool_size);
-  db->migrate();
-  return db;
+  try {
+    std::unique_ptr<Db> db;
+    if (auto path = config.sqlite_path())
+      db = std::make_unique<SqliteDb>(*path);
+    else
+      db = std::make_unique<PostgresDb>(config.database_url, config.database_pool_size);
+    db->migrate();
+    return db;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("database (DATABASE_URL): ") + e.what());
+  }
 }
 
 Router all_routes(Db& db, const Catalog& catalog, const Clock& clock, const CsrfTokens& csrf,

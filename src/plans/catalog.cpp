@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -96,6 +97,10 @@ PlanOffer parse_offer(const json::value& v, const std::string& where) {
   } else {
     bad(where, "monthly x 12 x 0.8 is not a whole number of cents; set \"price_yearly_cents\"");
   }
+  // Stripe charges at most $999,999.99 at once; below that, no sum of prices overflows.
+  constexpr Cents kLargestCharge = 99'999'999;
+  if (offer.price_monthly_cents > kLargestCharge || offer.price_yearly_cents > kLargestCharge)
+    bad(where, "prices must be at most 99999999 cents, Stripe's largest charge");
 
   for (const auto& feature : array(o, where, "features")) {
     if (!feature.is_string()) bad(where, "\"features\" must be strings");
@@ -121,6 +126,7 @@ PlanOffer parse_offer(const json::value& v, const std::string& where) {
 }  // namespace
 
 std::optional<Cents> yearly_price_cents(Cents monthly_cents) {
+  if (monthly_cents > std::numeric_limits<std::int64_t>::max() / (12 * 8)) return std::nullopt;
   const std::int64_t tenths = monthly_cents * 12 * 8;
   if (tenths % 10 != 0) return std::nullopt;
   return tenths / 10;

@@ -77,6 +77,18 @@ TEST(Catalog, RefusesBrokenFilesWithTheReason) {
        "price_monthly_cents"},
       {[](json::object& c) { c["plans"].as_array()[0].as_object()["price_monthly_cents"] = 4999; },
        "price_yearly_cents"},
+      {[](json::object& c) {
+         c["plans"].as_array()[0].as_object()["price_monthly_cents"] = 4611686018427387904;
+       },
+       "price_yearly_cents"},  // monthly x 12 x 0.8 overflows
+      {[](json::object& c) {
+         c["plans"].as_array()[0].as_object()["price_monthly_cents"] = 100'000'000;
+       },
+       "at most 99999999 cents"},
+      {[](json::object& c) {
+         c["plans"].as_array()[0].as_object()["price_yearly_cents"] = 100'000'000;
+       },
+       "at most 99999999 cents"},
       {[](json::object& c) { c["plans"].as_array()[0].as_object()["max_agents"] = 0; },
        "max_agents"},
       {[](json::object& c) {

@@ -39,6 +39,7 @@ struct StartFailure {
   // Written into that directory before the start (name, contents): no test writes a path that
   // another test process, run in parallel by ctest, could read or truncate.
   std::vector<std::pair<std::string, std::string>> files = {};
+  int code = 2;  // 2 for what the configuration says, 1 for what it names and fails
 };
 void PrintTo(const StartFailure& c, std::ostream* os) {
   *os << c.name;
@@ -68,7 +69,7 @@ TEST_P(E2eCliStart, RefusesWithAClearMessage) {
     ASSERT_TRUE(file) << "cannot write " << dir.path() << "/" << name;
   }
   const auto result = run_billing({"serve", "--port", "0"}, in_dir(GetParam().env, dir.path()));
-  EXPECT_EQ(result.code, 2) << result.output;
+  EXPECT_EQ(result.code, GetParam().code) << result.output;
   EXPECT_THAT(result.output, HasSubstr(GetParam().says));
 }
 
@@ -84,7 +85,17 @@ INSTANTIATE_TEST_SUITE_P(
                      "DATABASE_URL"},
         StartFailure{"bad_port", with(kSecrets, {{"PORT", "http"}}), "PORT"},
         StartFailure{"missing_catalog", with(kSecrets, {{"PLANS_CONFIG", "/nonexistent.json"}}),
-                     "cannot read /nonexistent.json"},
+                     "plan catalog (PLANS_CONFIG) error: cannot read /nonexistent.json"},
+        StartFailure{"database_in_no_directory",
+                     with(kSecrets, {{"DATABASE_URL", "sqlite:///{dir}/nodir/billing.db"}}),
+                     "database (DATABASE_URL): cannot open SQLite database",
+                     {},
+                     1},
+        StartFailure{"database_not_sqlite",
+                     with(kSecrets, {{"DATABASE_URL", "sqlite:///{dir}/billing.db"}}),
+                     "database (DATABASE_URL): ",
+                     {{"billing.db", std::string(4096, 'x')}},
+                     1},
         StartFailure{"broken_catalog",
                      with(kSecrets, {{"PLANS_CONFIG", "{dir}/plans.json"}}),
                      "no description for service",

@@ -62,6 +62,13 @@ SqliteConnection::SqliteConnection(const std::string& path, Mode mode) {
     sqlite3_close(db_);
     throw std::runtime_error(fmt::format("cannot open SQLite database {}: {}", path, message));
   }
+  // SQLite opens a file it may not write read-only without a word; every write would fail.
+  if (mode != Mode::read_only && sqlite3_db_readonly(db_, "main") == 1) {
+    close();
+    throw std::runtime_error(fmt::format(
+        "cannot write SQLite database {}: the file or its directory is read-only to this user",
+        path));
+  }
   try {
     configure(mode);
   } catch (...) {
