@@ -120,6 +120,9 @@ class Db {
 
   // Applies pending numbered migrations. Blocking: for start-up and `billing migrate` only.
   virtual void migrate() = 0;
+  // Throws when the storage is no longer what was opened (SQLite: its file was removed or
+  // replaced, so that writes would go to a file no restart finds). For the health check.
+  virtual void check_storage() const {}
 
   DbBackend backend() const { return backend_; }
   // Units by outcome, their time, and how many run now (against the pool's size: its use).

@@ -12,6 +12,7 @@ namespace {
 boost::asio::awaitable<Response> get_health(Db& db, const Clock& clock) {
   try {
     co_await db.read([](Tx& tx) { tx.get<HealthRepo>().ping(); });
+    db.check_storage();
   } catch (const std::exception& error) {
     spdlog::warn("health check: database unavailable: {}", error.what());
     co_return detail_response(503, "Service unavailable");

@@ -2,6 +2,7 @@
 // shutdown on signals, and health while the database goes away and comes back.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <filesystem>
 
 #include <signal.h>
 
@@ -444,6 +445,26 @@ TEST_P(E2ePostgresOutage, HealthFollowsTheDatabase) {
   postgres.start();
   EXPECT_TRUE(eventually([&] { return health_is(200); }, 10s, 100ms)) << server.log();
   EXPECT_FALSE(server.wait_exit(0ms)) << "billing stopped while the database was away";
+}
+
+// A SQLite file removed while the service runs (an operator's rm, a volume swapped): health
+// answers 503 and writes fail, rather than answer 200 for changes that no restart would find.
+TEST(E2eSqliteFile, RemovedWhileRunningFailsHealthAndWrites) {
+  BillingServer server({.database_url = "", .env = {}});
+  const std::string path = server.database_url().substr(std::string_view("sqlite:///").size());
+  HttpClient client(server.port());
+  const auto token = sign_token(hospital_user(unique_id("hosp")));
+  ASSERT_EQ(client.get("/billing/health").status, 200);
+  ASSERT_EQ(client.get("/billing/plan", bearer(token)).status, 200);  // enrolled: a write
+
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  const auto health = client.get("/billing/health");
+  EXPECT_EQ(health.status, 503);
+  EXPECT_EQ(health.body, R"({"detail":"Service unavailable"})");
+  const auto write = client.get("/billing/plan", bearer(sign_token(hospital_user("h-new"))));
+  EXPECT_EQ(write.status, 500) << write.body;
+  EXPECT_EQ(write.body, R"({"detail":"Internal server error"})");
+  EXPECT_THAT(server.log(), HasSubstr("was removed or replaced while the service ran"));
 }
 
 INSTANTIATE_TEST_SUITE_P(E2e, E2ePostgresOutage, testing::ValuesIn(postgres_only()),

@@ -1,5 +1,9 @@
 #include "storage/sqlite/sqlite_db.hpp"
 
+#include <sys/stat.h>
+
+#include <stdexcept>
+
 #include "kit/offload.hpp"
 #include "storage/migrations.hpp"
 #include "storage/sql_tx.hpp"
@@ -11,6 +15,25 @@ SqliteDb::SqliteDb(std::string path)
     : Db(DbBackend::sqlite),
       path_(std::move(path)),
       writer_connection_(path_, SqliteConnection::Mode::read_write) {}
+
+std::optional<FileIdentity> file_identity(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileIdentity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+}
+
+void SqliteDb::check_storage() const {
+  // A stat a check: cheap beside a commit's sync, and never on a read's path.
+  if (file_identity(path_) != file_)
+    throw std::runtime_error("the SQLite database file " + path_ +
+                             " was removed or replaced while the service ran: its writes would "
+                             "be lost at the next start; restart the service on the right file");
+}
+
+sql::Connection& SqliteDb::checked_writer() {
+  check_storage();
+  return writer_connection_;
+}
 
 SqliteDb::~SqliteDb() {
   writer_.join();
@@ -42,7 +65,7 @@ boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work, std::size_t
     co_return;
   }
   co_await offload(writer_.get_executor(), [&] {
-    run_write_unit(writer_connection_, work,
+    run_write_unit(checked_writer(), work,
                    [this](std::span<const EntityRef> owners) { plans_committed(owners); });
   });
 }

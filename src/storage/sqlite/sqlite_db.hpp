@@ -1,5 +1,7 @@
 #pragma once
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,15 @@
 
 namespace billing {
 
+// What names a file whatever its path: a file removed, or replaced by another, has another.
+struct FileIdentity {
+  std::uint64_t device = 0;
+  std::uint64_t inode = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+// The identity of the file at `path`; nullopt if there is none.
+std::optional<FileIdentity> file_identity(const std::string& path);
+
 // SQLite in WAL mode. Reads run on the calling thread with a read-only connection of their
 // own (a WAL reader never waits for the writer); writes queue for the one writer thread.
 class SqliteDb final : public Db {
@@ -20,17 +31,22 @@ class SqliteDb final : public Db {
   ~SqliteDb() override;
 
   void migrate() override;
+  void check_storage() const override;
 
  protected:
   boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity,
                                        PrepareWork prepare) override;
 
  private:
+  // The writer, once check_storage() found the file it opened still at `path_`.
+  sql::Connection& checked_writer();
+
   std::string path_;
   SqliteConnection writer_connection_;
+  std::optional<FileIdentity> file_ = file_identity(path_);  // of the file the writer opened
   boost::asio::thread_pool writer_{1};
   GroupCommit grouped_{writer_, 1,
-                       [this](std::size_t) -> sql::Connection& { return writer_connection_; },
+                       [this](std::size_t) -> sql::Connection& { return checked_writer(); },
                        [this](std::span<const EntityRef> owners) { plans_committed(owners); }};
   IdleConnections<SqliteConnection> idle_readers_;
 };
