@@ -1692,6 +1692,9 @@ TEST_F(LocalPayments, AnAdvanceTheDatabaseRefusesMovesNothing) {
             subscription.current_period_end);
 
   sql("DROP TRIGGER refuse_saves");
+  // Nor does the next change (dated after the last events made) move it on.
+  open_portal(subscription.customer);
+  EXPECT_LE(provider.now() - before, std::chrono::seconds(1));
   EXPECT_EQ(advance(std::chrono::days(31)).renewed, 1);
   EXPECT_EQ(listed(*restarted(), subscription.customer), listed(provider, subscription.customer));
 }

@@ -68,6 +68,8 @@ struct RenewalReport {
 class Ledger {
  public:
   Ledger(const Catalog& catalog, PriceMap prices);
+  // A ledger of the same catalog and prices, with no objects.
+  Ledger emptied() const { return Ledger(*catalog_, prices_); }
 
   // Throws provider_errors::rejected() when the price is not the request's plan.
   const CheckoutSession& open_checkout(CheckoutRequest request, TimePoint now);

@@ -50,89 +50,147 @@ auto LocalProvider::locked(Change change) {
   return change(ledger_, now_locked());
 }
 
-TimePoint LocalProvider::change_time_locked(std::chrono::seconds advance) {
-  offset_ += advance;
-  const auto second = std::chrono::floor<std::chrono::seconds>(now_locked());
-  if (second <= last_events_at_) offset_ += last_events_at_ + std::chrono::seconds(1) - second;
-  return now_locked();
+std::chrono::seconds LocalProvider::change_offset_locked(TimePoint service_now,
+                                                         std::chrono::seconds advance) const {
+  std::chrono::seconds offset = offset_ + advance;
+  const auto second = std::chrono::floor<std::chrono::seconds>(service_now + offset);
+  if (second <= last_events_at_) offset += last_events_at_ + std::chrono::seconds(1) - second;
+  return offset;
 }
 
 template <class Change>
-LocalProvider::Made<LocalProvider::ChangeValue<Change>> LocalProvider::changing(
+LocalProvider::Draft<LocalProvider::ChangeValue<Change>> LocalProvider::drafted(
     Change fn, std::chrono::seconds advance) {
   std::lock_guard lock(mutex_);
-  local::Ledger ledger_before = ledger_;
-  const std::chrono::seconds offset_before = offset_;
-  try {
-    const TimePoint now = change_time_locked(advance);
-    auto result = fn(ledger_, now);
-    const auto made = [&](auto value, local::Events events,
-                          std::optional<ApiError> refusal = std::nullopt) {
-      if (!events.empty()) last_events_at_ = std::chrono::floor<std::chrono::seconds>(now);
-      Made<ChangeValue<Change>> out{std::move(value), unsaved_locked(std::move(events)),
-                                    std::move(refusal)};
-      out.unsaved.ledger_before.emplace(std::move(ledger_before));
-      out.unsaved.offset_before = offset_before;
-      return out;
-    };
-    if constexpr (std::is_same_v<decltype(result), local::Events>)
-      return made(std::monostate{}, std::move(result));
-    else if constexpr (requires { result.events; })
-      return made(std::move(result.value), std::move(result.events), std::move(result.refusal));
-    else
-      return made(std::move(result), {});
-  } catch (...) {
-    // A change that throws halfway (a renewal of many subscriptions, say) changes nothing.
-    ledger_ = std::move(ledger_before);
-    offset_ = offset_before;
-    throw;
-  }
+  const TimePoint service_now = clock_.now();
+  Unsaved unsaved{.ledger = ledger_, .offset = change_offset_locked(service_now, advance)};
+  const TimePoint now = service_now + unsaved.offset;
+  auto result = fn(unsaved.ledger, now);
+  const auto draft = [&](auto value, local::Events events,
+                         std::optional<ApiError> refusal = std::nullopt) {
+    if (!events.empty()) unsaved.events_at = std::chrono::floor<std::chrono::seconds>(now);
+    for (auto& event : events)
+      unsaved.events.push_back({.id = std::move(event.id), .payload = std::move(event.payload)});
+    list_unsaved_locked(unsaved);
+    return Draft<ChangeValue<Change>>{std::move(value), std::move(refusal), std::move(unsaved)};
+  };
+  if constexpr (std::is_same_v<decltype(result), local::Events>)
+    return draft(std::monostate{}, std::move(result));
+  else if constexpr (requires { result.events; })
+    return draft(std::move(result.value), std::move(result.events), std::move(result.refusal));
+  else
+    return draft(std::move(result), {});
 }
 
 template <class Change>
 asio::awaitable<LocalProvider::ChangeValue<Change>> LocalProvider::change(
     Change fn, std::chrono::seconds advance) {
   AsyncMutex::Turn turn = co_await changes_.lock();
-  auto made = changing(std::move(fn), advance);
-  co_await save(made.unsaved);
+  if (reload_needed_) co_await reload();
+  auto draft = drafted(std::move(fn), advance);
+  co_await save(draft.unsaved);
+  auto due = publish(std::move(draft.unsaved));
   turn.release();
-  co_await deliver(take_saved(made.unsaved));
-  if (made.refusal) throw std::move(*made.refusal);
-  co_return std::move(made.value);
+  co_await deliver(std::move(due));
+  if (draft.refusal) throw std::move(*draft.refusal);
+  co_return std::move(draft.value);
 }
 
-LocalProvider::Unsaved LocalProvider::unsaved_locked(local::Events events) {
-  Unsaved unsaved;
-  for (auto& event : events) {
-    unsaved.events.push_back(event.id);
-    pending_.push_back({std::move(event.id), std::move(event.payload)});
-  }
-  auto objects = ledger_.objects();
+void LocalProvider::list_unsaved_locked(Unsaved& unsaved) {
+  auto objects = unsaved.ledger.objects();
   objects.push_back({.kind = std::string(kClock),
                      .id = std::string(kClockId),
-                     .data = std::to_string(offset_.count())});
-  for (const auto& event : pending_)
+                     .data = std::to_string(unsaved.offset.count())});
+  for (const auto& event : unsaved.events)
     objects.push_back({.kind = std::string(kEvent), .id = event.id, .data = event.payload});
   ++version_;
   std::set<std::pair<std::string_view, std::string_view>> present;
   for (const auto& object : objects) present.emplace(object.kind, object.id);
   // What the ledger dropped (expired portal sessions); events go once delivered (deliver()).
-  for (auto it = saved_.begin(); it != saved_.end();) {
-    if (it->first.first == kEvent || present.contains(it->first)) {
-      ++it;
-      continue;
-    }
-    unsaved.removed.push_back(it->first);
-    it = saved_.erase(it);
-  }
+  for (const auto& [key, data] : saved_)
+    if (key.first != kEvent && !present.contains(key)) unsaved.removed.push_back(key);
   for (auto& object : objects) {
-    auto& saved = saved_[{object.kind, object.id}];
-    if (saved == object.data) continue;
-    saved = object.data;
+    const auto saved = saved_.find(std::pair(object.kind, object.id));
+    if (saved != saved_.end() && saved->second == object.data) continue;
     object.version = version_;
     unsaved.objects.push_back(std::move(object));
   }
-  return unsaved;
+}
+
+asio::awaitable<void> LocalProvider::save(const Unsaved& change) {
+  try {
+    co_await db_.transact([&](Tx& tx) {
+      auto& repo = tx.get<LocalProviderRepo>();
+      for (const auto& object : change.objects) repo.save_local_object(account_, object);
+      for (const auto& [kind, id] : change.removed) repo.delete_local_object(account_, kind, id);
+    });
+  } catch (...) {
+    // Most likely not saved, and so not published; but a commit that failed late (a connection
+    // lost in COMMIT) may have been: the next change reads the database again first.
+    reload_needed_ = true;
+    throw;
+  }
+}
+
+std::vector<LocalProvider::PendingEvent> LocalProvider::publish(Unsaved change) {
+  // In one hold of the mutex: readers see the change whole, and redeliver() cannot take its
+  // events from this call.
+  std::lock_guard lock(mutex_);
+  ledger_ = std::move(change.ledger);
+  offset_ = change.offset;
+  if (change.events_at) last_events_at_ = *change.events_at;
+  for (const auto& key : change.removed) saved_.erase(key);
+  for (auto& object : change.objects)
+    saved_[{std::move(object.kind), std::move(object.id)}] = std::move(object.data);
+  for (auto& event : change.events) pending_.push_back(std::move(event));
+  return take_locked(std::nullopt);
+}
+
+asio::awaitable<void> LocalProvider::reload() {
+  const auto objects = co_await read_objects();
+  std::lock_guard lock(mutex_);
+  load_locked(objects);
+  reload_needed_ = false;
+}
+
+asio::awaitable<std::vector<LocalObject>> LocalProvider::read_objects() {
+  co_return co_await db_.read(
+      [&](Tx& tx) { return tx.get<LocalProviderRepo>().local_objects(account_); });
+}
+
+void LocalProvider::load_locked(const std::vector<LocalObject>& objects) {
+  local::Ledger ledger = ledger_.emptied();
+  std::chrono::seconds offset{0};
+  std::deque<PendingEvent> pending;
+  std::map<std::pair<std::string, std::string>, std::string, std::less<>> saved;
+  for (const auto& object : objects) {
+    try {
+      if (object.kind == kClock) {
+        offset = std::chrono::seconds(std::stoll(object.data));
+      } else if (object.kind == kEvent) {
+        // One a deliver() is sending keeps its state: that call drops it once accepted.
+        const auto known = std::ranges::find(pending_, object.id, &PendingEvent::id);
+        pending.push_back(known != pending_.end()
+                              ? *known
+                              : PendingEvent{.id = object.id, .payload = object.data});
+      } else {
+        ledger.restore(object);
+      }
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format(
+          "the local provider's saved {} {} (LOCAL_PAYMENTS_ACCOUNT {}) cannot be read: {}",
+          object.kind, object.id, account_, e.what()));
+    }
+    saved[{object.kind, object.id}] = object.data;
+    version_ = std::max(version_, object.version);
+  }
+  ledger_ = std::move(ledger);
+  offset_ = offset;
+  pending_ = std::move(pending);
+  saved_ = std::move(saved);
+  // The last change may have been made in this very second, before a restart.
+  last_events_at_ =
+      std::max(last_events_at_, std::chrono::floor<std::chrono::seconds>(now_locked()));
 }
 
 void LocalProvider::log_undelivered(const Refusal& refusal) {
@@ -147,36 +205,6 @@ void LocalProvider::log_undelivered(const Refusal& refusal) {
   }
   log_event(spdlog::level::warn, "local provider event not delivered yet: sent again later", "",
             {{"event_id", refusal.event_id}, {"error", reason}});
-}
-
-asio::awaitable<void> LocalProvider::save(Unsaved& change) {
-  try {
-    co_await db_.transact([&](Tx& tx) {
-      auto& repo = tx.get<LocalProviderRepo>();
-      for (const auto& object : change.objects) repo.save_local_object(account_, object);
-      for (const auto& [kind, id] : change.removed) repo.delete_local_object(account_, kind, id);
-    });
-  } catch (...) {
-    // Not saved: undone, and the next change saves every object again.
-    std::lock_guard lock(mutex_);
-    ledger_ = std::move(*change.ledger_before);
-    offset_ = change.offset_before;
-    std::erase_if(pending_, [&](const PendingEvent& event) {
-      return std::ranges::find(change.events, event.id) != change.events.end();
-    });
-    saved_.clear();
-    throw;
-  }
-}
-
-std::vector<LocalProvider::PendingEvent> LocalProvider::take_saved(const Unsaved& change) {
-  // In the same hold of the mutex: redeliver() cannot take the change's events from its call.
-  std::lock_guard lock(mutex_);
-  for (const auto& object : change.objects)
-    if (object.kind == kEvent)
-      for (auto& event : pending_)
-        if (event.id == object.id) event.saved = true;
-  return take_locked(std::nullopt);
 }
 
 asio::awaitable<void> LocalProvider::redeliver(std::chrono::milliseconds tick) {
@@ -196,7 +224,7 @@ std::vector<LocalProvider::PendingEvent> LocalProvider::take_locked(
     std::optional<TimePoint> due_by) {
   std::vector<PendingEvent> events;
   for (auto& event : pending_)
-    if (event.saved && !event.in_flight && (!due_by || event.retry_at <= *due_by)) {
+    if (!event.in_flight && (!due_by || event.retry_at <= *due_by)) {
       event.in_flight = true;
       events.push_back(event);
     }
@@ -252,28 +280,10 @@ asio::awaitable<void> LocalProvider::deliver(std::vector<PendingEvent> events) {
 }
 
 asio::awaitable<void> LocalProvider::resume() {
-  const auto objects = co_await db_.read(
-      [&](Tx& tx) { return tx.get<LocalProviderRepo>().local_objects(account_); });
+  const auto objects = co_await read_objects();
   {
     std::lock_guard lock(mutex_);
-    for (const auto& object : objects) {
-      try {
-        if (object.kind == kClock) {
-          offset_ = std::chrono::seconds(std::stoll(object.data));
-          // The last change may have been made in this very second, before the restart.
-          last_events_at_ = std::chrono::floor<std::chrono::seconds>(now_locked());
-        } else if (object.kind == kEvent)
-          pending_.push_back({.id = object.id, .payload = object.data, .saved = true});
-        else
-          ledger_.restore(object);
-      } catch (const std::exception& e) {
-        throw std::runtime_error(fmt::format(
-            "the local provider's saved {} {} (LOCAL_PAYMENTS_ACCOUNT {}) cannot be read: {}",
-            object.kind, object.id, account_, e.what()));
-      }
-      saved_[{object.kind, object.id}] = object.data;
-      version_ = std::max(version_, object.version);
-    }
+    load_locked(objects);
     try {
       ledger_.require_offered_prices();
     } catch (const std::exception& e) {

@@ -134,7 +134,6 @@ class LocalProvider final : public PaymentProvider {
   struct PendingEvent {
     std::string id;
     std::string payload;
-    bool saved = false;      // in the database: it may go out
     bool in_flight = false;  // a deliver() is sending it
     int refusals = 0;        // by the service, so far
     TimePoint retry_at{};    // after a refusal: when redeliver() sends it again
@@ -143,26 +142,28 @@ class LocalProvider final : public PaymentProvider {
     std::string event_id;
     std::exception_ptr error;
   };
-  // What a change leaves to commit(): the objects to save, the kind and id of each to delete,
-  // and what undoes it in memory should the save fail (the ledger and clock before it, and the
-  // ids of the events it made).
+  // A change made on a copy of the ledger, seen by no one until saved: the ledger and clock
+  // after it, the second of its events (if it made any) and the events, then what differs from
+  // what was saved last: the objects to save (each with a new version), and the kind and id of
+  // each to delete.
   struct Unsaved {
+    local::Ledger ledger;
+    std::chrono::seconds offset{0};
+    std::optional<std::chrono::sys_seconds> events_at;
+    std::vector<PendingEvent> events;
     std::vector<LocalObject> objects;
     std::vector<std::pair<std::string, std::string>> removed;
-    std::optional<local::Ledger> ledger_before;
-    std::chrono::seconds offset_before{0};
-    std::vector<std::string> events;
   };
   // What `Change` returns, less its events.
   template <class Change>
   using ChangeValue =
       typename local::ChangeValueOf<std::invoke_result_t<Change&, local::Ledger&, TimePoint>>::type;
-  // A change's value, what it left, and the refusal to throw once it is saved.
+  // A change's value, the refusal to throw once it is saved, and the change.
   template <class T>
-  struct Made {
+  struct Draft {
     T value;
-    Unsaved unsaved;
     std::optional<ApiError> refusal;
+    Unsaved unsaved;
   };
 
   TimePoint now_locked() const;
@@ -170,35 +171,41 @@ class LocalProvider final : public PaymentProvider {
   // mutex across a co_await.
   template <class Change>
   auto locked(Change change);
-  // A change's time: the provider's now after moving it by `advance`, and on by a second more
-  // (for good) if the last change that made events was made in that same second (whether this
-  // one makes any is known only once it is made). Stripe's
-  // `created` counts whole seconds and the webhook orders a plan's events by it; so dated, each
-  // change's events are newer than the last change's, whatever order their deliveries (which
-  // overlap when two changes are made at once) arrive in.
-  TimePoint change_time_locked(std::chrono::seconds advance);
+  // A change's clock offset: the provider's moved by `advance`, and on by a second more (for
+  // good) if the last change that made events was made in that same second (whether this one
+  // makes any is known only once it is made). Stripe's `created` counts whole seconds and the
+  // webhook orders a plan's events by it; so dated, each change's events are newer than the last
+  // change's, whatever order their deliveries (which overlap when two changes are made at once)
+  // arrive in.
+  std::chrono::seconds change_offset_locked(TimePoint service_now,
+                                            std::chrono::seconds advance) const;
   // Makes a change and saves it, one change at a time (changes_, held until it is saved): runs
-  // change(ledger, now) under the mutex at change_time_locked(advance), its events joining the
-  // pending ones, saves it, then delivers the pending events. Returns what the change returned,
-  // less its events. A change that throws, or whose save fails, is undone whole in memory
-  // (ledger, clock, events): what its caller was told failed does not happen later, with another
-  // change's save. An event the service refuses is logged and stays pending for redeliver(): the
-  // change is made, as a call to Stripe's API succeeds whatever its webhook answers (a page says
-  // "paid" once paid).
+  // change(ledger, now) on a copy of the ledger, at the clock moved by `advance`, saves what
+  // differs, then publishes it (readers see the change only once it is saved) and delivers the
+  // pending events. Returns what the change returned, less its events. A change that throws, or
+  // whose save fails, changes nothing: what its caller was told failed does not happen later.
+  // An event the service refuses is logged and stays pending for redeliver(): the change is
+  // made, as a call to Stripe's API succeeds whatever its webhook answers (a page says "paid"
+  // once paid).
   template <class Change>
   boost::asio::awaitable<ChangeValue<Change>> change(
       Change change, std::chrono::seconds advance = std::chrono::seconds(0));
-  // The synchronous part of change(), under the mutex.
+  // The change on a copy, under the mutex, with what it leaves to save (list_unsaved_locked).
   template <class Change>
-  Made<ChangeValue<Change>> changing(Change change, std::chrono::seconds advance);
-  // Under the mutex: the objects (the clock and pending events among them) that differ from what
-  // was saved last, each with a new version; `events` become pending first.
-  Unsaved unsaved_locked(local::Events events);
-  // Saves the change's objects in one transaction; if that fails, undoes the change in memory
-  // and throws.
-  boost::asio::awaitable<void> save(Unsaved& change);
-  // Marks the change's events saved (they may go out) and takes every saved pending event.
-  std::vector<PendingEvent> take_saved(const Unsaved& change);
+  Draft<ChangeValue<Change>> drafted(Change change, std::chrono::seconds advance);
+  // Under the mutex: fills the change's objects and removed ones.
+  void list_unsaved_locked(Unsaved& change);
+  // Saves the change's objects in one transaction. If that fails, the next change first reads
+  // every object again (reload()): a commit that failed late may have been made.
+  boost::asio::awaitable<void> save(const Unsaved& change);
+  // Makes the saved change the provider's, and takes every pending event to deliver.
+  std::vector<PendingEvent> publish(Unsaved change);
+  // Replaces what the provider holds by what the database holds (under the turn).
+  boost::asio::awaitable<void> reload();
+  boost::asio::awaitable<std::vector<LocalObject>> read_objects();
+  // Under the mutex: makes `objects` (as saved) the provider's ledger, clock and pending events.
+  // Throws std::runtime_error naming an object it cannot read.
+  void load_locked(const std::vector<LocalObject>& objects);
   // Under the mutex: the saved pending events no deliver() is sending (of those, the ones due to
   // be sent again by `due_by`, if given), marked as being sent.
   std::vector<PendingEvent> take_locked(std::optional<TimePoint> due_by);
@@ -220,9 +227,10 @@ class LocalProvider final : public PaymentProvider {
   std::string base_url_;
   DeliverEvent deliver_;
   RedeliveryWaits redelivery_;
-  StoppableWaits waits_;      // redeliver()'s
-  AsyncMutex changes_;        // held by a change until it is saved
-  mutable std::mutex mutex_;  // never held across a co_await
+  StoppableWaits waits_;        // redeliver()'s
+  AsyncMutex changes_;          // held by a change until it is saved
+  bool reload_needed_ = false;  // under changes_: after a failed save
+  mutable std::mutex mutex_;    // never held across a co_await
   std::chrono::seconds offset_{0};
   std::chrono::sys_seconds last_events_at_{};  // the second of the last change that made events
   local::Ledger ledger_;
