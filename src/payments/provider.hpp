@@ -49,6 +49,7 @@ struct Subscription {
   bool cancel_at_period_end = false;
   bool collection_paused = false;  // Stripe's pause_collection is set (the local provider's never)
   Metadata metadata;
+  friend bool operator==(const Subscription&, const Subscription&) = default;
 };
 
 struct Invoice {
@@ -66,6 +67,7 @@ struct Invoice {
   std::string currency;
   std::string status;  // draft, open, paid, uncollectible, void
   std::int64_t created = 0;
+  friend bool operator==(const Invoice&, const Invoice&) = default;
 };
 
 struct Customer {
@@ -74,6 +76,7 @@ struct Customer {
   std::optional<std::string> name;
   std::int64_t created = 0;
   Metadata metadata;
+  friend bool operator==(const Customer&, const Customer&) = default;
 };
 
 // Stripe's cursor pagination: up to `limit` (1-100) objects after the one named.

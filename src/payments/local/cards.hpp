@@ -42,6 +42,7 @@ struct Card {
   std::string last4;
   int exp_month = 0;
   int exp_year = 0;
+  friend bool operator==(const Card&, const Card&) = default;
 };
 
 // `number` may contain spaces; `expiry` is MM/YY or MM/YYYY, or empty for a date five years on

@@ -118,6 +118,10 @@ class Ledger {
   // Every object as stored (kind, id, JSON; version left 0), each kind in the order added
   // (payments/local/ledger_storage.cpp).
   std::vector<LocalObject> objects() const;
+  // The objects that are new or differ from `before`'s, as objects() gives them, and the kind and
+  // id of each of `before`'s this ledger no longer has: what a change of a copy leaves to save.
+  void changes_from(const Ledger& before, std::vector<LocalObject>& changed,
+                    std::vector<std::pair<std::string, std::string>>& removed) const;
   // Adds an object objects() gave, at start-up. Throws std::runtime_error for a kind the ledger
   // does not keep, boost::system::system_error for data it cannot read.
   void restore(const LocalObject& object);

@@ -86,11 +86,26 @@ namespace {
 namespace json = boost::json;
 
 template <class Row>
+LocalObject object_of(std::string_view kind, const Row& row) {
+  return {
+      .kind = std::string(kind), .id = id_of(row), .data = json::serialize(json::value_from(row))};
+}
+
+template <class Row>
 void add_objects(std::vector<LocalObject>& out, std::string_view kind, const Table<Row>& table) {
-  for (const Row& row : table.rows())
-    out.push_back(LocalObject{.kind = std::string(kind),
-                              .id = id_of(row),
-                              .data = json::serialize(json::value_from(row))});
+  for (const Row& row : table.rows()) out.push_back(object_of(kind, row));
+}
+
+template <class Row>
+void add_changes(std::vector<LocalObject>& changed,
+                 std::vector<std::pair<std::string, std::string>>& removed, std::string_view kind,
+                 const Table<Row>& table, const Table<Row>& before) {
+  for (const Row& row : table.rows()) {
+    const Row* old = before.find(id_of(row));
+    if (!old || !(*old == row)) changed.push_back(object_of(kind, row));
+  }
+  for (const Row& row : before.rows())
+    if (!table.find(id_of(row))) removed.emplace_back(std::string(kind), id_of(row));
 }
 
 // A member added since the object was saved takes its default, in nested objects too.
@@ -122,6 +137,16 @@ std::vector<LocalObject> Ledger::objects() const {
   add_objects(out, kind::invoice_item, invoice_items_);
   add_objects(out, kind::portal_session, portals_);
   return out;
+}
+
+void Ledger::changes_from(const Ledger& before, std::vector<LocalObject>& changed,
+                          std::vector<std::pair<std::string, std::string>>& removed) const {
+  add_changes(changed, removed, kind::checkout_session, sessions_, before.sessions_);
+  add_changes(changed, removed, kind::customer, customers_, before.customers_);
+  add_changes(changed, removed, kind::subscription, subscriptions_, before.subscriptions_);
+  add_changes(changed, removed, kind::invoice, invoices_, before.invoices_);
+  add_changes(changed, removed, kind::invoice_item, invoice_items_, before.invoice_items_);
+  add_changes(changed, removed, kind::portal_session, portals_, before.portals_);
 }
 
 void Ledger::restore(const LocalObject& object) {

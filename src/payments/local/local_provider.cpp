@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <exception>
-#include <set>
 #include <stdexcept>
 #include <type_traits>
 
@@ -97,24 +96,16 @@ asio::awaitable<LocalProvider::ChangeValue<Change>> LocalProvider::change(
 }
 
 void LocalProvider::list_unsaved_locked(Unsaved& unsaved) {
-  auto objects = unsaved.ledger.objects();
-  objects.push_back({.kind = std::string(kClock),
-                     .id = std::string(kClockId),
-                     .data = std::to_string(unsaved.offset.count())});
+  // ledger_ is what was saved last (or read back): only what the change made differ is written.
+  unsaved.ledger.changes_from(ledger_, unsaved.objects, unsaved.removed);
+  if (unsaved.offset != offset_)
+    unsaved.objects.push_back({.kind = std::string(kClock),
+                               .id = std::string(kClockId),
+                               .data = std::to_string(unsaved.offset.count())});
   for (const auto& event : unsaved.events)
-    objects.push_back({.kind = std::string(kEvent), .id = event.id, .data = event.payload});
+    unsaved.objects.push_back({.kind = std::string(kEvent), .id = event.id, .data = event.payload});
   ++version_;
-  std::set<std::pair<std::string_view, std::string_view>> present;
-  for (const auto& object : objects) present.emplace(object.kind, object.id);
-  // What the ledger dropped (expired portal sessions); events go once delivered (deliver()).
-  for (const auto& [key, data] : saved_)
-    if (key.first != kEvent && !present.contains(key)) unsaved.removed.push_back(key);
-  for (auto& object : objects) {
-    const auto saved = saved_.find(std::pair(object.kind, object.id));
-    if (saved != saved_.end() && saved->second == object.data) continue;
-    object.version = version_;
-    unsaved.objects.push_back(std::move(object));
-  }
+  for (auto& object : unsaved.objects) object.version = version_;
 }
 
 asio::awaitable<void> LocalProvider::save(const Unsaved& change) {
@@ -139,9 +130,6 @@ std::vector<LocalProvider::PendingEvent> LocalProvider::publish(Unsaved change) 
   ledger_ = std::move(change.ledger);
   offset_ = change.offset;
   if (change.events_at) last_events_at_ = *change.events_at;
-  for (const auto& key : change.removed) saved_.erase(key);
-  for (auto& object : change.objects)
-    saved_[{std::move(object.kind), std::move(object.id)}] = std::move(object.data);
   for (auto& event : change.events) pending_.push_back(std::move(event));
   return take_locked(std::nullopt);
 }
@@ -162,7 +150,6 @@ void LocalProvider::load_locked(const std::vector<LocalObject>& objects) {
   local::Ledger ledger = ledger_.emptied();
   std::chrono::seconds offset{0};
   std::deque<PendingEvent> pending;
-  std::map<std::pair<std::string, std::string>, std::string, std::less<>> saved;
   for (const auto& object : objects) {
     try {
       if (object.kind == kClock) {
@@ -181,13 +168,11 @@ void LocalProvider::load_locked(const std::vector<LocalObject>& objects) {
           "the local provider's saved {} {} (LOCAL_PAYMENTS_ACCOUNT {}) cannot be read: {}",
           object.kind, object.id, account_, e.what()));
     }
-    saved[{object.kind, object.id}] = object.data;
     version_ = std::max(version_, object.version);
   }
   ledger_ = std::move(ledger);
   offset_ = offset;
   pending_ = std::move(pending);
-  saved_ = std::move(saved);
   // The last change may have been made in this very second, before a restart.
   last_events_at_ =
       std::max(last_events_at_, std::chrono::floor<std::chrono::seconds>(now_locked()));
@@ -252,7 +237,6 @@ asio::awaitable<void> LocalProvider::deliver(std::vector<PendingEvent> events) {
     std::lock_guard lock(mutex_);
     for (const auto& id : delivered) {
       std::erase_if(pending_, [&](const PendingEvent& e) { return e.id == id; });
-      saved_.erase({std::string(kEvent), id});
     }
     const auto now = clock_.now();
     for (const auto& refusal : refusals)

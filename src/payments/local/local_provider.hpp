@@ -11,7 +11,6 @@
 #include <deque>
 #include <exception>
 #include <functional>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -233,12 +232,9 @@ class LocalProvider final : public PaymentProvider {
   mutable std::mutex mutex_;    // never held across a co_await
   std::chrono::seconds offset_{0};
   std::chrono::sys_seconds last_events_at_{};  // the second of the last change that made events
-  local::Ledger ledger_;
-  std::deque<PendingEvent> pending_;  // accepted by no webhook yet, oldest first
-  // Each object's data as last saved (or being saved), by kind and id, and the version of the
-  // latest change.
-  std::map<std::pair<std::string, std::string>, std::string, std::less<>> saved_;
-  std::int64_t version_ = 0;
+  local::Ledger ledger_;                       // as saved last (or read back)
+  std::deque<PendingEvent> pending_;           // accepted by no webhook yet, oldest first
+  std::int64_t version_ = 0;                   // of the latest change
 };
 
 // The checkout and portal pages (Policy::open(): their unguessable ids are the capability) and

@@ -38,6 +38,7 @@ struct CheckoutSession {
   // complete: what its first invoice charged, the account's balance (a credit, or a debit below
   // the smallest charge) taken in; none for a session saved before this was kept
   std::optional<Cents> amount_paid;
+  friend bool operator==(const CheckoutSession&, const CheckoutSession&) = default;
 };
 
 // A checkout can be paid for a day after it opened, Stripe's default (its `expires_at`).
@@ -50,6 +51,7 @@ struct Charge {
   Cents amount = 0;
   bool paid = false;
   Card card;
+  friend bool operator==(const Charge&, const Charge&) = default;
 };
 
 struct InvoiceRecord {
@@ -68,6 +70,7 @@ struct InvoiceRecord {
   int attempt_count = 0;  // charges tried
   // When the card on file is tried again for it, unpaid (Stripe's automatic retries).
   std::optional<std::int64_t> next_payment_attempt;
+  friend bool operator==(const InvoiceRecord&, const InvoiceRecord&) = default;
 };
 
 // A line of an invoice, or waiting for the customer's next one, as Stripe's invoice items: a price
@@ -81,11 +84,13 @@ struct InvoiceItem {
   std::int64_t period_start = 0;
   std::int64_t period_end = 0;
   std::optional<std::string> invoice;  // the invoice that billed it; none while pending
+  friend bool operator==(const InvoiceItem&, const InvoiceItem&) = default;
 };
 
 struct CustomerRecord {
   Customer customer;
   Card card;  // the card on file, what renewals charge: every customer comes from a checkout
+  friend bool operator==(const CustomerRecord&, const CustomerRecord&) = default;
 };
 
 // An invoice the portal pays with a card that asks the bank's confirmation first.
@@ -93,6 +98,7 @@ struct PaymentToConfirm {
   std::string invoice_id;
   Cents amount = 0;
   Card card;
+  friend bool operator==(const PaymentToConfirm&, const PaymentToConfirm&) = default;
 };
 
 struct PortalSession {
@@ -101,6 +107,7 @@ struct PortalSession {
   std::string return_url;
   std::optional<PaymentToConfirm> payment_to_confirm;  // the confirm step's, if one is shown
   std::int64_t created = 0;  // none for a session saved before this was kept: expired
+  friend bool operator==(const PortalSession&, const PortalSession&) = default;
 };
 
 // A portal link is short-lived, as Stripe's: anyone holding it can pay, change the card and
