@@ -1654,6 +1654,39 @@ TEST_F(LocalPayments, AChangeTheDatabaseRefusesIsUndone) {
   EXPECT_EQ(listed(*again, subscription.customer), listed(provider, subscription.customer));
 }
 
+// A save reported failed may have been made all the same (a commit that failed late): after one,
+// the provider reads its objects again, before its next change or at redeliver()'s next tick,
+// and sends the events it finds there. The database is edited here as such a commit would have.
+TEST_F(LocalPayments, AfterAFailedSaveTheObjectsAreReadAgain) {
+  const auto subscription = subscribe();
+  sql("CREATE TRIGGER refuse_saves BEFORE INSERT ON local_provider_objects "
+      "BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+  EXPECT_THROW(run_blocking(provider.create_portal_session(subscription.customer, "http://x")),
+               std::runtime_error);
+  sql("DROP TRIGGER refuse_saves;"
+      "UPDATE local_provider_objects SET data = json_set(data, '$.cancel_at_period_end', "
+      "json('true')) WHERE kind = 'subscription';"
+      "INSERT INTO local_provider_objects (account, kind, id, version, data) VALUES ('test', "
+      "'event', 'evt_late', 1000, '{\"id\":\"evt_late\",\"type\":\"customer.subscription."
+      "updated\",\"data\":{\"object\":{\"id\":\"" +
+      subscription.id + "\"}}}')");
+  delivered.clear();
+  webhook = [this](std::string, std::string) -> asio::awaitable<void> {
+    provider.stop();  // redeliver() ends after this round
+    co_return;
+  };
+  asio::io_context ioc;
+  asio::co_spawn(ioc, provider.redeliver(std::chrono::milliseconds(1)), asio::detached);
+  ioc.run_for(std::chrono::seconds(10));
+  ASSERT_THAT(delivered_types(), ElementsAre("customer.subscription.updated"));
+  EXPECT_EQ(text(delivered[0].event, "id"), "evt_late");
+  EXPECT_TRUE(run_blocking(provider.get_subscription(subscription.id)).cancel_at_period_end);
+  webhook = nullptr;
+  open_portal(subscription.customer);  // read already: nothing more to send
+  EXPECT_EQ(delivered.size(), 1u);
+  EXPECT_EQ(listed(*restarted(), subscription.customer), listed(provider, subscription.customer));
+}
+
 // The audit's double charge: a checkout paid while the database refuses the save answers an
 // error and stays payable; paid again once the database takes it, it makes one subscription,
 // charged once, and its events go out once.

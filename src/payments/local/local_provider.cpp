@@ -135,9 +135,23 @@ std::vector<LocalProvider::PendingEvent> LocalProvider::publish(Unsaved change) 
 }
 
 asio::awaitable<void> LocalProvider::reload() {
-  const auto objects = co_await read_objects();
-  std::lock_guard lock(mutex_);
-  load_locked(objects);
+  {
+    std::lock_guard lock(mutex_);
+    reloading_ = true;
+    delivered_while_reloading_.clear();
+  }
+  try {
+    const auto objects = co_await read_objects();
+    std::lock_guard lock(mutex_);
+    load_locked(objects);
+    reloading_ = false;
+    delivered_while_reloading_.clear();
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    reloading_ = false;
+    delivered_while_reloading_.clear();
+    throw;
+  }
   reload_needed_ = false;
 }
 
@@ -155,7 +169,9 @@ void LocalProvider::load_locked(const std::vector<LocalObject>& objects) {
       if (object.kind == kClock) {
         offset = std::chrono::seconds(std::stoll(object.data));
       } else if (object.kind == kEvent) {
-        // One a deliver() is sending keeps its state: that call drops it once accepted.
+        // One accepted since the objects were read is gone; one a deliver() is sending keeps its
+        // state (that call drops it once accepted).
+        if (reloading_ && delivered_while_reloading_.contains(object.id)) continue;
         const auto known = std::ranges::find(pending_, object.id, &PendingEvent::id);
         pending.push_back(known != pending_.end()
                               ? *known
@@ -194,6 +210,15 @@ void LocalProvider::log_undelivered(const Refusal& refusal) {
 
 asio::awaitable<void> LocalProvider::redeliver(std::chrono::milliseconds tick) {
   while (co_await waits_.wait(tick)) {
+    try {
+      // After a failed save, without waiting for the next change: a commit that failed late may
+      // have made it, and its events are then in the database only.
+      AsyncMutex::Turn turn = co_await changes_.lock();
+      if (reload_needed_) co_await reload();
+    } catch (const std::exception& e) {
+      log_event(spdlog::level::warn, "local provider objects not read again", "",
+                {{"error", e.what()}});
+    }
     auto due = take(clock_.now());
     if (due.empty()) continue;
     try {
@@ -237,6 +262,7 @@ asio::awaitable<void> LocalProvider::deliver(std::vector<PendingEvent> events) {
     std::lock_guard lock(mutex_);
     for (const auto& id : delivered) {
       std::erase_if(pending_, [&](const PendingEvent& e) { return e.id == id; });
+      if (reloading_) delivered_while_reloading_.insert(id);
     }
     const auto now = clock_.now();
     for (const auto& refusal : refusals)

@@ -13,6 +13,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -80,7 +81,8 @@ class LocalProvider final : public PaymentProvider {
   boost::asio::awaitable<void> resume();
   // As Stripe retries a delivery the service refused: every `tick`, sends again each refused
   // event whose wait (RedeliveryWaits) is over, until stop(); until the service takes it, however
-  // long that takes. Never throws.
+  // long that takes. After a failed save, it first reads every object again (as the next change
+  // would). Never throws.
   boost::asio::awaitable<void> redeliver(std::chrono::milliseconds tick = std::chrono::seconds(1));
   // Ends redeliver(), now and from now on.
   void stop() { waits_.stop(); }
@@ -234,7 +236,10 @@ class LocalProvider final : public PaymentProvider {
   std::chrono::sys_seconds last_events_at_{};  // the second of the last change that made events
   local::Ledger ledger_;                       // as saved last (or read back)
   std::deque<PendingEvent> pending_;           // accepted by no webhook yet, oldest first
-  std::int64_t version_ = 0;                   // of the latest change
+  // While reload() reads the objects: the events accepted meanwhile, which it may still read.
+  bool reloading_ = false;
+  std::set<std::string, std::less<>> delivered_while_reloading_;
+  std::int64_t version_ = 0;  // of the latest change
 };
 
 // The checkout and portal pages (Policy::open(): their unguessable ids are the capability) and
