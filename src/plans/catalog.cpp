@@ -1,8 +1,8 @@
 #include "plans/catalog.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
-#include <limits>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -126,7 +126,7 @@ PlanOffer parse_offer(const json::value& v, const std::string& where) {
 }  // namespace
 
 std::optional<Cents> yearly_price_cents(Cents monthly_cents) {
-  if (monthly_cents > std::numeric_limits<std::int64_t>::max() / (12 * 8)) return std::nullopt;
+  if (monthly_cents > INT64_MAX / (12 * 8)) return std::nullopt;  // would overflow
   const std::int64_t tenths = monthly_cents * 12 * 8;
   if (tenths % 10 != 0) return std::nullopt;
   return tenths / 10;
