@@ -137,21 +137,20 @@ std::vector<LocalProvider::PendingEvent> LocalProvider::publish(Unsaved change) 
 asio::awaitable<void> LocalProvider::reload() {
   {
     std::lock_guard lock(mutex_);
-    reloading_ = true;
-    delivered_while_reloading_.clear();
+    delivered_while_reloading_.emplace();
   }
+  std::vector<LocalObject> objects;
   try {
-    const auto objects = co_await read_objects();
-    std::lock_guard lock(mutex_);
-    load_locked(objects);
-    reloading_ = false;
-    delivered_while_reloading_.clear();
+    objects = co_await read_objects();
   } catch (...) {
     std::lock_guard lock(mutex_);
-    reloading_ = false;
-    delivered_while_reloading_.clear();
+    delivered_while_reloading_.reset();
     throw;
   }
+  std::lock_guard lock(mutex_);
+  const auto delivered = std::move(*delivered_while_reloading_);
+  delivered_while_reloading_.reset();
+  load_locked(objects, delivered);
   reload_needed_ = false;
 }
 
@@ -160,7 +159,8 @@ asio::awaitable<std::vector<LocalObject>> LocalProvider::read_objects() {
       [&](Tx& tx) { return tx.get<LocalProviderRepo>().local_objects(account_); });
 }
 
-void LocalProvider::load_locked(const std::vector<LocalObject>& objects) {
+void LocalProvider::load_locked(const std::vector<LocalObject>& objects,
+                                const std::set<std::string, std::less<>>& delivered) {
   local::Ledger ledger = ledger_.emptied();
   std::chrono::seconds offset{0};
   std::deque<PendingEvent> pending;
@@ -171,7 +171,7 @@ void LocalProvider::load_locked(const std::vector<LocalObject>& objects) {
       } else if (object.kind == kEvent) {
         // One accepted since the objects were read is gone; one a deliver() is sending keeps its
         // state (that call drops it once accepted).
-        if (reloading_ && delivered_while_reloading_.contains(object.id)) continue;
+        if (delivered.contains(object.id)) continue;
         const auto known = std::ranges::find(pending_, object.id, &PendingEvent::id);
         pending.push_back(known != pending_.end()
                               ? *known
@@ -262,7 +262,7 @@ asio::awaitable<void> LocalProvider::deliver(std::vector<PendingEvent> events) {
     std::lock_guard lock(mutex_);
     for (const auto& id : delivered) {
       std::erase_if(pending_, [&](const PendingEvent& e) { return e.id == id; });
-      if (reloading_) delivered_while_reloading_.insert(id);
+      if (delivered_while_reloading_) delivered_while_reloading_->insert(id);
     }
     const auto now = clock_.now();
     for (const auto& refusal : refusals)
@@ -293,7 +293,7 @@ asio::awaitable<void> LocalProvider::resume() {
   const auto objects = co_await read_objects();
   {
     std::lock_guard lock(mutex_);
-    load_locked(objects);
+    load_locked(objects, {});
     try {
       ledger_.require_offered_prices();
     } catch (const std::exception& e) {

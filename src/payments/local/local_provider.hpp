@@ -204,9 +204,11 @@ class LocalProvider final : public PaymentProvider {
   // Replaces what the provider holds by what the database holds (under the turn).
   boost::asio::awaitable<void> reload();
   boost::asio::awaitable<std::vector<LocalObject>> read_objects();
-  // Under the mutex: makes `objects` (as saved) the provider's ledger, clock and pending events.
-  // Throws std::runtime_error naming an object it cannot read.
-  void load_locked(const std::vector<LocalObject>& objects);
+  // Under the mutex: makes `objects` (as saved) the provider's ledger, clock and pending events,
+  // less the events `delivered` since they were read. Throws std::runtime_error naming an object
+  // it cannot read.
+  void load_locked(const std::vector<LocalObject>& objects,
+                   const std::set<std::string, std::less<>>& delivered);
   // Under the mutex: the saved pending events no deliver() is sending (of those, the ones due to
   // be sent again by `due_by`, if given), marked as being sent.
   std::vector<PendingEvent> take_locked(std::optional<TimePoint> due_by);
@@ -237,8 +239,7 @@ class LocalProvider final : public PaymentProvider {
   local::Ledger ledger_;                       // as saved last (or read back)
   std::deque<PendingEvent> pending_;           // accepted by no webhook yet, oldest first
   // While reload() reads the objects: the events accepted meanwhile, which it may still read.
-  bool reloading_ = false;
-  std::set<std::string, std::less<>> delivered_while_reloading_;
+  std::optional<std::set<std::string, std::less<>>> delivered_while_reloading_;
   std::int64_t version_ = 0;  // of the latest change
 };
 
