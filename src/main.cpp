@@ -2,6 +2,7 @@
 #include <malloc.h>
 #include <sys/resource.h>
 
+#include <csignal>
 #include <iostream>
 
 #include <spdlog/sinks/stdout_sinks.h>
@@ -166,6 +167,10 @@ int main(int argc, char** argv) {
     if (host) config.host = *host;
     if (port) config.port = *port;
     raise_open_file_limit();
+    // A file size limit (ulimit -f) then fails the write that would pass it, which answers 500
+    // and turns health to 503 (core/db.hpp StorageFault), rather than kill the process and every
+    // request in flight.
+    std::signal(SIGXFSZ, SIG_IGN);
     ListeningSocket socket(config.host, config.port);  // first: a port in use stops us here
     std::optional<ListeningSocket> metrics_socket;
     if (config.metrics_port) metrics_socket.emplace(config.host, *config.metrics_port);

@@ -4,11 +4,14 @@
 // inside BEGIN/COMMIT and rolls back if it throws. Inside a unit, `Tx::get<R>()` reaches any
 // repository a domain declares (entities/repo.hpp, plans/repo.hpp, ...), all in the same
 // transaction; storage/ implements every one of them for both backends.
+#include <atomic>
 #include <cstddef>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <typeinfo>
 
@@ -51,6 +54,13 @@ class PlanCommits {
  public:
   virtual ~PlanCommits() = default;
   virtual void plans_committed(std::span<const EntityRef> owners) noexcept = 0;
+};
+
+// What a backend throws for a write the storage itself refused: its disk is full, an I/O error,
+// a database (or server) that takes no writes. Until a write commits again, the health check
+// reports it (Db::check_storage).
+struct StorageFault : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 enum class DbBackend { sqlite, postgresql };
@@ -120,9 +130,13 @@ class Db {
 
   // Applies pending numbered migrations. Blocking: for start-up and `billing migrate` only.
   virtual void migrate() = 0;
-  // Throws when the storage is no longer what was opened (SQLite: its file was removed or
-  // replaced, so that writes would go to a file no restart finds). For the health check.
-  virtual void check_storage() const {}
+  // For the health check: throws while the storage takes no writes, as far as this process
+  // knows: its last write failed with a StorageFault (until one commits again), or the storage
+  // is no longer what was opened (SQLite: its file was removed or replaced, so that writes
+  // would go to a file no restart finds).
+  void check_storage() const;
+  // Whether the last write failed with a StorageFault: a write may tell whether that has passed.
+  bool writes_failing() const { return writes_failing_.load(std::memory_order_relaxed); }
 
   DbBackend backend() const { return backend_; }
   // Units by outcome, their time, and how many run now (against the pool's size: its use).
@@ -138,6 +152,8 @@ class Db {
   // `affinity` and `prepare` (which may be empty) matter to grouped writes only.
   virtual boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity,
                                                PrepareWork prepare) = 0;
+  // Throws when the storage is no longer what was opened.
+  virtual void check_opened_storage() const {}
   // For backends, after a commit.
   void plans_committed(std::span<const EntityRef> owners) const {
     if (plan_watcher_ && !owners.empty()) plan_watcher_->plans_committed(owners);
@@ -169,6 +185,10 @@ class Db {
   boost::asio::awaitable<void> measured(Unit unit, Work work, std::size_t affinity,
                                         PrepareWork prepare);
   void finished(Unit unit, DbOutcome outcome, std::chrono::steady_clock::time_point started);
+
+  std::atomic<bool> writes_failing_{false};
+  mutable std::mutex write_fault_mutex_;
+  std::string write_fault_;  // the last StorageFault's text, while writes_failing_
 
   const DbBackend backend_;
   CounterFamily<DbBackend, DbUnit, DbOutcome> units_{

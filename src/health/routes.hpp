@@ -5,7 +5,8 @@
 
 namespace billing {
 
-// GET /billing/health: healthy only after a real database round trip.
+// GET /billing/health: healthy only after a real database round trip, and while writes work as
+// far as the service knows (core/db.hpp Db::check_storage).
 void add_health_routes(Router& router, Db& db, const Clock& clock);
 
 }  // namespace billing

@@ -7,4 +7,11 @@ void SqlHealthRepo::ping() {
   db_.run(kPing, {});
 }
 
+void SqlHealthRepo::probe_write() {
+  static constexpr sql::Query kProbe =
+      "INSERT INTO storage_probe (id, writes) VALUES (1, 1) "
+      "ON CONFLICT (id) DO UPDATE SET writes = storage_probe.writes + 1";
+  db_.run(kProbe, {});
+}
+
 }  // namespace billing

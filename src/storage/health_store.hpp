@@ -10,6 +10,7 @@ class SqlHealthRepo : public HealthRepo {
   explicit SqlHealthRepo(sql::Connection& connection) : db_(connection) {}
 
   void ping() override;
+  void probe_write() override;
 
  private:
   sql::Connection& db_;

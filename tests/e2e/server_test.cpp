@@ -5,12 +5,14 @@
 #include <filesystem>
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <string>
 #include <vector>
 
 #include "client.hpp"
 #include "http/route.hpp"
+#include "storage/postgres/connection.hpp"
 
 namespace billing::e2e {
 namespace {
@@ -447,6 +449,39 @@ TEST_P(E2ePostgresOutage, HealthFollowsTheDatabase) {
   EXPECT_FALSE(server.wait_exit(0ms)) << "billing stopped while the database was away";
 }
 
+// A server that takes no more writes (a standby, as after a failover gone wrong; or a full disk):
+// writes answer 500 and health 503, until it takes writes again.
+TEST_P(E2ePostgresOutage, HealthFollowsWhetherTheServerTakesWrites) {
+  PrivatePostgres postgres;
+  BillingServer server({.database_url = postgres.url(), .env = {}});
+  HttpClient client(server.port());
+  ASSERT_EQ(client.get("/billing/plan", bearer(sign_token(hospital_user("h-0")))).status, 200);
+  PostgresConnection admin(postgres.url());
+  const auto read_only = [&](bool on) {
+    admin.exec(on ? "ALTER SYSTEM SET default_transaction_read_only = on"
+                  : "ALTER SYSTEM RESET default_transaction_read_only");
+    admin.exec("SELECT pg_reload_conf()");
+  };
+
+  read_only(true);
+  HttpResponse write;
+  ASSERT_TRUE(eventually(
+      [&] {
+        write = client.get("/billing/plan", bearer(sign_token(hospital_user(unique_id("h")))));
+        return write.status != 200;
+      },
+      5s, 50ms));
+  EXPECT_EQ(write.status, 500) << write.body;
+  EXPECT_EQ(write.body, R"({"detail":"Internal server error"})");
+  EXPECT_EQ(client.get("/billing/health").status, 503);
+  EXPECT_THAT(server.log(), HasSubstr("SQLSTATE 25006"));
+
+  read_only(false);
+  EXPECT_TRUE(eventually([&] { return client.get("/billing/health").status == 200; }, 5s, 100ms))
+      << server.log();
+  EXPECT_EQ(client.get("/billing/plan", bearer(sign_token(hospital_user("h-new")))).status, 200);
+}
+
 // A SQLite file removed while the service runs (an operator's rm, a volume swapped): health
 // answers 503 and writes fail, rather than answer 200 for changes that no restart would find.
 TEST(E2eSqliteFile, RemovedWhileRunningFailsHealthAndWrites) {
@@ -465,6 +500,53 @@ TEST(E2eSqliteFile, RemovedWhileRunningFailsHealthAndWrites) {
   EXPECT_EQ(write.status, 500) << write.body;
   EXPECT_EQ(write.body, R"({"detail":"Internal server error"})");
   EXPECT_THAT(server.log(), HasSubstr("was removed or replaced while the service ran"));
+}
+
+// The write-ahead log removed alone: its commits, not yet checkpointed, would be lost at the next
+// start.
+TEST(E2eSqliteFile, WriteAheadLogRemovedWhileRunningFailsWritesAndHealth) {
+  BillingServer server({.database_url = "", .env = {}});
+  const std::string path = server.database_url().substr(std::string_view("sqlite:///").size());
+  HttpClient client(server.port());
+  ASSERT_EQ(client.get("/billing/plan", bearer(sign_token(hospital_user("h-1")))).status, 200);
+  ASSERT_EQ(client.get("/billing/plan", bearer(sign_token(hospital_user("h-2")))).status, 200);
+  ASSERT_EQ(client.get("/billing/health").status, 200);
+
+  std::filesystem::remove(path + "-wal");
+  const auto write = client.get("/billing/plan", bearer(sign_token(hospital_user("h-3"))));
+  EXPECT_EQ(write.status, 500) << write.body;
+  EXPECT_EQ(write.body, R"({"detail":"Internal server error"})");
+  EXPECT_EQ(client.get("/billing/health").status, 503);
+  EXPECT_THAT(server.log(), HasSubstr("-wal was removed or replaced while the service ran"));
+}
+
+// A full disk, made by a file size limit on the running service (prlimit): writes answer 500 and
+// health 503 until writes work again, which health learns by a write of its own, as no other
+// write may come (a balancer sends nothing to an unhealthy replica). Reads go on.
+TEST(E2eSqliteFile, AFullDiskFailsHealthUntilWritesWorkAgain) {
+  BillingServer server({.database_url = "", .env = {}});
+  const std::string path = server.database_url().substr(std::string_view("sqlite:///").size());
+  HttpClient client(server.port());
+  ASSERT_EQ(client.get("/billing/plan", bearer(sign_token(hospital_user("h-0")))).status, 200);
+  // Nothing more fits in the write-ahead log, where every commit goes.
+  rlimit limit{.rlim_cur = std::filesystem::file_size(path + "-wal"), .rlim_max = RLIM_INFINITY};
+  ASSERT_EQ(prlimit(server.pid(), RLIMIT_FSIZE, &limit, nullptr), 0);
+
+  const auto failed = client.get("/billing/plan", bearer(sign_token(hospital_user("h-1"))));
+  EXPECT_EQ(failed.status, 500) << failed.body;
+  EXPECT_EQ(failed.body, R"({"detail":"Internal server error"})");
+  const auto health = client.get("/billing/health");
+  EXPECT_EQ(health.status, 503);
+  EXPECT_EQ(health.body, R"({"detail":"Service unavailable"})");
+  EXPECT_EQ(client.get("/billing/plan", bearer(sign_token(hospital_user("h-0")))).status, 200)
+      << "reads go on";
+
+  limit.rlim_cur = RLIM_INFINITY;
+  ASSERT_EQ(prlimit(server.pid(), RLIMIT_FSIZE, &limit, nullptr), 0);
+  EXPECT_TRUE(eventually([&] { return client.get("/billing/health").status == 200; }, 5s, 100ms))
+      << server.log();
+  EXPECT_EQ(client.get("/billing/plan", bearer(sign_token(hospital_user("h-new")))).status, 200);
+  EXPECT_FALSE(server.wait_exit(0ms)) << "billing stopped at the file size limit";
 }
 
 INSTANTIATE_TEST_SUITE_P(E2e, E2ePostgresOutage, testing::ValuesIn(postgres_only()),

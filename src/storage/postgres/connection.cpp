@@ -9,6 +9,8 @@
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
+#include "core/db.hpp"
+
 namespace billing {
 namespace {
 
@@ -49,10 +51,26 @@ std::string failure_text(pg_conn* conn, const PGresult* result) {
                      state ? state : "none");
 }
 
+// Whether a failed result says the server's storage takes no writes: disk full (53100), an
+// I/O error (class 58), or a server that is read-only (25006: a standby, say).
+bool storage_fault(const PGresult* result) {
+  const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  if (!state) return false;
+  const std::string_view code = state;
+  return code == "53100" || code.starts_with("58") || code == "25006";
+}
+
+// Throws failure_text, as a StorageFault if `storage_fault`.
+[[noreturn]] void throw_failure(std::string text, bool storage_fault) {
+  if (storage_fault) throw StorageFault(text);
+  throw std::runtime_error(text);
+}
+
 // Throws with the server's message and SQLSTATE unless the result is a success.
 Result checked(pg_conn* conn, PGresult* raw) {
   Result result(raw);
-  if (!succeeded(result.get())) throw std::runtime_error(failure_text(conn, result.get()));
+  if (!succeeded(result.get()))
+    throw_failure(failure_text(conn, result.get()), storage_fault(result.get()));
   return result;
 }
 
@@ -244,6 +262,7 @@ void PostgresConnection::send(const char* statement, std::initializer_list<sql::
 
 std::int64_t PostgresConnection::finish_pipeline(sql::RowVisitor on_row) {
   std::string error;
+  bool error_is_storage_fault = false;
   Result last;
   std::vector<Result> read_results;  // of later_reads_, in order
   auto later_read = later_reads_.begin();
@@ -259,7 +278,10 @@ std::int64_t PostgresConnection::finish_pipeline(sql::RowVisitor on_row) {
     const char* prepared = in_flight_[i];
     if (!succeeded(result.get())) {
       // An error, or a statement skipped after one (PGRES_PIPELINE_ABORTED).
-      if (error.empty()) error = failure_text(conn_, result.get());
+      if (error.empty()) {
+        error = failure_text(conn_, result.get());
+        error_is_storage_fault = storage_fault(result.get());
+      }
       if (prepared) prepared_.erase(prepared);  // to be prepared again
     } else if (later_read != later_reads_.end() && later_read->first == i) {
       read_results.push_back(std::move(result));
@@ -274,7 +296,7 @@ std::int64_t PostgresConnection::finish_pipeline(sql::RowVisitor on_row) {
   const Result sync(PQgetResult(conn_));  // PGRES_PIPELINE_SYNC
   // Still in pipeline mode, it would refuse every statement run without one: start afresh.
   if (PQexitPipelineMode(conn_) != 1) needs_reset_ = true;
-  if (!error.empty()) throw std::runtime_error(error);
+  if (!error.empty()) throw_failure(std::move(error), error_is_storage_fault);
   if (needs_reset_) throw std::runtime_error(failure_text(conn_, nullptr));
   // The rows only now, the pipeline over: a visitor that throws leaves the connection sound.
   for (std::size_t i = 0; i < read_results.size(); ++i)

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include "core/db.hpp"
 #include "storage/sqlite/page_cache.hpp"
 #include "storage/sqlite/wal_write_batching.hpp"
 
@@ -118,8 +119,19 @@ void SqliteConnection::close() {
 }
 
 void SqliteConnection::fail(const char* what) const {
-  throw std::runtime_error(fmt::format("sqlite {}: {} (code {})", what, sqlite3_errmsg(db_),
-                                       sqlite3_extended_errcode(db_)));
+  const int code = sqlite3_extended_errcode(db_);
+  std::string text = fmt::format("sqlite {}: {} (code {})", what, sqlite3_errmsg(db_), code);
+  switch (code & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      throw StorageFault(text);
+    default:
+      throw std::runtime_error(text);
+  }
 }
 
 void SqliteConnection::exec(std::string_view script) {

@@ -22,16 +22,28 @@ std::optional<FileIdentity> file_identity(const std::string& path) {
   return FileIdentity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
 }
 
-void SqliteDb::check_storage() const {
-  // A stat a check: cheap beside a commit's sync, and never on a read's path.
-  if (file_identity(path_) != file_)
-    throw std::runtime_error("the SQLite database file " + path_ +
-                             " was removed or replaced while the service ran: its writes would "
-                             "be lost at the next start; restart the service on the right file");
+namespace {
+
+void require_same_file(const std::string& path, const std::optional<FileIdentity>& opened) {
+  if (file_identity(path) != opened)
+    throw StorageFault("the SQLite file " + path +
+                       " was removed or replaced while the service ran: its writes would be lost "
+                       "at the next start; restart the service on the right file");
+}
+
+}  // namespace
+
+void SqliteDb::check_opened_storage() const {
+  require_same_file(path_, file_);
 }
 
 sql::Connection& SqliteDb::checked_writer() {
-  check_storage();
+  // Two stats a batch: cheap beside a commit's sync, and never on a read's path.
+  check_opened_storage();
+  if (wal_file_)
+    require_same_file(wal_path_, wal_file_);
+  else
+    wal_file_ = file_identity(wal_path_);
   return writer_connection_;
 }
 

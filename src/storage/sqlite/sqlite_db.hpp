@@ -31,19 +31,23 @@ class SqliteDb final : public Db {
   ~SqliteDb() override;
 
   void migrate() override;
-  void check_storage() const override;
 
  protected:
+  void check_opened_storage() const override;
   boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity,
                                        PrepareWork prepare) override;
 
  private:
-  // The writer, once check_storage() found the file it opened still at `path_`.
+  // The writer, once the files it opened are found still at their paths (else a StorageFault).
   sql::Connection& checked_writer();
 
   std::string path_;
   SqliteConnection writer_connection_;
   std::optional<FileIdentity> file_ = file_identity(path_);  // of the file the writer opened
+  // The write-ahead log holds the commits not yet checkpointed: removed, they are lost at the
+  // next start. It exists from the first write on; its identity is the writer thread's.
+  std::string wal_path_ = path_ + "-wal";
+  std::optional<FileIdentity> wal_file_;
   boost::asio::thread_pool writer_{1};
   GroupCommit grouped_{writer_, 1,
                        [this](std::size_t) -> sql::Connection& { return checked_writer(); },
