@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "kit/json.hpp"
+#include "kit/log.hpp"
 #include "kit/time.hpp"
 
 namespace billing {
@@ -115,14 +116,14 @@ void AccessLog::append_line(std::string& out, const Call& call, const Response& 
     out += ' ';
     append_latency();
     out += "ms request_id=";
-    out += call.request_id;
+    append_text_value(out, call.request_id);
     if (call.identity) {
       out += " role=";
       out += name_of(call.identity->role);
     }
     if (has_entity) {
       out += " entity=";
-      out += call.identity->entity_id;
+      append_text_value(out, call.identity->entity_id);
     }
     return;
   }

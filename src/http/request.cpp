@@ -6,6 +6,8 @@
 #include <boost/url/parse_query.hpp>
 #include <boost/url/pct_string_view.hpp>
 
+#include "kit/api_error.hpp"
+
 namespace billing {
 
 std::string_view method_name(Method method) {
@@ -37,7 +39,9 @@ std::optional<std::string> Request::query_param(std::string_view name) const {
   // view into the request line) past its end; a copy ends where it should.
   const std::string terminated(query);
   const auto params = boost::urls::parse_query(terminated);
-  if (!params) return std::nullopt;
+  // Read as absent, a query with one bad escape would drop every parameter: an admin's
+  // `entity_id`, a page's `limit`, and answer for what the caller did not ask.
+  if (!params) throw ApiError(400, "Invalid query string");
   for (auto param : *params)
     if (param.key.decode() == name) return param.value.decode();
   return std::nullopt;

@@ -49,40 +49,39 @@ void Router::add(Route route) {
     throw std::logic_error("a route whose policy admits no role: " + route.pattern);
   if (route.policy.body_limit() > kLargeBodyLimit)
     throw std::logic_error("body limit above the server's largest: " + route.pattern);
-  // A GET route answers HEAD too (the server leaves the body out).
-  const auto method = route.method == Method::get ? std::string("GET, HEAD")
-                                                  : std::string(method_name(route.method));
   route.index = count_++;
   for (auto& entry : paths_) {
     if (entry.pattern != route.pattern) continue;
     for (const auto& existing : entry.routes)
       if (existing.method == route.method)
         throw std::logic_error("route declared twice: " + route.pattern);
-    entry.allow += ", " + method;
     entry.routes.push_back(std::move(route));
     return;
   }
   std::string pattern = route.pattern;
   const bool has_params = pattern.find('{') != std::string::npos;
-  paths_.push_back({std::move(pattern), has_params, {}, method});
+  paths_.push_back({std::move(pattern), has_params, {}});
   paths_.back().routes.push_back(std::move(route));
 }
 
 Router::Match Router::find(Request& request) const {
   // Literal patterns first, so that /stripe/subscription/cancel is not taken for
-  // /stripe/subscription/{sub_id}; a 405 only when no pattern that fits has the method.
-  std::string_view allow;
+  // /stripe/subscription/{sub_id}; a 405 only when no pattern that fits has the method, with
+  // the methods of every pattern that fits.
+  bool get = false, post = false;
   for (const bool with_params : {false, true}) {
     for (const auto& entry : paths_) {
       if (entry.has_params != with_params || !matches(entry.pattern, request.path, request))
         continue;
-      for (const auto& route : entry.routes)
+      for (const auto& route : entry.routes) {
         if (route.method == request.method) return {&route, {}};
-      if (allow.empty()) allow = entry.allow;
+        (route.method == Method::get ? get : post) = true;
+      }
     }
   }
   request.path_params.clear();
-  return {nullptr, allow};
+  // A GET route answers HEAD too (the server leaves the body out).
+  return {nullptr, get && post ? "GET, HEAD, POST" : get ? "GET, HEAD" : post ? "POST" : ""};
 }
 
 std::vector<const Route*> Router::routes() const {

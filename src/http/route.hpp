@@ -109,7 +109,6 @@ class Router {
     std::string pattern;
     bool has_params;  // a `{name}` segment
     std::vector<Route> routes;
-    std::string allow;
   };
   std::vector<PathRoutes> paths_;
   std::size_t count_ = 0;

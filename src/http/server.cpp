@@ -423,7 +423,9 @@ struct Server::Impl {
       if (!parser.is_done()) {
         const auto header = parser.chunked() ? header_fields(message) : HeaderFields{};
         arm(w, *live, options.io_timeout);
-        if (beast::iequals(message[http::field::expect], "100-continue")) {
+        // An HTTP/1.0 client knows no 100 (RFC 9110 10.1.1: its expectation is ignored).
+        if (message.version() >= 11 &&
+            beast::iequals(message[http::field::expect], "100-continue")) {
           http::response<http::empty_body> go_on{http::status::continue_, message.version()};
           co_await http::async_write(socket, go_on, use_tuple);
         }

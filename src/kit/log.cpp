@@ -82,11 +82,6 @@ std::unique_ptr<spdlog::formatter> make_log_formatter(LogFormat format) {
   return std::make_unique<JsonFormatter>();
 }
 
-namespace {
-
-// A field's value in the text form: as it is, or quoted and escaped as a JSON string when it is
-// empty or holds a space, a quote, '=', a backslash or a control character, so that a value a
-// client chose (an id it sent) cannot pass for further fields.
 void append_text_value(std::string& text, std::string_view value) {
   const bool plain = !value.empty() && std::none_of(value.begin(), value.end(), [](char c) {
     return static_cast<unsigned char>(c) <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f;
@@ -96,8 +91,6 @@ void append_text_value(std::string& text, std::string_view value) {
   else
     append_json_string(text, value);
 }
-
-}  // namespace
 
 void log_event(spdlog::level::level_enum level, std::string_view message,
                std::string_view request_id, std::initializer_list<LogField> fields) {

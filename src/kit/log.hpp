@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include <spdlog/common.h>
@@ -30,6 +31,11 @@ struct LogField {
 // lines, "request_id" (when there is one) and the event's fields. Text: the same, as
 // `time level message request_id=... name=value ...`.
 std::unique_ptr<spdlog::formatter> make_log_formatter(LogFormat format);
+
+// A field's value in the text form: as it is, or quoted and escaped as a JSON string when it is
+// empty or holds a space, a quote, '=', a backslash or a control character, so that a value a
+// client chose (an id it sent) cannot pass for further fields.
+void append_text_value(std::string& text, std::string_view value);
 
 // One line through the default logger. `request_id` may be "" (work no request asked for).
 void log_event(spdlog::level::level_enum level, std::string_view message,

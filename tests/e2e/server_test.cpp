@@ -133,11 +133,17 @@ TEST_F(E2eHttp, WrongMethodIs405WithAllow) {
     const char* target;
     const char* allow;
   } cases[] = {
-      {"POST", "/billing/health", "GET, HEAD"},       {"POST", "/billing/plan", "GET, HEAD"},
-      {"GET", "/billing/plan/select", "POST"},        {"GET", "/billing/services/select", "POST"},
-      {"POST", "/billing/plan/current", "GET, HEAD"}, {"POST", "/csrf-token", "GET, HEAD"},
-      {"DELETE", "/billing/plan", "GET, HEAD"},       {"PUT", "/billing/plan/select", "POST"},
+      {"POST", "/billing/health", "GET, HEAD"},
+      {"POST", "/billing/plan", "GET, HEAD"},
+      {"GET", "/billing/plan/select", "POST"},
+      {"GET", "/billing/services/select", "POST"},
+      {"POST", "/billing/plan/current", "GET, HEAD"},
+      {"POST", "/csrf-token", "GET, HEAD"},
+      {"DELETE", "/billing/plan", "GET, HEAD"},
+      {"PUT", "/billing/plan/select", "POST"},
       {"HEAD", "/billing/plan/select", "POST"},
+      // Two patterns fit: the literal one takes POST, /stripe/subscription/{sub_id} GET.
+      {"DELETE", "/stripe/subscription/cancel", "GET, HEAD, POST"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(std::string(c.method) + " " + c.target);
@@ -147,6 +153,37 @@ TEST_F(E2eHttp, WrongMethodIs405WithAllow) {
               c.method == std::string_view("HEAD") ? "" : R"({"detail":"Method Not Allowed"})");
     EXPECT_EQ(response.header("allow"), c.allow);
   }
+}
+
+// Read as absent, a query with one bad escape would drop every parameter, and answer for what
+// the caller did not ask: its own plan rather than 403 for another's, a whole catalog.
+TEST_F(E2eHttp, AQueryWithABadEscapeIs400) {
+  HttpClient client(port());
+  const auto hospital = unique_id("hosp");
+  const auto own = bearer(sign_token(hospital_user(hospital)));
+  ASSERT_EQ(client.get("/billing/plan", own).status, 200);
+  for (const auto& [target, token] :
+       {std::pair{"/billing/plan/current?entity_id=" + unique_id("other") + "&x=%zz", own},
+        std::pair{"/billing/plan/current?entity_id=" + hospital + "&x=%", own},
+        std::pair{std::string("/stripe/admin/customers?limit=500&x=%"),
+                  bearer(sign_token(admin_user()))}}) {
+    SCOPED_TRACE(target);
+    const auto response = client.get(target, token);
+    EXPECT_EQ(response.status, 400);
+    EXPECT_EQ(response.body, R"({"detail":"Invalid query string"})");
+  }
+}
+
+// RFC 9110 10.1.1: a server ignores an HTTP/1.0 client's 100-continue, which it cannot know.
+TEST_F(E2eHttp, AnHttp10ClientIsSentNo100Continue) {
+  Connection connection(port());
+  const auto response = connection.exchange({.method = "POST",
+                                             .target = "/stripe/webhook",
+                                             .body = "{}",
+                                             .headers = {{"Expect", "100-continue"}},
+                                             .version = 10});
+  EXPECT_EQ(response.status, 400);
+  EXPECT_EQ(response.body, R"({"detail":"Invalid webhook signature"})");
 }
 
 TEST_F(E2eHttp, JsonBodiesOverSixtyFourKibibytesAre413AndClosed) {

@@ -171,6 +171,24 @@ TEST_F(AccessLog, QuotesBackslashesAndControlCharactersAreEscaped) {
   }
 }
 
+// In the text form, an id that would read as further fields (or hide them) is quoted.
+TEST_F(AccessLog, TextLinesQuoteIdsThatCouldPassForFields) {
+  billing::AccessLog log(clock_, -1, 1h, LogFormat::text);
+  const auto line = [&](std::string entity, std::string request_id) {
+    return log.line(call(&plan_,
+                         Identity{.subject = "s",
+                                  .role = Role::hospital,
+                                  .entity_id = std::move(entity),
+                                  .hospital_id = {}},
+                         std::move(request_id)),
+                    Response{.status = 200});
+  };
+  EXPECT_THAT(line("h1", "id-1"), testing::EndsWith(" request_id=id-1 role=hospital entity=h1"));
+  EXPECT_THAT(line("h1 role=admin entity=victim status=200", "id=2"),
+              testing::EndsWith(R"( request_id="id=2" role=hospital )"
+                                R"(entity="h1 role=admin entity=victim status=200")"));
+}
+
 TEST_F(AccessLog, LinesAreBufferedUntilFlushWritesThem) {
   Pipe pipe;
   billing::AccessLog log(clock_, pipe.write_fd, 1h);
