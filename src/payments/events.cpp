@@ -510,7 +510,13 @@ class EventEffects {
     if (before->collection_paused)
       return {outcome.status, outcome.note + "; the plan waits for the subscription's resumption"};
     Plan after = *before;
-    if (after.status == PlanStatus::suspended) after.status = PlanStatus::active;
+    if (after.status == PlanStatus::suspended) {
+      after.status = PlanStatus::active;
+      // Another invoice, newer, may still be unpaid (its payment failed after this one's): the
+      // subscription is then past due still, as Stripe's status follows the latest invoice. The
+      // provider's present state settles it.
+      ask_the_provider_later(*subscription);
+    }
     save(before, std::move(after));
     return outcome;
   }
@@ -560,14 +566,19 @@ class EventEffects {
   // what is known of that subscription, newest event first, if it names its owner and plan.
   Outcome other_subscription_event(std::optional<std::string_view> id, std::string_view status) {
     if (!id || !plausible_id(*id)) return ignored("no plan holds the subscription");
+    const auto* metadata = child(object_, "metadata");
+    const auto owner = metadata_entity(metadata);
+    // Metadata edited to name another entity than the one the subscription or its customer is
+    // known as (the lock held is the named one's): taken, it would hand that entity another's
+    // subscription, to see, to cancel, and to go on with when its own ends.
+    if (owner && belongs_to_another(*owner, id, text(object_, "customer")))
+      return ignored("the subscription or customer is another entity's");
     auto other = plans().find_other_subscription(*id);
     if (other && ended(other->status)) return {AuditStatus::stale, "the subscription has ended"};
     if (other && event_.created < other->last_event_created)
       return {AuditStatus::stale, "older than the subscription's last event"};
     if (!other) {
       // Told of first by this event (its checkout's completion may come later).
-      const auto* metadata = child(object_, "metadata");
-      const auto owner = metadata_entity(metadata);
       if (!owner) return ignored("no plan holds the subscription");
       const auto [plan_type, cycle] = metadata_plan(*metadata);
       if (!plan_type || !cycle) return ignored("no plan holds the subscription");

@@ -798,22 +798,41 @@ TEST_P(Events, MetadataNamingAnotherEntityThanTheSubscriptionsIsNotTaken) {
     object["metadata"] = named_other;
     return event("checkout.session.completed", std::move(object));
   };
+  // The subscription's own events naming the other: it is not recorded as the other's, which
+  // would then see and cancel it, and have its plan go on with it when its own ends.
+  const auto subscription_for_other = [&](std::string_view type, std::string_view status) {
+    auto object = subscription_object(status, "price_local_hospital_pro_monthly");
+    object["metadata"] = named_other;
+    return event(type, std::move(object));
+  };
   const auto others = [&] {
     return run_blocking(db->read([&](Tx& tx) {
-      return std::pair(tx.get<PaymentRepo>().payments(other), tx.get<PlanRepo>().find_plan(other));
+      return std::tuple(tx.get<PaymentRepo>().payments(other), tx.get<PlanRepo>().find_plan(other),
+                        tx.get<PlanRepo>().find_other_subscription(subscription));
     }));
   };
   const auto paid = paid_for_other();
   EXPECT_EQ(apply(paid), AuditStatus::ignored);
   EXPECT_EQ(audit(paid).at(0).note, "the subscription or customer is another entity's");
   EXPECT_EQ(apply(checkout_for_other()), AuditStatus::ignored);
+  for (const auto* type : {"customer.subscription.updated", "customer.subscription.deleted"}) {
+    const auto named = subscription_for_other(type, "active");
+    EXPECT_EQ(apply(named), AuditStatus::ignored) << type;
+    EXPECT_EQ(audit(named).at(0).note, "the subscription or customer is another entity's");
+    EXPECT_EQ(std::get<2>(others()), std::nullopt) << type;
+  }
+  EXPECT_EQ(plan()->plan_type, PlanType::lite);
+  EXPECT_EQ(plan()->status, PlanStatus::active);
   // Another subscription of the same customer: the customer says whose it is.
   subscription = unique_id("sub");
   EXPECT_EQ(apply(paid_for_other()), AuditStatus::ignored);
   EXPECT_EQ(apply(checkout_for_other()), AuditStatus::ignored);
-  const auto [payments_of_other, plan_of_other] = others();
+  EXPECT_EQ(apply(subscription_for_other("customer.subscription.updated", "active")),
+            AuditStatus::ignored);
+  const auto [payments_of_other, plan_of_other, known_as_others] = others();
   EXPECT_TRUE(payments_of_other.empty());
   EXPECT_EQ(plan_of_other, std::nullopt);
+  EXPECT_EQ(known_as_others, std::nullopt);
   // Named for its owner, such an invoice is taken.
   EXPECT_EQ(apply(invoice("invoice.payment_succeeded", unique_id("in"))), AuditStatus::ok);
   EXPECT_EQ(payments().size(), 1u);
@@ -1308,6 +1327,41 @@ TEST_P(SubscriptionCheckEvents, TiedUpdatesThatDisagreeAreSettledByTheProvidersS
 
   run_blocking(checks.settle(subscription));  // nothing pending: the provider is not asked
   EXPECT_EQ(provider.calls, 1);
+}
+
+// Two renewals unpaid, then the older one paid: the newer is unpaid still, and the subscription
+// past due. Reactivated by the payment, the plan is suspended again by the provider's state.
+TEST_P(SubscriptionCheckEvents, AnOlderInvoicePaidWhileANewerIsUnpaidLeavesThePlanSuspended) {
+  apply(checkout_completed());
+  const auto older = unique_id("in");
+  apply(invoice("invoice.payment_failed", older, ++clock));
+  apply(invoice("invoice.payment_failed", unique_id("in"), ++clock));
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  EXPECT_EQ(pending(), std::nullopt);
+  EXPECT_EQ(apply(invoice("invoice.payment_succeeded", older, ++clock)), AuditStatus::ok);
+  EXPECT_EQ(payments().size(), 1u);
+  ASSERT_TRUE(pending());
+
+  testing::ScriptedProvider provider({answer(state(kLite, "past_due"))});
+  SubscriptionChecks checks(*db, provider, rules, wall, {1ms});
+  run_blocking(checks.settle(subscription));
+  EXPECT_EQ(provider.calls, 1);
+  EXPECT_EQ(plan()->status, PlanStatus::suspended);
+  EXPECT_EQ(pending(), std::nullopt);
+}
+
+// The plan's only unpaid invoice paid: the provider confirms the plan active.
+TEST_P(SubscriptionCheckEvents, TheLastUnpaidInvoicePaidIsConfirmedActive) {
+  apply(checkout_completed());
+  const auto unpaid = unique_id("in");
+  apply(invoice("invoice.payment_failed", unpaid, ++clock));
+  apply(invoice("invoice.payment_succeeded", unpaid, ++clock));
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+  testing::ScriptedProvider provider({answer(state(kLite))});
+  SubscriptionChecks checks(*db, provider, rules, wall, {1ms});
+  run_blocking(checks.settle(subscription));
+  EXPECT_EQ(plan()->status, PlanStatus::active);
+  EXPECT_EQ(pending(), std::nullopt);
 }
 
 TEST_P(SubscriptionCheckEvents, UpdatesThatAgreeOrFollowEachOtherAskNothing) {
