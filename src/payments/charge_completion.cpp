@@ -26,15 +26,37 @@ constexpr std::string_view kNoCharge =
 
 }  // namespace
 
-boost::asio::awaitable<bool> ChargeCompletion::complete_once(const ChargeToComplete& charge) {
+std::optional<std::string_view> charge_disagreement(const ChargeToComplete& payment,
+                                                    const ChargeDetails& charge) {
+  if (payment.charge_id && charge.charge_id && *payment.charge_id != *charge.charge_id)
+    return "the payment provider names another charge than the invoice's event: a look by hand";
+  if (charge.fee < 0 || charge.fee > payment.amount || charge.net != payment.amount - charge.fee)
+    return "the payment provider's fee and net do not make up the payment's amount: a look by "
+           "hand";
+  return std::nullopt;
+}
+
+boost::asio::awaitable<std::optional<std::string_view>> ChargeCompletion::complete_once(
+    const ChargeToComplete& charge) {
   const auto details = co_await provider_.invoice_charge(charge.invoice_id);
-  if (!details) co_return false;
-  const bool saved = co_await db_.transact(
-      [&](Tx& tx) { return tx.get<PaymentRepo>().complete_payment(charge.invoice_id, *details); });
+  if (!details) co_return kNoCharge;
+  enum class Outcome { saved, known_already, disagrees };
+  std::optional<std::string_view> disagreement;
+  const auto outcome = co_await db_.transact([&](Tx& tx) {
+    auto& payments = tx.get<PaymentRepo>();
+    const auto payment = payments.payment_without_fee(charge.invoice_id);
+    if (!payment) return Outcome::known_already;
+    disagreement = charge_disagreement(*payment, *details);
+    if (disagreement) return Outcome::disagrees;
+    payments.complete_payment(charge.invoice_id, *details);
+    return Outcome::saved;
+  });
+  if (outcome == Outcome::disagrees) co_return disagreement;
   // The fee, which is 0 when it was paid outside the provider (no charge).
-  log_event(spdlog::level::info, saved ? "payment fee recorded" : "payment fee known already", "",
+  log_event(spdlog::level::info,
+            outcome == Outcome::saved ? "payment fee recorded" : "payment fee known already", "",
             {{"invoice_id", charge.invoice_id}, {"fee", std::to_string(details->fee)}});
-  co_return true;
+  co_return std::nullopt;
 }
 
 boost::asio::awaitable<void> ChargeCompletion::complete(std::string invoice_id,
@@ -43,8 +65,8 @@ boost::asio::awaitable<void> ChargeCompletion::complete(std::string invoice_id,
   co_await retry_provider_work(
       waits_, retry_delays_,
       [&]() -> boost::asio::awaitable<void> {
-        if (!co_await complete_once(charge))
-          log_fee_failure("payment fee not recorded", charge, kNoCharge);
+        if (const auto why = co_await complete_once(charge))
+          log_fee_failure("payment fee not recorded", charge, *why);
       },
       [&](const RetryFailure& f) {
         if (f.stopped)
@@ -62,12 +84,13 @@ boost::asio::awaitable<ChargeCompletion::Report> ChargeCompletion::complete_miss
   Report report;
   for (const auto& charge : missing) {
     try {
-      if (co_await complete_once(charge)) {
+      const auto why = co_await complete_once(charge);
+      if (!why) {
         ++report.completed;
         continue;
       }
       ++report.failed;
-      log_fee_failure("payment fee not recorded", charge, kNoCharge);
+      log_fee_failure("payment fee not recorded", charge, *why);
     } catch (const std::exception& e) {
       ++report.failed;
       log_fee_failure("payment fee not recorded", charge, provider_failure(e));

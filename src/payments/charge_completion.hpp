@@ -5,7 +5,9 @@
 // is still missing after that is left to `billing complete-fees`.
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -16,6 +18,12 @@
 #include "payments/provider_retries.hpp"
 
 namespace billing {
+
+// Why the provider's charge cannot be the payment's: another charge than its event named, or a
+// fee and net that do not make up its amount (an invoice paid in parts, say). Such a fee is left
+// unknown, for a look by hand, rather than recorded against an amount it is not of.
+std::optional<std::string_view> charge_disagreement(const ChargeToComplete& payment,
+                                                    const ChargeDetails& charge);
 
 class ChargeCompletion {
  public:
@@ -43,9 +51,11 @@ class ChargeCompletion {
   boost::asio::awaitable<Report> complete_missing(std::size_t limit);
 
  private:
-  // One attempt: false when the provider has no details to give; throws what the provider or the
-  // database threw.
-  boost::asio::awaitable<bool> complete_once(const ChargeToComplete& charge);
+  // One attempt: why the fee is not recorded (the provider has no details to give, or they
+  // disagree with the payment), nothing once it is; throws what the provider or the database
+  // threw.
+  boost::asio::awaitable<std::optional<std::string_view>> complete_once(
+      const ChargeToComplete& charge);
 
   Db& db_;
   PaymentProvider& provider_;

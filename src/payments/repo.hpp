@@ -55,6 +55,8 @@ class PaymentRepo {
   virtual bool complete_payment(std::string_view invoice_id, const ChargeDetails& details) = 0;
   // Payments of an invoice whose fee is not known yet, the earliest recorded first.
   virtual std::vector<ChargeToComplete> payments_without_fee(std::size_t limit) = 0;
+  // The invoice's payment, if recorded and its fee is not known yet.
+  virtual std::optional<ChargeToComplete> payment_without_fee(std::string_view invoice_id) = 0;
 
   // Asks that the subscription's state be read from the provider and applied (two of its events
   // tied on `event_created`): the check gets a new token.

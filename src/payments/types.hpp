@@ -83,11 +83,12 @@ struct Payment {
   friend bool operator==(const Payment&, const Payment&) = default;
 };
 
-// A payment whose fee is not known yet: its invoice, and the charge that paid it if the event
-// named one (Stripe's invoices of API versions from 2025-03-31 on do not).
+// A payment whose fee is not known yet: its invoice, the charge that paid it if the event
+// named one (Stripe's invoices of API versions from 2025-03-31 on do not), and its amount.
 struct ChargeToComplete {
   std::string invoice_id;
   std::optional<std::string> charge_id;
+  Cents amount = 0;
   friend bool operator==(const ChargeToComplete&, const ChargeToComplete&) = default;
 };
 

@@ -38,6 +38,11 @@ void queue(std::vector<PaymentBatch::Queued>& queued, std::string key,
   }
 }
 
+// A row of (stripe_invoice_id, stripe_charge_id, amount).
+ChargeToComplete charge_to_complete(const sql::Row& row) {
+  return {std::string(row.text(0)), optional_text(row, 1), row.integer(2)};
+}
+
 }  // namespace
 
 PaymentBatch::Queued* SqlPaymentRepo::answer_queued(std::vector<PaymentBatch::Queued>& queued,
@@ -268,13 +273,21 @@ std::vector<ChargeToComplete> SqlPaymentRepo::payments_without_fee(std::size_t l
   // A scan: it serves `billing complete-fees`, and an index on a missing fee would cost every
   // payment the webhook records (each starts without its fee).
   static constexpr sql::Query kMissing =
-      "SELECT stripe_invoice_id, stripe_charge_id FROM payments WHERE fee_amount IS NULL "
+      "SELECT stripe_invoice_id, stripe_charge_id, amount FROM payments WHERE fee_amount IS NULL "
       "AND stripe_invoice_id IS NOT NULL ORDER BY id LIMIT ?";
   std::vector<ChargeToComplete> out;
-  db_.run(kMissing, {static_cast<std::int64_t>(limit)}, [&](const sql::Row& row) {
-    out.push_back({std::string(row.text(0)), optional_text(row, 1)});
-  });
+  db_.run(kMissing, {static_cast<std::int64_t>(limit)},
+          [&](const sql::Row& row) { out.push_back(charge_to_complete(row)); });
   return out;
+}
+
+std::optional<ChargeToComplete> SqlPaymentRepo::payment_without_fee(std::string_view invoice_id) {
+  static constexpr sql::Query kFind =
+      "SELECT stripe_invoice_id, stripe_charge_id, amount FROM payments "
+      "WHERE stripe_invoice_id = ? AND fee_amount IS NULL";
+  std::optional<ChargeToComplete> found;
+  db_.run(kFind, {invoice_id}, [&](const sql::Row& row) { found = charge_to_complete(row); });
+  return found;
 }
 
 void SqlPaymentRepo::request_subscription_check(std::string_view subscription_id,

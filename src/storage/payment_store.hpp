@@ -42,6 +42,7 @@ class SqlPaymentRepo : public PaymentRepo {
   bool complete_payment(std::string_view invoice_id, const ChargeDetails& details) override;
   bool payment_recorded(std::string_view invoice_id) override;
   std::vector<ChargeToComplete> payments_without_fee(std::size_t limit) override;
+  std::optional<ChargeToComplete> payment_without_fee(std::string_view invoice_id) override;
   void request_subscription_check(std::string_view subscription_id,
                                   std::int64_t event_created) override;
   std::optional<SubscriptionCheck> subscription_check(std::string_view subscription_id) override;

@@ -483,13 +483,19 @@ TEST_P(Storage, CompletesAPaymentsFeeOnce) {
     // The test database may be shared: other tests' payments are in the list too.
     return read([&](Tx& tx) { return tx.get<PaymentRepo>().payments_without_fee(1'000'000); });
   };
-  const ChargeToComplete charge{*payment.invoice_id, "ch_1"};
+  const ChargeToComplete charge{*payment.invoice_id, "ch_1", 49900};
+  EXPECT_EQ(
+      read([&](Tx& tx) { return tx.get<PaymentRepo>().payment_without_fee(*payment.invoice_id); }),
+      charge);
   EXPECT_THAT(without_fee(), ::testing::Contains(charge));
   const std::string card = R"({"type":"card","card":{"brand":"visa","last4":"4242"}})";
   // The provider's charge id never replaces the one the event named.
   EXPECT_TRUE(
       complete({.charge_id = "ch_other", .fee = 1477, .net = 48423, .payment_method = card}));
   EXPECT_THAT(without_fee(), ::testing::Not(::testing::Contains(charge)));
+  EXPECT_EQ(
+      read([&](Tx& tx) { return tx.get<PaymentRepo>().payment_without_fee(*payment.invoice_id); }),
+      std::nullopt);
   EXPECT_FALSE(complete({.fee = 1, .net = 2, .payment_method = "{}"}));  // known already
   EXPECT_FALSE(write([&](Tx& tx) {
     return tx.get<PaymentRepo>().complete_payment("in_nobody", {.fee = 1, .net = 2});
@@ -509,7 +515,7 @@ TEST_P(Storage, CompletesAPaymentsFeeOnce) {
   unnamed.charge_id.reset();
   unnamed.paid_at = unnamed.created_at = now + std::chrono::seconds(1);
   EXPECT_TRUE(write([&](Tx& tx) { return tx.get<PaymentRepo>().record_payment(unnamed); }));
-  const ChargeToComplete by_invoice{*unnamed.invoice_id, std::nullopt};
+  const ChargeToComplete by_invoice{*unnamed.invoice_id, std::nullopt, 49900};
   EXPECT_THAT(without_fee(), ::testing::Contains(by_invoice));
   EXPECT_TRUE(write([&](Tx& tx) {
     return tx.get<PaymentRepo>().complete_payment(*unnamed.invoice_id,

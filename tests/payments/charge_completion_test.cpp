@@ -125,5 +125,35 @@ TEST_F(ChargeCompletionTest, CompleteMissingCountsAProviderWithoutDetailsAsFaile
   EXPECT_EQ(run_blocking(with_stripe.complete_missing(10)).completed, 0u);  // none left
 }
 
+// A charge that cannot be the payment's: its fee is left unknown, for a look by hand, and the
+// provider is not asked again (its answer would be the same).
+TEST_F(ChargeCompletionTest, AChargeThatDisagreesWithThePaymentLeavesItsFeeUnknown) {
+  const ChargeToComplete payment{"in_1", "ch_1", 49900};
+  const std::pair<ChargeDetails, const char*> disagreeing[] = {
+      {{.charge_id = "ch_other", .fee = 1477, .net = 48423}, "another charge"},
+      {{.charge_id = "ch_1", .fee = 900, .net = -400}, "fee above a part charge's amount"},
+      {{.fee = 1477, .net = 100}, "fee and net short of the amount"},
+      {{.fee = -1, .net = 49901}, "a negative fee"},
+      {{.fee = 49901, .net = -1}, "a fee above the amount"}};
+  for (const auto& [charge, what] : disagreeing) {
+    SCOPED_TRACE(what);
+    EXPECT_TRUE(charge_disagreement(payment, charge));
+    ScriptedProvider provider({[charge] { return std::optional(charge); }});
+    ChargeCompletion completion(*db, provider, kShortWaits);
+    run_blocking(completion.complete("in_1", "ch_1"));
+    EXPECT_EQ(provider.calls, 1);
+    EXPECT_EQ(fee(), std::nullopt);
+    EXPECT_EQ(run_blocking(completion.complete_missing(10)).failed, 1u);
+  }
+  // Agreeing: the same charge or none named, a fee of 0 (paid outside the provider), the whole.
+  for (const ChargeDetails& charge :
+       {ChargeDetails{.charge_id = "ch_1", .fee = 1477, .net = 48423},
+        ChargeDetails{.fee = 0, .net = 49900}, ChargeDetails{.fee = 49900, .net = 0}})
+    EXPECT_EQ(charge_disagreement(payment, charge), std::nullopt);
+  EXPECT_EQ(
+      charge_disagreement({"in_2", std::nullopt, 100}, {.charge_id = "ch_2", .fee = 33, .net = 67}),
+      std::nullopt);
+}
+
 }  // namespace
 }  // namespace billing
