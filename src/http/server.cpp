@@ -207,6 +207,9 @@ void drop_trailer(RequestHeader& message, const HeaderFields& header) {
 // epoll and eventfd).
 constexpr rlim_t kReservedDescriptors = 128;
 constexpr rlim_t kDescriptorsPerThread = 2;
+// The connections a socket served beside the main one (/metrics's) takes at most, apart from the
+// main socket's, so that a flood of connections there cannot keep monitoring out.
+constexpr std::size_t kSideSocketConnections = 16;
 
 // The connections a thread takes at most: the option's number, and no more than the process's
 // open-file limit leaves, so that a flood of connections is turned away (accepted and closed at
@@ -215,7 +218,8 @@ std::size_t connection_cap(const ServerOptions& options) {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
     return options.max_connections_per_thread;
-  const rlim_t reserved = kReservedDescriptors + kDescriptorsPerThread * options.threads;
+  const rlim_t reserved =
+      kReservedDescriptors + kSideSocketConnections + kDescriptorsPerThread * options.threads;
   const rlim_t usable =
       limit.rlim_cur > 2 * reserved ? limit.rlim_cur - reserved : limit.rlim_cur / 2;
   const auto per_thread =
@@ -231,21 +235,24 @@ std::vector<std::unique_ptr<Worker>> make_workers(std::size_t threads) {
   return workers;
 }
 
-// A listening socket and what its connections are served with.
+// A listening socket, what its connections are served with, and how many it takes at most.
 struct Listener {
   tcp::acceptor acceptor;
   const Router& router;
   const Pipeline& pipeline;
   std::string host;  // for the log
   unsigned short port;
+  std::size_t max_connections;
+  std::atomic<std::size_t> open_connections{0};
 
   Listener(asio::io_context& ioc, ListeningSocket& socket, const Router& r, const Pipeline& p,
-           bool v6, int fd)
+           bool v6, int fd, std::size_t max)
       : acceptor(ioc, v6 ? tcp::v6() : tcp::v4(), fd),
         router(r),
         pipeline(p),
         host(socket.host()),
-        port(socket.port()) {}
+        port(socket.port()),
+        max_connections(max) {}
 };
 
 }  // namespace
@@ -263,9 +270,12 @@ struct Server::Impl {
     listen(std::move(socket), r, p);
   }
 
+  // The first socket is the main one; each after it takes kSideSocketConnections of its own.
   void listen(ListeningSocket socket, const Router& r, const Pipeline& p) {
+    const std::size_t max =
+        listeners.empty() ? max_connections_per_thread * workers.size() : kSideSocketConnections;
     listeners.push_back(std::make_unique<Listener>(workers.front()->ioc, socket, r, p, socket.v6_,
-                                                   std::exchange(socket.fd_, -1)));
+                                                   std::exchange(socket.fd_, -1), max));
   }
 
   // On the first thread: accepts each connection straight onto the next thread's io_context.
@@ -282,10 +292,15 @@ struct Server::Impl {
         co_await pause.async_wait(use_tuple);
         continue;
       }
-      if (w.open_sessions.load(std::memory_order_relaxed) >= max_connections_per_thread)
+      // Each socket's connections are counted apart, the main socket's also per thread.
+      const bool main_socket = &listener == listeners.front().get();
+      if (listener.open_connections.load(std::memory_order_relaxed) >= listener.max_connections ||
+          (main_socket &&
+           w.open_sessions.load(std::memory_order_relaxed) >= max_connections_per_thread))
         continue;  // drops it
       socket.set_option(tcp::no_delay(true), ec);
       w.open_sessions.fetch_add(1, std::memory_order_relaxed);
+      listener.open_connections.fetch_add(1, std::memory_order_relaxed);
       asio::co_spawn(w.ioc, session(w, std::move(socket), listener), asio::detached);
     }
   }
@@ -343,19 +358,21 @@ struct Server::Impl {
     }
   }
 
-  asio::awaitable<void> session(Worker& w, tcp::socket socket, const Listener& listener) {
+  asio::awaitable<void> session(Worker& w, tcp::socket socket, Listener& listener) {
     const Pipeline& pipeline = listener.pipeline;
     const auto live =
         w.sessions.insert(w.sessions.end(), {&socket, SteadyClock::time_point::max(), true});
     // Unlisted however the session ends, so the sweeper never sees a socket that is gone.
     struct Unlist {
       Worker& w;
+      Listener& listener;
       std::list<Worker::Live>::iterator live;
       ~Unlist() {
         w.sessions.erase(live);
         w.open_sessions.fetch_sub(1, std::memory_order_relaxed);
+        listener.open_connections.fetch_sub(1, std::memory_order_relaxed);
       }
-    } unlist{w, live};
+    } unlist{w, listener, live};
     beast::error_code ec;
     const std::string client_address = socket.remote_endpoint(ec).address().to_string();
     // Bounded, so that a line Beast does not limit (a chunk extension, a trailer) cannot grow it

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 
 #include <cstddef>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <string>
@@ -554,6 +555,38 @@ TEST(HttpServerLimits, ConnectionsBeyondTheOpenFileLimitAreTurnedAway) {
       },
       5s, 100ms));
   EXPECT_THAT(server.log(), Not(HasSubstr("accept:")));
+}
+
+// A flood on the main socket leaves a socket served beside it (/metrics's) its own connections.
+TEST(HttpServerLimits, AFloodOfTheMainSocketLeavesTheSideSocketServed) {
+  ForkedServer server([](ForkedServer::Child& child) {
+    const rlimit limit{200, 200};
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) throw std::runtime_error("setrlimit failed");
+    const RouteMetrics* metrics_ref = nullptr;
+    const Router router = test_routes(metrics_ref);
+    RequestIds request_ids;
+    const Chain<RequestIds> chain(request_ids);
+    Server http(ServerOptions{.threads = 2}, ListeningSocket("127.0.0.1", 0), router, chain);
+    ListeningSocket side("127.0.0.1", 0);
+    std::ofstream(child.dir + "/side_port") << side.port();
+    http.also_serve(std::move(side), router, chain);
+    http.run([&] { child.listening(http.port()); });
+  });
+  unsigned short side_port = 0;
+  std::ifstream(server.dir() + "/side_port") >> side_port;
+  ASSERT_NE(side_port, 0);
+  std::vector<std::unique_ptr<Connection>> flood;
+  for (int i = 0; i < 300; ++i) flood.push_back(std::make_unique<Connection>(server.port()));
+  EXPECT_TRUE(eventually(
+      [&] {
+        try {
+          return HttpClient(server.port()).get("/echo").status != 200;
+        } catch (const std::exception&) {
+          return true;  // turned away: the main socket is full
+        }
+      },
+      5s, 100ms));
+  EXPECT_EQ(HttpClient(side_port).get("/echo").status, 200);
 }
 
 }  // namespace
