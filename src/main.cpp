@@ -47,6 +47,10 @@ int main(int argc, char** argv) {
   // (madvise, then page faults and TLB shootdowns when it is needed again): under a stream of
   // webhooks that cost the writer a tenth of its time. Keep up to 64 MiB instead.
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  // A file size limit (ulimit -f) then fails the write that would pass it (a request's: 500, and
+  // health 503, core/db.hpp StorageFault; a backup's: its error), rather than kill the process
+  // and every request in flight.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App cli{"billing: subscription billing for the healthcare platform"};
   cli.require_subcommand(1);
 
@@ -167,10 +171,6 @@ int main(int argc, char** argv) {
     if (host) config.host = *host;
     if (port) config.port = *port;
     raise_open_file_limit();
-    // A file size limit (ulimit -f) then fails the write that would pass it, which answers 500
-    // and turns health to 503 (core/db.hpp StorageFault), rather than kill the process and every
-    // request in flight.
-    std::signal(SIGXFSZ, SIG_IGN);
     ListeningSocket socket(config.host, config.port);  // first: a port in use stops us here
     std::optional<ListeningSocket> metrics_socket;
     if (config.metrics_port) metrics_socket.emplace(config.host, *config.metrics_port);

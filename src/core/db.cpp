@@ -15,9 +15,8 @@ boost::asio::awaitable<void> Db::measured(Unit unit, Work work, std::size_t affi
     throw;
   } catch (const StorageFault& fault) {
     if (unit != Unit::read) {
-      const std::lock_guard lock(write_fault_mutex_);
-      write_fault_ = fault.what();
-      writes_failing_.store(true, std::memory_order_relaxed);
+      const std::lock_guard lock(storage_fault_mutex_);
+      storage_fault_ = StorageFaultSeen{fault.what(), std::chrono::steady_clock::now()};
     }
     finished(unit, DbOutcome::error, started);
     throw;
@@ -25,18 +24,17 @@ boost::asio::awaitable<void> Db::measured(Unit unit, Work work, std::size_t affi
     finished(unit, DbOutcome::error, started);
     throw;
   }
-  // Read first: the flag's cache line stays shared while all is well.
-  if (unit != Unit::read && writes_failing_.load(std::memory_order_relaxed))
-    writes_failing_.store(false, std::memory_order_relaxed);
   finished(unit, DbOutcome::ok, started);
 }
 
-void Db::check_storage() const {
-  if (writes_failing()) {
-    const std::lock_guard lock(write_fault_mutex_);
-    throw std::runtime_error("the last write failed: " + write_fault_);
-  }
-  check_opened_storage();
+std::optional<Db::StorageFaultSeen> Db::storage_fault() const {
+  const std::lock_guard lock(storage_fault_mutex_);
+  return storage_fault_;
+}
+
+void Db::clear_storage_fault(std::chrono::steady_clock::time_point at) {
+  const std::lock_guard lock(storage_fault_mutex_);
+  if (storage_fault_ && storage_fault_->at == at) storage_fault_.reset();
 }
 
 void Db::finished(Unit unit, DbOutcome outcome, std::chrono::steady_clock::time_point started) {

@@ -4,7 +4,7 @@
 // inside BEGIN/COMMIT and rolls back if it throws. Inside a unit, `Tx::get<R>()` reaches any
 // repository a domain declares (entities/repo.hpp, plans/repo.hpp, ...), all in the same
 // transaction; storage/ implements every one of them for both backends.
-#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <mutex>
@@ -57,8 +57,8 @@ class PlanCommits {
 };
 
 // What a backend throws for a write the storage itself refused: its disk is full, an I/O error,
-// a database (or server) that takes no writes. Until a write commits again, the health check
-// reports it (Db::check_storage).
+// a database (or server) that takes no writes. The health check reports it until writes work
+// again (Db::storage_fault).
 struct StorageFault : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -130,13 +130,21 @@ class Db {
 
   // Applies pending numbered migrations. Blocking: for start-up and `billing migrate` only.
   virtual void migrate() = 0;
-  // For the health check: throws while the storage takes no writes, as far as this process
-  // knows: its last write failed with a StorageFault (until one commits again), or the storage
-  // is no longer what was opened (SQLite: its file was removed or replaced, so that writes
-  // would go to a file no restart finds).
-  void check_storage() const;
-  // Whether the last write failed with a StorageFault: a write may tell whether that has passed.
-  bool writes_failing() const { return writes_failing_.load(std::memory_order_relaxed); }
+  // For the health check: throws when the storage is no longer what was opened (SQLite: its file
+  // or write-ahead log was removed or replaced, so that writes would go to a file no restart
+  // finds).
+  virtual void check_storage() const {}
+
+  // The last write the storage refused (a StorageFault), until cleared. Only a write that is
+  // known to have written clears it (the health check's probe): a unit that succeeds may have
+  // read only, and so have needed no space.
+  struct StorageFaultSeen {
+    std::string text;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::optional<StorageFaultSeen> storage_fault() const;
+  // Forgets the fault seen at `at`, unless a newer one was seen since.
+  void clear_storage_fault(std::chrono::steady_clock::time_point at);
 
   DbBackend backend() const { return backend_; }
   // Units by outcome, their time, and how many run now (against the pool's size: its use).
@@ -152,8 +160,6 @@ class Db {
   // `affinity` and `prepare` (which may be empty) matter to grouped writes only.
   virtual boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity,
                                                PrepareWork prepare) = 0;
-  // Throws when the storage is no longer what was opened.
-  virtual void check_opened_storage() const {}
   // For backends, after a commit.
   void plans_committed(std::span<const EntityRef> owners) const {
     if (plan_watcher_ && !owners.empty()) plan_watcher_->plans_committed(owners);
@@ -186,9 +192,8 @@ class Db {
                                         PrepareWork prepare);
   void finished(Unit unit, DbOutcome outcome, std::chrono::steady_clock::time_point started);
 
-  std::atomic<bool> writes_failing_{false};
-  mutable std::mutex write_fault_mutex_;
-  std::string write_fault_;  // the last StorageFault's text, while writes_failing_
+  mutable std::mutex storage_fault_mutex_;
+  std::optional<StorageFaultSeen> storage_fault_;
 
   const DbBackend backend_;
   CounterFamily<DbBackend, DbUnit, DbOutcome> units_{

@@ -1,5 +1,6 @@
 #include "health/routes.hpp"
 
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 
@@ -13,8 +14,14 @@
 namespace billing {
 namespace {
 
-// While the last write failed for the storage's sake (a full disk, say), a write of one row tells
-// when writes work again: at most one a second, whoever asks, as the route is open to all.
+// After a write the storage refused (a full disk, say), health answers 503 for this long, and
+// then until a write of its own goes through: a one-row write may fit where the service's do not
+// (in a page's free space, or in the write-ahead log reused), and without the hold health would
+// turn 200 between the writes that still fail.
+constexpr auto kStorageFaultHold = std::chrono::seconds(5);
+
+// The write of one row that tells when writes work again: at most one a second, whoever asks,
+// as the route is open to all.
 std::shared_ptr<CachedCheck> write_probe(Db& db) {
   return std::make_shared<CachedCheck>(
       [&db]() -> boost::asio::awaitable<void> {
@@ -24,10 +31,20 @@ std::shared_ptr<CachedCheck> write_probe(Db& db) {
       std::make_exception_ptr(std::runtime_error("a write to the database is being tried")));
 }
 
+// Throws while writes fail, as far as the service knows.
+boost::asio::awaitable<void> require_writes(Db& db, CachedCheck& write_probe) {
+  const auto fault = db.storage_fault();
+  if (!fault) co_return;
+  if (std::chrono::steady_clock::now() - fault->at < kStorageFaultHold)
+    throw std::runtime_error("a write failed moments ago: " + fault->text);
+  co_await write_probe.run();
+  db.clear_storage_fault(fault->at);
+}
+
 boost::asio::awaitable<Response> get_health(Db& db, CachedCheck& write_probe, const Clock& clock) {
   try {
     co_await db.read([](Tx& tx) { tx.get<HealthRepo>().ping(); });
-    if (db.writes_failing()) co_await write_probe.run();
+    co_await require_writes(db, write_probe);
     db.check_storage();
   } catch (const std::exception& error) {
     spdlog::warn("health check: database unavailable: {}", error.what());

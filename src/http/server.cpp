@@ -209,7 +209,7 @@ constexpr rlim_t kReservedDescriptors = 128;
 constexpr rlim_t kDescriptorsPerThread = 2;
 // The connections a socket served beside the main one (/metrics's) takes at most, apart from the
 // main socket's, so that a flood of connections there cannot keep monitoring out.
-constexpr std::size_t kSideSocketConnections = 16;
+constexpr std::size_t kSideSocketConnections = 64;
 
 // The connections a thread takes at most: the option's number, and no more than the process's
 // open-file limit leaves, so that a flood of connections is turned away (accepted and closed at
@@ -235,24 +235,22 @@ std::vector<std::unique_ptr<Worker>> make_workers(std::size_t threads) {
   return workers;
 }
 
-// A listening socket, what its connections are served with, and how many it takes at most.
+// A listening socket, what its connections are served with, and how many are open.
 struct Listener {
   tcp::acceptor acceptor;
   const Router& router;
   const Pipeline& pipeline;
   std::string host;  // for the log
   unsigned short port;
-  std::size_t max_connections;
   std::atomic<std::size_t> open_connections{0};
 
   Listener(asio::io_context& ioc, ListeningSocket& socket, const Router& r, const Pipeline& p,
-           bool v6, int fd, std::size_t max)
+           bool v6, int fd)
       : acceptor(ioc, v6 ? tcp::v6() : tcp::v4(), fd),
         router(r),
         pipeline(p),
         host(socket.host()),
-        port(socket.port()),
-        max_connections(max) {}
+        port(socket.port()) {}
 };
 
 }  // namespace
@@ -270,12 +268,18 @@ struct Server::Impl {
     listen(std::move(socket), r, p);
   }
 
-  // The first socket is the main one; each after it takes kSideSocketConnections of its own.
   void listen(ListeningSocket socket, const Router& r, const Pipeline& p) {
-    const std::size_t max =
-        listeners.empty() ? max_connections_per_thread * workers.size() : kSideSocketConnections;
     listeners.push_back(std::make_unique<Listener>(workers.front()->ioc, socket, r, p, socket.v6_,
-                                                   std::exchange(socket.fd_, -1), max));
+                                                   std::exchange(socket.fd_, -1)));
+  }
+
+  // Whether `listener` takes no more connections now on `w`: the main socket (the first) up to
+  // a share per thread of what the open-file limit leaves; a socket beside it up to
+  // kSideSocketConnections in all, whatever the main one holds.
+  bool full(const Listener& listener, const Worker& w) const {
+    if (&listener == listeners.front().get())
+      return w.open_sessions.load(std::memory_order_relaxed) >= max_connections_per_thread;
+    return listener.open_connections.load(std::memory_order_relaxed) >= kSideSocketConnections;
   }
 
   // On the first thread: accepts each connection straight onto the next thread's io_context.
@@ -292,12 +296,7 @@ struct Server::Impl {
         co_await pause.async_wait(use_tuple);
         continue;
       }
-      // Each socket's connections are counted apart, the main socket's also per thread.
-      const bool main_socket = &listener == listeners.front().get();
-      if (listener.open_connections.load(std::memory_order_relaxed) >= listener.max_connections ||
-          (main_socket &&
-           w.open_sessions.load(std::memory_order_relaxed) >= max_connections_per_thread))
-        continue;  // drops it
+      if (full(listener, w)) continue;  // drops it
       socket.set_option(tcp::no_delay(true), ec);
       w.open_sessions.fetch_add(1, std::memory_order_relaxed);
       listener.open_connections.fetch_add(1, std::memory_order_relaxed);

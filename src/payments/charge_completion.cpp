@@ -48,8 +48,9 @@ boost::asio::awaitable<std::optional<std::string_view>> ChargeCompletion::comple
     if (!payment) return Outcome::known_already;
     disagreement = charge_disagreement(*payment, *details);
     if (disagreement) return Outcome::disagrees;
-    payments.complete_payment(charge.invoice_id, *details);
-    return Outcome::saved;
+    // Another replica's completion may have come between the read and this.
+    return payments.complete_payment(charge.invoice_id, *details) ? Outcome::saved
+                                                                  : Outcome::known_already;
   });
   if (outcome == Outcome::disagrees) co_return disagreement;
   // The fee, which is 0 when it was paid outside the provider (no charge).

@@ -258,7 +258,8 @@ class EventEffects {
   // one an event's metadata names for them: such an event (signed, yet naming the wrong entity)
   // is not taken, or it would record a payment for an entity that does not make it, and show
   // that entity the subscription and invoices of another. Read only when the entity's plan does
-  // not follow the subscription already (a first invoice, a first checkout).
+  // not follow the subscription already (a first invoice, a first checkout, an event of another
+  // subscription).
   bool belongs_to_another(const EntityRef& entity, std::optional<std::string_view> subscription,
                           std::optional<std::string_view> customer) {
     const auto other = [&](const EntityRef& owner) { return !(owner == entity); };
@@ -514,7 +515,9 @@ class EventEffects {
       after.status = PlanStatus::active;
       // Another invoice, newer, may still be unpaid (its payment failed after this one's): the
       // subscription is then past due still, as Stripe's status follows the latest invoice. The
-      // provider's present state settles it.
+      // provider's present state settles it at the next sweep (within 5 minutes;
+      // subscription_checks): a settle at once after each payment would cost every paid invoice's
+      // webhook a read.
       ask_the_provider_later(*subscription);
     }
     save(before, std::move(after));

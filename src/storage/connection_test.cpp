@@ -338,6 +338,24 @@ TEST(SqliteConnection, ACommitAfterPagesWereParkedSkipsTheWalkOfTheCache) {
   EXPECT_TRUE(whole(reader));
 }
 
+// A write the storage refuses is a StorageFault, which health reports (core/db.hpp); a statement's
+// own error (a constraint) is not.
+TEST(SqliteConnection, AWriteTheStorageRefusesIsAStorageFault) {
+  const std::string path = testing::make_temp_dir() + "/billing.db";
+  SqliteConnection writer(path, SqliteConnection::Mode::read_write);
+  writer.exec("CREATE TABLE t (id INTEGER PRIMARY KEY)");
+  writer.exec("INSERT INTO t VALUES (1)");
+  try {
+    writer.exec("INSERT INTO t VALUES (1)");
+    ADD_FAILURE() << "a duplicate key was taken";
+  } catch (const StorageFault&) {
+    ADD_FAILURE() << "a constraint taken for the storage's refusal";
+  } catch (const std::runtime_error&) {  // the constraint's
+  }
+  SqliteConnection reader(path, SqliteConnection::Mode::read_only);
+  EXPECT_THROW(reader.exec("INSERT INTO t VALUES (2)"), StorageFault);  // SQLITE_READONLY
+}
+
 // A migration number recorded under another name is another migration (a number reused): the
 // database is refused rather than left without this build's migration of that number.
 TEST(Migrations, ANumberAppliedUnderAnotherNameIsRefused) {

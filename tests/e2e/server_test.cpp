@@ -156,22 +156,21 @@ TEST_F(E2eHttp, WrongMethodIs405WithAllow) {
 }
 
 // Read as absent, a query with one bad escape would drop every parameter, and answer for what
-// the caller did not ask: its own plan rather than 403 for another's, a whole catalog.
-TEST_F(E2eHttp, AQueryWithABadEscapeIs400) {
+// the caller did not ask: its own plan rather than 403 for another's, a page of a size refused.
+TEST_F(E2eHttp, ABadEscapeInAQueryCostsOnlyItsOwnParameter) {
   HttpClient client(port());
   const auto hospital = unique_id("hosp");
   const auto own = bearer(sign_token(hospital_user(hospital)));
   ASSERT_EQ(client.get("/billing/plan", own).status, 200);
-  for (const auto& [target, token] :
-       {std::pair{"/billing/plan/current?entity_id=" + unique_id("other") + "&x=%zz", own},
-        std::pair{"/billing/plan/current?entity_id=" + hospital + "&x=%", own},
-        std::pair{std::string("/stripe/admin/customers?limit=500&x=%"),
-                  bearer(sign_token(admin_user()))}}) {
-    SCOPED_TRACE(target);
-    const auto response = client.get(target, token);
-    EXPECT_EQ(response.status, 400);
-    EXPECT_EQ(response.body, R"({"detail":"Invalid query string"})");
-  }
+  EXPECT_EQ(
+      client.get("/billing/plan/current?entity_id=" + unique_id("other") + "&x=%zz", own).status,
+      403);
+  const auto admin = bearer(sign_token(admin_user()));
+  // Read, the entity_id names a hospital without a plan yet (else: 422, entity_id missing).
+  const auto plan = client.get("/billing/plan/current?x=%&entity_id=" + hospital, admin);
+  EXPECT_EQ(plan.status, 404);
+  EXPECT_EQ(plan.body, R"({"detail":"Hospital plan not found"})");
+  EXPECT_EQ(client.get("/stripe/admin/customers?limit=500&x=%", admin).status, 422);
 }
 
 // RFC 9110 10.1.1: a server ignores an HTTP/1.0 client's 100-continue, which it cannot know.
@@ -514,7 +513,7 @@ TEST_P(E2ePostgresOutage, HealthFollowsWhetherTheServerTakesWrites) {
   EXPECT_THAT(server.log(), HasSubstr("SQLSTATE 25006"));
 
   read_only(false);
-  EXPECT_TRUE(eventually([&] { return client.get("/billing/health").status == 200; }, 5s, 100ms))
+  EXPECT_TRUE(eventually([&] { return client.get("/billing/health").status == 200; }, 15s, 200ms))
       << server.log();
   EXPECT_EQ(client.get("/billing/plan", bearer(sign_token(hospital_user("h-new")))).status, 200);
 }
@@ -541,25 +540,25 @@ TEST(E2eSqliteFile, RemovedWhileRunningFailsHealthAndWrites) {
 
 // The write-ahead log removed alone: its commits, not yet checkpointed, would be lost at the next
 // start.
-TEST(E2eSqliteFile, WriteAheadLogRemovedWhileRunningFailsWritesAndHealth) {
+TEST(E2eSqliteFile, WriteAheadLogRemovedWhileRunningFailsHealthAndWrites) {
   BillingServer server({.database_url = "", .env = {}});
   const std::string path = server.database_url().substr(std::string_view("sqlite:///").size());
   HttpClient client(server.port());
   ASSERT_EQ(client.get("/billing/plan", bearer(sign_token(hospital_user("h-1")))).status, 200);
-  ASSERT_EQ(client.get("/billing/plan", bearer(sign_token(hospital_user("h-2")))).status, 200);
   ASSERT_EQ(client.get("/billing/health").status, 200);
 
   std::filesystem::remove(path + "-wal");
-  const auto write = client.get("/billing/plan", bearer(sign_token(hospital_user("h-3"))));
+  EXPECT_EQ(client.get("/billing/health").status, 503);
+  const auto write = client.get("/billing/plan", bearer(sign_token(hospital_user("h-2"))));
   EXPECT_EQ(write.status, 500) << write.body;
   EXPECT_EQ(write.body, R"({"detail":"Internal server error"})");
-  EXPECT_EQ(client.get("/billing/health").status, 503);
   EXPECT_THAT(server.log(), HasSubstr("-wal was removed or replaced while the service ran"));
 }
 
 // A full disk, made by a file size limit on the running service (prlimit): writes answer 500 and
-// health 503 until writes work again, which health learns by a write of its own, as no other
-// write may come (a balancer sends nothing to an unhealthy replica). Reads go on.
+// health 503 until writes work again, which health learns by a write of its own (5 s after the
+// last write that failed), as no other write may come (a balancer sends nothing to an unhealthy
+// replica). Reads go on.
 TEST(E2eSqliteFile, AFullDiskFailsHealthUntilWritesWorkAgain) {
   BillingServer server({.database_url = "", .env = {}});
   const std::string path = server.database_url().substr(std::string_view("sqlite:///").size());
@@ -580,7 +579,7 @@ TEST(E2eSqliteFile, AFullDiskFailsHealthUntilWritesWorkAgain) {
 
   limit.rlim_cur = RLIM_INFINITY;
   ASSERT_EQ(prlimit(server.pid(), RLIMIT_FSIZE, &limit, nullptr), 0);
-  EXPECT_TRUE(eventually([&] { return client.get("/billing/health").status == 200; }, 5s, 100ms))
+  EXPECT_TRUE(eventually([&] { return client.get("/billing/health").status == 200; }, 15s, 200ms))
       << server.log();
   EXPECT_EQ(client.get("/billing/plan", bearer(sign_token(hospital_user("h-new")))).status, 200);
   EXPECT_FALSE(server.wait_exit(0ms)) << "billing stopped at the file size limit";

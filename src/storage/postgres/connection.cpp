@@ -52,12 +52,12 @@ std::string failure_text(pg_conn* conn, const PGresult* result) {
 }
 
 // Whether a failed result says the server's storage takes no writes: disk full (53100), an
-// I/O error (class 58), or a server that is read-only (25006: a standby, say).
+// I/O error (58030), or a server that is read-only (25006: a standby, say).
 bool storage_fault(const PGresult* result) {
   const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
   if (!state) return false;
   const std::string_view code = state;
-  return code == "53100" || code.starts_with("58") || code == "25006";
+  return code == "53100" || code == "58030" || code == "25006";
 }
 
 // Throws failure_text, as a StorageFault if `storage_fault`.

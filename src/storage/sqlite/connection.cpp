@@ -121,6 +121,7 @@ void SqliteConnection::close() {
 void SqliteConnection::fail(const char* what) const {
   const int code = sqlite3_extended_errcode(db_);
   std::string text = fmt::format("sqlite {}: {} (code {})", what, sqlite3_errmsg(db_), code);
+  if (code == SQLITE_IOERR_NOMEM) throw std::runtime_error(text);  // memory, not storage
   switch (code & 0xff) {
     case SQLITE_FULL:
     case SQLITE_IOERR:

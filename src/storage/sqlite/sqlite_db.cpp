@@ -33,17 +33,14 @@ void require_same_file(const std::string& path, const std::optional<FileIdentity
 
 }  // namespace
 
-void SqliteDb::check_opened_storage() const {
+void SqliteDb::check_storage() const {
+  // Two stats: cheap beside a commit's sync, and never on a read's path.
   require_same_file(path_, file_);
+  if (wal_file_) require_same_file(wal_path_, wal_file_);
 }
 
 sql::Connection& SqliteDb::checked_writer() {
-  // Two stats a batch: cheap beside a commit's sync, and never on a read's path.
-  check_opened_storage();
-  if (wal_file_)
-    require_same_file(wal_path_, wal_file_);
-  else
-    wal_file_ = file_identity(wal_path_);
+  check_storage();
   return writer_connection_;
 }
 
@@ -53,6 +50,7 @@ SqliteDb::~SqliteDb() {
 
 void SqliteDb::migrate() {
   apply_migrations(writer_connection_, sqlite_migrations());
+  wal_file_ = file_identity(wal_path_);
 }
 
 boost::asio::awaitable<void> SqliteDb::execute(Unit unit, Work work, std::size_t affinity,

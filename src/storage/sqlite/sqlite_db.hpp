@@ -31,9 +31,9 @@ class SqliteDb final : public Db {
   ~SqliteDb() override;
 
   void migrate() override;
+  void check_storage() const override;
 
  protected:
-  void check_opened_storage() const override;
   boost::asio::awaitable<void> execute(Unit unit, Work work, std::size_t affinity,
                                        PrepareWork prepare) override;
 
@@ -45,7 +45,8 @@ class SqliteDb final : public Db {
   SqliteConnection writer_connection_;
   std::optional<FileIdentity> file_ = file_identity(path_);  // of the file the writer opened
   // The write-ahead log holds the commits not yet checkpointed: removed, they are lost at the
-  // next start. It exists from the first write on; its identity is the writer thread's.
+  // next start. It exists from the first write on: its identity is taken once migrate() has
+  // written (before the service serves), and not checked without it.
   std::string wal_path_ = path_ + "-wal";
   std::optional<FileIdentity> wal_file_;
   boost::asio::thread_pool writer_{1};
