@@ -16,7 +16,8 @@ boost::asio::awaitable<void> Db::measured(Unit unit, Work work, std::size_t affi
   } catch (const StorageFault& fault) {
     if (unit != Unit::read) {
       const std::lock_guard lock(storage_fault_mutex_);
-      storage_fault_ = StorageFaultSeen{fault.what(), std::chrono::steady_clock::now()};
+      storage_fault_ =
+          StorageFaultSeen{fault.what(), std::chrono::steady_clock::now(), ++storage_faults_seen_};
     }
     finished(unit, DbOutcome::error, started);
     throw;
@@ -32,9 +33,9 @@ std::optional<Db::StorageFaultSeen> Db::storage_fault() const {
   return storage_fault_;
 }
 
-void Db::clear_storage_fault(std::chrono::steady_clock::time_point at) {
+void Db::clear_storage_fault(std::uint64_t number) {
   const std::lock_guard lock(storage_fault_mutex_);
-  if (storage_fault_ && storage_fault_->at == at) storage_fault_.reset();
+  if (storage_fault_ && storage_fault_->number == number) storage_fault_.reset();
 }
 
 void Db::finished(Unit unit, DbOutcome outcome, std::chrono::steady_clock::time_point started) {

@@ -6,6 +6,7 @@
 // transaction; storage/ implements every one of them for both backends.
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -141,10 +142,11 @@ class Db {
   struct StorageFaultSeen {
     std::string text;
     std::chrono::steady_clock::time_point at;
+    std::uint64_t number = 0;  // 1 for the first seen, and so on
   };
   std::optional<StorageFaultSeen> storage_fault() const;
-  // Forgets the fault seen at `at`, unless a newer one was seen since.
-  void clear_storage_fault(std::chrono::steady_clock::time_point at);
+  // Forgets the fault numbered so, unless a newer one was seen since.
+  void clear_storage_fault(std::uint64_t number);
 
   DbBackend backend() const { return backend_; }
   // Units by outcome, their time, and how many run now (against the pool's size: its use).
@@ -194,6 +196,7 @@ class Db {
 
   mutable std::mutex storage_fault_mutex_;
   std::optional<StorageFaultSeen> storage_fault_;
+  std::uint64_t storage_faults_seen_ = 0;
 
   const DbBackend backend_;
   CounterFamily<DbBackend, DbUnit, DbOutcome> units_{

@@ -32,14 +32,14 @@ std::string_view Request::bearer_token() const {
 
 namespace {
 
-// A percent-encoded piece of a path or query, decoded; as it is where its escapes are not valid
-// (a stray '%'), as Python's unquote, and so the specification's FastAPI, reads it.
-std::string decoded(std::string_view raw) {
+// A percent-encoded piece of a path or query, decoded (in a query, '+' as a space); as it is
+// where an escape is not one (a stray '%'): no id or number a client means has one.
+std::string decoded(std::string_view raw, bool plus_is_space) {
   // Boost.URL 1.81 decodes a view that is not NUL-terminated (ours are into the request line)
   // past its end; a copy ends where it should.
   const std::string terminated(raw);
   const auto pct = boost::urls::make_pct_string_view(terminated);
-  return pct ? pct->decode() : terminated;
+  return pct ? pct->decode(boost::urls::encoding_opts(plus_is_space)) : terminated;
 }
 
 }  // namespace
@@ -47,21 +47,22 @@ std::string decoded(std::string_view raw) {
 std::optional<std::string> Request::query_param(std::string_view name) const {
   // Each `key=value` apart: a query Boost.URL refuses whole (one bad escape, a '|') would read
   // as none, and drop an admin's `entity_id` or a page's `limit` with it.
+  std::optional<std::string_view> found;
   for (std::string_view rest = query; !rest.empty();) {
     const auto end = rest.find('&');
     const auto param = rest.substr(0, end);
     rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
     const auto equals = param.find('=');
-    if (decoded(param.substr(0, equals)) == name)
-      return decoded(equals == std::string_view::npos ? std::string_view()
-                                                      : param.substr(equals + 1));
+    if (decoded(param.substr(0, equals), true) == name)
+      found = equals == std::string_view::npos ? std::string_view() : param.substr(equals + 1);
   }
-  return std::nullopt;
+  if (!found) return std::nullopt;
+  return decoded(*found, true);
 }
 
 std::string Request::path_param(std::string_view name) const {
   for (const auto& [key, raw] : path_params)
-    if (key == name) return decoded(raw);
+    if (key == name) return decoded(raw, false);
   return {};
 }
 

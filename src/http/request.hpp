@@ -33,8 +33,8 @@ class Request {
   }
   // The token of an `Authorization: Bearer <token>` header (the scheme in any case), or "".
   std::string_view bearer_token() const;
-  // The decoded value of a query parameter, if present (the first of its name). An escape that
-  // is not one (a stray '%') is kept as it is, as FastAPI keeps it.
+  // The decoded value of a query parameter, if present ('+' a space; the last of that name, as
+  // FastAPI reads one). An escape that is not one (a stray '%') is kept as it is.
   std::optional<std::string> query_param(std::string_view name) const;
   // The decoded value of a `{name}` segment of the route's pattern; "" if the pattern has none.
   std::string path_param(std::string_view name) const;

@@ -579,6 +579,8 @@ TEST(E2eSqliteFile, AFullDiskFailsHealthUntilWritesWorkAgain) {
 
   limit.rlim_cur = RLIM_INFINITY;
   ASSERT_EQ(prlimit(server.pid(), RLIMIT_FSIZE, &limit, nullptr), 0);
+  // Held 503 for 5 s after the write that failed, though the probe would pass now.
+  EXPECT_EQ(client.get("/billing/health").status, 503);
   EXPECT_TRUE(eventually([&] { return client.get("/billing/health").status == 200; }, 15s, 200ms))
       << server.log();
   EXPECT_EQ(client.get("/billing/plan", bearer(sign_token(hospital_user("h-new")))).status, 200);
