@@ -45,8 +45,8 @@ class SqliteDb final : public Db {
   SqliteConnection writer_connection_;
   std::optional<FileIdentity> file_ = file_identity(path_);  // of the file the writer opened
   // The write-ahead log holds the commits not yet checkpointed: removed, they are lost at the
-  // next start. It exists from the first write on: its identity is taken once migrate() has
-  // written (before the service serves), and not checked without it.
+  // next start. It exists once a connection has read or written: its identity is taken when
+  // migrate() has run (before the service serves), and not checked without it.
   std::string wal_path_ = path_ + "-wal";
   std::optional<FileIdentity> wal_file_;
   boost::asio::thread_pool writer_{1};
