@@ -185,7 +185,6 @@ TEST_P(E2eMetrics, CountsTheRequestsMadeExactly) {
   const std::string backend = GetParam() == "sqlite" ? "sqlite" : "postgresql";
   EXPECT_GT(first.sum("billing_db_units_total", {{"backend", backend}, {"outcome", "ok"}}), 0);
   EXPECT_EQ(first.sum("billing_db_units_total", {{"outcome", "error"}}), 0);
-  EXPECT_EQ(first.value("billing_db_units_in_flight", {{"backend", backend}}), 0);
   EXPECT_GE(first.value("billing_db_pool_connections", {{"backend", backend}}), 1);
   EXPECT_GT(first.value("process_resident_memory_bytes"), 1e6);
   EXPECT_GE(first.value("billing_http_open_connections"), 1);
@@ -196,6 +195,15 @@ TEST_P(E2eMetrics, CountsTheRequestsMadeExactly) {
                          {{"route", "/metrics"}, {"method", "GET"}, {"status", "200"}}),
             1);
   EXPECT_EQ(second.sum("billing_http_requests_total"), 15);
+
+  // A gauge of the moment: the sweep of subscription checks, which reads as the service starts,
+  // may hold a unit when a scrape comes (one time in a few hundred on PostgreSQL). Once it is
+  // done, none is left running.
+  EXPECT_TRUE(eventually(
+      [&] {
+        return scrape(client).value("billing_db_units_in_flight", {{"backend", backend}}) == 0;
+      },
+      5s, 50ms));
 }
 
 TEST_P(E2eMetrics, WebhookEventsAreCountedByTypeAndOutcome) {
