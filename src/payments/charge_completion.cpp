@@ -40,22 +40,19 @@ boost::asio::awaitable<std::optional<std::string_view>> ChargeCompletion::comple
     const ChargeToComplete& charge) {
   const auto details = co_await provider_.invoice_charge(charge.invoice_id);
   if (!details) co_return kNoCharge;
-  enum class Outcome { saved, known_already, disagrees };
   std::optional<std::string_view> disagreement;
-  const auto outcome = co_await db_.transact([&](Tx& tx) {
+  // False when the fee is known already (another replica's completion may come between the read
+  // and the update) or the charge disagrees.
+  const bool saved = co_await db_.transact([&](Tx& tx) {
     auto& payments = tx.get<PaymentRepo>();
     const auto payment = payments.payment_without_fee(charge.invoice_id);
-    if (!payment) return Outcome::known_already;
+    if (!payment) return false;
     disagreement = charge_disagreement(*payment, *details);
-    if (disagreement) return Outcome::disagrees;
-    // Another replica's completion may have come between the read and this.
-    return payments.complete_payment(charge.invoice_id, *details) ? Outcome::saved
-                                                                  : Outcome::known_already;
+    return !disagreement && payments.complete_payment(charge.invoice_id, *details);
   });
-  if (outcome == Outcome::disagrees) co_return disagreement;
+  if (disagreement) co_return disagreement;
   // The fee, which is 0 when it was paid outside the provider (no charge).
-  log_event(spdlog::level::info,
-            outcome == Outcome::saved ? "payment fee recorded" : "payment fee known already", "",
+  log_event(spdlog::level::info, saved ? "payment fee recorded" : "payment fee known already", "",
             {{"invoice_id", charge.invoice_id}, {"fee", std::to_string(details->fee)}});
   co_return std::nullopt;
 }
